@@ -1,0 +1,142 @@
+"""The sandbox org's customisation: custom fields (Salesforce) and custom properties (HubSpot).
+
+A real org gets these from its admin; the sandbox declares them here so that
+both servers describe, validate and store them, and the seed generator fills
+them. Relay's own HubSpot properties (``relay_*``) are deliberately absent:
+Relay creates them through the properties API, as it must in a real portal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CustomField:
+    """A Salesforce custom field.
+
+    Attributes:
+        name: API name, ending in ``__c``.
+        type: Salesforce field type as ``describe`` reports it: string, textarea,
+            double, int, percent, currency, boolean, date, datetime, picklist,
+            reference, email, phone, url.
+        label: the label shown in the UI.
+        length: maximum length of text fields.
+        external_id: usable for upsert by external id.
+        unique: values must be unique (case-insensitive, as Salesforce does).
+        picklist_values: allowed values of a picklist.
+    """
+
+    name: str
+    type: str
+    label: str
+    length: int | None = None
+    external_id: bool = False
+    unique: bool = False
+    picklist_values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HubSpotProperty:
+    """A HubSpot property definition (``/crm/v3/properties/{objectType}``).
+
+    Attributes:
+        name: internal name.
+        label: label shown in the UI.
+        type: string, number, date, datetime, enumeration or bool.
+        field_type: text, textarea, number, date, booleancheckbox, select, checkbox, ...
+        group_name: property group.
+        options: (label, value) pairs of an enumeration.
+        has_unique_value: usable as ``idProperty`` for upserts.
+    """
+
+    name: str
+    label: str
+    type: str
+    field_type: str
+    group_name: str
+    options: tuple[tuple[str, str], ...] = ()
+    has_unique_value: bool = False
+
+
+_BEHAVIOUR = (
+    CustomField("Page_Views__c", "double", "Page Views"),
+    CustomField("Email_Clicks__c", "double", "Email Clicks"),
+    CustomField("Form_Submissions__c", "double", "Form Submissions"),
+    CustomField("Content_Downloads__c", "double", "Content Downloads"),
+    CustomField("Pricing_Page_Visits__c", "double", "Pricing Page Visits"),
+    CustomField("Webinar_Attended__c", "boolean", "Webinar Attended"),
+    CustomField("Demo_Requested__c", "boolean", "Demo Requested"),
+)
+_RELAY_PERSON = (
+    CustomField("Relay_Score__c", "double", "Relay Score"),
+    CustomField("Relay_Score_Category__c", "string", "Relay Score Category", length=40),
+    CustomField("Relay_Routing_Reason__c", "string", "Relay Routing Reason", length=255),
+    CustomField("Relay_SLA_Due__c", "datetime", "Relay SLA Due"),
+    CustomField("Relay_Matched_Account__c", "string", "Relay Matched Account", length=18),
+    CustomField("Relay_Id__c", "string", "Relay Id", length=64, external_id=True, unique=True),
+)
+
+SALESFORCE_CUSTOM_FIELDS: dict[str, tuple[CustomField, ...]] = {
+    "Lead": _BEHAVIOUR + _RELAY_PERSON,
+    "Contact": _BEHAVIOUR + _RELAY_PERSON,
+    "Account": (
+        CustomField("Domain__c", "string", "Domain", length=255),
+        CustomField("Relay_Id__c", "string", "Relay Id", length=64, external_id=True, unique=True),
+    ),
+    "Opportunity": (
+        CustomField("Discovery_Call_Scheduled__c", "boolean", "Discovery Call Scheduled"),
+        CustomField("Decision_Maker_Identified__c", "boolean", "Decision Maker Identified"),
+        CustomField("Pain_Points__c", "textarea", "Pain Points", length=32768),
+        CustomField("BANT_Qualified__c", "boolean", "BANT Qualified"),
+        CustomField("Champion_Identified__c", "boolean", "Champion Identified"),
+        CustomField("Demo_Scheduled__c", "boolean", "Demo Scheduled"),
+        CustomField("ROI_Validated__c", "boolean", "ROI Validated"),
+        CustomField("Proposal_Delivered__c", "boolean", "Proposal Delivered"),
+        CustomField("Decision_Date__c", "date", "Decision Date"),
+        CustomField("Discount_Percent__c", "percent", "Discount Percent"),
+        CustomField("Discount_Approved_By__c", "string", "Discount Approved By", length=80),
+        CustomField("Terms_Agreed__c", "boolean", "Terms Agreed"),
+        CustomField("Contract_Sent__c", "boolean", "Contract Sent"),
+        CustomField("Handoff_CSM__c", "string", "Handoff CSM", length=18),
+        CustomField("Go_Live_Date__c", "date", "Go-Live Date"),
+        CustomField("Success_Criteria__c", "textarea", "Success Criteria", length=32768),
+        CustomField("Contract_Term_Months__c", "double", "Contract Term (Months)"),
+        CustomField("Relay_Stage_Gate_Status__c", "string", "Relay Stage Gate Status", length=255),
+        CustomField("Relay_Id__c", "string", "Relay Id", length=64, external_id=True, unique=True),
+    ),
+    "Task": (
+        CustomField(
+            "Relay_Idempotency_Key__c", "string", "Relay Idempotency Key", length=128, external_id=True, unique=True
+        ),
+    ),
+}
+
+_HS_BOOL = (("True", "true"), ("False", "false"))
+
+HUBSPOT_CUSTOM_PROPERTIES: dict[str, tuple[HubSpotProperty, ...]] = {
+    "contacts": (
+        HubSpotProperty("content_downloads", "Content Downloads", "number", "number", "contactinformation"),
+        HubSpotProperty("pricing_page_visits", "Pricing Page Visits", "number", "number", "contactinformation"),
+        HubSpotProperty("webinar_attended", "Webinar Attended", "bool", "booleancheckbox", "contactinformation", _HS_BOOL),
+        HubSpotProperty("demo_requested", "Demo Requested", "bool", "booleancheckbox", "contactinformation", _HS_BOOL),
+    ),
+    "companies": (),
+    "deals": (
+        HubSpotProperty("discovery_call_scheduled", "Discovery Call Scheduled", "bool", "booleancheckbox", "dealinformation", _HS_BOOL),
+        HubSpotProperty("decision_maker_identified", "Decision Maker Identified", "bool", "booleancheckbox", "dealinformation", _HS_BOOL),
+        HubSpotProperty("pain_points", "Pain Points", "string", "textarea", "dealinformation"),
+        HubSpotProperty("bant_qualified", "BANT Qualified", "bool", "booleancheckbox", "dealinformation", _HS_BOOL),
+        HubSpotProperty("champion_identified", "Champion Identified", "bool", "booleancheckbox", "dealinformation", _HS_BOOL),
+        HubSpotProperty("demo_scheduled", "Demo Scheduled", "bool", "booleancheckbox", "dealinformation", _HS_BOOL),
+        HubSpotProperty("roi_validated", "ROI Validated", "bool", "booleancheckbox", "dealinformation", _HS_BOOL),
+        HubSpotProperty("proposal_delivered", "Proposal Delivered", "bool", "booleancheckbox", "dealinformation", _HS_BOOL),
+        HubSpotProperty("decision_date", "Decision Date", "date", "date", "dealinformation"),
+        HubSpotProperty("discount_percent", "Discount Percent", "number", "number", "dealinformation"),
+        HubSpotProperty("terms_agreed", "Terms Agreed", "bool", "booleancheckbox", "dealinformation", _HS_BOOL),
+        HubSpotProperty("contract_sent", "Contract Sent", "bool", "booleancheckbox", "dealinformation", _HS_BOOL),
+        HubSpotProperty("success_criteria", "Success Criteria", "string", "textarea", "dealinformation"),
+    ),
+    "tasks": (),
+    "notes": (),
+}
