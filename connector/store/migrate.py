@@ -1,0 +1,78 @@
+"""Schema migrations, configured in code (no alembic.ini): ``relay db upgrade`` calls :func:`upgrade`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import URL
+
+from connector.store.db import create_engine_for
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Build the Alembic configuration for Relay's migrations.
+
+    Args:
+        connection: If given, migrations run on this connection (env.py picks it up).
+
+    Returns:
+        An Alembic ``Config`` pointing at ``connector/store/migrations``.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """Return the newest migration revision shipped with this version of Relay."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def _engine(database: str | URL | Engine) -> tuple[Engine, bool]:
+    if isinstance(database, Engine):
+        return database, False
+    return create_engine_for(database), True
+
+
+def upgrade(database: str | URL | Engine, revision: str = "head") -> None:
+    """Migrate the database to ``revision`` (the newest by default).
+
+    Args:
+        database: A database URL (e.g. ``sqlite:///./relay.db``) or an engine.
+        revision: Target revision; ``"head"`` for the newest.
+    """
+    engine, owned = _engine(database)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), revision)
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def current_revision(database: str | URL | Engine) -> str | None:
+    """Return the revision the database is at, or ``None`` if it was never migrated."""
+    engine, owned = _engine(database)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def is_up_to_date(database: str | URL | Engine) -> bool:
+    """Return whether the database is at the newest migration shipped with Relay."""
+    return current_revision(database) == head_revision()

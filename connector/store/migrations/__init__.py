@@ -1,0 +1,1 @@
+"""Alembic environment and migrations for Relay's database (shipped inside the package)."""

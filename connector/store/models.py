@@ -1,0 +1,370 @@
+"""Relay's tables, as SQLAlchemy 2.0 typed declarative models.
+
+Portable between SQLite and PostgreSQL. Invariants live in the database:
+
+* one running sync per connection: partial unique index on ``sync_runs(connection)``
+  where ``status = 'running'``;
+* one active assignment per CRM record: partial unique index on
+  ``assignments(connection, object, crm_id)`` where ``status = 'active'``;
+* one outbox row per idempotency key, one inbox row per (provider, event key);
+* the audit log is append-only and sync cursors only move forward (triggers, created
+  by the migration; see ``migrations/versions/0001_initial.py``).
+
+The migration is the source of the schema in a deployed database; these models must
+match it (a test compares them with Alembic's ``compare_metadata``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from connector.store._types import UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Surrogate keys: BIGINT on PostgreSQL, INTEGER on SQLite (only INTEGER PRIMARY KEY autoincrements).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+CONNECTION_LEN = 100
+OBJECT_LEN = 100
+CRM_ID_LEN = 64
+RELAY_ID_LEN = 36
+
+
+class SyncMode(StrEnum):
+    """How a sync run reads: everything, or what changed since the cursor."""
+
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
+class SyncStatus(StrEnum):
+    """Life cycle of a sync run; ``crashed`` marks a run whose process died."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CRASHED = "crashed"
+
+
+class IdentityKind(StrEnum):
+    """What an identity stands for."""
+
+    PERSON = "person"
+    ACCOUNT = "account"
+
+
+class AssignmentStatus(StrEnum):
+    """An assignment is active until a later one supersedes it."""
+
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+
+
+class OutboxOperation(StrEnum):
+    """The CRM write an outbox message asks for."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    UPSERT = "upsert"
+
+
+class OutboxStatus(StrEnum):
+    """Delivery state of an outbox message; ``failed`` is retried, ``dead`` is not."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+class AuditAction(StrEnum):
+    """The audit actions Relay writes today (the column accepts any non-empty action)."""
+
+    ASSIGNED = "assigned"
+    SCORED = "scored"
+    FIELD_UPDATE = "field_update"
+    TASK_CREATED = "task_created"
+    QUARANTINED = "quarantined"
+    MERGED = "merged"
+    DELETED = "deleted"
+
+
+def _in(column: str, enum: type[StrEnum]) -> str:
+    values = ", ".join(f"'{member.value}'" for member in enum)
+    return f"{column} IN ({values})"
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the naming convention used by the migrations."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
+
+
+class SyncRun(Base):
+    """One sync of a connection (optionally limited to one CRM object)."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (
+        CheckConstraint(_in("mode", SyncMode), name="mode"),
+        CheckConstraint(_in("status", SyncStatus), name="status"),
+        Index(
+            "uq_sync_runs_one_running",
+            "connection",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+        Index("ix_sync_runs_connection_started_at", "connection", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    object: Mapped[str | None] = mapped_column(String(OBJECT_LEN))
+    mode: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    counts: Mapped[dict[str, Any]]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncCursor(Base):
+    """Where the incremental read of one object of one connection stands."""
+
+    __tablename__ = "sync_cursors"
+
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN), primary_key=True)
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN), primary_key=True)
+    last_modified: Mapped[datetime]
+    last_id: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
+    updated_at: Mapped[datetime]
+
+
+class Identity(Base):
+    """A person or account as Relay knows it, across CRMs."""
+
+    __tablename__ = "identities"
+    __table_args__ = (
+        CheckConstraint(_in("kind", IdentityKind), name="kind"),
+        UniqueConstraint("kind", "key"),
+    )
+
+    relay_id: Mapped[str] = mapped_column(String(RELAY_ID_LEN), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+
+
+class IdentityLink(Base):
+    """A CRM record that belongs to an identity."""
+
+    __tablename__ = "identity_links"
+
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN), primary_key=True)
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN), primary_key=True)
+    crm_id: Mapped[str] = mapped_column(String(CRM_ID_LEN), primary_key=True)
+    relay_id: Mapped[str] = mapped_column(ForeignKey("identities.relay_id"), index=True)
+    linked_at: Mapped[datetime]
+
+
+class RecordSnapshot(Base):
+    """The last canonical form Relay saw of a CRM record."""
+
+    __tablename__ = "records"
+    __table_args__ = (Index("ix_records_relay_id", "relay_id"),)
+
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN), primary_key=True)
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN), primary_key=True)
+    crm_id: Mapped[str] = mapped_column(String(CRM_ID_LEN), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    canonical: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    relay_id: Mapped[str | None] = mapped_column(ForeignKey("identities.relay_id"))
+    deleted: Mapped[bool] = mapped_column(Boolean)
+    merged_into: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+
+
+class AssignmentEntry(Base):
+    """One owner assignment in the ledger; at most one is active per CRM record."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        CheckConstraint(_in("status", AssignmentStatus), name="status"),
+        Index(
+            "uq_assignments_one_active",
+            "connection",
+            "object",
+            "crm_id",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+        Index("ix_assignments_record", "connection", "object", "crm_id"),
+        Index("ix_assignments_owner_email", "owner_email"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    relay_id: Mapped[str | None] = mapped_column(ForeignKey("identities.relay_id"))
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN))
+    crm_id: Mapped[str] = mapped_column(String(CRM_ID_LEN))
+    owner_email: Mapped[str] = mapped_column(String(320))
+    owner_crm_id: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
+    tier: Mapped[str | None] = mapped_column(String(64))
+    rule: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    score: Mapped[int | None] = mapped_column(Integer)
+    rules_version: Mapped[str | None] = mapped_column(String(128))
+    assigned_at: Mapped[datetime]
+    sla_due: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class RoundRobinPosition(Base):
+    """Where a round-robin group's rotation stands."""
+
+    __tablename__ = "round_robin_positions"
+
+    group_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class OutboxMessage(Base):
+    """A CRM write waiting to be sent, or its outcome."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(_in("operation", OutboxOperation), name="operation"),
+        CheckConstraint(_in("status", OutboxStatus), name="status"),
+        Index("ix_outbox_connection_status", "connection", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN))
+    operation: Mapped[str] = mapped_column(String(16))
+    crm_id: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
+    payload: Mapped[dict[str, Any]]
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    crm_result: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id"))
+
+
+class AuditEntry(Base):
+    """One line of the append-only audit log."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        CheckConstraint("action <> ''", name="action_not_empty"),
+        Index("ix_audit_log_record", "connection", "object", "crm_id"),
+        Index("ix_audit_log_run_id", "run_id"),
+        Index("ix_audit_log_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id"))
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    object: Mapped[str | None] = mapped_column(String(OBJECT_LEN))
+    crm_id: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
+    relay_id: Mapped[str | None] = mapped_column(String(RELAY_ID_LEN))
+    action: Mapped[str] = mapped_column(String(64))
+    rules_version: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any]]
+
+
+class QuarantinedRecord(Base):
+    """A CRM record Relay could not process, kept with the reason."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (
+        Index("ix_quarantine_connection_at", "connection", "at"),
+        Index("ix_quarantine_run_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN))
+    crm_id: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]]
+    at: Mapped[datetime]
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id"))
+
+
+class ApiCallCount(Base):
+    """How many CRM API calls of one kind a connection made (within a run, if any).
+
+    Counts are added as rows and summed on read, so concurrent writers never lose one.
+    """
+
+    __tablename__ = "api_calls"
+    __table_args__ = (
+        CheckConstraint("count >= 0", name="count_not_negative"),
+        Index("ix_api_calls_connection_run_id", "connection", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id"))
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    kind: Mapped[str] = mapped_column(String(100))
+    count: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+
+
+class InboxEvent(Base):
+    """A webhook event stored before it is acknowledged (at-least-once intake)."""
+
+    __tablename__ = "webhook_inbox"
+    __table_args__ = (
+        UniqueConstraint("provider", "event_key"),
+        Index(
+            "ix_webhook_inbox_unprocessed",
+            "provider",
+            "id",
+            sqlite_where=text("processed_at IS NULL"),
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(50))
+    event_key: Mapped[str] = mapped_column(String(500))
+    payload: Mapped[Any] = mapped_column(JSON)
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
