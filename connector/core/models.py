@@ -1,0 +1,295 @@
+"""Canonical records and the decisions the core returns.
+
+Records (``Person``, ``Account``, ``Owner``) are what the mapping layer produces from
+CRM data; decisions (``HygieneResult``, ``ScoreResult``, ``RoutingDecision``,
+``SlaDecision``, ``LeadDecision``) are what the pipeline stores and writes back.
+Everything here is a frozen pydantic model: stages never mutate their inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Seniority = Literal["c_level", "vp", "director", "manager", "individual", "unknown"]
+JobFunction = Literal[
+    "sales", "marketing", "engineering", "it", "finance", "operations", "hr", "executive", "other"
+]
+ScoreComponent = Literal["demographic", "firmographic", "behavioural"]
+TaskPriority = Literal["High", "Normal", "Low"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RecordRef(_Frozen):
+    """Where a record lives: connection name, CRM object and the CRM's id."""
+
+    connection: str = Field(min_length=1)
+    object: str = Field(min_length=1)
+    crm_id: str = Field(min_length=1)
+
+    def __str__(self) -> str:
+        return f"{self.connection}/{self.object}/{self.crm_id}"
+
+
+class Person(_Frozen):
+    """A Salesforce Lead or Contact, or a HubSpot contact, in canonical form."""
+
+    kind: Literal["lead", "contact"]
+    ref: RecordRef
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    title: str | None = None
+    company: str | None = None
+    website: str | None = None
+    industry: str | None = None
+    employees: int | None = None
+    annual_revenue: float | None = None
+    country: str | None = None
+    state: str | None = None
+    city: str | None = None
+    lead_source: str | None = None
+    status: str | None = None
+    owner_id: str | None = None
+    created_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
+    is_converted: bool | None = None
+    email_opt_out: bool | None = None
+    # behavioural signals
+    page_views: int | None = None
+    email_clicks: int | None = None
+    form_submissions: int | None = None
+    content_downloads: int | None = None
+    pricing_page_visits: int | None = None
+    webinar_attended: bool | None = None
+    demo_requested: bool | None = None
+    # Relay write-back fields
+    relay_score: int | None = None
+    relay_score_category: str | None = None
+    relay_routing_reason: str | None = None
+    relay_sla_due: AwareDatetime | None = None
+    relay_matched_account: str | None = None
+    relay_id: str | None = None
+
+
+class Account(_Frozen):
+    """A Salesforce Account or HubSpot company in canonical form."""
+
+    ref: RecordRef
+    name: str | None = None
+    domain: str | None = None
+    website: str | None = None
+    industry: str | None = None
+    employees: int | None = None
+    annual_revenue: float | None = None
+    country: str | None = None
+    state: str | None = None
+    owner_id: str | None = None
+    relay_id: str | None = None
+
+
+class Owner(_Frozen):
+    """A CRM user who can own records (Salesforce User, HubSpot owner).
+
+    ``connection`` says which CRM the ``id`` belongs to; ``None`` means "any".
+    """
+
+    id: str = Field(min_length=1)
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    active: bool = True
+    connection: str | None = None
+
+
+class Finding(_Frozen):
+    """One data-quality problem found on one field of one record."""
+
+    ref: RecordRef
+    field: str
+    code: str
+    message: str
+    value: str | None = None
+
+
+class HygieneResult(_Frozen):
+    """The cleaned person plus what changed and what is wrong.
+
+    Attributes:
+        person: The person with every normalised value applied.
+        changes: Only the fields whose normalised value differs from the input.
+        findings: Data-quality findings (missing required fields, invalid phone...).
+        email_domain: Lower-case domain of a syntactically valid email, else ``None``.
+        free_mail: True when ``email_domain`` is a free-mail provider (gmail, yahoo...).
+        company_key: Company name without legal suffix/punctuation, for matching.
+        seniority: Seniority derived from the job title.
+        function: Job function derived from the job title.
+    """
+
+    person: Person
+    changes: Mapping[str, Any] = Field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    email_domain: str | None = None
+    free_mail: bool = False
+    company_key: str | None = None
+    seniority: Seniority = "unknown"
+    function: JobFunction = "other"
+
+
+class ScoreItem(_Frozen):
+    """One scoring rule that contributed points (before the component cap)."""
+
+    component: ScoreComponent
+    rule: str
+    points: int
+    detail: str = ""
+
+
+class ScoreResult(_Frozen):
+    """Lead score: three capped components, their total and the category."""
+
+    demographic: int = Field(ge=0, le=30)
+    firmographic: int = Field(ge=0, le=30)
+    behavioural: int = Field(ge=0, le=40)
+    total: int = Field(ge=0, le=100)
+    category: str
+    items: tuple[ScoreItem, ...] = ()
+
+
+class RoutingDecision(_Frozen):
+    """Who owns the lead and why.
+
+    The owner is decided by EMAIL; the pipeline resolves the per-connection owner id.
+
+    Attributes:
+        owner_email: The chosen owner, or ``None`` (nurture, or nobody available).
+        tier: Routing/SLA tier, e.g. ``Hot``, ``Warm``, ``Qualified``, ``Cold``, ``Nurture``.
+        rule: Name of the routing rule that decided.
+        reason: Human-readable reason, written to the CRM (max 255 characters).
+        region: Territory used (``None`` when the rule does not use territories).
+        group: Round-robin group key used (e.g. ``senior_reps:NA``), if any.
+        position: 1-based count of assignments made in that group, after this one.
+        kept_existing: True when the lead already had a Relay assignment and kept it.
+        fallback: Name of the fallback step used when the region had nobody active.
+    """
+
+    owner_email: str | None
+    tier: str
+    rule: str
+    reason: str = Field(max_length=255)
+    region: str | None = None
+    group: str | None = None
+    position: int | None = None
+    kept_existing: bool = False
+    fallback: str | None = None
+
+
+class SlaDecision(_Frozen):
+    """Response-time SLA for an assignment made at ``assigned_at``."""
+
+    tier: str
+    response_minutes: int
+    assigned_at: AwareDatetime
+    due_at: AwareDatetime
+    reminder_at: AwareDatetime
+    escalate_at: AwareDatetime
+    escalation_chain: tuple[str, ...] = ()
+    task_priority: TaskPriority = "Normal"
+
+
+class TaskDecision(_Frozen):
+    """The follow-up task Relay asks the pipeline to create for a new assignment."""
+
+    subject: str
+    description: str
+    due_at: AwareDatetime
+    owner_email: str
+    priority: TaskPriority
+
+
+class ExistingAssignment(_Frozen):
+    """An active assignment from Relay's ledger: the lead keeps this owner."""
+
+    owner_email: str
+    tier: str
+    assigned_at: AwareDatetime
+    rule: str | None = None
+
+
+class LeadDecision(_Frozen):
+    """Everything the core decided about one person record.
+
+    Attributes:
+        ref: The person record this decision is about.
+        identity_id: Deterministic id of the person's identity cluster (``relay_id``).
+        person_key: Normalised email used to cluster, or ``None``.
+        duplicates: Other records in the same cluster (same person in either CRM).
+        hygiene: Cleaning result (``None`` only when the record was quarantined early).
+        matched_account: The account matched by email domain, if any.
+        score: Score result.
+        routing: Routing decision (``None`` when quarantined or converted).
+        sla: SLA timers for a NEW assignment (``None`` when kept/nurture/unassigned).
+        task: Task to create for a NEW assignment.
+        field_updates: Canonical person fields whose value should change in the CRM
+            (normalised values and Relay's write-back fields), only those that differ.
+        findings: Data-quality findings.
+        quarantine_reason: Set when the record could not be decided; nothing else is.
+        rules_version: Version hash of the rules that decided.
+        decided_at: The ``now`` the decision was made at.
+    """
+
+    ref: RecordRef
+    identity_id: str
+    person_key: str | None = None
+    duplicates: tuple[RecordRef, ...] = ()
+    hygiene: HygieneResult | None = None
+    matched_account: RecordRef | None = None
+    score: ScoreResult | None = None
+    routing: RoutingDecision | None = None
+    sla: SlaDecision | None = None
+    task: TaskDecision | None = None
+    field_updates: Mapping[str, Any] = Field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    quarantine_reason: str | None = None
+    rules_version: str
+    decided_at: datetime
+
+    @property
+    def quarantined(self) -> bool:
+        """True when the record could not be decided and was set aside."""
+        return self.quarantine_reason is not None
+
+
+class GroupPosition(_Frozen):
+    """Smooth weighted round-robin state for one group (e.g. ``sales_reps:NA``).
+
+    Attributes:
+        current: Current weight per member email (nginx smooth weighted round robin).
+        assigned: Number of assignments made in this group so far.
+    """
+
+    current: Mapping[str, int] = Field(default_factory=dict)
+    assigned: int = Field(default=0, ge=0)
+
+
+class RoutingState(_Frozen):
+    """Round-robin positions per group. Immutable: routing returns a new state."""
+
+    groups: Mapping[str, GroupPosition] = Field(default_factory=dict)
+
+    def position(self, group_key: str) -> GroupPosition:
+        """Return the state of ``group_key`` (a fresh one when never used)."""
+        return self.groups.get(group_key, GroupPosition())
+
+    def with_position(self, group_key: str, position: GroupPosition) -> RoutingState:
+        """Return a copy of this state with ``group_key`` set to ``position``."""
+        groups = dict(self.groups)
+        groups[group_key] = position
+        return RoutingState(groups=groups)

@@ -1,0 +1,583 @@
+"""The rules schema: scoring, routing and SLA policy as pydantic models.
+
+These models validate ``config/rules/scoring.yaml``, ``routing.yaml`` and ``sla.yaml``
+(``ScoringRules.model_validate(data)`` etc.). Unknown keys are rejected everywhere
+(``extra="forbid"``), and cross-field checks raise a ``ValidationError`` whose ``loc``
+points at the offending key (e.g. ``rules.2.group``) so the loader can report
+file + key path + value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import pycountry
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+DEMOGRAPHIC_MAX = 30
+FIRMOGRAPHIC_MAX = 30
+BEHAVIOURAL_MAX = 40
+SCORE_MAX = DEMOGRAPHIC_MAX + FIRMOGRAPHIC_MAX + BEHAVIOURAL_MAX
+
+GLOBAL_REGION = "global"
+PersonFieldName = Literal[
+    "first_name", "last_name", "email", "phone", "title", "company", "website",
+    "industry", "employees", "annual_revenue", "country", "state", "city", "lead_source",
+]
+TaskPriority = Literal["High", "Normal", "Low"]
+
+_EMAIL_RE = re.compile(r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)+$")
+_DOMAIN_RE = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
+
+Loc = tuple[str | int, ...]
+
+
+class _Problems:
+    """Collects cross-field problems and raises them as one ValidationError."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.errors: list[InitErrorDetails] = []
+
+    def add(self, loc: Loc, code: str, message: str, value: Any) -> None:
+        # Braces in user values must not be read as format fields by pydantic-core.
+        safe = message.replace("{", "{{").replace("}", "}}")
+        self.errors.append(
+            InitErrorDetails(type=PydanticCustomError(code, safe), loc=loc, input=value)
+        )
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ValidationError.from_exception_data(self.title, self.errors)
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _known(names: Iterable[str]) -> str:
+    return ", ".join(sorted(names)) or "none"
+
+
+def _check_country(problems: _Problems, loc: Loc, code: str) -> None:
+    if not re.fullmatch(r"[A-Z]{2}", code) or pycountry.countries.get(alpha_2=code) is None:
+        problems.add(loc, "unknown_country", f"'{code}' is not an ISO 3166 alpha-2 country code", code)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+class Band(_Schema):
+    """A numeric band: a value >= ``min`` earns ``points`` (the highest band wins)."""
+
+    min: float = Field(ge=0)
+    points: int = Field(ge=0)
+    label: str | None = None
+
+
+class SeniorityPoints(_Schema):
+    """Points per seniority derived from the job title."""
+
+    c_level: int = Field(default=0, ge=0)
+    vp: int = Field(default=0, ge=0)
+    director: int = Field(default=0, ge=0)
+    manager: int = Field(default=0, ge=0)
+    individual: int = Field(default=0, ge=0)
+    unknown: int = Field(default=0, ge=0)
+
+
+class FunctionPoints(_Schema):
+    """Points per job function derived from the job title."""
+
+    sales: int = Field(default=0, ge=0)
+    marketing: int = Field(default=0, ge=0)
+    engineering: int = Field(default=0, ge=0)
+    it: int = Field(default=0, ge=0)
+    finance: int = Field(default=0, ge=0)
+    operations: int = Field(default=0, ge=0)
+    hr: int = Field(default=0, ge=0)
+    executive: int = Field(default=0, ge=0)
+    other: int = Field(default=0, ge=0)
+
+
+class CompletenessRule(_Schema):
+    """Points for filled-in fields: ``points`` x (filled / listed), rounded down."""
+
+    fields: list[PersonFieldName] = Field(min_length=1)
+    points: int = Field(ge=0)
+
+
+class EmailRule(_Schema):
+    """Points for a business email versus a free-mail address (gmail, yahoo...)."""
+
+    business: int = Field(ge=0)
+    free_mail: int = Field(default=0, ge=0)
+
+
+class DemographicRules(_Schema):
+    """Who the person is (0-30)."""
+
+    seniority: SeniorityPoints
+    function: FunctionPoints
+    completeness: CompletenessRule
+    email: EmailRule
+
+
+class ListRule(_Schema):
+    """``points`` when the value is one of ``values`` (case-insensitive)."""
+
+    points: int = Field(ge=0)
+    values: list[str] = Field(min_length=1)
+
+
+class FirmographicRules(_Schema):
+    """What the company is (0-30)."""
+
+    employees: list[Band] = Field(default_factory=list)
+    annual_revenue: list[Band] = Field(default_factory=list)
+    industries: ListRule | None = None
+    countries: ListRule | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> FirmographicRules:
+        problems = _Problems("FirmographicRules")
+        for name, bands in (("employees", self.employees), ("annual_revenue", self.annual_revenue)):
+            for i in range(1, len(bands)):
+                if bands[i].min >= bands[i - 1].min:
+                    problems.add(
+                        (name, i, "min"),
+                        "band_order",
+                        f"{name}[{i}].min {bands[i].min:g} must be lower than "
+                        f"{name}[{i - 1}].min {bands[i - 1].min:g}: list bands from the highest down",
+                        bands[i].min,
+                    )
+        if self.countries is not None:
+            for i, code in enumerate(self.countries.values):
+                _check_country(problems, ("countries", "values", i), code)
+        problems.raise_if_any()
+        return self
+
+
+class CountRule(_Schema):
+    """``points_each`` per occurrence, at most ``max_points``."""
+
+    points_each: int = Field(ge=0)
+    max_points: int = Field(ge=0)
+
+
+class BehaviouralRules(_Schema):
+    """What the person did (0-40)."""
+
+    page_views: CountRule
+    email_clicks: CountRule
+    form_submissions: CountRule
+    content_downloads: CountRule
+    pricing_page_visits: CountRule
+    webinar_attended: int = Field(ge=0)
+    demo_requested: int = Field(ge=0)
+
+
+class Category(_Schema):
+    """A score category such as ``Hot`` covering totals ``min``..``max`` inclusive."""
+
+    name: str = Field(min_length=1)
+    min: int = Field(ge=0, le=SCORE_MAX)
+    max: int = Field(ge=0, le=SCORE_MAX)
+
+
+class ScoringRules(_Schema):
+    """The lead scoring model (``config/rules/scoring.yaml``)."""
+
+    demographic: DemographicRules
+    firmographic: FirmographicRules
+    behavioural: BehaviouralRules
+    categories: list[Category] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_categories(self) -> ScoringRules:
+        problems = _Problems("ScoringRules")
+        seen: dict[str, int] = {}
+        for i, cat in enumerate(self.categories):
+            if cat.name in seen:
+                problems.add(("categories", i, "name"), "duplicate",
+                             f"category '{cat.name}' is already defined at categories[{seen[cat.name]}]",
+                             cat.name)
+            seen.setdefault(cat.name, i)
+            if cat.min > cat.max:
+                problems.add(("categories", i, "min"), "band_inverted",
+                             f"category '{cat.name}' has min {cat.min} above max {cat.max}", cat.min)
+        order = sorted(range(len(self.categories)), key=lambda i: self.categories[i].min)
+        expected = 0
+        for i in order:
+            cat = self.categories[i]
+            if cat.min > expected:
+                problems.add(("categories", i, "min"), "band_gap",
+                             f"category '{cat.name}' starts at {cat.min}: totals {expected}.."
+                             f"{cat.min - 1} have no category", cat.min)
+            elif cat.min < expected:
+                problems.add(("categories", i, "min"), "band_overlap",
+                             f"category '{cat.name}' starts at {cat.min}, overlapping the category "
+                             f"that ends at {expected - 1}", cat.min)
+            expected = max(expected, cat.max + 1)
+        if expected <= SCORE_MAX:
+            problems.add(("categories",), "band_gap",
+                         f"totals {expected}..{SCORE_MAX} have no category", expected)
+        problems.raise_if_any()
+        return self
+
+    def category_for(self, total: int) -> str:
+        """Return the category name for a total score.
+
+        Raises:
+            ValueError: if ``total`` is outside 0..100 (validated rules cover all of it).
+        """
+        for cat in self.categories:
+            if cat.min <= total <= cat.max:
+                return cat.name
+        raise ValueError(f"score {total} is outside 0..{SCORE_MAX}")
+
+
+# --------------------------------------------------------------------------- routing
+
+
+class TeamMember(_Schema):
+    """One person in the sales team roster."""
+
+    email: str
+    name: str = Field(min_length=1)
+    role: str = Field(min_length=1)
+    region: str = Field(min_length=1)
+    active: bool = True
+    weight: int = Field(default=1, gt=0)
+    manager: str | None = None
+
+
+class GroupFallback(_Schema):
+    """What to do when a group has no active member in the lead's region.
+
+    kinds:
+        ``all_regions``: round robin over the group's active members in every region.
+        ``role_in_region``: the active member(s) with ``role`` in the lead's region.
+        ``role``: the active member(s) with ``role`` in any region.
+        ``owner``: the member ``email`` if active.
+    """
+
+    kind: Literal["all_regions", "role_in_region", "role", "owner"]
+    role: str | None = None
+    email: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> GroupFallback:
+        problems = _Problems("GroupFallback")
+        if self.kind in ("role_in_region", "role") and not self.role:
+            problems.add(("role",), "missing", f"fallback kind '{self.kind}' needs a role", None)
+        if self.kind == "owner" and not self.email:
+            problems.add(("email",), "missing", "fallback kind 'owner' needs an email", None)
+        problems.raise_if_any()
+        return self
+
+    @property
+    def label(self) -> str:
+        """Short name used in routing reasons."""
+        if self.kind == "owner":
+            return f"owner {self.email}"
+        if self.kind == "all_regions":
+            return "all regions"
+        where = " in region" if self.kind == "role_in_region" else ""
+        return f"{self.role}{where}"
+
+
+class RoundRobinGroup(_Schema):
+    """A round-robin group: members of ``role``, per region when ``by_region``."""
+
+    role: str = Field(min_length=1)
+    label: str = Field(min_length=1)
+    by_region: bool = True
+    fallback: list[GroupFallback] = Field(default_factory=list)
+
+
+class RoutingRule(_Schema):
+    """One ordered routing rule; the first that applies decides.
+
+    actions:
+        ``named_account_owner``: the lead's email domain is a named account.
+        ``matched_account_owner``: the lead matched an account with an active owner.
+        ``round_robin``: assign in ``group`` (requires ``group``).
+        ``nurture``: no sales owner.
+    ``tier`` names the SLA tier; when omitted, the SLA tier is chosen by score.
+    """
+
+    name: str = Field(min_length=1)
+    action: Literal["named_account_owner", "matched_account_owner", "round_robin", "nurture"]
+    min_score: int = Field(default=0, ge=0, le=SCORE_MAX)
+    group: str | None = None
+    tier: str | None = None
+
+
+class RoutingRules(_Schema):
+    """Team roster, territories, named accounts and the ordered rule list."""
+
+    team: list[TeamMember] = Field(min_length=1)
+    regions: dict[str, list[str]] = Field(min_length=1)
+    default_region: str
+    named_accounts: dict[str, str] = Field(default_factory=dict)
+    groups: dict[str, RoundRobinGroup] = Field(default_factory=dict)
+    rules: list[RoutingRule] = Field(min_length=1)
+    escalation_default: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> RoutingRules:
+        problems = _Problems("RoutingRules")
+        emails = self._check_team(problems)
+        self._check_regions(problems)
+        for domain, owner in self.named_accounts.items():
+            if not _DOMAIN_RE.fullmatch(domain):
+                problems.add(("named_accounts", domain), "invalid_domain",
+                             f"'{domain}' is not a lower-case domain like acme.example", domain)
+            if owner not in emails:
+                problems.add(("named_accounts", domain), "unknown_owner",
+                             f"'{owner}' is not in the team roster", owner)
+        roles = {m.role for m in self.team}
+        for key, group in self.groups.items():
+            if group.role not in roles:
+                problems.add(("groups", key, "role"), "unknown_role",
+                             f"no team member has role '{group.role}' (known: {_known(roles)})",
+                             group.role)
+            for i, step in enumerate(group.fallback):
+                if step.role is not None and step.role not in roles:
+                    problems.add(("groups", key, "fallback", i, "role"), "unknown_role",
+                                 f"no team member has role '{step.role}' (known: {_known(roles)})",
+                                 step.role)
+                if step.email is not None and step.email not in emails:
+                    problems.add(("groups", key, "fallback", i, "email"), "unknown_owner",
+                                 f"'{step.email}' is not in the team roster", step.email)
+        self._check_rules(problems)
+        for i, email in enumerate(self.escalation_default):
+            if email not in emails:
+                problems.add(("escalation_default", i), "unknown_owner",
+                             f"'{email}' is not in the team roster", email)
+        problems.raise_if_any()
+        return self
+
+    def _check_team(self, problems: _Problems) -> set[str]:
+        emails: dict[str, int] = {}
+        for i, member in enumerate(self.team):
+            if not _EMAIL_RE.fullmatch(member.email):
+                problems.add(("team", i, "email"), "invalid_email",
+                             f"'{member.email}' is not a lower-case email address", member.email)
+            if member.email in emails:
+                problems.add(("team", i, "email"), "duplicate",
+                             f"'{member.email}' is already listed at team[{emails[member.email]}]",
+                             member.email)
+            emails.setdefault(member.email, i)
+            if member.region != GLOBAL_REGION and member.region not in self.regions:
+                problems.add(("team", i, "region"), "unknown_region",
+                             f"region '{member.region}' is not defined under regions "
+                             f"(known: {_known([*self.regions, GLOBAL_REGION])})", member.region)
+        for i, member in enumerate(self.team):
+            if member.manager is None:
+                continue
+            if member.manager not in emails:
+                problems.add(("team", i, "manager"), "unknown_manager",
+                             f"manager '{member.manager}' is not in the team roster", member.manager)
+            elif member.manager == member.email:
+                problems.add(("team", i, "manager"), "manager_cycle",
+                             f"'{member.email}' cannot be their own manager", member.manager)
+        by_email = {m.email: m for m in self.team}
+        for i, member in enumerate(self.team):
+            seen = {member.email}
+            current = member.manager
+            while current is not None and current in by_email:
+                if current in seen:
+                    problems.add(("team", i, "manager"), "manager_cycle",
+                                 f"the manager chain of '{member.email}' loops back to '{current}'",
+                                 member.manager)
+                    break
+                seen.add(current)
+                current = by_email[current].manager
+        return set(emails)
+
+    def _check_regions(self, problems: _Problems) -> None:
+        owner_region: dict[str, str] = {}
+        for region, countries in self.regions.items():
+            if region == GLOBAL_REGION:
+                problems.add(("regions", region), "reserved",
+                             f"'{GLOBAL_REGION}' is reserved for members who cover every region",
+                             region)
+            for j, code in enumerate(countries):
+                _check_country(problems, ("regions", region, j), code)
+                if code in owner_region and owner_region[code] != region:
+                    problems.add(("regions", region, j), "duplicate",
+                                 f"country '{code}' is already in region '{owner_region[code]}'",
+                                 code)
+                owner_region.setdefault(code, region)
+        if self.default_region not in self.regions:
+            problems.add(("default_region",), "unknown_region",
+                         f"region '{self.default_region}' is not defined under regions "
+                         f"(known: {_known(self.regions)})", self.default_region)
+
+    def _check_rules(self, problems: _Problems) -> None:
+        names: dict[str, int] = {}
+        for i, rule in enumerate(self.rules):
+            if rule.name in names:
+                problems.add(("rules", i, "name"), "duplicate",
+                             f"rule '{rule.name}' is already defined at rules[{names[rule.name]}]",
+                             rule.name)
+            names.setdefault(rule.name, i)
+            if rule.action == "round_robin":
+                if rule.group is None:
+                    problems.add(("rules", i, "group"), "missing",
+                                 f"rule '{rule.name}' assigns by round robin but names no group "
+                                 f"(known: {_known(self.groups)})", None)
+                elif rule.group not in self.groups:
+                    problems.add(("rules", i, "group"), "unknown_group",
+                                 f"'{rule.group}' is not a group defined under groups "
+                                 f"(known: {_known(self.groups)})", rule.group)
+            elif rule.group is not None:
+                problems.add(("rules", i, "group"), "unexpected",
+                             f"rule '{rule.name}' has action '{rule.action}', which uses no group",
+                             rule.group)
+        last = self.rules[-1]
+        if last.min_score != 0 or last.action in ("named_account_owner", "matched_account_owner"):
+            problems.add(("rules", len(self.rules) - 1), "no_catch_all",
+                         "the last rule must apply to every lead (min_score 0, action "
+                         "round_robin or nurture) so no lead is left undecided", last.name)
+
+    # ---- lookups used by routing
+
+    def member(self, email: str) -> TeamMember | None:
+        """Return the roster entry for ``email`` (case-insensitive), if any."""
+        wanted = email.strip().lower()
+        return next((m for m in self.team if m.email == wanted), None)
+
+    def region_for(self, country: str | None) -> str:
+        """Return the region of an ISO alpha-2 country, or ``default_region``."""
+        if country:
+            code = country.strip().upper()
+            for region, countries in self.regions.items():
+                if code in countries:
+                    return region
+        return self.default_region
+
+    def escalation_chain(self, email: str) -> tuple[str, ...]:
+        """Return the manager chain above ``email`` (e.g. rep -> manager -> director).
+
+        Owners outside the roster escalate to ``escalation_default``.
+        """
+        member = self.member(email)
+        if member is None:
+            return tuple(e for e in self.escalation_default if e != email)
+        chain: list[str] = []
+        current = member.manager
+        while current is not None and current not in chain:
+            chain.append(current)
+            nxt = self.member(current)
+            current = nxt.manager if nxt else None
+        return tuple(chain)
+
+
+# --------------------------------------------------------------------------- SLA
+
+
+class SlaTier(_Schema):
+    """Response-time SLA for one tier."""
+
+    name: str = Field(min_length=1)
+    min_score: int = Field(ge=0, le=SCORE_MAX)
+    response_minutes: int = Field(gt=0)
+    reminder_percent: int = Field(default=50, gt=0, le=100)
+    escalation_percent: int = Field(default=100, gt=0, le=1000)
+    task_priority: TaskPriority = "Normal"
+
+    @model_validator(mode="after")
+    def _check(self) -> SlaTier:
+        problems = _Problems("SlaTier")
+        if self.reminder_percent >= self.escalation_percent:
+            problems.add(("reminder_percent",), "reminder_after_escalation",
+                         f"reminder at {self.reminder_percent}% must come before escalation at "
+                         f"{self.escalation_percent}%", self.reminder_percent)
+        problems.raise_if_any()
+        return self
+
+
+class SlaPolicy(_Schema):
+    """Response-time SLAs per tier (``config/rules/sla.yaml``)."""
+
+    tiers: list[SlaTier] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SlaPolicy:
+        problems = _Problems("SlaPolicy")
+        names: dict[str, int] = {}
+        scores: dict[int, int] = {}
+        for i, tier in enumerate(self.tiers):
+            if tier.name in names:
+                problems.add(("tiers", i, "name"), "duplicate",
+                             f"tier '{tier.name}' is already defined at tiers[{names[tier.name]}]",
+                             tier.name)
+            names.setdefault(tier.name, i)
+            if tier.min_score in scores:
+                problems.add(("tiers", i, "min_score"), "duplicate",
+                             f"min_score {tier.min_score} is already used by tiers[{scores[tier.min_score]}]",
+                             tier.min_score)
+            scores.setdefault(tier.min_score, i)
+        if 0 not in scores:
+            problems.add(("tiers",), "band_gap",
+                         "no tier has min_score 0: low scores would have no SLA tier", None)
+        problems.raise_if_any()
+        return self
+
+    def tier(self, name: str) -> SlaTier | None:
+        """Return the tier called ``name``, if any."""
+        return next((t for t in self.tiers if t.name == name), None)
+
+    def tier_for_score(self, score: int) -> SlaTier:
+        """Return the tier with the highest ``min_score`` not above ``score``."""
+        eligible = [t for t in self.tiers if t.min_score <= score]
+        if not eligible:
+            raise ValueError(f"no SLA tier for score {score}")
+        return max(eligible, key=lambda t: t.min_score)
+
+
+# --------------------------------------------------------------------------- aggregate
+
+
+class Rules(_Schema):
+    """All decision rules together; ``version`` identifies them in the audit log."""
+
+    scoring: ScoringRules
+    routing: RoutingRules
+    sla: SlaPolicy
+
+    @model_validator(mode="after")
+    def _check(self) -> Rules:
+        problems = _Problems("Rules")
+        tiers = [t.name for t in self.sla.tiers]
+        for i, rule in enumerate(self.routing.rules):
+            if rule.tier is not None and rule.action != "nurture" and rule.tier not in tiers:
+                problems.add(("routing", "rules", i, "tier"), "unknown_tier",
+                             f"tier '{rule.tier}' is not an SLA tier in sla.yaml "
+                             f"(known: {_known(tiers)})", rule.tier)
+        problems.raise_if_any()
+        return self
+
+    @property
+    def version(self) -> str:
+        """Stable hash of the canonical JSON of all rules (16 hex characters)."""
+        return rules_version(self.scoring, self.routing, self.sla)
+
+
+def rules_version(*parts: BaseModel) -> str:
+    """Return a stable hash of the canonical JSON of ``parts``.
+
+    The same rules always give the same version, whatever the key order or
+    comments of the YAML files they came from.
+    """
+    payload: Sequence[Any] = [p.model_dump(mode="json") for p in parts]
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
