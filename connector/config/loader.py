@@ -1,0 +1,248 @@
+"""Load and validate everything Relay is configured with, reporting every problem at once."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from connector.config._errors import problems_from_validation
+from connector.config._yaml import YamlDocument, format_path, read_yaml
+from connector.config.envsubst import substitute_tree
+from connector.config.mappings import MappingFile, ObjectMapping, check_mapping_file
+from connector.config.problems import ConfigError, ConfigProblem
+from connector.config.relay import HubSpotConnection, RelayFile, SalesforceConnection
+
+RULE_FILES: dict[str, str] = {"scoring": "ScoringRules", "routing": "RoutingRules", "sla": "SlaPolicy"}
+"""Rule file stem (config/rules/<stem>.yaml) -> model name in ``connector.core.rules``."""
+RULES_MODULE = "connector.core.rules"
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """Everything Relay is configured with, validated.
+
+    Attributes:
+        relay: The connections (``config/relay.yaml``), environment references resolved.
+        mappings: Mapping files by name (``mappings/<name>.yaml``).
+        rules: The ``Rules`` aggregate (scoring, routing, SLA) from ``connector.core.rules``.
+        rules_version: Stable hash of the rules; the audit log records it with each decision.
+        config_dir: Where ``relay.yaml`` and ``rules/`` were read.
+        mappings_dir: Where the mapping files were read.
+    """
+
+    relay: RelayFile
+    mappings: dict[str, MappingFile]
+    rules: Any
+    rules_version: str
+    config_dir: Path = field(default=Path("config"))
+    mappings_dir: Path = field(default=Path("mappings"))
+
+    def connection(self, name: str) -> SalesforceConnection | HubSpotConnection:
+        """The connection called ``name``.
+
+        Raises:
+            KeyError: naming the known connections.
+        """
+        try:
+            return self.relay.connections[name]
+        except KeyError:
+            raise KeyError(f"no connection {name!r} (known: {', '.join(self.relay.connections)})") from None
+
+    def mapping_for(self, connection_name: str) -> MappingFile:
+        """The mapping file a connection uses."""
+        return self.mappings[self.connection(connection_name).mapping_name]
+
+    def object_mapping(self, connection_name: str, object_name: str) -> ObjectMapping:
+        """How one object of one connection maps (e.g. ``("salesforce", "Lead")``).
+
+        Raises:
+            KeyError: naming the mapped objects.
+        """
+        mapping = self.mapping_for(connection_name)
+        try:
+            return mapping.objects[object_name]
+        except KeyError:
+            known = ", ".join(mapping.objects)
+            raise KeyError(f"connection {connection_name!r} maps no object {object_name!r} (mapped: {known})") from None
+
+
+def validate_config(
+    config_dir: str | Path = "config", mappings_dir: str | Path = "mappings", env: Mapping[str, str] | None = None
+) -> list[ConfigProblem]:
+    """Check ``config/`` and ``mappings/`` and return every problem found (empty when valid).
+
+    Args:
+        config_dir: Directory with ``relay.yaml`` and ``rules/``.
+        mappings_dir: Directory with the mapping files.
+        env: Environment for ``${VAR:-default}`` references; ``os.environ`` when omitted.
+
+    Returns:
+        All problems across all files, each naming file, key path and value.
+    """
+    _, problems = _load(Path(config_dir), Path(mappings_dir), os.environ if env is None else env)
+    return problems
+
+
+def load_config(
+    config_dir: str | Path = "config", mappings_dir: str | Path = "mappings", env: Mapping[str, str] | None = None
+) -> RelayConfig:
+    """Load and validate Relay's configuration; nothing loads unless everything is valid.
+
+    Args:
+        config_dir: Directory with ``relay.yaml`` and ``rules/``.
+        mappings_dir: Directory with the mapping files.
+        env: Environment for ``${VAR:-default}`` references; ``os.environ`` when omitted.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: holding every problem found, across all files.
+    """
+    config, problems = _load(Path(config_dir), Path(mappings_dir), os.environ if env is None else env)
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def _load(config_dir: Path, mappings_dir: Path, env: Mapping[str, str]) -> tuple[RelayConfig | None, list[ConfigProblem]]:
+    problems: list[ConfigProblem] = []
+    relay = _load_relay(config_dir / "relay.yaml", env, problems)
+    mappings = _load_mappings(mappings_dir, problems)
+    rules, version = _load_rules(config_dir / "rules", problems)
+    if relay is not None:
+        _check_connections(relay, mappings, config_dir / "relay.yaml", mappings_dir, problems)
+    if problems or relay is None or rules is None or version is None:
+        return None, problems
+    return RelayConfig(relay, mappings, rules, version, config_dir, mappings_dir), problems
+
+
+def _validate(model: type[BaseModel], document: YamlDocument, file: str, problems: list[ConfigProblem]) -> Any:
+    problems.extend(sorted(document.problems, key=_line))
+    if document.data is None:
+        if not document.problems:
+            problems.append(ConfigProblem(file, "", None, "file is empty"))
+        return None
+    if not isinstance(document.data, dict):
+        problems.append(ConfigProblem(file, "", document.data, "the file must hold a mapping of keys at its top level", 1, 1))
+        return None
+    try:
+        return model.model_validate(document.data)
+    except ValidationError as exc:
+        problems.extend(sorted(problems_from_validation(exc, model, document, file), key=_line))
+        return None
+
+
+def _line(problem: ConfigProblem) -> int:
+    return problem.line if problem.line is not None else 0
+
+
+def _load_relay(path: Path, env: Mapping[str, str], problems: list[ConfigProblem]) -> RelayFile | None:
+    file = str(path)
+    if not path.is_file():
+        problems.append(ConfigProblem(file, "", None, "file not found; Relay needs relay.yaml to know its connections"))
+        return None
+    document = read_yaml(path, file)
+    if document.data is not None:
+        document.data, failures = substitute_tree(document.data, env)
+        for key_path, value, message in failures:
+            line, column = document.position(key_path)
+            problems.append(ConfigProblem(file, format_path(key_path), value, message, line, column))
+    result = _validate(RelayFile, document, file, problems)
+    return result if isinstance(result, RelayFile) else None
+
+
+def _load_mappings(mappings_dir: Path, problems: list[ConfigProblem]) -> dict[str, MappingFile]:
+    if not mappings_dir.is_dir():
+        problems.append(ConfigProblem(str(mappings_dir), "", None, "mappings directory not found"))
+        return {}
+    mappings: dict[str, MappingFile] = {}
+    for path in sorted([*mappings_dir.glob("*.yaml"), *mappings_dir.glob("*.yml")]):
+        file = str(path)
+        document = read_yaml(path, file)
+        mapping = _validate(MappingFile, document, file, problems)
+        if not isinstance(mapping, MappingFile):
+            continue
+        found = []
+        for key_path, value, message in check_mapping_file(mapping):
+            line, column = document.position(key_path)
+            found.append(ConfigProblem(file, format_path(key_path), value, message, line, column))
+        problems.extend(sorted(found, key=_line))
+        mappings[path.stem] = mapping
+    return mappings
+
+
+def _load_rules(rules_dir: Path, problems: list[ConfigProblem]) -> tuple[Any, str | None]:
+    try:
+        module = importlib.import_module(RULES_MODULE)
+    except ImportError as exc:
+        problems.append(ConfigProblem(str(rules_dir), "", None, f"the rules schema ({RULES_MODULE}) cannot be imported: {exc}"))
+        return None, None
+    parts: dict[str, Any] = {}
+    documents: dict[str, tuple[str, YamlDocument]] = {}
+    for stem, model_name in RULE_FILES.items():
+        path = rules_dir / f"{stem}.yaml"
+        file = str(path)
+        if not path.is_file():
+            problems.append(ConfigProblem(file, "", None, "file not found"))
+            continue
+        document = read_yaml(path, file)
+        documents[stem] = (file, document)
+        parts[stem] = _validate(getattr(module, model_name), document, file, problems)
+    if len(parts) != len(RULE_FILES) or any(part is None for part in parts.values()):
+        return None, None
+    try:
+        rules = module.Rules(**parts)
+    except ValidationError as exc:
+        for item in exc.errors(include_url=False):
+            loc = tuple(item["loc"])
+            owner = str(loc[0]) if loc and str(loc[0]) in documents else None
+            file, document = documents[owner] if owner else (str(rules_dir), YamlDocument(None))
+            inner = loc[1:] if owner else loc
+            line, column = document.position(tuple(p for p in inner if isinstance(p, (str, int))))
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(ConfigProblem(file, format_path(tuple(inner)), item.get("input"), message, line, column))
+        return None, None
+    version = rules.version() if callable(rules.version) else rules.version
+    return rules, str(version)
+
+
+def _check_connections(
+    relay: RelayFile, mappings: dict[str, MappingFile], relay_path: Path, mappings_dir: Path, problems: list[ConfigProblem]
+) -> None:
+    file = str(relay_path)
+    document = read_yaml(relay_path, file)
+    for name, connection in relay.connections.items():
+        base = ("connections", name)
+        mapping_name = connection.mapping_name
+        mapping_file = str(mappings_dir / f"{mapping_name}.yaml")
+        mapping = mappings.get(mapping_name)
+        if mapping is None:
+            key = (*base, "mapping") if connection.mapping else (*base, "kind")
+            line, column = document.position(key)
+            if (mappings_dir / f"{mapping_name}.yaml").is_file():
+                message = f"mapping {mapping_file} does not load (see its problems)"
+            else:
+                message = f"no mapping file {mapping_file} for this connection (known: {', '.join(mappings) or 'none'})"
+            problems.append(ConfigProblem(file, ".".join(key), mapping_name, message, line, column))
+            continue
+        if mapping.crm != connection.kind:
+            key = (*base, "mapping") if connection.mapping else (*base, "kind")
+            line, column = document.position(key)
+            problems.append(ConfigProblem(file, ".".join(key), connection.kind,
+                                          f"{mapping_file} maps {mapping.crm} objects, but this connection is {connection.kind}",
+                                          line, column))
+            continue
+        for index, object_name in enumerate(connection.objects):
+            if object_name not in mapping.objects:
+                key_path = (*base, "objects", index)
+                line, column = document.position(key_path)
+                problems.append(ConfigProblem(file, format_path(key_path), object_name,
+                                              f"{object_name!r} has no mapping in {mapping_file} "
+                                              f"(mapped: {', '.join(mapping.objects)})", line, column))
