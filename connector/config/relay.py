@@ -126,10 +126,15 @@ class SalesforceConnection(_ConnectionBase):
         default_factory=lambda: list(SALESFORCE_OBJECTS), min_length=1, description="Objects to sync."
     )
     page_size: int = Field(
-        default=2000, description="Records per query page (Sforce-Query-Options batchSize, 200-2000)."
+        default=2000,
+        description="Records per query page (Sforce-Query-Options batchSize, 200-2000).",
+        json_schema_extra={"minimum": SALESFORCE_PAGE_SIZE_RANGE[0], "maximum": SALESFORCE_PAGE_SIZE_RANGE[1]},
     )
     write_batch_size: int = Field(
-        default=SALESFORCE_MAX_WRITE_BATCH, ge=1, description="Records per sObject Collections call (max 200)."
+        default=SALESFORCE_MAX_WRITE_BATCH,
+        ge=1,
+        description="Records per sObject Collections call (max 200).",
+        json_schema_extra={"maximum": SALESFORCE_MAX_WRITE_BATCH},
     )
 
     @field_validator("api_version")
@@ -166,9 +171,17 @@ class HubSpotConnection(_ConnectionBase):
     objects: list[HubSpotObject] = Field(
         default_factory=lambda: list(HUBSPOT_OBJECTS), min_length=1, description="Objects to sync."
     )
-    page_size: int = Field(default=HUBSPOT_MAX_PAGE_SIZE, ge=1, description="Records per page (max 100).")
+    page_size: int = Field(
+        default=HUBSPOT_MAX_PAGE_SIZE,
+        ge=1,
+        description="Records per page (max 100).",
+        json_schema_extra={"maximum": HUBSPOT_MAX_PAGE_SIZE},
+    )
     write_batch_size: int = Field(
-        default=HUBSPOT_MAX_WRITE_BATCH, ge=1, description="Inputs per batch call (max 100)."
+        default=HUBSPOT_MAX_WRITE_BATCH,
+        ge=1,
+        description="Inputs per batch call (max 100).",
+        json_schema_extra={"maximum": HUBSPOT_MAX_WRITE_BATCH},
     )
 
     @field_validator("page_size")
