@@ -320,7 +320,11 @@ class RoutingRule(_Schema):
 
 
 class RoutingRules(_Schema):
-    """Team roster, territories, named accounts and the ordered rule list."""
+    """Team roster, territories, named accounts and the ordered rule list.
+
+    ``reroute_owned_contacts``: when false (the default) a CRM contact that already
+    has an owner keeps it; Relay routes leads and unowned contacts only.
+    """
 
     team: list[TeamMember] = Field(min_length=1)
     regions: dict[str, list[str]] = Field(min_length=1)
@@ -329,6 +333,7 @@ class RoutingRules(_Schema):
     groups: dict[str, RoundRobinGroup] = Field(default_factory=dict)
     rules: list[RoutingRule] = Field(min_length=1)
     escalation_default: list[str] = Field(default_factory=list)
+    reroute_owned_contacts: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> RoutingRules:

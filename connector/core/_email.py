@@ -1,0 +1,66 @@
+"""Email syntax, normalisation and free-mail detection (pure helpers)."""
+
+from __future__ import annotations
+
+import re
+
+# local part: RFC 5322 "atext" characters and dots; domain: LDH labels with a TLD.
+_LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_TLD_RE = re.compile(r"^[a-z]{2,63}$|^xn--[a-z0-9-]{1,59}$")
+
+FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
+    {
+        "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "yahoo.de",
+        "yahoo.co.jp", "yahoo.co.in", "ymail.com", "rocketmail.com", "hotmail.com",
+        "hotmail.co.uk", "hotmail.fr", "hotmail.de", "outlook.com", "outlook.de", "live.com",
+        "live.co.uk", "msn.com", "icloud.com", "me.com", "mac.com", "aol.com", "aim.com",
+        "proton.me", "protonmail.com", "protonmail.ch", "pm.me", "gmx.com", "gmx.de",
+        "gmx.net", "gmx.at", "gmx.ch", "web.de", "t-online.de", "freenet.de", "mail.ru",
+        "inbox.ru", "list.ru", "bk.ru", "yandex.ru", "yandex.com", "ya.ru", "qq.com",
+        "163.com", "126.com", "sina.com", "sohu.com", "aliyun.com", "naver.com",
+        "hanmail.net", "daum.net", "zoho.com", "zohomail.com", "mail.com", "tutanota.com",
+        "tuta.io", "fastmail.com", "hey.com", "orange.fr", "wanadoo.fr", "free.fr",
+        "laposte.net", "libero.it", "virgilio.it", "btinternet.com", "comcast.net",
+        "verizon.net", "att.net", "sbcglobal.net", "rediffmail.com", "seznam.cz", "wp.pl",
+        "o2.pl", "interia.pl", "bol.com.br", "uol.com.br",
+    }
+)
+
+
+def clean_email(raw: str) -> str:
+    """Return ``raw`` stripped and lower-cased (dots kept); never raises."""
+    text = raw.strip().lower()
+    if text.startswith("mailto:"):
+        text = text[len("mailto:"):].strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    return text
+
+
+def is_valid_email(email: str) -> bool:
+    """Return True when ``email`` (already cleaned) is a plausible address."""
+    if email.count("@") != 1 or len(email) > 254:
+        return False
+    local, domain = email.split("@")
+    if not local or len(local) > 64 or not _LOCAL_RE.match(local):
+        return False
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_LABEL_RE.match(label) for label in labels):
+        return False
+    return bool(_TLD_RE.match(labels[-1]))
+
+
+def email_domain(email: str | None) -> str | None:
+    """Return the domain of a valid address, else ``None``."""
+    if not email:
+        return None
+    cleaned = clean_email(email)
+    if not is_valid_email(cleaned):
+        return None
+    return cleaned.split("@")[1]
+
+
+def is_free_mail(domain: str | None) -> bool:
+    """Return True for consumer mail providers (gmail, yahoo, hotmail...)."""
+    return domain is not None and domain in FREE_MAIL_DOMAINS

@@ -1,0 +1,210 @@
+"""Identity: who is the same person, and which account a person belongs to.
+
+Seed 002 "Lead Capture / Duplicate check": email match -> same person; company match
+-> associate to account. Keys are deterministic so that the same records always give
+the same identity ids, whatever order they arrive in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict
+
+from connector.core._email import clean_email, is_free_mail, is_valid_email
+from connector.core.models import Account, Owner, Person, RecordRef
+
+_GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+OwnerIndex = Mapping[tuple[str | None, str], Owner]
+"""Owners keyed by (connection, CRM owner id); connection ``None`` matches any."""
+
+
+class IdentityCluster(BaseModel):
+    """Records that are the same person, in either CRM.
+
+    Attributes:
+        identity_id: Deterministic id (``p_`` + 16 hex), stable for the same key.
+        key: The normalised email, or ``None`` for a record without a valid email
+            (such a record is a cluster of its own).
+        members: The member records, sorted by connection/object/crm_id.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    identity_id: str
+    key: str | None
+    members: tuple[RecordRef, ...]
+
+
+def person_key(email: str | None) -> str | None:
+    """Return the identity key of an email address, or ``None`` if it is not valid.
+
+    Lower-case and trimmed; ``+tags`` are dropped for every provider; for gmail and
+    googlemail the dots of the local part are dropped too and the domain becomes
+    ``gmail.com``. Never raises, whatever the text.
+    """
+    if not email:
+        return None
+    cleaned = clean_email(email)
+    if not is_valid_email(cleaned):
+        return None
+    local, domain = cleaned.split("@")
+    local = local.split("+", 1)[0]
+    if domain in _GMAIL_DOMAINS:
+        local = local.replace(".", "")
+        domain = "gmail.com"
+    if not local:
+        return None
+    return f"{local}@{domain}"
+
+
+def registered_domain(value: str | None) -> str | None:
+    """Return the host of a domain or website, lower-case, without ``www.`` or port.
+
+    ``https://www.Acme.example/about`` -> ``acme.example``. ``None`` when empty.
+    """
+    if not value or not value.strip():
+        return None
+    text = value.strip().lower()
+    if "://" not in text:
+        text = "//" + text
+    try:
+        host = urlsplit(text).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    host = host.rstrip(".")
+    if host.startswith("www."):
+        host = host[4:]
+    return host if "." in host else None
+
+
+def _identity_id(seed: str) -> str:
+    return "p_" + hashlib.sha256(seed.encode("utf-8")).hexdigest()[:16]
+
+
+def record_identity_id(ref: RecordRef) -> str:
+    """Identity id of a record that has no email key (a cluster of its own)."""
+    return _identity_id("record:" + str(ref))
+
+
+def _ref_sort_key(ref: RecordRef) -> tuple[str, str, str]:
+    return (ref.connection, ref.object, ref.crm_id)
+
+
+def cluster_people(people: Iterable[Person]) -> list[IdentityCluster]:
+    """Group people from all CRMs by identity key.
+
+    Returns:
+        Clusters sorted by identity id; each record is in exactly one cluster.
+    """
+    by_key: dict[str, list[RecordRef]] = {}
+    singles: list[RecordRef] = []
+    for person in people:
+        key = person_key(person.email)
+        if key is None:
+            singles.append(person.ref)
+        else:
+            by_key.setdefault(key, []).append(person.ref)
+    clusters = [
+        IdentityCluster(
+            identity_id=_identity_id("email:" + key),
+            key=key,
+            members=tuple(sorted(set(refs), key=_ref_sort_key)),
+        )
+        for key, refs in by_key.items()
+    ]
+    clusters.extend(
+        IdentityCluster(identity_id=record_identity_id(ref), key=None, members=(ref,))
+        for ref in set(singles)
+    )
+    return sorted(clusters, key=lambda c: c.identity_id)
+
+
+def account_domains(account: Account) -> set[str]:
+    """Return the domains an account is known by (its domain and website host)."""
+    found = {registered_domain(account.domain), registered_domain(account.website)}
+    return {d for d in found if d}
+
+
+class AccountIndex:
+    """Accounts by domain, for fast matching of many people against many accounts."""
+
+    def __init__(self, accounts: Iterable[Account]) -> None:
+        self._by_domain: dict[str, list[Account]] = {}
+        for account in accounts:
+            for domain in account_domains(account):
+                self._by_domain.setdefault(domain, []).append(account)
+
+    def candidates(self, email_domain: str) -> list[tuple[Account, bool]]:
+        """Accounts whose domain is ``email_domain`` or a parent of it, with exactness."""
+        found: list[tuple[Account, bool]] = []
+        labels = email_domain.split(".")
+        for i in range(len(labels) - 1):
+            domain = ".".join(labels[i:])
+            found.extend((a, i == 0) for a in self._by_domain.get(domain, ()))
+        return found
+
+
+def match_account(
+    email_domain: str | None,
+    accounts: AccountIndex | Sequence[Account],
+    owners: OwnerIndex | None = None,
+    connection: str | None = None,
+) -> Account | None:
+    """Return the account a person belongs to by email domain, if any.
+
+    Free-mail domains never match. A subdomain (``eu.acme.example``) matches its
+    parent account. When several accounts match, the preference is: same connection
+    as the person, an active owner, the exact domain over a parent domain, then the
+    lowest record reference (so the choice is deterministic).
+
+    Args:
+        email_domain: The person's email domain (from hygiene).
+        accounts: Known accounts (an ``AccountIndex`` for many lookups).
+        owners: Owners from ``owners_by_id``, to prefer accounts with an active owner.
+        connection: The person's connection, to prefer accounts in the same CRM.
+    """
+    if not email_domain or is_free_mail(email_domain):
+        return None
+    index = accounts if isinstance(accounts, AccountIndex) else AccountIndex(accounts)
+    best: tuple[tuple[int, int, int, tuple[str, str, str]], Account] | None = None
+    for account, exact in index.candidates(email_domain):
+        owner = account_owner(account, owners or {})
+        rank = (
+            0 if account.ref.connection == connection else 1,
+            0 if owner is not None and owner.active else 1,
+            0 if exact else 1,
+            _ref_sort_key(account.ref),
+        )
+        if best is None or rank < best[0]:
+            best = (rank, account)
+    return best[1] if best else None
+
+
+def account_owner(account: Account, owners: OwnerIndex) -> Owner | None:
+    """Return the owner of ``account`` from an index built by ``owners_by_id``."""
+    if not account.owner_id:
+        return None
+    found = owners.get((account.ref.connection, account.owner_id))
+    return found if found is not None else owners.get((None, account.owner_id))
+
+
+def owners_by_id(owners: Iterable[Owner]) -> dict[tuple[str | None, str], Owner]:
+    """Index owners by (connection, id); an owner without a connection is (None, id)."""
+    return {(owner.connection, owner.id): owner for owner in owners}
+
+
+def active_owner_emails(owners: Iterable[Owner]) -> dict[str, bool]:
+    """Return email -> active from CRM owners: inactive in any CRM means inactive."""
+    active: dict[str, bool] = {}
+    for owner in owners:
+        if not owner.email:
+            continue
+        email = clean_email(owner.email)
+        active[email] = active.get(email, True) and owner.active
+    return active
