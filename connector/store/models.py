@@ -126,7 +126,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
 
 
-class SyncRun(Base):
+class SyncRunRow(Base):
     """One sync of a connection (optionally limited to one CRM object)."""
 
     __tablename__ = "sync_runs"
@@ -155,7 +155,7 @@ class SyncRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-class SyncCursor(Base):
+class SyncCursorRow(Base):
     """Where the incremental read of one object of one connection stands."""
 
     __tablename__ = "sync_cursors"
@@ -167,7 +167,7 @@ class SyncCursor(Base):
     updated_at: Mapped[datetime]
 
 
-class Identity(Base):
+class IdentityRow(Base):
     """A person or account as Relay knows it, across CRMs."""
 
     __tablename__ = "identities"
@@ -182,7 +182,7 @@ class Identity(Base):
     created_at: Mapped[datetime]
 
 
-class IdentityLink(Base):
+class IdentityLinkRow(Base):
     """A CRM record that belongs to an identity."""
 
     __tablename__ = "identity_links"
@@ -194,7 +194,7 @@ class IdentityLink(Base):
     linked_at: Mapped[datetime]
 
 
-class RecordSnapshot(Base):
+class RecordRow(Base):
     """The last canonical form Relay saw of a CRM record."""
 
     __tablename__ = "records"
@@ -213,7 +213,7 @@ class RecordSnapshot(Base):
     last_seen: Mapped[datetime]
 
 
-class AssignmentEntry(Base):
+class AssignmentRow(Base):
     """One owner assignment in the ledger; at most one is active per CRM record."""
 
     __tablename__ = "assignments"
@@ -249,7 +249,7 @@ class AssignmentEntry(Base):
     status: Mapped[str] = mapped_column(String(16))
 
 
-class RoundRobinPosition(Base):
+class RoundRobinRow(Base):
     """Where a round-robin group's rotation stands."""
 
     __tablename__ = "round_robin_positions"
@@ -259,7 +259,7 @@ class RoundRobinPosition(Base):
     updated_at: Mapped[datetime]
 
 
-class OutboxMessage(Base):
+class OutboxRow(Base):
     """A CRM write waiting to be sent, or its outcome."""
 
     __tablename__ = "outbox"
@@ -285,7 +285,7 @@ class OutboxMessage(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id"))
 
 
-class AuditEntry(Base):
+class AuditRow(Base):
     """One line of the append-only audit log."""
 
     __tablename__ = "audit_log"
@@ -308,7 +308,7 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]]
 
 
-class QuarantinedRecord(Base):
+class QuarantineRow(Base):
     """A CRM record Relay could not process, kept with the reason."""
 
     __tablename__ = "quarantine"
@@ -327,7 +327,7 @@ class QuarantinedRecord(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id"))
 
 
-class ApiCallCount(Base):
+class ApiCallRow(Base):
     """How many CRM API calls of one kind a connection made (within a run, if any).
 
     Counts are added as rows and summed on read, so concurrent writers never lose one.
@@ -347,7 +347,7 @@ class ApiCallCount(Base):
     at: Mapped[datetime]
 
 
-class InboxEvent(Base):
+class InboxRow(Base):
     """A webhook event stored before it is acknowledged (at-least-once intake)."""
 
     __tablename__ = "webhook_inbox"

@@ -1,0 +1,76 @@
+"""Narrow repositories over Relay's tables, one per aggregate.
+
+Each takes a SQLAlchemy ``Session`` and never commits: the caller owns the
+transaction, so everything decided for one page (snapshots, identities,
+assignments, round-robin positions, outbox messages, audit entries, cursor) is
+written atomically::
+
+    with factory.begin() as session:
+        repos = Repositories(session)
+        changed = repos.records.upsert_snapshot(...)
+        repos.outbox.enqueue(...)
+        repos.audit.append(...)
+        repos.cursors.advance(...)
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from connector.store.repositories.api_calls import ApiCalls
+from connector.store.repositories.assignments import Assignment, Assignments
+from connector.store.repositories.audit import Audit, AuditEntry
+from connector.store.repositories.cursors import Cursor, Cursors, id_order_key
+from connector.store.repositories.identities import CrmRef, Identities, new_relay_id
+from connector.store.repositories.inbox import Inbox, InboxEvent
+from connector.store.repositories.outbox import Outbox, OutboxMessage
+from connector.store.repositories.quarantine import Quarantine, QuarantinedRecord
+from connector.store.repositories.records import Records, RecordSnapshot
+from connector.store.repositories.round_robin import RoundRobin
+from connector.store.repositories.sync_runs import COUNT_KEYS, SyncRun, SyncRuns
+
+
+class Repositories:
+    """Every repository over one session (one transaction)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.sync_runs = SyncRuns(session)
+        self.cursors = Cursors(session)
+        self.records = Records(session)
+        self.identities = Identities(session)
+        self.assignments = Assignments(session)
+        self.round_robin = RoundRobin(session)
+        self.outbox = Outbox(session)
+        self.audit = Audit(session)
+        self.quarantine = Quarantine(session)
+        self.inbox = Inbox(session)
+        self.api_calls = ApiCalls(session)
+
+
+__all__ = [
+    "COUNT_KEYS",
+    "ApiCalls",
+    "Assignment",
+    "Assignments",
+    "Audit",
+    "AuditEntry",
+    "CrmRef",
+    "Cursor",
+    "Cursors",
+    "Identities",
+    "Inbox",
+    "InboxEvent",
+    "Outbox",
+    "OutboxMessage",
+    "Quarantine",
+    "QuarantinedRecord",
+    "RecordSnapshot",
+    "Records",
+    "Repositories",
+    "RoundRobin",
+    "SyncRun",
+    "SyncRuns",
+    "id_order_key",
+    "new_relay_id",
+]

@@ -1,0 +1,142 @@
+"""Helpers shared by the repositories: clock, input checks, portable upserts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Row
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from connector.store._types import NaiveDatetimeError, require_aware, to_json_document
+from connector.store.errors import InvalidStoreValue, UnsupportedDatabase
+from connector.store.models import Base
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def when(value: datetime | None, where: str) -> datetime:
+    """Return ``value`` in UTC (or now, if ``None``); refuse naive datetimes, naming ``where``."""
+    if value is None:
+        return utcnow()
+    return aware(value, where)
+
+
+def aware(value: datetime, where: str) -> datetime:
+    """Return ``value`` in UTC; raise :class:`InvalidStoreValue` naming ``where`` if it is naive."""
+    try:
+        return require_aware(value, where)
+    except (NaiveDatetimeError, TypeError) as exc:
+        raise InvalidStoreValue(str(exc)) from exc
+
+
+def text_value(value: object, where: str, max_length: int) -> str:
+    """Return ``value`` if it is a non-blank string of at most ``max_length`` characters."""
+    if not isinstance(value, str):
+        raise InvalidStoreValue(f"{where}: expected text, got {type(value).__name__} {value!r}")
+    if not value.strip():
+        raise InvalidStoreValue(f"{where}: must not be empty")
+    if len(value) > max_length:
+        raise InvalidStoreValue(
+            f"{where}: {len(value)} characters is longer than the {max_length} allowed ({value[:40]!r}...)"
+        )
+    return value
+
+
+def optional_text(value: object | None, where: str, max_length: int) -> str | None:
+    """Like :func:`text_value`, but ``None`` passes through."""
+    return None if value is None else text_value(value, where, max_length)
+
+
+def enum_value(enum: type[E], value: object, where: str) -> E:
+    """Return ``value`` as a member of ``enum``; the error lists the allowed values."""
+    allowed = ", ".join(member.value for member in enum)
+    if not isinstance(value, str):
+        raise InvalidStoreValue(f"{where}: {value!r} is not one of {allowed}")
+    try:
+        return enum(value)
+    except ValueError:
+        raise InvalidStoreValue(f"{where}: {value!r} is not one of {allowed}") from None
+
+
+def json_document(value: Any, where: str) -> Any:
+    """Return ``value`` as plain JSON data; raise :class:`InvalidStoreValue` naming ``where``."""
+    try:
+        return to_json_document(value, where)
+    except TypeError as exc:
+        raise InvalidStoreValue(str(exc)) from exc
+
+
+def json_object(value: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
+    """Return ``value`` as a JSON object (``{}`` for ``None``)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidStoreValue(f"{where}: expected a mapping, got {type(value).__name__}")
+    document = json_document(dict(value), where)
+    assert isinstance(document, dict)
+    return document
+
+
+def _insert_for(session: Session, model: type[Base]) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise UnsupportedDatabase(f"the store supports SQLite and PostgreSQL, not {dialect!r}")
+
+
+def insert_or_ignore(
+    session: Session,
+    model: type[Base],
+    values: Mapping[str, Any],
+    conflict_columns: Sequence[str],
+    returning: Sequence[Any],
+    conflict_where: ColumnElement[bool] | None = None,
+) -> Row[Any] | None:
+    """Insert one row unless a unique index on ``conflict_columns`` already holds its key.
+
+    Uses ``INSERT ... ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL), so a conflict
+    neither raises nor aborts the caller's transaction.
+
+    Returns:
+        The ``returning`` columns of the new row, or ``None`` if the row already existed.
+    """
+    statement = (
+        _insert_for(session, model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(conflict_columns), index_where=conflict_where)
+        .returning(*returning)
+    )
+    row: Row[Any] | None = session.execute(statement).first()
+    return row
+
+
+def upsert(
+    session: Session,
+    model: type[Base],
+    values: Mapping[str, Any],
+    conflict_columns: Sequence[str],
+    update_columns: Sequence[str],
+) -> None:
+    """Insert one row, or update ``update_columns`` of the row holding the same key."""
+    statement = _insert_for(session, model).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(conflict_columns),
+        set_={column: statement.excluded[column] for column in update_columns},
+    )
+    session.execute(statement)
+
+
+def is_postgresql(session: Session) -> bool:
+    """Return whether the session talks to PostgreSQL (row locks are meaningful there)."""
+    return session.get_bind().dialect.name == "postgresql"

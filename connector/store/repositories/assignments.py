@@ -1,0 +1,197 @@
+"""The assignment ledger: who owns each CRM record, why, and since when."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from connector.store.errors import ActiveAssignmentConflict, InvalidStoreValue
+from connector.store.models import (
+    CONNECTION_LEN,
+    CRM_ID_LEN,
+    OBJECT_LEN,
+    RELAY_ID_LEN,
+    AssignmentRow,
+    AssignmentStatus,
+)
+from connector.store.repositories._common import (
+    aware,
+    insert_or_ignore,
+    optional_text,
+    text_value,
+    when,
+)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One entry of the assignment ledger."""
+
+    id: int
+    relay_id: str | None
+    connection: str
+    object: str
+    crm_id: str
+    owner_email: str
+    owner_crm_id: str | None
+    tier: str | None
+    rule: str | None
+    reason: str | None
+    score: int | None
+    rules_version: str | None
+    assigned_at: datetime
+    sla_due: datetime | None
+    status: AssignmentStatus
+
+
+def _assignment(row: AssignmentRow) -> Assignment:
+    return Assignment(
+        id=row.id,
+        relay_id=row.relay_id,
+        connection=row.connection,
+        object=row.object,
+        crm_id=row.crm_id,
+        owner_email=row.owner_email,
+        owner_crm_id=row.owner_crm_id,
+        tier=row.tier,
+        rule=row.rule,
+        reason=row.reason,
+        score=row.score,
+        rules_version=row.rules_version,
+        assigned_at=row.assigned_at,
+        sla_due=row.sla_due,
+        status=AssignmentStatus(row.status),
+    )
+
+
+class Assignments:
+    """Repository of the assignment ledger. The caller owns the transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def active_for(self, connection: str, object_name: str, crm_id: str) -> Assignment | None:
+        """Return the active assignment of a CRM record, if any."""
+        row = self._session.scalars(
+            select(AssignmentRow)
+            .where(
+                AssignmentRow.connection == connection,
+                AssignmentRow.object == object_name,
+                AssignmentRow.crm_id == crm_id,
+                AssignmentRow.status == AssignmentStatus.ACTIVE.value,
+            )
+            .execution_options(populate_existing=True)
+        ).first()
+        return _assignment(row) if row else None
+
+    def history(self, connection: str, object_name: str, crm_id: str) -> list[Assignment]:
+        """Return every assignment of a CRM record, oldest first."""
+        rows = self._session.scalars(
+            select(AssignmentRow)
+            .where(
+                AssignmentRow.connection == connection,
+                AssignmentRow.object == object_name,
+                AssignmentRow.crm_id == crm_id,
+            )
+            .order_by(AssignmentRow.id)
+            .execution_options(populate_existing=True)
+        )
+        return [_assignment(row) for row in rows]
+
+    def sla_due_before(self, moment: datetime, *, limit: int = 500) -> list[Assignment]:
+        """Return active assignments whose SLA is due before ``moment``, earliest first."""
+        cutoff = aware(moment, "assignments.sla_due cutoff")
+        rows = self._session.scalars(
+            select(AssignmentRow)
+            .where(
+                AssignmentRow.status == AssignmentStatus.ACTIVE.value,
+                AssignmentRow.sla_due.is_not(None),
+                AssignmentRow.sla_due < cutoff,
+            )
+            .order_by(AssignmentRow.sla_due, AssignmentRow.id)
+            .limit(limit)
+            .execution_options(populate_existing=True)
+        )
+        return [_assignment(row) for row in rows]
+
+    def record(
+        self,
+        connection: str,
+        object_name: str,
+        crm_id: str,
+        *,
+        owner_email: str,
+        owner_crm_id: str | None = None,
+        tier: str | None = None,
+        rule: str | None = None,
+        reason: str | None = None,
+        score: int | None = None,
+        rules_version: str | None = None,
+        relay_id: str | None = None,
+        sla_due: datetime | None = None,
+        assigned_at: datetime | None = None,
+    ) -> Assignment:
+        """Record an assignment, superseding the record's active one.
+
+        Idempotent: if the active assignment already names the same owner, tier,
+        rule and rules version, it is returned unchanged (a retried page writes
+        nothing). The database keeps at most one active assignment per record.
+
+        Returns:
+            The record's active assignment after the call.
+
+        Raises:
+            ActiveAssignmentConflict: If a concurrent transaction recorded an
+                active assignment for this record first.
+            InvalidStoreValue: If an argument is malformed.
+        """
+        where = f"assignments[{connection}/{object_name}/{crm_id}]"
+        connection = text_value(connection, "assignments.connection", CONNECTION_LEN)
+        object_name = text_value(object_name, "assignments.object", OBJECT_LEN)
+        crm_id = text_value(crm_id, "assignments.crm_id", CRM_ID_LEN)
+        owner_email = text_value(owner_email, f"{where}.owner_email", 320)
+        if score is not None and (isinstance(score, bool) or not isinstance(score, int)):
+            raise InvalidStoreValue(f"{where}.score: expected an integer, got {score!r}")
+        values = {
+            "relay_id": optional_text(relay_id, f"{where}.relay_id", RELAY_ID_LEN),
+            "connection": connection,
+            "object": object_name,
+            "crm_id": crm_id,
+            "owner_email": owner_email,
+            "owner_crm_id": optional_text(owner_crm_id, f"{where}.owner_crm_id", CRM_ID_LEN),
+            "tier": optional_text(tier, f"{where}.tier", 64),
+            "rule": optional_text(rule, f"{where}.rule", 200),
+            "reason": reason,
+            "score": score,
+            "rules_version": optional_text(rules_version, f"{where}.rules_version", 128),
+            "assigned_at": when(assigned_at, f"{where}.assigned_at"),
+            "sla_due": None if sla_due is None else aware(sla_due, f"{where}.sla_due"),
+            "status": AssignmentStatus.ACTIVE.value,
+        }
+        current = self.active_for(connection, object_name, crm_id)
+        if current is not None:
+            same = (current.owner_email, current.owner_crm_id, current.tier, current.rule, current.rules_version)
+            if same == (owner_email, values["owner_crm_id"], values["tier"], values["rule"], values["rules_version"]):
+                return current
+            self._session.execute(
+                update(AssignmentRow)
+                .where(AssignmentRow.id == current.id, AssignmentRow.status == AssignmentStatus.ACTIVE.value)
+                .values(status=AssignmentStatus.SUPERSEDED.value)
+                .execution_options(synchronize_session=False)
+            )
+        inserted = insert_or_ignore(
+            self._session,
+            AssignmentRow,
+            values,
+            conflict_columns=["connection", "object", "crm_id"],
+            conflict_where=AssignmentRow.status == AssignmentStatus.ACTIVE.value,
+            returning=[AssignmentRow.id],
+        )
+        if inserted is None:
+            raise ActiveAssignmentConflict(connection, object_name, crm_id)
+        active = self.active_for(connection, object_name, crm_id)
+        assert active is not None
+        return active

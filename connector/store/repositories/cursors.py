@@ -1,0 +1,153 @@
+"""Sync cursors: where each object's incremental read stands; checkpointed per page, forward only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from connector.store.errors import CursorMovedBackwards
+from connector.store.models import CONNECTION_LEN, CRM_ID_LEN, OBJECT_LEN, SyncCursorRow
+from connector.store.repositories._common import (
+    aware,
+    insert_or_ignore,
+    is_postgresql,
+    optional_text,
+    text_value,
+    when,
+)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The last (modification time, id) read for one object of one connection."""
+
+    connection: str
+    object: str
+    last_modified: datetime
+    last_id: str | None
+    updated_at: datetime
+
+    @property
+    def position(self) -> tuple[datetime, str | None]:
+        """The (last_modified, last_id) pair the next read starts after."""
+        return (self.last_modified, self.last_id)
+
+
+def id_order_key(crm_id: str | None) -> tuple[int, int, str]:
+    """Order CRM ids the way the CRMs page them: numeric ids (HubSpot) by value, others as text.
+
+    ``None`` sorts first (no id read yet at that timestamp).
+    """
+    if crm_id is None:
+        return (0, 0, "")
+    if crm_id.isdigit():
+        return (1, int(crm_id), crm_id)
+    return (2, 0, crm_id)
+
+
+def _cursor(row: SyncCursorRow) -> Cursor:
+    return Cursor(
+        connection=row.connection,
+        object=row.object,
+        last_modified=row.last_modified,
+        last_id=row.last_id,
+        updated_at=row.updated_at,
+    )
+
+
+class Cursors:
+    """Repository of sync cursors. The caller owns the transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, connection: str, object_name: str, *, for_update: bool = False) -> Cursor | None:
+        """Return the cursor of ``object_name`` in ``connection``, or ``None`` if it never ran."""
+        query = select(SyncCursorRow).where(
+            SyncCursorRow.connection == connection, SyncCursorRow.object == object_name
+        )
+        if for_update and is_postgresql(self._session):
+            query = query.with_for_update()
+        row = self._session.scalars(query.execution_options(populate_existing=True)).first()
+        return _cursor(row) if row else None
+
+    def all(self, connection: str) -> list[Cursor]:
+        """Return every cursor of ``connection``, by object name."""
+        rows = self._session.scalars(
+            select(SyncCursorRow)
+            .where(SyncCursorRow.connection == connection)
+            .order_by(SyncCursorRow.object)
+            .execution_options(populate_existing=True)
+        )
+        return [_cursor(row) for row in rows]
+
+    def advance(
+        self,
+        connection: str,
+        object_name: str,
+        last_modified: datetime,
+        last_id: str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> Cursor:
+        """Move the cursor forward to (``last_modified``, ``last_id``); call after each page.
+
+        Staying at the same position is accepted (a retried page). Ids at the same
+        timestamp are ordered by :func:`id_order_key`.
+
+        Raises:
+            CursorMovedBackwards: If the position is before the stored one. Use
+                :meth:`reset` for a full resync.
+            InvalidStoreValue: If an argument is malformed (e.g. a naive datetime).
+        """
+        connection = text_value(connection, "sync_cursors.connection", CONNECTION_LEN)
+        object_name = text_value(object_name, "sync_cursors.object", OBJECT_LEN)
+        modified = aware(last_modified, f"sync_cursors[{connection}/{object_name}].last_modified")
+        last_id = optional_text(last_id, f"sync_cursors[{connection}/{object_name}].last_id", CRM_ID_LEN)
+        updated_at = when(now, "sync_cursors.updated_at")
+        values = {"last_modified": modified, "last_id": last_id, "updated_at": updated_at}
+        inserted = insert_or_ignore(
+            self._session,
+            SyncCursorRow,
+            {"connection": connection, "object": object_name, **values},
+            conflict_columns=["connection", "object"],
+            returning=[SyncCursorRow.connection],
+        )
+        if inserted is not None:
+            return Cursor(connection, object_name, modified, last_id, updated_at)
+        current = self.get(connection, object_name, for_update=True)
+        assert current is not None
+        proposed = (modified, last_id)
+        current_key = (current.last_modified, id_order_key(current.last_id))
+        proposed_key = (modified, id_order_key(last_id))
+        if proposed_key < current_key:
+            raise CursorMovedBackwards(connection, object_name, current.position, proposed)
+        if proposed_key == current_key:
+            return current
+        self._session.execute(
+            update(SyncCursorRow)
+            .where(SyncCursorRow.connection == connection, SyncCursorRow.object == object_name)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return Cursor(connection, object_name, modified, last_id, updated_at)
+
+    def reset(self, connection: str, object_name: str | None = None) -> int:
+        """Forget the cursor(s) of ``connection`` so the next sync reads everything again.
+
+        Args:
+            connection: The connection.
+            object_name: One object, or ``None`` for all objects of the connection.
+
+        Returns:
+            How many cursors were removed.
+        """
+        statement = delete(SyncCursorRow).where(SyncCursorRow.connection == connection)
+        if object_name is not None:
+            statement = statement.where(SyncCursorRow.object == object_name)
+        result = self._session.execute(statement.execution_options(synchronize_session=False))
+        removed: int = result.rowcount  # type: ignore[attr-defined]
+        return removed

@@ -1,0 +1,282 @@
+"""The outbox: CRM writes decided in a transaction, sent later by the writer, each exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from connector.store.errors import (
+    IdempotencyKeyConflict,
+    InvalidStoreValue,
+    OutboxMessageNotFound,
+    StoreError,
+)
+from connector.store.models import (
+    CONNECTION_LEN,
+    CRM_ID_LEN,
+    OBJECT_LEN,
+    OutboxOperation,
+    OutboxRow,
+    OutboxStatus,
+)
+from connector.store.repositories._common import (
+    enum_value,
+    insert_or_ignore,
+    is_postgresql,
+    json_object,
+    optional_text,
+    text_value,
+    when,
+)
+
+IDEMPOTENCY_KEY_LEN = 200
+DEFAULT_MAX_ATTEMPTS = 5
+DRAINABLE = (OutboxStatus.PENDING.value, OutboxStatus.FAILED.value)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One CRM write in the outbox."""
+
+    id: int
+    connection: str
+    object: str
+    operation: OutboxOperation
+    crm_id: str | None
+    payload: dict[str, Any]
+    idempotency_key: str
+    status: OutboxStatus
+    attempts: int
+    last_error: str | None
+    crm_result: dict[str, Any] | None
+    created_at: datetime
+    sent_at: datetime | None
+    run_id: int | None
+
+
+def _message(row: OutboxRow) -> OutboxMessage:
+    return OutboxMessage(
+        id=row.id,
+        connection=row.connection,
+        object=row.object,
+        operation=OutboxOperation(row.operation),
+        crm_id=row.crm_id,
+        payload=dict(row.payload),
+        idempotency_key=row.idempotency_key,
+        status=OutboxStatus(row.status),
+        attempts=row.attempts,
+        last_error=row.last_error,
+        crm_result=None if row.crm_result is None else dict(row.crm_result),
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        run_id=row.run_id,
+    )
+
+
+class Outbox:
+    """Repository of the outbox. The caller owns the transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def enqueue(
+        self,
+        connection: str,
+        object_name: str,
+        operation: OutboxOperation | str,
+        payload: Mapping[str, Any],
+        idempotency_key: str,
+        *,
+        crm_id: str | None = None,
+        run_id: int | None = None,
+        now: datetime | None = None,
+    ) -> OutboxMessage:
+        """Queue a CRM write, once per idempotency key.
+
+        Enqueuing the same key again adds no row and returns the existing message
+        (whatever its status), so a retried page never writes twice.
+
+        Args:
+            connection: Connection to write to.
+            object_name: CRM object, e.g. ``"Task"``.
+            operation: ``create``, ``update`` or ``upsert``.
+            payload: Canonical or CRM fields to write (JSON-like).
+            idempotency_key: Unique key of this write, e.g. ``"task:<relay_id>:sla-1h"``.
+            crm_id: The record to update, if any.
+            run_id: The sync run that decided the write.
+            now: Creation time; defaults to now.
+
+        Returns:
+            The new message, or the existing one with this key.
+
+        Raises:
+            IdempotencyKeyConflict: If the key already belongs to a different write
+                (another connection, object, operation or record).
+        """
+        key = text_value(idempotency_key, "outbox.idempotency_key", IDEMPOTENCY_KEY_LEN)
+        where = f"outbox[{key}]"
+        connection = text_value(connection, f"{where}.connection", CONNECTION_LEN)
+        object_name = text_value(object_name, f"{where}.object", OBJECT_LEN)
+        op = enum_value(OutboxOperation, operation, f"{where}.operation")
+        crm_id = optional_text(crm_id, f"{where}.crm_id", CRM_ID_LEN)
+        if op is OutboxOperation.UPDATE and crm_id is None:
+            raise InvalidStoreValue(f"{where}.crm_id: an update needs the CRM id of the record")
+        inserted = insert_or_ignore(
+            self._session,
+            OutboxRow,
+            {
+                "connection": connection,
+                "object": object_name,
+                "operation": op.value,
+                "crm_id": crm_id,
+                "payload": json_object(payload, f"{where}.payload"),
+                "idempotency_key": key,
+                "status": OutboxStatus.PENDING.value,
+                "attempts": 0,
+                "created_at": when(now, f"{where}.created_at"),
+                "run_id": run_id,
+            },
+            conflict_columns=["idempotency_key"],
+            returning=[OutboxRow.id],
+        )
+        message = self.by_key(key)
+        assert message is not None
+        if inserted is None:
+            existing = (message.connection, message.object, message.operation.value, message.crm_id)
+            proposed = (connection, object_name, op.value, crm_id)
+            if existing != proposed:
+                raise IdempotencyKeyConflict(key, "/".join(map(str, existing)), "/".join(map(str, proposed)))
+        return message
+
+    def get(self, message_id: int) -> OutboxMessage:
+        """Return the message with ``message_id``.
+
+        Raises:
+            OutboxMessageNotFound: If there is none.
+        """
+        row = self._session.get(OutboxRow, message_id, populate_existing=True)
+        if row is None:
+            raise OutboxMessageNotFound(message_id)
+        return _message(row)
+
+    def by_key(self, idempotency_key: str) -> OutboxMessage | None:
+        """Return the message with this idempotency key, if any."""
+        row = self._session.scalars(
+            select(OutboxRow)
+            .where(OutboxRow.idempotency_key == idempotency_key)
+            .execution_options(populate_existing=True)
+        ).first()
+        return _message(row) if row else None
+
+    def pending(self, connection: str, limit: int = 200, *, lock: bool = False) -> list[OutboxMessage]:
+        """Return messages of ``connection`` waiting to be sent (pending or failed), oldest first.
+
+        Args:
+            connection: Connection to drain.
+            limit: At most this many (one CRM batch, e.g. 200 for Salesforce).
+            lock: On PostgreSQL, lock the rows and skip rows other writers hold
+                (``FOR UPDATE SKIP LOCKED``) so several writers share the work.
+        """
+        if limit <= 0:
+            raise InvalidStoreValue(f"outbox.pending limit must be positive, got {limit}")
+        query = (
+            select(OutboxRow)
+            .where(OutboxRow.connection == connection, OutboxRow.status.in_(DRAINABLE))
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        if lock and is_postgresql(self._session):
+            query = query.with_for_update(skip_locked=True)
+        rows = self._session.scalars(query.execution_options(populate_existing=True))
+        return [_message(row) for row in rows]
+
+    def mark_sent(
+        self,
+        message_id: int,
+        *,
+        crm_result: Mapping[str, Any] | None = None,
+        crm_id: str | None = None,
+        now: datetime | None = None,
+    ) -> OutboxMessage:
+        """Record that the CRM accepted the write.
+
+        Marking an already sent message again changes nothing (the first result is kept).
+
+        Args:
+            message_id: The message.
+            crm_result: What the CRM answered (JSON-like).
+            crm_id: The CRM id of a created record, if the message had none.
+            now: Send time; defaults to now.
+
+        Raises:
+            OutboxMessageNotFound: If there is no such message.
+            StoreError: If the message is dead (given up).
+        """
+        message = self.get(message_id)
+        if message.status is OutboxStatus.SENT:
+            return message
+        if message.status is OutboxStatus.DEAD:
+            raise StoreError(f"outbox message {message_id} ({message.idempotency_key}) is dead; it cannot be marked sent")
+        values: dict[str, Any] = {
+            "status": OutboxStatus.SENT.value,
+            "sent_at": when(now, f"outbox[{message.idempotency_key}].sent_at"),
+            "attempts": message.attempts + 1,
+            "crm_result": None if crm_result is None else json_object(crm_result, f"outbox[{message.idempotency_key}].crm_result"),
+        }
+        if crm_id is not None and message.crm_id is None:
+            values["crm_id"] = text_value(crm_id, f"outbox[{message.idempotency_key}].crm_id", CRM_ID_LEN)
+        self._update(message_id, values)
+        return self.get(message_id)
+
+    def mark_failed(
+        self,
+        message_id: int,
+        error: str,
+        *,
+        retriable: bool = True,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> OutboxMessage:
+        """Record a failed attempt; the message is retried until ``max_attempts``, then dead.
+
+        Args:
+            message_id: The message.
+            error: What went wrong (kept as ``last_error``).
+            retriable: ``False`` for errors a retry cannot fix (e.g. a validation
+                error from the CRM): the message goes dead at once.
+            max_attempts: Attempts after which the message goes dead.
+
+        Raises:
+            OutboxMessageNotFound: If there is no such message.
+            StoreError: If the message was already sent.
+        """
+        message = self.get(message_id)
+        if message.status is OutboxStatus.SENT:
+            raise StoreError(f"outbox message {message_id} ({message.idempotency_key}) was already sent")
+        attempts = message.attempts + 1
+        dead = not retriable or attempts >= max_attempts
+        status = OutboxStatus.DEAD if dead else OutboxStatus.FAILED
+        self._update(message_id, {"status": status.value, "attempts": attempts, "last_error": error})
+        return self.get(message_id)
+
+    def counts(self, connection: str) -> dict[OutboxStatus, int]:
+        """Return how many messages of ``connection`` are in each status."""
+        rows = self._session.execute(
+            select(OutboxRow.status, func.count())
+            .where(OutboxRow.connection == connection)
+            .group_by(OutboxRow.status)
+        )
+        found = {OutboxStatus(status): int(count) for status, count in rows}
+        return {status: found.get(status, 0) for status in OutboxStatus}
+
+    def _update(self, message_id: int, values: dict[str, Any]) -> None:
+        self._session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == message_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,277 @@
+"""Sync runs: start one per connection, count what it did, finish it, recover crashed ones."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from connector.store.errors import InvalidStoreValue, RunNotFound, RunNotRunning, SyncAlreadyRunning
+from connector.store.models import CONNECTION_LEN, OBJECT_LEN, SyncMode, SyncRunRow, SyncStatus
+from connector.store.repositories._common import (
+    enum_value,
+    insert_or_ignore,
+    optional_text,
+    text_value,
+    when,
+)
+
+COUNT_KEYS = ("read", "changed", "routed", "tasks", "api_calls", "errors")
+"""Counts every run carries (starting at zero); other non-negative counts may be added."""
+
+FINAL_STATUSES = (SyncStatus.SUCCEEDED, SyncStatus.FAILED, SyncStatus.CRASHED)
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    """A sync run as stored."""
+
+    id: int
+    connection: str
+    object: str | None
+    mode: SyncMode
+    status: SyncStatus
+    started_at: datetime
+    heartbeat_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, int]
+    error: str | None
+
+
+def _run(row: SyncRunRow) -> SyncRun:
+    return SyncRun(
+        id=row.id,
+        connection=row.connection,
+        object=row.object,
+        mode=SyncMode(row.mode),
+        status=SyncStatus(row.status),
+        started_at=row.started_at,
+        heartbeat_at=row.heartbeat_at,
+        finished_at=row.finished_at,
+        counts=dict(row.counts),
+        error=row.error,
+    )
+
+
+def _checked_counts(counts: Mapping[str, int], where: str) -> dict[str, int]:
+    checked: dict[str, int] = {}
+    for key, value in counts.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidStoreValue(f"{where}: count names must be non-empty text, got {key!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidStoreValue(f"{where}[{key!r}]: expected a non-negative integer, got {value!r}")
+        checked[key] = value
+    return checked
+
+
+class SyncRuns:
+    """Repository of sync runs. The caller owns the transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def start(
+        self,
+        connection: str,
+        mode: SyncMode | str,
+        *,
+        object_name: str | None = None,
+        now: datetime | None = None,
+        take_over_stale_before: datetime | None = None,
+    ) -> int:
+        """Start a sync run for ``connection``.
+
+        The database holds at most one running sync per connection (partial unique
+        index); a second start is refused.
+
+        Args:
+            connection: Connection name, e.g. ``"salesforce-prod"``.
+            mode: ``full`` or ``incremental``.
+            object_name: The one CRM object this run reads, or ``None`` for all.
+            now: Start time (aware); defaults to the current time.
+            take_over_stale_before: If given, a running sync of this connection whose
+                last heartbeat is older than this is first marked ``crashed``, so this
+                run takes over from a process that died.
+
+        Returns:
+            The new run's id.
+
+        Raises:
+            SyncAlreadyRunning: If the connection already has a running sync.
+            InvalidStoreValue: If an argument is malformed.
+        """
+        connection = text_value(connection, "sync_runs.connection", CONNECTION_LEN)
+        sync_mode = enum_value(SyncMode, mode, "sync_runs.mode")
+        object_name = optional_text(object_name, "sync_runs.object", OBJECT_LEN)
+        started_at = when(now, "sync_runs.started_at")
+        if take_over_stale_before is not None:
+            self.mark_stale_runs_crashed(connection, take_over_stale_before, now=started_at)
+        row = insert_or_ignore(
+            self._session,
+            SyncRunRow,
+            {
+                "connection": connection,
+                "object": object_name,
+                "mode": sync_mode.value,
+                "status": SyncStatus.RUNNING.value,
+                "started_at": started_at,
+                "heartbeat_at": started_at,
+                "counts": dict.fromkeys(COUNT_KEYS, 0),
+            },
+            conflict_columns=["connection"],
+            conflict_where=SyncRunRow.status == SyncStatus.RUNNING.value,
+            returning=[SyncRunRow.id],
+        )
+        if row is None:
+            running = self.running(connection)
+            raise SyncAlreadyRunning(
+                connection,
+                running.id if running else None,
+                running.started_at if running else None,
+            )
+        run_id: int = row[0]
+        return run_id
+
+    def get(self, run_id: int) -> SyncRun:
+        """Return the run with ``run_id``.
+
+        Raises:
+            RunNotFound: If there is none.
+        """
+        row = self._session.get(SyncRunRow, run_id, populate_existing=True)
+        if row is None:
+            raise RunNotFound(run_id)
+        return _run(row)
+
+    def running(self, connection: str) -> SyncRun | None:
+        """Return the running sync of ``connection``, if any."""
+        row = self._session.scalars(
+            select(SyncRunRow)
+            .where(SyncRunRow.connection == connection, SyncRunRow.status == SyncStatus.RUNNING.value)
+            .execution_options(populate_existing=True)
+        ).first()
+        return _run(row) if row else None
+
+    def recent(self, connection: str | None = None, limit: int = 20) -> list[SyncRun]:
+        """Return the latest runs, newest first, optionally of one connection."""
+        query = select(SyncRunRow).order_by(SyncRunRow.id.desc()).limit(limit)
+        if connection is not None:
+            query = query.where(SyncRunRow.connection == connection)
+        return [_run(row) for row in self._session.scalars(query.execution_options(populate_existing=True))]
+
+    def heartbeat(self, run_id: int, *, now: datetime | None = None) -> None:
+        """Record that the running sync ``run_id`` is alive (call once per page).
+
+        Raises:
+            RunNotFound: If there is no such run.
+            RunNotRunning: If the run was finished or marked crashed meanwhile.
+        """
+        at = when(now, "sync_runs.heartbeat_at")
+        self._update_running(run_id, {"heartbeat_at": at})
+
+    def add_counts(self, run_id: int, counts: Mapping[str, int], *, now: datetime | None = None) -> SyncRun:
+        """Add ``counts`` to the running sync's counts and refresh its heartbeat.
+
+        Args:
+            run_id: The running sync.
+            counts: Increments, e.g. ``{"read": 200, "changed": 17, "api_calls": 1}``.
+            now: Heartbeat time; defaults to the current time.
+
+        Returns:
+            The run with its new counts.
+        """
+        increments = _checked_counts(counts, "sync_runs.counts")
+        current = self._require_running(run_id)
+        merged = dict(current.counts)
+        for key, value in increments.items():
+            merged[key] = merged.get(key, 0) + value
+        self._update_running(run_id, {"counts": merged, "heartbeat_at": when(now, "sync_runs.heartbeat_at")})
+        return self.get(run_id)
+
+    def finish(
+        self,
+        run_id: int,
+        status: SyncStatus | str,
+        *,
+        counts: Mapping[str, int] | None = None,
+        error: str | None = None,
+        now: datetime | None = None,
+    ) -> SyncRun:
+        """Finish the running sync ``run_id``.
+
+        Args:
+            run_id: The running sync.
+            status: ``succeeded`` or ``failed`` (or ``crashed``).
+            counts: Final increments to add to the run's counts.
+            error: What went wrong, for a failed run.
+            now: Finish time; defaults to the current time.
+
+        Returns:
+            The finished run.
+
+        Raises:
+            RunNotRunning: If the run is not running any more (e.g. another process
+                marked it crashed and took over).
+        """
+        final = enum_value(SyncStatus, status, "sync_runs.status")
+        if final not in FINAL_STATUSES:
+            raise InvalidStoreValue(f"sync_runs.status: a run finishes as one of {', '.join(FINAL_STATUSES)}, not {final.value!r}")
+        increments = _checked_counts(counts or {}, "sync_runs.counts")
+        current = self._require_running(run_id)
+        merged = dict(current.counts)
+        for key, value in increments.items():
+            merged[key] = merged.get(key, 0) + value
+        finished_at = when(now, "sync_runs.finished_at")
+        self._update_running(
+            run_id,
+            {"status": final.value, "finished_at": finished_at, "counts": merged, "error": error},
+        )
+        return self.get(run_id)
+
+    def mark_stale_runs_crashed(
+        self, connection: str, older_than: datetime, *, now: datetime | None = None
+    ) -> list[int]:
+        """Mark running syncs of ``connection`` whose last heartbeat is before ``older_than`` as crashed.
+
+        A run whose process was killed stays ``running`` and blocks the connection;
+        this frees it. Returns the ids of the runs marked crashed.
+        """
+        cutoff = when(older_than, "older_than")
+        finished_at = when(now, "sync_runs.finished_at")
+        result = self._session.execute(
+            update(SyncRunRow)
+            .where(
+                SyncRunRow.connection == connection,
+                SyncRunRow.status == SyncStatus.RUNNING.value,
+                SyncRunRow.heartbeat_at < cutoff,
+            )
+            .values(
+                status=SyncStatus.CRASHED.value,
+                finished_at=finished_at,
+                error=f"no heartbeat since before {cutoff.isoformat()}; marked crashed",
+            )
+            .returning(SyncRunRow.id)
+            .execution_options(synchronize_session=False)
+        )
+        return [row[0] for row in result]
+
+    def _require_running(self, run_id: int) -> SyncRun:
+        run = self.get(run_id)
+        if run.status is not SyncStatus.RUNNING:
+            raise RunNotRunning(run_id, run.status.value)
+        return run
+
+    def _update_running(self, run_id: int, values: dict[str, Any]) -> None:
+        result = self._session.execute(
+            update(SyncRunRow)
+            .where(SyncRunRow.id == run_id, SyncRunRow.status == SyncStatus.RUNNING.value)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            self._require_running(run_id)
+            raise RunNotRunning(run_id, "unknown")

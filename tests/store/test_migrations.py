@@ -1,0 +1,107 @@
+"""The migrations build the schema the models describe, on every backend."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, inspect, text
+
+from connector.store import migrate
+from connector.store.db import create_engine_for
+from connector.store.errors import UnsupportedDatabase
+from connector.store.models import Base
+from .conftest import Database
+
+EXPECTED_TABLES = {
+    "sync_runs",
+    "sync_cursors",
+    "records",
+    "identities",
+    "identity_links",
+    "assignments",
+    "round_robin_positions",
+    "outbox",
+    "audit_log",
+    "quarantine",
+    "api_calls",
+    "webhook_inbox",
+}
+
+
+def _diff(engine: Engine, metadata: MetaData) -> list[object]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+
+def test_upgrade_brings_an_empty_database_to_head(empty_url: str) -> None:
+    assert migrate.current_revision(empty_url) is None
+    assert not migrate.is_up_to_date(empty_url)
+
+    migrate.upgrade(empty_url)
+
+    assert migrate.current_revision(empty_url) == migrate.head_revision()
+    assert migrate.is_up_to_date(empty_url)
+    engine = create_engine_for(empty_url)
+    try:
+        assert EXPECTED_TABLES <= set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_twice_is_harmless(db: Database) -> None:
+    migrate.upgrade(db.url)
+    assert migrate.is_up_to_date(db.url)
+
+
+def test_migration_head_matches_the_models(db: Database) -> None:
+    assert _diff(db.engine, Base.metadata) == []
+
+
+def test_model_comparison_notices_a_table_the_migrations_lack(db: Database) -> None:
+    metadata = MetaData()
+    for table in Base.metadata.tables.values():
+        table.to_metadata(metadata)
+    Table("not_migrated", metadata, Column("id", Integer, primary_key=True), Column("name", String(10)))
+
+    diff = _diff(db.engine, metadata)
+
+    assert [entry[0] for entry in diff if isinstance(entry, tuple)] == ["add_table"]
+
+
+def test_invariant_indexes_are_partial(db: Database) -> None:
+    indexes = {index["name"]: index for index in inspect(db.engine).get_indexes("sync_runs")}
+    assert indexes["uq_sync_runs_one_running"]["unique"]
+    with db.engine.connect() as connection:
+        if db.backend == "sqlite":
+            definitions = connection.execute(
+                text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name LIKE 'uq_%'")
+            ).all()
+        else:
+            definitions = connection.execute(
+                text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname LIKE 'uq_%'")
+            ).all()
+    by_name = {name: sql.lower() for name, sql in definitions}
+    assert "where" in by_name["uq_sync_runs_one_running"] and "running" in by_name["uq_sync_runs_one_running"]
+    assert "where" in by_name["uq_assignments_one_active"] and "active" in by_name["uq_assignments_one_active"]
+
+
+def test_downgrade_then_upgrade_round_trips(db: Database) -> None:
+    with db.engine.begin() as connection:
+        from alembic import command
+
+        command.downgrade(migrate.alembic_config(connection), "base")
+    assert migrate.current_revision(db.engine) is None
+    assert not (EXPECTED_TABLES & set(inspect(db.engine).get_table_names()))
+
+    migrate.upgrade(db.engine)
+
+    assert migrate.is_up_to_date(db.engine)
+    assert _diff(db.engine, Base.metadata) == []
+
+
+@pytest.mark.parametrize("url", ["mysql://root@localhost/relay", "not a url at all"])
+def test_unsupported_database_urls_are_refused_with_the_url_named(url: str) -> None:
+    with pytest.raises(UnsupportedDatabase, match="database URL"):
+        create_engine_for(url)
