@@ -13,7 +13,6 @@ from connector.config.mappings import (
 )
 from connector.config.problems import ConfigError, ConfigProblem
 from connector.config.relay import HubSpotConnection, RelayFile, SalesforceConnection, SyncSchedule
-from connector.config.schema import export_schemas
 from connector.config.settings import Settings, get_settings
 
 __all__ = [
@@ -31,7 +30,6 @@ __all__ = [
     "Settings",
     "SyncSchedule",
     "TransformSpec",
-    "export_schemas",
     "get_settings",
     "load_config",
     "validate_config",

@@ -224,12 +224,11 @@ def _check_connections(
         mapping_file = str(mappings_dir / f"{mapping_name}.yaml")
         mapping = mappings.get(mapping_name)
         if mapping is None:
+            if (mappings_dir / f"{mapping_name}.yaml").is_file():
+                continue  # the file exists but does not load: its own problems say why
             key = (*base, "mapping") if connection.mapping else (*base, "kind")
             line, column = document.position(key)
-            if (mappings_dir / f"{mapping_name}.yaml").is_file():
-                message = f"mapping {mapping_file} does not load (see its problems)"
-            else:
-                message = f"no mapping file {mapping_file} for this connection (known: {', '.join(mappings) or 'none'})"
+            message = f"no mapping file {mapping_file} for this connection (known: {', '.join(mappings) or 'none'})"
             problems.append(ConfigProblem(file, ".".join(key), mapping_name, message, line, column))
             continue
         if mapping.crm != connection.kind:

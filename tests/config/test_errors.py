@@ -1,0 +1,185 @@
+"""Every kind of configuration mistake is reported with file, key path, value and line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from connector.config.loader import load_config, validate_config
+from connector.config.problems import ConfigError
+
+if TYPE_CHECKING:
+    from conftest import ConfigCopy
+
+Problems = Callable[[], list[str]]
+
+
+def test_typo_in_a_key_is_rejected_with_a_suggestion(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("config/relay.yaml", "    page_size: 2000", "    page_sise: 2000")
+    assert problems_of() == [
+        "config/relay.yaml:17: connections.salesforce.page_sise: unknown key 'page_sise'; did you mean "
+        "'page_size'? (allowed: base_url, mapping, schedule, write_back, kind, api_version, credentials, "
+        "objects, page_size, write_batch_size)"
+    ]
+
+
+def test_wrong_type_names_the_value(shipped: ConfigCopy) -> None:
+    shipped.edit("config/relay.yaml", "write_back: true", "write_back: sometimes")
+    (problem,) = validate_config(shipped.config_dir, shipped.mappings_dir, env={})
+    assert problem.file == "config/relay.yaml"
+    assert problem.key_path == "connections.salesforce.write_back"
+    assert problem.value == "sometimes"
+    assert problem.line == 20
+    assert "valid boolean" in problem.message and "'sometimes'" in problem.message
+
+
+def test_batch_size_over_the_api_maximum(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("config/relay.yaml", "write_batch_size: 200", "write_batch_size: 500")
+    shipped.edit("config/relay.yaml", "write_batch_size: 100", "write_batch_size: 250")
+    assert problems_of() == [
+        "config/relay.yaml:18: connections.salesforce.write_batch_size: write_batch_size 500 is over the "
+        "Salesforce API maximum of 200 records per sObject Collections call",
+        "config/relay.yaml:30: connections.hubspot.write_batch_size: write_batch_size 250 is over the "
+        "HubSpot API maximum of 100 inputs per batch call",
+    ]
+
+
+def test_unknown_canonical_field(shipped: ConfigCopy) -> None:
+    shipped.edit("mappings/hubspot.yaml", "{canonical: title, crm: jobtitle", "{canonical: job_title, crm: jobtitle")
+    (problem,) = validate_config(shipped.config_dir, shipped.mappings_dir, env={})
+    assert (problem.file, problem.key_path, problem.value) == (
+        "mappings/hubspot.yaml", "objects.contacts.fields[4].canonical", "job_title")
+    assert problem.message.startswith("'job_title' is not a canonical field of person; did you mean 'title'?")
+    assert problem.line == 21
+
+
+def test_bad_yaml_indentation_names_line_and_column(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("config/relay.yaml", "    page_size: 100 ", "      page_size: 100 ")
+    (message,) = problems_of()
+    assert message.startswith("config/relay.yaml:29: YAML syntax error at line 29, column 7:")
+    assert "indentation" in message
+
+
+def test_several_errors_in_several_files_are_all_reported(shipped: ConfigCopy) -> None:
+    shipped.edit("config/relay.yaml", "write_batch_size: 200", "write_batch_size: 201")
+    shipped.edit("config/relay.yaml", "schedule: {every_minutes: 15}", "schedule: {every_minutes: 15, cron: '* * * * *'}")
+    shipped.edit("mappings/salesforce.yaml", "crm: Email, transform: [strip, lowercase]}",
+                 "crm: Email, transform: [strip, lowercse]}")
+    shipped.edit("mappings/hubspot.yaml", "direction: read, transform: [int]}", "direction: red, transform: [int]}")
+    shipped.edit("config/rules/routing.yaml", "group: sdr_team", "group: sdrs")
+    with pytest.raises(ConfigError) as caught:
+        load_config(shipped.config_dir, shipped.mappings_dir, env={})
+    found = {(p.file, p.key_path, str(p.value)) for p in caught.value.problems}
+    assert found == {
+        ("config/relay.yaml", "connections.salesforce.write_batch_size", "201"),
+        ("config/relay.yaml", "connections.salesforce.schedule", "{'every_minutes': 15, 'cron': '* * * * *'}"),
+        ("mappings/salesforce.yaml", "objects.Lead.fields[2].transform[1]", "lowercse"),
+        ("mappings/hubspot.yaml", "objects.contacts.fields[8].direction", "red"),
+        ("config/rules/routing.yaml", "rules[4].group", "sdrs"),
+    }
+    text = str(caught.value)
+    assert text.startswith("5 configuration problems:")
+    assert "unknown transform 'lowercse' (known: strip, lowercase" in text
+    assert "give exactly one of every_minutes or cron" in text
+
+
+def test_rules_problems_name_the_rule_file(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("config/rules/routing.yaml", "group: sdr_team", "group: sdrs")
+    (message,) = problems_of()
+    assert message.startswith("config/rules/routing.yaml:")
+    assert ": rules[4].group: " in message and "'sdrs'" in message and "sdr_team" in message
+
+
+def test_connection_object_without_a_mapping(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("mappings/salesforce.yaml", "  User:\n", "  UserX:\n")
+    assert problems_of() == [
+        "config/relay.yaml:16: connections.salesforce.objects[3]: 'User' has no mapping in "
+        "mappings/salesforce.yaml (mapped: Lead, Contact, Account, UserX, Task)"
+    ]
+
+
+def test_connection_without_a_mapping_file(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.path("mappings/hubspot.yaml").unlink()
+    assert problems_of() == [
+        "config/relay.yaml:23: connections.hubspot.kind: no mapping file mappings/hubspot.yaml for this "
+        "connection (known: salesforce)"
+    ]
+
+
+def test_duplicate_crm_field_is_flagged(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("mappings/salesforce.yaml", "{canonical: last_name, crm: LastName", "{canonical: last_name, crm: FirstName")
+    assert problems_of() == [
+        "mappings/salesforce.yaml:17: objects.Lead.fields[1].crm: CRM field 'FirstName' is already mapped at "
+        "fields[0]; map each field once"
+    ]
+
+
+def test_duplicate_yaml_key_is_flagged(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("config/relay.yaml", "    write_back: true\n", "    write_back: true\n    write_back: false\n")
+    assert problems_of() == [
+        "config/relay.yaml:21: connections.salesforce.write_back: key 'write_back' appears twice; remove one of them"
+    ]
+
+
+def test_typed_field_needs_its_type_transform(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("mappings/hubspot.yaml", "crm: numemployees, direction: read, transform: [int]}",
+                 "crm: numemployees, direction: read}")
+    assert problems_of() == [
+        "mappings/hubspot.yaml:25: objects.contacts.fields[8].transform: employees is a int; add the 'int' "
+        "transform so CRM values are parsed"
+    ]
+
+
+def test_missing_required_key(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("mappings/hubspot.yaml", "    id_field: id\n    modified_field: updatedAt\n", "    modified_field: updatedAt\n")
+    (message,) = problems_of()
+    assert message.startswith("mappings/hubspot.yaml:") and "objects.owners.id_field: required key 'id_field' is missing" in message
+
+
+def test_unset_environment_variable_without_default(shipped: ConfigCopy) -> None:
+    shipped.edit("config/relay.yaml", "${HUBSPOT_ACCESS_TOKEN:-sandbox-token}", "${HUBSPOT_ACCESS_TOKEN}")
+    (problem,) = validate_config(shipped.config_dir, shipped.mappings_dir, env={})
+    assert problem.key_path == "connections.hubspot.credentials.access_token"
+    assert "environment variable HUBSPOT_ACCESS_TOKEN is not set" in problem.message
+    assert validate_config(shipped.config_dir, shipped.mappings_dir, env={"HUBSPOT_ACCESS_TOKEN": "x"}) == []
+
+
+def test_secrets_are_not_echoed_in_problems(shipped: ConfigCopy) -> None:
+    shipped.edit("config/relay.yaml", "access_token: ${HUBSPOT_ACCESS_TOKEN:-sandbox-token}", "access_token: [pat-secret]")
+    (problem,) = validate_config(shipped.config_dir, shipped.mappings_dir, env={})
+    assert problem.key_path == "connections.hubspot.credentials.access_token"
+    assert "pat-secret" not in str(problem) and problem.value == "***"
+
+
+def test_unknown_connection_kind(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("config/relay.yaml", "kind: hubspot", "kind: pipedrive")
+    (message,) = problems_of()
+    assert message.startswith("config/relay.yaml:22: connections.hubspot: ")
+    assert "'pipedrive'" in message and "'salesforce', 'hubspot'" in message
+
+
+def test_bad_cron_expression(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("config/relay.yaml", "schedule: {every_minutes: 15}", "schedule: {cron: '*/15 25 * * *'}")
+    assert problems_of() == [
+        "config/relay.yaml:19: connections.salesforce.schedule.cron: cron hour field '25': 25 is outside 0-23"
+    ]
+
+
+def test_create_properties_only_for_hubspot(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("mappings/salesforce.yaml", "      - {canonical: idempotency_key, crm: Relay_Idempotency_Key__c, direction: write}\n",
+                 "      - {canonical: idempotency_key, crm: Relay_Idempotency_Key__c, direction: write}\n"
+                 "    create_properties:\n      - {name: relay_x, label: X, type: string, fieldType: number}\n")
+    assert sorted(problems_of()) == [
+        "mappings/salesforce.yaml:125: objects.Task.create_properties[0]: fieldType 'number' does not fit type 'string' (use text or textarea)",
+    ]
+
+
+def test_missing_files_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    messages = [str(p) for p in validate_config("config", "mappings", env={})]
+    assert "config/relay.yaml: file not found; Relay needs relay.yaml to know its connections" in messages
+    assert "mappings: mappings directory not found" in messages
+    assert "config/rules/scoring.yaml: file not found" in messages

@@ -1,0 +1,107 @@
+"""The configuration Relay ships with loads, and its generated schemas are current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.config.canonical import RELAY_PERSON_FIELDS
+from connector.config.loader import RelayConfig, load_config, validate_config
+from connector.config.relay import HubSpotConnection, SalesforceConnection
+from connector.config.schema import export_schemas, stale_schemas
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def config() -> RelayConfig:
+    return load_config(REPO / "config", REPO / "mappings", env={})
+
+
+def test_shipped_files_load_without_problems() -> None:
+    assert validate_config(REPO / "config", REPO / "mappings", env={}) == []
+
+
+def test_default_connections_point_at_the_sandboxes(config: RelayConfig) -> None:
+    salesforce = config.connection("salesforce")
+    hubspot = config.connection("hubspot")
+    assert isinstance(salesforce, SalesforceConnection)
+    assert isinstance(hubspot, HubSpotConnection)
+    assert salesforce.base_url == "http://127.0.0.1:8701"
+    assert salesforce.api_version == "59.0"
+    assert salesforce.credentials.client_id.get_secret_value() == "sandbox"
+    assert salesforce.objects == ["Lead", "Contact", "Account", "User"]
+    assert salesforce.write_batch_size == 200
+    assert hubspot.base_url == "http://127.0.0.1:8702"
+    assert hubspot.credentials.access_token.get_secret_value() == "sandbox-token"
+    assert hubspot.objects == ["contacts", "companies", "owners"]
+    assert hubspot.write_batch_size == 100
+    assert "sandbox-token" not in repr(hubspot)
+
+
+def test_environment_overrides_the_sandbox_defaults() -> None:
+    env = {"SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com", "HUBSPOT_ACCESS_TOKEN": "pat-na1-123",
+           "SALESFORCE_API_VERSION": "60.0"}
+    config = load_config(REPO / "config", REPO / "mappings", env=env)
+    assert config.connection("salesforce").base_url == "https://acme.my.salesforce.com"
+    salesforce = config.connection("salesforce")
+    hubspot = config.connection("hubspot")
+    assert isinstance(salesforce, SalesforceConnection) and salesforce.api_version == "60.0"
+    assert isinstance(hubspot, HubSpotConnection)
+    assert hubspot.credentials.access_token.get_secret_value() == "pat-na1-123"
+
+
+def test_rules_are_loaded_with_their_version(config: RelayConfig) -> None:
+    assert config.rules_version == config.rules.version
+    assert len(config.rules_version) >= 8
+
+
+@pytest.mark.parametrize(("connection", "objects"), [("salesforce", ["Lead", "Contact"]), ("hubspot", ["contacts"])])
+def test_relay_write_back_fields_are_read_and_written(config: RelayConfig, connection: str, objects: list[str]) -> None:
+    for object_name in objects:
+        mapping = config.object_mapping(connection, object_name)
+        directions = {f.canonical: f.direction for f in mapping.fields}
+        assert {name: directions.get(name) for name in RELAY_PERSON_FIELDS} == dict.fromkeys(RELAY_PERSON_FIELDS, "both")
+
+
+def test_bookkeeping_fields_per_crm(config: RelayConfig) -> None:
+    lead = config.object_mapping("salesforce", "Lead")
+    assert (lead.id_field, lead.modified_field, lead.deleted_field) == ("Id", "SystemModstamp", "IsDeleted")
+    contacts = config.object_mapping("hubspot", "contacts")
+    assert (contacts.id_field, contacts.modified_field, contacts.deleted_field) == ("id", "hs_lastmodifieddate", "archived")
+    assert lead.crm_fields_to_read()[:3] == ["Id", "SystemModstamp", "IsDeleted"]
+
+
+def test_hubspot_creates_every_relay_property_it_writes(config: RelayConfig) -> None:
+    contacts = config.object_mapping("hubspot", "contacts")
+    created = {p.name: p for p in contacts.create_properties}
+    relay_crm_fields = {f.crm for f in contacts.fields if f.canonical in RELAY_PERSON_FIELDS}
+    assert set(created) == relay_crm_fields
+    assert all(p.groupName == "relay" for p in created.values())
+    assert created["relay_id"].hasUniqueValue
+    tasks = config.object_mapping("hubspot", "tasks")
+    assert [p.name for p in tasks.create_properties] == ["relay_idempotency_key"]
+
+
+def test_committed_schemas_are_up_to_date() -> None:
+    stale = stale_schemas(REPO / "config" / "schema")
+    assert stale == [], f"regenerate with: python -m connector.config.schema config/schema (stale: {stale})"
+
+
+def test_export_writes_all_five_schemas(tmp_path: Path) -> None:
+    written = export_schemas(tmp_path / "out")
+    assert sorted(p.name for p in written) == sorted(
+        ["relay.schema.json", "mappings.schema.json", "scoring.schema.json", "routing.schema.json", "sla.schema.json"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "schema"),
+    [("config/relay.yaml", "schema/relay.schema.json"), ("mappings/salesforce.yaml", "../config/schema/mappings.schema.json"),
+     ("mappings/hubspot.yaml", "../config/schema/mappings.schema.json")],
+)
+def test_yaml_files_point_editors_at_their_schema(path: str, schema: str) -> None:
+    first_line = (REPO / path).read_text(encoding="utf-8").splitlines()[0]
+    assert first_line == f"# yaml-language-server: $schema={schema}"
+    assert (REPO / path).parent.joinpath(schema).resolve().is_file()
