@@ -31,10 +31,13 @@ FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
 def clean_email(raw: str) -> str:
     """Return ``raw`` stripped and lower-cased (dots kept); never raises."""
     text = raw.strip().lower()
-    if text.startswith("mailto:"):
-        text = text[len("mailto:"):].strip()
-    if text.startswith("<") and text.endswith(">"):
-        text = text[1:-1].strip()
+    previous = None
+    while text != previous:  # until stable, so cleaning twice equals cleaning once
+        previous = text
+        if text.startswith("mailto:"):
+            text = text[len("mailto:"):].strip()
+        if text.startswith("<") and text.endswith(">"):
+            text = text[1:-1].strip()
     return text
 
 

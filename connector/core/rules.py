@@ -45,10 +45,9 @@ class _Problems:
         self.errors: list[InitErrorDetails] = []
 
     def add(self, loc: Loc, code: str, message: str, value: Any) -> None:
-        # Braces in user values must not be read as format fields by pydantic-core.
-        safe = message.replace("{", "{{").replace("}", "}}")
+        # No context is passed, so pydantic-core keeps braces in user values as typed.
         self.errors.append(
-            InitErrorDetails(type=PydanticCustomError(code, safe), loc=loc, input=value)
+            InitErrorDetails(type=PydanticCustomError(code, message), loc=loc, input=value)
         )
 
     def raise_if_any(self) -> None:
