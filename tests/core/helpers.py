@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from connector.core.models import Account, Owner, Person, RecordRef
-from connector.core.rules import Rules, RoutingRules, ScoringRules, SlaPolicy
+from connector.core.rules import RoutingRules, Rules, ScoringRules, SlaPolicy
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "config" / "rules"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -51,7 +51,7 @@ def lead(crm_id: str | int = 1, **fields: Any) -> Person:
     return Person(kind=kind, ref=ref(crm_id, connection, obj), **base)
 
 
-def account(crm_id: str, domain: str, owner_id: str | None = None,
+def account(crm_id: str, domain: str | None, owner_id: str | None = None,
             connection: str = "salesforce", **fields: Any) -> Account:
     return Account(ref=ref(crm_id, connection, "Account"), domain=domain, owner_id=owner_id,
                    **fields)

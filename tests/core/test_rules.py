@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from connector.core.rules import Rules, RoutingRules, ScoringRules, SlaPolicy
+from connector.core.rules import RoutingRules, Rules, ScoringRules, SlaPolicy
+
 from .helpers import load_yaml, shipped_rules, team
 
 

@@ -24,7 +24,7 @@ def test_category_band_edges_from_seed_002(rules: Rules, total: int, category: s
 
 
 def test_category_outside_range_is_an_error(rules: Rules) -> None:
-    with pytest.raises(ValueError, match="outside 0..100"):
+    with pytest.raises(ValueError, match=r"outside 0\.\.100"):
         rules.scoring.category_for(101)
 
 
