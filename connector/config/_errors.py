@@ -101,8 +101,8 @@ def _message(item: Any, root: type[BaseModel], data: Any, path: PathKey, value: 
         return message
     if kind.startswith("union_tag"):
         return message.replace("Input tag", "value").replace("found using", "given for")
-    if value is not None and not isinstance(value, (dict, list)) and str(value) in message:
-        return message
+    if value is not None and not isinstance(value, (dict, list)) and repr(value) in message:
+        return message  # the message already quotes the value
     shown = "***" if _safe_value(path, value) == "***" else repr(value)
     return f"{message[:1].lower()}{message[1:]} (got {shown})"
 
