@@ -34,7 +34,9 @@ def require_aware(value: datetime, where: str) -> datetime:
         TypeError: If ``value`` is not a datetime.
     """
     if not isinstance(value, datetime):
-        raise TypeError(f"{where}: expected an aware datetime, got {type(value).__name__} {value!r}")
+        raise TypeError(
+            f"{where}: expected an aware datetime, got {type(value).__name__} {value!r}"
+        )
     if value.tzinfo is None or value.utcoffset() is None:
         raise NaiveDatetimeError(
             f"{where}: naive datetime {value.isoformat()} refused; pass an aware datetime (UTC)"
@@ -95,7 +97,9 @@ def canonical_json(value: object) -> str:
     Raises:
         TypeError: If a value cannot be represented in JSON.
     """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    )
 
 
 def to_json_document(value: Any, where: str) -> Any:

@@ -63,7 +63,9 @@ def create_engine_for(database_url: str | URL, **engine_options: Any) -> Engine:
     try:
         url = make_url(database_url)
     except Exception as exc:
-        raise UnsupportedDatabase(f"database URL {str(database_url)!r} cannot be parsed: {exc}") from exc
+        raise UnsupportedDatabase(
+            f"database URL {str(database_url)!r} cannot be parsed: {exc}"
+        ) from exc
     backend = url.get_backend_name()
     if backend not in SUPPORTED_BACKENDS:
         raise UnsupportedDatabase(

@@ -12,7 +12,9 @@ class StoreError(Exception):
 class SyncAlreadyRunning(StoreError):
     """A connection already has a running sync (the database refused a second one)."""
 
-    def __init__(self, connection: str, running_run_id: int | None, started_at: datetime | None) -> None:
+    def __init__(
+        self, connection: str, running_run_id: int | None, started_at: datetime | None
+    ) -> None:
         self.connection = connection
         self.running_run_id = running_run_id
         self.started_at = started_at

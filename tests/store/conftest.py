@@ -39,7 +39,9 @@ def _postgres_base_url() -> str:
         return url
     message = f"{POSTGRES_URL_VARIABLE} is not set, so the PostgreSQL store tests cannot run"
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI must run them (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+        pytest.fail(
+            f"{message}; CI must run them (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+        )
     pytest.skip(message)
 
 

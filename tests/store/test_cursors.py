@@ -73,7 +73,11 @@ def test_the_database_refuses_a_backwards_cursor_even_through_raw_sql(db: Databa
     with pytest.raises(IntegrityError, match="only move forward"), db.engine.begin() as connection:
         connection.execute(
             text("UPDATE sync_cursors SET last_modified = :earlier WHERE connection = 'sf-prod'"),
-            {"earlier": "2020-01-01 00:00:00.000000" if db.backend == "sqlite" else T0 - timedelta(days=1)},
+            {
+                "earlier": "2020-01-01 00:00:00.000000"
+                if db.backend == "sqlite"
+                else T0 - timedelta(days=1)
+            },
         )
 
 
@@ -97,7 +101,9 @@ def test_a_full_resync_resets_the_cursor_explicitly(db: Database) -> None:
 def test_times_in_other_zones_are_stored_as_the_same_instant_in_utc(db: Database) -> None:
     paris = timezone(timedelta(hours=1))
     with db.sessions.begin() as session:
-        Cursors(session).advance("sf-prod", "Lead", datetime(2026, 3, 2, 10, 0, tzinfo=paris), "00Q1")
+        Cursors(session).advance(
+            "sf-prod", "Lead", datetime(2026, 3, 2, 10, 0, tzinfo=paris), "00Q1"
+        )
     with db.sessions() as session:
         cursor = Cursors(session).get("sf-prod", "Lead")
     assert cursor is not None
@@ -106,7 +112,10 @@ def test_times_in_other_zones_are_stored_as_the_same_instant_in_utc(db: Database
 
 
 def test_naive_times_are_refused_naming_the_cursor(db: Database) -> None:
-    with db.sessions.begin() as session, pytest.raises(InvalidStoreValue, match=r"sync_cursors\[sf-prod/Lead\].last_modified"):
+    with (
+        db.sessions.begin() as session,
+        pytest.raises(InvalidStoreValue, match=r"sync_cursors\[sf-prod/Lead\].last_modified"),
+    ):
         Cursors(session).advance("sf-prod", "Lead", datetime(2026, 3, 2, 9, 0), "00Q1")
 
 
@@ -116,7 +125,9 @@ positions = st.tuples(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(steps=st.lists(positions, min_size=1, max_size=12))
 def test_the_stored_cursor_is_the_furthest_position_ever_accepted(
     db: Database, steps: list[tuple[datetime, str | None]]

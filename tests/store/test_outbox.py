@@ -14,7 +14,12 @@ from connector.store.repositories import Outbox, SyncRuns
 from .conftest import Database
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-TASK = {"Subject": "Call Ada (Hot lead, 5 min SLA)", "WhoId": "00Q1", "OwnerId": "005A", "ActivityDate": "2026-03-02"}
+TASK = {
+    "Subject": "Call Ada (Hot lead, 5 min SLA)",
+    "WhoId": "00Q1",
+    "OwnerId": "005A",
+    "ActivityDate": "2026-03-02",
+}
 
 
 def _rows(db: Database) -> int:
@@ -26,9 +31,13 @@ def _rows(db: Database) -> int:
 def test_enqueueing_the_same_key_twice_keeps_one_row_and_returns_it(db: Database) -> None:
     with db.sessions.begin() as session:
         run_id = SyncRuns(session).start("sf-prod", "incremental", now=T0)
-        first = Outbox(session).enqueue("sf-prod", "Task", "create", TASK, "task:00Q1:sla", run_id=run_id, now=T0)
+        first = Outbox(session).enqueue(
+            "sf-prod", "Task", "create", TASK, "task:00Q1:sla", run_id=run_id, now=T0
+        )
     with db.sessions.begin() as session:
-        again = Outbox(session).enqueue("sf-prod", "Task", "create", {**TASK, "Subject": "retried"}, "task:00Q1:sla")
+        again = Outbox(session).enqueue(
+            "sf-prod", "Task", "create", {**TASK, "Subject": "retried"}, "task:00Q1:sla"
+        )
 
     assert again.id == first.id and again.payload == TASK
     assert first.status is OutboxStatus.PENDING and first.attempts == 0 and first.run_id == run_id
@@ -51,19 +60,30 @@ def test_the_database_refuses_a_duplicate_idempotency_key(db: Database) -> None:
 def test_a_key_reused_for_another_write_is_refused(db: Database) -> None:
     with db.sessions.begin() as session:
         outbox = Outbox(session)
-        outbox.enqueue("sf-prod", "Lead", "update", {"OwnerId": "005A"}, "owner:00Q1:r1", crm_id="00Q1")
+        outbox.enqueue(
+            "sf-prod", "Lead", "update", {"OwnerId": "005A"}, "owner:00Q1:r1", crm_id="00Q1"
+        )
         with pytest.raises(IdempotencyKeyConflict, match="owner:00Q1:r1"):
-            outbox.enqueue("sf-prod", "Lead", "update", {"OwnerId": "005A"}, "owner:00Q1:r1", crm_id="00Q2")
-        with pytest.raises(InvalidStoreValue, match=r"outbox\[owner:00Q9\].crm_id: an update needs"):
+            outbox.enqueue(
+                "sf-prod", "Lead", "update", {"OwnerId": "005A"}, "owner:00Q1:r1", crm_id="00Q2"
+            )
+        with pytest.raises(
+            InvalidStoreValue, match=r"outbox\[owner:00Q9\].crm_id: an update needs"
+        ):
             outbox.enqueue("sf-prod", "Lead", "update", {"OwnerId": "005A"}, "owner:00Q9")
-        with pytest.raises(InvalidStoreValue, match="'delete' is not one of create, update, upsert"):
+        with pytest.raises(
+            InvalidStoreValue, match="'delete' is not one of create, update, upsert"
+        ):
             outbox.enqueue("sf-prod", "Lead", "delete", {}, "x", crm_id="00Q1")
 
 
 def test_pending_returns_a_connections_unsent_messages_oldest_first(db: Database) -> None:
     with db.sessions.begin() as session:
         outbox = Outbox(session)
-        ids = [outbox.enqueue("sf-prod", "Task", "create", TASK, f"task:{n}", now=T0).id for n in range(5)]
+        ids = [
+            outbox.enqueue("sf-prod", "Task", "create", TASK, f"task:{n}", now=T0).id
+            for n in range(5)
+        ]
         outbox.enqueue("hubspot", "tasks", "create", TASK, "hs-task:1", now=T0)
         outbox.mark_sent(ids[0], crm_result={"id": "00T1", "success": True}, crm_id="00T1")
         outbox.mark_failed(ids[1], "503 Service Unavailable")
@@ -77,17 +97,33 @@ def test_pending_returns_a_connections_unsent_messages_oldest_first(db: Database
         sent = outbox.get(ids[0])
         dead = outbox.get(ids[2])
         counts = outbox.counts("sf-prod")
-    assert sent.status is OutboxStatus.SENT and sent.crm_id == "00T1" and sent.crm_result == {"id": "00T1", "success": True}
+    assert (
+        sent.status is OutboxStatus.SENT
+        and sent.crm_id == "00T1"
+        and sent.crm_result == {"id": "00T1", "success": True}
+    )
     assert sent.sent_at is not None and sent.attempts == 1
-    assert dead.status is OutboxStatus.DEAD and dead.last_error is not None and "Subject" in dead.last_error
-    assert counts == {OutboxStatus.PENDING: 2, OutboxStatus.SENT: 1, OutboxStatus.FAILED: 1, OutboxStatus.DEAD: 1}
+    assert (
+        dead.status is OutboxStatus.DEAD
+        and dead.last_error is not None
+        and "Subject" in dead.last_error
+    )
+    assert counts == {
+        OutboxStatus.PENDING: 2,
+        OutboxStatus.SENT: 1,
+        OutboxStatus.FAILED: 1,
+        OutboxStatus.DEAD: 1,
+    }
 
 
 def test_a_failing_message_goes_dead_after_max_attempts(db: Database) -> None:
     with db.sessions.begin() as session:
         outbox = Outbox(session)
         message = outbox.enqueue("sf-prod", "Task", "create", TASK, "task:1", now=T0)
-        statuses = [outbox.mark_failed(message.id, f"503 attempt {n}", max_attempts=3).status for n in range(1, 4)]
+        statuses = [
+            outbox.mark_failed(message.id, f"503 attempt {n}", max_attempts=3).status
+            for n in range(1, 4)
+        ]
         with pytest.raises(StoreError, match="is dead"):
             outbox.mark_sent(message.id)
     assert statuses == [OutboxStatus.FAILED, OutboxStatus.FAILED, OutboxStatus.DEAD]

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from connector.store import IdentityKind, InvalidStoreValue
 from connector.store.repositories import CrmRef, Identities, Records
@@ -15,18 +16,35 @@ from connector.store.repositories import CrmRef, Identities, Records
 from .conftest import Database
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-LEAD = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@globex.example", "employees": 250}
+LEAD = {
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "email": "ada@globex.example",
+    "employees": 250,
+}
 
 
 def test_a_new_record_is_a_change_and_the_same_record_again_is_not(db: Database) -> None:
     with db.sessions.begin() as session:
         records = Records(session)
-        assert records.upsert_snapshot("sf-prod", "Lead", "00Q1", kind="person", canonical=LEAD, seen_at=T0)
+        assert records.upsert_snapshot(
+            "sf-prod", "Lead", "00Q1", kind="person", canonical=LEAD, seen_at=T0
+        )
         assert not records.upsert_snapshot(
-            "sf-prod", "Lead", "00Q1", kind="person", canonical=dict(reversed(LEAD.items())), seen_at=T0 + timedelta(hours=1)
+            "sf-prod",
+            "Lead",
+            "00Q1",
+            kind="person",
+            canonical=dict(reversed(LEAD.items())),
+            seen_at=T0 + timedelta(hours=1),
         )
         assert records.upsert_snapshot(
-            "sf-prod", "Lead", "00Q1", kind="person", canonical={**LEAD, "employees": 300}, seen_at=T0 + timedelta(hours=2)
+            "sf-prod",
+            "Lead",
+            "00Q1",
+            kind="person",
+            canonical={**LEAD, "employees": 300},
+            seen_at=T0 + timedelta(hours=2),
         )
 
     with db.sessions() as session:
@@ -40,9 +58,17 @@ def test_a_new_record_is_a_change_and_the_same_record_again_is_not(db: Database)
 def test_deletion_and_merge_are_changes_and_keep_the_last_content(db: Database) -> None:
     with db.sessions.begin() as session:
         records = Records(session)
-        records.upsert_snapshot("hubspot", "contacts", "101", kind="person", canonical=LEAD, seen_at=T0)
+        records.upsert_snapshot(
+            "hubspot", "contacts", "101", kind="person", canonical=LEAD, seen_at=T0
+        )
         assert records.upsert_snapshot(
-            "hubspot", "contacts", "101", kind="person", canonical=LEAD, merged_into="202", seen_at=T0
+            "hubspot",
+            "contacts",
+            "101",
+            kind="person",
+            canonical=LEAD,
+            merged_into="202",
+            seen_at=T0,
         )
         assert records.mark_deleted("hubspot", "contacts", "101", seen_at=T0 + timedelta(days=1))
         assert not records.mark_deleted("hubspot", "contacts", "101")
@@ -61,18 +87,32 @@ def test_canonical_datetimes_are_stored_as_iso_utc_and_naive_ones_refused(db: Da
         )
         with pytest.raises(InvalidStoreValue, match=r"records\[sf-prod/Lead/00Q3\].canonical"):
             records.upsert_snapshot(
-                "sf-prod", "Lead", "00Q3", kind="person", canonical={"created_at": datetime(2026, 1, 1)}
+                "sf-prod",
+                "Lead",
+                "00Q3",
+                kind="person",
+                canonical={"created_at": datetime(2026, 1, 1)},
             )
-        assert records.get("sf-prod", "Lead", "00Q2").canonical == {"created_at": "2026-03-02T09:00:00+00:00"}  # type: ignore[union-attr]
+        stored = records.get("sf-prod", "Lead", "00Q2")
+        assert stored is not None
+        assert stored.canonical == {"created_at": "2026-03-02T09:00:00+00:00"}
 
 
 def test_the_same_key_resolves_to_the_same_identity_across_crms(db: Database) -> None:
     with db.sessions.begin() as session:
         identities = Identities(session)
-        from_salesforce = identities.resolve("person", "ada@globex.example", CrmRef("sf-prod", "Lead", "00Q1"), now=T0)
-        from_hubspot = identities.resolve(IdentityKind.PERSON, "ada@globex.example", CrmRef("hubspot", "contacts", "101"))
-        company = identities.resolve("account", "globex.example", CrmRef("sf-prod", "Account", "0011"))
-        other = identities.resolve("person", "grace@initech.example", CrmRef("sf-prod", "Lead", "00Q2"))
+        from_salesforce = identities.resolve(
+            "person", "ada@globex.example", CrmRef("sf-prod", "Lead", "00Q1"), now=T0
+        )
+        from_hubspot = identities.resolve(
+            IdentityKind.PERSON, "ada@globex.example", CrmRef("hubspot", "contacts", "101")
+        )
+        company = identities.resolve(
+            "account", "globex.example", CrmRef("sf-prod", "Account", "0011")
+        )
+        other = identities.resolve(
+            "person", "grace@initech.example", CrmRef("sf-prod", "Lead", "00Q2")
+        )
 
     assert from_salesforce == from_hubspot
     assert len({from_salesforce, company, other}) == 3
@@ -102,23 +142,37 @@ def test_a_record_without_key_gets_an_identity_of_its_own(db: Database) -> None:
         assert one != two
         with pytest.raises(InvalidStoreValue, match="give a key"):
             identities.resolve("person", None)
-        with pytest.raises(InvalidStoreValue, match="identities.kind: 'deal' is not one of person, account"):
+        with pytest.raises(
+            InvalidStoreValue, match=r"identities\.kind: 'deal' is not one of person, account"
+        ):
             identities.resolve("deal", "x")
 
 
 def test_the_database_refuses_a_second_identity_with_the_same_key(db: Database) -> None:
     with db.sessions.begin() as session:
         Identities(session).resolve("person", "ada@globex.example")
-    insert = text("INSERT INTO identities (relay_id, kind, key, created_at) VALUES (:id, 'person', 'ada@globex.example', :at)")
-    from sqlalchemy.exc import IntegrityError
+    insert = text(
+        "INSERT INTO identities (relay_id, kind, key, created_at) VALUES (:id, 'person', 'ada@globex.example', :at)"
+    )
 
     with pytest.raises(IntegrityError), db.engine.begin() as connection:
-        connection.execute(insert, {"id": "dup", "at": T0 if db.backend == "postgresql" else "2026-03-02 09:00:00.000000"})
+        connection.execute(
+            insert,
+            {"id": "dup", "at": T0 if db.backend == "postgresql" else "2026-03-02 09:00:00.000000"},
+        )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(keys=st.lists(st.sampled_from(["a@x.example", "b@x.example", "c@y.example"]), min_size=1, max_size=8))
-def test_resolving_keys_in_any_order_gives_one_identity_per_distinct_key(db: Database, keys: list[str]) -> None:
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    keys=st.lists(
+        st.sampled_from(["a@x.example", "b@x.example", "c@y.example"]), min_size=1, max_size=8
+    )
+)
+def test_resolving_keys_in_any_order_gives_one_identity_per_distinct_key(
+    db: Database, keys: list[str]
+) -> None:
     with db.sessions() as session:
         identities = Identities(session)
         resolved = {key: identities.resolve("account", key) for key in keys}

@@ -9,7 +9,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from connector.store import InvalidStoreValue, RunNotRunning, SyncAlreadyRunning, SyncMode, SyncStatus
+from connector.store import (
+    InvalidStoreValue,
+    RunNotRunning,
+    SyncAlreadyRunning,
+    SyncMode,
+    SyncStatus,
+)
 from connector.store.repositories import COUNT_KEYS, SyncRuns
 
 from .conftest import Database
@@ -19,7 +25,9 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 def test_a_started_run_is_running_with_zero_counts(db: Database) -> None:
     with db.sessions.begin() as session:
-        run_id = SyncRuns(session).start("sf-prod", SyncMode.INCREMENTAL, object_name="Lead", now=T0)
+        run_id = SyncRuns(session).start(
+            "sf-prod", SyncMode.INCREMENTAL, object_name="Lead", now=T0
+        )
 
     with db.sessions() as session:
         run = SyncRuns(session).get(run_id)
@@ -78,13 +86,26 @@ def test_finish_adds_counts_and_records_the_error(db: Database) -> None:
     with db.sessions.begin() as session:
         runs = SyncRuns(session)
         run_id = runs.start("sf-prod", "incremental", now=T0)
-        runs.add_counts(run_id, {"read": 200, "changed": 12, "api_calls": 1}, now=T0 + timedelta(seconds=5))
+        runs.add_counts(
+            run_id, {"read": 200, "changed": 12, "api_calls": 1}, now=T0 + timedelta(seconds=5)
+        )
         runs.add_counts(run_id, {"read": 37, "changed": 3, "api_calls": 1})
         finished = runs.finish(
-            run_id, "failed", counts={"errors": 1}, error="Lead 00Q1: 503 from Salesforce", now=T0 + timedelta(minutes=1)
+            run_id,
+            "failed",
+            counts={"errors": 1},
+            error="Lead 00Q1: 503 from Salesforce",
+            now=T0 + timedelta(minutes=1),
         )
     assert finished.status is SyncStatus.FAILED
-    assert finished.counts == {"read": 237, "changed": 15, "routed": 0, "tasks": 0, "api_calls": 2, "errors": 1}
+    assert finished.counts == {
+        "read": 237,
+        "changed": 15,
+        "routed": 0,
+        "tasks": 0,
+        "api_calls": 2,
+        "errors": 1,
+    }
     assert finished.error == "Lead 00Q1: 503 from Salesforce"
     assert finished.finished_at == T0 + timedelta(minutes=1)
 
@@ -94,14 +115,16 @@ def test_bad_counts_are_refused_naming_the_count(db: Database, bad: dict[str, ob
     with db.sessions.begin() as session:
         runs = SyncRuns(session)
         run_id = runs.start("sf-prod", "full", now=T0)
-        with pytest.raises(InvalidStoreValue, match="sync_runs.counts"):
+        with pytest.raises(InvalidStoreValue, match=r"sync_runs\.counts"):
             runs.add_counts(run_id, bad)  # type: ignore[arg-type]
 
 
 def test_a_run_cannot_finish_as_running_or_start_with_an_unknown_mode(db: Database) -> None:
     with db.sessions.begin() as session:
         runs = SyncRuns(session)
-        with pytest.raises(InvalidStoreValue, match=r"sync_runs.mode: 'sometimes' is not one of full, incremental"):
+        with pytest.raises(
+            InvalidStoreValue, match=r"sync_runs.mode: 'sometimes' is not one of full, incremental"
+        ):
             runs.start("sf-prod", "sometimes", now=T0)
         run_id = runs.start("sf-prod", "full", now=T0)
         with pytest.raises(InvalidStoreValue, match="finishes as one of"):
@@ -123,7 +146,9 @@ def test_a_crashed_run_is_marked_crashed_and_frees_the_connection(db: Database) 
     with db.sessions.begin() as session:
         runs = SyncRuns(session)
         assert runs.mark_stale_runs_crashed("sf-prod", T0 + timedelta(minutes=1)) == []
-        crashed = runs.mark_stale_runs_crashed("sf-prod", T0 + timedelta(minutes=10), now=T0 + timedelta(minutes=15))
+        crashed = runs.mark_stale_runs_crashed(
+            "sf-prod", T0 + timedelta(minutes=10), now=T0 + timedelta(minutes=15)
+        )
         assert runs.mark_stale_runs_crashed("hubspot", T0 + timedelta(minutes=5)) == []
         replacement = runs.start("sf-prod", "incremental", now=T0 + timedelta(minutes=15))
 
@@ -145,7 +170,10 @@ def test_the_next_run_takes_over_a_stale_one_only_when_asked(db: Database) -> No
         SyncRuns(session).start("sf-prod", "incremental", now=later)
     with db.sessions.begin() as session:
         new = SyncRuns(session).start(
-            "sf-prod", "incremental", now=later, take_over_stale_before=later - timedelta(minutes=30)
+            "sf-prod",
+            "incremental",
+            now=later,
+            take_over_stale_before=later - timedelta(minutes=30),
         )
     with db.sessions.begin() as session:
         runs = SyncRuns(session)
@@ -185,5 +213,7 @@ def test_two_sessions_racing_to_start_a_run_exactly_one_wins(db: Database) -> No
 
     assert sorted(outcomes) == ["refused"] * (contenders - 1) + ["won"]
     with db.sessions() as session:
-        running = session.execute(text("SELECT count(*) FROM sync_runs WHERE status = 'running'")).scalar_one()
+        running = session.execute(
+            text("SELECT count(*) FROM sync_runs WHERE status = 'running'")
+        ).scalar_one()
     assert running == 1

@@ -45,7 +45,9 @@ class ApiCalls:
         connection = text_value(connection, "api_calls.connection", CONNECTION_LEN)
         kind = text_value(kind, f"api_calls[{connection}].kind", KIND_LEN)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise InvalidStoreValue(f"api_calls[{connection}/{kind}].count: expected a non-negative integer, got {count!r}")
+            raise InvalidStoreValue(
+                f"api_calls[{connection}/{kind}].count: expected a non-negative integer, got {count!r}"
+            )
         moment = when(at, f"api_calls[{connection}/{kind}].at")
         run_matches = ApiCallRow.run_id.is_(None) if run_id is None else ApiCallRow.run_id == run_id
         result = self._session.execute(
@@ -56,7 +58,9 @@ class ApiCalls:
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
             self._session.execute(
-                insert(ApiCallRow).values(connection=connection, kind=kind, count=count, run_id=run_id, at=moment)
+                insert(ApiCallRow).values(
+                    connection=connection, kind=kind, count=count, run_id=run_id, at=moment
+                )
             )
 
     def totals(self, connection: str, *, run_id: int | None = None) -> dict[str, int]:

@@ -173,12 +173,27 @@ class Assignments:
         }
         current = self.active_for(connection, object_name, crm_id)
         if current is not None:
-            same = (current.owner_email, current.owner_crm_id, current.tier, current.rule, current.rules_version)
-            if same == (owner_email, values["owner_crm_id"], values["tier"], values["rule"], values["rules_version"]):
+            same = (
+                current.owner_email,
+                current.owner_crm_id,
+                current.tier,
+                current.rule,
+                current.rules_version,
+            )
+            if same == (
+                owner_email,
+                values["owner_crm_id"],
+                values["tier"],
+                values["rule"],
+                values["rules_version"],
+            ):
                 return current
             self._session.execute(
                 update(AssignmentRow)
-                .where(AssignmentRow.id == current.id, AssignmentRow.status == AssignmentStatus.ACTIVE.value)
+                .where(
+                    AssignmentRow.id == current.id,
+                    AssignmentRow.status == AssignmentStatus.ACTIVE.value,
+                )
                 .values(status=AssignmentStatus.SUPERSEDED.value)
                 .execution_options(synchronize_session=False)
             )

@@ -106,7 +106,9 @@ class Cursors:
         connection = text_value(connection, "sync_cursors.connection", CONNECTION_LEN)
         object_name = text_value(object_name, "sync_cursors.object", OBJECT_LEN)
         modified = aware(last_modified, f"sync_cursors[{connection}/{object_name}].last_modified")
-        last_id = optional_text(last_id, f"sync_cursors[{connection}/{object_name}].last_id", CRM_ID_LEN)
+        last_id = optional_text(
+            last_id, f"sync_cursors[{connection}/{object_name}].last_id", CRM_ID_LEN
+        )
         updated_at = when(now, "sync_cursors.updated_at")
         values = {"last_modified": modified, "last_id": last_id, "updated_at": updated_at}
         inserted = insert_or_ignore(

@@ -113,11 +113,19 @@ class Identities:
         values = {"relay_id": candidate, "kind": kind.value, "key": key, "created_at": at}
         if key is None:
             insert_or_ignore(
-                self._session, IdentityRow, values, conflict_columns=["relay_id"], returning=[IdentityRow.relay_id]
+                self._session,
+                IdentityRow,
+                values,
+                conflict_columns=["relay_id"],
+                returning=[IdentityRow.relay_id],
             )
             return candidate
         insert_or_ignore(
-            self._session, IdentityRow, values, conflict_columns=["kind", "key"], returning=[IdentityRow.relay_id]
+            self._session,
+            IdentityRow,
+            values,
+            conflict_columns=["kind", "key"],
+            returning=[IdentityRow.relay_id],
         )
         existing = self.find(kind, key)
         assert existing is not None

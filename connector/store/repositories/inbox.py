@@ -52,7 +52,9 @@ class Inbox:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def store(self, provider: str, event_key: str, payload: Any, *, received_at: datetime | None = None) -> bool:
+    def store(
+        self, provider: str, event_key: str, payload: Any, *, received_at: datetime | None = None
+    ) -> bool:
         """Store a webhook event unless the same (provider, event key) was stored before.
 
         Args:
@@ -82,7 +84,9 @@ class Inbox:
         )
         return inserted is not None
 
-    def unprocessed(self, provider: str | None = None, limit: int = 100, *, lock: bool = False) -> list[InboxEvent]:
+    def unprocessed(
+        self, provider: str | None = None, limit: int = 100, *, lock: bool = False
+    ) -> list[InboxEvent]:
         """Return events not yet processed, oldest first.
 
         Args:
@@ -96,7 +100,10 @@ class Inbox:
         query = query.order_by(InboxRow.id).limit(limit)
         if lock and is_postgresql(self._session):
             query = query.with_for_update(skip_locked=True)
-        return [_event(row) for row in self._session.scalars(query.execution_options(populate_existing=True))]
+        return [
+            _event(row)
+            for row in self._session.scalars(query.execution_options(populate_existing=True))
+        ]
 
     def mark_processed(self, event_id: int, *, now: datetime | None = None) -> None:
         """Record that an event was processed (its decisions are in the same transaction).

@@ -150,7 +150,9 @@ class Outbox:
             existing = (message.connection, message.object, message.operation.value, message.crm_id)
             proposed = (connection, object_name, op.value, crm_id)
             if existing != proposed:
-                raise IdempotencyKeyConflict(key, "/".join(map(str, existing)), "/".join(map(str, proposed)))
+                raise IdempotencyKeyConflict(
+                    key, "/".join(map(str, existing)), "/".join(map(str, proposed))
+                )
         return message
 
     def get(self, message_id: int) -> OutboxMessage:
@@ -173,7 +175,9 @@ class Outbox:
         ).first()
         return _message(row) if row else None
 
-    def pending(self, connection: str, limit: int = 200, *, lock: bool = False) -> list[OutboxMessage]:
+    def pending(
+        self, connection: str, limit: int = 200, *, lock: bool = False
+    ) -> list[OutboxMessage]:
         """Return messages of ``connection`` waiting to be sent (pending or failed), oldest first.
 
         Args:
@@ -221,15 +225,21 @@ class Outbox:
         if message.status is OutboxStatus.SENT:
             return message
         if message.status is OutboxStatus.DEAD:
-            raise StoreError(f"outbox message {message_id} ({message.idempotency_key}) is dead; it cannot be marked sent")
+            raise StoreError(
+                f"outbox message {message_id} ({message.idempotency_key}) is dead; it cannot be marked sent"
+            )
         values: dict[str, Any] = {
             "status": OutboxStatus.SENT.value,
             "sent_at": when(now, f"outbox[{message.idempotency_key}].sent_at"),
             "attempts": message.attempts + 1,
-            "crm_result": None if crm_result is None else json_object(crm_result, f"outbox[{message.idempotency_key}].crm_result"),
+            "crm_result": None
+            if crm_result is None
+            else json_object(crm_result, f"outbox[{message.idempotency_key}].crm_result"),
         }
         if crm_id is not None and message.crm_id is None:
-            values["crm_id"] = text_value(crm_id, f"outbox[{message.idempotency_key}].crm_id", CRM_ID_LEN)
+            values["crm_id"] = text_value(
+                crm_id, f"outbox[{message.idempotency_key}].crm_id", CRM_ID_LEN
+            )
         self._update(message_id, values)
         return self.get(message_id)
 
@@ -256,11 +266,15 @@ class Outbox:
         """
         message = self.get(message_id)
         if message.status is OutboxStatus.SENT:
-            raise StoreError(f"outbox message {message_id} ({message.idempotency_key}) was already sent")
+            raise StoreError(
+                f"outbox message {message_id} ({message.idempotency_key}) was already sent"
+            )
         attempts = message.attempts + 1
         dead = not retriable or attempts >= max_attempts
         status = OutboxStatus.DEAD if dead else OutboxStatus.FAILED
-        self._update(message_id, {"status": status.value, "attempts": attempts, "last_error": error})
+        self._update(
+            message_id, {"status": status.value, "attempts": attempts, "last_error": error}
+        )
         return self.get(message_id)
 
     def counts(self, connection: str) -> dict[OutboxStatus, int]:

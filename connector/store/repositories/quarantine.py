@@ -76,7 +76,9 @@ class Quarantine:
         entry_id: int = row[0]
         return entry_id
 
-    def list(self, connection: str, *, run_id: int | None = None, limit: int = 100) -> list[QuarantinedRecord]:
+    def list(
+        self, connection: str, *, run_id: int | None = None, limit: int = 100
+    ) -> list[QuarantinedRecord]:
         """Return the newest quarantined records of ``connection`` (of one run, if given)."""
         query = select(QuarantineRow).where(QuarantineRow.connection == connection)
         if run_id is not None:

@@ -68,7 +68,9 @@ class Records:
 
     def get(self, connection: str, object_name: str, crm_id: str) -> RecordSnapshot | None:
         """Return the snapshot of one CRM record, or ``None`` if Relay never saw it."""
-        row = self._session.get(RecordRow, (connection, object_name, crm_id), populate_existing=True)
+        row = self._session.get(
+            RecordRow, (connection, object_name, crm_id), populate_existing=True
+        )
         return _snapshot(row) if row else None
 
     def upsert_snapshot(
@@ -142,7 +144,10 @@ class Records:
         values: dict[str, Any] = {"last_seen": max(at, current.last_seen), "kind": kind}
         if changed:
             values.update(
-                canonical=document, content_hash=digest, deleted=bool(deleted), merged_into=merged_into
+                canonical=document,
+                content_hash=digest,
+                deleted=bool(deleted),
+                merged_into=merged_into,
             )
         if relay_id is not None:
             values["relay_id"] = relay_id

@@ -45,7 +45,9 @@ class RoundRobin:
             query = query.where(RoundRobinRow.group_key.in_(list(group_keys)))
         if for_update and is_postgresql(self._session):
             query = query.with_for_update()
-        rows = self._session.scalars(query.order_by(RoundRobinRow.group_key).execution_options(populate_existing=True))
+        rows = self._session.scalars(
+            query.order_by(RoundRobinRow.group_key).execution_options(populate_existing=True)
+        )
         return {row.group_key: dict(row.state) for row in rows}
 
     def save(self, states: Mapping[str, Mapping[str, Any]], *, now: datetime | None = None) -> None:
@@ -56,7 +58,11 @@ class RoundRobin:
             upsert(
                 self._session,
                 RoundRobinRow,
-                {"group_key": key, "state": json_object(state, f"round_robin_positions[{key}].state"), "updated_at": at},
+                {
+                    "group_key": key,
+                    "state": json_object(state, f"round_robin_positions[{key}].state"),
+                    "updated_at": at,
+                },
                 conflict_columns=["group_key"],
                 update_columns=["state", "updated_at"],
             )

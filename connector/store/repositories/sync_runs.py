@@ -63,7 +63,9 @@ def _checked_counts(counts: Mapping[str, int], where: str) -> dict[str, int]:
         if not isinstance(key, str) or not key:
             raise InvalidStoreValue(f"{where}: count names must be non-empty text, got {key!r}")
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidStoreValue(f"{where}[{key!r}]: expected a non-negative integer, got {value!r}")
+            raise InvalidStoreValue(
+                f"{where}[{key!r}]: expected a non-negative integer, got {value!r}"
+            )
         checked[key] = value
     return checked
 
@@ -151,7 +153,9 @@ class SyncRuns:
         """Return the running sync of ``connection``, if any."""
         row = self._session.scalars(
             select(SyncRunRow)
-            .where(SyncRunRow.connection == connection, SyncRunRow.status == SyncStatus.RUNNING.value)
+            .where(
+                SyncRunRow.connection == connection, SyncRunRow.status == SyncStatus.RUNNING.value
+            )
             .execution_options(populate_existing=True)
         ).first()
         return _run(row) if row else None
@@ -161,7 +165,10 @@ class SyncRuns:
         query = select(SyncRunRow).order_by(SyncRunRow.id.desc()).limit(limit)
         if connection is not None:
             query = query.where(SyncRunRow.connection == connection)
-        return [_run(row) for row in self._session.scalars(query.execution_options(populate_existing=True))]
+        return [
+            _run(row)
+            for row in self._session.scalars(query.execution_options(populate_existing=True))
+        ]
 
     def heartbeat(self, run_id: int, *, now: datetime | None = None) -> None:
         """Record that the running sync ``run_id`` is alive (call once per page).
@@ -173,7 +180,9 @@ class SyncRuns:
         at = when(now, "sync_runs.heartbeat_at")
         self._update_running(run_id, {"heartbeat_at": at})
 
-    def add_counts(self, run_id: int, counts: Mapping[str, int], *, now: datetime | None = None) -> SyncRun:
+    def add_counts(
+        self, run_id: int, counts: Mapping[str, int], *, now: datetime | None = None
+    ) -> SyncRun:
         """Add ``counts`` to the running sync's counts and refresh its heartbeat.
 
         Args:
@@ -189,7 +198,9 @@ class SyncRuns:
         merged = dict(current.counts)
         for key, value in increments.items():
             merged[key] = merged.get(key, 0) + value
-        self._update_running(run_id, {"counts": merged, "heartbeat_at": when(now, "sync_runs.heartbeat_at")})
+        self._update_running(
+            run_id, {"counts": merged, "heartbeat_at": when(now, "sync_runs.heartbeat_at")}
+        )
         return self.get(run_id)
 
     def finish(
@@ -219,7 +230,9 @@ class SyncRuns:
         """
         final = enum_value(SyncStatus, status, "sync_runs.status")
         if final not in FINAL_STATUSES:
-            raise InvalidStoreValue(f"sync_runs.status: a run finishes as one of {', '.join(FINAL_STATUSES)}, not {final.value!r}")
+            raise InvalidStoreValue(
+                f"sync_runs.status: a run finishes as one of {', '.join(FINAL_STATUSES)}, not {final.value!r}"
+            )
         increments = _checked_counts(counts or {}, "sync_runs.counts")
         current = self._require_running(run_id)
         merged = dict(current.counts)

@@ -37,7 +37,9 @@ def _str(name: str, length: int, nullable: bool = False) -> sa.Column[object]:
 
 
 def _fk_run(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(["run_id"], ["sync_runs.id"], name=f"fk_{table}_run_id_sync_runs")
+    return sa.ForeignKeyConstraint(
+        ["run_id"], ["sync_runs.id"], name=f"fk_{table}_run_id_sync_runs"
+    )
 
 
 def _fk_identity(table: str) -> sa.ForeignKeyConstraint:
@@ -209,7 +211,9 @@ def upgrade() -> None:
         _ts("created_at"),
         _ts("sent_at", nullable=True),
         sa.Column("run_id", Id, nullable=True),
-        sa.CheckConstraint("operation IN ('create', 'update', 'upsert')", name="ck_outbox_operation"),
+        sa.CheckConstraint(
+            "operation IN ('create', 'update', 'upsert')", name="ck_outbox_operation"
+        ),
         sa.CheckConstraint(
             "status IN ('pending', 'sent', 'failed', 'dead')", name="ck_outbox_status"
         ),
