@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,12 @@ from connector.config._yaml import YamlDocument, format_path, read_yaml
 from connector.config.envsubst import substitute_tree
 from connector.config.mappings import MappingFile, ObjectMapping, check_mapping_file
 from connector.config.problems import ConfigError, ConfigProblem
-from connector.config.relay import HubSpotConnection, RelayFile, SalesforceConnection
+from connector.config.relay import (
+    CONNECTION_NAME_PATTERN,
+    HubSpotConnection,
+    RelayFile,
+    SalesforceConnection,
+)
 
 RULE_FILES: dict[str, str] = {"scoring": "ScoringRules", "routing": "RoutingRules", "sla": "SlaPolicy"}
 """Rule file stem (config/rules/<stem>.yaml) -> model name in ``connector.core.rules``."""
@@ -118,9 +124,25 @@ def _load(config_dir: Path, mappings_dir: Path, env: Mapping[str, str]) -> tuple
     rules, version = _load_rules(config_dir / "rules", problems)
     if relay is not None:
         _check_connections(relay, mappings, config_dir / "relay.yaml", mappings_dir, problems)
+    problems = _in_file_order(problems, config_dir / "relay.yaml", mappings_dir)
     if problems or relay is None or rules is None or version is None:
         return None, problems
     return RelayConfig(relay, mappings, rules, version, config_dir, mappings_dir), problems
+
+
+def _in_file_order(problems: list[ConfigProblem], relay_path: Path, mappings_dir: Path) -> list[ConfigProblem]:
+    """relay.yaml first, then the mapping files, then the rules; by line within a file."""
+
+    def rank(problem: ConfigProblem) -> tuple[int, str, int]:
+        if problem.file == str(relay_path):
+            group = 0
+        elif Path(problem.file).parent == mappings_dir or problem.file == str(mappings_dir):
+            group = 1
+        else:
+            group = 2
+        return group, problem.file if group == 1 else "", _line(problem)
+
+    return sorted(problems, key=rank)
 
 
 def _validate(model: type[BaseModel], document: YamlDocument, file: str, problems: list[ConfigProblem]) -> Any:
@@ -220,6 +242,11 @@ def _check_connections(
     document = read_yaml(relay_path, file)
     for name, connection in relay.connections.items():
         base = ("connections", name)
+        if not re.match(CONNECTION_NAME_PATTERN, name):
+            line, column = document.position(base)
+            problems.append(ConfigProblem(file, format_path(base), name,
+                                          f"connection name {name!r} must be lower-case letters, digits and "
+                                          "underscores, starting with a letter", line, column))
         mapping_name = connection.mapping_name
         mapping_file = str(mappings_dir / f"{mapping_name}.yaml")
         mapping = mappings.get(mapping_name)

@@ -18,6 +18,9 @@ SALESFORCE_PAGE_SIZE_RANGE = (200, 2000)
 HUBSPOT_MAX_PAGE_SIZE = 100
 """HubSpot list and search endpoints return at most 100 records per page."""
 
+CONNECTION_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+"""Connection names appear in commands and in Relay's database: keep them simple."""
+
 SalesforceObject = Literal["Lead", "Contact", "Account", "User"]
 HubSpotObject = Literal["contacts", "companies", "owners"]
 SALESFORCE_OBJECTS: tuple[SalesforceObject, ...] = ("Lead", "Contact", "Account", "User")
@@ -208,14 +211,8 @@ Connection = Annotated[SalesforceConnection | HubSpotConnection, Field(discrimin
 class RelayFile(ConfigModel):
     """``config/relay.yaml``: the connections Relay syncs, by name."""
 
-    connections: dict[str, Connection] = Field(min_length=1, description="Connections by name.")
-
-    @field_validator("connections")
-    @classmethod
-    def _names_are_identifiers(cls, value: dict[str, Connection]) -> dict[str, Connection]:
-        for name in value:
-            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-                raise ValueError(
-                    f"connection name {name!r} must be lower-case letters, digits and underscores"
-                )
-        return value
+    connections: dict[str, Connection] = Field(
+        min_length=1,
+        description="Connections by name (lower-case letters, digits, underscores; used by `relay sync NAME`).",
+        json_schema_extra={"propertyNames": {"pattern": CONNECTION_NAME_PATTERN}},
+    )

@@ -183,3 +183,30 @@ def test_missing_files_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "config/relay.yaml: file not found; Relay needs relay.yaml to know its connections" in messages
     assert "mappings: mappings directory not found" in messages
     assert "config/rules/scoring.yaml: file not found" in messages
+
+
+def test_connection_names_must_be_simple(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("config/relay.yaml", "  hubspot:\n", "  HubSpot EU:\n")
+    assert problems_of() == [
+        "config/relay.yaml:22: connections.HubSpot EU: connection name 'HubSpot EU' must be lower-case letters, "
+        "digits and underscores, starting with a letter"
+    ]
+
+
+def test_problems_come_in_file_order(shipped: ConfigCopy) -> None:
+    shipped.edit("config/rules/sla.yaml", "response_minutes: 5", "response_minutes: -5")
+    shipped.edit("mappings/hubspot.yaml", "direction: read, transform: [float]}", "direction: red, transform: [float]}")
+    shipped.edit("mappings/salesforce.yaml", "  User:\n", "  Users:\n")
+    shipped.edit("config/relay.yaml", "  hubspot:\n", "  Hub:\n")
+    found = [(p.file, p.key_path) for p in validate_config(shipped.config_dir, shipped.mappings_dir, env={})]
+    assert found == [
+        ("config/relay.yaml", "connections.salesforce.objects[3]"),
+        ("config/relay.yaml", "connections.Hub"),
+        ("mappings/hubspot.yaml", "objects.contacts.fields[9].direction"),
+        ("config/rules/sla.yaml", "tiers[0].response_minutes"),
+    ]
+
+
+def test_top_level_must_be_a_mapping(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.path("mappings/extra.yaml").write_text("- contacts\n- companies\n", encoding="utf-8")
+    assert problems_of() == ["mappings/extra.yaml:1: the file must hold a mapping of keys at its top level"]
