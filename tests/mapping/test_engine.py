@@ -201,7 +201,7 @@ person_values = st.fixed_dictionaries(
     optional={
         "relay_score": st.integers(min_value=0, max_value=100),
         "relay_score_category": st.sampled_from(["Hot", "Warm", "Qualified", "Early", "Cold"]),
-        "relay_routing_reason": st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=60)
+        "relay_routing_reason": st.text(alphabet=st.characters(exclude_categories=("Cs", "Cc")), min_size=1, max_size=60)
         .filter(lambda text: text.strip() == text and text != ""),
         "relay_sla_due": st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
         .map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000)),
