@@ -164,6 +164,7 @@ def _decide_cluster(
     state: RoutingState,
     now: datetime,
     existing_assignments: Mapping[RecordRef, ExistingAssignment],
+    version: str,
 ) -> tuple[dict[RecordRef, LeadDecision], RoutingState]:
     members = [items[r] for r in cluster.members]
     existing = next((existing_assignments[r] for r in cluster.members
@@ -221,7 +222,7 @@ def _decide_cluster(
             task=task,
             field_updates=_field_updates(item, cluster.identity_id, routing, member_sla),
             findings=tuple(findings),
-            rules_version=rules.version,
+            rules_version=version,
             decided_at=now,
         )
     return decisions, state
@@ -292,7 +293,7 @@ def decide_people(
     for cluster in clusters:
         try:
             decided, state = _decide_cluster(cluster, prepared, owner_index, active, rules,
-                                             state, now, existing)
+                                             state, now, existing, version)
         except Exception as exc:  # keep going: quarantine this person's records only
             decided = {
                 r: _quarantined(r, f"could not route: {type(exc).__name__}: {exc}",

@@ -71,6 +71,14 @@ class RoutingInput(BaseModel):
     existing: ExistingAssignment | None = None
 
 
+def _domain_and_parents(domain: str | None) -> list[str]:
+    """``eu.globex.example`` -> [``eu.globex.example``, ``globex.example``]."""
+    if not domain:
+        return []
+    labels = domain.split(".")
+    return [".".join(labels[i:]) for i in range(len(labels) - 1)]
+
+
 def _reason(text: str) -> str:
     return text if len(text) <= REASON_MAX else text[: REASON_MAX - 3] + "..."
 
@@ -223,8 +231,9 @@ def route(
             continue
         tier = rule.tier or by_score
         if rule.action == "named_account_owner":
-            domain = next((d for d in (lead.email_domain, lead.website_domain)
-                           if d and d in rules.named_accounts), None)
+            domain = next((d for source in (lead.email_domain, lead.website_domain)
+                           for d in _domain_and_parents(source)
+                           if d in rules.named_accounts), None)
             if domain is None:
                 continue
             owner = rules.named_accounts[domain]

@@ -119,6 +119,12 @@ def test_named_account_by_website_domain(rules: Rules) -> None:
     assert decision.owner_email == team("kenji.watanabe")
 
 
+def test_named_account_subdomain_matches(rules: Rules) -> None:
+    decision, _ = routed(rules, lead_in(50, email_domain="emea.umbrella-corp.example"))
+    assert decision.owner_email == team("sophie.laurent")
+    assert decision.reason.startswith("Named account umbrella-corp.example ->")
+
+
 def test_inactive_named_owner_is_skipped(rules: Rules) -> None:
     decision, _ = routed(rules, lead_in(85, "US", email_domain="initech.example"),
                          active={team("rafael.ortiz"): False})
