@@ -52,6 +52,8 @@ def check_cron(expression: str) -> str:
     for text, (low, high), name in zip(fields, _CRON_RANGES, _CRON_NAMES, strict=True):
         if not _CRON_FIELD.match(text):
             raise ValueError(f"cron {name} field {text!r} is not valid (use *, N, N-M, */N or lists)")
+        if any(int(step) == 0 for step in re.findall(r"/(\d+)", text)):
+            raise ValueError(f"cron {name} field {text!r}: a step (/N) must be at least 1")
         for number in re.findall(r"\d+", re.sub(r"/\d+", "", text)):
             if not low <= int(number) <= high:
                 raise ValueError(f"cron {name} field {text!r}: {number} is outside {low}-{high}")
@@ -70,6 +72,17 @@ class SyncSchedule(ConfigModel):
     @classmethod
     def _cron_is_valid(cls, value: str | None) -> str | None:
         return None if value is None else check_cron(value)
+
+    def crontab_fields(self) -> dict[str, str] | None:
+        """The cron expression as ``huey.crontab`` keyword arguments, or ``None`` for intervals.
+
+        Returns:
+            ``{"minute", "hour", "day", "month", "day_of_week"}`` -> field text.
+        """
+        if self.cron is None:
+            return None
+        names = ("minute", "hour", "day", "month", "day_of_week")
+        return dict(zip(names, self.cron.split(), strict=True))
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SyncSchedule:
