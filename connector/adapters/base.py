@@ -1,0 +1,264 @@
+"""The adapter contract the pipeline uses; nothing outside the adapters knows which CRM it talks to.
+
+Records travel in and out CRM-native (native field names, values as the CRM
+sends them); the pipeline applies the field mappings. An adapter reads pages
+with a checkpointable :class:`Cursor`, writes :class:`WriteOp` batches and
+answers one :class:`WriteResult` per op, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from connector.adapters.calls import ApiCallCounter
+from connector.adapters.errors import CrmError, RecordError
+
+Operation = Literal["create", "update", "upsert", "delete"]
+OPERATIONS: tuple[Operation, ...] = ("create", "update", "upsert", "delete")
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """A position in an object's change stream: (last-modified timestamp, record id).
+
+    The pair, not the timestamp alone, because many records can share a
+    timestamp (one Salesforce composite call stamps all its rows alike). Cursors
+    compare by timestamp, then id (numerically for numeric ids), so "only moves
+    forward" is ``new >= old``.
+
+    Attributes:
+        last_modified: Aware UTC datetime (naive datetimes are refused).
+        last_id: The CRM id of the last record at that timestamp.
+    """
+
+    last_modified: datetime
+    last_id: str = field(compare=False)
+    id_order: tuple[int, str] = field(init=False, repr=False, compare=True)
+    """How ids compare: by length, then text, which is numeric order for HubSpot's numeric ids
+    ("9" < "10") and plain text order for Salesforce's fixed-length ids."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.last_modified, datetime):
+            raise TypeError(f"Cursor.last_modified must be a datetime, got {self.last_modified!r}")
+        if self.last_modified.tzinfo is None or self.last_modified.utcoffset() is None:
+            raise ValueError(f"Cursor.last_modified must be timezone-aware (UTC), got naive {self.last_modified!r}")
+        if not isinstance(self.last_id, str):
+            raise TypeError(f"Cursor.last_id must be a string, got {self.last_id!r}")
+        object.__setattr__(self, "last_modified", self.last_modified.astimezone(UTC))
+        object.__setattr__(self, "id_order", (len(self.last_id), self.last_id))
+
+    def to_json(self) -> dict[str, str]:
+        """The cursor as JSON for a checkpoint: ``{"last_modified": ISO-8601, "last_id": ...}``."""
+        return {"last_modified": self.last_modified.isoformat(), "last_id": self.last_id}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Cursor:
+        """Read a cursor written by :meth:`to_json`; raises ``ValueError`` naming what is wrong."""
+        if not isinstance(data, dict) or "last_modified" not in data or "last_id" not in data:
+            raise ValueError(f"a cursor is {{'last_modified': ISO-8601, 'last_id': str}}, got {data!r}")
+        try:
+            when = datetime.fromisoformat(str(data["last_modified"]).replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"cursor last_modified is not an ISO-8601 datetime: {data['last_modified']!r}") from exc
+        return cls(when, str(data["last_id"]))
+
+    def __str__(self) -> str:
+        return f"({self.last_modified.isoformat()}, {self.last_id})"
+
+
+@dataclass
+class Page:
+    """One page of a read, committed by the pipeline as a unit.
+
+    Attributes:
+        object: The CRM object (``Lead``, ``contacts``).
+        records: Live records, native field names, values as the CRM sent them.
+        deleted_ids: Ids of records deleted (Salesforce ``IsDeleted``) or archived (HubSpot).
+        merged: ``(merged-away id, surviving id)`` pairs.
+        cursor: The position after this page: checkpoint it when the page is committed.
+            None means this page does not move the checkpoint (e.g. the middle of a
+            full HubSpot read, which goes in id order, not modification order).
+    """
+
+    object: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    deleted_ids: list[str] = field(default_factory=list)
+    merged: list[tuple[str, str]] = field(default_factory=list)
+    cursor: Cursor | None = None
+
+
+@dataclass(frozen=True)
+class WriteOp:
+    """One record to write.
+
+    Attributes:
+        object: The CRM object (``Lead``, ``Task``, ``contacts``, ``tasks``).
+        operation: create, update, upsert or delete.
+        fields: Native field names, values already formatted for the CRM.
+        crm_id: The record's id (update, delete).
+        idempotency_key: Relay's key for this write (used to match results and in logs).
+        external_id_field: The upsert key field (Salesforce ``Relay_Idempotency_Key__c``,
+            HubSpot ``relay_idempotency_key``); its value is in ``fields``.
+        associations: ``(object, crm_id)`` records to link to (HubSpot: default association
+            type, e.g. task → contact 204; Salesforce: ignored, put ``WhoId`` in ``fields``).
+    """
+
+    object: str
+    operation: Operation
+    fields: dict[str, Any] = field(default_factory=dict, hash=False)
+    crm_id: str | None = None
+    idempotency_key: str = ""
+    external_id_field: str | None = None
+    associations: tuple[tuple[str, str], ...] = ()
+
+    def problems(self) -> list[str]:
+        """What is wrong with this op (empty when it can be sent)."""
+        problems = []
+        where = f"{self.operation} {self.object}" + (f" (key {self.idempotency_key})" if self.idempotency_key else "")
+        if not self.object:
+            problems.append(f"{where}: object is empty")
+        if self.operation not in OPERATIONS:
+            problems.append(f"{where}: operation must be one of {', '.join(OPERATIONS)}")
+        if self.operation in ("update", "delete") and not self.crm_id:
+            problems.append(f"{where}: {self.operation} needs crm_id")
+        if self.operation == "upsert":
+            if not self.external_id_field:
+                problems.append(f"{where}: upsert needs external_id_field")
+            elif self.fields.get(self.external_id_field) in (None, ""):
+                problems.append(f"{where}: upsert needs a value for {self.external_id_field} in fields")
+        if self.operation in ("create", "update", "upsert") and not self.fields:
+            problems.append(f"{where}: no fields to write")
+        return problems
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The outcome of one :class:`WriteOp`.
+
+    Attributes:
+        op: The op this result answers.
+        success: Whether the CRM accepted it.
+        crm_id: The record's id (new for creates and upserts that created).
+        created: True when a record was created (create, or upsert that inserted).
+        error: Why it failed: a :class:`~connector.adapters.errors.RecordError` with the
+            CRM's code, message and fields (or the batch's error when the whole call failed).
+    """
+
+    op: WriteOp
+    success: bool
+    crm_id: str | None
+    created: bool
+    error: CrmError | None = None
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A field Relay needs in the CRM (HubSpot creates it; Salesforce only checks).
+
+    Attributes:
+        name: API name (``relay_score``, ``Relay_Score__c``).
+        label: Label shown in the CRM.
+        type: HubSpot property type (string, number, date, datetime, bool, enumeration).
+        field_type: HubSpot field type (text, textarea, number, date, booleancheckbox, select...).
+        description: Help text.
+        has_unique_value: The CRM enforces unique values (usable as an upsert key).
+        group_name: HubSpot property group.
+    """
+
+    name: str
+    label: str = ""
+    type: str = "string"
+    field_type: str = "text"
+    description: str = ""
+    has_unique_value: bool = False
+    group_name: str = "relay"
+
+    @classmethod
+    def of(cls, spec: Any) -> FieldSpec:
+        """Build from a mapping file's property spec (``name, label, type, fieldType, ...``) or a name."""
+        if isinstance(spec, FieldSpec):
+            return spec
+        if isinstance(spec, str):
+            return cls(name=spec, label=spec)
+        get = spec.get if isinstance(spec, dict) else lambda key, default=None: getattr(spec, key, default)
+        name = get("name")
+        if not name:
+            raise ValueError(f"a field spec needs a name, got {spec!r}")
+        return cls(
+            name=str(name),
+            label=str(get("label") or name),
+            type=str(get("type") or "string"),
+            field_type=str(get("fieldType") or get("field_type") or "text"),
+            description=str(get("description") or ""),
+            has_unique_value=bool(get("hasUniqueValue") or get("has_unique_value") or False),
+            group_name=str(get("groupName") or get("group_name") or "relay"),
+        )
+
+
+@runtime_checkable
+class CrmAdapter(Protocol):
+    """What the pipeline needs from a CRM. One implementation per CRM, on its official SDK."""
+
+    connection: str
+    calls: ApiCallCounter
+
+    def read(
+        self, object: str, fields: Sequence[str], cursor: Cursor | None, *, page_size: int | None = None
+    ) -> Iterator[Page]:
+        """Records changed after ``cursor`` (all records when None), oldest first, page by page."""
+        ...
+
+    def read_deleted(self, object: str, since: datetime) -> list[str]:
+        """Ids of records deleted since ``since``."""
+        ...
+
+    def owners(self) -> list[dict[str, Any]]:
+        """Every owner (Salesforce Users; HubSpot owners, archived ones included)."""
+        ...
+
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Write ``ops`` in the largest batches the API takes; one result per op, same order."""
+        ...
+
+    def ensure_fields(self, object: str, fields: Sequence[FieldSpec]) -> list[str]:
+        """Make sure ``fields`` exist on ``object``; returns the names created."""
+        ...
+
+
+def batch_plan(ops: Sequence[WriteOp], size: int) -> list[list[tuple[int, WriteOp]]]:
+    """Group ops into batches of at most ``size`` by (object, operation, upsert key), keeping positions.
+
+    Ops that cannot be sent (see :meth:`WriteOp.problems`) are left out; the caller answers them.
+
+    Example:
+        >>> ops = [WriteOp("Lead", "update", {"A": 1}, "1"), WriteOp("Task", "create", {"S": 1}),
+        ...        WriteOp("Lead", "update", {"A": 2}, "2")]
+        >>> [[i for i, _ in batch] for batch in batch_plan(ops, 200)]
+        [[0, 2], [1]]
+    """
+    if size < 1:
+        raise ValueError(f"batch size must be >= 1, got {size}")
+    groups: dict[tuple[str, str, str | None], list[tuple[int, WriteOp]]] = {}
+    for index, op in enumerate(ops):
+        if op.problems():
+            continue
+        key = (op.object, op.operation, op.external_id_field if op.operation == "upsert" else None)
+        groups.setdefault(key, []).append((index, op))
+    batches: list[list[tuple[int, WriteOp]]] = []
+    for members in groups.values():
+        batches.extend(members[start : start + size] for start in range(0, len(members), size))
+    return batches
+
+
+def unchecked_results(ops: Sequence[WriteOp], crm: str) -> dict[int, WriteResult]:
+    """Failed results for ops that cannot be sent, by position (a RecordError naming the problem)."""
+    results = {}
+    for index, op in enumerate(ops):
+        problems = op.problems()
+        if problems:
+            error = RecordError("; ".join(problems), crm=crm, code="INVALID_WRITE_OP", context=f"write #{index}")
+            results[index] = WriteResult(op=op, success=False, crm_id=op.crm_id, created=False, error=error)
+    return results
