@@ -1,0 +1,179 @@
+"""The HubSpot sandbox CRM: a local server speaking the HubSpot CRM v3 API.
+
+The official SDK (hubspot-api-client) works against it unchanged::
+
+    sandbox = HubSpotSandbox(seed_data)
+    server = sandbox.start()
+    client = HubSpot(access_token="sandbox-token", host=server.url)
+    ...
+    sandbox.stop()
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from connector.sandbox.common import (
+    ErrorAnswer,
+    FaultInjector,
+    FaultSettings,
+    Ledger,
+    Message,
+    Receive,
+    SandboxMiddleware,
+    Scope,
+    Send,
+)
+from connector.sandbox.hubspot.app import build_app
+from connector.sandbox.hubspot.errors import correlation_id, rate_limit_body, unauthenticated
+from connector.sandbox.hubspot.limits import RateLimits
+from connector.sandbox.hubspot.state import HubSpotState
+from connector.sandbox.hubspot.webhooks import WebhookDispatcher, WebhookSettings
+from connector.sandbox.runner import SandboxServer
+
+__all__ = ["HubSpotSandbox", "HubSpotState", "RateLimits", "WebhookDispatcher", "WebhookSettings"]
+
+HEADERS_KEY = "hubspot.ratelimit_headers"
+_SEARCH_SUFFIX = "/search"
+
+
+class _LimitHeaders:
+    """ASGI wrapper adding the ``X-HubSpot-RateLimit-*`` headers computed by the hook to every answer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers: dict[str, str] | None = scope.get(HEADERS_KEY)
+        if scope["type"] != "http" or not headers:
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                raw = list(message.get("headers", []))
+                raw.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
+                message["headers"] = raw
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class HubSpotSandbox:
+    """A HubSpot portal in a box: state, app, limits, faults, ledger and webhooks.
+
+    Args:
+        seed_data: a ``SeedData`` to load (ignored when ``state_file`` exists).
+        access_token: the private-app token clients must send as ``Authorization: Bearer``.
+        ten_second_limit: requests allowed per rolling 10 seconds.
+        daily_limit: requests allowed per day.
+        search_per_second: search requests allowed per second.
+        faults: fault injection settings (429 with Retry-After, 503, drops, latency, partial batch failures).
+        webhook_url: where to deliver signed webhook batches (None: no webhooks).
+        client_secret: the app secret that signs webhooks.
+        app_id: the app id in webhook events.
+        portal_id: the portal (hub) id.
+        state_file: JSON file loaded on construction (if present) and saved on :meth:`stop`.
+        clock: ms since the epoch for record timestamps (injectable for tests).
+        webhook_settings: subscriptions, duplicates, retries of webhook deliveries.
+    """
+
+    def __init__(
+        self,
+        seed_data: Any = None,
+        *,
+        access_token: str = "sandbox-token",
+        ten_second_limit: int = 190,
+        daily_limit: int = 1_000_000,
+        search_per_second: int = 5,
+        faults: FaultSettings | None = None,
+        webhook_url: str | None = None,
+        client_secret: str = "sandbox-secret",
+        app_id: int = 1_234_567,
+        portal_id: int = 62_515,
+        state_file: Path | None = None,
+        clock: Callable[[], int] | None = None,
+        webhook_settings: WebhookSettings | None = None,
+    ) -> None:
+        self.access_token = access_token
+        self.state_file = Path(state_file) if state_file else None
+        self.state = HubSpotState(portal_id=portal_id, clock=clock)
+        if self.state_file is not None and self.state_file.exists():
+            self.state.load_json(json.loads(self.state_file.read_text()))
+        elif seed_data is not None:
+            self.state.load_seed(seed_data)
+        self.ledger = Ledger("hubspot")
+        self.faults = FaultInjector(faults)
+        self.limits = RateLimits(ten_second_limit, daily_limit, search_per_second)
+        self.webhooks: WebhookDispatcher | None = None
+        if webhook_url:
+            self.webhooks = WebhookDispatcher(
+                webhook_url, client_secret, portal_id, app_id, webhook_settings, clock=clock
+            )
+            self.state.listeners.append(self.webhooks.on_change)
+        self.app = SandboxMiddleware(
+            _LimitHeaders(build_app(self.state, self.faults)),
+            ledger=self.ledger,
+            faults=self.faults,
+            rate_limited=self._injected_rate_limit,
+            server_error=self._server_error,
+            on_request=self._on_request,
+        )
+        self.server: SandboxServer | None = None
+
+    def load_seed(self, seed_data: Any) -> None:
+        """Load a ``SeedData`` into the portal."""
+        self.state.load_seed(seed_data)
+
+    # -- middleware hooks ------------------------------------------------------------------------
+
+    def _on_request(self, scope: Scope) -> ErrorAnswer | None:
+        headers = dict(scope.get("headers") or [])
+        auth = headers.get(b"authorization", b"").decode("latin-1").strip()
+        if auth != f"Bearer {self.access_token}":
+            error = unauthenticated()
+            return error.status, {}, error.body()
+        is_search = scope["method"] == "POST" and scope["path"].rstrip("/").endswith(_SEARCH_SUFFIX)
+        limit_headers, refused = self.limits.admit(is_search)
+        if refused is not None:
+            return refused
+        scope[HEADERS_KEY] = limit_headers
+        return None
+
+    def _injected_rate_limit(self, retry_after: float) -> ErrorAnswer:
+        headers = self.limits.current_headers()
+        headers["X-HubSpot-RateLimit-Remaining"] = "0"
+        headers["Retry-After"] = str(max(0, round(retry_after)))
+        return HTTPStatus.TOO_MANY_REQUESTS, headers, rate_limit_body("TEN_SECONDLY_ROLLING")
+
+    def _server_error(self) -> ErrorAnswer:
+        body = {
+            "status": "error",
+            "message": "The service is temporarily unavailable. Please try again later.",
+            "correlationId": correlation_id(),
+            "category": "SERVICE_UNAVAILABLE",
+        }
+        return HTTPStatus.SERVICE_UNAVAILABLE, {}, body
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> SandboxServer:
+        """Serve on ``host:port`` (0: a free port) in a background thread; starts webhook delivery."""
+        if self.webhooks is not None:
+            self.webhooks.start()
+        self.server = SandboxServer(self.app, host=host, port=port, name="hubspot").start()
+        return self.server
+
+    def stop(self) -> None:
+        """Stop serving and delivering; saves the portal to ``state_file`` when set."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self.webhooks is not None:
+            self.webhooks.stop()
+        if self.state_file is not None:
+            self.state.save(self.state_file)
