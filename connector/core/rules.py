@@ -212,17 +212,19 @@ class ScoringRules(_Schema):
                              f"category '{cat.name}' has min {cat.min} above max {cat.max}", cat.min)
         order = sorted(range(len(self.categories)), key=lambda i: self.categories[i].min)
         expected = 0
+        previous: Category | None = None
         for i in order:
             cat = self.categories[i]
             if cat.min > expected:
                 problems.add(("categories", i, "min"), "band_gap",
                              f"category '{cat.name}' starts at {cat.min}: totals {expected}.."
                              f"{cat.min - 1} have no category", cat.min)
-            elif cat.min < expected:
+            elif cat.min < expected and previous is not None:
                 problems.add(("categories", i, "min"), "band_overlap",
-                             f"category '{cat.name}' starts at {cat.min}, overlapping the category "
-                             f"that ends at {expected - 1}", cat.min)
-            expected = max(expected, cat.max + 1)
+                             f"category '{cat.name}' ({cat.min}..{cat.max}) overlaps category "
+                             f"'{previous.name}' ({previous.min}..{previous.max})", cat.min)
+            if cat.max + 1 > expected:
+                expected, previous = cat.max + 1, cat
         if expected <= SCORE_MAX:
             problems.add(("categories",), "band_gap",
                          f"totals {expected}..{SCORE_MAX} have no category", expected)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.core.decide import decide_people
 from connector.core.models import ExistingAssignment, Person, RoutingState
@@ -210,3 +212,62 @@ def test_state_carries_over_between_batches(rules: Rules) -> None:
 def test_naive_now_is_refused(rules: Rules) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         decide_people([lead(1)], [], [], rules, RoutingState(), datetime(2026, 1, 1))
+
+
+# ---------------------------------------------------------------- properties
+
+any_text = st.one_of(st.none(), st.text(max_size=30),
+                     st.sampled_from(["US", "Deutschland", "JP", "globex.example", "VP Sales",
+                                      "(415) 555-2671", "CEO", "x@gmail.com"]))
+emails = st.one_of(st.none(), st.text(max_size=20),
+                   st.sampled_from(["a@acme.example", "A@Acme.example", "b@globex.example",
+                                    "c.d@gmail.com", "cd+x@googlemail.com", "e@tyrell.example"]))
+people_strategy = st.lists(
+    st.builds(
+        lambda i, conn, email, first, company, title, country, phone, score_bits, converted: lead(
+            i % 12, connection=conn, email=email, first_name=first, company=company, title=title,
+            country=country, phone=phone, demo_requested=score_bits[0], employees=score_bits[1],
+            page_views=score_bits[2], is_converted=converted),
+        st.integers(min_value=0, max_value=40), st.sampled_from(["salesforce", "hubspot"]),
+        emails, any_text, any_text, any_text, any_text, any_text,
+        st.tuples(st.booleans(), st.one_of(st.none(), st.integers(0, 10**5)),
+                  st.one_of(st.none(), st.integers(-3, 50))),
+        st.one_of(st.none(), st.booleans()),
+    ),
+    max_size=15,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(people=people_strategy)
+def test_every_record_gets_exactly_one_decision(rules: Rules, people: list[Person]) -> None:
+    accounts = [account("A1", "acme.example", owner_id="U1")]
+    decisions, _ = decide_people(people, accounts, [owner("U1", "grace.kim")], rules,
+                                 RoutingState(), NOW)
+    assert [d.ref for d in decisions] == list(dict.fromkeys(p.ref for p in people))
+    for d in decisions:
+        assert d.quarantined or d.score is not None
+        assert d.rules_version == rules.version
+        if d.routing is not None and d.routing.owner_email is not None:
+            member = rules.routing.member(d.routing.owner_email)
+            assert member is None or member.active
+
+
+@settings(max_examples=40, deadline=None)
+@given(people=people_strategy)
+def test_a_second_run_never_assigns_anyone_twice(rules: Rules, people: list[Person]) -> None:
+    first, state = decide_people(people, [], [], rules, RoutingState(), NOW)
+    ledger = {
+        d.ref: ExistingAssignment(owner_email=d.routing.owner_email, tier=d.routing.tier,
+                                  assigned_at=NOW)
+        for d in first
+        if d.routing is not None and d.routing.owner_email and not d.routing.kept_existing
+    }
+    later = NOW + timedelta(hours=2)
+    second, state2 = decide_people(people, [], [], rules, state, later, ledger)
+    assert state2 == state  # no round-robin turn was used
+    for before, after in zip(first, second, strict=True):
+        if before.ref in ledger:
+            assert after.routing is not None and after.routing.kept_existing
+            assert after.routing.owner_email == ledger[before.ref].owner_email
+            assert after.sla is None and after.task is None

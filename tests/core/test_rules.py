@@ -190,7 +190,8 @@ def test_overlapping_categories_are_rejected() -> None:
     data["categories"][1]["max"] = 85  # Warm 60-85 overlaps Hot 80-100
     with pytest.raises(ValidationError) as exc:
         ScoringRules.model_validate(data)
-    assert "overlapping" in errors_of(exc)[("categories", 0, "min")]
+    msg = errors_of(exc)[("categories", 0, "min")]
+    assert msg == "category 'Hot' (80..100) overlaps category 'Warm' (60..85)"
 
 
 def test_gap_between_categories_is_rejected() -> None:
