@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from connector.store.errors import UnsupportedDatabase
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_POSTGRES_DEFAULT_DRIVER = "postgresql+psycopg"
+_PASSWORD = re.compile(r":[^:@/\s]*@")
 
 
 def _is_memory(url: URL) -> bool:
-    return url.database in (None, "", ":memory:") or "mode=memory" in str(url)
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
-def _configure_sqlite(engine: Engine, url: URL) -> None:
-    memory = _is_memory(url)
+def _configure_sqlite(engine: Engine, *, memory: bool, immediate: bool) -> None:
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -37,21 +41,40 @@ def _configure_sqlite(engine: Engine, url: URL) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        # IMMEDIATE takes the write lock up front: a transaction that reads and then
-        # writes waits (busy_timeout) instead of failing with "database is locked".
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
 
 
-def create_engine_for(database_url: str | URL, **engine_options: Any) -> Engine:
+def _parse(database_url: str | URL) -> URL:
+    try:
+        url = make_url(database_url)
+    except Exception as exc:
+        shown = _PASSWORD.sub(":***@", str(database_url))
+        raise UnsupportedDatabase(
+            f"database URL {shown!r} cannot be parsed ({exc}); expected e.g. "
+            "sqlite:///./relay.db or postgresql+psycopg://user@host:5432/relay"
+        ) from exc
+    if url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername=_POSTGRES_DEFAULT_DRIVER)
+    return url
+
+
+def create_engine_for(
+    database_url: str | URL, *, sqlite_immediate: bool = True, **engine_options: Any
+) -> Engine:
     """Create an engine for Relay's database.
 
-    SQLite connections get WAL journaling, foreign keys, a busy timeout and
-    ``BEGIN IMMEDIATE`` transactions (so concurrent writers queue instead of failing).
-    PostgreSQL connections get ``pool_pre_ping``.
+    SQLite connections get WAL journaling, foreign keys and a busy timeout; their
+    transactions start with ``BEGIN IMMEDIATE``, which takes the write lock up front,
+    so concurrent writers queue (up to the busy timeout) instead of failing with
+    "database is locked" when a read turns into a write. An in-memory SQLite URL
+    (``sqlite://``) shares one connection, so it can be migrated and then used.
+    PostgreSQL URLs without a driver use psycopg 3 and get ``pool_pre_ping``.
 
     Args:
         database_url: e.g. ``sqlite:///./relay.db`` or
             ``postgresql+psycopg://relay@db.example:5432/relay``.
+        sqlite_immediate: ``False`` for a read-mostly SQLite engine (e.g. a
+            dashboard), whose transactions then take the write lock only when writing.
         **engine_options: Extra keyword arguments for :func:`sqlalchemy.create_engine`.
 
     Returns:
@@ -60,12 +83,7 @@ def create_engine_for(database_url: str | URL, **engine_options: Any) -> Engine:
     Raises:
         UnsupportedDatabase: If the URL names another backend or cannot be parsed.
     """
-    try:
-        url = make_url(database_url)
-    except Exception as exc:
-        raise UnsupportedDatabase(
-            f"database URL {str(database_url)!r} cannot be parsed: {exc}"
-        ) from exc
+    url = _parse(database_url)
     backend = url.get_backend_name()
     if backend not in SUPPORTED_BACKENDS:
         raise UnsupportedDatabase(
@@ -74,11 +92,13 @@ def create_engine_for(database_url: str | URL, **engine_options: Any) -> Engine:
         )
     if backend == "postgresql":
         engine_options.setdefault("pool_pre_ping", True)
-        if url.get_driver_name() == "psycopg2" and "+" not in url.drivername:
-            url = url.set(drivername="postgresql+psycopg")
+        return create_engine(url, **engine_options)
+    memory = _is_memory(url)
+    if memory:
+        engine_options.setdefault("poolclass", StaticPool)
+        engine_options.setdefault("connect_args", {"check_same_thread": False})
     engine = create_engine(url, **engine_options)
-    if backend == "sqlite":
-        _configure_sqlite(engine, url)
+    _configure_sqlite(engine, memory=memory, immediate=sqlite_immediate)
     return engine
 
 

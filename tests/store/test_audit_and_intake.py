@@ -149,6 +149,17 @@ def test_every_api_call_is_counted_per_connection_and_run(db: Database) -> None:
         assert calls.total("sf-prod") == 11 and calls.total("hubspot") == 4
 
 
+def test_a_finished_run_reports_the_api_calls_counted_for_it(db: Database) -> None:
+    with db.sessions.begin() as session:
+        runs = SyncRuns(session)
+        run_id = runs.start("sf-prod", "full", now=T0)
+        ApiCalls(session).add("sf-prod", "query", 3, run_id=run_id)
+        ApiCalls(session).add("sf-prod", "composite", 2, run_id=run_id)
+        ApiCalls(session).add("sf-prod", "composite", 9)  # outside the run
+        finished = runs.finish(run_id, "succeeded", counts={"read": 450})
+    assert finished.counts["api_calls"] == 5 and finished.counts["read"] == 450
+
+
 def test_round_robin_positions_are_saved_and_replaced(db: Database) -> None:
     with db.sessions.begin() as session:
         robin = RoundRobin(session)

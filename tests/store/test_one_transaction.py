@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from connector.store.db import create_engine_for
+from connector.store import UnsupportedDatabase, migrate
+from connector.store.db import create_engine_for, session_factory
 from connector.store.repositories import CrmRef, Repositories
 
 from .conftest import Database
@@ -128,3 +129,31 @@ def test_foreign_keys_are_enforced(db: Database) -> None:
 
     with pytest.raises(IntegrityError), db.sessions.begin() as session:
         Repositories(session).audit.append("sf-prod", "scored", run_id=999_999, at=T0)
+
+
+def test_an_in_memory_sqlite_database_can_be_migrated_and_used() -> None:
+    engine = create_engine_for("sqlite://")
+    try:
+        migrate.upgrade(engine)
+        assert migrate.is_up_to_date(engine)
+        with session_factory(engine).begin() as session:
+            run_id = Repositories(session).sync_runs.start("demo", "full", now=T0)
+        with session_factory(engine)() as session:
+            assert Repositories(session).sync_runs.get(run_id).connection == "demo"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://relay:secret@db.example/relay", "postgres://db.example/relay"]
+)
+def test_postgresql_urls_without_a_driver_use_psycopg_3(url: str) -> None:
+    engine = create_engine_for(url)
+    assert engine.url.drivername == "postgresql+psycopg"
+    engine.dispose()
+
+
+def test_a_url_that_cannot_be_parsed_is_named_without_its_password() -> None:
+    with pytest.raises(UnsupportedDatabase, match="cannot be parsed") as refused:
+        create_engine_for("relay:s3cret@localhost")
+    assert "s3cret" not in str(refused.value)

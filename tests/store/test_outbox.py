@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -41,6 +42,34 @@ def test_enqueueing_the_same_key_twice_keeps_one_row_and_returns_it(db: Database
 
     assert again.id == first.id and again.payload == TASK
     assert first.status is OutboxStatus.PENDING and first.attempts == 0 and first.run_id == run_id
+    assert _rows(db) == 1
+
+
+def test_sessions_racing_to_enqueue_the_same_key_leave_one_row(db: Database) -> None:
+    contenders = 4
+    barrier = threading.Barrier(contenders)
+    ids: list[int] = []
+    errors: list[BaseException] = []
+
+    def enqueue() -> None:
+        barrier.wait()
+        try:
+            with db.sessions.begin() as session:
+                message = Outbox(session).enqueue(
+                    "sf-prod", "Task", "create", TASK, "task:race", now=T0
+                )
+            ids.append(message.id)
+        except BaseException as exc:  # pragma: no cover - reported in the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=enqueue) for _ in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(ids) == contenders and len(set(ids)) == 1
     assert _rows(db) == 1
 
 

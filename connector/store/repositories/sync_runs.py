@@ -7,11 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from connector.store.errors import InvalidStoreValue, RunNotFound, RunNotRunning, SyncAlreadyRunning
-from connector.store.models import CONNECTION_LEN, OBJECT_LEN, SyncMode, SyncRunRow, SyncStatus
+from connector.store.models import (
+    CONNECTION_LEN,
+    OBJECT_LEN,
+    ApiCallRow,
+    SyncMode,
+    SyncRunRow,
+    SyncStatus,
+)
 from connector.store.repositories._common import (
     enum_value,
     insert_or_ignore,
@@ -112,29 +119,33 @@ class SyncRuns:
         started_at = when(now, "sync_runs.started_at")
         if take_over_stale_before is not None:
             self.mark_stale_runs_crashed(connection, take_over_stale_before, now=started_at)
-        row = insert_or_ignore(
-            self._session,
-            SyncRunRow,
-            {
-                "connection": connection,
-                "object": object_name,
-                "mode": sync_mode.value,
-                "status": SyncStatus.RUNNING.value,
-                "started_at": started_at,
-                "heartbeat_at": started_at,
-                "counts": dict.fromkeys(COUNT_KEYS, 0),
-            },
-            conflict_columns=["connection"],
-            conflict_where=SyncRunRow.status == SyncStatus.RUNNING.value,
-            returning=[SyncRunRow.id],
-        )
-        if row is None:
-            running = self.running(connection)
-            raise SyncAlreadyRunning(
-                connection,
-                running.id if running else None,
-                running.started_at if running else None,
+        values = {
+            "connection": connection,
+            "object": object_name,
+            "mode": sync_mode.value,
+            "status": SyncStatus.RUNNING.value,
+            "started_at": started_at,
+            "heartbeat_at": started_at,
+            "counts": dict.fromkeys(COUNT_KEYS, 0),
+        }
+        row = None
+        for _attempt in range(2):
+            row = insert_or_ignore(
+                self._session,
+                SyncRunRow,
+                values,
+                conflict_columns=["connection"],
+                conflict_where=SyncRunRow.status == SyncStatus.RUNNING.value,
+                returning=[SyncRunRow.id],
             )
+            if row is not None:
+                break
+            running = self.running(connection)
+            if running is not None:
+                raise SyncAlreadyRunning(connection, running.id, running.started_at)
+            # The running sync finished between our insert and our look: try once more.
+        if row is None:
+            raise SyncAlreadyRunning(connection, None, None)
         run_id: int = row[0]
         return run_id
 
@@ -217,7 +228,9 @@ class SyncRuns:
         Args:
             run_id: The running sync.
             status: ``succeeded`` or ``failed`` (or ``crashed``).
-            counts: Final increments to add to the run's counts.
+            counts: Final increments to add to the run's counts. If API calls were
+                counted for this run with :class:`ApiCalls`, their total becomes
+                ``counts["api_calls"]``.
             error: What went wrong, for a failed run.
             now: Finish time; defaults to the current time.
 
@@ -238,6 +251,11 @@ class SyncRuns:
         merged = dict(current.counts)
         for key, value in increments.items():
             merged[key] = merged.get(key, 0) + value
+        counted_calls = self._session.scalar(
+            select(func.coalesce(func.sum(ApiCallRow.count), 0)).where(ApiCallRow.run_id == run_id)
+        )
+        if counted_calls:
+            merged["api_calls"] = int(counted_calls)
         finished_at = when(now, "sync_runs.finished_at")
         self._update_running(
             run_id,
