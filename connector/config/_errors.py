@@ -56,7 +56,7 @@ def clean_path(loc: tuple[Any, ...], data: Any) -> PathKey:
         if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
             path.append(part)
             node = node[part]
-        elif last and isinstance(part, (str, int)) and not str(part).startswith(("function-", "union[")):
+        elif last and isinstance(part, (str, int)) and not str(part).startswith(("function-", "union[", "[key]")):
             path.append(part)
     return tuple(path)
 

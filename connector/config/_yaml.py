@@ -56,6 +56,9 @@ def read_yaml(path: Path, display_name: str) -> YamlDocument:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         return YamlDocument(None, problems=[ConfigProblem(display_name, "", None, f"cannot read file: {exc.strerror or exc}")])
+    except UnicodeDecodeError as exc:
+        message = f"the file is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        return YamlDocument(None, problems=[ConfigProblem(display_name, "", None, message)])
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

@@ -140,7 +140,7 @@ def _in_file_order(problems: list[ConfigProblem], relay_path: Path, mappings_dir
             group = 1
         else:
             group = 2
-        return group, problem.file if group == 1 else "", _line(problem)
+        return group, problem.file, _line(problem)
 
     return sorted(problems, key=rank)
 

@@ -326,13 +326,23 @@ def _type_problems(where: tuple[str | int, ...], fm: FieldMapping, expected: str
     allowed = {expected}
     if expected == "datetime" and fm.direction == "write":
         allowed.add("date")  # e.g. Salesforce Task.ActivityDate holds only the due date
+    what = _TYPE_WORDS[expected]
     if not any(n in allowed for n in typed):
         return [((*where, "transform"), names,
-                 f"{fm.canonical} is a {expected}; add the {expected!r} transform so CRM values are parsed")]
+                 f"{fm.canonical} is {what}; add the {expected!r} transform so CRM values are parsed")]
     wrong = [n for n in typed if n not in allowed]
     if wrong:
-        return [((*where, "transform"), wrong[0], f"{fm.canonical} is a {expected}; remove transform {wrong[0]!r}")]
+        return [((*where, "transform"), wrong[0], f"{fm.canonical} is {what}; remove transform {wrong[0]!r}")]
     return []
+
+
+_TYPE_WORDS = {
+    "int": "a whole number (int)",
+    "float": "a number (float)",
+    "bool": "true/false (bool)",
+    "date": "a date",
+    "datetime": "a datetime",
+}
 
 
 def _property_problems(crm: str, base: tuple[str | int, ...], mapping: ObjectMapping) -> list[tuple[tuple[str | int, ...], Any, str]]:

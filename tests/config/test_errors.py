@@ -128,7 +128,7 @@ def test_typed_field_needs_its_type_transform(shipped: ConfigCopy, problems_of: 
     shipped.edit("mappings/hubspot.yaml", "crm: numemployees, direction: read, transform: [int]}",
                  "crm: numemployees, direction: read}")
     assert problems_of() == [
-        "mappings/hubspot.yaml:25: objects.contacts.fields[8].transform: employees is a int; add the 'int' "
+        "mappings/hubspot.yaml:25: objects.contacts.fields[8].transform: employees is a whole number (int); add the 'int' "
         "transform so CRM values are parsed"
     ]
 
@@ -210,3 +210,13 @@ def test_problems_come_in_file_order(shipped: ConfigCopy) -> None:
 def test_top_level_must_be_a_mapping(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.path("mappings/extra.yaml").write_text("- contacts\n- companies\n", encoding="utf-8")
     assert problems_of() == ["mappings/extra.yaml:1: the file must hold a mapping of keys at its top level"]
+
+
+def test_file_that_is_not_utf8(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.path("mappings/latin1.yaml").write_bytes("crm: hubspot\n# café\n".encode("latin-1"))
+    assert problems_of() == ["mappings/latin1.yaml: the file is not UTF-8 text (byte 18); save it as UTF-8"]
+
+
+def test_empty_file(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.path("config/rules/sla.yaml").write_text("# nothing here yet\n", encoding="utf-8")
+    assert problems_of() == ["config/rules/sla.yaml: file is empty"]
