@@ -89,6 +89,11 @@ def _matched_owner(account: Account | None, owners: OwnerIndex) -> MatchedAccoun
     )
 
 
+def _owner_active(email: str, rules: Rules, active: Mapping[str, bool]) -> bool:
+    member = rules.routing.member(email)
+    return (member is None or member.active) and active.get(email, True)
+
+
 def _is_owned_contact(person: Person, rules: Rules) -> bool:
     return (person.kind == "contact" and not _blank(person.owner_id)
             and not rules.routing.reroute_owned_contacts)
@@ -121,7 +126,7 @@ def _task(item: _Prepared, routing: RoutingDecision, sla: SlaDecision) -> TaskDe
         f"{sla.escalate_at.isoformat()}.",
     ]
     return TaskDecision(
-        subject=f"Follow up: {sla.tier} lead {name}{company}",
+        subject=f"Follow up: {sla.tier} lead {name}{company}"[:255],
         description="\n".join(lines),
         due_at=sla.due_at,
         owner_email=routing.owner_email,
@@ -209,6 +214,12 @@ def _decide_cluster(
         if routing is not None and routing.owner_email is None and routing.fallback == "none":
             findings.append(Finding(ref=item.person.ref, field="owner_id", code="no_active_owner",
                                     message=routing.reason))
+        if routing is not None and routing.kept_existing and routing.owner_email \
+                and not _owner_active(routing.owner_email, rules, active):
+            findings.append(Finding(
+                ref=item.person.ref, field="owner_id", code="owner_inactive",
+                message=f"kept owner {routing.owner_email} is inactive: reassign by hand or "
+                        "release the assignment", value=routing.owner_email))
         decisions[item.person.ref] = LeadDecision(
             ref=item.person.ref,
             identity_id=cluster.identity_id,

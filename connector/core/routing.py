@@ -177,7 +177,7 @@ def _round_robin(
             assert step.role is not None
             role = step.role
             where = region if step.kind == "role_in_region" else None
-            key_name = step.role
+            key_name = f"role:{step.role}"  # never collides with a group name
         members = _members(rules, role, where, active_owners)
         if members:
             key = f"{key_name}:{where or '*'}"

@@ -130,6 +130,15 @@ def test_owned_contact_keeps_its_crm_owner(rules: Rules) -> None:
     assert state == RoutingState()
 
 
+def test_kept_owner_who_left_is_flagged(rules: Rules) -> None:
+    person = lead(1, **HOT)
+    existing = {person.ref: ExistingAssignment(owner_email=team("lucas.silva"), tier="Warm",
+                                               assigned_at=NOW)}
+    (d,), _ = decide_people([person], [], [], rules, RoutingState(), NOW, existing)
+    assert d.routing is not None and d.routing.owner_email == team("lucas.silva")
+    assert [f.code for f in d.findings] == ["owner_inactive"]
+
+
 def test_converted_lead_is_scored_but_not_routed(rules: Rules) -> None:
     (d,), state = decide_people([lead(1, is_converted=True, **HOT)], [], [], rules,
                                 RoutingState(), NOW)

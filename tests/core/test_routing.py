@@ -157,6 +157,7 @@ def test_region_without_active_senior_rep_falls_back_to_region_manager(rules: Ru
     decision, _ = routed(rules, lead_in(90, "JP"), active={team("kenji.watanabe"): False})
     assert decision.owner_email == team("hiro.tanaka")
     assert decision.fallback == "sales_manager in region"
+    assert decision.group == "role:sales_manager:APAC"
     assert "nobody active, fallback sales_manager in region" in decision.reason
 
 
