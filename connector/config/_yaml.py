@@ -60,8 +60,7 @@ def read_yaml(path: Path, display_name: str) -> YamlDocument:
         message = f"the file is not UTF-8 text (byte {exc.start}); save it as UTF-8"
         return YamlDocument(None, problems=[ConfigProblem(display_name, "", None, message)])
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root, data = _parse(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -69,7 +68,11 @@ def read_yaml(path: Path, display_name: str) -> YamlDocument:
         what = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
         where = f"line {line}, column {column}: " if line is not None else ""
-        message = f"YAML syntax error at {where}{what}{context}; check the indentation and quoting"
+        hint = "check the indentation and quoting"
+        lines = text.splitlines()
+        if line is not None and 0 < line <= len(lines) and "\t" in lines[line - 1][: len(lines[line - 1]) - len(lines[line - 1].lstrip())]:
+            hint = "this line is indented with a tab; YAML indentation must use spaces"
+        message = f"YAML syntax error at {where}{what}{context}; {hint}"
         return YamlDocument(None, problems=[ConfigProblem(display_name, "", None, message, line, column)])
     except yaml.YAMLError as exc:
         return YamlDocument(None, problems=[ConfigProblem(display_name, "", None, f"YAML syntax error: {exc}")])
@@ -77,6 +80,20 @@ def read_yaml(path: Path, display_name: str) -> YamlDocument:
     if root is not None:
         _walk(root, (), document, display_name)
     return document
+
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader when PyYAML was built with it (several times faster), else pure Python."""
+
+
+def _parse(text: str) -> tuple[yaml.Node | None, Any]:
+    """Parse once: the node tree (for key positions) and the data built from it."""
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
+    finally:
+        loader.dispose()
 
 
 def _walk(node: yaml.Node, path: PathKey, document: YamlDocument, display_name: str) -> None:

@@ -220,3 +220,10 @@ def test_file_that_is_not_utf8(shipped: ConfigCopy, problems_of: Problems) -> No
 def test_empty_file(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.path("config/rules/sla.yaml").write_text("# nothing here yet\n", encoding="utf-8")
     assert problems_of() == ["config/rules/sla.yaml: file is empty"]
+
+
+def test_tab_indentation_is_explained(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.path("mappings/tabs.yaml").write_text("crm: hubspot\nobjects:\n\tcontacts: {}\n", encoding="utf-8")
+    (message,) = problems_of()
+    assert message.startswith("mappings/tabs.yaml:3: YAML syntax error at line 3, column 1:")
+    assert message.endswith("this line is indented with a tab; YAML indentation must use spaces")
