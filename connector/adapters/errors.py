@@ -385,13 +385,15 @@ def parse_error_body(crm: str, body: Any) -> ErrorBody:
                         codes.append(str(item[key]))
                 fields.extend(str(f) for f in item.get("fields") or [] if f)
     elif isinstance(data, dict):
-        message = data.get("message") or data.get("error_description") or ""
-        if message:
-            messages.append(str(message))
+        message = str(data.get("message") or data.get("error_description") or "")
         if crm == "hubspot" and message:
-            nested_codes, names, _texts = _hubspot_nested(str(message))
+            nested_codes, names, texts = _hubspot_nested(message)
             codes.extend(nested_codes)
             fields.extend(names)
+            if texts:  # HubSpot packs JSON into the message: keep its words, drop the escaping
+                message = f"{message[: message.index('[')].rstrip()} {'; '.join(texts)}"
+        if message:
+            messages.append(message)
         for key in ("policyName", "errorCode", "error", "subCategory", "errorType", "category"):
             value = data.get(key)
             if isinstance(value, str) and value:
@@ -416,7 +418,7 @@ def parse_error_body(crm: str, body: Any) -> ErrorBody:
 
 
 def classify_response(
-    crm: Crm,
+    crm: Crm | str,
     status: int,
     body: Any,
     headers: Mapping[str, str] | None = None,

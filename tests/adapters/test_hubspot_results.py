@@ -1,0 +1,90 @@
+"""Matching HubSpot batch answers (200 and 207 multi-status) back to the ops sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.adapters._hubspot_results import match_results
+from connector.adapters.base import WriteOp
+from connector.adapters.hubspot import flatten, merged_pairs, parse_hubspot_datetime, to_epoch_ms
+
+
+def row(id: str, trace: str | None = None, **properties: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": id, "properties": properties, "createdAt": "2024-01-01T00:00:00Z",
+                           "updatedAt": "2024-01-01T00:00:00Z", "archived": False}
+    if trace is not None:
+        out["objectWriteTraceId"] = trace
+    return out
+
+
+def test_results_out_of_order_are_matched_by_trace_id() -> None:
+    ops = [WriteOp("contacts", "create", {"email": f"p{i}@x.example"}) for i in range(3)]
+    answer = {"status": "COMPLETE", "results": [row("30", "2"), row("10", "0"), row("20", "1")]}
+    results = match_results(ops, answer, context="batch create")
+    assert [r.crm_id for r in results] == ["10", "20", "30"]
+    assert all(r.success and r.created for r in results)
+
+
+def test_207_errors_are_matched_by_the_ids_in_their_context() -> None:
+    ops = [WriteOp("contacts", "update", {"firstname": "A"}, crm_id=i) for i in ("101", "999", "102")]
+    answer = {
+        "status": "COMPLETE", "numErrors": 1,
+        "results": [row("102"), row("101")],
+        "errors": [{"status": "error", "category": "OBJECT_NOT_FOUND",
+                    "message": "Could not get some CONTACT objects, they may be deleted or not exist.",
+                    "context": {"ids": ["999"]}}],
+    }
+    results = match_results(ops, answer, context="batch update")
+    assert [r.success for r in results] == [True, False, True]
+    error = results[1].error
+    assert error is not None and error.code == "OBJECT_NOT_FOUND"
+    assert "they may be deleted" in str(error)
+    assert not results[0].created
+
+
+def test_upserts_are_matched_by_their_key_and_report_new() -> None:
+    ops = [WriteOp("tasks", "upsert", {"relay_idempotency_key": k, "hs_task_subject": "Call"},
+                   external_id_field="relay_idempotency_key") for k in ("k1", "k2")]
+    answer = {"status": "COMPLETE", "results": [
+        {**row("7", relay_idempotency_key="k2"), "new": False},
+        {**row("8", relay_idempotency_key="k1"), "new": True},
+    ]}
+    results = match_results(ops, answer, context="batch upsert")
+    assert [(r.crm_id, r.created) for r in results] == [("8", True), ("7", False)]
+
+
+def test_unattributable_errors_fill_the_remaining_ops_in_order() -> None:
+    ops = [WriteOp("contacts", "create", {"email": e}) for e in ("a@x.example", "bad", "c@x.example")]
+    answer = {"status": "COMPLETE", "results": [row("1", "0"), row("3", "2")],
+              "errors": [{"status": "error", "category": "VALIDATION_ERROR", "message": "Invalid email bad",
+                          "context": {}}]}
+    results = match_results(ops, answer, context="batch create")
+    assert [r.success for r in results] == [True, False, True]
+    assert results[1].error is not None and "Invalid email bad" in str(results[1].error)
+
+
+def test_ops_nothing_answered_get_a_missing_result_error() -> None:
+    ops = [WriteOp("contacts", "update", {"a": "1"}, crm_id="1"), WriteOp("contacts", "update", {"a": "1"}, crm_id="2")]
+    results = match_results(ops, {"status": "COMPLETE", "results": [row("1")]}, context="batch update")
+    assert results[0].success
+    assert results[1].error is not None and results[1].error.code == "MISSING_RESULT"
+
+
+def test_archive_204_means_every_record_archived() -> None:
+    ops = [WriteOp("contacts", "delete", crm_id="5")]
+    assert match_results(ops, None, context="archive")[0].success
+
+
+def test_records_are_flattened_and_merges_read() -> None:
+    record = row("42", hs_merged_object_ids="7;9", email="a@x.example")
+    assert flatten(record)["email"] == "a@x.example" and flatten(record)["id"] == "42"
+    assert merged_pairs(record) == [("7", "42"), ("9", "42")]
+    assert merged_pairs(row("1")) == []
+
+
+def test_hubspot_timestamps_in_both_forms() -> None:
+    iso = parse_hubspot_datetime("2024-01-01T00:00:01.500Z")
+    epoch = parse_hubspot_datetime("1704067201500")
+    assert iso == epoch
+    assert iso is not None and to_epoch_ms(iso) == "1704067201500"
+    assert parse_hubspot_datetime("") is None
