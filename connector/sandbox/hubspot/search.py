@@ -331,10 +331,11 @@ class SearchIndex:
             [body.get("filterGroups"), body.get("sorts"), body.get("query")], sort_keys=True, default=str
         )
         ids = self.matching_ids(object_type, request, raw_key)
-        page = ids[request.after : request.after + request.limit]
+        end = min(request.after + request.limit, RESULT_CAP)
+        page = ids[request.after : end]
         records = self.state.records[object_type]
         results = [self.state.render(object_type, records[rid], request.properties) for rid in page if rid in records]
         answer: dict[str, Any] = {"total": len(ids), "results": results}
-        if request.after + request.limit < len(ids):
-            answer["paging"] = {"next": {"after": str(request.after + request.limit)}}
+        if end < len(ids):
+            answer["paging"] = {"next": {"after": str(end)}}
         return answer
