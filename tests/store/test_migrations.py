@@ -6,6 +6,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from connector.store import migrate
 from connector.store.db import create_engine_for
@@ -121,3 +122,50 @@ def test_downgrade_then_upgrade_round_trips(db: Database) -> None:
 def test_unsupported_database_urls_are_refused_with_the_url_named(url: str) -> None:
     with pytest.raises(UnsupportedDatabase, match="database URL"):
         create_engine_for(url)
+
+
+@pytest.mark.parametrize(
+    ("table", "columns", "values"),
+    [
+        (
+            "sync_runs",
+            "connection, mode, status, started_at, heartbeat_at, counts",
+            "'c', 'full', 'paused', :at, :at, '{}'",
+        ),
+        (
+            "sync_runs",
+            "connection, mode, status, started_at, heartbeat_at, counts",
+            "'c', 'partial', 'running', :at, :at, '{}'",
+        ),
+        ("identities", "relay_id, kind, key, created_at", "'r1', 'deal', 'k', :at"),
+        (
+            "assignments",
+            "connection, object, crm_id, owner_email, assigned_at, status",
+            "'c', 'Lead', '1', 'o@x', :at, 'pending'",
+        ),
+        (
+            "outbox",
+            "connection, object, operation, payload, idempotency_key, status, attempts, created_at",
+            "'c', 'Task', 'delete', '{}', 'k', 'pending', 0, :at",
+        ),
+        (
+            "outbox",
+            "connection, object, operation, payload, idempotency_key, status, attempts, created_at",
+            "'c', 'Task', 'create', '{}', 'k', 'lost', 0, :at",
+        ),
+    ],
+    ids=[
+        "run-status",
+        "run-mode",
+        "identity-kind",
+        "assignment-status",
+        "outbox-operation",
+        "outbox-status",
+    ],
+)
+def test_the_database_refuses_unknown_states(
+    db: Database, table: str, columns: str, values: str
+) -> None:
+    at = "2026-03-02 09:00:00.000000"
+    with pytest.raises(IntegrityError), db.engine.begin() as connection:
+        connection.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), {"at": at})

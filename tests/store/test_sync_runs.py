@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from connector.store import (
     InvalidStoreValue,
+    RunNotFound,
     RunNotRunning,
     SyncAlreadyRunning,
     SyncMode,
@@ -217,3 +218,14 @@ def test_two_sessions_racing_to_start_a_run_exactly_one_wins(db: Database) -> No
             text("SELECT count(*) FROM sync_runs WHERE status = 'running'")
         ).scalar_one()
     assert running == 1
+
+
+def test_unknown_runs_are_named_in_the_error(db: Database) -> None:
+    with db.sessions.begin() as session:
+        runs = SyncRuns(session)
+        with pytest.raises(RunNotFound, match="sync run 4242 does not exist"):
+            runs.get(4242)
+        with pytest.raises(RunNotFound, match="4242"):
+            runs.finish(4242, "succeeded")
+        with pytest.raises(RunNotFound, match="4242"):
+            runs.heartbeat(4242)
