@@ -22,7 +22,13 @@ from connector.sandbox.salesforce.bulk import BulkApi
 from connector.sandbox.salesforce.http import Router
 from connector.sandbox.salesforce.outbound import OutboundMessenger
 from connector.sandbox.salesforce.rest import RestApi
-from connector.sandbox.salesforce.state import ADMIN_USERNAME, DEFAULT_PASSWORD, Clock, Org, system_clock
+from connector.sandbox.salesforce.state import (
+    ADMIN_USERNAME,
+    DEFAULT_PASSWORD,
+    Clock,
+    Org,
+    system_clock,
+)
 
 __all__ = ["ADMIN_USERNAME", "DEFAULT_PASSWORD", "SalesforceSandbox"]
 

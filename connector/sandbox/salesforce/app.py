@@ -56,7 +56,7 @@ class ApiUsage:
         """The answer to an injected rate limit (429 with ``Retry-After``)."""
         return (
             HTTPStatus.TOO_MANY_REQUESTS,
-            {"Retry-After": str(max(int(round(retry_after)), 0)), "Sforce-Limit-Info": self.header()},
+            {"Retry-After": str(max(round(retry_after), 0)), "Sforce-Limit-Info": self.header()},
             [{"message": "Too many requests: the concurrent request limit for this org was exceeded. Retry later.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
         )
 

@@ -18,7 +18,14 @@ from connector.sandbox.salesforce.describe import SOBJECTS, SObjectType
 from connector.sandbox.salesforce.errors import RecordError, SalesforceError, bad_request, not_found
 from connector.sandbox.salesforce.http import Ctx, Router, json_answer, read_json
 from connector.sandbox.salesforce.records import deserialize
-from connector.sandbox.salesforce.state import DELETED_WINDOW, Cursor, Org, Record, SaveResult, Write
+from connector.sandbox.salesforce.state import (
+    DELETED_WINDOW,
+    Cursor,
+    Org,
+    Record,
+    SaveResult,
+    Write,
+)
 from connector.sandbox.salesforce.values import format_datetime, parse_datetime
 
 MAX_BATCH = 2000
@@ -92,7 +99,7 @@ class RestApi:
     def _object(name: str) -> SObjectType:
         obj = schema.sobject(name)
         if obj is None:
-            raise not_found(f"The requested resource does not exist", "NOT_FOUND")
+            raise not_found("The requested resource does not exist", "NOT_FOUND")
         return obj
 
     # ------------------------------------------------------------------ misc resources

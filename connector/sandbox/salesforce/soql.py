@@ -27,7 +27,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from connector.sandbox.ids import is_salesforce_id, to_id18
-from connector.sandbox.salesforce.describe import ID_TYPES, NUMBER_TYPES, TEXT_TYPES, Field, SObjectType, sobject
+from connector.sandbox.salesforce.describe import (
+    ID_TYPES,
+    NUMBER_TYPES,
+    TEXT_TYPES,
+    Field,
+    SObjectType,
+    sobject,
+)
 from connector.sandbox.salesforce.values import format_datetime, parse_datetime
 
 Record = dict[str, Any]

@@ -18,10 +18,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connector.sandbox.ids import KEY_PREFIXES, is_salesforce_id, object_for_id, salesforce_id, to_id18
+from connector.sandbox.ids import (
+    KEY_PREFIXES,
+    is_salesforce_id,
+    object_for_id,
+    salesforce_id,
+    to_id18,
+)
 from connector.sandbox.salesforce.describe import SOBJECTS, SObjectType, sobject
 from connector.sandbox.salesforce.errors import RecordError, SalesforceError
-from connector.sandbox.salesforce.records import check_reference, check_values, check_writable, derive, deserialize
+from connector.sandbox.salesforce.records import (
+    check_reference,
+    check_values,
+    check_writable,
+    derive,
+    deserialize,
+)
 from connector.sandbox.salesforce.values import ValueProblem, coerce, format_datetime, truncate_ms
 
 Record = dict[str, Any]
@@ -302,10 +314,10 @@ class Org:
             key = str(value).lower()
             if add:
                 index[key] = rec["Id"]
-                undo.append(lambda index=index, key=key: index.pop(key, None))
+                undo.append(_forget(index, key))
             elif index.get(key) == rec["Id"]:
                 del index[key]
-                undo.append(lambda index=index, key=key, rid=rec["Id"]: index.__setitem__(key, rid))
+                undo.append(_remember(index, key, rec["Id"]))
 
     def _check_unique(self, obj: SObjectType, values: Record, own_id: str | None) -> None:
         for name, value in values.items():
@@ -400,9 +412,8 @@ class Org:
             rec["OwnerId"] = user_id
         check_values(obj, rec, values)
         self._check_unique(obj, values, None)
-        if obj.name == "Lead":
-            if auto_assign is None or auto_assign.upper() != "FALSE":
-                rec["OwnerId"] = self.queue_user_id
+        if obj.name == "Lead" and (auto_assign is None or auto_assign.upper() != "FALSE"):
+            rec["OwnerId"] = self.queue_user_id
         new_id = self.new_id(obj.name)
         rec.update(
             Id=new_id, IsDeleted=False, CreatedDate=stamp, CreatedById=user_id,
@@ -414,7 +425,7 @@ class Org:
         if obj.name == "Lead":
             self.auto_assign_log.append((new_id, auto_assign))
         self._index(obj, rec, undo, add=True)
-        undo.append(lambda: table.pop(new_id, None))
+        undo.append(_drop(table, new_id))
         return SaveResult(new_id, True, [], created=True)
 
     # ------------------------------------------------------------------ reads
@@ -488,8 +499,8 @@ class Org:
                 for (obj_name, field_name), unique_index in self.unique.items():
                     value = rec.get(field_name)
                     if obj_name == obj.name and value and str(value).lower() in unique_index:
-                        key = (obj.name, field_name, str(value).lower())
-                        self.external_dups.setdefault(key, [unique_index[str(value).lower()]]).append(record_id)
+                        dup_key = (obj.name, field_name, str(value).lower())
+                        self.external_dups.setdefault(dup_key, [unique_index[str(value).lower()]]).append(record_id)
                 if not rec.get("IsDeleted"):
                     self._index(obj, rec, [], add=True)
                 if rec.get("IsDeleted"):
@@ -519,7 +530,7 @@ class Org:
         with self.lock:
             self.records = {name: dict(data["records"].get(name, {})) for name in SOBJECTS}
             self.counters = dict(data.get("counters", {}))
-            self.deleted_log = {name: [tuple(x) for x in data.get("deleted_log", {}).get(name, [])] for name in SOBJECTS}  # type: ignore[misc]
+            self.deleted_log = {name: [tuple(x) for x in data.get("deleted_log", {}).get(name, [])] for name in SOBJECTS}
             self.passwords.update(data.get("passwords", {}))
             for index in self.unique.values():
                 index.clear()
@@ -545,6 +556,27 @@ class Org:
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"cannot read sandbox state file {path}: {exc}") from exc
         self.restore(data)
+
+
+def _forget(index: dict[str, str], key: str) -> Callable[[], None]:
+    def undo() -> None:
+        index.pop(key, None)
+
+    return undo
+
+
+def _remember(index: dict[str, str], key: str, record_id: str) -> Callable[[], None]:
+    def undo() -> None:
+        index[key] = record_id
+
+    return undo
+
+
+def _drop(table: dict[str, Record], record_id: str) -> Callable[[], None]:
+    def undo() -> None:
+        table.pop(record_id, None)
+
+    return undo
 
 
 def deserialize_write(obj: SObjectType, body: Any) -> Record:

@@ -30,7 +30,7 @@ class LoopbackAdapter(HTTPAdapter):
         self.netloc = parts.netloc
         super().__init__(**kwargs)
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         """Rewrite the request's scheme and host, then send it."""
         parts = urlsplit(request.url or "")
         request.url = urlunsplit((self.scheme, self.netloc, parts.path, parts.query, parts.fragment))

@@ -111,7 +111,7 @@ def coerce(field: Field, value: Any) -> Any:
         raise _problem(field, value, "boolean")
     if kind in NUMBER_TYPES:
         number: float
-        if isinstance(value, bool) or isinstance(value, (dict, list)):
+        if isinstance(value, (bool, dict, list)):
             raise _problem(field, value, "double" if kind != "int" else "int")
         try:
             number = float(value)
