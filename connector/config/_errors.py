@@ -88,9 +88,9 @@ def _message(item: Any, root: type[BaseModel], data: Any, path: PathKey, value: 
         allowed = allowed_keys(root, data, path[:-1])
         text = f"unknown key '{key}'"
         if allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
+            close = suggest(str(key), allowed)
             if close:
-                text += f"; did you mean '{close[0]}'?"
+                text += f"; did you mean '{close}'?"
             text += f" (allowed: {', '.join(allowed)})"
         return text
     message = str(item["msg"])
@@ -99,12 +99,25 @@ def _message(item: Any, root: type[BaseModel], data: Any, path: PathKey, value: 
             message = message[len(prefix):]
     if kind in ("value_error", "assertion_error"):
         return message
+    if kind == "union_tag_not_found":
+        tag = item.get("ctx", {}).get("discriminator", "kind").strip("'")
+        return f"required key {tag!r} is missing; it tells Relay what this is, so nothing else here can be checked yet"
     if kind.startswith("union_tag"):
         return message.replace("Input tag", "value").replace("found using", "given for")
     if value is not None and not isinstance(value, (dict, list)) and repr(value) in message:
         return message  # the message already quotes the value
     shown = "***" if _safe_value(path, value) == "***" else repr(value)
     return f"{message[:1].lower()}{message[1:]} (got {shown})"
+
+
+def suggest(word: str, choices: list[str]) -> str | None:
+    """The allowed key an admin most likely meant, if any looks close enough."""
+    close = difflib.get_close_matches(word, choices, n=1)
+    if close:
+        return close[0]
+    lowered = word.lower()
+    contained = [c for c in choices if c.lower() in lowered or lowered in c.lower()]
+    return max(contained, key=len) if contained else None
 
 
 def allowed_keys(root: type[BaseModel], data: Any, path: PathKey) -> list[str] | None:

@@ -227,3 +227,11 @@ def test_tab_indentation_is_explained(shipped: ConfigCopy, problems_of: Problems
     (message,) = problems_of()
     assert message.startswith("mappings/tabs.yaml:3: YAML syntax error at line 3, column 1:")
     assert message.endswith("this line is indented with a tab; YAML indentation must use spaces")
+
+
+def test_missing_connection_kind(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("config/relay.yaml", "    kind: salesforce\n", "    knid: salesforce\n")
+    assert problems_of() == [
+        "config/relay.yaml:9: connections.salesforce: required key 'kind' is missing; it tells Relay what this is, "
+        "so nothing else here can be checked yet"
+    ]
