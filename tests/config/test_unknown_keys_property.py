@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from connector.config._errors import allowed_keys
 from connector.config._yaml import format_path, read_yaml
@@ -16,7 +17,7 @@ from connector.config.mappings import MappingFile
 from connector.config.relay import RelayFile
 
 REPO = Path(__file__).resolve().parents[2]
-FILES = {"config/relay.yaml": RelayFile, "mappings/hubspot.yaml": MappingFile, "mappings/salesforce.yaml": MappingFile}
+FILES: dict[str, type[BaseModel]] = {"config/relay.yaml": RelayFile, "mappings/hubspot.yaml": MappingFile, "mappings/salesforce.yaml": MappingFile}
 
 
 def model_keys() -> list[tuple[str, tuple[str | int, ...], int, int]]:
