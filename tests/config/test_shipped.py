@@ -99,7 +99,10 @@ def test_export_writes_all_five_schemas(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("path", "schema"),
     [("config/relay.yaml", "schema/relay.schema.json"), ("mappings/salesforce.yaml", "../config/schema/mappings.schema.json"),
-     ("mappings/hubspot.yaml", "../config/schema/mappings.schema.json")],
+     ("mappings/hubspot.yaml", "../config/schema/mappings.schema.json"),
+     ("config/rules/scoring.yaml", "../schema/scoring.schema.json"),
+     ("config/rules/routing.yaml", "../schema/routing.schema.json"),
+     ("config/rules/sla.yaml", "../schema/sla.schema.json")],
 )
 def test_yaml_files_point_editors_at_their_schema(path: str, schema: str) -> None:
     first_line = (REPO / path).read_text(encoding="utf-8").splitlines()[0]
