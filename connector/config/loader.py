@@ -64,6 +64,11 @@ class RelayConfig:
         """The mapping file a connection uses."""
         return self.mappings[self.connection(connection_name).mapping_name]
 
+    def objects_to_sync(self, connection_name: str) -> list[ObjectMapping]:
+        """The mappings of the objects a connection syncs, in the order relay.yaml lists them."""
+        connection = self.connection(connection_name)
+        return [self.object_mapping(connection_name, name) for name in connection.objects]
+
     def object_mapping(self, connection_name: str, object_name: str) -> ObjectMapping:
         """How one object of one connection maps (e.g. ``("salesforce", "Lead")``).
 

@@ -108,3 +108,12 @@ def test_yaml_files_point_editors_at_their_schema(path: str, schema: str) -> Non
     first_line = (REPO / path).read_text(encoding="utf-8").splitlines()[0]
     assert first_line == f"# yaml-language-server: $schema={schema}"
     assert (REPO / path).parent.joinpath(schema).resolve().is_file()
+
+
+def test_objects_to_sync_in_relay_yaml_order(config: RelayConfig) -> None:
+    assert [(m.name, m.entity) for m in config.objects_to_sync("salesforce")] == [
+        ("Lead", "person"), ("Contact", "person"), ("Account", "account"), ("User", "owner")]
+    assert [(m.name, m.entity) for m in config.objects_to_sync("hubspot")] == [
+        ("contacts", "person"), ("companies", "account"), ("owners", "owner")]
+    with pytest.raises(KeyError, match="no connection 'pipedrive' \\(known: salesforce, hubspot\\)"):
+        config.objects_to_sync("pipedrive")
