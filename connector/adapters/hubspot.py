@@ -158,6 +158,7 @@ class HubSpotAdapter:
         search_overlap: How far before the cursor an incremental read starts again, because
             search lags writes; records in the overlap are delivered again.
         searches_per_second: Client-side cap on search calls.
+        search_cap: Results one search query may page through (HubSpot: 10,000).
     """
 
     crm = "hubspot"
@@ -173,6 +174,7 @@ class HubSpotAdapter:
         calls: ApiCallCounter | None = None,
         search_overlap: timedelta = timedelta(minutes=2),
         searches_per_second: float = 4.0,
+        search_cap: int = SEARCH_CAP,
     ) -> None:
         parts = urlsplit(base_url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -182,6 +184,8 @@ class HubSpotAdapter:
         if not access_token:
             raise ConfigurationError(f"connection {connection!r}: access_token is empty", crm="hubspot",
                                      code="INVALID_CREDENTIALS")
+        if not 1 <= search_cap <= SEARCH_CAP:
+            raise ValueError(f"search_cap must be 1..{SEARCH_CAP}, got {search_cap}")
         if search_overlap < timedelta(0):
             raise ValueError(f"search_overlap must be >= 0, got {search_overlap}")
         self.connection = connection
@@ -190,6 +194,7 @@ class HubSpotAdapter:
         self.retry = retry or RetryPolicy()
         self.calls = calls or ApiCallCounter()
         self.search_overlap = search_overlap
+        self.search_cap = search_cap
         self.throttle = SearchThrottle(searches_per_second, sleep=self.retry.sleep)
         # Retries are Relay's (counted, Retry-After honoured): the SDK's urllib3 must not retry on its own.
         self.client = HubSpot(access_token=access_token, host=self.base_url, retry=urllib3.Retry(0, redirect=0))
@@ -340,13 +345,13 @@ class HubSpotAdapter:
                 after = ((answer.get("paging") or {}).get("next") or {}).get("after")
                 if not after:
                     return
-                if fetched + size > SEARCH_CAP:
+                if fetched + size > self.search_cap:
                     break  # the next page would pass the cap: start a new window
             if last_ts is None:
                 return
             if not progressed and last_ts == window_start:
                 raise FatalError(
-                    f"more than {SEARCH_CAP} {kind} share {MODIFIED} {last_ts.isoformat()}; search cannot page "
+                    f"more than {self.search_cap} {kind} share {MODIFIED} {last_ts.isoformat()}; search cannot page "
                     "past them", crm="hubspot", code="SEARCH_WINDOW_STUCK", context=f"search {kind}")
             seen_at_start = ids_at_last_ts | (seen_at_start if last_ts == window_start else set())
             window_start = last_ts
