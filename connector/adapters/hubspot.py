@@ -474,7 +474,7 @@ class HubSpotAdapter:
 
     # --- schema ------------------------------------------------------------------------------
 
-    def ensure_fields(self, object: str, fields: Sequence[FieldSpec]) -> list[str]:
+    def ensure_fields(self, object: str, fields: Sequence[FieldSpec | str]) -> list[str]:
         """Create the properties of ``fields`` that ``object`` lacks (in group ``relay``); returns their names."""
         kind = object_type(object)
         specs = [FieldSpec.of(f) for f in fields]

@@ -333,7 +333,7 @@ class SalesforceAdapter:
             f"sobjects/{object}/describe", timeout=self.timeout))
         return dict(answer or {})
 
-    def ensure_fields(self, object: str, fields: Sequence[FieldSpec]) -> list[str]:
+    def ensure_fields(self, object: str, fields: Sequence[FieldSpec | str]) -> list[str]:
         """Check that ``fields`` exist on ``object``; Relay cannot create Salesforce fields through REST.
 
         Returns:
