@@ -17,6 +17,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from connector.sandbox.schema import HUBSPOT_CUSTOM_PROPERTIES
@@ -298,6 +299,7 @@ def in_range(ms: int) -> bool:
     return 0 <= ms < 253_402_300_800_000
 
 
+@lru_cache(maxsize=1 << 18)
 def parse_datetime_ms(value: str) -> int | None:
     """A datetime property value (ms epoch or ISO 8601) as ms since the epoch, None if invalid."""
     text = value.strip()

@@ -258,11 +258,8 @@ def _compile(f: dict[str, Any]) -> Predicate:
     return ordered
 
 
-def _sort_key(definition: PropertyDefinition, name: str) -> Callable[[dict[str, Any]], Any]:
-    def key(record: dict[str, Any]) -> Any:
-        return _key(definition, record["properties"].get(name))
-
-    return key
+def _first(pair: tuple[Any, Any]) -> Any:
+    return pair[0]
 
 
 def _safe_le(a: Any, b: Any) -> bool:
@@ -314,10 +311,11 @@ class SearchIndex:
             defined = self.state.definitions[object_type]
             for name, descending in reversed(request.sorts):
                 definition = defined[name]
-                present = [r for r in hits if _key(definition, r["properties"].get(name)) is not None]
-                absent = [r for r in hits if _key(definition, r["properties"].get(name)) is None]
-                present.sort(key=_sort_key(definition, name), reverse=descending)
-                hits = present + absent
+                keyed = [(_key(definition, r["properties"].get(name)), r) for r in hits]
+                present = [pair for pair in keyed if pair[0] is not None]
+                absent = [r for k, r in keyed if k is None]
+                present.sort(key=_first, reverse=descending)
+                hits = [r for _, r in present] + absent
             ids = [r["id"] for r in hits]
         self._cache[key] = ids
         if len(self._cache) > self._size:
