@@ -1,0 +1,78 @@
+"""Seed data for the sandbox CRMs: deterministic, realistically messy, with ground truth.
+
+``generate(seed, leads, anchor)`` builds the records both sandbox servers load
+(Salesforce Users, Accounts, Leads, Contacts, Opportunities, Tasks; HubSpot
+owners, contacts, companies, deals, tasks, notes and associations) and the
+ground truth that Relay's decision core is measured against (which records are
+the same person or company, who works for which account, which opportunities
+break their stage gate). Same inputs, byte-identical output.
+
+The rates of every kind of mess are constants in ``seed.messiness``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from connector.sandbox.seed._build import SeedBuilder
+from connector.sandbox.seed._model import GroundTruth, RecordKey, SeedData
+
+__all__ = ["GroundTruth", "RecordKey", "SeedData", "generate", "summary"]
+
+
+def generate(seed: int = 42, leads: int = 500, anchor: datetime | None = None) -> SeedData:
+    """Generate the sandbox CRMs' seed data.
+
+    Args:
+        seed: seed of the one ``random.Random`` everything is drawn from.
+        leads: number of Salesforce leads; HubSpot gets about as many contacts, the CRMs
+            about leads/8 accounts (at least 20), leads/3 Salesforce contacts and leads/5
+            opportunities (at least 14, so every stage appears at least twice).
+        anchor: "now" for the data, an aware datetime (converted to UTC, truncated to the
+            millisecond). Default: today at 00:00 UTC.
+
+    Returns:
+        The data set; the same arguments always give byte-identical ``to_json()``.
+
+    Raises:
+        ValueError: when ``leads`` is negative or not an int, ``seed`` is not an int, or
+            ``anchor`` is naive.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"generate(seed=...): seed must be an int, got {seed!r}")
+    if isinstance(leads, bool) or not isinstance(leads, int) or leads < 0:
+        raise ValueError(f"generate(leads=...): leads must be a non-negative int, got {leads!r}")
+    if anchor is None:
+        today = datetime.now(UTC).date()
+        anchor = datetime(today.year, today.month, today.day, tzinfo=UTC)
+    elif not isinstance(anchor, datetime) or anchor.tzinfo is None or anchor.utcoffset() is None:
+        raise ValueError(f"generate(anchor=...): anchor must be a timezone-aware datetime, got {anchor!r}")
+    anchor = anchor.astimezone(UTC)
+    anchor = anchor.replace(microsecond=(anchor.microsecond // 1000) * 1000)
+    return SeedBuilder(seed, leads, anchor).build()
+
+
+def summary(seed_data: SeedData) -> dict[str, Any]:
+    """Counts for ``relay sandbox`` to print: records per object, duplicates, truth.
+
+    Args:
+        seed_data: a generated data set.
+    """
+    truth = seed_data.truth
+    cross = sum(1 for c in truth.persons if len({k[0] for k in c}) > 1)
+    return {
+        "seed": seed_data.seed,
+        "anchor": seed_data.anchor.isoformat(),
+        "salesforce": {name: len(rows) for name, rows in seed_data.salesforce.items()},
+        "hubspot": {name: len(rows) for name, rows in seed_data.hubspot.items()},
+        "hubspot_owners": len(seed_data.hubspot_owners),
+        "hubspot_associations": len(seed_data.hubspot_associations),
+        "people": len(truth.persons),
+        "people_with_duplicates": sum(1 for c in truth.persons if len(c) > 1),
+        "people_in_both_crms": cross,
+        "companies": len(truth.companies),
+        "people_at_accounts": len(truth.person_company),
+        "stage_violations": len(truth.stage_violations),
+        "hard_cases": len(truth.hard),
+    }

@@ -1,0 +1,237 @@
+"""How one person looks in one CRM record: the per-record messiness and the record shapes."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connector.sandbox.seed import messiness as mess
+from connector.sandbox.seed._names import NICKNAMES
+from connector.sandbox.seed._people import Person, PersonFactory
+
+
+@dataclass(slots=True)
+class Shown:
+    """The field values one record shows for a person (None: left empty)."""
+
+    first: str | None
+    last: str | None
+    email: str | None
+    phone: str | None
+    company: str | None
+    title: str | None
+    country: str | None
+    state: str | None
+    city: str | None
+    website: str | None
+    industry: str | None
+    employees: int | None
+    revenue: float | None
+
+
+def present(
+    rng: random.Random,
+    person: Person,
+    people: PersonFactory,
+    *,
+    duplicate: bool,
+    hard: set[str],
+    email: str | None = None,
+) -> Shown:
+    """The person as one more record shows them.
+
+    Args:
+        rng: the seed's random stream.
+        person: the real person.
+        people: the factory, to reserve typo'd addresses so no one else gets them.
+        duplicate: True for a second or later record of the person: names, email and company
+            may then differ from the first record the way real duplicates do.
+        hard: reasons this person's records are hard to match are added here.
+        email: the address this record starts from (default: the person's own).
+    """
+    first: str | None = person.first
+    last: str | None = person.last
+    shown_email: str | None = email or person.email
+    if duplicate and shown_email is not None:
+        nicks = NICKNAMES.get(person.first)
+        if nicks and rng.random() < mess.NICKNAME_RATE:
+            first = rng.choice(nicks)
+        elif rng.random() < mess.NAME_TYPO_RATE:
+            if rng.random() < 0.5:
+                first = mess.name_typo(rng, person.first)
+            else:
+                last = mess.name_typo(rng, person.last)
+        if rng.random() < mess.DUPLICATE_WITHOUT_EMAIL_RATE:
+            shown_email = None
+        elif rng.random() < mess.EMAIL_TYPO_RATE:
+            typo = mess.email_typo(rng, shown_email)
+            if people.claim(typo):
+                shown_email = typo
+                hard.add("email_typo")
+        elif rng.random() < mess.EMAIL_VARIANT_RATE:
+            shown_email = mess.email_variant(rng, shown_email)
+    elif rng.random() < mess.MISSING_EMAIL_RATE:
+        shown_email = None
+    if rng.random() < mess.MISSING_LAST_NAME_RATE:
+        last = None
+
+    phone: str | None = None
+    if rng.random() >= mess.MISSING_PHONE_RATE:
+        if rng.random() < mess.JUNK_PHONE_RATE:
+            phone = rng.choice(mess.JUNK_PHONES)
+        else:
+            phone = mess.messy_phone(rng, person.calling, person.national)
+
+    company_obj = person.company
+    company: str | None = None
+    if rng.random() >= mess.MISSING_COMPANY_RATE:
+        if rng.random() < mess.COMPANY_VARIANT_RATE:
+            company = mess.company_variant(rng, company_obj.name, company_obj.suffix)
+        else:
+            company = mess.company_display(company_obj.name, company_obj.suffix)
+
+    title: str | None = None
+    if rng.random() >= mess.MISSING_TITLE_RATE:
+        title = person.title
+        if rng.random() < mess.TITLE_VARIANT_RATE:
+            title = mess.messy_title(rng, title)
+
+    country: str | None = None
+    if rng.random() >= mess.MISSING_COUNTRY_RATE:
+        country = mess.messy_country(rng, person.country)
+    state = mess.messy_state(rng, person.country, person.state) if person.state else None
+
+    if rng.random() < mess.WHITESPACE_JUNK_RATE:
+        which = rng.randrange(3)
+        if which == 0 and first:
+            first = mess.junk_whitespace(rng, first)
+        elif which == 1 and last:
+            last = mess.junk_whitespace(rng, last)
+        elif company:
+            company = mess.junk_whitespace(rng, company)
+
+    roll = rng.random()
+    website = None
+    if roll < 0.45:
+        website = rng.choice(("https://www.", "http://", "www.", "", "https://")) + company_obj.domain
+    return Shown(
+        first=first, last=last, email=shown_email, phone=phone, company=company, title=title,
+        country=country, state=state, city=person.city if rng.random() < 0.85 else None,
+        website=website,
+        industry=company_obj.industry if rng.random() < 0.7 else None,
+        employees=company_obj.employees if rng.random() < 0.65 else None,
+        revenue=company_obj.revenue if rng.random() < 0.5 else None,
+    )
+
+
+def behaviour_fields(person: Person) -> dict[str, Any]:
+    """Salesforce behavioural custom fields (numbers as doubles, checkboxes as bools)."""
+    b = person.behaviour
+    return {
+        "Page_Views__c": float(b.page_views), "Email_Clicks__c": float(b.email_clicks),
+        "Form_Submissions__c": float(b.form_submissions),
+        "Content_Downloads__c": float(b.content_downloads),
+        "Pricing_Page_Visits__c": float(b.pricing_page_visits),
+        "Webinar_Attended__c": b.webinar_attended, "Demo_Requested__c": b.demo_requested,
+    }
+
+
+RELAY_PERSON_FIELDS: dict[str, Any] = {
+    "Relay_Score__c": None, "Relay_Score_Category__c": None, "Relay_Routing_Reason__c": None,
+    "Relay_SLA_Due__c": None, "Relay_Matched_Account__c": None, "Relay_Id__c": None,
+}
+
+
+def salesforce_lead(
+    lead_id: str, shown: Shown, person: Person, *, owner_id: str, status: str, converted: bool,
+    stamps: tuple[str, str, str],
+) -> dict[str, Any]:
+    """A Salesforce Lead (web-to-lead writes "[not provided]" into empty required fields)."""
+    created, modified, modstamp = stamps
+    record: dict[str, Any] = {
+        "Id": lead_id, "FirstName": shown.first, "LastName": shown.last or mess.NOT_PROVIDED,
+        "Email": shown.email, "Phone": shown.phone, "Title": shown.title,
+        "Company": shown.company or mess.NOT_PROVIDED, "Website": shown.website,
+        "Industry": shown.industry, "NumberOfEmployees": shown.employees,
+        "AnnualRevenue": shown.revenue, "Country": shown.country, "State": shown.state,
+        "City": shown.city, "LeadSource": person.lead_source, "Status": status, "OwnerId": owner_id,
+        "IsConverted": converted, "HasOptedOutOfEmail": person.opt_out,
+        "CreatedDate": created, "LastModifiedDate": modified, "SystemModstamp": modstamp,
+        "IsDeleted": False,
+    }
+    record.update(behaviour_fields(person))
+    record.update(RELAY_PERSON_FIELDS)
+    return record
+
+
+def salesforce_contact(
+    contact_id: str, shown: Shown, person: Person, *, account_id: str, owner_id: str,
+    stamps: tuple[str, str, str],
+) -> dict[str, Any]:
+    """A Salesforce Contact of an account."""
+    created, modified, modstamp = stamps
+    record: dict[str, Any] = {
+        "Id": contact_id, "FirstName": shown.first, "LastName": shown.last or mess.NOT_PROVIDED,
+        "Email": shown.email, "Phone": shown.phone, "Title": shown.title, "AccountId": account_id,
+        "MailingCountry": shown.country, "MailingState": shown.state, "MailingCity": shown.city,
+        "LeadSource": person.lead_source, "OwnerId": owner_id, "HasOptedOutOfEmail": person.opt_out,
+        "CreatedDate": created, "LastModifiedDate": modified, "SystemModstamp": modstamp,
+        "IsDeleted": False,
+    }
+    record.update(behaviour_fields(person))
+    record.update(RELAY_PERSON_FIELDS)
+    return record
+
+
+def _s(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def hubspot_contact(
+    contact_id: str, shown: Shown, person: Person, *, owner_id: str | None, lead_status: str | None,
+    lifecycle: str, created: str, modified: str,
+) -> dict[str, Any]:
+    """A HubSpot contact (every property value a string)."""
+    b = person.behaviour
+    props: dict[str, str | None] = {
+        "firstname": shown.first, "lastname": shown.last, "email": shown.email,
+        "phone": shown.phone, "jobtitle": shown.title, "company": shown.company,
+        "website": shown.website, "industry": shown.industry, "numemployees": _s(shown.employees),
+        "annualrevenue": _s(shown.revenue), "country": shown.country, "state": shown.state,
+        "city": shown.city, "hs_lead_status": lead_status, "lifecyclestage": lifecycle,
+        "hubspot_owner_id": owner_id, "hs_email_optout": _s(person.opt_out),
+        "hs_analytics_num_page_views": _s(b.page_views), "hs_email_click": _s(b.email_clicks),
+        "num_conversion_events": _s(b.form_submissions),
+        "content_downloads": _s(b.content_downloads),
+        "pricing_page_visits": _s(b.pricing_page_visits),
+        "webinar_attended": _s(b.webinar_attended), "demo_requested": _s(b.demo_requested),
+        "createdate": created, "lastmodifieddate": modified, "hs_lastmodifieddate": modified,
+        "hs_object_id": contact_id,
+    }
+    return {"id": contact_id, "properties": props, "createdAt": created, "updatedAt": modified,
+            "archived": False}
+
+
+def hubspot_record(
+    record_id: str, props: Mapping[str, str | None], created: str, modified: str
+) -> dict[str, Any]:
+    """Any other HubSpot object (companies, deals, tasks, notes) with the standard date properties."""
+    props = dict(props)
+    props["createdate"] = created
+    props["hs_lastmodifieddate"] = modified
+    props["hs_object_id"] = record_id
+    return {"id": record_id, "properties": props, "createdAt": created, "updatedAt": modified,
+            "archived": False}
+
+
+def as_hubspot_string(value: object) -> str | None:
+    """A value in HubSpot's property shape (strings; booleans "true"/"false")."""
+    return _s(value)
