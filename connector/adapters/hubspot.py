@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -229,8 +230,15 @@ class HubSpotAdapter:
                 raise ConfigurationError(f"HubSpot answered non-JSON: {data[:200]!r}", crm="hubspot",
                                          status=getattr(response, "status", None), context=context) from None
 
-        return call_with_retry(once, calls=self.calls, kind=kind, translate=translate_hubspot, policy=self.retry,
-                               context=context)
+        try:
+            return call_with_retry(once, calls=self.calls, kind=kind, translate=translate_hubspot, policy=self.retry,
+                                   context=context)
+        except RecordError as error:
+            if kind == "write":
+                raise
+            # Outside a write, a refused request is Relay's mistake (object type, property, filter), not a record's.
+            raise ConfigurationError(error.message, crm="hubspot", status=error.status, code=error.code,
+                                     fields=error.fields, context=error.context) from error
 
     def _raw(self) -> dict[str, Any]:
         return {"_preload_content": False, "_request_timeout": self.timeout}
@@ -502,11 +510,10 @@ class HubSpotAdapter:
         """Create something; False when it already exists (409)."""
         try:
             self._call(kind, context, fn)
-        except RecordError as error:
-            if error.status == 409:
+        except ConfigurationError as error:
+            if error.status == HTTPStatus.CONFLICT:
                 return False
-            raise ConfigurationError(str(error), crm="hubspot", status=error.status, code=error.code,
-                                     fields=error.fields, context=context) from error
+            raise
         return True
 
     def close(self) -> None:
