@@ -80,6 +80,7 @@ class HubSpotSandbox:
         state_file: JSON file loaded on construction (if present) and saved on :meth:`stop`.
         clock: ms since the epoch for record timestamps (injectable for tests).
         webhook_settings: subscriptions, duplicates, retries of webhook deliveries.
+        search_lag_ms: how long a write stays invisible to search (HubSpot's index trails writes).
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class HubSpotSandbox:
         state_file: Path | None = None,
         clock: Callable[[], int] | None = None,
         webhook_settings: WebhookSettings | None = None,
+        search_lag_ms: int = 0,
     ) -> None:
         self.access_token = access_token
         self.state_file = Path(state_file) if state_file else None
@@ -116,7 +118,7 @@ class HubSpotSandbox:
             )
             self.state.listeners.append(self.webhooks.on_change)
         self.app = SandboxMiddleware(
-            _LimitHeaders(build_app(self.state, self.faults)),
+            _LimitHeaders(build_app(self.state, self.faults, search_lag_ms)),
             ledger=self.ledger,
             faults=self.faults,
             rate_limited=self._injected_rate_limit,

@@ -148,10 +148,10 @@ def input_id(item: Any, where: str) -> str:
 class ObjectsApi:
     """Handlers of ``/crm/v3/objects/...``."""
 
-    def __init__(self, state: HubSpotState, faults: FaultInjector) -> None:
+    def __init__(self, state: HubSpotState, faults: FaultInjector, search_lag_ms: int = 0) -> None:
         self.state = state
         self.faults = faults
-        self.search_index = SearchIndex(state)
+        self.search_index = SearchIndex(state, lag_ms=search_lag_ms)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -527,13 +527,19 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     )
 
 
-def build_app(state: HubSpotState, faults: FaultInjector) -> Starlette:
-    """The CRM app (without the sandbox middleware)."""
+def build_app(state: HubSpotState, faults: FaultInjector, search_lag_ms: int = 0) -> Starlette:
+    """The CRM app (without the sandbox middleware).
+
+    Args:
+        state: the portal.
+        faults: decides partial batch failures.
+        search_lag_ms: how long writes stay invisible to search.
+    """
     from connector.sandbox.hubspot.associations_api import AssociationsApi
     from connector.sandbox.hubspot.owners_api import OwnersApi
     from connector.sandbox.hubspot.properties_api import PropertiesApi
 
-    objects = ObjectsApi(state, faults)
+    objects = ObjectsApi(state, faults, search_lag_ms)
     routes = [
         *AssociationsApi(state).routes(),
         *OwnersApi(state).routes(),

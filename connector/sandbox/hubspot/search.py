@@ -282,16 +282,25 @@ def _query_predicate(object_type: str, query: str) -> Predicate:
 
 
 class SearchIndex:
-    """Runs searches against a state, caching each query's sorted ids until the state changes."""
+    """Runs searches against a state, caching each query's sorted ids until the state changes.
 
-    def __init__(self, state: HubSpotState, cache_size: int = 64) -> None:
+    Args:
+        state: the portal.
+        cache_size: queries whose results are kept.
+        lag_ms: records written less than this long ago are not yet searchable, as in
+            HubSpot where the search index trails writes.
+    """
+
+    def __init__(self, state: HubSpotState, cache_size: int = 64, lag_ms: int = 0) -> None:
         self.state = state
+        self.lag_ms = lag_ms
         self._cache: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
         self._size = cache_size
 
     def matching_ids(self, object_type: str, request: SearchRequest, raw_key: str) -> list[str]:
         """Ids of live records matching the request, in result order."""
-        key = (object_type, raw_key, self.state.version)
+        cutoff = self.state.clock() - self.lag_ms if self.lag_ms else None
+        key = (object_type, raw_key, self.state.version, cutoff)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -303,6 +312,8 @@ class SearchIndex:
             hits = []
             for number in self.state.active_ids[object_type]:
                 record = records[str(number)]
+                if cutoff is not None and (parse_datetime_ms(record["updatedAt"]) or 0) > cutoff:
+                    continue
                 if groups and not any(all(p(record) for p in group) for group in groups):
                     continue
                 if query is not None and not query(record):

@@ -24,6 +24,7 @@ from connector.sandbox.hubspot.owners import default_owners
 from connector.sandbox.hubspot.properties import (
     ALWAYS,
     BUILTIN_GROUPS,
+    DEFAULT_PROPERTIES,
     MAINTAINED,
     PropertyDefinition,
     builtin_definitions,
@@ -159,7 +160,11 @@ class HubSpotState:
 
     def _store_loaded(self, object_type: str, record: dict[str, Any]) -> None:
         rid = str(record["id"])
-        properties = {k: to_text(v) for k, v in (record.get("properties") or {}).items()}
+        defined = self.definitions[object_type]
+        raw = dict(record.get("properties") or {})
+        if object_type in _CREATED and "createdate" in raw and "hs_createdate" not in raw:
+            raw["hs_createdate"] = raw["createdate"]
+        properties = {k: to_text(v) for k, v in raw.items() if k in defined}
         created = record.get("createdAt") or properties.get(created_property(object_type)) or format_ms(self.clock())
         updated = record.get("updatedAt") or properties.get("hs_lastmodifieddate") or created
         properties["hs_object_id"] = rid
@@ -333,8 +338,6 @@ class HubSpotState:
         if everything:
             shown = {k: v for k, v in props.items() if v is not None}
         else:
-            from connector.sandbox.hubspot.properties import DEFAULT_PROPERTIES
-
             wanted = names if names else DEFAULT_PROPERTIES[object_type]
             defined = self.definitions[object_type]
             shown = {}

@@ -9,6 +9,7 @@ from hubspot.crm.contacts import (
     PublicMergeInput,
     PublicObjectSearchRequest,
     SimplePublicObjectInput,
+    SimplePublicObjectInputForCreate,
 )
 
 from connector.sandbox.hubspot import HubSpotSandbox
@@ -80,5 +81,20 @@ def test_search_sees_writes_made_after_an_earlier_identical_search() -> None:
         assert hs.crm.contacts.search_api.do_search(query).total == 0
         hs.crm.contacts.basic_api.update("1", SimplePublicObjectInput(properties={"hs_lead_status": "NEW"}))
         assert [r.id for r in hs.crm.contacts.search_api.do_search(query).results] == ["1"]
+    finally:
+        box.stop()
+
+
+def test_search_can_trail_writes_like_hubspots_index() -> None:
+    now = [1_767_225_600_000]
+    box = HubSpotSandbox(search_lag_ms=5_000, clock=lambda: now[0], search_per_second=1_000)
+    server = box.start()
+    try:
+        hs = client(server)
+        made = hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": "late@example.com"}))
+        assert hs.crm.contacts.search_api.do_search(PublicObjectSearchRequest()).total == 0
+        assert hs.crm.contacts.basic_api.get_by_id(made.id).id == made.id
+        now[0] += 5_000
+        assert [r.id for r in hs.crm.contacts.search_api.do_search(PublicObjectSearchRequest()).results] == [made.id]
     finally:
         box.stop()
