@@ -6,7 +6,13 @@ from typing import Any
 
 from connector.adapters._hubspot_results import match_results
 from connector.adapters.base import WriteOp
-from connector.adapters.hubspot import flatten, merged_pairs, parse_hubspot_datetime, to_epoch_ms
+from connector.adapters.hubspot import (
+    SearchThrottle,
+    flatten,
+    merged_pairs,
+    parse_hubspot_datetime,
+    to_epoch_ms,
+)
 
 
 def row(id: str, trace: str | None = None, **properties: str) -> dict[str, Any]:
@@ -88,3 +94,21 @@ def test_hubspot_timestamps_in_both_forms() -> None:
     assert iso == epoch
     assert iso is not None and to_epoch_ms(iso) == "1704067201500"
     assert parse_hubspot_datetime("") is None
+
+
+def test_search_throttle_spaces_calls_to_the_rate() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    throttle = SearchThrottle(4, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        throttle.wait()
+    assert slept == [0.25, 0.25, 0.25, 0.25]
+    now[0] += 10  # idle time is not banked into a burst
+    throttle.wait()
+    throttle.wait()
+    assert slept[-1] == 0.25 and len(slept) == 5

@@ -17,6 +17,7 @@ from connector.adapters.soql import (
     soql_name,
     soql_quote,
 )
+from connector.sandbox.salesforce import soql as sandbox_soql
 
 _UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
 
@@ -119,3 +120,24 @@ def test_a_hostile_cursor_id_is_quoted() -> None:
 
 def test_objects_without_isdeleted_are_read_without_it() -> None:
     assert "IsDeleted" not in incremental_query("User", ["Email"], None, include_deleted_flag=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text())
+def test_the_sandbox_orgs_lexer_reads_every_quoted_string_back_to_itself(value: str) -> None:
+    tokens = sandbox_soql.tokenize(f"SELECT Id FROM Lead WHERE LastName = {soql_quote(value)} ORDER BY Id")
+    strings = [t for t in tokens if t.kind == "STRING"]
+    assert [t.value for t in strings] == [value]
+    assert [t.text for t in tokens if t.kind != "STRING"][-4:-1] == ["ORDER", "BY", "Id"]
+
+
+def test_the_sandbox_org_accepts_the_incremental_query() -> None:
+    cursor = Cursor(datetime(2024, 1, 1, 0, 0, 0, 123000, tzinfo=UTC), "00Q5e000000000FEAQ")
+    query = sandbox_soql.parse(incremental_query("Lead", ["Email", "Relay_Score__c"], cursor))
+    assert [".".join(p.canonical) for p in query.fields] == ["Id", "SystemModstamp", "IsDeleted", "Email", "Relay_Score__c"]
+
+
+def test_a_hostile_cursor_id_reaches_the_org_as_one_bad_id() -> None:
+    cursor = Cursor(datetime(2024, 1, 1, tzinfo=UTC), "00Q' OR Id != '")
+    with pytest.raises(sandbox_soql.SoqlError, match="invalid ID field: 00Q' OR Id != '"):
+        sandbox_soql.parse(incremental_query("Lead", ["Email"], cursor))
