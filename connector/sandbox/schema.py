@@ -74,7 +74,7 @@ _RELAY_PERSON = (
     CustomField("Relay_Routing_Reason__c", "string", "Relay Routing Reason", length=255),
     CustomField("Relay_SLA_Due__c", "datetime", "Relay SLA Due"),
     CustomField("Relay_Matched_Account__c", "string", "Relay Matched Account", length=18),
-    CustomField("Relay_Id__c", "string", "Relay Id", length=64, external_id=True, unique=True),
+    CustomField("Relay_Id__c", "string", "Relay Id", length=64, external_id=True),
 )
 
 SALESFORCE_CUSTOM_FIELDS: dict[str, tuple[CustomField, ...]] = {
@@ -82,7 +82,7 @@ SALESFORCE_CUSTOM_FIELDS: dict[str, tuple[CustomField, ...]] = {
     "Contact": _BEHAVIOUR + _RELAY_PERSON,
     "Account": (
         CustomField("Domain__c", "string", "Domain", length=255),
-        CustomField("Relay_Id__c", "string", "Relay Id", length=64, external_id=True, unique=True),
+        CustomField("Relay_Id__c", "string", "Relay Id", length=64, external_id=True),
     ),
     "Opportunity": (
         CustomField("Discovery_Call_Scheduled__c", "boolean", "Discovery Call Scheduled"),
@@ -103,7 +103,7 @@ SALESFORCE_CUSTOM_FIELDS: dict[str, tuple[CustomField, ...]] = {
         CustomField("Success_Criteria__c", "textarea", "Success Criteria", length=32768),
         CustomField("Contract_Term_Months__c", "double", "Contract Term (Months)"),
         CustomField("Relay_Stage_Gate_Status__c", "string", "Relay Stage Gate Status", length=255),
-        CustomField("Relay_Id__c", "string", "Relay Id", length=64, external_id=True, unique=True),
+        CustomField("Relay_Id__c", "string", "Relay Id", length=64, external_id=True),
     ),
     "Task": (
         CustomField(

@@ -79,9 +79,12 @@ def test_hubspot_creates_every_relay_property_it_writes(config: RelayConfig) -> 
     relay_crm_fields = {f.crm for f in contacts.fields if f.canonical in RELAY_PERSON_FIELDS}
     assert set(created) == relay_crm_fields
     assert all(p.groupName == "relay" for p in created.values())
-    assert created["relay_id"].hasUniqueValue
+    # Records of the same person share their relay id, so it cannot be unique in the CRM...
+    assert not created["relay_id"].hasUniqueValue
     tasks = config.object_mapping("hubspot", "tasks")
     assert [p.name for p in tasks.create_properties] == ["relay_idempotency_key"]
+    # ...while the task key must be, so that a retried task upsert lands once.
+    assert tasks.create_properties[0].hasUniqueValue
 
 
 def test_committed_schemas_are_up_to_date() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,6 +87,28 @@ class Assignments:
             .execution_options(populate_existing=True)
         ).first()
         return _assignment(row) if row else None
+
+    def active_for_identities(self, relay_ids: Iterable[str]) -> dict[str, Assignment]:
+        """The earliest active assignment of each identity (any of its CRM records), by relay id.
+
+        A person known in two CRMs is routed once: the second record reuses this owner.
+        """
+        wanted = sorted(set(relay_ids))
+        found: dict[str, Assignment] = {}
+        for start in range(0, len(wanted), 500):
+            rows = self._session.scalars(
+                select(AssignmentRow)
+                .where(
+                    AssignmentRow.relay_id.in_(wanted[start : start + 500]),
+                    AssignmentRow.status == AssignmentStatus.ACTIVE.value,
+                )
+                .order_by(AssignmentRow.id)
+                .execution_options(populate_existing=True)
+            )
+            for row in rows:
+                if row.relay_id is not None and row.relay_id not in found:
+                    found[row.relay_id] = _assignment(row)
+        return found
 
     def history(self, connection: str, object_name: str, crm_id: str) -> list[Assignment]:
         """Return every assignment of a CRM record, oldest first."""

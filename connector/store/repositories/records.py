@@ -173,6 +173,45 @@ class Records:
         )
         return [_snapshot(row) for row in rows]
 
+    def live_of_kind(self, connection: str, kind: str) -> list[RecordSnapshot]:
+        """Every snapshot of ``kind`` (e.g. ``account``) of ``connection`` not deleted or merged away."""
+        rows = self._session.scalars(
+            select(RecordRow)
+            .where(
+                RecordRow.connection == connection,
+                RecordRow.kind == kind,
+                RecordRow.deleted.is_(False),
+                RecordRow.merged_into.is_(None),
+            )
+            .order_by(RecordRow.object, RecordRow.crm_id)
+            .execution_options(populate_existing=True)
+        )
+        return [_snapshot(row) for row in rows]
+
+    def mark_merged(
+        self, connection: str, object_name: str, crm_id: str, merged_into: str, *, seen_at: datetime | None = None
+    ) -> bool:
+        """Record that a CRM merge folded this record into ``merged_into`` (HubSpot merges).
+
+        Returns:
+            ``True`` if the record was known and not yet marked merged into that record.
+        """
+        at = when(seen_at, f"records[{connection}/{object_name}/{crm_id}].seen_at")
+        merged_into = text_value(merged_into, f"records[{connection}/{object_name}/{crm_id}].merged_into", CRM_ID_LEN)
+        result = self._session.execute(
+            update(RecordRow)
+            .where(
+                RecordRow.connection == connection,
+                RecordRow.object == object_name,
+                RecordRow.crm_id == crm_id,
+                (RecordRow.merged_into.is_(None)) | (RecordRow.merged_into != merged_into),
+            )
+            .values(merged_into=merged_into, last_seen=at)
+            .execution_options(synchronize_session=False)
+        )
+        merged: bool = result.rowcount > 0  # type: ignore[attr-defined]
+        return merged
+
     def mark_deleted(
         self, connection: str, object_name: str, crm_id: str, *, seen_at: datetime | None = None
     ) -> bool:

@@ -1,0 +1,84 @@
+"""CRM records to the decision core's canonical models, through the field mappings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from connector.config.mappings import ObjectMapping
+from connector.core.models import Account, Owner, Person, RecordRef
+from connector.mapping.engine import MappingProblem, RecordMeta, record_meta, to_canonical
+
+CONTACT_OBJECTS = frozenset({"contact"})
+"""CRM objects (lower-cased) whose people are contacts of an account rather than leads."""
+
+
+@dataclass
+class MappedRecord:
+    """One CRM record read through its mapping.
+
+    Attributes:
+        meta: Id, last-modified time and deleted flag.
+        canonical: Canonical values (what the store keeps as the snapshot).
+        problems: Fields that could not be read (their value is left out).
+        model: The core model, or None when the record cannot be one (see ``error``).
+        error: Why the record cannot be decided (it is quarantined with this reason).
+    """
+
+    meta: RecordMeta
+    canonical: dict[str, Any]
+    problems: list[MappingProblem] = field(default_factory=list)
+    model: Person | Account | Owner | None = None
+    error: str | None = None
+
+
+def _json_ready(canonical: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in canonical.items():
+        out[key] = value.isoformat() if hasattr(value, "isoformat") else value
+    return out
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()))
+        parts.append(f"{where}: {error.get('msg')} (got {error.get('input')!r})")
+    return "; ".join(parts)
+
+
+def map_record(connection: str, mapping: ObjectMapping, crm_record: dict[str, Any]) -> MappedRecord:
+    """Read one CRM record into a canonical model; never raises for bad data."""
+    meta = record_meta(mapping, crm_record)
+    canonical, problems = to_canonical(mapping, crm_record)
+    mapped = MappedRecord(meta=meta, canonical=_json_ready(canonical), problems=problems)
+    if not meta.record_id:
+        mapped.error = f"{mapping.name} record has no {mapping.id_field}"
+        return mapped
+    ref = RecordRef(connection=connection, object=mapping.name, crm_id=meta.record_id)
+    try:
+        if mapping.entity == "person":
+            if mapping.name.lower() in CONTACT_OBJECTS:
+                mapped.model = Person(kind="contact", ref=ref, **canonical)
+            else:
+                mapped.model = Person(kind="lead", ref=ref, **canonical)
+        elif mapping.entity == "account":
+            mapped.model = Account(ref=ref, **canonical)
+        elif mapping.entity == "owner":
+            values = {k: v for k, v in canonical.items() if k != "id"}
+            mapped.model = Owner(id=meta.record_id, connection=connection, **values)
+        else:
+            mapped.error = f"{mapping.name} maps to {mapping.entity!r}, which Relay does not read"
+    except ValidationError as exc:
+        mapped.error = f"{mapping.name} {meta.record_id}: {_validation_reason(exc)}"
+    return mapped
+
+
+def account_from_snapshot(connection: str, object_name: str, crm_id: str, canonical: dict[str, Any]) -> Account | None:
+    """Rebuild an account from its stored snapshot (None when the snapshot no longer fits)."""
+    try:
+        return Account(ref=RecordRef(connection=connection, object=object_name, crm_id=crm_id), **canonical)
+    except ValidationError:
+        return None
