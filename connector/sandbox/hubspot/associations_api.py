@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from connector.sandbox.common import call_counter
 from connector.sandbox.hubspot import errors
-from connector.sandbox.hubspot.app import (
+from connector.sandbox.hubspot._http import (
     batch_answer,
     batch_inputs,
     endpoint,

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from connector.sandbox.common import call_counter
 from connector.sandbox.hubspot import errors
-from connector.sandbox.hubspot.app import bool_param, endpoint, int_param, json_response
+from connector.sandbox.hubspot._http import bool_param, endpoint, int_param, json_response
 from connector.sandbox.hubspot.owners import owner_json
 from connector.sandbox.hubspot.state import HubSpotState
 

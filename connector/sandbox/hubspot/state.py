@@ -206,20 +206,21 @@ class HubSpotState:
         self.next_id = highest + 1
         self.version += 1
 
-    def _unique_names(self, object_type: str) -> list[str]:
+    def unique_names(self, object_type: str) -> list[str]:
+        """Properties whose values identify one record (contact email and ``hasUniqueValue`` ones)."""
         names = [d.name for d in self.definitions[object_type].values() if d.has_unique_value]
         if object_type == "contacts":
             names.append("email")
         return names
 
     def _index_unique(self, object_type: str, record: dict[str, Any]) -> None:
-        for name in self._unique_names(object_type):
+        for name in self.unique_names(object_type):
             value = record["properties"].get(name)
             if value:
                 self.unique[object_type].setdefault(name, {})[value.lower()] = record["id"]
 
     def _unindex_unique(self, object_type: str, record: dict[str, Any]) -> None:
-        for name in self._unique_names(object_type):
+        for name in self.unique_names(object_type):
             value = record["properties"].get(name)
             index = self.unique[object_type].get(name, {})
             if value and index.get(value.lower()) == record["id"]:
@@ -305,10 +306,10 @@ class HubSpotState:
         """400 unless ``id_property`` identifies records uniquely."""
         if id_property == "hs_object_id":
             return
-        if id_property not in self._unique_names(object_type):
+        if id_property not in self.unique_names(object_type):
             raise errors.validation_error(
                 f"Property {id_property} is not a unique identifier property for {object_type}: "
-                f"use hs_object_id or one of {', '.join(sorted(self._unique_names(object_type))) or 'none'}"
+                f"use hs_object_id or one of {', '.join(sorted(self.unique_names(object_type))) or 'none'}"
             )
 
     def page_ids(self, object_type: str, after: int | None, limit: int, archived: bool) -> tuple[list[int], int | None]:
@@ -419,7 +420,7 @@ class HubSpotState:
 
     def check_unique(self, object_type: str, values: dict[str, str | None], own_id: str | None) -> None:
         """409 when a unique value (contact email, ``hasUniqueValue``) belongs to another record."""
-        for name in self._unique_names(object_type):
+        for name in self.unique_names(object_type):
             value = values.get(name)
             if not value:
                 continue
