@@ -160,6 +160,7 @@ class HubSpotAdapter:
             search lags writes; records in the overlap are delivered again.
         searches_per_second: Client-side cap on search calls.
         search_cap: Results one search query may page through (HubSpot: 10,000).
+        write_batch_size: Inputs per batch call (1..100, default 100).
     """
 
     crm = "hubspot"
@@ -176,6 +177,7 @@ class HubSpotAdapter:
         search_overlap: timedelta = timedelta(minutes=2),
         searches_per_second: float = 4.0,
         search_cap: int = SEARCH_CAP,
+        write_batch_size: int = BATCH_LIMIT,
     ) -> None:
         parts = urlsplit(base_url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -185,6 +187,10 @@ class HubSpotAdapter:
         if not access_token:
             raise ConfigurationError(f"connection {connection!r}: access_token is empty", crm="hubspot",
                                      code="INVALID_CREDENTIALS")
+        if not 1 <= write_batch_size <= BATCH_LIMIT:
+            raise ConfigurationError(f"connection {connection!r}: write_batch_size must be 1..{BATCH_LIMIT}, "
+                                     f"got {write_batch_size}", crm="hubspot", code="INVALID_BATCH_SIZE")
+        self.write_batch_size = write_batch_size
         if not 1 <= search_cap <= SEARCH_CAP:
             raise ValueError(f"search_cap must be 1..{SEARCH_CAP}, got {search_cap}")
         if search_overlap < timedelta(0):
@@ -259,12 +265,16 @@ class HubSpotAdapter:
         Yields:
             Pages. A full read yields live pages, then archived ones (``deleted_ids``), then an
             empty page carrying the checkpoint. An incremental read's pages each carry one.
+            ``owners`` (not a CRM object) comes whole, archived owners included, without a cursor.
         """
         size = PAGE_LIMIT if page_size is None else page_size
         if not 1 <= size <= PAGE_LIMIT:
             raise ConfigurationError(f"connection {self.connection!r}: HubSpot page size must be 1..{PAGE_LIMIT}, "
                                      f"got {size}", crm="hubspot", code="INVALID_PAGE_SIZE")
         kind = object_type(object)
+        if kind == "owners":  # not a CRM object: a small list, read whole every time
+            yield Page(object=kind, records=self.owners())
+            return
         properties = list(dict.fromkeys([*fields, MODIFIED, MERGED]))
         if cursor is None:
             yield from self._full_read(kind, properties, size)
@@ -401,7 +411,7 @@ class HubSpotAdapter:
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
         """Write through the batch endpoints, 100 inputs per call; one result per op, in order."""
         normalized = [_normalize(op) for op in ops]
-        results = write_in_batches(normalized, size=BATCH_LIMIT, crm="hubspot", send=self._send)
+        results = write_in_batches(normalized, size=self.write_batch_size, crm="hubspot", send=self._send)
         return [WriteResult(op=op, success=r.success, crm_id=r.crm_id, created=r.created, error=r.error)
                 for op, r in zip(ops, results, strict=True)]
 

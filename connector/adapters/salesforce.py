@@ -65,6 +65,7 @@ class SalesforceAdapter:
         timeout: Seconds per HTTP call.
         retry: The retry policy (6 attempts, waits capped at 30 s by default).
         calls: Where API calls are counted (a new counter when None).
+        write_batch_size: Records per sObject Collections call (1..200, default 200).
     """
 
     crm = "salesforce"
@@ -83,6 +84,7 @@ class SalesforceAdapter:
         timeout: float = 30,
         retry: RetryPolicy | None = None,
         calls: ApiCallCounter | None = None,
+        write_batch_size: int = COLLECTION_LIMIT,
     ) -> None:
         parts = urlsplit(instance_url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -104,6 +106,12 @@ class SalesforceAdapter:
                 f"connection {connection!r}: give both username and password, or neither (client credentials)",
                 crm="salesforce", code="INVALID_CREDENTIALS",
             )
+        if not 1 <= write_batch_size <= COLLECTION_LIMIT:
+            raise ConfigurationError(
+                f"connection {connection!r}: write_batch_size must be 1..{COLLECTION_LIMIT}, got {write_batch_size}",
+                crm="salesforce", code="INVALID_BATCH_SIZE",
+            )
+        self.write_batch_size = write_batch_size
         self.connection = connection
         self.instance_url = instance_url.rstrip("/")
         self.api_version = version
@@ -272,7 +280,7 @@ class SalesforceAdapter:
 
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
         """Write through sObject Collections, 200 per call, ``allOrNone: false``; one result per op, in order."""
-        return write_in_batches(ops, size=COLLECTION_LIMIT, crm="salesforce", send=self._send)
+        return write_in_batches(ops, size=self.write_batch_size, crm="salesforce", send=self._send)
 
     def _send(self, batch: list[WriteOp]) -> list[WriteResult]:
         first = batch[0]
