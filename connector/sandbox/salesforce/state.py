@@ -139,6 +139,10 @@ class Org:
         self.unique: dict[tuple[str, str], dict[str, str]] = {
             (t.name, f.name): {} for t in SOBJECTS.values() for f in t.fields.values() if f.unique
         }
+        #: Non-unique external id fields: lower-cased value -> ids.
+        self.external: dict[tuple[str, str], dict[str, set[str]]] = {
+            (t.name, f.name): {} for t in SOBJECTS.values() for f in t.fields.values() if f.external_id and not f.unique
+        }
         self.counters: dict[str, int] = {}
         self.deleted_log: dict[str, list[tuple[str, str]]] = {name: [] for name in SOBJECTS}
         self.tokens: dict[str, Token] = {}
@@ -204,6 +208,9 @@ class Org:
         dups = self.external_dups.get((obj.name, field_name, str(value).lower()))
         if dups:
             return [rid for rid in dups if not self.records[obj.name][rid].get("IsDeleted")]
+        several = self.external.get((obj.name, field_name))
+        if several is not None:
+            return sorted(several.get(str(value).lower(), ()))
         index = self.unique.get((obj.name, field_name))
         if index is not None:
             found = index.get(str(value).lower())
@@ -305,6 +312,17 @@ class Org:
                 listener(obj, recs)
 
     def _index(self, obj: SObjectType, rec: Record, undo: list[Callable[[], None]], add: bool) -> None:
+        for (obj_name, field_name), several in self.external.items():
+            value = rec.get(field_name)
+            if obj_name != obj.name or value is None or value == "":
+                continue
+            ids = several.setdefault(str(value).lower(), set())
+            if add:
+                ids.add(rec["Id"])
+                undo.append(_discard(ids, rec["Id"]))
+            elif rec["Id"] in ids:
+                ids.discard(rec["Id"])
+                undo.append(_add(ids, rec["Id"]))
         for (obj_name, field_name), index in self.unique.items():
             if obj_name != obj.name:
                 continue
@@ -534,6 +552,8 @@ class Org:
             self.passwords.update(data.get("passwords", {}))
             for index in self.unique.values():
                 index.clear()
+            for several in self.external.values():
+                several.clear()
             for obj in SOBJECTS.values():
                 for rec in self.records[obj.name].values():
                     if not rec.get("IsDeleted"):
@@ -568,6 +588,20 @@ def _forget(index: dict[str, str], key: str) -> Callable[[], None]:
 def _remember(index: dict[str, str], key: str, record_id: str) -> Callable[[], None]:
     def undo() -> None:
         index[key] = record_id
+
+    return undo
+
+
+def _discard(ids: set[str], record_id: str) -> Callable[[], None]:
+    def undo() -> None:
+        ids.discard(record_id)
+
+    return undo
+
+
+def _add(ids: set[str], record_id: str) -> Callable[[], None]:
+    def undo() -> None:
+        ids.add(record_id)
 
     return undo
 

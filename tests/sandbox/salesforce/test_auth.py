@@ -7,6 +7,7 @@ from http import HTTPStatus
 
 import pytest
 import requests
+from sf_helpers import FakeClock, client
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
@@ -16,7 +17,6 @@ from simple_salesforce.exceptions import (
 
 from connector.sandbox.salesforce import SalesforceSandbox
 from connector.sandbox.salesforce.transport import sandbox_session
-from sf_helpers import FakeClock, client
 
 
 def _url(box: SalesforceSandbox) -> str:

@@ -201,9 +201,9 @@ def test_modstamp_id_cursor_returns_every_record_once(sandbox: SalesforceSandbox
     stamp, last_id = "2000-01-01T00:00:00.000Z", "000000000000000AAA"
     while True:
         soql = (
-            "SELECT Id, SystemModstamp FROM Lead WHERE SystemModstamp > {ts} OR (SystemModstamp = {ts} AND Id > '{id}') "
+            f"SELECT Id, SystemModstamp FROM Lead WHERE SystemModstamp > {stamp} OR (SystemModstamp = {stamp} AND Id > '{last_id}') "
             "ORDER BY SystemModstamp, Id LIMIT 250"
-        ).format(ts=stamp, id=last_id)
+        )
         page = sf.query(soql)["records"]
         if not page:
             break
