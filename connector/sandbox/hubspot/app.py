@@ -17,6 +17,7 @@ from connector.sandbox.common import FaultInjector
 from connector.sandbox.hubspot import errors
 from connector.sandbox.hubspot._http import json_response
 from connector.sandbox.hubspot.associations_api import AssociationsApi
+from connector.sandbox.hubspot.associations_v3_api import AssociationsV3Api
 from connector.sandbox.hubspot.batch_api import BatchApi
 from connector.sandbox.hubspot.objects_api import ObjectsApi
 from connector.sandbox.hubspot.owners_api import OwnersApi
@@ -53,6 +54,7 @@ def build_app(state: HubSpotState, faults: FaultInjector, search_lag_ms: int = 0
     objects = ObjectsApi(state, search_lag_ms)
     routes = [
         *AssociationsApi(state).routes(),
+        *AssociationsV3Api(state).routes(),
         *OwnersApi(state).routes(),
         *PropertiesApi(state).routes(),
         *BatchApi(state, faults, objects).routes(),

@@ -79,6 +79,19 @@ class AssociationStore:
         self._side(from_type, from_id, to_type).pop(to_id, None)
         self._side(to_type, to_id, from_type).pop(from_id, None)
 
+    def discard(self, from_type: str, from_id: int, to_type: str, to_id: int, type_id: int) -> None:
+        """Remove one association type between two records (and its inverse)."""
+        kind = TYPES.get(type_id)
+        if kind is None:
+            return
+        for side, target, tid in ((self._side(from_type, from_id, to_type), to_id, type_id),
+                                  (self._side(to_type, to_id, from_type), from_id, kind.inverse)):
+            types = side.get(target)
+            if types is not None:
+                types.discard(tid)
+                if not types:
+                    del side[target]
+
     def linked(self, from_type: str, from_id: int, to_type: str) -> dict[int, set[int]]:
         """Ids linked to a record, with their type ids."""
         return self._links.get((from_type, from_id), {}).get(to_type, {})

@@ -118,3 +118,24 @@ def test_merge_archives_the_secondary_and_moves_its_associations(hs: HubSpot, sa
     with pytest.raises(ApiException) as again:
         hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": "gone@merge.example"}))
     assert json.loads(again.value.body)["message"].endswith(primary)
+
+
+def test_v3_association_endpoints_still_work(hs: HubSpot, sandbox: HubSpotSandbox) -> None:
+    from hubspot.crm.associations import BatchInputPublicAssociation, BatchInputPublicObjectId
+
+    person = _contact(hs, "v3@assoc.example")
+    company = _company(hs, "Hooli")
+    made = hs.crm.associations.batch_api.create("contacts", "companies", BatchInputPublicAssociation(
+        inputs=[{"from": {"id": person}, "to": {"id": company}, "type": "contact_to_company"}]
+    ))
+    assert made.results[0].type == "contact_to_company"
+    read = hs.crm.associations.batch_api.read("companies", "contacts", BatchInputPublicObjectId(inputs=[{"id": company}]))
+    assert {(t.id, t.type) for t in read.results[0].to} == {(person, "company_to_contact"), (person, "company_to_contact_unlabeled")}
+    labels = {lab.label for lab in hs.crm.associations.v4.basic_api.get_page("contacts", person, "companies").results[0].association_types}
+    assert labels == {"Primary", None}
+    assert sandbox.server is not None
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    gone = httpx.delete(f"{sandbox.server.url}/crm/v3/objects/contacts/{person}/associations/companies/{company}/1", headers=headers)
+    assert gone.status_code == HTTPStatus.NO_CONTENT
+    left = httpx.get(f"{sandbox.server.url}/crm/v3/objects/contacts/{person}/associations/companies", headers=headers).json()
+    assert left["results"] == [{"id": company, "type": "contact_to_company_unlabeled"}]

@@ -48,6 +48,9 @@ ENDPOINTS = [
     ("POST", "/crm/v4/associations/contacts/companies/batch/associate/default"),
     ("POST", "/crm/v4/associations/contacts/companies/batch/archive"),
     ("PUT", "/crm/v4/objects/contacts/1/associations/companies/2"),
+    ("POST", "/crm/v3/associations/contacts/companies/batch/create"),
+    ("POST", "/crm/v3/associations/companies/contacts/batch/read"),
+    ("POST", "/crm/v3/associations/contacts/companies/batch/archive"),
     ("POST", "/crm/v3/properties/contacts"),
     ("POST", "/crm/v3/properties/contacts/batch/create"),
     ("POST", "/crm/v3/properties/contacts/groups"),
@@ -91,7 +94,8 @@ def test_random_bytes_never_answer_500(http: httpx.Client, endpoint: tuple[str, 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     path=st.sampled_from(["/crm/v3/objects/contacts", "/crm/v3/objects/0-1/1", "/crm/v3/owners/", "/crm/v3/owners/x",
-                          "/crm/v4/objects/contacts/1/associations/companies", "/crm/v3/properties/deals/amount"]),
+                          "/crm/v4/objects/contacts/1/associations/companies", "/crm/v3/properties/deals/amount",
+                          "/crm/v3/objects/contacts/1/associations/companies"]),
     params=st.dictionaries(st.sampled_from(["limit", "after", "properties", "associations", "archived", "idProperty", "email"]),
                            st.text(max_size=8), max_size=4),
 )
