@@ -170,7 +170,7 @@ class SeedBuilder:
         self.sf["Account"].append({
             "Id": account_id, "Name": self._company_name(company, variant),
             "Website": rng.choice(("https://www.", "http://", "www.", "")) + company.domain,
-            "Domain__c": None if variant or rng.random() < 0.12 else company.domain,
+            "Domain__c": None if variant or (not company.named_owner and rng.random() < 0.12) else company.domain,
             "Industry": company.industry, "NumberOfEmployees": company.employees,
             "AnnualRevenue": company.revenue if rng.random() < 0.85 else None,
             "BillingCountry": mess.messy_country(rng, company.country),
@@ -187,7 +187,7 @@ class SeedBuilder:
         created_s, modified_s = self._hs_times(created)
         props = {
             "name": self._company_name(company, variant),
-            "domain": None if variant or rng.random() < 0.08 else company.domain,
+            "domain": None if variant or (not company.named_owner and rng.random() < 0.08) else company.domain,
             "website": rng.choice(("https://www.", "http://", "www.", "")) + company.domain,
             "industry": company.industry, "numberofemployees": str(company.employees),
             "annualrevenue": as_hubspot_string(company.revenue) if rng.random() < 0.8 else None,

@@ -34,13 +34,21 @@ _ANGLO = cumulative((("anglo", 1),))
 #: Engagement tiers: (share of people, page views, email clicks, form submissions, content
 #: downloads, pricing page visits, webinar chance, demo chance). Skewed like a real funnel:
 #: most people did little, a few per cent raised their hand.
+#: People who fill in a form but are no buyer: students, job seekers, freelancers. They
+#: leave most fields empty, use free mail more often and barely engage (the Cold band).
+LOW_FIT_RATE = 0.36
+LOW_FIT_TITLES = ("Student", "Intern", "Freelancer", "Job Seeker", "Teacher", "Retired", "Assistant")
+#: Free-mail odds for low-fit people and for everyone else; together they average FREE_MAIL_RATE.
+LOW_FIT_FREE_MAIL = 0.30
+FIT_FREE_MAIL = (mess.FREE_MAIL_RATE - LOW_FIT_RATE * LOW_FIT_FREE_MAIL) / (1 - LOW_FIT_RATE)
+
 ENGAGEMENT_TIERS: tuple[tuple[float, tuple[int, int], tuple[int, int], tuple[int, int],
                               tuple[int, int], tuple[int, int], float, float], ...] = (
-    (0.40, (0, 2), (0, 0), (0, 0), (0, 0), (0, 0), 0.0, 0.0),
-    (0.30, (1, 6), (0, 1), (0, 1), (0, 1), (0, 0), 0.03, 0.0),
-    (0.17, (3, 15), (1, 3), (1, 1), (0, 2), (0, 1), 0.2, 0.02),
-    (0.09, (8, 30), (2, 5), (1, 2), (1, 3), (1, 3), 0.5, 0.25),
-    (0.04, (12, 60), (3, 8), (2, 4), (2, 4), (2, 6), 0.6, 0.9),
+    (0.45, (0, 2), (0, 0), (0, 0), (0, 0), (0, 0), 0.0, 0.0),
+    (0.27, (1, 5), (0, 1), (0, 1), (0, 1), (0, 0), 0.03, 0.0),
+    (0.14, (3, 15), (1, 3), (1, 1), (0, 2), (0, 1), 0.2, 0.02),
+    (0.07, (8, 30), (2, 5), (1, 2), (1, 3), (1, 3), 0.5, 0.25),
+    (0.07, (12, 60), (3, 8), (2, 4), (2, 4), (2, 6), 0.6, 0.9),
 )
 
 
@@ -78,6 +86,7 @@ class Person:
     behaviour: Behaviour
     opt_out: bool
     created: datetime
+    low_fit: bool
 
 
 @lru_cache(maxsize=4096)
@@ -122,9 +131,11 @@ def _email_local(rng: random.Random, first: str, last: str, free: bool) -> str:
     return f"{f}_{last_part}"
 
 
-def draw_behaviour(rng: random.Random, lead_source: str) -> Behaviour:
-    """Signals from a skewed engagement distribution (see ENGAGEMENT_TIERS)."""
-    roll = rng.random()
+def draw_behaviour(rng: random.Random, lead_source: str, low_fit: bool = False) -> Behaviour:
+    """Signals from a skewed engagement distribution (see ENGAGEMENT_TIERS; low fit: the first two)."""
+    if low_fit and rng.random() < 0.75:  # filled in one form, never came back
+        return Behaviour(0, 0, 1 if rng.random() < 0.3 else 0, 0, 0, False, False)
+    roll = rng.random() * (0.6 if low_fit else 1.0)
     acc = 0.0
     tier = ENGAGEMENT_TIERS[-1]
     for candidate in ENGAGEMENT_TIERS:
@@ -186,26 +197,30 @@ class PersonFactory:
         culture = rng.choices(names, cum_weights=cum)[0]
         first = rng.choice(FIRST_NAMES[culture])
         last = rng.choice(LAST_NAMES[culture])
-        free = rng.random() < mess.FREE_MAIL_RATE
+        low_fit = rng.random() < LOW_FIT_RATE
+        free = rng.random() < (LOW_FIT_FREE_MAIL if low_fit else FIT_FREE_MAIL)
         domain = rng.choice(mess.FREE_MAIL_DOMAINS) if free else company.domain
         email = self.unique_email(_email_local(rng, first, last, free), domain)
+        source = rng.choices(_SOURCES, cum_weights=_SOURCE_CUM)[0]
+        behaviour = draw_behaviour(rng, source, low_fit)
         level = rng.choices(_LEVELS, cum_weights=_LEVEL_CUM)[0]
         if company.employees < 10 and rng.random() < 0.4:
             level = "c_level"
-        title = rng.choice(TITLES_BY_LEVEL[level])
+        elif behaviour.demo_requested and rng.random() < 0.6:  # buyers ask for demos
+            level = rng.choice(("c_level", "vp", "director"))
+        title = rng.choice(LOW_FIT_TITLES if low_fit else TITLES_BY_LEVEL[level])
         calling, national = phone_digits(rng, country.code)
         if country is company.country:
             city, state = company.city, company.state
         else:
             city, state = rng.choice(country.cities)
-        source = rng.choices(_SOURCES, cum_weights=_SOURCE_CUM)[0]
         self._next += 1
         return Person(
             key=self._next, first=first, last=last, email=email, company=company,
             at_account=at_account, title=title, level=level, calling=calling, national=national,
             country=country, state=state, city=city, lead_source=source,
-            behaviour=draw_behaviour(rng, source), opt_out=rng.random() < mess.EMAIL_OPT_OUT_RATE,
-            created=recent_created(rng, self._anchor),
+            behaviour=behaviour, opt_out=rng.random() < mess.EMAIL_OPT_OUT_RATE,
+            created=recent_created(rng, self._anchor), low_fit=low_fit,
         )
 
 

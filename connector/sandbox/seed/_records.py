@@ -116,13 +116,20 @@ def present(
     website = None
     if roll < 0.45:
         website = rng.choice(("https://www.", "http://", "www.", "", "https://")) + company_obj.domain
+    # optional firmographic fields: low-fit people skip them, demo requests ask for them
+    if person.low_fit:
+        shares = (0.07, 0.06, 0.04)
+    elif person.behaviour.demo_requested:
+        shares = (0.9, 0.9, 0.8)
+    else:
+        shares = (0.7, 0.6, 0.45)
     return Shown(
         first=first, last=last, email=shown_email, phone=phone, company=company, title=title,
         country=country, state=state, city=person.city if rng.random() < 0.85 else None,
         website=website,
-        industry=company_obj.industry if rng.random() < 0.7 else None,
-        employees=company_obj.employees if rng.random() < 0.65 else None,
-        revenue=company_obj.revenue if rng.random() < 0.5 else None,
+        industry=company_obj.industry if rng.random() < shares[0] else None,
+        employees=company_obj.employees if rng.random() < shares[1] else None,
+        revenue=company_obj.revenue if rng.random() < shares[2] else None,
     )
 
 
