@@ -21,6 +21,7 @@ from connector.sandbox.hubspot.associations_v3_api import AssociationsV3Api
 from connector.sandbox.hubspot.batch_api import BatchApi
 from connector.sandbox.hubspot.objects_api import ObjectsApi
 from connector.sandbox.hubspot.owners_api import OwnersApi
+from connector.sandbox.hubspot.pipelines_api import PipelinesApi
 from connector.sandbox.hubspot.properties_api import PropertiesApi
 from connector.sandbox.hubspot.state import HubSpotState
 
@@ -56,6 +57,7 @@ def build_app(state: HubSpotState, faults: FaultInjector, search_lag_ms: int = 0
         *AssociationsApi(state).routes(),
         *AssociationsV3Api(state).routes(),
         *OwnersApi(state).routes(),
+        *PipelinesApi().routes(),
         *PropertiesApi(state).routes(),
         *BatchApi(state, faults, objects).routes(),
         *objects.routes(),

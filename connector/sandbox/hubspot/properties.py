@@ -113,7 +113,7 @@ DEAL_STAGES = (
     "appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
     "contractsent", "closedwon", "closedlost",
 )
-_DEAL_STAGE_LABELS = (
+DEAL_STAGE_LABELS = (
     "Appointment Scheduled", "Qualified To Buy", "Presentation Scheduled", "Decision Maker Bought-In",
     "Contract Sent", "Closed Won", "Closed Lost",
 )
@@ -190,7 +190,7 @@ def _builtin() -> dict[str, list[PropertyDefinition]]:
         _p("amount", "Amount", "number", "number", di),
         _p("closedate", "Close Date", "datetime", "date", di),
         _p("pipeline", "Pipeline", "enumeration", "select", di, options=[("Sales Pipeline", "default")]),
-        _p("dealstage", "Deal Stage", "enumeration", "radio", di, options=_opts(*DEAL_STAGES, labels=_DEAL_STAGE_LABELS)),
+        _p("dealstage", "Deal Stage", "enumeration", "radio", di, options=_opts(*DEAL_STAGES, labels=DEAL_STAGE_LABELS)),
         _p("dealtype", "Deal Type", "enumeration", "radio", di,
            options=_opts("newbusiness", "existingbusiness", labels=("New Business", "Existing Business"))),
         _p("description", "Deal Description", "string", "textarea", di),

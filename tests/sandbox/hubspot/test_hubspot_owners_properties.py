@@ -86,3 +86,13 @@ def test_relay_creates_its_group_and_properties_then_uses_them(hs: HubSpot) -> N
     with pytest.raises(ApiException) as clash:
         contacts.create(SimplePublicObjectInputForCreate(properties={"relay_id": "R-1"}))
     assert clash.value.status == HTTPStatus.CONFLICT
+
+
+def test_deal_pipeline_stages_match_the_dealstage_options(hs: HubSpot) -> None:
+    pipelines = hs.crm.pipelines.pipelines_api.get_all("deals")
+    stages = [s.id for s in pipelines.results[0].stages]
+    options = [o.value for o in hs.crm.properties.core_api.get_by_name("deals", "dealstage").options]
+    assert stages == options
+    won = next(s for s in pipelines.results[0].stages if s.id == "closedwon")
+    assert won.metadata == {"isClosed": "true", "probability": "1.0"}
+    assert hs.crm.pipelines.pipelines_api.get_by_id("deals", "default").label == "Sales Pipeline"
