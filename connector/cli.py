@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from connector.config.loader import RelayConfig
+    from connector.pipeline.summary import SyncSummary
 
 app = typer.Typer(
     name="relay",
@@ -119,6 +129,253 @@ def sandbox(
         hs.stop()
         sf.stop()
         console.print("sandboxes stopped")
+
+
+def _load_config_or_exit(env: dict[str, str] | None = None) -> RelayConfig:
+    from connector.config.loader import load_config
+    from connector.config.problems import ConfigError
+    from connector.config.settings import get_settings
+
+    settings = get_settings()
+    try:
+        return load_config(settings.config_dir, settings.mappings_dir, env=env)
+    except ConfigError as exc:
+        err_console.print(f"[red]configuration is invalid ({len(exc.problems)} problem(s)):[/red]")
+        for problem in exc.problems:
+            err_console.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _open_store_or_exit(database_url: str | None = None) -> Engine:
+    from connector.config.settings import get_settings
+    from connector.store.errors import StoreError
+    from connector.store.migrate import DatabaseNotMigrated, open_store
+
+    url = database_url or get_settings().database_url.get_secret_value()
+    try:
+        return open_store(url)
+    except (DatabaseNotMigrated, StoreError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@config_app.command("validate")
+def config_validate() -> None:
+    """Validate config/ and mappings/; exit 1 naming every problem (file, key, value)."""
+    from connector.config.loader import validate_config
+    from connector.config.settings import get_settings
+
+    settings = get_settings()
+    problems = validate_config(settings.config_dir, settings.mappings_dir)
+    if problems:
+        err_console.print(f"[red]{len(problems)} problem(s) in {settings.config_dir}/ and {settings.mappings_dir}/:[/red]")
+        for problem in problems:
+            err_console.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/green]: {settings.config_dir}/ and {settings.mappings_dir}/ are valid")
+
+
+@config_app.command("schema")
+def config_schema(
+    out_dir: Annotated[Path, typer.Option(help="Where to write the JSON Schema files.")] = Path("config/schema"),
+) -> None:
+    """Write JSON Schemas of every config file (for editor autocompletion)."""
+    from connector.config.schema import export_schemas
+
+    for path in export_schemas(out_dir):
+        console.print(f"wrote {path}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    database_url: Annotated[str | None, typer.Option(help="Database URL (default: RELAY_DATABASE_URL).")] = None,
+) -> None:
+    """Migrate Relay's database to the newest schema."""
+    from connector.config.settings import get_settings
+    from connector.store.migrate import current_revision, upgrade
+
+    url = database_url or get_settings().database_url.get_secret_value()
+    upgrade(url)
+    console.print(f"database at migration {current_revision(url)}")
+
+
+class _RichProgress:
+    """Draws a sync's progress with rich: records read per object, records written."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+        self.writes = progress.add_task("written to the CRM", total=None, count=0)
+
+    def object_started(self, object_name: str) -> None:
+        self.tasks[object_name] = self.progress.add_task(f"reading {object_name}", total=None)
+
+    def page_done(self, object_name: str, records: int) -> None:
+        self.progress.advance(self.tasks[object_name], records)
+
+    def writes_sent(self, count: int) -> None:
+        self.progress.advance(self.writes, count)
+
+
+def _print_summary(summary: SyncSummary) -> None:
+    title = f"{summary.connection}: {'dry run, nothing written' if summary.dry_run else summary.mode + ' sync'}"
+    table = Table(title=title, show_header=False, box=None)
+    table.add_row("records read", ", ".join(f"{obj} {n:,}" for obj, n in summary.read.items()) or "0")
+    table.add_row("changed since last run", f"{summary.changed:,}")
+    table.add_row("routed", f"{sum(summary.routed.values()):,}")
+    if summary.propagated:
+        table.add_row("owner taken from the same person elsewhere", f"{summary.propagated:,}")
+    for owner, n in sorted(summary.routed.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row("", f"{owner}: {n}")
+    if summary.dry_run:
+        table.add_row("would write", f"{len(summary.planned):,} record(s)")
+    else:
+        table.add_row("records updated", f"{summary.records_updated:,}")
+        table.add_row("tasks created", f"{summary.tasks_created:,}")
+    table.add_row("deleted / merged", f"{summary.deleted} / {summary.merged}")
+    table.add_row("API calls", f"{summary.api_call_total:,} " + str(dict(summary.api_calls)))
+    table.add_row("errors", f"{summary.errors} ({summary.quarantined} quarantined, {len(summary.write_failures)} refused)")
+    if summary.findings:
+        table.add_row("data-quality findings", ", ".join(f"{k} {v}" for k, v in summary.findings.most_common()))
+    table.add_row("time", f"{summary.seconds:.1f} s")
+    console.print(table)
+    for failure in summary.write_failures[:20]:
+        console.print(f"  [red]refused[/red] {failure}", highlight=False)
+    if len(summary.write_failures) > 20:
+        console.print(f"  ... and {len(summary.write_failures) - 20} more (see the audit log)")
+
+
+def _print_planned(summary: SyncSummary, limit: int = 15) -> None:
+    for planned in summary.planned[:limit]:
+        console.print(f"  would {planned.operation} {planned.object} {planned.crm_id or '(new)'}: {planned.fields}",
+                      highlight=False, markup=False)
+    if len(summary.planned) > limit:
+        console.print(f"  ... and {len(summary.planned) - limit} more")
+
+
+def _run_sync_with_progress(config: RelayConfig, connection: str, engine: Engine, **options: Any) -> SyncSummary:
+    from connector.pipeline.sync import run_sync
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,.0f}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        return run_sync(config, connection, engine, progress=_RichProgress(bar), **options)
+
+
+@app.command()
+def sync(
+    connection: Annotated[str, typer.Argument(help="Connection name from config/relay.yaml.")],
+    full: Annotated[bool, typer.Option("--full", help="Read everything, not only what changed.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and show what would change; write nothing.")] = False,
+    take_over: Annotated[
+        bool, typer.Option("--take-over", help="Take over from a running sync whose process died.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run one sync of CONNECTION: read, decide, write back, audit."""
+    from connector.adapters.errors import CrmError
+    from connector.store.errors import SyncAlreadyRunning
+
+    config = _load_config_or_exit()
+    if connection not in config.relay.connections:
+        err_console.print(f"[red]error:[/red] no connection {connection!r} (known: {', '.join(config.relay.connections)})")
+        raise typer.Exit(2)
+    engine = _open_store_or_exit()
+    try:
+        summary = _run_sync_with_progress(config, connection, engine, full=full, dry_run=dry_run, take_over=take_over)
+    except SyncAlreadyRunning as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(3) from None
+    except CrmError as exc:
+        err_console.print(f"[red]error:[/red] {connection}: {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    if as_json:
+        console.print_json(json.dumps(summary.as_dict()))
+    else:
+        _print_summary(summary)
+        if dry_run:
+            _print_planned(summary)
+    if summary.write_failures:
+        raise typer.Exit(4)
+
+
+@app.command()
+def demo(
+    leads: Annotated[int, typer.Option(help="Leads to generate in each sandbox CRM.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 42,
+    database: Annotated[
+        Path, typer.Option(help="SQLite file for the demo's store (recreated on each run).")
+    ] = Path(".relay/demo.db"),
+) -> None:
+    """Start the sandbox CRMs, seed them, sync both with the default rules, show what happened."""
+    from connector.sandbox.hubspot import HubSpotSandbox
+    from connector.sandbox.salesforce import SalesforceSandbox
+    from connector.sandbox.seed import generate
+
+    console.print(f"[bold]Relay demo[/bold]: seeding the sandbox CRMs with {leads} leads each (seed {seed})")
+    data = generate(seed=seed, leads=leads)
+    sf = SalesforceSandbox(data)
+    hs = HubSpotSandbox(data)
+    sf_server = sf.start()
+    try:
+        hs_server = hs.start()
+    except Exception:
+        sf.stop()
+        raise
+    try:
+        env = dict(os.environ, SALESFORCE_INSTANCE_URL=sf_server.url, HUBSPOT_BASE_URL=hs_server.url)
+        config = _load_config_or_exit(env)
+        database.parent.mkdir(parents=True, exist_ok=True)
+        database.unlink(missing_ok=True)
+        engine = _open_store_or_exit(f"sqlite:///{database}")
+        console.print(f"sandbox Salesforce {sf_server.url}, sandbox HubSpot {hs_server.url}, store {database}\n")
+        summaries = []
+        for name in config.relay.connections:
+            summary = _run_sync_with_progress(config, name, engine)
+            summaries.append(summary)
+            _print_summary(summary)
+            _print_examples(summary)
+        console.print(
+            "\n[bold]Second pass[/bold]: a person known in both CRMs takes the owner decided in the other one"
+        )
+        for name in config.relay.connections:
+            _print_rerun(_run_sync_with_progress(config, name, engine))
+        console.print("[bold]Third pass[/bold] over unchanged records: nothing to write")
+        for name in config.relay.connections:
+            _print_rerun(_run_sync_with_progress(config, name, engine))
+        engine.dispose()
+    finally:
+        hs.stop()
+        sf.stop()
+    failures = sum(len(s.write_failures) for s in summaries)
+    console.print(f"\nDone. Audit log, ledger and outbox are in {database} (relay's store).")
+    if failures:
+        raise typer.Exit(4)
+
+
+def _print_rerun(summary: SyncSummary) -> None:
+    console.print(
+        f"  {summary.connection}: read {summary.records_read:,}, newly routed {sum(summary.routed.values())}, "
+        f"owners taken from the other CRM {summary.propagated}, "
+        f"records updated {summary.records_updated}, tasks created {summary.tasks_created}, "
+        f"API calls {summary.api_call_total}",
+        highlight=False,
+    )
+
+
+def _print_examples(summary: SyncSummary) -> None:
+    if not summary.examples:
+        return
+    console.print(f"[bold]Example decisions[/bold] (as the rep sees them in {summary.connection}):")
+    for ex in summary.examples[:5]:
+        company = f", {ex.company}" if ex.company else ""
+        console.print(f"  [cyan]{ex.object} {ex.crm_id}[/cyan] {ex.name}{company}", highlight=False)
+        console.print(f"    score {ex.score} ({ex.category}) -> owner {ex.owner_email or 'none'}", highlight=False)
+        console.print(f"    why: {ex.reason or '-'}", highlight=False)
+        if ex.sla_due:
+            console.print(f"    respond by {ex.sla_due}", highlight=False)
+    console.print()
 
 
 def main() -> None:  # pragma: no cover - console-script shim

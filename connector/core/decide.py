@@ -198,10 +198,11 @@ def _decide_cluster(
     decisions: dict[RecordRef, LeadDecision] = {}
     for item in members:
         routing: RoutingDecision | None
-        if existing is not None:
-            routing = shared
-        elif _is_owned_contact(item.person, rules):
+        if _is_owned_contact(item.person, rules):
+            # The CRM owner of a contact wins, even over the owner of the same person elsewhere.
             routing = _crm_owner_decision(item, owners, rules.sla.tier_for_score(item.score.total).name)
+        elif existing is not None:
+            routing = shared
         elif item.person.is_converted:
             routing = None
         else:

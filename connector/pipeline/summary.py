@@ -59,6 +59,7 @@ class SyncSummary:
     deleted: int = 0
     merged: int = 0
     routed: Counter[str] = field(default_factory=Counter)
+    propagated: int = 0
     records_updated: int = 0
     tasks_created: int = 0
     quarantined: int = 0
@@ -104,6 +105,7 @@ class SyncSummary:
             "deleted": self.deleted,
             "merged": self.merged,
             "routed": dict(self.routed),
+            "propagated": self.propagated,
             "records_updated": self.records_updated,
             "tasks_created": self.tasks_created,
             "quarantined": self.quarantined,

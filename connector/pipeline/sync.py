@@ -431,7 +431,10 @@ def _apply_decision(
                 assigned_at=decision.decided_at,
             )
             assignment_id = assignment.id
-            summary.routed[routing.owner_email] += 1
+            if not routing.kept_existing:
+                summary.routed[routing.owner_email] += 1
+            else:
+                summary.propagated += 1
             repos.audit.append(
                 ctx.connection, "assigned", object_name=mapping.name, crm_id=person.ref.crm_id, relay_id=relay_id,
                 run_id=summary.run_id, rules_version=version,

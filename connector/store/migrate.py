@@ -76,3 +76,28 @@ def current_revision(database: str | URL | Engine) -> str | None:
 def is_up_to_date(database: str | URL | Engine) -> bool:
     """Return whether the database is at the newest migration shipped with Relay."""
     return current_revision(database) == head_revision()
+
+
+class DatabaseNotMigrated(RuntimeError):
+    """The database is at an older migration than this Relay ships."""
+
+
+def open_store(database_url: str | URL, *, migrate_empty: bool = True) -> Engine:
+    """An engine on Relay's database, migrated when it is empty.
+
+    ``relay sync`` and ``relay demo`` use this: a fresh database is created on the spot;
+    one at an older migration is left alone (``relay db upgrade`` moves it on purpose).
+
+    Raises:
+        DatabaseNotMigrated: when the database is behind the newest migration.
+    """
+    engine = create_engine_for(database_url)
+    revision = current_revision(engine)
+    if revision is None and migrate_empty:
+        upgrade(engine)
+    elif revision != head_revision():
+        engine.dispose()
+        raise DatabaseNotMigrated(
+            f"the database is at migration {revision!r}, this Relay needs {head_revision()!r}: run `relay db upgrade`"
+        )
+    return engine
