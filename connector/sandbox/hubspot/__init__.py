@@ -42,12 +42,19 @@ _SEARCH_SUFFIX = "/search"
 
 
 class _LimitHeaders:
-    """ASGI wrapper adding the ``X-HubSpot-RateLimit-*`` headers computed by the hook to every answer."""
+    """ASGI wrapper adding the ``X-HubSpot-RateLimit-*`` headers computed by the hook to every answer.
+
+    It also serves ``/path/`` as ``/path`` (HubSpot accepts both), instead of redirecting.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(scope["path"]) > 1 and scope["path"].endswith("/"):
+            scope = dict(scope)
+            scope["path"] = scope["path"].rstrip("/") or "/"
+            scope["raw_path"] = scope["path"].encode()
         headers: dict[str, str] | None = scope.get(HEADERS_KEY)
         if scope["type"] != "http" or not headers:
             await self.app(scope, receive, send)

@@ -100,6 +100,7 @@ class WebhookDispatcher:
         self._retry_seq = itertools.count()
         self._cond = threading.Condition()
         self._stop = False
+        self._in_flight = 0
         self._thread: threading.Thread | None = None
         self.delivered_batches = 0
         self.failed_attempts = 0
@@ -178,19 +179,21 @@ class WebhookDispatcher:
     def idle(self) -> bool:
         """Whether nothing is waiting to be delivered or retried."""
         with self._cond:
-            return not self._pending and not self._retries
+            return not self._pending and not self._retries and not self._in_flight
 
     def _next_batch(self) -> list[dict[str, Any]] | None:
         with self._cond:
             while True:
                 now = time.monotonic()
                 if self._retries and self._retries[0][0] <= now:
+                    self._in_flight += 1
                     return heapq.heappop(self._retries)[2]
                 if self._pending:
                     if not self._stop:
                         self._cond.wait(self.settings.flush_seconds)
                     batch = self._pending[: self.settings.batch_size]
                     del self._pending[: self.settings.batch_size]
+                    self._in_flight += 1
                     return batch
                 if self._stop:
                     return None
@@ -203,20 +206,28 @@ class WebhookDispatcher:
                 batch = self._next_batch()
                 if batch is None:
                     return
-                if self._deliver(client, batch):
-                    self.delivered_batches += 1
-                    continue
-                self.failed_attempts += 1
-                attempt = batch[0]["attemptNumber"] + 1
-                if attempt >= self.settings.max_attempts or self._stop:
-                    self.dropped_batches += 1
-                    log.warning("webhook batch of %d events dropped after %d attempts", len(batch), attempt)
-                    continue
-                delays = self.settings.retry_delays or (1.0,)
-                delay = delays[min(attempt - 1, len(delays) - 1)]
-                retry = [dict(event, attemptNumber=attempt) for event in batch]
-                with self._cond:
-                    heapq.heappush(self._retries, (time.monotonic() + delay, next(self._retry_seq), retry))
+                try:
+                    self._settle(batch, self._deliver(client, batch))
+                finally:
+                    with self._cond:
+                        self._in_flight -= 1
+
+    def _settle(self, batch: list[dict[str, Any]], delivered: bool) -> None:
+        """Count a delivered batch, or schedule its retry with backoff (or drop it after the last try)."""
+        if delivered:
+            self.delivered_batches += 1
+            return
+        self.failed_attempts += 1
+        attempt = batch[0]["attemptNumber"] + 1
+        if attempt >= self.settings.max_attempts or self._stop:
+            self.dropped_batches += 1
+            log.warning("webhook batch of %d events dropped after %d attempts", len(batch), attempt)
+            return
+        delays = self.settings.retry_delays or (1.0,)
+        delay = delays[min(attempt - 1, len(delays) - 1)]
+        retry = [dict(event, attemptNumber=attempt) for event in batch]
+        with self._cond:
+            heapq.heappush(self._retries, (time.monotonic() + delay, next(self._retry_seq), retry))
 
     def signed_request(self, batch: list[dict[str, Any]]) -> tuple[str, dict[str, str]]:
         """The body and headers of one delivery."""

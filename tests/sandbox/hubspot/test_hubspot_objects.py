@@ -186,3 +186,13 @@ def test_seeded_ids_continue_after_the_highest(sandbox: HubSpotSandbox) -> None:
         SimplePublicObjectInputForCreate(properties={"email": contact(9)["properties"]["email"]})
     )
     assert int(made.id) == 503
+
+
+def test_trailing_slashes_are_served_not_redirected(sandbox: HubSpotSandbox) -> None:
+    assert sandbox.server is not None
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    made = httpx.post(f"{sandbox.server.url}/crm/v3/objects/contacts/", json={"properties": {"firstname": "Slash"}}, headers=headers)
+    assert made.status_code == HTTPStatus.CREATED
+    again = httpx.get(f"{sandbox.server.url}/crm/v3/objects/contacts/{made.json()['id']}/", headers=headers)
+    assert again.json()["properties"]["firstname"] == "Slash"
+    assert "X-HubSpot-RateLimit-Remaining" in again.headers
