@@ -21,7 +21,9 @@ from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce import Salesforce
+from simple_salesforce.bulk2 import Operation
 
+from connector.adapters._bulk import converters, csv_records
 from connector.adapters._loopback import loopback_session
 from connector.adapters._sdk_errors import ResponseTap, salesforce_translator
 from connector.adapters._writing import write_in_batches
@@ -33,6 +35,7 @@ from connector.adapters.soql import (
     MODSTAMP,
     incremental_query,
     parse_salesforce_datetime,
+    select_fields,
     soql_name,
 )
 
@@ -46,6 +49,12 @@ QUERY_BATCH_MIN, QUERY_BATCH_MAX = 200, 2000
 DELETED_WINDOW = timedelta(days=15)
 """``sobjects/{Obj}/deleted/`` only reaches back 15 days."""
 OBJECTS_WITHOUT_ISDELETED = frozenset({"User", "Group", "Profile", "UserRole", "RecordType"})
+BULK_THRESHOLD = 50_000
+"""Full reads above this many rows use Bulk API 2.0."""
+BULK_PAGE = 10_000
+"""Rows per Bulk 2.0 result page (one :class:`Page`)."""
+BULK_POLL_MAX = 10.0
+"""Longest wait between two polls of a Bulk 2.0 job, in seconds."""
 OWNER_FIELDS = ("Id", "FirstName", "LastName", "Name", "Email", "Username", "IsActive", "Title")
 AUTO_ASSIGN_OFF = {"Sforce-Auto-Assign": "FALSE"}
 
@@ -66,6 +75,8 @@ class SalesforceAdapter:
         retry: The retry policy (6 attempts, waits capped at 30 s by default).
         calls: Where API calls are counted (a new counter when None).
         write_batch_size: Records per sObject Collections call (1..200, default 200).
+        bulk_threshold: A full read of more rows than this goes through Bulk API 2.0
+            (None: always REST). Costs one ``COUNT()`` query per full read.
     """
 
     crm = "salesforce"
@@ -85,6 +96,7 @@ class SalesforceAdapter:
         retry: RetryPolicy | None = None,
         calls: ApiCallCounter | None = None,
         write_batch_size: int = COLLECTION_LIMIT,
+        bulk_threshold: int | None = BULK_THRESHOLD,
     ) -> None:
         parts = urlsplit(instance_url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -112,6 +124,7 @@ class SalesforceAdapter:
                 crm="salesforce", code="INVALID_BATCH_SIZE",
             )
         self.write_batch_size = write_batch_size
+        self.bulk_threshold = bulk_threshold
         self.connection = connection
         self.instance_url = instance_url.rstrip("/")
         self.api_version = version
@@ -203,6 +216,12 @@ class SalesforceAdapter:
                 f"connection {self.connection!r}: Salesforce page size must be {QUERY_BATCH_MIN}..{QUERY_BATCH_MAX}, "
                 f"got {size}", crm="salesforce", code="INVALID_PAGE_SIZE",
             )
+        if cursor is None and self.bulk_threshold is not None:
+            rows = self._count(object)
+            if rows > self.bulk_threshold:
+                log.info("%s: full read of %d rows through Bulk API 2.0", object, rows)
+                yield from self._bulk_read(object, fields)
+                return
         has_deleted_flag = object not in OBJECTS_WITHOUT_ISDELETED
         soql = incremental_query(object, fields, cursor, include_deleted_flag=has_deleted_flag)
         headers = {"Sforce-Query-Options": f"batchSize={size}"}
@@ -219,6 +238,58 @@ class SalesforceAdapter:
             if answer.get("done", True) or not next_url:
                 return
             answer = self._query_more("read", context, next_url, headers)
+
+    def _count(self, object: str) -> int:
+        soql = f"SELECT COUNT() FROM {soql_name(object, what='object')}"
+        answer = self._call("read", f"count {object}", lambda sf: sf.query(soql, timeout=self.timeout))
+        return int(answer.get("totalSize") or 0)
+
+    def _bulk_read(self, object: str, fields: Sequence[str]) -> Iterator[Page]:
+        """A full read through a Bulk API 2.0 query job: typed like REST, checkpointed at the end.
+
+        Bulk results come in no promised order, so (like HubSpot's full read) only the last,
+        empty page carries the cursor: the newest (SystemModstamp, Id) seen. Deleted rows are
+        not part of a bulk read; ``read_deleted`` and later incremental reads report them.
+        """
+        convert = converters(self.describe(object))
+        soql = f"SELECT {', '.join(select_fields(fields))} FROM {object}"
+        context = f"bulk query {object}"
+
+        def client(sf: Salesforce) -> Any:
+            return _bulk_client(sf, object)
+
+        job = self._call("bulk", context, lambda sf: client(sf).create_job(Operation.query, soql))
+        job_id = str(job["id"])
+        delay = 0.5
+        while True:
+            info = self._call("bulk", context, lambda sf: client(sf).get_job(job_id, True))
+            state = str(info.get("state"))
+            if state == "JobComplete":
+                break
+            if state in ("Failed", "Aborted"):
+                raise ConfigurationError(f"Bulk API 2.0 query job {job_id} {state}: {info.get('errorMessage', '')}",
+                                         crm="salesforce", code=f"BULK_JOB_{state.upper()}", context=context)
+            self.retry.sleep(delay)
+            delay = min(delay * 2, BULK_POLL_MAX)
+        newest: Cursor | None = None
+        locator = ""
+        while True:
+            result = self._bulk_results(object, job_id, locator)
+            records = csv_records(str(result.get("records") or ""), convert)
+            for record in records:
+                if record.get(MODSTAMP) and record.get("Id"):
+                    position = Cursor(parse_salesforce_datetime(str(record[MODSTAMP])), str(record["Id"]))
+                    newest = position if newest is None else max(newest, position)
+            if records:
+                yield Page(object=object, records=records)
+            locator = str(result.get("locator") or "")
+            if not locator or locator == "null":
+                break
+        yield Page(object=object, cursor=newest)
+
+    def _bulk_results(self, object: str, job_id: str, locator: str) -> Any:
+        return self._call("read", f"bulk results {object}", lambda sf: _bulk_client(sf, object).get_query_results(
+            job_id, locator, max_records=BULK_PAGE))
 
     def _query_more(self, kind: str, context: str, next_url: str, headers: dict[str, str]) -> Any:
         return self._call(kind, context, lambda sf: sf.query_more(
@@ -364,3 +435,8 @@ class SalesforceAdapter:
     def close(self) -> None:
         """Close the HTTP session."""
         self.session.close()
+
+
+def _bulk_client(sf: Salesforce, object: str) -> Any:
+    """simple-salesforce's Bulk 2.0 client for ``object`` (its step-by-step calls, so each is retried alone)."""
+    return getattr(sf.bulk2, object)._client

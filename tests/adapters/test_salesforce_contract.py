@@ -136,8 +136,7 @@ def test_rate_limits_and_server_errors_are_retried_to_success(
     assert ids
     assert waits[0] == 1.0  # Retry-After honoured
     assert len(waits) == 3
-    assert salesforce.calls.get("read") == 4
-    assert ledger_calls(sf_url) == 4
+    assert salesforce.calls.get("read") == ledger_calls(sf_url) == 5  # COUNT() + query, 3 retries
 
 
 def test_retries_give_up_after_the_policy_attempts(sf_url: str) -> None:
@@ -251,3 +250,26 @@ def test_page_sizes_outside_salesforce_bounds_are_refused(salesforce: Salesforce
 def test_bad_instance_urls_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="instance_url"):
         SalesforceAdapter("sf", "yourorg.my.salesforce.com", "id", "secret")
+
+
+def test_large_full_reads_go_through_bulk_and_match_rest(sf_url: str, sf_sandbox: SalesforceSandbox,
+                                                         policy: RetryPolicy) -> None:
+    rest = SalesforceAdapter("sf", sf_url, "sandbox", "sandbox", retry=policy, bulk_threshold=None)
+    bulk = SalesforceAdapter("sf", sf_url, "sandbox", "sandbox", retry=policy, bulk_threshold=5)
+    fields = [*FIELDS, "IsConverted", "NumberOfEmployees", "AnnualRevenue", "HasOptedOutOfEmail", "Page_Views__c"]
+    rest.write(new_leads(30, "bulk"))
+    rest_pages = list(rest.read("Lead", fields, None))
+    sandbox_admin(sf_url, "DELETE", "ledger")
+    bulk_pages = list(bulk.read("Lead", fields, None))
+    paths = [e["path"] for e in sandbox_admin(sf_url, "GET", "ledger")["entries"]]
+    assert any("/jobs/query" in p for p in paths), "the bulk path was not taken"
+    by_id = {r["Id"]: r for p in rest_pages for r in p.records}
+    bulk_records = [r for p in bulk_pages for r in p.records]
+    assert {r["Id"] for r in bulk_records} == set(by_id)
+    for record in bulk_records:
+        expected = by_id[record["Id"]]
+        for name in fields:
+            assert record[name] == expected[name], f"{record['Id']}.{name}: bulk {record[name]!r} vs REST {expected[name]!r}"
+    assert all(p.cursor is None for p in bulk_pages[:-1])
+    assert bulk_pages[-1].cursor == rest_pages[-1].cursor
+    assert bulk.calls.get("bulk") >= 2 and bulk.calls.get("describe") == 1
