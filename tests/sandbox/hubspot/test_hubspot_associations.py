@@ -7,7 +7,6 @@ from http import HTTPStatus
 
 import httpx
 import pytest
-from conftest import TOKEN
 from hubspot import HubSpot
 from hubspot.crm.associations.v4 import (
     BatchInputPublicAssociationMultiPost,
@@ -18,6 +17,7 @@ from hubspot.crm.associations.v4 import (
 from hubspot.crm.companies import SimplePublicObjectInputForCreate as CompanyInput
 from hubspot.crm.contacts import ApiException, PublicMergeInput, SimplePublicObjectInputForCreate
 from hubspot.crm.objects.tasks import SimplePublicObjectInputForCreate as TaskInput
+from hubspot_portal import TOKEN
 
 from connector.sandbox.hubspot import HubSpotSandbox
 

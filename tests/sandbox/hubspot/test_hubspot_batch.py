@@ -7,7 +7,6 @@ from http import HTTPStatus
 
 import httpx
 import pytest
-from conftest import TOKEN
 from hubspot import HubSpot
 from hubspot.crm.contacts import (
     ApiException,
@@ -19,6 +18,7 @@ from hubspot.crm.contacts import (
     BatchResponseSimplePublicObject,
     BatchResponseSimplePublicObjectWithErrors,
 )
+from hubspot_portal import TOKEN
 
 from connector.sandbox.common import FaultSettings
 from connector.sandbox.hubspot import HubSpotSandbox

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TOKEN
+from hubspot_portal import TOKEN
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -7,8 +7,8 @@ from http import HTTPStatus
 
 import httpx
 import pytest
-from conftest import TOKEN, client
 from hubspot.crm.contacts import ApiException
+from hubspot_portal import TOKEN, client
 
 from connector.sandbox.common import FaultSettings
 from connector.sandbox.hubspot import HubSpotSandbox

@@ -8,13 +8,13 @@ from http import HTTPStatus
 
 import httpx
 import pytest
-from conftest import TOKEN, client, contact, seed_contacts
 from hubspot import HubSpot
 from hubspot.crm.contacts import (
     ApiException,
     SimplePublicObjectInput,
     SimplePublicObjectInputForCreate,
 )
+from hubspot_portal import TOKEN, client, contact, seed_contacts
 
 from connector.sandbox.hubspot import HubSpotSandbox
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TOKEN, Seed, client, contact
 from hubspot import HubSpot
 from hubspot.crm.contacts import ApiException, PublicObjectSearchRequest
+from hubspot_portal import TOKEN, Seed, client, contact
 
 from connector.sandbox.hubspot import HubSpotSandbox
 

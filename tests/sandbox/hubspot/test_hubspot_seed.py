@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from conftest import client
 from hubspot import HubSpot
+from hubspot_portal import client
 
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.hubspot.properties import normalise_value

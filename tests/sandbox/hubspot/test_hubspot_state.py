@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Seed, client, contact
 from hubspot.crm.contacts import (
     PublicMergeInput,
     PublicObjectSearchRequest,
     SimplePublicObjectInput,
     SimplePublicObjectInputForCreate,
 )
+from hubspot_portal import Seed, client, contact
 
 from connector.sandbox.hubspot import HubSpotSandbox
 

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from conftest import client
 from hubspot.crm.contacts import (
     BatchInputSimplePublicObjectBatchInputForCreate,
     PublicMergeInput,
@@ -20,6 +19,7 @@ from hubspot.crm.contacts import (
     SimplePublicObjectInputForCreate,
 )
 from hubspot.utils.signature import Signature
+from hubspot_portal import client
 
 from connector.sandbox.hubspot import HubSpotSandbox, WebhookSettings
 
