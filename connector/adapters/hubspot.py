@@ -318,13 +318,23 @@ class HubSpotAdapter:
         return None if when is None else Cursor(when, str(row["id"]))
 
     def _incremental_read(self, kind: str, properties: list[str], cursor: Cursor, size: int) -> Iterator[Page]:
-        position = cursor
+        """Search windows of ``hs_lastmodifieddate >= start``, sorted ascending, restarted before the cap.
+
+        Search sorts by one property only, so records sharing a timestamp come in no promised
+        order. A page's checkpoint therefore only covers timestamps the read has moved past
+        (every record at them delivered); the last page's covers everything. A resume may
+        deliver a few records again, never skip one.
+        """
+        newest = cursor  # the greatest position delivered
+        safe = cursor  # every record at or before this position has been delivered
+        checkpointed = cursor  # the cursor of the last page yielded
         window_start = cursor.last_modified - self.search_overlap
-        seen_at_start: set[str] = set()  # ids already delivered whose timestamp is the window's start
+        seen_at_start: set[str] = set()  # ids delivered whose timestamp is the window's start
         while True:
             fetched, after, progressed = 0, None, False
-            last_ts: datetime | None = None
-            ids_at_last_ts: set[str] = set()
+            group_ts: datetime | None = None  # the timestamp being read, and the largest position in it
+            group_top: Cursor | None = None
+            group_ids: set[str] = set()
             while True:
                 body: dict[str, Any] = {
                     "filterGroups": [{"filters": [
@@ -339,40 +349,42 @@ class HubSpotAdapter:
                     self._search.do_search, kind, public_object_search_request=body, **self._raw())) or {}
                 rows = list(answer.get("results") or [])
                 fetched += len(rows)
-                page = Page(object=kind, cursor=position)
+                page = Page(object=kind)
                 for row in rows:
-                    row_position = self._position(row)
-                    if row_position is None:
+                    position = self._position(row)
+                    if position is None:
                         continue
-                    row_id = str(row["id"])
-                    if last_ts is None or row_position.last_modified != last_ts:
-                        last_ts, ids_at_last_ts = row_position.last_modified, set()
-                    ids_at_last_ts.add(row_id)
-                    if row_position.last_modified == window_start and row_id in seen_at_start:
+                    if group_ts is None or position.last_modified != group_ts:
+                        if group_top is not None and group_top > safe:
+                            safe = group_top  # moved past group_ts: all of it is delivered
+                        group_ts, group_top, group_ids = position.last_modified, None, set()
+                    group_ids.add(position.last_id)
+                    group_top = position if group_top is None else max(group_top, position)
+                    if position.last_modified == window_start and position.last_id in seen_at_start:
                         continue
-                    if row_position.last_modified == cursor.last_modified and row_position <= cursor:
+                    if position.last_modified == cursor.last_modified and position <= cursor:
                         continue  # delivered before the checkpoint
                     progressed = True
                     page.records.append(flatten(row))
                     page.merged.extend(merged_pairs(row))
-                    if row_position > position:
-                        position = row_position
-                page.cursor = position
-                if page.records:
-                    yield page
+                    newest = max(newest, position)
                 after = ((answer.get("paging") or {}).get("next") or {}).get("after")
+                page.cursor = safe if after else newest
+                if page.records or page.cursor > checkpointed:
+                    checkpointed = page.cursor
+                    yield page
                 if not after:
                     return
                 if fetched + size > self.search_cap:
                     break  # the next page would pass the cap: start a new window
-            if last_ts is None:
+            if group_ts is None:
                 return
-            if not progressed and last_ts == window_start:
+            if not progressed and group_ts == window_start:
                 raise FatalError(
-                    f"more than {self.search_cap} {kind} share {MODIFIED} {last_ts.isoformat()}; search cannot page "
+                    f"more than {self.search_cap} {kind} share {MODIFIED} {group_ts.isoformat()}; search cannot page "
                     "past them", crm="hubspot", code="SEARCH_WINDOW_STUCK", context=f"search {kind}")
-            seen_at_start = ids_at_last_ts | (seen_at_start if last_ts == window_start else set())
-            window_start = last_ts
+            seen_at_start = group_ids | (seen_at_start if group_ts == window_start else set())
+            window_start = group_ts
 
     def read_deleted(self, object: str, since: datetime) -> list[str]:
         """Ids of ``object`` records archived since ``since`` (the ``archived=true`` listing)."""

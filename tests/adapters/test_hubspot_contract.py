@@ -98,7 +98,8 @@ def test_resuming_from_a_mid_read_checkpoint_loses_nothing(hubspot: HubSpotAdapt
     assert middle is not None
     resumed = ids(hubspot.read("contacts", FIELDS, Cursor.from_json(middle.to_json()), page_size=50))
     done = set(ids(pages[:2]))
-    assert set(resumed) == set(created) - done
+    assert set(created) - done <= set(resumed) <= set(created), "nothing skipped; repeats only from the tie in flight"
+    assert len(resumed) < len(created)
 
 
 def test_the_overlap_window_re_reads_writes_that_search_showed_late(hs_url: str, policy: RetryPolicy,

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from connector.adapters._hubspot_results import match_results
-from connector.adapters.base import WriteOp
+from connector.adapters.base import Cursor, WriteOp
 from connector.adapters.hubspot import (
+    HubSpotAdapter,
     SearchThrottle,
     flatten,
     merged_pairs,
@@ -112,3 +119,68 @@ def test_search_throttle_spaces_calls_to_the_rate() -> None:
     throttle.wait()
     throttle.wait()
     assert slept[-1] == 0.25 and len(slept) == 5
+
+
+# --- the incremental search read against a fake search that orders ties arbitrarily -------------
+
+BASE_MS = 1_700_000_000_000
+
+
+class _Answer:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.data = json.dumps(body).encode()
+        self.status = 200
+
+
+class ShuffledSearch:
+    """Search over fixed records: sorted by timestamp only, ties in a scrambled order, HubSpot paging."""
+
+    def __init__(self, records: list[tuple[int, int]], seed: int) -> None:
+        rng = random.Random(seed)
+        self.rows = [{"id": str(i), "properties": {"hs_lastmodifieddate": str(BASE_MS + ts)},
+                      "createdAt": "2024-01-01T00:00:00Z", "updatedAt": "2024-01-01T00:00:00Z", "archived": False}
+                     for i, ts in records]
+        rng.shuffle(self.rows)
+        self.rows.sort(key=lambda r: int(r["properties"]["hs_lastmodifieddate"]))  # stable: ties stay shuffled
+
+    def do_search(self, kind: str, public_object_search_request: dict[str, Any], **_: Any) -> _Answer:
+        body = public_object_search_request
+        low = int(body["filterGroups"][0]["filters"][0]["value"])
+        matching = [r for r in self.rows if int(r["properties"]["hs_lastmodifieddate"]) >= low]
+        start = int(body.get("after") or 0)
+        results = matching[start : start + body["limit"]]
+        answer: dict[str, Any] = {"total": len(matching), "results": results}
+        if start + body["limit"] < len(matching):
+            answer["paging"] = {"next": {"after": str(start + body["limit"])}}
+        return _Answer(answer)
+
+
+def _adapter(search: ShuffledSearch, cap: int) -> HubSpotAdapter:
+    adapter = HubSpotAdapter("hs", "http://127.0.0.1:9", "token", search_overlap=timedelta(0),
+                             searches_per_second=1e9, search_cap=cap)
+    adapter._search = search  # type: ignore[assignment]
+    return adapter
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    stamps=st.lists(st.integers(min_value=0, max_value=6), min_size=1, max_size=60),
+    seed=st.integers(min_value=0, max_value=1000),
+    size=st.integers(min_value=2, max_value=7),
+)
+def test_a_resume_from_any_page_never_skips_a_record(stamps: list[int], seed: int, size: int) -> None:
+    records = [(1000 + i, ts) for i, ts in enumerate(stamps)]
+    search = ShuffledSearch(records, seed)
+    start = Cursor(datetime.fromtimestamp((BASE_MS - 1) / 1000, tz=UTC), "0")
+    cap = max(size * 3, max(stamps.count(t) for t in set(stamps)) + size)
+    pages = list(_adapter(search, cap).read("contacts", [], start, page_size=size))
+    everything = {str(i) for i, _ in records}
+    assert [r["id"] for p in pages for r in p.records] and {r["id"] for p in pages for r in p.records} == everything
+    cursors = [p.cursor for p in pages]
+    assert cursors == sorted(c for c in cursors if c is not None)
+    for k, page in enumerate(pages):
+        assert page.cursor is not None
+        before = {r["id"] for p in pages[: k + 1] for r in p.records}
+        resumed = {r["id"] for p in _adapter(search, cap).read("contacts", [], page.cursor, page_size=size)
+                   for r in p.records}
+        assert everything - before <= resumed, f"resume after page {k} skipped {everything - before - resumed}"
