@@ -137,7 +137,7 @@ class ShuffledSearch:
 
     def __init__(self, records: list[tuple[int, int]], seed: int) -> None:
         rng = random.Random(seed)
-        self.rows = [{"id": str(i), "properties": {"hs_lastmodifieddate": str(BASE_MS + ts)},
+        self.rows: list[dict[str, Any]] = [{"id": str(i), "properties": {"hs_lastmodifieddate": str(BASE_MS + ts)},
                       "createdAt": "2024-01-01T00:00:00Z", "updatedAt": "2024-01-01T00:00:00Z", "archived": False}
                      for i, ts in records]
         rng.shuffle(self.rows)
@@ -158,7 +158,7 @@ class ShuffledSearch:
 def _adapter(search: ShuffledSearch, cap: int) -> HubSpotAdapter:
     adapter = HubSpotAdapter("hs", "http://127.0.0.1:9", "token", search_overlap=timedelta(0),
                              searches_per_second=1e9, search_cap=cap)
-    adapter._search = search  # type: ignore[assignment]
+    adapter._search = search
     return adapter
 
 
