@@ -378,6 +378,19 @@ def _print_examples(summary: SyncSummary) -> None:
     console.print()
 
 
+@app.command()
+def worker(
+    workers: Annotated[int, typer.Option(help="Worker threads.")] = 2,
+) -> None:
+    """Run the job worker: scheduled syncs of every connection (Huey consumer)."""
+    from huey.consumer import Consumer
+
+    from jobs.tasks import jobs
+
+    console.print(f"Relay worker: {workers} thread(s) on {type(jobs.huey.storage).__name__}; Ctrl-C to stop")
+    Consumer(jobs.huey, workers=workers, worker_type="thread").run()
+
+
 def main() -> None:  # pragma: no cover - console-script shim
     app()
 

@@ -6,21 +6,17 @@ instead of skipping, so CI cannot pass without exercising PostgreSQL.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.store import migrate
 from connector.store.db import create_engine_for, session_factory
-
-POSTGRES_URL_VARIABLE = "RELAY_TEST_POSTGRES_URL"
+from tests.support.databases import fresh_postgres_schema
 
 
 @dataclass
@@ -33,18 +29,6 @@ class Database:
     sessions: sessionmaker[Session]
 
 
-def _postgres_base_url() -> str:
-    url = os.environ.get(POSTGRES_URL_VARIABLE)
-    if url:
-        return url
-    message = f"{POSTGRES_URL_VARIABLE} is not set, so the PostgreSQL store tests cannot run"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(
-            f"{message}; CI must run them (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
-        )
-    pytest.skip(message)
-
-
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """URL of an empty SQLite database file, not migrated."""
@@ -54,18 +38,8 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """URL of an empty PostgreSQL schema of its own, not migrated; dropped afterwards."""
-    base = _postgres_base_url()
-    schema = f"relay_test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine_for(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row
+from sqlalchemy import ColumnElement, Row, TextClause
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -101,7 +101,7 @@ def insert_or_ignore(
     values: Mapping[str, Any],
     conflict_columns: Sequence[str],
     returning: Sequence[Any],
-    conflict_where: ColumnElement[bool] | None = None,
+    conflict_where: ColumnElement[bool] | TextClause | None = None,
 ) -> Row[Any] | None:
     """Insert one row unless a unique index on ``conflict_columns`` already holds its key.
 

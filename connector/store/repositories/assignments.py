@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from connector.store.errors import ActiveAssignmentConflict, InvalidStoreValue
@@ -225,7 +225,7 @@ class Assignments:
             AssignmentRow,
             values,
             conflict_columns=["connection", "object", "crm_id"],
-            conflict_where=AssignmentRow.status == AssignmentStatus.ACTIVE.value,
+            conflict_where=text("status = 'active'"),  # the index's own predicate, as a literal
             returning=[AssignmentRow.id],
         )
         if inserted is None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from connector.store.errors import InvalidStoreValue, RunNotFound, RunNotRunning, SyncAlreadyRunning
@@ -135,7 +135,7 @@ class SyncRuns:
                 SyncRunRow,
                 values,
                 conflict_columns=["connection"],
-                conflict_where=SyncRunRow.status == SyncStatus.RUNNING.value,
+                conflict_where=text("status = 'running'"),  # the index's own predicate, as a literal
                 returning=[SyncRunRow.id],
             )
             if row is not None:

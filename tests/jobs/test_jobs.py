@@ -1,0 +1,134 @@
+"""Relay's Huey jobs: a scheduled sync enqueued on Redis, consumed, and seen in the CRM.
+
+Runs against the Redis in RELAY_TEST_REDIS_URL and stores Relay's state in SQLite and,
+when RELAY_TEST_POSTGRES_URL is set, in PostgreSQL (CI sets both and fails without them).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from huey import MemoryHuey, RedisHuey, SqliteHuey
+from simple_salesforce import Salesforce
+
+from connector.sandbox.hubspot import HubSpotSandbox
+from connector.sandbox.salesforce import SalesforceSandbox
+from connector.sandbox.salesforce.transport import sandbox_session
+from connector.sandbox.seed import generate
+from connector.store.db import session_factory
+from connector.store.migrate import open_store
+from connector.store.repositories import Repositories
+from jobs.app import JobsConfigError, make_huey
+from jobs.tasks import RelayJobs, due_connections, register
+from tests.support.databases import fresh_postgres_schema, redis_url
+
+ANCHOR = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture()
+def sandboxes() -> Iterator[tuple[SalesforceSandbox, HubSpotSandbox, str, str]]:
+    data = generate(seed=11, leads=60, anchor=ANCHOR)
+    sf, hs = SalesforceSandbox(data), HubSpotSandbox(data)
+    sf_url, hs_url = sf.start().url, hs.start().url
+    try:
+        yield sf, hs, sf_url, hs_url
+    finally:
+        hs.stop()
+        sf.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'relay.db'}"
+    else:
+        with fresh_postgres_schema() as url:
+            yield url
+
+
+@pytest.fixture()
+def relay_env(
+    monkeypatch: pytest.MonkeyPatch, sandboxes: tuple[SalesforceSandbox, HubSpotSandbox, str, str], database_url: str
+) -> str:
+    _, _, sf_url, hs_url = sandboxes
+    monkeypatch.setenv("SALESFORCE_INSTANCE_URL", sf_url)
+    monkeypatch.setenv("HUBSPOT_BASE_URL", hs_url)
+    monkeypatch.setenv("RELAY_DATABASE_URL", database_url)
+    return database_url
+
+
+@pytest.fixture()
+def redis_jobs() -> Iterator[RelayJobs]:
+    huey = make_huey(redis_url(), name=f"relay-test-{uuid.uuid4().hex[:12]}")
+    assert isinstance(huey, RedisHuey)
+    try:
+        yield register(huey)
+    finally:
+        huey.storage.flush_all()
+
+
+def _consume_one(jobs: RelayJobs) -> None:
+    task = jobs.huey.dequeue()
+    assert task is not None, "no task was enqueued"
+    jobs.huey.execute(task)
+
+
+def test_sync_job_on_redis_routes_leads_in_the_crm(
+    relay_env: str, redis_jobs: RelayJobs, sandboxes: tuple[SalesforceSandbox, HubSpotSandbox, str, str]
+) -> None:
+    sf = sandboxes[0]
+    result = redis_jobs.sync_connection("salesforce")
+    assert redis_jobs.huey.pending_count() == 1
+    _consume_one(redis_jobs)
+    summary = result.get()
+    assert summary["connection"] == "salesforce"
+    assert sum(summary["routed"].values()) > 0
+    assert summary["write_failures"] == []
+
+    # What a rep sees: each routed lead's task exists in Salesforce, owned by the lead's owner.
+    engine = open_store(relay_env)
+    try:
+        with session_factory(engine).begin() as session:
+            runs = Repositories(session).sync_runs.recent("salesforce", limit=1)
+            assert runs[0].status.value == "succeeded"
+            assert runs[0].counts["routed"] == sum(summary["routed"].values())
+    finally:
+        engine.dispose()
+    client = Salesforce(
+        instance_url="https://sandbox.example", session_id=sf.access_token(),
+        session=sandbox_session(sandboxes[2]), version="59.0",
+    )
+    tasks = client.query_all(
+        "SELECT Id, WhoId, OwnerId, Who.Name FROM Task WHERE Relay_Idempotency_Key__c != null"
+    )["records"]
+    assert len(tasks) == summary["tasks_created"] > 0
+    for task in tasks:
+        person = client.query(f"SELECT OwnerId FROM Lead WHERE Id = '{task['WhoId']}'")["records"] or client.query(
+            f"SELECT OwnerId FROM Contact WHERE Id = '{task['WhoId']}'"
+        )["records"]
+        assert person and person[0]["OwnerId"] == task["OwnerId"]
+
+
+def test_schedule_enqueues_only_due_connections(relay_env: str, redis_jobs: RelayJobs) -> None:
+    now = datetime.now(UTC)
+    assert due_connections(now) == ["salesforce", "hubspot"]  # never synced: both due
+
+    redis_jobs.huey.execute(redis_jobs.enqueue_due_syncs.s())  # the periodic task, run once by hand
+    assert redis_jobs.huey.pending_count() == 2
+    _consume_one(redis_jobs)  # salesforce syncs now
+
+    assert due_connections(datetime.now(UTC)) == ["hubspot"]
+    # every_minutes: 15 in config/relay.yaml: due again a quarter of an hour later
+    assert "salesforce" in due_connections(datetime.now(UTC) + timedelta(minutes=15, seconds=1))
+
+
+def test_make_huey_picks_storage_from_url(tmp_path: Path) -> None:
+    assert isinstance(make_huey("memory://"), MemoryHuey)
+    assert isinstance(make_huey("", sqlite_file=tmp_path / "h.db"), SqliteHuey)
+    assert isinstance(make_huey(f"sqlite:///{tmp_path / 'x.db'}"), SqliteHuey)
+    with pytest.raises(JobsConfigError, match="amqp://x"):
+        make_huey("amqp://x")
