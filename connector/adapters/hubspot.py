@@ -295,6 +295,13 @@ class HubSpotAdapter:
                 return
 
     def _full_read(self, kind: str, properties: list[str], size: int) -> Iterator[Page]:
+        """List every record in id order, then the archived ones, then the checkpoint.
+
+        The listing is live, not a snapshot: a record listed early and changed later in the
+        read may carry an older timestamp than the newest one seen. So the checkpoint is the
+        newest timestamp seen, but no later than when the read started (less the overlap).
+        """
+        started = Cursor(datetime.now(UTC) - self.search_overlap, "")
         newest: Cursor | None = None
         for rows in self._list_pages(kind, properties, size, archived=False):
             page = Page(object=kind)
@@ -309,7 +316,7 @@ class HubSpotAdapter:
         for rows in self._list_pages(kind, [MODIFIED], size, archived=True):
             if rows:
                 yield Page(object=kind, deleted_ids=[str(row["id"]) for row in rows])
-        yield Page(object=kind, cursor=newest)
+        yield Page(object=kind, cursor=None if newest is None else min(newest, started))
 
     @staticmethod
     def _position(row: dict[str, Any]) -> Cursor | None:

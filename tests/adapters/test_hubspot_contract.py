@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -275,3 +275,12 @@ def test_retries_give_up_after_the_policy_attempts(hs_url: str) -> None:
     with pytest.raises(RetriableError, match="after 2 attempts"):
         adapter.owners()
     assert len(waits) == 1
+
+
+def test_a_full_read_never_checkpoints_past_the_time_it_started(hubspot: HubSpotAdapter, clock: ManualClock) -> None:
+    clock.advance(hours=1)  # records stamped after the read began (the CRM kept writing while we listed)
+    late = [str(r.crm_id) for r in hubspot.write(new_contacts(2, "during"))]
+    before = datetime.now(UTC)
+    cursor = checkpoint(hubspot)
+    assert cursor.last_modified <= before + timedelta(seconds=5)
+    assert set(late) <= set(ids(hubspot.read("contacts", FIELDS, cursor)))
