@@ -114,3 +114,41 @@ def test_created_contacts_hold_only_strings(http: httpx.Client, properties: dict
     _check(answer)
     if answer.status_code == 201:
         assert all(isinstance(v, str) for v in answer.json()["properties"].values())
+
+
+NAMES = ["email", "firstname", "numemployees", "hs_lead_status", "createdate", "hs_lastmodifieddate", "hs_object_id",
+         "hs_email_optout", "webinar_attended", "nosuch"]
+OPERATORS = ["EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY",
+             "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"]
+FILTER = st.fixed_dictionaries(
+    {"propertyName": st.sampled_from(NAMES), "operator": st.sampled_from(OPERATORS)},
+    optional={"value": SCALARS, "values": st.lists(SCALARS, max_size=3), "highValue": SCALARS},
+)
+SEARCH = st.fixed_dictionaries({}, optional={
+    "filterGroups": st.lists(st.fixed_dictionaries({"filters": st.lists(FILTER, max_size=4)}), max_size=3),
+    "sorts": st.lists(st.sampled_from(NAMES) | st.fixed_dictionaries(
+        {"propertyName": st.sampled_from(NAMES), "direction": st.sampled_from(["ASCENDING", "DESCENDING"])}), max_size=2),
+    "query": st.text(max_size=6),
+    "limit": st.integers(-5, 300),
+    "after": st.integers(-5, 20_000) | st.text(max_size=4),
+    "properties": st.lists(st.sampled_from(NAMES), max_size=3),
+})
+ROWS = st.lists(st.fixed_dictionaries(
+    {"properties": st.dictionaries(st.sampled_from(NAMES), SCALARS, max_size=4)},
+    optional={"id": st.integers(0, 12) | st.text(max_size=5), "idProperty": st.sampled_from(["email", "hs_object_id", "firstname"])},
+), max_size=4)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=SEARCH)
+def test_well_formed_but_random_searches_never_answer_500(http: httpx.Client, body: dict[str, Any]) -> None:
+    answer = http.post("/crm/v3/objects/contacts/search", content=json.dumps(body).encode())
+    _check(answer)
+    if answer.status_code == 200:
+        assert answer.json()["total"] >= len(answer.json()["results"])
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["create", "update", "upsert", "read", "archive"]), rows=ROWS)
+def test_well_formed_but_random_batches_never_answer_500(http: httpx.Client, kind: str, rows: list[dict[str, Any]]) -> None:
+    _check(http.post(f"/crm/v3/objects/contacts/batch/{kind}", content=json.dumps({"inputs": rows}).encode()))
