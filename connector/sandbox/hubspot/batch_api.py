@@ -24,6 +24,25 @@ from connector.sandbox.hubspot._http import (
 from connector.sandbox.hubspot.objects_api import ObjectsApi
 from connector.sandbox.hubspot.state import OBJECT_TYPES, HubSpotState
 
+TRACE = "objectWriteTraceId"
+
+
+def write_trace(item: Any, index: int) -> str | None:
+    """The ``objectWriteTraceId`` an input carries (echoed on its result or error), if any."""
+    trace = item.get(TRACE) if isinstance(item, dict) else None
+    if trace is None:
+        return None
+    if isinstance(trace, bool) or not isinstance(trace, (str, int)):
+        raise errors.validation_error(f"inputs[{index}].{TRACE} must be a string")
+    return str(trace)
+
+
+def traced(body: dict[str, Any], trace: str | None) -> dict[str, Any]:
+    """A rendered result with its input's trace id."""
+    if trace is not None:
+        body[TRACE] = trace
+    return body
+
 
 class BatchApi:
     """Handlers of the batch endpoints; a record failing inside a batch makes a 207 answer."""
@@ -70,12 +89,17 @@ class BatchApi:
     def _fault(self, request: Request) -> bool:
         return self.faults.record_fails(request.url.path)
 
-    def _fault_error(self, object_type: str, where: str) -> dict[str, Any]:
+    def _fault_error(self, object_type: str, where: str, record_id: str | None, trace: str | None) -> dict[str, Any]:
+        context: dict[str, list[str]] = {}
+        if record_id is not None:
+            context["ids"] = [record_id]
+        if trace is not None:
+            context[TRACE] = [trace]
         return errors.batch_error(
             "error",
             "INTERNAL_ERROR",
             f"Could not write {OBJECT_TYPES[object_type][1]} {where}: a temporary failure occurred, try again",
-            {"ids": [where]},
+            context or {"inputs": [where]},
         )
 
     async def batch_create(self, request: Request) -> Response:
@@ -90,16 +114,16 @@ class BatchApi:
                 values = self.state.check_properties(object_type, item.get("properties"), creating=True)
                 links = self.objects.associations_input(object_type, item.get("associations"), f"inputs[{index}]")
                 self.state.check_unique(object_type, values, None)
-                prepared.append((values, links))
-            self._check_batch_duplicates(object_type, [values for values, _ in prepared])
+                prepared.append((values, links, write_trace(item, index)))
+            self._check_batch_duplicates(object_type, [values for values, _, _ in prepared])
             results, problems = [], []
-            for index, (values, links) in enumerate(prepared):
+            for index, (values, links, trace) in enumerate(prepared):
                 if self._fault(request):
-                    problems.append(self._fault_error(object_type, f"inputs[{index}]"))
+                    problems.append(self._fault_error(object_type, f"inputs[{index}]", None, trace))
                     continue
                 record = self.state.create(object_type, values)
                 self.objects.link(object_type, record["id"], links)
-                results.append(self.state.render(object_type, record, None, everything=True))
+                results.append(traced(self.state.render(object_type, record, None, everything=True), trace))
         call_counter(request.scope).written = len(results)
         return batch_answer(results, problems, started, HTTPStatus.CREATED)
 
@@ -123,25 +147,29 @@ class BatchApi:
         with self.state.lock:
             planned = []
             missing = []
-            for index, item in enumerate(inputs):
-                key = input_id(item, f"inputs[{index}]")
+            keys = [input_id(item, f"inputs[{index}]") for index, item in enumerate(inputs)]
+            repeated = sorted({k for k in keys if keys.count(k) > 1})
+            if repeated:
+                raise errors.validation_error(f"Duplicate IDs found in batch input: [{', '.join(repeated)}]")
+            for index, (item, key) in enumerate(zip(inputs, keys, strict=True)):
                 id_property = item.get("idProperty")
                 if id_property is not None and not isinstance(id_property, str):
                     raise errors.validation_error(f"inputs[{index}].idProperty must be a property name")
                 values = self.state.check_properties(object_type, item.get("properties"), creating=False)
+                trace = write_trace(item, index)
                 record = self.state.find(object_type, key, id_property)
                 if record is None:
                     missing.append(key)
                     continue
                 self.state.check_unique(object_type, values, record["id"])
-                planned.append((record, values))
+                planned.append((record, values, trace))
             results, problems = [], []
-            for record, values in planned:
+            for record, values, trace in planned:
                 if self._fault(request):
-                    problems.append(self._fault_error(object_type, record["id"]))
+                    problems.append(self._fault_error(object_type, record["id"], record["id"], trace))
                     continue
                 self.state.update(object_type, record, values)
-                results.append(self.state.render(object_type, record, None, everything=True))
+                results.append(traced(self.state.render(object_type, record, None, everything=True), trace))
             if missing:
                 problems.append(self.objects.missing_error(object_type, missing))
         call_counter(request.scope).written = len(results)
@@ -152,7 +180,7 @@ class BatchApi:
         inputs = batch_inputs(await read_json(request))
         started = now_iso()
         with self.state.lock:
-            planned: list[tuple[dict[str, Any] | None, dict[str, str | None]]] = []
+            planned: list[tuple[dict[str, Any] | None, dict[str, str | None], str | None]] = []
             keys: set[tuple[str, str]] = set()
             for index, item in enumerate(inputs):
                 key = input_id(item, f"inputs[{index}]")
@@ -176,18 +204,18 @@ class BatchApi:
                     self.state.check_unique(object_type, values, None)
                 else:
                     self.state.check_unique(object_type, values, record["id"])
-                planned.append((record, values))
+                planned.append((record, values, write_trace(item, index)))
             results, problems = [], []
-            for index, (record, values) in enumerate(planned):
+            for index, (record, values, trace) in enumerate(planned):
                 if self._fault(request):
-                    problems.append(self._fault_error(object_type, f"inputs[{index}]"))
+                    problems.append(self._fault_error(object_type, f"inputs[{index}]", str(inputs[index]["id"]), trace))
                     continue
                 created = record is None
                 if record is None:
                     record = self.state.create(object_type, values)
                 else:
                     self.state.update(object_type, record, values)
-                rendered = self.state.render(object_type, record, None, everything=True)
+                rendered = traced(self.state.render(object_type, record, None, everything=True), trace)
                 rendered["new"] = created
                 results.append(rendered)
         call_counter(request.scope).written = len(results)

@@ -127,3 +127,30 @@ def test_injected_partial_failures_answer_207_with_the_failed_rows() -> None:
         assert ledger["totals"]["records_written"] == len(answer.results)
     finally:
         box.stop()
+
+
+def test_write_trace_ids_are_echoed_on_results_and_failures() -> None:
+    box = HubSpotSandbox(faults=FaultSettings(partial_failure=0.5, seed=11), ten_second_limit=10_000)
+    server = box.start()
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            inputs = [{"properties": {"firstname": f"T{i}"}, "objectWriteTraceId": str(i)} for i in range(20)]
+            answer = http.post("/crm/v3/objects/contacts/batch/create", json={"inputs": inputs})
+            assert answer.status_code == HTTPStatus.MULTI_STATUS
+            body = answer.json()
+            ok = {r["objectWriteTraceId"]: r["properties"]["firstname"] for r in body["results"]}
+            assert all(name == f"T{trace}" for trace, name in ok.items())
+            failed = {e["context"]["objectWriteTraceId"][0] for e in body["errors"]}
+            assert failed and not failed & set(ok)
+            assert failed | set(ok) == {str(i) for i in range(20)}
+    finally:
+        box.stop()
+
+
+def test_the_same_id_twice_in_a_batch_update_is_rejected(hs: HubSpot) -> None:
+    ids = _create(hs, 1, prefix="twice")
+    with pytest.raises(ApiException) as error:
+        hs.crm.contacts.batch_api.update(BatchInputSimplePublicObjectBatchInput(
+            inputs=[{"id": ids[0], "properties": {"lastname": "A"}}, {"id": ids[0], "properties": {"lastname": "B"}}]
+        ))
+    assert json.loads(error.value.body)["message"] == f"Duplicate IDs found in batch input: [{ids[0]}]"
