@@ -181,7 +181,7 @@ class SalesforceAdapter:
     @property
     def sf(self) -> Salesforce:
         """The simple-salesforce client (authenticating on first use)."""
-        return self._sf or self.authenticate()
+        return self._sf if self._sf is not None else self.authenticate()
 
     def _call(self, kind: str, context: str, fn: Callable[[Salesforce], T]) -> T:
         return call_with_retry(lambda: fn(self.sf), calls=self.calls, kind=kind, translate=self._translate,
