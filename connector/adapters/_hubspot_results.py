@@ -2,7 +2,7 @@
 
 HubSpot does not promise that ``results`` come back in input order, and a 207
 answer puts the failed inputs in ``errors`` with their ids in ``context``. Each
-input carries ``objectWriteTraceId`` (its position); results are matched by that,
+input carries ``objectWriteTraceId`` (``relay-`` and its position); results are matched by that,
 then by record id (update, archive) or upsert key, then by position among what is
 left. An op nothing answered gets a ``MISSING_RESULT`` error rather than a guess.
 
@@ -24,6 +24,11 @@ from connector.adapters.base import WriteOp, WriteResult
 from connector.adapters.errors import RecordError, parse_error_body, record_error
 
 
+def trace_id(position: int) -> str:
+    """The ``objectWriteTraceId`` of the input at ``position`` of a batch (distinct from any record id)."""
+    return f"relay-{position}"
+
+
 def op_key(op: WriteOp) -> str | None:
     """The value HubSpot echoes for ``op``: the record id, or the upsert key's value."""
     if op.operation == "upsert" and op.external_id_field:
@@ -37,7 +42,7 @@ def match_results(batch: Sequence[WriteOp], answer: Mapping[str, Any] | None, *,
     if answer is None:  # archive answers 204 No Content: every input archived
         return [WriteResult(op=op, success=True, crm_id=op.crm_id, created=False) for op in batch]
     assigned: dict[int, WriteResult] = {}
-    by_trace = {str(i): i for i in range(len(batch))}
+    by_trace = {trace_id(i): i for i in range(len(batch))}
     by_key: dict[str, list[int]] = {}
     for i, op in enumerate(batch):
         key = op_key(op)

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import urllib3
 from hubspot import HubSpot
 
-from connector.adapters._hubspot_results import match_results
+from connector.adapters._hubspot_results import match_results, trace_id
 from connector.adapters._sdk_errors import translate_hubspot
 from connector.adapters._writing import write_in_batches
 from connector.adapters.base import Cursor, FieldSpec, Page, WriteOp, WriteResult
@@ -440,14 +440,14 @@ class HubSpotAdapter:
         context = f"batch {operation} {len(batch)} {kind}"
         association_errors: dict[int, RecordError] = {}
         if operation == "create":
-            inputs = []
+            inputs: list[dict[str, Any]] = []
             for i, op in enumerate(batch):
-                item: dict[str, Any] = {"properties": op.fields, "objectWriteTraceId": str(i)}
                 try:
                     associations = self._associations_for(op)
                 except RecordError as error:
                     association_errors[i] = error
                     continue
+                item: dict[str, Any] = {"properties": op.fields, "objectWriteTraceId": trace_id(len(inputs))}
                 if associations:
                     item["associations"] = associations
                 inputs.append(item)
@@ -461,13 +461,13 @@ class HubSpotAdapter:
             return [WriteResult(op=op, success=False, crm_id=None, created=False, error=association_errors[i])
                     if i in association_errors else next(matched) for i, op in enumerate(batch)]
         if operation == "update":
-            body = {"inputs": [{"id": op.crm_id, "properties": op.fields, "objectWriteTraceId": str(i)}
+            body = {"inputs": [{"id": op.crm_id, "properties": op.fields, "objectWriteTraceId": trace_id(i)}
                                for i, op in enumerate(batch)]}
             answer = self._call("write", context, lambda: self._batch.update(kind, body, **self._raw()))
         elif operation == "upsert":
             id_property = str(first.external_id_field)
             body = {"inputs": [{"id": str(op.fields[id_property]), "idProperty": id_property, "properties": op.fields,
-                                "objectWriteTraceId": str(i)} for i, op in enumerate(batch)]}
+                                "objectWriteTraceId": trace_id(i)} for i, op in enumerate(batch)]}
             answer = self._call("write", context, lambda: self._batch.upsert(kind, body, **self._raw()))
         else:
             body = {"inputs": [{"id": op.crm_id} for op in batch]}

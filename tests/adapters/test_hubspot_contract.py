@@ -245,14 +245,19 @@ def test_tasks_are_linked_to_their_contact_and_upserted_once(hubspot: HubSpotAda
     assert [(r["id"], r["properties"]["hs_task_subject"]) for r in found["results"]] == [(created.crm_id, "Call now")]
 
 
-def test_unknown_association_targets_fail_only_their_op(hubspot: HubSpotAdapter) -> None:
-    results = hubspot.write([
-        WriteOp("tasks", "create", {"hs_task_subject": "a", "hs_timestamp": "2026-01-01T00:00:00Z"},
-                associations=(("planets", "1"),)),
-        WriteOp("tasks", "create", {"hs_task_subject": "b", "hs_timestamp": "2026-01-01T00:00:00Z"}),
-    ])
-    assert [r.success for r in results] == [False, True]
+def test_unknown_association_targets_fail_only_their_op(hubspot: HubSpotAdapter, hs_url: str) -> None:
+    def task(subject: str, *associations: tuple[str, str]) -> WriteOp:
+        return WriteOp("tasks", "create", {"hs_task_subject": subject, "hs_timestamp": "2026-01-01T00:00:00Z"},
+                       associations=associations)
+
+    ops = [task("a", ("planets", "1")), task("b"), task("c"), task("d", ("moons", "2")), task("e")]
+    results = hubspot.write(ops)
+    assert [r.success for r in results] == [False, True, True, False, True]
     assert results[0].error is not None and "planets" in str(results[0].error)
+    for op, result in zip(ops, results, strict=True):
+        if result.success:
+            stored = api(hs_url, "GET", f"/crm/v3/objects/tasks/{result.crm_id}?properties=hs_task_subject")
+            assert stored["properties"]["hs_task_subject"] == op.fields["hs_task_subject"]
 
 
 def test_owners_include_archived_ones(hubspot: HubSpotAdapter) -> None:

@@ -32,7 +32,7 @@ def row(id: str, trace: str | None = None, **properties: str) -> dict[str, Any]:
 
 def test_results_out_of_order_are_matched_by_trace_id() -> None:
     ops = [WriteOp("contacts", "create", {"email": f"p{i}@x.example"}) for i in range(3)]
-    answer = {"status": "COMPLETE", "results": [row("30", "2"), row("10", "0"), row("20", "1")]}
+    answer = {"status": "COMPLETE", "results": [row("30", "relay-2"), row("10", "relay-0"), row("20", "relay-1")]}
     results = match_results(ops, answer, context="batch create")
     assert [r.crm_id for r in results] == ["10", "20", "30"]
     assert all(r.success and r.created for r in results)
@@ -68,7 +68,7 @@ def test_upserts_are_matched_by_their_key_and_report_new() -> None:
 
 def test_unattributable_errors_fill_the_remaining_ops_in_order() -> None:
     ops = [WriteOp("contacts", "create", {"email": e}) for e in ("a@x.example", "bad", "c@x.example")]
-    answer = {"status": "COMPLETE", "results": [row("1", "0"), row("3", "2")],
+    answer = {"status": "COMPLETE", "results": [row("1", "relay-0"), row("3", "relay-2")],
               "errors": [{"status": "error", "category": "VALIDATION_ERROR", "message": "Invalid email bad",
                           "context": {}}]}
     results = match_results(ops, answer, context="batch create")
