@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from connector.sandbox.ids import KEY_PREFIXES, salesforce_id
 from connector.sandbox.seed import messiness as mess
 from connector.sandbox.seed import opportunities as opp
-from connector.sandbox.seed._clock import hs_iso, modified_after, sf_datetime
+from connector.sandbox.seed._clock import (
+    DAY,
+    HOUR,
+    date_of,
+    days_before,
+    hs_iso,
+    later,
+    modified_after,
+    ms_of_date,
+    sf_datetime,
+    to_ms,
+)
 from connector.sandbox.seed._companies import Company, CompanyFactory
 from connector.sandbox.seed._geo import region_of
 from connector.sandbox.seed._model import GroundTruth, RecordKey, SeedData
 from connector.sandbox.seed._people import Person, PersonFactory
-from connector.sandbox.seed._rand import SeedRandom
+from connector.sandbox.seed._rand import SeedRandom, cumulative, weighted
 from connector.sandbox.seed._records import (
     Shown,
     as_hubspot_string,
@@ -54,6 +65,14 @@ ASSOC_NOTE_CONTACT = 202
 
 Stamps = tuple[str, str, str]
 
+# HubSpot lifecycle stages and lead statuses, by who the contact is (value, weight)
+_LIFECYCLE_ACCOUNT = cumulative((("customer", 45), ("opportunity", 25), ("salesqualifiedlead", 15), ("lead", 15)))
+_LIFECYCLE_OWNED = cumulative((("salesqualifiedlead", 40), ("opportunity", 20), ("lead", 25),
+                               ("marketingqualifiedlead", 15)))
+_LIFECYCLE_NEW = cumulative((("subscriber", 25), ("lead", 55), ("marketingqualifiedlead", 20)))
+_LEAD_STATUS_OWNED = cumulative((("OPEN", 25), ("IN_PROGRESS", 20), ("ATTEMPTED_TO_CONTACT", 18),
+                                 ("CONNECTED", 15), ("OPEN_DEAL", 8), ("UNQUALIFIED", 8), ("BAD_TIMING", 6)))
+
 
 class SeedBuilder:
     """Builds one data set from one random stream; ``build()`` returns it."""
@@ -62,8 +81,9 @@ class SeedBuilder:
         self.seed = seed
         self.target_leads = leads
         self.anchor = anchor
+        self.now = to_ms(anchor)
         self.rng = SeedRandom(seed)
-        self.people = PersonFactory(self.rng, anchor)
+        self.people = PersonFactory(self.rng, self.now)
         self.companies = CompanyFactory(self.rng)
         team_since = anchor - timedelta(days=420)
         self.users, self.sf_user = salesforce_users(team_since)
@@ -79,7 +99,7 @@ class SeedBuilder:
         self.truth = GroundTruth()
         self._hs_next = {"contacts": 1001, "companies": 5001, "deals": 9001, "tasks": 30001, "notes": 40001}
         self._hs_emails: set[str] = set()
-        self.mass_update = (anchor - timedelta(days=2)).replace(hour=3, minute=14, second=7, microsecond=512000)
+        self.mass_update = to_ms((anchor - timedelta(days=2)).replace(hour=3, minute=14, second=7, microsecond=512000))
         self._reps = reps_by_region(active_only=True)
         self._sdrs = sdrs_by_region()
         self._inactive = [m.local for m in TEAM if not m.active]
@@ -101,20 +121,18 @@ class SeedBuilder:
         self._hs_next[obj] = value + 1
         return str(value)
 
-    def _stamps(self, created: datetime) -> Stamps:
-        modified = modified_after(self.rng, created, self.anchor)
+    def _stamps(self, created: int) -> Stamps:
+        modified = modified_after(self.rng, created, self.now)
         modstamp = modified
         if self.rng.random() < MASS_UPDATE_RATE and modified <= self.mass_update:
             modstamp = self.mass_update
         return sf_datetime(created), sf_datetime(modified), sf_datetime(modstamp)
 
-    def _hs_times(self, created: datetime) -> tuple[str, str]:
-        return hs_iso(created), hs_iso(modified_after(self.rng, created, self.anchor))
+    def _hs_times(self, created: int) -> tuple[str, str]:
+        return hs_iso(created), hs_iso(modified_after(self.rng, created, self.now))
 
-    def _later(self, moment: datetime, max_days: float) -> datetime:
-        later = moment + timedelta(seconds=self.rng.uniform(60.0, max_days * 86400.0))
-        later = min(later, self.anchor)
-        return later.replace(microsecond=(later.microsecond // 1000) * 1000)
+    def _later(self, moment: int, max_days: float) -> int:
+        return later(self.rng, moment, max_days, self.now)
 
     def _rep_for(self, region: str) -> str:
         if region == "NA" and self.rng.random() < INACTIVE_OWNER_RATE:
@@ -140,8 +158,7 @@ class SeedBuilder:
             in_sf = named or self.rng.random() < 0.88
             in_hs = named or self.rng.random() < 0.55 or not in_sf
             cluster: list[RecordKey] = []
-            created = self.anchor - timedelta(days=self.rng.uniform(60.0, 900.0))
-            created = created.replace(microsecond=(created.microsecond // 1000) * 1000)
+            created = days_before(self.rng, self.now, 60.0, 900.0)
             duplicate = self.rng.random() < mess.ACCOUNT_DUPLICATE_RATE
             if in_sf:
                 self._account_id[company.key] = self._add_account(company, owner, created, variant=False)
@@ -163,7 +180,7 @@ class SeedBuilder:
             return mess.company_variant(self.rng, company.name, company.suffix)
         return mess.company_display(company.name, company.suffix)
 
-    def _add_account(self, company: Company, owner: str, created: datetime, variant: bool) -> str:
+    def _add_account(self, company: Company, owner: str, created: int, variant: bool) -> str:
         rng = self.rng
         account_id = self._sf_id("Account")
         created_s, modified_s, modstamp_s = self._stamps(created)
@@ -181,7 +198,7 @@ class SeedBuilder:
         })
         return account_id
 
-    def _add_hs_company(self, company: Company, owner: str, created: datetime, variant: bool) -> str:
+    def _add_hs_company(self, company: Company, owner: str, created: int, variant: bool) -> str:
         rng = self.rng
         company_id = self._hs_id("companies")
         created_s, modified_s = self._hs_times(created)
@@ -233,7 +250,7 @@ class SeedBuilder:
         if person.at_account:
             self.truth.person_company[person_id] = GroundTruth.company_id(self._company_cluster[person.company.key])
 
-    def _add_lead(self, person: Person, shown: Shown, created: datetime, *, owner: str | None = None,
+    def _add_lead(self, person: Person, shown: Shown, created: int, *, owner: str | None = None,
                   status: str | None = None, converted: bool = False) -> str:
         rng = self.rng
         lead_id = self._sf_id("Lead")
@@ -254,7 +271,7 @@ class SeedBuilder:
             self._add_sf_task(lead_id, None, owner, created)
         return lead_id
 
-    def _add_hs_contact(self, person: Person, shown: Shown, created: datetime, *,
+    def _add_hs_contact(self, person: Person, shown: Shown, created: int, *,
                         at_account_contact: bool = False) -> str:
         rng = self.rng
         contact_id = self._hs_id("contacts")
@@ -269,18 +286,16 @@ class SeedBuilder:
         region = region_of(person.country.code)
         if at_account_contact:
             owner = self._owner_local[person.company.key] if rng.random() < 0.7 else None
-            lifecycle = rng.choices(("customer", "opportunity", "salesqualifiedlead", "lead"), (45, 25, 15, 15))[0]
+            lifecycle = weighted(rng, *_LIFECYCLE_ACCOUNT)
         elif rng.random() < HUBSPOT_OWNED_RATE:
             owner = self._lead_owner(region)
-            lifecycle = rng.choices(("salesqualifiedlead", "opportunity", "lead", "marketingqualifiedlead"), (40, 20, 25, 15))[0]
+            lifecycle = weighted(rng, *_LIFECYCLE_OWNED)
         else:
-            lifecycle = rng.choices(("subscriber", "lead", "marketingqualifiedlead"), (25, 55, 20))[0]
+            lifecycle = weighted(rng, *_LIFECYCLE_NEW)
         if owner is None:
             lead_status = "NEW" if rng.random() < 0.7 else None
         else:
-            lead_status = rng.choices(
-                ("OPEN", "IN_PROGRESS", "ATTEMPTED_TO_CONTACT", "CONNECTED", "OPEN_DEAL", "UNQUALIFIED", "BAD_TIMING"),
-                (25, 20, 18, 15, 8, 8, 6))[0]
+            lead_status = weighted(rng, *_LEAD_STATUS_OWNED)
         created_s, modified_s = self._hs_times(created)
         self.hs["contacts"].append(hubspot_contact(
             contact_id, shown, person, owner_id=self.hs_owner[owner] if owner else None,
@@ -306,8 +321,7 @@ class SeedBuilder:
         for _ in range(self.target_leads // 3):
             company = self._pick_account_company(with_account=True)
             person = self.people.make(company, at_account=True)
-            created = person.created - timedelta(days=rng.uniform(30.0, 400.0))
-            created = created.replace(microsecond=(created.microsecond // 1000) * 1000)
+            created = days_before(rng, person.created, 30.0, 400.0)
             hard: set[str] = set()
             shown = present(rng, person, self.people, duplicate=False, hard=hard)
             contact_id = self._sf_id("Contact")
@@ -325,7 +339,7 @@ class SeedBuilder:
             if rng.random() < mess.CONTACT_AS_LEAD_RATE and self._room():
                 dup = self._duplicate_shown(person, hard, cross_crm=False)
                 if rng.random() < 0.5:  # the lead this contact was converted from
-                    lead_id = self._add_lead(person, dup, created - timedelta(days=rng.uniform(1, 30)),
+                    lead_id = self._add_lead(person, dup, days_before(rng, created, 1.0, 30.0),
                                              owner=owner, status="Closed - Converted", converted=True)
                 else:  # came in again through a form: a new lead for an existing contact
                     lead_id = self._add_lead(person, dup, self._later(person.created, 30))
@@ -397,10 +411,9 @@ class SeedBuilder:
             if opp.STAGE_REQUIREMENTS[stage] and rng.random() < opp.STAGE_VIOLATION_RATE:
                 opp.break_some(rng, stage, values)
             opp_id = self._sf_id("Opportunity")
-            created = self.anchor - timedelta(days=rng.uniform(20.0, 400.0))
+            created = days_before(rng, self.now, 20.0, 400.0)
             if stage.startswith("Closed"):
-                created = min(created, datetime.combine(close, datetime.min.time(), UTC) - timedelta(days=10))
-            created = created.replace(microsecond=(created.microsecond // 1000) * 1000)
+                created = min(created, ms_of_date(close) - 10 * DAY)
             created_s, modified_s, modstamp_s = self._stamps(created)
             record: dict[str, Any] = {
                 "Id": opp_id, "Name": opp.opportunity_name(rng, mess.company_display(company.name, company.suffix)),
@@ -433,14 +446,13 @@ class SeedBuilder:
         if opp.STAGE_REQUIREMENTS[stage] and rng.random() < opp.STAGE_VIOLATION_RATE:
             opp.break_some(rng, stage, values, crm="hubspot")
         deal_id = self._hs_id("deals")
-        created = self.anchor - timedelta(days=rng.uniform(20.0, 400.0))
-        created = created.replace(microsecond=(created.microsecond // 1000) * 1000)
+        created = days_before(rng, self.now, 20.0, 400.0)
         created_s, modified_s = self._hs_times(created)
         props: dict[str, str | None] = {
             "dealname": opp.opportunity_name(rng, mess.company_display(company.name, company.suffix)),
             "amount": as_hubspot_string(opp.amount_for(rng, company.employees)),
             "dealstage": opp.HUBSPOT_STAGE[stage], "pipeline": "default",
-            "closedate": hs_iso(datetime.combine(close, datetime.min.time(), UTC).replace(hour=12)),
+            "closedate": hs_iso(ms_of_date(close) + 12 * HOUR),
             "hubspot_owner_id": self.hs_owner[owner],
         }
         props.update(opp.to_hubspot_props(values, as_hubspot_string))
@@ -453,12 +465,12 @@ class SeedBuilder:
             self.assocs.append(("deals", deal_id, "contacts", contact_id, ASSOC_DEAL_CONTACT))
 
     # ---------------------------------------------------------------------------- activity
-    def _add_sf_task(self, who_id: str | None, what_id: str | None, owner: str, after: datetime) -> None:
+    def _add_sf_task(self, who_id: str | None, what_id: str | None, owner: str, after: int) -> None:
         rng = self.rng
         created = self._later(after, 10)
         done = rng.random() < 0.6
         subject = rng.choice(("Call", "Intro email", "Follow up", "Send case study", "Discovery prep"))
-        due = (created + timedelta(days=rng.randint(-2, 7))).date()
+        due = date_of(created + rng.randint(-2, 7) * DAY)
         task_id = self._sf_id("Task")
         created_s, modified_s, modstamp_s = self._stamps(created)
         self.sf["Task"].append({
@@ -472,7 +484,7 @@ class SeedBuilder:
             "IsDeleted": False,
         })
 
-    def _add_hs_task(self, contact_id: str, owner: str, after: datetime) -> None:
+    def _add_hs_task(self, contact_id: str, owner: str, after: int) -> None:
         rng = self.rng
         created = self._later(after, 10)
         done = rng.random() < 0.6
@@ -481,7 +493,7 @@ class SeedBuilder:
         subject = rng.choice(("Call back", "Send pricing", "Follow up on webinar", "Book discovery call"))
         props = {
             "hs_task_subject": subject, "hs_task_body": f"{subject} (logged by rep)",
-            "hs_timestamp": hs_iso(created + timedelta(days=rng.randint(0, 5))),
+            "hs_timestamp": hs_iso(created + rng.randint(0, 5) * DAY),
             "hs_task_status": "COMPLETED" if done else "NOT_STARTED",
             "hs_task_priority": rng.choice(("HIGH", "MEDIUM", "LOW", "MEDIUM")),
             "hs_task_type": rng.choice(("CALL", "EMAIL", "TODO")),
@@ -490,7 +502,7 @@ class SeedBuilder:
         self.hs["tasks"].append(hubspot_record(task_id, props, created_s, modified_s))
         self.assocs.append(("tasks", task_id, "contacts", contact_id, ASSOC_TASK_CONTACT))
 
-    def _add_hs_note(self, contact_id: str, owner: str, person: Person, after: datetime) -> None:
+    def _add_hs_note(self, contact_id: str, owner: str, person: Person, after: int) -> None:
         rng = self.rng
         created = self._later(after, 20)
         note_id = self._hs_id("notes")

@@ -10,8 +10,10 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from connector.sandbox.seed._geo import Country, pick_country
+from connector.sandbox.seed._rand import weighted
 
 INDUSTRIES: tuple[tuple[str, int], ...] = (
     ("Technology", 14), ("Software", 14), ("Financial Services", 8), ("Healthcare", 7),
@@ -103,6 +105,7 @@ _NAMED_INDUSTRY = {"globex.example": "Technology", "initech.example": "Software"
                    "umbrella-corp.example": "Healthcare", "tyrell.example": "Manufacturing"}
 
 
+@lru_cache(maxsize=65536)
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", text.lower())
 
@@ -152,7 +155,7 @@ class CompanyFactory:
         """A new company with a name and domain no other company of this factory has."""
         rng = self._rng
         country = pick_country(rng)
-        industry = rng.choices(_INDUSTRY_NAMES, cum_weights=_INDUSTRY_CUM)[0]
+        industry = weighted(rng, _INDUSTRY_NAMES, _INDUSTRY_CUM)
         for attempt in range(50):
             stem = rng.choice(_STEMS)
             if rng.random() < 0.35:

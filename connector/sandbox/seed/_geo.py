@@ -7,6 +7,7 @@ Phone numbers stay in ranges reserved for fiction where a country has one
 from __future__ import annotations
 
 import random
+from bisect import bisect
 from dataclasses import dataclass
 
 
@@ -91,7 +92,7 @@ def region_of(country_code: str) -> str:
 
 def pick_country(rng: random.Random) -> Country:
     """A country drawn by weight (mostly US, then western Europe, some APAC, a few others)."""
-    return COUNTRY_BY_CODE[rng.choices(_CODES, cum_weights=_CUM_WEIGHTS)[0]]
+    return COUNTRY_BY_CODE[_CODES[bisect(_CUM_WEIGHTS, rng.random() * _CUM_WEIGHTS[-1])]]
 
 
 def phone_digits(rng: random.Random, code: str) -> tuple[str, str]:
@@ -109,5 +110,4 @@ def phone_digits(rng: random.Random, code: str) -> tuple[str, str]:
     calling = {"DE": "49", "NL": "31", "IE": "353", "ES": "34", "IT": "39", "SE": "46", "JP": "81",
                "SG": "65", "IN": "91", "BR": "55", "ZA": "27", "MX": "52"}.get(code, "1")
     length = {"SG": 8, "IN": 10, "JP": 10, "BR": 11, "MX": 10, "DE": 10}.get(code, 9)
-    body = "".join(str(rng.randrange(10)) for _ in range(length - 1))
-    return calling, rng.choice("23456789") + body
+    return calling, f"{rng.randint(2, 9)}{rng.randrange(10 ** (length - 1)):0{length - 1}d}"

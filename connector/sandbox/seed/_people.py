@@ -6,7 +6,6 @@ import random
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 
 from connector.sandbox.seed import messiness as mess
@@ -20,7 +19,7 @@ from connector.sandbox.seed._names import (
     LEVEL_WEIGHTS,
     TITLES_BY_LEVEL,
 )
-from connector.sandbox.seed._rand import cumulative
+from connector.sandbox.seed._rand import cumulative, weighted
 
 LEAD_SOURCES: tuple[tuple[str, int], ...] = (
     ("Web", 34), ("Paid Search", 14), ("LinkedIn", 12), ("Webinar", 10), ("Trade Show", 10),
@@ -85,7 +84,7 @@ class Person:
     lead_source: str
     behaviour: Behaviour
     opt_out: bool
-    created: datetime
+    created: int  # ms since the epoch
     low_fit: bool
 
 
@@ -136,6 +135,9 @@ def draw_behaviour(rng: random.Random, lead_source: str, low_fit: bool = False) 
     if low_fit and rng.random() < 0.75:  # filled in one form, never came back
         return Behaviour(0, 0, 1 if rng.random() < 0.3 else 0, 0, 0, False, False)
     roll = rng.random() * (0.6 if low_fit else 1.0)
+    if roll < ENGAGEMENT_TIERS[0][0]:  # the silent majority: a page view or two at most
+        attended = lead_source == "Webinar" and rng.random() < 0.7
+        return Behaviour(rng.randint(0, 2), 0, 0, 0, 0, attended, False)
     acc = 0.0
     tier = ENGAGEMENT_TIERS[-1]
     for candidate in ENGAGEMENT_TIERS:
@@ -155,7 +157,7 @@ def draw_behaviour(rng: random.Random, lead_source: str, low_fit: bool = False) 
 class PersonFactory:
     """Draws people with unique email keys (two people never share a mailbox)."""
 
-    def __init__(self, rng: random.Random, anchor: datetime) -> None:
+    def __init__(self, rng: random.Random, anchor: int) -> None:
         self._rng = rng
         self._anchor = anchor
         self._keys: set[str] = set()
@@ -194,16 +196,16 @@ class PersonFactory:
         # people mostly live where their company is; a fifth are elsewhere (remote, branch office)
         country = company.country if rng.random() < 0.8 else pick_country(rng)
         names, cum = _CULTURES.get(country.code, _ANGLO)
-        culture = rng.choices(names, cum_weights=cum)[0]
+        culture = weighted(rng, names, cum)
         first = rng.choice(FIRST_NAMES[culture])
         last = rng.choice(LAST_NAMES[culture])
         low_fit = rng.random() < LOW_FIT_RATE
         free = rng.random() < (LOW_FIT_FREE_MAIL if low_fit else FIT_FREE_MAIL)
         domain = rng.choice(mess.FREE_MAIL_DOMAINS) if free else company.domain
         email = self.unique_email(_email_local(rng, first, last, free), domain)
-        source = rng.choices(_SOURCES, cum_weights=_SOURCE_CUM)[0]
+        source = weighted(rng, _SOURCES, _SOURCE_CUM)
         behaviour = draw_behaviour(rng, source, low_fit)
-        level = rng.choices(_LEVELS, cum_weights=_LEVEL_CUM)[0]
+        level = weighted(rng, _LEVELS, _LEVEL_CUM)
         if company.employees < 10 and rng.random() < 0.4:
             level = "c_level"
         elif behaviour.demo_requested and rng.random() < 0.6:  # buyers ask for demos

@@ -52,6 +52,11 @@ class SeedRandom(random.Random):
         return [population[bisect(cum_weights, self.random() * total)] for _ in range(k)]
 
 
+def weighted(rng: random.Random, values: Sequence[T], cum_weights: Sequence[float]) -> T:
+    """One of ``values`` drawn by cumulative weights (one ``random()`` call)."""
+    return values[bisect(cum_weights, rng.random() * cum_weights[-1])]
+
+
 def cumulative(pairs: Sequence[tuple[Any, float]]) -> tuple[tuple[Any, ...], tuple[float, ...]]:
     """(values, cumulative weights) of (value, weight) pairs, for ``choices(cum_weights=...)``."""
     return tuple(v for v, _ in pairs), tuple(accumulate(w for _, w in pairs))

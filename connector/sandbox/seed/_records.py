@@ -133,22 +133,19 @@ def present(
     )
 
 
-def behaviour_fields(person: Person) -> dict[str, Any]:
-    """Salesforce behavioural custom fields (numbers as doubles, checkboxes as bools)."""
+def _person_custom_fields(record: dict[str, Any], person: Person) -> dict[str, Any]:
+    """Add the behavioural custom fields (doubles, checkboxes) and the empty Relay fields."""
     b = person.behaviour
-    return {
-        "Page_Views__c": float(b.page_views), "Email_Clicks__c": float(b.email_clicks),
-        "Form_Submissions__c": float(b.form_submissions),
-        "Content_Downloads__c": float(b.content_downloads),
-        "Pricing_Page_Visits__c": float(b.pricing_page_visits),
-        "Webinar_Attended__c": b.webinar_attended, "Demo_Requested__c": b.demo_requested,
-    }
-
-
-RELAY_PERSON_FIELDS: dict[str, Any] = {
-    "Relay_Score__c": None, "Relay_Score_Category__c": None, "Relay_Routing_Reason__c": None,
-    "Relay_SLA_Due__c": None, "Relay_Matched_Account__c": None, "Relay_Id__c": None,
-}
+    record["Page_Views__c"] = float(b.page_views)
+    record["Email_Clicks__c"] = float(b.email_clicks)
+    record["Form_Submissions__c"] = float(b.form_submissions)
+    record["Content_Downloads__c"] = float(b.content_downloads)
+    record["Pricing_Page_Visits__c"] = float(b.pricing_page_visits)
+    record["Webinar_Attended__c"] = b.webinar_attended
+    record["Demo_Requested__c"] = b.demo_requested
+    record["Relay_Score__c"] = record["Relay_Score_Category__c"] = record["Relay_Routing_Reason__c"] = None
+    record["Relay_SLA_Due__c"] = record["Relay_Matched_Account__c"] = record["Relay_Id__c"] = None
+    return record
 
 
 def salesforce_lead(
@@ -168,9 +165,7 @@ def salesforce_lead(
         "CreatedDate": created, "LastModifiedDate": modified, "SystemModstamp": modstamp,
         "IsDeleted": False,
     }
-    record.update(behaviour_fields(person))
-    record.update(RELAY_PERSON_FIELDS)
-    return record
+    return _person_custom_fields(record, person)
 
 
 def salesforce_contact(
@@ -187,9 +182,7 @@ def salesforce_contact(
         "CreatedDate": created, "LastModifiedDate": modified, "SystemModstamp": modstamp,
         "IsDeleted": False,
     }
-    record.update(behaviour_fields(person))
-    record.update(RELAY_PERSON_FIELDS)
-    return record
+    return _person_custom_fields(record, person)
 
 
 def _s(value: object) -> str | None:
@@ -214,12 +207,13 @@ def hubspot_contact(
         "website": shown.website, "industry": shown.industry, "numemployees": _s(shown.employees),
         "annualrevenue": _s(shown.revenue), "country": shown.country, "state": shown.state,
         "city": shown.city, "hs_lead_status": lead_status, "lifecyclestage": lifecycle,
-        "hubspot_owner_id": owner_id, "hs_email_optout": _s(person.opt_out),
-        "hs_analytics_num_page_views": _s(b.page_views), "hs_email_click": _s(b.email_clicks),
-        "num_conversion_events": _s(b.form_submissions),
-        "content_downloads": _s(b.content_downloads),
-        "pricing_page_visits": _s(b.pricing_page_visits),
-        "webinar_attended": _s(b.webinar_attended), "demo_requested": _s(b.demo_requested),
+        "hubspot_owner_id": owner_id, "hs_email_optout": "true" if person.opt_out else "false",
+        "hs_analytics_num_page_views": str(b.page_views), "hs_email_click": str(b.email_clicks),
+        "num_conversion_events": str(b.form_submissions),
+        "content_downloads": str(b.content_downloads),
+        "pricing_page_visits": str(b.pricing_page_visits),
+        "webinar_attended": "true" if b.webinar_attended else "false",
+        "demo_requested": "true" if b.demo_requested else "false",
         "createdate": created, "lastmodifieddate": modified, "hs_lastmodifieddate": modified,
         "hs_object_id": contact_id,
     }

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connector.sandbox.ids import KEY_PREFIXES, salesforce_id
-from connector.sandbox.seed._clock import hs_iso, sf_datetime
+from connector.sandbox.seed._clock import hs_iso, sf_datetime, to_ms
 
 COMPANY_DOMAIN = "northwind.example"
 
@@ -84,7 +84,7 @@ def salesforce_users(team_since: datetime) -> tuple[list[dict[str, Any]], dict[s
     for n, (member, email, title, department) in enumerate(people, start=1):
         user_id = salesforce_id(KEY_PREFIXES["User"], n)
         created = team_since + timedelta(days=n)
-        stamp = sf_datetime(created)
+        stamp = sf_datetime(to_ms(created))
         users.append({
             "Id": user_id, "FirstName": member.first, "LastName": member.last,
             "Name": f"{member.first} {member.last}", "Email": email, "Username": f"{email}.sandbox",
@@ -105,8 +105,8 @@ def hubspot_owners(team_since: datetime) -> tuple[list[dict[str, Any]], dict[str
         region = member.region
         owners.append({
             "id": owner_id, "email": member.email, "firstName": member.first,
-            "lastName": member.last, "userId": 9120301 + n, "createdAt": hs_iso(created),
-            "updatedAt": hs_iso(created + timedelta(days=30)), "archived": not member.active,
+            "lastName": member.last, "userId": 9120301 + n, "createdAt": hs_iso(to_ms(created)),
+            "updatedAt": hs_iso(to_ms(created + timedelta(days=30))), "archived": not member.active,
             "teams": [{"id": HUBSPOT_TEAM_IDS[region], "name": HUBSPOT_TEAM_NAMES[region], "primary": True}],
             "type": "PERSON",
         })
