@@ -289,3 +289,17 @@ def test_a_full_read_never_checkpoints_past_the_time_it_started(hubspot: HubSpot
     cursor = checkpoint(hubspot)
     assert cursor.last_modified <= before + timedelta(seconds=5)
     assert set(late) <= set(ids(hubspot.read("contacts", FIELDS, cursor)))
+
+
+def test_upserted_tasks_are_linked_through_the_associations_api(hubspot: HubSpotAdapter, hs_url: str) -> None:
+    hubspot.ensure_fields("tasks", [FieldSpec("relay_idempotency_key", "Relay idempotency key", has_unique_value=True)])
+    contacts = [str(r.crm_id) for r in hubspot.write(new_contacts(2, "link"))]
+    ops = [WriteOp("tasks", "upsert", {"hs_task_subject": f"Follow up {c}", "hs_timestamp": "2026-01-01T00:00:00Z",
+                                       "relay_idempotency_key": f"follow-{c}"},
+                   external_id_field="relay_idempotency_key", associations=(("contacts", c),)) for c in contacts]
+    results = hubspot.write(ops)
+    assert all(r.success and r.created for r in results)
+    for contact, result in zip(contacts, results, strict=True):
+        links = api(hs_url, "GET", f"/crm/v4/objects/tasks/{result.crm_id}/associations/contacts")
+        assert [str(r["toObjectId"]) for r in links["results"]] == [contact]
+    assert hubspot.calls.get("write") == 1 + 2  # contacts, the upsert batch, one association batch
