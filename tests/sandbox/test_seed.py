@@ -280,7 +280,8 @@ def test_hubspot_records_are_all_strings_with_consistent_dates(data: SeedData) -
             props = r["properties"]
             assert all(v is None or isinstance(v, str) for v in props.values()), obj
             assert props["hs_object_id"] == r["id"]
-            assert props["createdate"] == r["createdAt"] and props["hs_lastmodifieddate"] == r["updatedAt"]
+            created = props["hs_createdate"] if obj in ("tasks", "notes") else props["createdate"]
+            assert created == r["createdAt"] and props["hs_lastmodifieddate"] == r["updatedAt"]
             assert HS_DATETIME.match(r["createdAt"]) and r["createdAt"] <= r["updatedAt"]
             if obj == "contacts":
                 assert props["lastmodifieddate"] == r["updatedAt"]

@@ -499,7 +499,9 @@ class SeedBuilder:
             "hs_task_type": rng.choice(("CALL", "EMAIL", "TODO")),
             "hubspot_owner_id": self.hs_owner[owner],
         }
-        self.hs["tasks"].append(hubspot_record(task_id, props, created_s, modified_s))
+        if done:
+            props["hs_task_completion_date"] = modified_s
+        self.hs["tasks"].append(hubspot_record(task_id, props, created_s, modified_s, engagement=True))
         self.assocs.append(("tasks", task_id, "contacts", contact_id, ASSOC_TASK_CONTACT))
 
     def _add_hs_note(self, contact_id: str, owner: str, person: Person, after: int) -> None:
@@ -512,7 +514,7 @@ class SeedBuilder:
             "hs_note_body": f"Spoke with {person.first} about {topic}.",
             "hs_timestamp": created_s, "hubspot_owner_id": self.hs_owner[owner],
         }
-        self.hs["notes"].append(hubspot_record(note_id, props, created_s, modified_s))
+        self.hs["notes"].append(hubspot_record(note_id, props, created_s, modified_s, engagement=True))
         self.assocs.append(("notes", note_id, "contacts", contact_id, ASSOC_NOTE_CONTACT))
 
     # -------------------------------------------------------------------------------- all

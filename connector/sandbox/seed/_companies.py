@@ -28,7 +28,7 @@ _STEMS = ["Acme", "Apex", "Arbor", "Argent", "Aster", "Atlas", "Aurora", "Azure"
 _STEMS2 = ["field", "gate", "view", "point", "line", "stone", "bridge", "wood", "works", "mark", "path", "well", "crest", "side", "ford", "vale", "brook", "hill", "water", "light", "spring", "port", "haven", "wind", "rock", "shore"]
 _WORDS: dict[str, tuple[str, ...]] = {
     "Technology": ("Technologies", "Systems", "Labs", "Digital", "Networks", "Tech"),
-    "Software": ("Software", "Cloud", "Analytics", "Data", "AI", "Apps", "io"),
+    "Software": ("Software", "Cloud", "Analytics", "Data", "AI", "Apps", "HQ"),
     "Financial Services": ("Capital", "Financial", "Partners", "Payments", "Wealth"),
     "Healthcare": ("Health", "Medical", "Biotech", "Care", "Therapeutics"),
     "Manufacturing": ("Industries", "Manufacturing", "Robotics", "Materials", "Components"),

@@ -222,11 +222,12 @@ def hubspot_contact(
 
 
 def hubspot_record(
-    record_id: str, props: Mapping[str, str | None], created: str, modified: str
+    record_id: str, props: Mapping[str, str | None], created: str, modified: str, *, engagement: bool = False,
 ) -> dict[str, Any]:
-    """Any other HubSpot object (companies, deals, tasks, notes) with the standard date properties."""
+    """Any other HubSpot object (companies, deals; tasks and notes are engagements, whose
+    creation date property is ``hs_createdate``) with the standard date properties."""
     props = dict(props)
-    props["createdate"] = created
+    props["hs_createdate" if engagement else "createdate"] = created
     props["hs_lastmodifieddate"] = modified
     props["hs_object_id"] = record_id
     return {"id": record_id, "properties": props, "createdAt": created, "updatedAt": modified,

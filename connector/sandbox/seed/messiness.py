@@ -98,8 +98,8 @@ def company_variant(rng: random.Random, name: str, suffix: str) -> str:
     other = rng.choice(_SUFFIX_SWAPS.get(suffix, ("Inc.", "Ltd", "")))
     if roll == 0:
         return f"{name.upper()} {other}".replace(" ,", ",").strip()
-    if roll == 1:
-        return f"{name}, {suffix or 'Inc.'}"
+    if roll == 1:  # "Acme, Inc." / "Acme, Ltd."
+        return f"{name}, {'Ltd.' if suffix.startswith(('Ltd', 'Limited', 'Pty')) else 'Inc.'}"
     if roll == 2:
         return f"{name} {suffix}".lower().replace(".", "").replace(",", "").strip()
     if roll == 3:
