@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -148,6 +151,27 @@ def test_same_inputs_give_byte_identical_json() -> None:
     assert first == second
     assert hashlib.sha256(generate(4, 300, ANCHOR).to_json().encode()).hexdigest() != first
     assert hashlib.sha256(generate(3, 300, ANCHOR + timedelta(days=1)).to_json().encode()).hexdigest() != first
+
+
+def test_output_does_not_depend_on_string_hashing() -> None:
+    script = (
+        "import hashlib; from datetime import datetime, UTC; from connector.sandbox.seed import generate; "
+        "print(hashlib.sha256(generate(8, 150, datetime(2026, 1, 5, 9, tzinfo=UTC)).to_json().encode()).hexdigest())"
+    )
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1
+
+
+def test_truth_serialises_with_readable_keys(data: SeedData) -> None:
+    truth = json.loads(data.truth.to_json())
+    assert truth["persons"][0] == [list(k) for k in data.truth.persons[0]]
+    key = next(iter(data.truth.stage_violations))
+    assert truth["stage_violations"]["/".join(key)] == data.truth.stage_violations[key]
+    assert json.loads(data.to_json())["truth"] == truth
 
 
 def test_generation_does_not_touch_the_global_random_stream() -> None:
@@ -395,6 +419,12 @@ def test_clusters_share_one_email_key_unless_flagged_hard(data: SeedData) -> Non
             assert len(keys) <= 1
     assert len([c for c in data.truth.persons if len({k[0] for k in c}) > 1]) > 0.15 * len(data.salesforce["Lead"])
     assert hard_seen  # the hard cases exist and are labelled
+
+
+def test_every_kind_of_hard_case_occurs(big: SeedData) -> None:
+    reasons = Counter(r for rs in big.truth.hard.values() for r in rs)
+    assert {"email_typo", "personal_email", "missing_email"} <= set(reasons)
+    assert len(big.truth.hard) < 0.05 * len(big.truth.persons)
 
 
 def test_duplicates_really_look_different(big: SeedData) -> None:
