@@ -52,7 +52,7 @@ INACTIVE_OWNER_RATE = 0.05
 #: Records whose SystemModstamp is the instant of one nightly mass update (shared to the ms).
 MASS_UPDATE_RATE = 0.12
 #: A lead's company is a newly seen prospect company (else one that already sent leads).
-NEW_PROSPECT_COMPANY_RATE = 0.6
+NEW_PROSPECT_COMPANY_RATE = 0.45
 #: Of the account people: working for one of the four named accounts.
 NAMED_ACCOUNT_SHARE = 0.12
 
@@ -100,6 +100,7 @@ class SeedBuilder:
         self._hs_next = {"contacts": 1001, "companies": 5001, "deals": 9001, "tasks": 30001, "notes": 40001}
         self._hs_emails: set[str] = set()
         self.mass_update = to_ms((anchor - timedelta(days=2)).replace(hour=3, minute=14, second=7, microsecond=512000))
+        self._mass_update_s = sf_datetime(self.mass_update)
         self._reps = reps_by_region(active_only=True)
         self._sdrs = sdrs_by_region()
         self._inactive = [m.local for m in TEAM if not m.active]
@@ -123,13 +124,16 @@ class SeedBuilder:
 
     def _stamps(self, created: int) -> Stamps:
         modified = modified_after(self.rng, created, self.now)
-        modstamp = modified
+        created_s = sf_datetime(created)
+        modified_s = created_s if modified == created else sf_datetime(modified)
         if self.rng.random() < MASS_UPDATE_RATE and modified <= self.mass_update:
-            modstamp = self.mass_update
-        return sf_datetime(created), sf_datetime(modified), sf_datetime(modstamp)
+            return created_s, modified_s, self._mass_update_s
+        return created_s, modified_s, modified_s
 
     def _hs_times(self, created: int) -> tuple[str, str]:
-        return hs_iso(created), hs_iso(modified_after(self.rng, created, self.now))
+        modified = modified_after(self.rng, created, self.now)
+        created_s = hs_iso(created)
+        return created_s, created_s if modified == created else hs_iso(modified)
 
     def _later(self, moment: int, max_days: float) -> int:
         return later(self.rng, moment, max_days, self.now)
@@ -242,13 +246,13 @@ class SeedBuilder:
                        hard: set[str]) -> None:
         index = len(self.truth.persons)
         self.truth.persons.append(cluster)
-        person_id = GroundTruth.person_id(index)
-        if len(cluster) > 1 and any(e is None for e in emails):
+        if len(cluster) > 1 and None in emails:
             hard.add("missing_email")
         if hard:
-            self.truth.hard[person_id] = sorted(hard)
+            self.truth.hard[GroundTruth.person_id(index)] = sorted(hard)
         if person.at_account:
-            self.truth.person_company[person_id] = GroundTruth.company_id(self._company_cluster[person.company.key])
+            self.truth.person_company[GroundTruth.person_id(index)] = GroundTruth.company_id(
+                self._company_cluster[person.company.key])
 
     def _add_lead(self, person: Person, shown: Shown, created: int, *, owner: str | None = None,
                   status: str | None = None, converted: bool = False) -> str:
