@@ -76,6 +76,12 @@ class CrmView:
     people: dict[str, PersonInCrm]
     tasks: list[TaskInCrm]
     owner_ids_by_email: dict[str, str]
+    account_owners: dict[str, str | None]
+    """Owner of each account (company) by its id."""
+
+    def account_owner_active(self, account_id: str) -> bool:
+        """Whether the account's owner is an active user of the CRM."""
+        return self.account_owners.get(account_id) in set(self.owner_ids_by_email.values())
 
     def relay_tasks(self) -> list[TaskInCrm]:
         """Tasks Relay created (they carry its idempotency key)."""
@@ -145,7 +151,8 @@ def read_salesforce(sandbox: SalesforceSandbox) -> CrmView:
         )["records"]
     ]
     users = sf.query_all("SELECT Id, Email FROM User WHERE IsActive = true")["records"]
-    return CrmView("salesforce", people, tasks, {u["Email"].lower(): u["Id"] for u in users if u["Email"]})
+    accounts = {a["Id"]: a["OwnerId"] for a in sf.query_all("SELECT Id, OwnerId FROM Account")["records"]}
+    return CrmView("salesforce", people, tasks, {u["Email"].lower(): u["Id"] for u in users if u["Email"]}, accounts)
 
 
 def read_hubspot(sandbox: HubSpotSandbox) -> CrmView:
@@ -172,7 +179,9 @@ def read_hubspot(sandbox: HubSpotSandbox) -> CrmView:
             idempotency_key=p.get("relay_idempotency_key") or None, subject=p.get("hs_task_subject"),
         ))
     owners = client.crm.owners.get_all()
-    return CrmView("hubspot", people, tasks, {o.email.lower(): str(o.id) for o in owners if o.email})
+    companies = {c.id: c.properties.get("hubspot_owner_id") or None
+                 for c in client.crm.companies.get_all(properties=["hubspot_owner_id"])}
+    return CrmView("hubspot", people, tasks, {o.email.lower(): str(o.id) for o in owners if o.email}, companies)
 
 
 def write_calls(ledger: Ledger) -> list[LedgerEntry]:

@@ -162,13 +162,18 @@ def _kept(engine: Engine, connection: str, crm_id: str) -> bool:
 
 
 def unrouted_leads(view: CrmView, engine: Engine, connection: str, lead_object: str) -> list[str]:
-    """Unconverted leads Relay should have routed (score 40+ or an account match) with no active assignment."""
+    """Unconverted leads Relay should have routed with no active assignment.
+
+    Those are the leads scoring 40 or more, and the leads matched to an account whose
+    owner is an active user (they go to the account owner whatever their score).
+    """
     assignments = active_assignments(engine, connection)
     return [
         f"{connection} {p.object} {p.id}: score {p.score}, account {p.matched_account}, but not routed"
         for p in view.people.values()
         if p.object == lead_object and not p.converted and p.id not in assignments
-        and ((p.score or 0) >= NURTURE_BELOW or p.matched_account)
+        and ((p.score or 0) >= NURTURE_BELOW
+             or (p.matched_account and view.account_owner_active(p.matched_account)))
     ]
 
 
