@@ -82,6 +82,15 @@ STAGE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "Closed Lost": (),
 }
 
+#: The requirements reps skip most often, per stage: the newest paperwork of the stage.
+_OFTEN_MISSED: dict[str, tuple[str, ...]] = {
+    "Discovery": _EXIT["Prospecting"],
+    "Solution Design": _EXIT["Discovery"],
+    "Proposal": ("roi_validated",) + _EXIT["Proposal"],
+    "Negotiation": ("discount_approval", "decision_date"),
+    "Closed Won": ("handoff_csm", "success_criteria", "go_live_date", "contract_term", "contract_sent"),
+}
+
 _PAINS = (
     "Leads sit unassigned for days; no SLA tracking",
     "Duplicate records between marketing automation and CRM",
@@ -168,7 +177,11 @@ def criteria_values(
 
 def break_some(rng: random.Random, stage: str, values: dict[str, Any], crm: str = "salesforce") -> None:
     """Break one or two of the stage's requirements in place (a realistic gate violation)."""
-    candidates = [c for c in STAGE_REQUIREMENTS[stage] if CRITERIA[c][0 if crm == "salesforce" else 1]]
+    column = 0 if crm == "salesforce" else 1
+    candidates = [c for c in STAGE_REQUIREMENTS[stage] if CRITERIA[c][column]]
+    focus = [c for c in _OFTEN_MISSED.get(stage, ()) if CRITERIA[c][column]]
+    if focus and rng.random() < 0.75:  # what reps skip most is the stage's own paperwork
+        candidates = focus
     if not candidates:
         return
     for criterion in rng.sample(candidates, min(len(candidates), rng.choice((1, 1, 2)))):
