@@ -95,19 +95,23 @@ def pick_country(rng: random.Random) -> Country:
     return COUNTRY_BY_CODE[_CODES[bisect(_CUM_WEIGHTS, rng.random() * _CUM_WEIGHTS[-1])]]
 
 
+_AREA_CODES = {"US": ("415", "212", "512", "206", "617", "312", "303", "404", "305", "612"),
+               "CA": ("416", "604", "514", "613")}
+_CALLING_CODES = {"DE": "49", "NL": "31", "IE": "353", "ES": "34", "IT": "39", "SE": "46", "JP": "81",
+                  "SG": "65", "IN": "91", "BR": "55", "ZA": "27", "MX": "52"}
+_NATIONAL_LENGTH = {"SG": 8, "IN": 10, "JP": 10, "BR": 11, "MX": 10, "DE": 10}
+
+
 def phone_digits(rng: random.Random, code: str) -> tuple[str, str]:
     """A (country calling code, national significant number) pair, fictional where possible."""
-    n = rng.randrange(100)
-    if code in ("US", "CA"):
-        area = rng.choice(("415", "212", "512", "206", "617", "312", "303", "404", "305", "416", "604"))
-        return "1", f"{area}55501{n:02d}"
-    if code == "GB":
+    areas = _AREA_CODES.get(code)
+    if areas is not None:  # North America: 555-0100 to 555-0199 are reserved for fiction
+        return "1", f"{rng.choice(areas)}55501{rng.randrange(100):02d}"
+    if code == "GB":  # Ofcom's drama range 020 7946 0000-0999
         return "44", f"2079460{rng.randrange(1000):03d}"
-    if code == "AU":
+    if code == "AU":  # ACMA's fiction range 0491 570 xxx
         return "61", f"491570{rng.randrange(1000):03d}"
-    if code == "FR":
-        return "33", f"199001{n:02d}{rng.randrange(10)}"[:9]
-    calling = {"DE": "49", "NL": "31", "IE": "353", "ES": "34", "IT": "39", "SE": "46", "JP": "81",
-               "SG": "65", "IN": "91", "BR": "55", "ZA": "27", "MX": "52"}.get(code, "1")
-    length = {"SG": 8, "IN": 10, "JP": 10, "BR": 11, "MX": 10, "DE": 10}.get(code, 9)
-    return calling, f"{rng.randint(2, 9)}{rng.randrange(10 ** (length - 1)):0{length - 1}d}"
+    if code == "FR":  # ARCEP's fiction range 01 99 00 xx xx
+        return "33", f"19900{rng.randrange(10000):04d}"
+    length = _NATIONAL_LENGTH.get(code, 9)
+    return _CALLING_CODES.get(code, "1"), f"{rng.randint(2, 9)}{rng.randrange(10 ** (length - 1)):0{length - 1}d}"

@@ -27,8 +27,9 @@ LEAD_SOURCES: tuple[tuple[str, int], ...] = (
 )
 _SOURCES, _SOURCE_CUM = cumulative(LEAD_SOURCES)
 _LEVELS, _LEVEL_CUM = cumulative(LEVEL_WEIGHTS)
-_CULTURES = {code: cumulative(pairs) for code, pairs in CULTURES_BY_COUNTRY.items()}
-_ANGLO = cumulative((("anglo", 1),))
+# each culture repeated by its weight: one draw picks a culture by weight
+_CULTURE_POOLS = {code: tuple(c for c, w in pairs for _ in range(w)) for code, pairs in CULTURES_BY_COUNTRY.items()}
+_ANGLO_POOL = ("anglo",)
 
 #: Engagement tiers: (share of people, page views, email clicks, form submissions, content
 #: downloads, pricing page visits, webinar chance, demo chance). Skewed like a real funnel:
@@ -193,22 +194,23 @@ class PersonFactory:
     def make(self, company: Company, at_account: bool) -> Person:
         """A new person working for ``company``."""
         rng = self._rng
+        rnd = rng.random
         # people mostly live where their company is; a fifth are elsewhere (remote, branch office)
-        country = company.country if rng.random() < 0.8 else pick_country(rng)
-        names, cum = _CULTURES.get(country.code, _ANGLO)
-        culture = weighted(rng, names, cum)
+        country = company.country if rnd() < 0.8 else pick_country(rng)
+        pool = _CULTURE_POOLS.get(country.code, _ANGLO_POOL)
+        culture = pool[int(rnd() * len(pool))]
         first = rng.choice(FIRST_NAMES[culture])
         last = rng.choice(LAST_NAMES[culture])
-        low_fit = rng.random() < LOW_FIT_RATE
-        free = rng.random() < (LOW_FIT_FREE_MAIL if low_fit else FIT_FREE_MAIL)
+        low_fit = rnd() < LOW_FIT_RATE
+        free = rnd() < (LOW_FIT_FREE_MAIL if low_fit else FIT_FREE_MAIL)
         domain = rng.choice(mess.FREE_MAIL_DOMAINS) if free else company.domain
         email = self.unique_email(_email_local(rng, first, last, free), domain)
         source = weighted(rng, _SOURCES, _SOURCE_CUM)
         behaviour = draw_behaviour(rng, source, low_fit)
         level = weighted(rng, _LEVELS, _LEVEL_CUM)
-        if company.employees < 10 and rng.random() < 0.4:
+        if company.employees < 10 and rnd() < 0.4:
             level = "c_level"
-        elif behaviour.demo_requested and rng.random() < 0.6:  # buyers ask for demos
+        elif behaviour.demo_requested and rnd() < 0.6:  # buyers ask for demos
             level = rng.choice(("c_level", "vp", "director"))
         title = rng.choice(LOW_FIT_TITLES if low_fit else TITLES_BY_LEVEL[level])
         calling, national = phone_digits(rng, country.code)
@@ -221,7 +223,7 @@ class PersonFactory:
             key=self._next, first=first, last=last, email=email, company=company,
             at_account=at_account, title=title, level=level, calling=calling, national=national,
             country=country, state=state, city=city, lead_source=source,
-            behaviour=behaviour, opt_out=rng.random() < mess.EMAIL_OPT_OUT_RATE,
+            behaviour=behaviour, opt_out=rnd() < mess.EMAIL_OPT_OUT_RATE,
             created=recent_created(rng, self._anchor), low_fit=low_fit,
         )
 

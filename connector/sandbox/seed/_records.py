@@ -51,59 +51,60 @@ def present(
         hard: reasons this person's records are hard to match are added here.
         email: the address this record starts from (default: the person's own).
     """
+    rnd = rng.random
     first: str | None = person.first
     last: str | None = person.last
     shown_email: str | None = email or person.email
     if duplicate and shown_email is not None:
         nicks = NICKNAMES.get(person.first)
-        if nicks and rng.random() < mess.NICKNAME_RATE:
+        if nicks and rnd() < mess.NICKNAME_RATE:
             first = rng.choice(nicks)
-        elif rng.random() < mess.NAME_TYPO_RATE:
-            if rng.random() < 0.5:
+        elif rnd() < mess.NAME_TYPO_RATE:
+            if rnd() < 0.5:
                 first = mess.name_typo(rng, person.first)
             else:
                 last = mess.name_typo(rng, person.last)
-        if rng.random() < mess.DUPLICATE_WITHOUT_EMAIL_RATE:
+        if rnd() < mess.DUPLICATE_WITHOUT_EMAIL_RATE:
             shown_email = None
-        elif rng.random() < mess.EMAIL_TYPO_RATE:
+        elif rnd() < mess.EMAIL_TYPO_RATE:
             typo = mess.email_typo(rng, shown_email)
             if people.claim(typo):
                 shown_email = typo
                 hard.add("email_typo")
-        elif rng.random() < mess.EMAIL_VARIANT_RATE:
+        elif rnd() < mess.EMAIL_VARIANT_RATE:
             shown_email = mess.email_variant(rng, shown_email)
-    elif rng.random() < mess.MISSING_EMAIL_RATE:
+    elif rnd() < mess.MISSING_EMAIL_RATE:
         shown_email = None
-    if rng.random() < mess.MISSING_LAST_NAME_RATE:
+    if rnd() < mess.MISSING_LAST_NAME_RATE:
         last = None
 
     phone: str | None = None
-    if rng.random() >= mess.MISSING_PHONE_RATE:
-        if rng.random() < mess.JUNK_PHONE_RATE:
+    if rnd() >= mess.MISSING_PHONE_RATE:
+        if rnd() < mess.JUNK_PHONE_RATE:
             phone = rng.choice(mess.JUNK_PHONES)
         else:
             phone = mess.messy_phone(rng, person.calling, person.national)
 
     company_obj = person.company
     company: str | None = None
-    if rng.random() >= mess.MISSING_COMPANY_RATE:
-        if rng.random() < mess.COMPANY_VARIANT_RATE:
+    if rnd() >= mess.MISSING_COMPANY_RATE:
+        if rnd() < mess.COMPANY_VARIANT_RATE:
             company = mess.company_variant(rng, company_obj.name, company_obj.suffix)
         else:
             company = mess.company_display(company_obj.name, company_obj.suffix)
 
     title: str | None = None
-    if rng.random() >= mess.MISSING_TITLE_RATE:
+    if rnd() >= mess.MISSING_TITLE_RATE:
         title = person.title
-        if rng.random() < mess.TITLE_VARIANT_RATE:
+        if rnd() < mess.TITLE_VARIANT_RATE:
             title = mess.messy_title(rng, title)
 
     country: str | None = None
-    if rng.random() >= mess.MISSING_COUNTRY_RATE:
+    if rnd() >= mess.MISSING_COUNTRY_RATE:
         country = mess.messy_country(rng, person.country)
     state = mess.messy_state(rng, person.country, person.state) if person.state else None
 
-    if rng.random() < mess.WHITESPACE_JUNK_RATE:
+    if rnd() < mess.WHITESPACE_JUNK_RATE:
         which = rng.randrange(3)
         if which == 0 and first:
             first = mess.junk_whitespace(rng, first)
@@ -112,7 +113,7 @@ def present(
         elif company:
             company = mess.junk_whitespace(rng, company)
 
-    roll = rng.random()
+    roll = rnd()
     website = None
     if roll < 0.45:
         website = rng.choice(("https://www.", "http://", "www.", "", "https://")) + company_obj.domain
@@ -125,11 +126,11 @@ def present(
         shares = (0.7, 0.6, 0.45)
     return Shown(
         first=first, last=last, email=shown_email, phone=phone, company=company, title=title,
-        country=country, state=state, city=person.city if rng.random() < 0.85 else None,
+        country=country, state=state, city=person.city if rnd() < 0.85 else None,
         website=website,
-        industry=company_obj.industry if rng.random() < shares[0] else None,
-        employees=company_obj.employees if rng.random() < shares[1] else None,
-        revenue=company_obj.revenue if rng.random() < shares[2] else None,
+        industry=company_obj.industry if rnd() < shares[0] else None,
+        employees=company_obj.employees if rnd() < shares[1] else None,
+        revenue=company_obj.revenue if rnd() < shares[2] else None,
     )
 
 
