@@ -362,6 +362,19 @@ def test_every_reference_resolves(data: SeedData) -> None:
     assert all(pairs[p] > 0 for p in allowed_types)
 
 
+def test_associations_agree_with_the_truth(data: SeedData) -> None:
+    person_of = data.truth.person_of()
+    company_of = data.truth.company_of()
+    deal_company = {a[1]: a[3] for a in data.hubspot_associations if a[0] == "deals" and a[2] == "companies"}
+    for from_type, from_id, to_type, to_id, _ in data.hubspot_associations:
+        if (from_type, to_type) == ("contacts", "companies"):
+            works_for = data.truth.person_company[person_of[("hubspot", "contacts", from_id)]]
+            assert works_for == company_of[("hubspot", "companies", to_id)]
+        if (from_type, to_type) == ("deals", "contacts"):
+            works_for = data.truth.person_company[person_of[("hubspot", "contacts", to_id)]]
+            assert works_for == company_of[("hubspot", "companies", deal_company[from_id])]
+
+
 def test_new_leads_mostly_wait_in_the_lead_queue(big: SeedData) -> None:
     queue = next(u["Id"] for u in big.salesforce["User"] if u["Email"] == "lead.queue@northwind.example")
     leads = big.salesforce["Lead"]

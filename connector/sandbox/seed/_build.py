@@ -305,6 +305,12 @@ class SeedBuilder:
             contact_id, shown, person, owner_id=self.hs_owner[owner] if owner else None,
             lead_status=lead_status, lifecycle=lifecycle, created=created_s, modified=modified_s))
         company_id = self._hs_company_id.get(person.company.key) if person.at_account else None
+        # HubSpot associates a contact with a company by email domain; contacts of customers
+        # were associated by hand. A gmail user of an account company stays unassociated.
+        if company_id is not None and not at_account_contact and not (
+            shown.email and shown.email.lower().endswith("@" + person.company.domain)
+        ):
+            company_id = None
         if company_id is not None:
             self.assocs.append(("contacts", contact_id, "companies", company_id, ASSOC_CONTACT_COMPANY))
             self.assocs.append(("companies", company_id, "contacts", contact_id, ASSOC_COMPANY_CONTACT))
