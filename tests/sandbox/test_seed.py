@@ -666,3 +666,63 @@ def test_one_hundred_thousand_leads() -> None:
     assert len(data.salesforce["Lead"]) == 100_000
     assert len(data.salesforce["Account"]) > 10_000
     assert len(data.hubspot["contacts"]) >= 100_000
+
+
+# ------------------------------------------------------------------------ messiness helpers
+_local = st.from_regex(r"[a-z]{1,8}(\.[a-z]{1,8})?", fullmatch=True)
+_domain = st.sampled_from(["gmail.com", "acme.example", "yahoo.com", "initech.example"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(local=_local, domain=_domain, seed=st.integers(0, 10_000))
+def test_email_variants_are_the_same_mailbox(local: str, domain: str, seed: int) -> None:
+    import random
+
+    email = f"{local}@{domain}"
+    variant = mess.email_variant(random.Random(seed), email)
+    assert variant != email
+    assert email_key(variant) == email_key(email)
+
+
+@settings(max_examples=200, deadline=None)
+@given(local=_local, domain=_domain, seed=st.integers(0, 10_000))
+def test_email_typos_change_the_mailbox_but_stay_valid(local: str, domain: str, seed: int) -> None:
+    import random
+
+    email = f"{local}@{domain}"
+    typo = mess.email_typo(random.Random(seed), email)
+    assert email_key(typo) != email_key(email)
+    assert re.fullmatch(r"[a-z0-9._+]+@[a-z0-9.-]+", typo)
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.from_regex(r"[A-Z][a-z]{2,10}", fullmatch=True), seed=st.integers(0, 10_000))
+def test_name_typos_are_one_edit_away(name: str, seed: int) -> None:
+    import random
+
+    typo = mess.name_typo(random.Random(seed), name)
+    assert len(typo) == len(name) and typo[0] == name[0]
+    diff = [i for i, (a, b) in enumerate(zip(name, typo, strict=True)) if a != b]
+    swapped = len(diff) == 2 and diff[1] == diff[0] + 1 and name[diff[0]] == typo[diff[1]]
+    assert len(diff) == 1 or swapped
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 10_000), calling=st.sampled_from(["1", "44", "49", "33"]),
+       national=st.from_regex(r"[2-9][0-9]{8,9}", fullmatch=True))
+def test_messy_phones_keep_every_digit(seed: int, calling: str, national: str) -> None:
+    import random
+
+    phone = mess.messy_phone(random.Random(seed), calling, national)
+    digits = re.sub(r"\D", "", phone.split(" ext.")[0])
+    assert national in digits
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 10_000), suffix=st.sampled_from(["Inc.", "Corp", "Ltd", "GmbH", "", "Corporation"]))
+def test_company_variants_keep_the_name(seed: int, suffix: str) -> None:
+    import random
+
+    variant = mess.company_variant(random.Random(seed), "Blue Harbor", suffix)
+    assert "blue harbor" in variant.lower()
+    assert ", ," not in variant and not variant.endswith(",")
