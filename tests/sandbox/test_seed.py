@@ -199,6 +199,8 @@ def test_default_anchor_is_today_at_midnight_utc() -> None:
         ({"leads": -1}, "leads"),
         ({"leads": 2.5}, "leads"),
         ({"seed": "x"}, "seed"),
+        ({"seed": -1}, "seed"),
+        ({"anchor": "2026-01-01"}, "anchor"),
         ({"anchor": datetime(2026, 1, 1)}, "anchor"),
     ],
 )

@@ -26,7 +26,7 @@ def generate(seed: int = 42, leads: int = 500, anchor: datetime | None = None) -
     """Generate the sandbox CRMs' seed data.
 
     Args:
-        seed: seed of the one ``random.Random`` everything is drawn from.
+        seed: seed of the one random stream everything is drawn from (non-negative).
         leads: number of Salesforce leads; HubSpot gets about as many contacts, the CRMs
             about leads/8 accounts (at least 20), leads/3 Salesforce contacts and leads/5
             opportunities (at least 14, so every stage appears at least twice).
@@ -37,11 +37,12 @@ def generate(seed: int = 42, leads: int = 500, anchor: datetime | None = None) -
         The data set; the same arguments always give byte-identical ``to_json()``.
 
     Raises:
-        ValueError: when ``leads`` is negative or not an int, ``seed`` is not an int, or
-            ``anchor`` is naive.
+        ValueError: when ``leads`` or ``seed`` is negative or not an int, or ``anchor`` is
+            not a timezone-aware datetime.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"generate(seed=...): seed must be an int, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        # random.Random(-n) is random.Random(n): a negative seed would silently repeat another
+        raise ValueError(f"generate(seed=...): seed must be a non-negative int, got {seed!r}")
     if isinstance(leads, bool) or not isinstance(leads, int) or leads < 0:
         raise ValueError(f"generate(leads=...): leads must be a non-negative int, got {leads!r}")
     if anchor is None:
