@@ -219,8 +219,14 @@ def _finish(ctx: _RunContext, status: SyncStatus, error: str | None) -> None:
 
 
 def _ensure_fields(ctx: _RunContext) -> None:
+    """Make sure every field Relay writes exists: HubSpot creates its properties, Salesforce checks them."""
+    synced = set(ctx.config.connection(ctx.connection).objects)
     for mapping in ctx.config.mapping_for(ctx.connection).objects.values():
+        if mapping.name not in synced and mapping.entity != "task":
+            continue
         specs = [FieldSpec.of(spec.model_dump(by_alias=True)) for spec in mapping.create_properties]
+        if not specs:
+            specs = [FieldSpec.of(fm.crm) for fm in mapping.write_fields()]
         if specs:
             ctx.adapter.ensure_fields(mapping.name, specs)
 
