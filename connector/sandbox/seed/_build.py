@@ -85,7 +85,7 @@ class SeedBuilder:
         self.rng = SeedRandom(seed)
         self.people = PersonFactory(self.rng, self.now)
         self.companies = CompanyFactory(self.rng)
-        team_since = anchor - timedelta(days=420)
+        team_since = anchor - timedelta(days=1000)  # the team predates every record
         self.users, self.sf_user = salesforce_users(team_since)
         self.owners, self.hs_owner = hubspot_owners(team_since)
         self.sf: dict[str, list[dict[str, Any]]] = {
