@@ -123,7 +123,7 @@ def email_variant(rng: random.Random, email: str) -> str:
     """The same mailbox written differently: case, +tag, or (gmail) dots."""
     local, domain = email.split("@", 1)
     choices = ["case", "tag"]
-    if domain == "gmail.com":
+    if domain == "gmail.com" and len(local.replace(".", "")) > 1:
         choices.append("dots")
     kind = rng.choice(choices)
     if kind == "case":
