@@ -7,7 +7,22 @@ ground truth that Relay's decision core is measured against (which records are
 the same person or company, who works for which account, which opportunities
 break their stage gate). Same inputs, byte-identical output.
 
-The rates of every kind of mess are constants in ``seed.messiness``.
+Where things are:
+
+- ``seed.messiness``: the rate of every kind of mess (duplicates, email variants, typos,
+  free mail, missing fields, phone/country/state/title formats) and the helpers that
+  make it; ``seed._build`` has the ownership rates (Lead Queue, inactive owner, mass
+  update), ``seed._people`` the behaviour tiers that give the score funnel.
+- ``seed.opportunities``: the stages of seed 002's sales process, ``STAGE_REQUIREMENTS``
+  (what an opportunity in a stage must show) and ``violations()``.
+- ``GroundTruth``: person clusters ``P<i>``, company clusters ``C<j>``, who works for which
+  account, stage violations, and the person clusters that email keys cannot match
+  (``hard``: "email_typo", "personal_email", "missing_email").
+
+Salesforce records use the API field names of the shared contracts and of
+``connector.sandbox.schema``; ids come from ``connector.sandbox.ids.salesforce_id``.
+HubSpot records have string property values and ids from 1001 (contacts), 5001
+(companies), 9001 (deals), 30001 (tasks), 40001 (notes).
 """
 
 from __future__ import annotations
