@@ -94,20 +94,42 @@ def _owner_active(email: str, rules: Rules, active: Mapping[str, bool]) -> bool:
     return (member is None or member.active) and active.get(email, True)
 
 
-def _is_owned_contact(person: Person, rules: Rules) -> bool:
-    return (person.kind == "contact" and not _blank(person.owner_id)
-            and not rules.routing.reroute_owned_contacts)
+def _crm_owner(person: Person, owners: OwnerIndex) -> Owner | None:
+    if _blank(person.owner_id):
+        return None
+    assert person.owner_id is not None
+    return owners.get((person.ref.connection, person.owner_id)) or owners.get((None, person.owner_id))
+
+
+def _keeps_crm_owner(person: Person, rules: Rules, owners: OwnerIndex) -> bool:
+    """Whether the owner the CRM already gives this person stays (no routing).
+
+    Contacts keep any owner (unless ``reroute_owned_contacts``); leads keep an owner who is
+    an active member of the team (unless ``reroute_rep_owned_leads``): a lead sitting with
+    a queue or integration user is exactly what Relay must route.
+    """
+    if _blank(person.owner_id):
+        return False
+    if person.kind == "contact":
+        return not rules.routing.reroute_owned_contacts
+    if rules.routing.reroute_rep_owned_leads:
+        return False
+    owner = _crm_owner(person, owners)
+    if owner is None or not owner.active or not owner.email:
+        return False
+    member = rules.routing.member(owner.email)
+    return member is not None and member.active
 
 
 def _crm_owner_decision(item: _Prepared, owners: OwnerIndex, tier: str) -> RoutingDecision:
     person = item.person
-    assert person.owner_id is not None
-    owner = owners.get((person.ref.connection, person.owner_id)) or owners.get((None, person.owner_id))
+    owner = _crm_owner(person, owners)
     email = owner.email.strip().lower() if owner is not None and owner.email else None
     who = email or f"CRM user {person.owner_id}"
+    kind = "Contact" if person.kind == "contact" else "Lead"
     return RoutingDecision(
-        owner_email=email, tier=tier, rule="crm_contact_owner",
-        reason=f"Contact already owned in the CRM by {who}; kept", kept_existing=True,
+        owner_email=email, tier=tier, rule=f"crm_{person.kind}_owner",
+        reason=f"{kind} already owned in the CRM by {who}; kept", kept_existing=True,
     )
 
 
@@ -175,7 +197,7 @@ def _decide_cluster(
     existing = next((existing_assignments[r] for r in cluster.members
                      if r in existing_assignments), None)
     routable = [m for m in members
-                if not m.person.is_converted and not _is_owned_contact(m.person, rules)]
+                if not m.person.is_converted and not _keeps_crm_owner(m.person, rules, owners)]
     shared: RoutingDecision | None = None
     sla: SlaDecision | None = None
     primary: _Prepared | None = None
@@ -198,7 +220,7 @@ def _decide_cluster(
     decisions: dict[RecordRef, LeadDecision] = {}
     for item in members:
         routing: RoutingDecision | None
-        if _is_owned_contact(item.person, rules):
+        if _keeps_crm_owner(item.person, rules, owners):
             # The CRM owner of a contact wins, even over the owner of the same person elsewhere.
             routing = _crm_owner_decision(item, owners, rules.sla.tier_for_score(item.score.total).name)
         elif existing is not None:

@@ -325,6 +325,9 @@ class RoutingRules(_Schema):
 
     ``reroute_owned_contacts``: when false (the default) a CRM contact that already
     has an owner keeps it; Relay routes leads and unowned contacts only.
+    ``reroute_rep_owned_leads``: when false (the default) a lead the CRM already gives
+    to an active member of the team keeps that owner; leads owned by anybody else (a
+    queue or integration user) are routed.
     """
 
     team: list[TeamMember] = Field(min_length=1)
@@ -335,6 +338,7 @@ class RoutingRules(_Schema):
     rules: list[RoutingRule] = Field(min_length=1)
     escalation_default: list[str] = Field(default_factory=list)
     reroute_owned_contacts: bool = False
+    reroute_rep_owned_leads: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> RoutingRules:

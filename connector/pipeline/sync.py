@@ -418,7 +418,7 @@ def _apply_decision(
     routing = decision.routing
     owner_crm_id: str | None = None
     assignment_id: int | None = None
-    if routing is not None and routing.owner_email and routing.rule != "crm_contact_owner":
+    if routing is not None and routing.owner_email and not routing.rule.startswith("crm_"):
         owner_crm_id = ctx.owner_ids_by_email.get(routing.owner_email.lower())
         if owner_crm_id is None:
             summary.findings["owner_not_in_crm"] += 1

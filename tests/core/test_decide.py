@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.core.decide import decide_people
-from connector.core.models import ExistingAssignment, Person, RoutingState
+from connector.core.models import ExistingAssignment, Owner, Person, RoutingState
 from connector.core.rules import Rules
 
 from .helpers import NOW, account, lead, owner, ref, team
@@ -128,6 +128,34 @@ def test_owned_contact_keeps_its_crm_owner(rules: Rules) -> None:
     assert d.routing.owner_email == team("emma.rossi")
     assert d.sla is None and d.task is None
     assert state == RoutingState()
+
+
+def test_lead_owned_by_a_rep_keeps_its_owner(rules: Rules) -> None:
+    person = lead(1, owner_id="005E", **HOT)
+    (d,), state = decide_people([person], [], [owner("005E", "emma.rossi")], rules, RoutingState(), NOW)
+    assert d.routing is not None and d.routing.kept_existing and d.routing.rule == "crm_lead_owner"
+    assert d.routing.owner_email == team("emma.rossi")
+    assert d.task is None and state == RoutingState()
+
+
+def test_lead_sitting_with_a_queue_user_is_routed(rules: Rules) -> None:
+    queue = Owner(id="005Q", email="lead.queue@northwind.example", active=True, connection="salesforce")
+    inactive_rep = owner("005L", "lucas.silva", active=False)
+    people = [lead(1, owner_id="005Q", **HOT), lead(2, owner_id="005L", **HOT)]
+    decisions, _ = decide_people(people, [], [queue, inactive_rep], rules, RoutingState(), NOW)
+    for d in decisions:
+        assert d.routing is not None and not d.routing.kept_existing
+        assert d.routing.owner_email in {team("olivia.grant"), team("rafael.ortiz")}
+        assert d.task is not None
+
+
+def test_rep_owned_leads_are_rerouted_when_configured(rules: Rules) -> None:
+    routing = rules.routing.model_copy(update={"reroute_rep_owned_leads": True})
+    rerouting = Rules(scoring=rules.scoring, routing=routing, sla=rules.sla)
+    (d,), _ = decide_people([lead(1, owner_id="005E", **HOT)], [], [owner("005E", "emma.rossi")],
+                            rerouting, RoutingState(), NOW)
+    assert d.routing is not None and not d.routing.kept_existing
+    assert d.routing.owner_email in {team("olivia.grant"), team("rafael.ortiz")}
 
 
 def test_kept_owner_who_left_is_flagged(rules: Rules) -> None:
