@@ -3,34 +3,24 @@
 from __future__ import annotations
 
 from connector.adapters.base import CrmAdapter
-from connector.adapters.hubspot import HubSpotAdapter
+from connector.adapters.factory import build_adapter
 from connector.adapters.retry import RetryPolicy
-from connector.adapters.salesforce import SalesforceAdapter
 from connector.config.loader import RelayConfig
-from connector.config.relay import HubSpotConnection, SalesforceConnection
 
 
 def open_adapter(config: RelayConfig, name: str, *, retry: RetryPolicy | None = None) -> CrmAdapter:
-    """The adapter for connection ``name`` of ``config``.
+    """The adapter for connection ``name`` of ``config``, with the connection's own settings.
+
+    The connection's ``write_batch_size`` reaches the adapter, so every write call carries
+    at most that many records (admins lower it when CRM-side triggers or locks need smaller
+    batches).
+
+    Args:
+        config: The validated configuration.
+        name: The connection's name in ``config/relay.yaml``.
+        retry: The retry policy (the adapters' default when omitted).
 
     Raises:
         KeyError: naming the known connections when ``name`` is not one of them.
     """
-    connection = config.connection(name)
-    if isinstance(connection, SalesforceConnection):
-        return SalesforceAdapter(
-            name,
-            connection.base_url,
-            connection.credentials.client_id.get_secret_value(),
-            connection.credentials.client_secret.get_secret_value(),
-            connection.api_version,
-            retry=retry,
-        )
-    if isinstance(connection, HubSpotConnection):
-        return HubSpotAdapter(
-            name,
-            connection.base_url,
-            connection.credentials.access_token.get_secret_value(),
-            retry=retry,
-        )
-    raise TypeError(f"connection {name!r} has an unknown kind")  # pragma: no cover - the config forbids it
+    return build_adapter(name, config.connection(name), retry=retry)
