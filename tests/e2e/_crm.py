@@ -186,10 +186,11 @@ def read_hubspot(sandbox: HubSpotSandbox) -> CrmView:
 
 def write_calls(ledger: Ledger) -> list[LedgerEntry]:
     """The calls in a sandbox's ledger that could have changed something."""
-    return [e for e in ledger.entries() if e.records_written or not _is_read(e)]
+    return [e for e in ledger.entries() if e.records_written or not is_read(e)]
 
 
-def _is_read(entry: LedgerEntry) -> bool:
+def is_read(entry: LedgerEntry) -> bool:
+    """Whether a ledger entry is a read (GET, search, batch read, OAuth token)."""
     return entry.method == "GET" or (entry.method == "POST" and entry.path.rstrip("/").endswith(_READ_ONLY_POSTS))
 
 

@@ -102,20 +102,22 @@ def relay_env_for(crms: Crms, store_url: str, tmp_path: Path) -> RelayEnv:
     return env
 
 
-def config_copy(target: Path, connection: str, **settings: int) -> Path:
-    """A copy of the shipped config/ with ``settings`` changed on ``connection`` in relay.yaml.
+def config_copy(target: Path, **connections: dict[str, int]) -> Path:
+    """A copy of the shipped config/ with settings of some connections changed in relay.yaml.
 
     Example:
-        ``config_copy(tmp_path / "config", "salesforce", page_size=200, write_batch_size=10)``
+        ``config_copy(tmp_path / "config", salesforce={"page_size": 200, "write_batch_size": 10})``
     """
     shutil.copytree(SHIPPED_CONFIG, target)
     relay_yaml = target / "relay.yaml"
     text = relay_yaml.read_text()
-    block = re.search(rf"(?ms)^  {re.escape(connection)}:\n.*?(?=^  \S|\Z)", text)
-    assert block is not None, f"no connection {connection!r} in {relay_yaml}"
-    section = block.group(0)
-    for key, value in settings.items():
-        section, n = re.subn(rf"(?m)^(    {key}:) *[^#\n]*", rf"\g<1> {value} ", section)
-        assert n == 1, f"connection {connection!r} in {relay_yaml} has no single {key!r} to change"
-    relay_yaml.write_text(text[: block.start()] + section + text[block.end():])
+    for connection, settings in connections.items():
+        block = re.search(rf"(?ms)^  {re.escape(connection)}:\n.*?(?=^  \S|\Z)", text)
+        assert block is not None, f"no connection {connection!r} in {relay_yaml}"
+        section = block.group(0)
+        for key, value in settings.items():
+            section, n = re.subn(rf"(?m)^(    {key}:) *[^#\n]*", rf"\g<1> {value} ", section)
+            assert n == 1, f"connection {connection!r} in {relay_yaml} has no single {key!r} to change"
+        text = text[: block.start()] + section + text[block.end():]
+    relay_yaml.write_text(text)
     return target

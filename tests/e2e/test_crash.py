@@ -72,7 +72,7 @@ def _owners(view: CrmView) -> dict[str, str | None]:
 def test_a_run_that_dies_after_the_first_page_is_finished_by_the_next(
     relay_env: RelayEnv, crms: Crms, engine: Engine, tmp_path: Path, seed_data: SeedData
 ) -> None:
-    config_dir = config_copy(tmp_path / "config", "salesforce", page_size=PAGE_SIZE)
+    config_dir = config_copy(tmp_path / "config", salesforce={"page_size": PAGE_SIZE})
     config = load_config(config_dir, relay_env.mappings_dir, env=relay_env.environ())
     crash = CrashAfterFirstLeadPage()
 
@@ -103,7 +103,7 @@ def test_a_run_that_dies_after_the_first_page_is_finished_by_the_next(
 def test_a_killed_sync_process_is_taken_over_without_duplicates(
     relay_env: RelayEnv, crms: Crms, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config_dir = config_copy(tmp_path / "config", "salesforce", page_size=PAGE_SIZE, write_batch_size=10)
+    config_dir = config_copy(tmp_path / "config", salesforce={"page_size": PAGE_SIZE, "write_batch_size": 10})
     monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_dir))
     env = dict(relay_env.environ(), RELAY_CONFIG_DIR=str(config_dir))
     crms.salesforce.faults.configure(FaultSettings(latency_ms=60))
