@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 
 from connector.store.repositories.api_calls import ApiCalls
 from connector.store.repositories.assignments import Assignment, Assignments
-from connector.store.repositories.audit import Audit, AuditEntry
+from connector.store.repositories.audit import Audit, AuditEntry, AuditEntryIn
 from connector.store.repositories.cursors import Cursor, Cursors, id_order_key
 from connector.store.repositories.identities import CrmRef, Identities, new_relay_id
 from connector.store.repositories.inbox import Inbox, InboxEvent
-from connector.store.repositories.outbox import Outbox, OutboxMessage
+from connector.store.repositories.outbox import Outbox, OutboxMessage, OutboxMessageIn
 from connector.store.repositories.quarantine import Quarantine, QuarantinedRecord
 from connector.store.repositories.records import Records, RecordSnapshot
 from connector.store.repositories.round_robin import RoundRobin
@@ -55,6 +55,7 @@ __all__ = [
     "Assignments",
     "Audit",
     "AuditEntry",
+    "AuditEntryIn",
     "CrmRef",
     "Cursor",
     "Cursors",
@@ -63,6 +64,7 @@ __all__ = [
     "InboxEvent",
     "Outbox",
     "OutboxMessage",
+    "OutboxMessageIn",
     "Quarantine",
     "QuarantinedRecord",
     "RecordSnapshot",

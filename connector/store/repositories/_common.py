@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, TextClause
+from sqlalchemy import ColumnElement, Row, Table, TextClause
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -140,3 +140,66 @@ def upsert(
 def is_postgresql(session: Session) -> bool:
     """Return whether the session talks to PostgreSQL (row locks are meaningful there)."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+# Rows per IN list or executemany batch: far below SQLite's and PostgreSQL's parameter limits.
+CHUNK = 500
+
+T = TypeVar("T")
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, for executemany statements that skip the ORM."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def chunked(items: Sequence[T], size: int = CHUNK) -> list[Sequence[T]]:
+    """Split ``items`` into consecutive slices of at most ``size`` (none for an empty input)."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def insert_many_or_ignore(
+    session: Session,
+    model: type[Base],
+    rows: Sequence[Mapping[str, Any]],
+    conflict_columns: Sequence[str],
+    returning: Sequence[str] = (),
+) -> list[Row[Any]]:
+    """Insert many rows in one executemany, skipping those whose key a unique index already holds.
+
+    A Core ``INSERT ... ON CONFLICT DO NOTHING`` on the model's table (SQLite and
+    PostgreSQL) with a list of parameter dicts: no ORM unit of work, no per-row
+    statement construction.
+
+    Args:
+        session: The caller's session (transaction).
+        model: The table's model.
+        rows: One dict of column values per row; every dict has the same keys.
+        conflict_columns: The unique index that decides "already there".
+        returning: Columns to return for the rows actually inserted.
+
+    Returns:
+        The ``returning`` columns of the inserted rows (empty if ``returning`` is empty).
+    """
+    if not rows:
+        return []
+    table = table_of(model)
+    statement = _table_insert_for(session, table).on_conflict_do_nothing(
+        index_elements=list(conflict_columns)
+    )
+    if returning:
+        statement = statement.returning(*(table.c[name] for name in returning))
+        return list(session.execute(statement, [dict(row) for row in rows]).all())
+    session.execute(statement, [dict(row) for row in rows])
+    return []
+
+
+def _table_insert_for(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise UnsupportedDatabase(f"the store supports SQLite and PostgreSQL, not {dialect!r}")

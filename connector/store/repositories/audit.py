@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from connector.store.errors import InvalidStoreValue
 from connector.store.models import (
     CONNECTION_LEN,
     CRM_ID_LEN,
@@ -18,7 +19,15 @@ from connector.store.models import (
     AuditAction,
     AuditRow,
 )
-from connector.store.repositories._common import json_object, optional_text, text_value, when
+from connector.store.repositories._common import (
+    chunked,
+    json_object,
+    optional_text,
+    table_of,
+    text_value,
+    utcnow,
+    when,
+)
 
 ACTION_LEN = 64
 
@@ -37,6 +46,44 @@ class AuditEntry:
     action: str
     rules_version: str | None
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditEntryIn:
+    """One audit entry to append with :meth:`Audit.append_many` (the parameters of :meth:`Audit.append`)."""
+
+    connection: str
+    action: AuditAction | str
+    object_name: str | None = None
+    crm_id: str | None = None
+    relay_id: str | None = None
+    run_id: int | None = None
+    rules_version: str | None = None
+    detail: Mapping[str, Any] | None = field(default=None, hash=False)
+    at: datetime | None = None
+
+
+def _values(entry: AuditEntryIn, label: str | None, now: datetime | None) -> dict[str, Any]:
+    """Checked column values of one entry; errors name ``audit_log[<label or action>]``."""
+    action_where = "audit_log.action" if label is None else f"audit_log[{label}].action"
+    action_text = text_value(str(entry.action), action_where, ACTION_LEN)
+    where = f"audit_log[{action_text}]" if label is None else f"audit_log[{label} {action_text}]"
+    return {
+        "at": now if entry.at is None and now is not None else when(entry.at, f"{where}.at"),
+        "run_id": entry.run_id,
+        "connection": text_value(entry.connection, f"{where}.connection", CONNECTION_LEN),
+        "object": optional_text(entry.object_name, f"{where}.object", OBJECT_LEN),
+        "crm_id": optional_text(entry.crm_id, f"{where}.crm_id", CRM_ID_LEN),
+        "relay_id": optional_text(entry.relay_id, f"{where}.relay_id", RELAY_ID_LEN),
+        "action": action_text,
+        "rules_version": optional_text(entry.rules_version, f"{where}.rules_version", 128),
+        "detail": json_object(entry.detail, f"{where}.detail"),
+    }
+
+
+def _label(index: int, entry: AuditEntryIn) -> str:
+    record = "/".join(str(part) for part in (entry.object_name, entry.crm_id) if part is not None)
+    return f"#{index}" + (f" {record}" if record else "")
 
 
 def _entry(row: AuditRow) -> AuditEntry:
@@ -94,25 +141,53 @@ class Audit:
         Returns:
             The entry's id.
         """
-        action_text = text_value(str(action), "audit_log.action", ACTION_LEN)
-        where = f"audit_log[{action_text}]"
-        row = self._session.execute(
-            insert(AuditRow)
-            .values(
-                at=when(at, f"{where}.at"),
+        values = _values(
+            AuditEntryIn(
+                connection=connection,
+                action=action,
+                object_name=object_name,
+                crm_id=crm_id,
+                relay_id=relay_id,
                 run_id=run_id,
-                connection=text_value(connection, f"{where}.connection", CONNECTION_LEN),
-                object=optional_text(object_name, f"{where}.object", OBJECT_LEN),
-                crm_id=optional_text(crm_id, f"{where}.crm_id", CRM_ID_LEN),
-                relay_id=optional_text(relay_id, f"{where}.relay_id", RELAY_ID_LEN),
-                action=action_text,
-                rules_version=optional_text(rules_version, f"{where}.rules_version", 128),
-                detail=json_object(detail, f"{where}.detail"),
-            )
-            .returning(AuditRow.id)
-        ).one()
+                rules_version=rules_version,
+                detail=detail,
+                at=at,
+            ),
+            None,
+            None,
+        )
+        row = self._session.execute(insert(AuditRow).values(**values).returning(AuditRow.id)).one()
         entry_id: int = row[0]
         return entry_id
+
+    def append_many(self, entries: Sequence[AuditEntryIn]) -> int:
+        """Append many audit entries, in order, with one executemany INSERT per 500.
+
+        Every entry is checked before anything is written, so a bad one appends none.
+        Entries without ``at`` share one timestamp (now).
+
+        Args:
+            entries: The entries, as :meth:`append` takes them.
+
+        Returns:
+            How many entries were appended.
+
+        Raises:
+            InvalidStoreValue: If an entry is malformed; the message names its position,
+                record and field, e.g. ``audit_log[#3 Lead/00Q1 assigned].crm_id``.
+        """
+        now = utcnow()
+        rows = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, AuditEntryIn):
+                raise InvalidStoreValue(
+                    f"audit_log[#{index}]: expected an AuditEntryIn, got {type(entry).__name__}"
+                )
+            rows.append(_values(entry, _label(index, entry), now))
+        table = table_of(AuditRow)
+        for chunk in chunked(rows):
+            self._session.execute(insert(table), list(chunk))
+        return len(rows)
 
     def for_record(self, connection: str, object_name: str, crm_id: str) -> list[AuditEntry]:
         """Return the audit trail of one CRM record, oldest first."""

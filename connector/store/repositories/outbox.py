@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from connector.store.errors import (
@@ -25,12 +25,16 @@ from connector.store.models import (
     OutboxStatus,
 )
 from connector.store.repositories._common import (
+    chunked,
     enum_value,
+    insert_many_or_ignore,
     insert_or_ignore,
     is_postgresql,
     json_object,
     optional_text,
+    table_of,
     text_value,
+    utcnow,
     when,
 )
 
@@ -59,6 +63,26 @@ class OutboxMessage:
     run_id: int | None
 
 
+@dataclass(frozen=True)
+class OutboxMessageIn:
+    """One CRM write to queue with :meth:`Outbox.enqueue_many` (the parameters of :meth:`Outbox.enqueue`)."""
+
+    connection: str
+    object_name: str
+    operation: OutboxOperation | str
+    payload: Mapping[str, Any] = field(hash=False)
+    idempotency_key: str
+    crm_id: str | None = None
+
+
+# What an idempotency key stands for: a second write with the same key must match it.
+_Identity = tuple[str, str, str, str | None]
+
+
+def _describe(identity: _Identity) -> str:
+    return "/".join(map(str, identity))
+
+
 def _message(row: OutboxRow) -> OutboxMessage:
     return OutboxMessage(
         id=row.id,
@@ -76,6 +100,20 @@ def _message(row: OutboxRow) -> OutboxMessage:
         sent_at=row.sent_at,
         run_id=row.run_id,
     )
+
+
+def _identity_of(row: Mapping[str, Any]) -> _Identity:
+    return (row["connection"], row["object"], row["operation"], row["crm_id"])
+
+
+def _refuse_conflicts(
+    proposed: Mapping[str, Mapping[str, Any]], existing: Mapping[str, _Identity]
+) -> None:
+    """Raise if a key already in the outbox stands for another write than the one proposed."""
+    for key, identity in existing.items():
+        wanted = _identity_of(proposed[key])
+        if identity != wanted:
+            raise IdempotencyKeyConflict(key, _describe(identity), _describe(wanted))
 
 
 class Outbox:
@@ -154,6 +192,110 @@ class Outbox:
                     key, "/".join(map(str, existing)), "/".join(map(str, proposed))
                 )
         return message
+
+    def enqueue_many(
+        self,
+        messages: Sequence[OutboxMessageIn],
+        *,
+        run_id: int | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Queue many CRM writes, each once per idempotency key, in a few statements.
+
+        The same guarantees as :meth:`enqueue`, for a whole page: a key already in the
+        outbox (or earlier in ``messages``) adds no row, whatever its payload; a key
+        that already stands for a different write (connection, object, operation or
+        record) is an error. Everything is checked before anything is written.
+
+        Per 500 messages: one SELECT of the keys already there, one executemany
+        ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING``; a key a concurrent
+        transaction inserted in between is checked with one more SELECT.
+
+        Args:
+            messages: The writes, as :meth:`enqueue` takes them.
+            run_id: The sync run that decided them.
+            now: Creation time; defaults to now.
+
+        Returns:
+            How many messages were new (rows added).
+
+        Raises:
+            IdempotencyKeyConflict: If a key already belongs to a different write.
+            InvalidStoreValue: If a message is malformed (the error names its key and field).
+        """
+        created_at = utcnow() if now is None else when(now, "outbox.enqueue_many now")
+        rows: dict[str, dict[str, Any]] = {}
+        for index, message in enumerate(messages):
+            if not isinstance(message, OutboxMessageIn):
+                raise InvalidStoreValue(
+                    f"outbox.enqueue_many[#{index}]: expected an OutboxMessageIn, got {type(message).__name__}"
+                )
+            row = self._checked(message, run_id, created_at)
+            key = row["idempotency_key"]
+            first = rows.get(key)
+            if first is None:
+                rows[key] = row
+            elif _identity_of(first) != _identity_of(row):
+                raise IdempotencyKeyConflict(
+                    key, _describe(_identity_of(first)), _describe(_identity_of(row))
+                )
+        added = 0
+        for chunk in chunked(list(rows)):
+            existing = self._identities(chunk)
+            _refuse_conflicts(rows, existing)
+            fresh = [rows[key] for key in chunk if key not in existing]
+            inserted = {
+                key
+                for (key,) in insert_many_or_ignore(
+                    self._session, OutboxRow, fresh, ["idempotency_key"], ["idempotency_key"]
+                )
+            }
+            added += len(inserted)
+            raced = [row["idempotency_key"] for row in fresh if row["idempotency_key"] not in inserted]
+            if raced:
+                _refuse_conflicts(rows, self._identities(raced))
+        return added
+
+    def _checked(
+        self, message: OutboxMessageIn, run_id: int | None, created_at: datetime
+    ) -> dict[str, Any]:
+        key = text_value(message.idempotency_key, "outbox.idempotency_key", IDEMPOTENCY_KEY_LEN)
+        where = f"outbox[{key}]"
+        connection = text_value(message.connection, f"{where}.connection", CONNECTION_LEN)
+        object_name = text_value(message.object_name, f"{where}.object", OBJECT_LEN)
+        op = enum_value(OutboxOperation, message.operation, f"{where}.operation")
+        crm_id = optional_text(message.crm_id, f"{where}.crm_id", CRM_ID_LEN)
+        if op is OutboxOperation.UPDATE and crm_id is None:
+            raise InvalidStoreValue(f"{where}.crm_id: an update needs the CRM id of the record")
+        return {
+            "connection": connection,
+            "object": object_name,
+            "operation": op.value,
+            "crm_id": crm_id,
+            "payload": json_object(message.payload, f"{where}.payload"),
+            "idempotency_key": key,
+            "status": OutboxStatus.PENDING.value,
+            "attempts": 0,
+            "created_at": created_at,
+            "run_id": run_id,
+        }
+
+    def _identities(self, keys: Sequence[str]) -> dict[str, _Identity]:
+        """What each of ``keys`` already in the outbox stands for (one SELECT)."""
+        table = table_of(OutboxRow)
+        found = {
+            key: (connection, object_name, operation, crm_id)
+            for key, connection, object_name, operation, crm_id in self._session.execute(
+                select(
+                    table.c.idempotency_key,
+                    table.c.connection,
+                    table.c.object,
+                    table.c.operation,
+                    table.c.crm_id,
+                ).where(table.c.idempotency_key.in_(list(keys)))
+            )
+        }
+        return found
 
     def get(self, message_id: int) -> OutboxMessage:
         """Return the message with ``message_id``.
@@ -242,6 +384,93 @@ class Outbox:
             )
         self._update(message_id, values)
         return self.get(message_id)
+
+    def mark_sent_many(
+        self,
+        results: Sequence[tuple[int, str | None, Mapping[str, Any] | None]],
+        *,
+        now: datetime | None = None,
+    ) -> int:
+        """Record that the CRM accepted many writes, as :meth:`mark_sent` does for each.
+
+        Each result is ``(message_id, crm_id, crm_result)``: ``crm_id`` is kept only if
+        the message had none, attempts go up by one and the status becomes sent. A
+        message already sent keeps its first result (so does a repeated id). Per 500
+        results: one SELECT and one executemany UPDATE. Everything is checked before
+        anything is written.
+
+        Args:
+            results: ``(message_id, crm_id or None, crm_result or None)`` per message.
+            now: Send time; defaults to now.
+
+        Returns:
+            How many messages were newly marked sent.
+
+        Raises:
+            OutboxMessageNotFound: If a message does not exist.
+            StoreError: If a message is dead (given up).
+            InvalidStoreValue: If a CRM id or result is malformed (named by message key).
+        """
+        sent_at = utcnow() if now is None else when(now, "outbox.mark_sent_many now")
+        wanted: dict[int, tuple[str | None, Mapping[str, Any] | None]] = {}
+        for index, result in enumerate(results):
+            if not (isinstance(result, tuple) and len(result) == 3):
+                raise InvalidStoreValue(
+                    f"outbox.mark_sent_many[#{index}]: expected (message_id, crm_id, crm_result), got {result!r}"
+                )
+            message_id, crm_id, crm_result = result
+            if isinstance(message_id, bool) or not isinstance(message_id, int):
+                raise InvalidStoreValue(
+                    f"outbox.mark_sent_many[#{index}]: message id must be an integer, got {message_id!r}"
+                )
+            wanted.setdefault(message_id, (crm_id, crm_result))
+        table = table_of(OutboxRow)
+        updates: list[dict[str, Any]] = []
+        for chunk in chunked(list(wanted)):
+            found = {
+                row.id: row
+                for row in self._session.execute(
+                    select(table.c.id, table.c.status, table.c.idempotency_key).where(
+                        table.c.id.in_(list(chunk))
+                    )
+                )
+            }
+            for message_id in chunk:
+                row = found.get(message_id)
+                if row is None:
+                    raise OutboxMessageNotFound(message_id)
+                if row.status == OutboxStatus.SENT.value:
+                    continue
+                if row.status == OutboxStatus.DEAD.value:
+                    raise StoreError(
+                        f"outbox message {message_id} ({row.idempotency_key}) is dead; it cannot be marked sent"
+                    )
+                crm_id, crm_result = wanted[message_id]
+                where = f"outbox[{row.idempotency_key}]"
+                updates.append(
+                    {
+                        "b_id": message_id,
+                        "b_sent_at": sent_at,
+                        "b_crm_id": optional_text(crm_id, f"{where}.crm_id", CRM_ID_LEN),
+                        "b_crm_result": None
+                        if crm_result is None
+                        else json_object(crm_result, f"{where}.crm_result"),
+                    }
+                )
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.status != OutboxStatus.SENT.value)
+            .values(
+                status=OutboxStatus.SENT.value,
+                sent_at=bindparam("b_sent_at", type_=table.c.sent_at.type),
+                attempts=table.c.attempts + 1,
+                crm_id=func.coalesce(table.c.crm_id, bindparam("b_crm_id", type_=table.c.crm_id.type)),
+                crm_result=bindparam("b_crm_result", type_=table.c.crm_result.type),
+            )
+        )
+        for batch in chunked(updates):
+            self._session.execute(statement, list(batch))
+        return len(updates)
 
     def mark_failed(
         self,
