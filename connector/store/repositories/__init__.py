@@ -25,7 +25,7 @@ from connector.store.repositories.identities import CrmRef, Identities, new_rela
 from connector.store.repositories.inbox import Inbox, InboxEvent
 from connector.store.repositories.outbox import Outbox, OutboxMessage, OutboxMessageIn
 from connector.store.repositories.quarantine import Quarantine, QuarantinedRecord
-from connector.store.repositories.records import Records, RecordSnapshot
+from connector.store.repositories.records import Records, RecordSnapshot, SnapshotIn
 from connector.store.repositories.round_robin import RoundRobin
 from connector.store.repositories.sync_runs import COUNT_KEYS, SyncRun, SyncRuns
 
@@ -70,6 +70,7 @@ __all__ = [
     "RecordSnapshot",
     "Records",
     "Repositories",
+    "SnapshotIn",
     "RoundRobin",
     "SyncRun",
     "SyncRuns",

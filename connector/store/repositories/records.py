@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from connector.store._types import content_hash
+from connector.store.errors import InvalidStoreValue
 from connector.store.models import (
     CONNECTION_LEN,
     CRM_ID_LEN,
@@ -19,9 +20,12 @@ from connector.store.models import (
     RecordRow,
 )
 from connector.store.repositories._common import (
+    chunked,
+    insert_many_or_ignore,
     insert_or_ignore,
     json_object,
     optional_text,
+    table_of,
     text_value,
     when,
 )
@@ -42,6 +46,31 @@ class RecordSnapshot:
     merged_into: str | None
     first_seen: datetime
     last_seen: datetime
+
+
+@dataclass(frozen=True)
+class SnapshotIn:
+    """One record to store with :meth:`Records.upsert_snapshots` (as :meth:`Records.upsert_snapshot` takes it)."""
+
+    crm_id: str
+    kind: str
+    canonical: Mapping[str, Any] = field(hash=False)
+    relay_id: str | None = None
+    deleted: bool = False
+    merged_into: str | None = None
+
+
+@dataclass
+class _Pending:
+    """Where one record of a page stands while the page is folded in memory."""
+
+    row: dict[str, Any]
+    stored: dict[str, Any] | None
+    changed: bool
+
+
+def _content(row: Mapping[str, Any]) -> tuple[str, bool, str | None]:
+    return (row["content_hash"], bool(row["deleted"]), row["merged_into"])
 
 
 def _snapshot(row: RecordRow) -> RecordSnapshot:
@@ -162,6 +191,190 @@ class Records:
             .execution_options(synchronize_session=False)
         )
         return changed
+
+    def upsert_snapshots(
+        self,
+        connection: str,
+        object_name: str,
+        items: Sequence[SnapshotIn],
+        *,
+        seen_at: datetime | None = None,
+    ) -> set[str]:
+        """Store the latest canonical form of a page of CRM records, as :meth:`upsert_snapshot` does.
+
+        Per 500 records: one SELECT of the stored hashes, one executemany INSERT of
+        the new records, one executemany UPDATE of the changed ones and one of the
+        unchanged ones (last seen, kind, identity). A record given twice ends as if
+        :meth:`upsert_snapshot` had been called twice in order. Everything is checked
+        before anything is written.
+
+        Args:
+            connection: Connection name.
+            object_name: CRM object, e.g. ``"Lead"``.
+            items: The records.
+            seen_at: When they were read; defaults to now.
+
+        Returns:
+            The CRM ids of the records that are new or whose content, deleted flag or
+            merge target changed.
+
+        Raises:
+            InvalidStoreValue: If a value is malformed; the message names the record
+                (``records[connection/object/crm_id]``) and the field.
+        """
+        connection = text_value(connection, "records.connection", CONNECTION_LEN)
+        object_name = text_value(object_name, "records.object", OBJECT_LEN)
+        at = when(seen_at, f"records[{connection}/{object_name}].seen_at")
+        rows = [self._checked(connection, object_name, index, item, at) for index, item in enumerate(items)]
+        changed: set[str] = set()
+        ids = list(dict.fromkeys(row["crm_id"] for row in rows))
+        for chunk in chunked(ids):
+            wanted = set(chunk)
+            page = self._fold(connection, object_name, chunk, [r for r in rows if r["crm_id"] in wanted])
+            changed.update(crm_id for crm_id, pending in page.items() if pending.changed)
+            self._write(connection, object_name, page)
+        return changed
+
+    @staticmethod
+    def _checked(
+        connection: str, object_name: str, index: int, item: SnapshotIn, at: datetime
+    ) -> dict[str, Any]:
+        if not isinstance(item, SnapshotIn):
+            raise InvalidStoreValue(
+                f"records[{connection}/{object_name}] item #{index}: expected a SnapshotIn, got {type(item).__name__}"
+            )
+        crm_id = text_value(item.crm_id, f"records[{connection}/{object_name}] item #{index}.crm_id", CRM_ID_LEN)
+        where = f"records[{connection}/{object_name}/{crm_id}]"
+        document = json_object(item.canonical, f"{where}.canonical")
+        return {
+            "connection": connection,
+            "object": object_name,
+            "crm_id": crm_id,
+            "kind": text_value(item.kind, f"{where}.kind", 32),
+            "canonical": document,
+            "content_hash": content_hash(document),
+            "relay_id": optional_text(item.relay_id, f"{where}.relay_id", RELAY_ID_LEN),
+            "deleted": bool(item.deleted),
+            "merged_into": optional_text(item.merged_into, f"{where}.merged_into", CRM_ID_LEN),
+            "first_seen": at,
+            "last_seen": at,
+        }
+
+    def _fold(
+        self, connection: str, object_name: str, crm_ids: Sequence[str], rows: Sequence[dict[str, Any]]
+    ) -> dict[str, _Pending]:
+        """Apply the page's rows, in order, to what is stored (one SELECT); nothing is written."""
+        table = table_of(RecordRow)
+        stored = {
+            row.crm_id: dict(row._mapping)
+            for row in self._session.execute(
+                select(
+                    table.c.crm_id,
+                    table.c.content_hash,
+                    table.c.deleted,
+                    table.c.merged_into,
+                    table.c.relay_id,
+                    table.c.last_seen,
+                ).where(
+                    table.c.connection == connection,
+                    table.c.object == object_name,
+                    table.c.crm_id.in_(list(crm_ids)),
+                )
+            )
+        }
+        page: dict[str, _Pending] = {}
+        for row in rows:
+            crm_id = row["crm_id"]
+            pending = page.get(crm_id)
+            if pending is None:
+                before = stored.get(crm_id)
+                if before is None:
+                    page[crm_id] = _Pending(dict(row), None, True)
+                    continue
+                pending = page[crm_id] = _Pending({**before, "first_seen": None}, before, False)
+            current = pending.row
+            if _content(current) != _content(row):
+                pending.changed = True
+                for key in ("canonical", "content_hash", "deleted", "merged_into"):
+                    current[key] = row[key]
+            current["kind"] = row["kind"]
+            current["last_seen"] = max(row["last_seen"], current["last_seen"])
+            if row["relay_id"] is not None:
+                current["relay_id"] = row["relay_id"]
+        return page
+
+    def _write(self, connection: str, object_name: str, page: Mapping[str, _Pending]) -> None:
+        """Write a folded page: executemany INSERT, UPDATE of changed rows, UPDATE of the rest."""
+        new = [pending.row for pending in page.values() if pending.stored is None]
+        inserted = {
+            crm_id
+            for (crm_id,) in insert_many_or_ignore(
+                self._session, RecordRow, new, ["connection", "object", "crm_id"], ["crm_id"]
+            )
+        }
+        table = table_of(RecordRow)
+        key = (
+            (table.c.connection == connection)
+            & (table.c.object == object_name)
+            & (table.c.crm_id == bindparam("b_crm_id"))
+        )
+        light = {
+            "kind": bindparam("b_kind"),
+            "last_seen": bindparam("b_last_seen", type_=table.c.last_seen.type),
+            "relay_id": func.coalesce(bindparam("b_relay_id", type_=table.c.relay_id.type), table.c.relay_id),
+        }
+        content_updates: list[dict[str, Any]] = []
+        seen_updates: list[dict[str, Any]] = []
+        for crm_id, pending in page.items():
+            if pending.stored is None:
+                continue
+            row = pending.row
+            values = {
+                "b_crm_id": crm_id,
+                "b_kind": row["kind"],
+                "b_last_seen": row["last_seen"],
+                "b_relay_id": row["relay_id"],
+            }
+            if _content(row) != _content(pending.stored):
+                content_updates.append(
+                    {
+                        **values,
+                        "b_canonical": row["canonical"],
+                        "b_content_hash": row["content_hash"],
+                        "b_deleted": row["deleted"],
+                        "b_merged_into": row["merged_into"],
+                    }
+                )
+            else:
+                seen_updates.append(values)
+        if content_updates:
+            self._session.execute(
+                update(table)
+                .where(key)
+                .values(
+                    **light,
+                    canonical=bindparam("b_canonical", type_=table.c.canonical.type),
+                    content_hash=bindparam("b_content_hash"),
+                    deleted=bindparam("b_deleted", type_=table.c.deleted.type),
+                    merged_into=bindparam("b_merged_into"),
+                ),
+                content_updates,
+            )
+        if seen_updates:
+            self._session.execute(update(table).where(key).values(**light), seen_updates)
+        for row in new:
+            if row["crm_id"] not in inserted:  # a concurrent transaction stored it first
+                self.upsert_snapshot(
+                    connection,
+                    object_name,
+                    row["crm_id"],
+                    kind=row["kind"],
+                    canonical=row["canonical"],
+                    relay_id=row["relay_id"],
+                    deleted=row["deleted"],
+                    merged_into=row["merged_into"],
+                    seen_at=row["last_seen"],
+                )
 
     def for_identity(self, relay_id: str) -> list[RecordSnapshot]:
         """Return every snapshot linked to the identity ``relay_id``."""
