@@ -20,6 +20,7 @@ from connector.store.models import (
 )
 from connector.store.repositories._common import (
     aware,
+    chunked,
     insert_or_ignore,
     optional_text,
     text_value,
@@ -87,6 +88,30 @@ class Assignments:
             .execution_options(populate_existing=True)
         ).first()
         return _assignment(row) if row else None
+
+    def active_for_records(
+        self, connection: str, object_name: str, crm_ids: Iterable[str]
+    ) -> dict[str, Assignment]:
+        """The active assignment of each of these CRM records that has one, by CRM id.
+
+        One SELECT per 500 ids; records without an active assignment are left out.
+        """
+        wanted = sorted(set(crm_ids))
+        found: dict[str, Assignment] = {}
+        for chunk in chunked(wanted):
+            rows = self._session.scalars(
+                select(AssignmentRow)
+                .where(
+                    AssignmentRow.connection == connection,
+                    AssignmentRow.object == object_name,
+                    AssignmentRow.crm_id.in_(list(chunk)),
+                    AssignmentRow.status == AssignmentStatus.ACTIVE.value,
+                )
+                .execution_options(populate_existing=True)
+            )
+            for row in rows:
+                found[row.crm_id] = _assignment(row)
+        return found
 
     def active_for_identities(self, relay_ids: Iterable[str]) -> dict[str, Assignment]:
         """The earliest active assignment of each identity (any of its CRM records), by relay id.
