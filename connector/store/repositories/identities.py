@@ -190,7 +190,9 @@ class Identities:
                     "relay_id": own[ref] if key is None else by_key[key],
                     "linked_at": at,
                 }
-                for ref, key in unlinked.items()
+                for ref, key in sorted(
+                    unlinked.items(), key=lambda item: (item[0].connection, item[0].object, item[0].crm_id)
+                )
             ],
             ["connection", "object", "crm_id"],
         )

@@ -243,7 +243,8 @@ class Outbox:
         for chunk in chunked(list(rows)):
             existing = self._identities(chunk)
             _refuse_conflicts(rows, existing)
-            fresh = [rows[key] for key in chunk if key not in existing]
+            # In key order, so two transactions inserting the same keys cannot deadlock.
+            fresh = [rows[key] for key in sorted(chunk) if key not in existing]
             inserted = {
                 key
                 for (key,) in insert_many_or_ignore(
@@ -468,6 +469,7 @@ class Outbox:
                 crm_result=bindparam("b_crm_result", type_=table.c.crm_result.type),
             )
         )
+        updates.sort(key=lambda values: int(values["b_id"]))  # row locks in id order: no deadlocks
         for batch in chunked(updates):
             self._session.execute(statement, list(batch))
         return len(updates)

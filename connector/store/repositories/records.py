@@ -305,7 +305,11 @@ class Records:
 
     def _write(self, connection: str, object_name: str, page: Mapping[str, _Pending]) -> None:
         """Write a folded page: executemany INSERT, UPDATE of changed rows, UPDATE of the rest."""
-        new = [pending.row for pending in page.values() if pending.stored is None]
+        # In key order, so two transactions inserting the same records cannot deadlock.
+        new = sorted(
+            (pending.row for pending in page.values() if pending.stored is None),
+            key=lambda row: str(row["crm_id"]),
+        )
         inserted = {
             crm_id
             for (crm_id,) in insert_many_or_ignore(
@@ -325,7 +329,7 @@ class Records:
         }
         content_updates: list[dict[str, Any]] = []
         seen_updates: list[dict[str, Any]] = []
-        for crm_id, pending in page.items():
+        for crm_id, pending in sorted(page.items()):  # row locks in key order: no deadlocks
             if pending.stored is None:
                 continue
             row = pending.row
