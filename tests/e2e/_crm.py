@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from hubspot import HubSpot
-from simple_salesforce import Salesforce
+from simple_salesforce import Salesforce, SFType
 
 from connector.sandbox.common import Ledger, LedgerEntry
 from connector.sandbox.hubspot import HubSpotSandbox
@@ -213,3 +213,9 @@ def read_crm(salesforce: SalesforceSandbox, hubspot: HubSpotSandbox, connection:
     if connection == "hubspot":
         return read_hubspot(hubspot)
     raise ValueError(f"no sandbox CRM for connection {connection!r}")
+
+
+def sobject(sandbox: SalesforceSandbox, name: str) -> SFType:
+    """simple-salesforce's handle on one sObject of the sandbox org (``sf.Lead``, typed)."""
+    sf = salesforce_client(sandbox)
+    return SFType(name, sf.session_id, sf.sf_instance, sf_version=sf.sf_version, session=sf.session, salesforce=sf)

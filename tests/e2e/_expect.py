@@ -7,10 +7,12 @@ failing test names every record that is wrong and how.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
+from connector.config.loader import RelayConfig
 from connector.store.models import AssignmentRow, AuditRow
 
 from ._crm import CrmView, PersonInCrm, TaskInCrm
@@ -135,46 +137,106 @@ def _open_tasks_by_person(view: CrmView) -> dict[str, list[TaskInCrm]]:
     return found
 
 
-def nurture_problems(view: CrmView, before: CrmView, engine: Engine, connection: str) -> list[str]:
-    """Nurture leads (score under 40, no account match, no named account) keep their owner and get no task."""
-    problems: list[str] = []
-    assignments = active_assignments(engine, connection)
-    nurture = [p for p in view.people.values()
-               if p.score is not None and p.score < NURTURE_BELOW and not p.matched_account]
-    if not nurture:
-        problems.append(f"{connection}: no nurture lead in the data, the check would prove nothing")
-    for person in nurture:
-        assignment = assignments.get(person.id)
-        if assignment is not None and assignment.rule != "named_account" and not _kept(engine, connection, person.id):
-            problems.append(f"{connection} {person.id}: nurture lead (score {person.score}) routed by "
-                            f"{assignment.rule} to {assignment.owner_email}")
-        if assignment is None:
-            if view.open_relay_tasks_of(person.id):
-                problems.append(f"{connection} {person.id}: nurture lead has a Relay task")
-            if person.owner_id != before.people[person.id].owner_id:
-                problems.append(f"{connection} {person.id}: nurture lead's owner changed "
-                                f"{before.people[person.id].owner_id} -> {person.owner_id}")
-    return problems
+@dataclass(frozen=True)
+class RoutingRulesInForce:
+    """The few facts of config/rules/routing.yaml the checks below depend on."""
+
+    team: frozenset[str]
+    """Emails of the active members of the sales team."""
+    reroute_owned_contacts: bool
+    reroute_rep_owned_leads: bool
+
+    @classmethod
+    def of(cls, config: RelayConfig) -> RoutingRulesInForce:
+        routing = config.rules.routing
+        return cls(
+            team=frozenset(m.email.lower() for m in routing.team if m.active),
+            reroute_owned_contacts=routing.reroute_owned_contacts,
+            reroute_rep_owned_leads=routing.reroute_rep_owned_leads,
+        )
 
 
-def _kept(engine: Engine, connection: str, crm_id: str) -> bool:
-    return any(row.crm_id == crm_id and row.detail["kept_existing"] for row in audit(engine, connection, "assigned"))
+@dataclass(frozen=True)
+class Expectation:
+    """What routing must do to one CRM's people, judged from the CRM before and after a sync.
 
-
-def unrouted_leads(view: CrmView, engine: Engine, connection: str, lead_object: str) -> list[str]:
-    """Unconverted leads Relay should have routed with no active assignment.
-
-    Those are the leads scoring 40 or more, and the leads matched to an account whose
-    owner is an active user (they go to the account owner whatever their score).
+    A record keeps the owner the CRM gave it when it is a contact with an owner, or a lead
+    owned by an active member of the team; the other unconverted records of a person are
+    routed together, and a person scoring 40 or more must be routed.
     """
-    assignments = active_assignments(engine, connection)
-    return [
-        f"{connection} {p.object} {p.id}: score {p.score}, account {p.matched_account}, but not routed"
-        for p in view.people.values()
-        if p.object == lead_object and not p.converted and p.id not in assignments
-        and ((p.score or 0) >= NURTURE_BELOW
-             or (p.matched_account and view.account_owner_active(p.matched_account)))
-    ]
+
+    connection: str
+    before: CrmView
+    after: CrmView
+    rules: RoutingRulesInForce
+
+    def keeps_crm_owner(self, person: PersonInCrm) -> bool:
+        if not person.owner_id:
+            return False
+        if person.object == "Contact":
+            return not self.rules.reroute_owned_contacts
+        if self.rules.reroute_rep_owned_leads:
+            return False
+        emails = {user_id: email for email, user_id in self.before.owner_ids_by_email.items()}
+        return emails.get(person.owner_id, "") in self.rules.team
+
+    def people(self) -> dict[str, list[PersonInCrm]]:
+        """The records of each person (by the Relay id the CRM now shows)."""
+        found: dict[str, list[PersonInCrm]] = defaultdict(list)
+        for record in self.after.people.values():
+            found[record.relay_id or f"(no relay id: {record.id})"].append(record)
+        return found
+
+    def routable(self, records: list[PersonInCrm]) -> list[PersonInCrm]:
+        return [r for r in records if not r.converted and not self.keeps_crm_owner(self.before.people[r.id])]
+
+    def problems(self, engine: Engine) -> list[str]:
+        """Everything wrong with how this CRM's people were routed."""
+        assignments = active_assignments(engine, self.connection)
+        kept = {row.crm_id or "" for row in audit(engine, self.connection, "assigned") if row.detail["kept_existing"]}
+        problems: list[str] = []
+        for relay_id, records in self.people().items():
+            routable = self.routable(records)
+            best = max((r.score or 0 for r in routable), default=None)
+            for record in records:
+                if record not in routable:
+                    problems += self._kept_owner_problems(record)
+            if best is None:
+                continue
+            if best >= NURTURE_BELOW:
+                problems += [f"{self.connection} {r.object} {r.id}: person {relay_id} scores {best}, not routed"
+                             for r in routable if r.id not in assignments]
+            elif not any(r.matched_account for r in routable):
+                problems += self._nurture_problems(routable, assignments, kept)
+        return problems
+
+    def _kept_owner_problems(self, record: PersonInCrm) -> list[str]:
+        before = self.before.people[record.id]
+        problems = []
+        if self.keeps_crm_owner(before) and record.owner_id != before.owner_id:
+            problems.append(f"{self.connection} {record.object} {record.id}: owned by {before.owner_id} in the CRM, "
+                            f"Relay moved it to {record.owner_id}")
+        if self.after.open_relay_tasks_of(record.id):
+            problems.append(f"{self.connection} {record.object} {record.id}: not routed by Relay but has a Relay task")
+        return problems
+
+    def _nurture_problems(
+        self, routable: list[PersonInCrm], assignments: dict[str, AssignmentRow], kept: set[str]
+    ) -> list[str]:
+        problems = []
+        for record in routable:
+            where = f"{self.connection} {record.object} {record.id}"
+            assignment = assignments.get(record.id)
+            if assignment is not None:
+                if assignment.rule != "named_account" and record.id not in kept:
+                    problems.append(f"{where}: nurture lead (score {record.score}) routed by {assignment.rule}")
+                continue
+            if self.after.open_relay_tasks_of(record.id):
+                problems.append(f"{where}: nurture lead has a Relay task")
+            if record.owner_id != self.before.people[record.id].owner_id:
+                problems.append(f"{where}: nurture lead's owner changed "
+                                f"{self.before.people[record.id].owner_id} -> {record.owner_id}")
+        return problems
 
 
 def one_task_per_person_across(views: list[CrmView]) -> list[str]:

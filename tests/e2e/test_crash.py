@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from connector.config.loader import load_config
+from connector.config.loader import RelayConfig, load_config
 from connector.pipeline.summary import NoProgress
 from connector.pipeline.sync import run_sync
 from connector.sandbox.common import FaultSettings
@@ -24,7 +24,7 @@ from connector.store.models import OutboxRow, OutboxStatus, SyncRunRow, SyncStat
 
 from ._cli import relay, relay_process, sync_summary
 from ._crm import CrmView, read_salesforce, write_calls
-from ._expect import routing_problems, task_problems, unrouted_leads
+from ._expect import Expectation, RoutingRulesInForce, routing_problems, task_problems
 from ._store import active_assignments, audit, rows
 from ._world import SEED, Crms, RelayEnv, config_copy, running_crms, seed_for
 
@@ -53,9 +53,9 @@ class CrashAfterFirstLeadPage(NoProgress):
             raise KeyboardInterrupt("worker stopped after the first page of Leads")
 
 
-def _crash_free_problems(view: CrmView, engine: Engine) -> list[str]:
+def _crash_free_problems(before: CrmView, view: CrmView, engine: Engine, config: RelayConfig) -> list[str]:
     problems = routing_problems(view, engine, "salesforce") + task_problems(view, engine, "salesforce")
-    problems += unrouted_leads(view, engine, "salesforce", "Lead")
+    problems += Expectation("salesforce", before, view, RoutingRulesInForce.of(config)).problems(engine)
     twice = [crm_id for crm_id, n in Counter(r.crm_id for r in audit(engine, "salesforce", "assigned")).items()
              if n > 1]
     if twice:
@@ -75,6 +75,7 @@ def test_a_run_that_dies_after_the_first_page_is_finished_by_the_next(
     config_dir = config_copy(tmp_path / "config", salesforce={"page_size": PAGE_SIZE})
     config = load_config(config_dir, relay_env.mappings_dir, env=relay_env.environ())
     crash = CrashAfterFirstLeadPage()
+    before = read_salesforce(crms.salesforce)
 
     with pytest.raises(KeyboardInterrupt):
         run_sync(config, "salesforce", engine, progress=crash)
@@ -86,7 +87,7 @@ def test_a_run_that_dies_after_the_first_page_is_finished_by_the_next(
 
     assert summary.write_failures == []
     view = read_salesforce(crms.salesforce)
-    assert _crash_free_problems(view, engine) == []
+    assert _crash_free_problems(before, view, engine, config) == []
 
     # The same decisions as a run that never crashed (round-robin positions survived the crash).
     with running_crms(seed_data) as other:
@@ -106,6 +107,8 @@ def test_a_killed_sync_process_is_taken_over_without_duplicates(
     config_dir = config_copy(tmp_path / "config", salesforce={"page_size": PAGE_SIZE, "write_batch_size": 10})
     monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_dir))
     env = dict(relay_env.environ(), RELAY_CONFIG_DIR=str(config_dir))
+    config = load_config(config_dir, relay_env.mappings_dir, env=env)
+    before = read_salesforce(crms.salesforce)
     crms.salesforce.faults.configure(FaultSettings(latency_ms=60))
 
     process = relay_process(["sync", "salesforce"], env)
@@ -133,5 +136,5 @@ def test_a_killed_sync_process_is_taken_over_without_duplicates(
 
     assert summary["write_failures"] == []
     view = read_salesforce(crms.salesforce)
-    assert _crash_free_problems(view, engine) == []
+    assert _crash_free_problems(before, view, engine, config) == []
     assert tasks_at_kill < len(view.relay_tasks())

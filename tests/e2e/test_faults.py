@@ -25,7 +25,7 @@ from ._baseline import (
     fault_free_outcome,
     sync_with_policy,
 )
-from ._crm import is_read, read_crm, salesforce_client
+from ._crm import is_read, read_crm, sobject
 from ._store import audit, rows
 from ._world import Crms, config_copy
 
@@ -112,11 +112,11 @@ class _RepLeavesMidSync(NoProgress):
 
     def object_started(self, object_name: str) -> None:
         if object_name == "Lead":
-            salesforce_client(self.crms.salesforce).User.update(self.user_id, {"IsActive": False})
+            sobject(self.crms.salesforce, "User").update(self.user_id, {"IsActive": False})
 
     def page_done(self, object_name: str, records: int) -> None:
         if object_name == "Lead":
-            salesforce_client(self.crms.salesforce).Lead.delete(self.lead_id)
+            sobject(self.crms.salesforce, "Lead").delete(self.lead_id)
 
 
 def test_records_the_crm_refuses_for_good_are_reported_with_its_error_and_the_rest_is_written(

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
+from connector.config.loader import RelayConfig
+
 from ._cli import sync_summary
 from ._crm import changed_between, read_crm, read_hubspot, read_salesforce
 from ._expect import (
-    nurture_problems,
+    Expectation,
+    RoutingRulesInForce,
     one_task_per_person_across,
     routing_problems,
     task_problems,
-    unrouted_leads,
 )
 from ._store import audit
 from ._world import Crms, RelayEnv
@@ -24,8 +26,9 @@ CONNECTIONS = ("salesforce", "hubspot")
 
 
 def test_sync_routes_every_lead_once_and_a_second_sync_changes_nothing(
-    relay_env: RelayEnv, crms: Crms, engine: Engine
+    relay_env: RelayEnv, crms: Crms, engine: Engine, config: RelayConfig
 ) -> None:
+    rules = RoutingRulesInForce.of(config)
     sf_before, hs_before = read_salesforce(crms.salesforce), read_hubspot(crms.hubspot)
 
     first_sf = sync_summary("salesforce")
@@ -35,11 +38,11 @@ def test_sync_routes_every_lead_once_and_a_second_sync_changes_nothing(
     problems = (
         routing_problems(sf, engine, "salesforce") + routing_problems(hs, engine, "hubspot")
         + task_problems(sf, engine, "salesforce") + task_problems(hs, engine, "hubspot")
-        + nurture_problems(sf, sf_before, engine, "salesforce") + nurture_problems(hs, hs_before, engine, "hubspot")
-        + unrouted_leads(sf, engine, "salesforce", "Lead") + unrouted_leads(hs, engine, "hubspot", "contacts")
+        + Expectation("salesforce", sf_before, sf, rules).problems(engine)
+        + Expectation("hubspot", hs_before, hs, rules).problems(engine)
         + one_task_per_person_across([sf, hs])
     )
-    assert problems == []
+    assert problems == [], "\n".join(problems)
     assert first_sf["write_failures"] == [] and first_hs["write_failures"] == []
     assert sum(first_sf["routed"].values()) > 0 and sum(first_hs["routed"].values()) > 0
     assert first_sf["tasks_created"] == len(sf.relay_tasks()) == len(audit(engine, "salesforce", "task_created"))
