@@ -204,6 +204,9 @@ class CrmAdapter(Protocol):
 
     connection: str
     calls: ApiCallCounter
+    reads_deletions: bool
+    """True when ``read`` reports deleted records itself (``Page.deleted_ids``); otherwise the
+    pipeline asks ``read_deleted`` after each object's read."""
 
     def read(
         self, object: str, fields: Sequence[str], cursor: Cursor | None, *, page_size: int | None = None

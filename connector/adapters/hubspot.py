@@ -164,6 +164,7 @@ class HubSpotAdapter:
     """
 
     crm = "hubspot"
+    reads_deletions = False  # search never returns archived records: call read_deleted
 
     def __init__(
         self,

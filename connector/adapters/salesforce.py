@@ -80,6 +80,7 @@ class SalesforceAdapter:
     """
 
     crm = "salesforce"
+    reads_deletions = True  # queryAll returns deleted rows in the incremental read itself
 
     def __init__(
         self,

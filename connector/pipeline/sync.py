@@ -276,6 +276,12 @@ def _sync_object(
         ctx.progress.page_done(mapping.name, len(page.records))
         if ctx.writer is not None:
             ctx.writer.drain(final=False)
+    if not ctx.adapter.reads_deletions:
+        since = cursor.last_modified if cursor is not None else datetime(1970, 1, 1, tzinfo=UTC)
+        deleted = ctx.adapter.read_deleted(mapping.name, since)
+        if deleted:
+            with ctx.transaction() as session:
+                _apply_deletions(ctx, mapping, deleted, (), Repositories(session))
 
 
 def _apply_deletions(
