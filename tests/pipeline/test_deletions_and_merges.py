@@ -1,0 +1,105 @@
+"""Deletions and merges made in the CRMs reach Relay's store on the next incremental sync."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hubspot import HubSpot
+from hubspot.crm.contacts import PublicMergeInput
+from simple_salesforce import Salesforce
+from sqlalchemy import Engine
+
+from connector.config.loader import RelayConfig, load_config
+from connector.pipeline.sync import run_sync
+from connector.sandbox.hubspot import HubSpotSandbox
+from connector.sandbox.salesforce import SalesforceSandbox
+from connector.sandbox.salesforce.transport import sandbox_session
+from connector.sandbox.seed import generate
+from connector.store.db import session_factory
+from connector.store.migrate import open_store
+from connector.store.repositories import Repositories
+
+ANCHOR = datetime(2026, 2, 2, 8, 0, tzinfo=UTC)
+
+
+@dataclass
+class World:
+    config: RelayConfig
+    engine: Engine
+    sf: Salesforce
+    hs: HubSpot
+
+
+@pytest.fixture()
+def world(tmp_path: Path) -> Iterator[World]:
+    data = generate(seed=5, leads=40, anchor=ANCHOR)
+    sf_box, hs_box = SalesforceSandbox(data), HubSpotSandbox(data)
+    sf_url, hs_url = sf_box.start().url, hs_box.start().url
+    env = dict(os.environ, SALESFORCE_INSTANCE_URL=sf_url, HUBSPOT_BASE_URL=hs_url)
+    engine = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+    try:
+        yield World(
+            config=load_config(env=env),
+            engine=engine,
+            sf=Salesforce(instance_url="https://sandbox", session_id=sf_box.access_token(),
+                          session=sandbox_session(sf_url), version="59.0"),
+            hs=HubSpot(access_token="sandbox-token", host=hs_url),
+        )
+    finally:
+        engine.dispose()
+        hs_box.stop()
+        sf_box.stop()
+
+
+def _snapshot(world: World, connection: str, obj: str, crm_id: str) -> tuple[bool, str | None]:
+    with session_factory(world.engine).begin() as session:
+        snap = Repositories(session).records.get(connection, obj, crm_id)
+        assert snap is not None, f"{connection} {obj} {crm_id} was never synced"
+        return snap.deleted, snap.merged_into
+
+
+def _audit_actions(world: World, connection: str, obj: str, crm_id: str) -> list[str]:
+    with session_factory(world.engine).begin() as session:
+        return [e.action for e in Repositories(session).audit.for_record(connection, obj, crm_id)]
+
+
+def test_a_lead_deleted_in_salesforce_is_marked_deleted(world: World) -> None:
+    run_sync(world.config, "salesforce", world.engine)
+    lead_id = world.sf.query("SELECT Id FROM Lead ORDER BY Id LIMIT 1")["records"][0]["Id"]
+    world.sf.Lead.delete(lead_id)
+
+    summary = run_sync(world.config, "salesforce", world.engine)
+
+    assert summary.deleted == 1
+    assert _snapshot(world, "salesforce", "Lead", lead_id) == (True, None)
+    assert "deleted" in _audit_actions(world, "salesforce", "Lead", lead_id)
+
+
+def test_a_contact_archived_in_hubspot_is_marked_deleted(world: World) -> None:
+    run_sync(world.config, "hubspot", world.engine)
+    contact_id = world.hs.crm.contacts.basic_api.get_page(limit=1).results[0].id
+    world.hs.crm.contacts.basic_api.archive(contact_id)
+
+    summary = run_sync(world.config, "hubspot", world.engine)
+
+    assert summary.deleted == 1
+    assert _snapshot(world, "hubspot", "contacts", contact_id) == (True, None)
+    assert "deleted" in _audit_actions(world, "hubspot", "contacts", contact_id)
+
+
+def test_contacts_merged_in_hubspot_are_recorded_as_merged(world: World) -> None:
+    run_sync(world.config, "hubspot", world.engine)
+    first, second = (c.id for c in world.hs.crm.contacts.basic_api.get_page(limit=2).results)
+    world.hs.crm.contacts.basic_api.merge(PublicMergeInput(primary_object_id=first, object_id_to_merge=second))
+
+    summary = run_sync(world.config, "hubspot", world.engine)
+
+    assert summary.merged >= 1
+    _, merged_into = _snapshot(world, "hubspot", "contacts", second)
+    assert merged_into == first
+    assert "merged" in _audit_actions(world, "hubspot", "contacts", second)
