@@ -455,6 +455,36 @@ def test_upsert_snapshots_names_the_record_of_a_bad_value(db: Database) -> None:
         )
 
 
+def test_sessions_racing_to_store_the_same_new_page_report_each_record_changed_once(
+    db: Database,
+) -> None:
+    contenders = 3
+    barrier = threading.Barrier(contenders)
+    reported: list[set[str]] = []
+    errors: list[BaseException] = []
+    page = [SnapshotIn(f"00Q{n}", "person", {"n": n}) for n in range(50)]
+
+    def upsert(order: int) -> None:
+        mine = page[order:] + page[:order]
+        barrier.wait()
+        try:
+            with db.sessions.begin() as session:
+                reported.append(
+                    Records(session).upsert_snapshots("sf-prod", "Lead", mine, seen_at=T0)
+                )
+        except BaseException as exc:  # pragma: no cover - reported in the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upsert, args=(n * 11,)) for n in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert sorted(len(changed) for changed in reported) == [0] * (contenders - 1) + [len(page)]
+
+
 # --- identities --------------------------------------------------------------------------
 
 PRE_IDENTITIES = {"ada@x.example": "pre-ada", "bob@x.example": "pre-bob"}

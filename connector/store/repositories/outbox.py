@@ -431,7 +431,7 @@ class Outbox:
             found = {
                 row.id: row
                 for row in self._session.execute(
-                    select(table.c.id, table.c.status, table.c.idempotency_key).where(
+                    select(table.c.id, table.c.status, table.c.idempotency_key, table.c.crm_id).where(
                         table.c.id.in_(list(chunk))
                     )
                 )
@@ -452,7 +452,10 @@ class Outbox:
                     {
                         "b_id": message_id,
                         "b_sent_at": sent_at,
-                        "b_crm_id": optional_text(crm_id, f"{where}.crm_id", CRM_ID_LEN),
+                        # like mark_sent: a CRM id is only taken (and checked) if the message has none
+                        "b_crm_id": None
+                        if row.crm_id is not None
+                        else optional_text(crm_id, f"{where}.crm_id", CRM_ID_LEN),
                         "b_crm_result": None
                         if crm_result is None
                         else json_object(crm_result, f"{where}.crm_result"),

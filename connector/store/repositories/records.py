@@ -232,7 +232,7 @@ class Records:
             wanted = set(chunk)
             page = self._fold(connection, object_name, chunk, [r for r in rows if r["crm_id"] in wanted])
             changed.update(crm_id for crm_id, pending in page.items() if pending.changed)
-            self._write(connection, object_name, page)
+            changed -= self._write(connection, object_name, page)
         return changed
 
     @staticmethod
@@ -303,8 +303,13 @@ class Records:
                 current["relay_id"] = row["relay_id"]
         return page
 
-    def _write(self, connection: str, object_name: str, page: Mapping[str, _Pending]) -> None:
-        """Write a folded page: executemany INSERT, UPDATE of changed rows, UPDATE of the rest."""
+    def _write(self, connection: str, object_name: str, page: Mapping[str, _Pending]) -> set[str]:
+        """Write a folded page: executemany INSERT, UPDATE of changed rows, UPDATE of the rest.
+
+        Returns:
+            The records thought new that a concurrent transaction stored first, with
+            the same content (so they did not change after all).
+        """
         # In key order, so two transactions inserting the same records cannot deadlock.
         new = sorted(
             (pending.row for pending in page.values() if pending.stored is None),
@@ -366,19 +371,24 @@ class Records:
             )
         if seen_updates:
             self._session.execute(update(table).where(key).values(**light), seen_updates)
+        unchanged: set[str] = set()
         for row in new:
-            if row["crm_id"] not in inserted:  # a concurrent transaction stored it first
-                self.upsert_snapshot(
-                    connection,
-                    object_name,
-                    row["crm_id"],
-                    kind=row["kind"],
-                    canonical=row["canonical"],
-                    relay_id=row["relay_id"],
-                    deleted=row["deleted"],
-                    merged_into=row["merged_into"],
-                    seen_at=row["last_seen"],
-                )
+            if row["crm_id"] in inserted:
+                continue
+            # A concurrent transaction stored it first: compare with what it stored.
+            if not self.upsert_snapshot(
+                connection,
+                object_name,
+                row["crm_id"],
+                kind=row["kind"],
+                canonical=row["canonical"],
+                relay_id=row["relay_id"],
+                deleted=row["deleted"],
+                merged_into=row["merged_into"],
+                seen_at=row["last_seen"],
+            ):
+                unchanged.add(row["crm_id"])
+        return unchanged
 
     def for_identity(self, relay_id: str) -> list[RecordSnapshot]:
         """Return every snapshot linked to the identity ``relay_id``."""
