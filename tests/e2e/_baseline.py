@@ -6,6 +6,7 @@ import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -65,6 +66,13 @@ class Outcome:
 
     records: dict[str, dict[str, tuple[object, ...]]]
 
+    def to_json(self) -> dict[str, Any]:
+        return {crm: {crm_id: list(o) for crm_id, o in records.items()} for crm, records in self.records.items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        return cls({crm: {crm_id: tuple(o) for crm_id, o in records.items()} for crm, records in data.items()})
+
     @classmethod
     def of(cls, views: Sequence[CrmView]) -> Outcome:
         records: dict[str, dict[str, tuple[object, ...]]] = {}
@@ -87,15 +95,18 @@ class Outcome:
         return found
 
 
-def fault_free_outcome(seed: SeedData, store_dir: Path) -> Outcome:
-    """Sync Salesforce then HubSpot without faults on fresh sandboxes; what the CRMs then show."""
+def fault_free_outcome(
+    seed: SeedData, store_dir: Path, connections: Sequence[str] = ("salesforce", "hubspot"),
+    config_dir: Path = SHIPPED_CONFIG,
+) -> Outcome:
+    """Sync ``connections`` in order without faults on fresh sandboxes; what the CRMs then show."""
     with running_crms(seed) as crms:
-        config = config_for(crms)
+        config = config_for(crms, config_dir)
         engine = open_store(f"sqlite:///{store_dir / 'baseline.db'}")
         try:
-            for connection in ("salesforce", "hubspot"):
+            for connection in connections:
                 summary = sync_with_policy(config, connection, engine, fast_policy(RecordedWaits()))
                 assert summary.write_failures == [], summary.write_failures
         finally:
             engine.dispose()
-        return Outcome.of([read_crm(crms.salesforce, crms.hubspot, c) for c in ("salesforce", "hubspot")])
+        return Outcome.of([read_crm(crms.salesforce, crms.hubspot, c) for c in connections])

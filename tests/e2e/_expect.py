@@ -6,7 +6,7 @@ failing test names every record that is wrong and how.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -247,3 +247,16 @@ def one_task_per_person_across(views: list[CrmView]) -> list[str]:
             counts[relay_id] += [f"{view.crm} task {t.id}" for t in tasks]
     return [f"person {relay_id} has {len(tasks)} open Relay tasks: {tasks}"
             for relay_id, tasks in counts.items() if len(tasks) != 1]
+
+
+def after_crash_problems(
+    connection: str, before: CrmView, after: CrmView, engine: Engine, config: RelayConfig
+) -> list[str]:
+    """Everything a crash and the run that took over may have got wrong: lost or doubled work."""
+    problems = routing_problems(after, engine, connection) + task_problems(after, engine, connection)
+    problems += Expectation(connection, before, after, RoutingRulesInForce.of(config)).problems(engine)
+    assigned = Counter(row.crm_id for row in audit(engine, connection, "assigned"))
+    problems += [f"{connection} {crm_id} was assigned {n} times" for crm_id, n in assigned.items() if n > 1]
+    keys = Counter(t.idempotency_key for t in after.relay_tasks())
+    problems += [f"{connection}: {n} tasks with idempotency key {key}" for key, n in keys.items() if n > 1]
+    return problems
