@@ -57,7 +57,14 @@ from connector.pipeline.writeback import PlannedMessage, desired_values, record_
 from connector.pipeline.writer import OutboxPayload, OutboxWriter
 from connector.store.db import session_factory
 from connector.store.models import SyncMode, SyncStatus
-from connector.store.repositories import CrmRef, Repositories
+from connector.store.repositories import (
+    Assignment,
+    AuditEntryIn,
+    CrmRef,
+    OutboxMessageIn,
+    Repositories,
+    SnapshotIn,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +92,22 @@ class _RunContext:
     dry_session: Session | None = None
     owners: list[Owner] = field(default_factory=list)
     owner_ids_by_email: dict[str, str] = field(default_factory=dict)
+    accounts: list[Account] | None = None
+    page_audit: list[AuditEntryIn] = field(default_factory=list)
+    page_outbox: list[OutboxMessageIn] = field(default_factory=list)
+
+    def audit(self, action: str, **entry: Any) -> None:
+        """Buffer an audit entry; it is written with the page (one statement for all)."""
+        self.page_audit.append(AuditEntryIn(self.connection, action, run_id=self.summary.run_id, **entry))
+
+    def flush_page(self, repos: Repositories) -> None:
+        """Write the page's buffered audit entries and outbox messages, in the page's transaction."""
+        if self.page_outbox:
+            repos.outbox.enqueue_many(self.page_outbox, run_id=self.summary.run_id, now=self.now())
+        if self.page_audit:
+            repos.audit.append_many(self.page_audit)
+        self.page_audit = []
+        self.page_outbox = []
 
     def transaction(self) -> Any:
         """A transaction for one page (one long uncommitted one in a dry run)."""
@@ -210,7 +233,7 @@ def _finish(ctx: _RunContext, status: SyncStatus, error: str | None) -> None:
         with ctx.sessions.begin() as session:
             repos = Repositories(session)
             for kind, count in summary.api_calls.items():
-                repos.api_calls.add(ctx.connection, kind, count, run_id=summary.run_id, at=ctx.now())
+                repos.api_calls.add(ctx.connection, kind, count, at=ctx.now())
             repos.sync_runs.finish(summary.run_id, status, counts=summary.counts(), error=error, now=ctx.now())
     except Exception:  # never hide the run's own error behind a bookkeeping one
         log.exception("could not close sync run %s of %s", summary.run_id, ctx.connection)
@@ -266,6 +289,7 @@ def _sync_object(
             repos = Repositories(session)
             handle(ctx, mapping, mapped, repos)
             _apply_deletions(ctx, mapping, page.deleted_ids, page.merged, repos)
+            ctx.flush_page(repos)
             if page.cursor is not None:
                 repos.cursors.advance(
                     ctx.connection, mapping.name, page.cursor.last_modified, page.cursor.last_id, now=ctx.now()
@@ -281,7 +305,9 @@ def _sync_object(
         deleted = ctx.adapter.read_deleted(mapping.name, since)
         if deleted:
             with ctx.transaction() as session:
-                _apply_deletions(ctx, mapping, deleted, (), Repositories(session))
+                repos = Repositories(session)
+                _apply_deletions(ctx, mapping, deleted, (), repos)
+                ctx.flush_page(repos)
 
 
 def _apply_deletions(
@@ -294,24 +320,25 @@ def _apply_deletions(
     for crm_id in deleted_ids:
         if repos.records.mark_deleted(ctx.connection, mapping.name, crm_id, seen_at=ctx.now()):
             ctx.summary.deleted += 1
-            repos.audit.append(ctx.connection, "deleted", object_name=mapping.name, crm_id=crm_id,
-                               run_id=ctx.summary.run_id, detail={}, at=ctx.now())
+            ctx.audit("deleted", object_name=mapping.name, crm_id=crm_id,
+                               detail={}, at=ctx.now())
     for loser, winner in merged:
         repos.records.mark_merged(ctx.connection, mapping.name, loser, winner, seen_at=ctx.now())
         ctx.summary.merged += 1
-        repos.audit.append(ctx.connection, "merged", object_name=mapping.name, crm_id=loser,
-                           run_id=ctx.summary.run_id, detail={"merged_into": winner}, at=ctx.now())
+        ctx.audit("merged", object_name=mapping.name, crm_id=loser,
+                           detail={"merged_into": winner}, at=ctx.now())
 
 
 def _quarantine(ctx: _RunContext, mapping: ObjectMapping, record: MappedRecord, reason: str, repos: Repositories) -> None:
     ctx.summary.quarantined += 1
     repos.quarantine.add(ctx.connection, mapping.name, reason, record.canonical, crm_id=record.meta.record_id,
-                         run_id=ctx.summary.run_id, at=ctx.now())
-    repos.audit.append(ctx.connection, "quarantined", object_name=mapping.name, crm_id=record.meta.record_id,
-                       run_id=ctx.summary.run_id, detail={"reason": reason}, at=ctx.now())
+                         at=ctx.now())
+    ctx.audit("quarantined", object_name=mapping.name, crm_id=record.meta.record_id,
+                       detail={"reason": reason}, at=ctx.now())
 
 
 def _accounts_page(ctx: _RunContext, mapping: ObjectMapping, records: list[MappedRecord], repos: Repositories) -> None:
+    live: list[tuple[Account, MappedRecord]] = []
     for record in records:
         if record.model is None:
             _quarantine(ctx, mapping, record, record.error or "unreadable record", repos)
@@ -320,22 +347,37 @@ def _accounts_page(ctx: _RunContext, mapping: ObjectMapping, records: list[Mappe
         if record.meta.deleted:
             repos.records.mark_deleted(ctx.connection, mapping.name, record.meta.record_id, seen_at=ctx.now())
             continue
-        account = record.model
-        key = (account.domain or registered_domain(account.website) or "").lower() or None
-        ref = CrmRef(ctx.connection, mapping.name, record.meta.record_id)
-        relay_id = repos.identities.resolve("account", key, ref, now=ctx.now())
-        if repos.records.upsert_snapshot(ctx.connection, mapping.name, record.meta.record_id, kind="account",
-                                         canonical=record.canonical, relay_id=relay_id, seen_at=ctx.now()):
-            ctx.summary.changed += 1
+        live.append((record.model, record))
+    if not live:
+        return
+    now = ctx.now()
+    refs = {
+        account.ref: CrmRef(ctx.connection, mapping.name, account.ref.crm_id) for account, _ in live
+    }
+    keys = [
+        ((account.domain or registered_domain(account.website) or "").lower() or None, refs[account.ref])
+        for account, _ in live
+    ]
+    relay_ids = repos.identities.resolve_many("account", keys, now=now)
+    changed = repos.records.upsert_snapshots(
+        ctx.connection, mapping.name,
+        [SnapshotIn(a.ref.crm_id, "account", r.canonical, relay_ids[refs[a.ref]]) for a, r in live],
+        seen_at=now,
+    )
+    ctx.summary.changed += len(changed)
+    ctx.accounts = None  # re-read before the next people page
 
 
 def _accounts(ctx: _RunContext, repos: Repositories) -> list[Account]:
-    accounts = []
-    for snap in repos.records.live_of_kind(ctx.connection, "account"):
-        account = account_from_snapshot(snap.connection, snap.object, snap.crm_id, snap.canonical)
-        if account is not None:
-            accounts.append(account)
-    return accounts
+    """The connection's live accounts, read once per run after the account objects synced."""
+    if ctx.accounts is None:
+        accounts = []
+        for snap in repos.records.live_of_kind(ctx.connection, "account"):
+            account = account_from_snapshot(snap.connection, snap.object, snap.crm_id, snap.canonical)
+            if account is not None:
+                accounts.append(account)
+        ctx.accounts = accounts
+    return ctx.accounts
 
 
 def _existing_assignments(
@@ -343,11 +385,15 @@ def _existing_assignments(
 ) -> tuple[dict[RecordRef, ExistingAssignment], set[RecordRef]]:
     """Active assignments of these records, or of other records of the same person."""
     by_identity = repos.assignments.active_for_identities(set(relay_ids.values()))
+    mine_by_object: dict[str, dict[str, Assignment]] = {}
+    for obj in {p.ref.object for p in people}:
+        ids = [p.ref.crm_id for p in people if p.ref.object == obj]
+        mine_by_object[obj] = repos.assignments.active_for_records(ctx.connection, obj, ids)
     existing: dict[RecordRef, ExistingAssignment] = {}
     own: set[RecordRef] = set()
     for person in people:
         ref = person.ref
-        mine = repos.assignments.active_for(ref.connection, ref.object, ref.crm_id)
+        mine = mine_by_object[ref.object].get(ref.crm_id)
         assignment = mine or by_identity.get(relay_ids[ref])
         if mine is not None:
             own.add(ref)
@@ -362,7 +408,6 @@ def _existing_assignments(
 def _people_page(ctx: _RunContext, mapping: ObjectMapping, records: list[MappedRecord], repos: Repositories) -> None:
     people: list[Person] = []
     by_ref: dict[RecordRef, MappedRecord] = {}
-    relay_ids: dict[RecordRef, str] = {}
     for record in records:
         if record.model is None:
             _quarantine(ctx, mapping, record, record.error or "unreadable record", repos)
@@ -372,16 +417,21 @@ def _people_page(ctx: _RunContext, mapping: ObjectMapping, records: list[MappedR
         if record.meta.deleted:
             repos.records.mark_deleted(ctx.connection, mapping.name, person.ref.crm_id, seen_at=ctx.now())
             continue
-        ref = CrmRef(ctx.connection, mapping.name, person.ref.crm_id)
-        relay_ids[person.ref] = repos.identities.resolve("person", person_key(person.email), ref, now=ctx.now())
-        if repos.records.upsert_snapshot(ctx.connection, mapping.name, person.ref.crm_id, kind="person",
-                                         canonical=record.canonical, relay_id=relay_ids[person.ref],
-                                         seen_at=ctx.now()):
-            ctx.summary.changed += 1
         people.append(person)
         by_ref[person.ref] = record
     if not people:
         return
+    crm_refs = {p.ref: CrmRef(ctx.connection, mapping.name, p.ref.crm_id) for p in people}
+    resolved = repos.identities.resolve_many(
+        "person", [(person_key(p.email), crm_refs[p.ref]) for p in people], now=ctx.now()
+    )
+    relay_ids = {ref: resolved[crm_ref] for ref, crm_ref in crm_refs.items()}
+    changed = repos.records.upsert_snapshots(
+        ctx.connection, mapping.name,
+        [SnapshotIn(p.ref.crm_id, "person", by_ref[p.ref].canonical, relay_ids[p.ref]) for p in people],
+        seen_at=ctx.now(),
+    )
+    ctx.summary.changed += len(changed)
     existing, own = _existing_assignments(ctx, people, relay_ids, repos)
     state = RoutingState.model_validate({"groups": repos.round_robin.load(for_update=True)})
     now = ctx.now()
@@ -416,7 +466,7 @@ def _apply_decision(
         summary.findings[finding.code] += 1
     for problem in record.problems:
         summary.findings["unreadable_value"] += 1
-        repos.audit.append(ctx.connection, "data_quality", object_name=mapping.name, crm_id=person.ref.crm_id,
+        ctx.audit("data_quality", object_name=mapping.name, crm_id=person.ref.crm_id,
                            relay_id=relay_id, run_id=summary.run_id,
                            detail={"field": problem.field, "value": repr(problem.value), "message": problem.message},
                            at=decision.decided_at)
@@ -428,8 +478,8 @@ def _apply_decision(
         owner_crm_id = ctx.owner_ids_by_email.get(routing.owner_email.lower())
         if owner_crm_id is None:
             summary.findings["owner_not_in_crm"] += 1
-            repos.audit.append(ctx.connection, "unassigned", object_name=mapping.name, crm_id=person.ref.crm_id,
-                               relay_id=relay_id, run_id=summary.run_id, rules_version=version,
+            ctx.audit("unassigned", object_name=mapping.name, crm_id=person.ref.crm_id,
+                               relay_id=relay_id, rules_version=version,
                                detail={"reason": f"{routing.owner_email} has no active user in {ctx.connection}",
                                        "routing": routing.model_dump(mode="json")},
                                at=decision.decided_at)
@@ -447,9 +497,9 @@ def _apply_decision(
                 summary.routed[routing.owner_email] += 1
             else:
                 summary.propagated += 1
-            repos.audit.append(
-                ctx.connection, "assigned", object_name=mapping.name, crm_id=person.ref.crm_id, relay_id=relay_id,
-                run_id=summary.run_id, rules_version=version,
+            ctx.audit(
+                "assigned", object_name=mapping.name, crm_id=person.ref.crm_id, relay_id=relay_id,
+                rules_version=version,
                 detail={
                     "owner_email": routing.owner_email, "owner_crm_id": owner_crm_id, "tier": routing.tier,
                     "rule": routing.rule, "reason": routing.reason, "region": routing.region,
@@ -478,16 +528,16 @@ def _apply_decision(
         return
     if decision.score is not None and (person.relay_score != decision.score.total
                                        or person.relay_score_category != decision.score.category):
-        repos.audit.append(ctx.connection, "scored", object_name=mapping.name, crm_id=person.ref.crm_id,
-                           relay_id=relay_id, run_id=summary.run_id, rules_version=version,
+        ctx.audit("scored", object_name=mapping.name, crm_id=person.ref.crm_id,
+                           relay_id=relay_id, rules_version=version,
                            detail=decision.score.model_dump(mode="json"), at=decision.decided_at)
     for message in planned:
-        repos.outbox.enqueue(ctx.connection, message.object, message.operation, message.payload.to_json(),
-                             message.idempotency_key, crm_id=message.crm_id, run_id=summary.run_id,
-                             now=decision.decided_at)
+        ctx.page_outbox.append(OutboxMessageIn(ctx.connection, message.object, message.operation,
+                                               message.payload.to_json(), message.idempotency_key,
+                                               crm_id=message.crm_id))
         if message.payload.purpose == "update":
-            repos.audit.append(ctx.connection, "field_update", object_name=mapping.name, crm_id=person.ref.crm_id,
-                               relay_id=relay_id, run_id=summary.run_id, rules_version=version,
+            ctx.audit("field_update", object_name=mapping.name, crm_id=person.ref.crm_id,
+                               relay_id=relay_id, rules_version=version,
                                detail={"fields": message.payload.fields}, at=decision.decided_at)
     if len(summary.examples) < EXAMPLES and routing is not None and assignment_id is not None:
         summary.examples.append(_example(person, decision))

@@ -21,7 +21,7 @@ from connector.adapters.base import CrmAdapter, WriteOp, WriteResult
 from connector.adapters.errors import CrmError
 from connector.pipeline.summary import SyncSummary, WriteFailure
 from connector.store.models import OutboxOperation
-from connector.store.repositories import Audit, Outbox, OutboxMessage
+from connector.store.repositories import Audit, AuditEntryIn, Outbox, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -156,32 +156,32 @@ class OutboxWriter:
                 for message in messages:
                     outbox.mark_failed(message.id, f"{exc.code or type(exc).__name__}: {exc}", retriable=True)
             raise
-        sent = 0
+        sent: list[tuple[int, str | None, dict[str, Any] | None]] = []
+        audit_entries: list[AuditEntryIn] = []
         with self.sessions.begin() as session:
             outbox = Outbox(session)
             audit = Audit(session)
             for message, result in zip(messages, results, strict=True):
                 if result.success:
-                    sent += 1
-                    self._record_success(outbox, audit, message, result)
+                    sent.append((message.id, result.crm_id if message.crm_id is None else None,
+                                 {"id": result.crm_id, "created": result.created}))
+                    audit_entries.extend(self._count_success(message, result))
                 else:
                     self._record_failure(outbox, audit, message, result, last_chance=last_chance)
+            if sent:
+                outbox.mark_sent_many(sent, now=self.now())
+            if audit_entries:
+                audit.append_many(audit_entries)
         if self.on_sent is not None:
             self.on_sent(len(messages))
-        return sent
+        return len(sent)
 
-    def _record_success(self, outbox: Outbox, audit: Audit, message: OutboxMessage, result: WriteResult) -> None:
-        outbox.mark_sent(
-            message.id,
-            crm_result={"id": result.crm_id, "created": result.created},
-            crm_id=result.crm_id if message.crm_id is None else None,
-            now=self.now(),
-        )
+    def _count_success(self, message: OutboxMessage, result: WriteResult) -> list[AuditEntryIn]:
         purpose = OutboxPayload.from_json(message.payload).purpose
         if purpose == "task":
             if result.created:
                 self.summary.tasks_created += 1
-            audit.append(
+            return [AuditEntryIn(
                 message.connection,
                 "task_created",
                 object_name=message.object,
@@ -190,9 +190,10 @@ class OutboxWriter:
                 detail={"idempotency_key": message.idempotency_key, "created": result.created,
                         "fields": message.payload.get("fields", {})},
                 at=self.now(),
-            )
-        elif message.operation in (OutboxOperation.UPDATE, OutboxOperation.UPSERT):
+            )]
+        if message.operation in (OutboxOperation.UPDATE, OutboxOperation.UPSERT):
             self.summary.records_updated += 1
+        return []
 
     def _record_failure(
         self, outbox: Outbox, audit: Audit, message: OutboxMessage, result: WriteResult, *, last_chance: bool
