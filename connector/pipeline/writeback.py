@@ -52,7 +52,12 @@ def record_update(
     CRM already holds are dropped, so re-running over unchanged records writes nothing.
     The idempotency key covers the record, the values and the record version read, so
     a retried page enqueues the same message once.
+
+    A converted lead gets no update: Salesforce keeps converted leads read-only
+    (``CANNOT_UPDATE_CONVERTED_LEAD``), so the write would be refused on every run.
     """
+    if person.is_converted:
+        return None
     writable = {fm.canonical for fm in mapping.write_fields()}
     wanted = {k: v for k, v in desired.items() if k in writable}
     if not wanted:
