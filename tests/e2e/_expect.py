@@ -199,7 +199,9 @@ class Expectation:
             routable = self.routable(records)
             best = max((r.score or 0 for r in routable), default=None)
             for record in records:
-                if record not in routable:
+                if record.converted:
+                    problems += self._converted_problems(record)
+                elif record not in routable:
                     problems += self._kept_owner_problems(record)
             if best is None:
                 continue
@@ -209,6 +211,14 @@ class Expectation:
             elif not any(r.matched_account for r in routable):
                 problems += self._nurture_problems(routable, assignments, kept)
         return problems
+
+    def _converted_problems(self, record: PersonInCrm) -> list[str]:
+        """A converted lead is read-only in Salesforce: Relay must not write to it at all."""
+        before = self.before.people[record.id]
+        if record.modified != before.modified or record.owner_id != before.owner_id:
+            return [f"{self.connection} {record.object} {record.id}: converted lead was written to "
+                    f"(modified {before.modified} -> {record.modified})"]
+        return []
 
     def _kept_owner_problems(self, record: PersonInCrm) -> list[str]:
         before = self.before.people[record.id]
