@@ -383,8 +383,18 @@ def _accounts(ctx: _RunContext, repos: Repositories) -> list[Account]:
 def _existing_assignments(
     ctx: _RunContext, people: Sequence[Person], relay_ids: Mapping[RecordRef, str], repos: Repositories
 ) -> tuple[dict[RecordRef, ExistingAssignment], set[RecordRef]]:
-    """Active assignments of these records, or of other records of the same person."""
-    by_identity = repos.assignments.active_for_identities(set(relay_ids.values()))
+    """Active assignments of these records, or of other records of the same person.
+
+    An assignment whose owner has no active user in this CRM is left out, so the person is
+    routed afresh (the new assignment supersedes it): keeping it would leave the record
+    with whoever owned it before (often a queue), because the CRM refuses an inactive
+    owner (``INACTIVE_OWNER_OR_USER``), and no later sync would ever route it again.
+    """
+    by_identity = {
+        relay_id: assignment
+        for relay_id, assignment in repos.assignments.active_for_identities(set(relay_ids.values())).items()
+        if _owner_can_own_here(ctx, assignment)
+    }
     mine_by_object: dict[str, dict[str, Assignment]] = {}
     for obj in {p.ref.object for p in people}:
         ids = [p.ref.crm_id for p in people if p.ref.object == obj]
@@ -394,6 +404,8 @@ def _existing_assignments(
     for person in people:
         ref = person.ref
         mine = mine_by_object[ref.object].get(ref.crm_id)
+        if mine is not None and not _owner_can_own_here(ctx, mine):
+            mine = None
         assignment = mine or by_identity.get(relay_ids[ref])
         if mine is not None:
             own.add(ref)
@@ -403,6 +415,11 @@ def _existing_assignments(
                 rule=assignment.rule,
             )
     return existing, own
+
+
+def _owner_can_own_here(ctx: _RunContext, assignment: Assignment) -> bool:
+    """Whether the assignment's owner is an active user of this connection's CRM."""
+    return assignment.owner_email.strip().lower() in ctx.owner_ids_by_email
 
 
 def _people_page(ctx: _RunContext, mapping: ObjectMapping, records: list[MappedRecord], repos: Repositories) -> None:
