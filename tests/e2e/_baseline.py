@@ -48,12 +48,13 @@ def config_for(crms: Crms, config_dir: Path = SHIPPED_CONFIG) -> RelayConfig:
 
 
 def sync_with_policy(
-    config: RelayConfig, connection: str, store: Engine, policy: RetryPolicy, progress: SyncProgress | None = None
+    config: RelayConfig, connection: str, store: Engine, policy: RetryPolicy,
+    progress: SyncProgress | None = None, *, full: bool = False,
 ) -> SyncSummary:
     """``run_sync`` with an adapter built on ``policy`` (how a test keeps retry waits short)."""
     adapter = open_adapter(config, connection, retry=policy)
     try:
-        return run_sync(config, connection, store, adapter=adapter, progress=progress)
+        return run_sync(config, connection, store, adapter=adapter, progress=progress, full=full)
     finally:
         close = getattr(adapter, "close", None)
         if callable(close):

@@ -38,8 +38,9 @@ def _due_matches(task: TaskInCrm, sla_due: datetime) -> bool:
 
 
 def new_assignments(engine: Engine, connection: str) -> dict[str, AuditRow]:
-    """The ``assigned`` audit lines of people routed afresh in ``connection`` (not kept from elsewhere)."""
-    return {row.crm_id or "": row for row in audit(engine, connection, "assigned") if not row.detail["kept_existing"]}
+    """The latest ``assigned`` audit line of each record, when it routed the person afresh (not kept)."""
+    latest = {row.crm_id or "": row for row in audit(engine, connection, "assigned")}
+    return {crm_id: row for crm_id, row in latest.items() if not row.detail["kept_existing"]}
 
 
 def routing_problems(view: CrmView, engine: Engine, connection: str) -> list[str]:

@@ -27,6 +27,7 @@ from ._baseline import (
     sync_with_policy,
 )
 from ._crm import is_read, read_crm, sobject
+from ._expect import routing_problems, task_problems
 from ._shared import computed_once
 from ._store import audit, rows
 from ._world import LEADS, SEED, Crms, config_copy
@@ -142,3 +143,14 @@ def test_records_the_crm_refuses_for_good_are_reported_with_its_error_and_the_re
     # Everything else landed as in a fault-free run.
     after = Outcome.of([read_crm(crms.salesforce, crms.hubspot, "salesforce")])
     assert Outcome({"salesforce": sf_baseline}).differences(after, ignore=handed_to_leaver | leavers_tasks | {deleted}) == []
+
+    # The next full sync routes the leaver's leads to active reps, each with its follow-up task.
+    again = sync_with_policy(config_for(crms), "salesforce", engine, fast_policy(RecordedWaits()), full=True)
+
+    assert again.write_failures == []
+    view = read_crm(crms.salesforce, crms.hubspot, "salesforce")
+    active_users = set(view.owner_ids_by_email.values())
+    assert {crm_id: view.people[crm_id].owner_id for crm_id in handed_to_leaver
+            if view.people[crm_id].owner_id not in active_users} == {}
+    problems = routing_problems(view, engine, "salesforce") + task_problems(view, engine, "salesforce")
+    assert [p for p in problems if deleted not in p] == []
