@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.adapters.base import CrmAdapter, WriteOp, WriteResult
 from connector.adapters.errors import CrmError
+from connector.adapters.retry import RetryPolicy
 from connector.pipeline.summary import SyncSummary, WriteFailure
 from connector.store.models import OutboxOperation
 from connector.store.repositories import Audit, AuditEntryIn, Outbox, OutboxMessage
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCHES = 10
 """How many CRM batches' worth of messages one outbox read fetches."""
-FINAL_PASSES = 3
+FINAL_PASSES = 4
 """How often the final drain of a run offers a passing failure to the CRM again."""
 
 
@@ -105,8 +106,10 @@ class OutboxWriter:
         """Send pending messages; unless ``final``, only whole batches (API calls are a budget).
 
         A message the CRM refused for a passing reason (a row lock, a rolled-back
-        batch) is tried again in the final drain, up to ``FINAL_PASSES`` times; one it
-        refused for good is marked dead and reported with the CRM's error.
+        batch) is tried again in the final drain, up to ``FINAL_PASSES`` times, after
+        the adapter's retry backoff (a row lock is held by another transaction for a
+        moment: an immediate retry mostly meets it again); one it refused for good is
+        marked dead and reported with the CRM's error.
 
         Returns:
             The number of messages sent successfully.
@@ -115,11 +118,18 @@ class OutboxWriter:
             return self._drain_once(final=False, last_chance=False)
         sent = 0
         for attempt in range(1, FINAL_PASSES + 1):
+            if attempt > 1:
+                self._wait_before_pass(attempt - 1)
             self._retry_later.clear()
             sent += self._drain_once(final=True, last_chance=attempt == FINAL_PASSES)
             if not self._retry_later:
                 break
         return sent
+
+    def _wait_before_pass(self, failed_passes: int) -> None:
+        policy = getattr(self.adapter, "retry", None)
+        if isinstance(policy, RetryPolicy):
+            policy.sleep(policy.backoff(failed_passes))
 
     def _drain_once(self, *, final: bool, last_chance: bool) -> int:
         connection = self.adapter.connection
