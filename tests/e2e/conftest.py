@@ -15,12 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-# tests/store owns the per-test PostgreSQL schema (and the CI rule); reuse it as it is.
-from store.conftest import postgres_url, sqlite_url  # noqa: F401  (fixtures)
-
 from connector.config.loader import RelayConfig, load_config
 from connector.sandbox.seed import SeedData
 from connector.store.migrate import open_store
+from tests.support.databases import fresh_postgres_schema
 
 from ._world import LEADS, SEED, Crms, RelayEnv, relay_env_for, running_crms, seed_for
 
@@ -39,11 +37,13 @@ def crms(seed_data: SeedData) -> Iterator[Crms]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest) -> str:
-    """URL of an empty store, once per backend (PostgreSQL only when configured)."""
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of an empty store, once per backend: a SQLite file, or a PostgreSQL schema of its own."""
     if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("postgres_url"))
+        yield f"sqlite:///{tmp_path / 'relay.db'}"
+        return
+    with fresh_postgres_schema() as url:  # skips locally, fails under CI=true, when not configured
+        yield url
 
 
 @pytest.fixture
