@@ -31,8 +31,8 @@ db_app = typer.Typer(help="Relay's own database (sync state, ledger, outbox, aud
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 @app.command()

@@ -59,6 +59,7 @@ from connector.store.db import session_factory
 from connector.store.models import SyncMode, SyncStatus
 from connector.store.repositories import (
     Assignment,
+    AssignmentIn,
     AuditEntryIn,
     CrmRef,
     OutboxMessageIn,
@@ -95,19 +96,23 @@ class _RunContext:
     accounts: list[Account] | None = None
     page_audit: list[AuditEntryIn] = field(default_factory=list)
     page_outbox: list[OutboxMessageIn] = field(default_factory=list)
+    page_assignments: list[AssignmentIn] = field(default_factory=list)
 
     def audit(self, action: str, **entry: Any) -> None:
         """Buffer an audit entry; it is written with the page (one statement for all)."""
         self.page_audit.append(AuditEntryIn(self.connection, action, run_id=self.summary.run_id, **entry))
 
     def flush_page(self, repos: Repositories) -> None:
-        """Write the page's buffered audit entries and outbox messages, in the page's transaction."""
+        """Write the page's buffered assignments, outbox messages and audit entries, in its transaction."""
+        if self.page_assignments:
+            repos.assignments.record_new_many(self.page_assignments, now=self.now())
         if self.page_outbox:
             repos.outbox.enqueue_many(self.page_outbox, run_id=self.summary.run_id, now=self.now())
         if self.page_audit:
             repos.audit.append_many(self.page_audit)
         self.page_audit = []
         self.page_outbox = []
+        self.page_assignments = []
 
     def transaction(self) -> Any:
         """A transaction for one page (one long uncommitted one in a dry run)."""
@@ -490,7 +495,7 @@ def _apply_decision(
 
     routing = decision.routing
     owner_crm_id: str | None = None
-    assignment_id: int | None = None
+    assignment_key: str | None = None
     if routing is not None and routing.owner_email and not routing.rule.startswith("crm_"):
         owner_crm_id = ctx.owner_ids_by_email.get(routing.owner_email.lower())
         if owner_crm_id is None:
@@ -501,15 +506,15 @@ def _apply_decision(
                                        "routing": routing.model_dump(mode="json")},
                                at=decision.decided_at)
         elif not has_own_assignment:
-            assignment = repos.assignments.record(
+            ctx.page_assignments.append(AssignmentIn(
                 ctx.connection, mapping.name, person.ref.crm_id,
                 owner_email=routing.owner_email, owner_crm_id=owner_crm_id, tier=routing.tier,
                 rule=routing.rule, reason=routing.reason,
                 score=decision.score.total if decision.score else None, rules_version=version,
                 relay_id=relay_id, sla_due=decision.sla.due_at if decision.sla else None,
                 assigned_at=decision.decided_at,
-            )
-            assignment_id = assignment.id
+            ))
+            assignment_key = decision.decided_at.strftime("%Y%m%dT%H%M%S.%fZ")
             if not routing.kept_existing:
                 summary.routed[routing.owner_email] += 1
             else:
@@ -537,9 +542,9 @@ def _apply_decision(
         update = record_update(mapping, person, current, desired, record.meta.modified_at)
         if update is not None:
             planned.append(update)
-        if decision.task is not None and owner_crm_id is not None and assignment_id is not None:
+        if decision.task is not None and owner_crm_id is not None and assignment_key is not None:
             planned.append(task_message(ctx.config.mapping_for(ctx.connection), person, decision.task,
-                                        owner_crm_id, assignment_id))
+                                        owner_crm_id, assignment_key))
     except MappingError as exc:
         _quarantine(ctx, mapping, record, f"cannot write back: {exc}", repos)
         return
@@ -556,7 +561,7 @@ def _apply_decision(
             ctx.audit("field_update", object_name=mapping.name, crm_id=person.ref.crm_id,
                                relay_id=relay_id, rules_version=version,
                                detail={"fields": message.payload.fields}, at=decision.decided_at)
-    if len(summary.examples) < EXAMPLES and routing is not None and assignment_id is not None:
+    if len(summary.examples) < EXAMPLES and routing is not None and assignment_key is not None:
         summary.examples.append(_example(person, decision))
 
 

@@ -76,16 +76,19 @@ def task_message(
     person: Person,
     task: TaskDecision,
     owner_crm_id: str,
-    assignment_id: int,
+    assignment_key: str,
 ) -> PlannedMessage:
     """The follow-up task for a new assignment, upserted by its idempotency key.
+
+    ``assignment_key`` tells this assignment from any later one of the same record (the
+    assignment time), so the key is the same however often the message is retried.
 
     Raises:
         MappingError: when the mapping has no task object or no idempotency-key field.
     """
     task_mapping = _task_mapping(mappings)
     ref = person.ref
-    key = f"task:{ref.connection}:{ref.object}:{ref.crm_id}:{assignment_id}"
+    key = f"task:{ref.connection}:{ref.object}:{ref.crm_id}:{assignment_key}"
     canonical: dict[str, Any] = {
         "subject": task.subject,
         "description": task.description,

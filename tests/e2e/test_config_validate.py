@@ -54,11 +54,6 @@ def test_a_typo_fails_naming_file_and_key(
     assert "didyoumean" in said
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connector/cli.py prints problems with rich's emoji codes on: 'relay.yaml:100: key' is shown as "
-    "'relay.yaml💯 key' (':100:' is an emoji code), so the line number vanishes; print with emoji=False",
-)
 def test_a_problem_on_line_100_is_shown_with_its_line_number(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     config = tmp_path / "config"
     shutil.copytree(SHIPPED_CONFIG, config)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from connector.store.repositories.api_calls import ApiCalls
-from connector.store.repositories.assignments import Assignment, Assignments
+from connector.store.repositories.assignments import Assignment, AssignmentIn, Assignments
 from connector.store.repositories.audit import Audit, AuditEntry, AuditEntryIn
 from connector.store.repositories.cursors import Cursor, Cursors, id_order_key
 from connector.store.repositories.identities import CrmRef, Identities, new_relay_id
@@ -52,6 +52,7 @@ __all__ = [
     "COUNT_KEYS",
     "ApiCalls",
     "Assignment",
+    "AssignmentIn",
     "Assignments",
     "Audit",
     "AuditEntry",

@@ -166,6 +166,7 @@ def insert_many_or_ignore(
     rows: Sequence[Mapping[str, Any]],
     conflict_columns: Sequence[str],
     returning: Sequence[str] = (),
+    conflict_where: TextClause | None = None,
 ) -> list[Row[Any]]:
     """Insert many rows in one executemany, skipping those whose key a unique index already holds.
 
@@ -179,6 +180,7 @@ def insert_many_or_ignore(
         rows: One dict of column values per row; every dict has the same keys.
         conflict_columns: The unique index that decides "already there".
         returning: Columns to return for the rows actually inserted.
+        conflict_where: The predicate of a partial unique index (as literal SQL text).
 
     Returns:
         The ``returning`` columns of the inserted rows (empty if ``returning`` is empty).
@@ -187,7 +189,7 @@ def insert_many_or_ignore(
         return []
     table = table_of(model)
     statement = _table_insert_for(session, table).on_conflict_do_nothing(
-        index_elements=list(conflict_columns)
+        index_elements=list(conflict_columns), index_where=conflict_where
     )
     if returning:
         statement = statement.returning(*(table.c[name] for name in returning))

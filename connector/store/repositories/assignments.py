@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from connector.store.models import (
 from connector.store.repositories._common import (
     aware,
     chunked,
+    insert_many_or_ignore,
     insert_or_ignore,
     optional_text,
     text_value,
@@ -67,6 +69,54 @@ def _assignment(row: AssignmentRow) -> Assignment:
         sla_due=row.sla_due,
         status=AssignmentStatus(row.status),
     )
+
+
+@dataclass(frozen=True)
+class AssignmentIn:
+    """A first assignment of a record, for :meth:`Assignments.record_new_many` (the parameters of ``record``)."""
+
+    connection: str
+    object_name: str
+    crm_id: str
+    owner_email: str
+    owner_crm_id: str | None = None
+    tier: str | None = None
+    rule: str | None = None
+    reason: str | None = None
+    score: int | None = None
+    rules_version: str | None = None
+    relay_id: str | None = None
+    sla_due: datetime | None = None
+    assigned_at: datetime | None = None
+
+
+def _assignment_values(item: AssignmentIn, now: datetime | None = None) -> dict[str, Any]:
+    """Validated column values of a new active assignment (InvalidStoreValue naming the record)."""
+    connection, object_name, crm_id = item.connection, item.object_name, item.crm_id
+    where = f"assignments[{connection}/{object_name}/{crm_id}]"
+    connection = text_value(connection, "assignments.connection", CONNECTION_LEN)
+    object_name = text_value(object_name, "assignments.object", OBJECT_LEN)
+    crm_id = text_value(crm_id, "assignments.crm_id", CRM_ID_LEN)
+    owner_email = text_value(item.owner_email, f"{where}.owner_email", 320)
+    score = item.score
+    if score is not None and (isinstance(score, bool) or not isinstance(score, int)):
+        raise InvalidStoreValue(f"{where}.score: expected an integer, got {score!r}")
+    return {
+        "relay_id": optional_text(item.relay_id, f"{where}.relay_id", RELAY_ID_LEN),
+        "connection": connection,
+        "object": object_name,
+        "crm_id": crm_id,
+        "owner_email": owner_email,
+        "owner_crm_id": optional_text(item.owner_crm_id, f"{where}.owner_crm_id", CRM_ID_LEN),
+        "tier": optional_text(item.tier, f"{where}.tier", 64),
+        "rule": optional_text(item.rule, f"{where}.rule", 200),
+        "reason": item.reason,
+        "score": score,
+        "rules_version": optional_text(item.rules_version, f"{where}.rules_version", 128),
+        "assigned_at": when(item.assigned_at if item.assigned_at is not None else now, f"{where}.assigned_at"),
+        "sla_due": None if item.sla_due is None else aware(item.sla_due, f"{where}.sla_due"),
+        "status": AssignmentStatus.ACTIVE.value,
+    }
 
 
 class Assignments:
@@ -149,6 +199,40 @@ class Assignments:
         )
         return [_assignment(row) for row in rows]
 
+    def record_new_many(self, items: Sequence[AssignmentIn], *, now: datetime | None = None) -> int:
+        """Record the FIRST assignment of many records in one executemany.
+
+        For records that have no active assignment (the caller looked them up in the same
+        transaction, e.g. with :meth:`active_for_records`); use :meth:`record` to supersede.
+
+        Returns:
+            How many were recorded (all of them).
+
+        Raises:
+            ActiveAssignmentConflict: If any record already has an active assignment
+                (a concurrent transaction got there first); nothing is written then
+                that the caller's rollback would not undo.
+            InvalidStoreValue: If an item is malformed (checked before anything is written).
+        """
+        rows = [_assignment_values(item, now) for item in items]
+        rows.sort(key=lambda r: (r["connection"], r["object"], r["crm_id"]))
+        seen: set[tuple[str, str, str]] = set()
+        for row in rows:
+            key = (row["connection"], row["object"], row["crm_id"])
+            if key in seen:
+                raise ActiveAssignmentConflict(*key)
+            seen.add(key)
+        inserted = insert_many_or_ignore(
+            self._session, AssignmentRow, rows, ["connection", "object", "crm_id"],
+            returning=["connection", "object", "crm_id"],
+            conflict_where=text("status = 'active'"),
+        )
+        if len(inserted) != len(rows):
+            landed: set[tuple[str, str, str]] = {tuple(r) for r in inserted}
+            missing = seen - landed
+            raise ActiveAssignmentConflict(*sorted(missing)[0])
+        return len(rows)
+
     def sla_due_before(self, moment: datetime, *, limit: int = 500) -> list[Assignment]:
         """Return active assignments whose SLA is due before ``moment``, earliest first."""
         cutoff = aware(moment, "assignments.sla_due cutoff")
@@ -196,29 +280,11 @@ class Assignments:
                 active assignment for this record first.
             InvalidStoreValue: If an argument is malformed.
         """
-        where = f"assignments[{connection}/{object_name}/{crm_id}]"
-        connection = text_value(connection, "assignments.connection", CONNECTION_LEN)
-        object_name = text_value(object_name, "assignments.object", OBJECT_LEN)
-        crm_id = text_value(crm_id, "assignments.crm_id", CRM_ID_LEN)
-        owner_email = text_value(owner_email, f"{where}.owner_email", 320)
-        if score is not None and (isinstance(score, bool) or not isinstance(score, int)):
-            raise InvalidStoreValue(f"{where}.score: expected an integer, got {score!r}")
-        values = {
-            "relay_id": optional_text(relay_id, f"{where}.relay_id", RELAY_ID_LEN),
-            "connection": connection,
-            "object": object_name,
-            "crm_id": crm_id,
-            "owner_email": owner_email,
-            "owner_crm_id": optional_text(owner_crm_id, f"{where}.owner_crm_id", CRM_ID_LEN),
-            "tier": optional_text(tier, f"{where}.tier", 64),
-            "rule": optional_text(rule, f"{where}.rule", 200),
-            "reason": reason,
-            "score": score,
-            "rules_version": optional_text(rules_version, f"{where}.rules_version", 128),
-            "assigned_at": when(assigned_at, f"{where}.assigned_at"),
-            "sla_due": None if sla_due is None else aware(sla_due, f"{where}.sla_due"),
-            "status": AssignmentStatus.ACTIVE.value,
-        }
+        values = _assignment_values(
+            AssignmentIn(connection, object_name, crm_id, owner_email, owner_crm_id, tier, rule, reason, score,
+                         rules_version, relay_id, sla_due, assigned_at)
+        )
+        connection, object_name, crm_id = values["connection"], values["object"], values["crm_id"]
         current = self.active_for(connection, object_name, crm_id)
         if current is not None:
             same = (
