@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +15,15 @@ from hypothesis import strategies as st
 from sqlalchemy import event, insert, select, text
 from sqlalchemy.orm import Session
 
-from connector.store import IdempotencyKeyConflict, InvalidStoreValue, StoreError
+from connector.store import (
+    ActiveAssignmentConflict,
+    IdempotencyKeyConflict,
+    InvalidStoreValue,
+    StoreError,
+)
 from connector.store.models import AuditRow, IdentityLinkRow, IdentityRow, OutboxRow, RecordRow
 from connector.store.repositories import (
+    AssignmentIn,
     Assignments,
     Audit,
     AuditEntryIn,
@@ -731,3 +738,34 @@ def test_a_page_of_two_thousand_costs_a_handful_of_statements_per_500_not_one_pe
     # at most 6 statements per 500 records, whatever the page size; one by one it is 2 to 6 per record
     assert all(count <= 6 * chunks for count in costs.values()), costs
     assert costs["active_for_records"] == chunks and costs["resolve_many again"] == chunks
+
+
+def test_record_new_many_equals_record_for_first_assignments(db: Database) -> None:
+    items = [
+        AssignmentIn("sf-prod", "Lead", f"00Q{n}", f"rep{n}@relay.example", owner_crm_id=f"005{n}", tier="Warm",
+                     rule="warm_sales_rep", reason="round robin", score=60 + n, rules_version="v1",
+                     sla_due=T0 + timedelta(hours=1), assigned_at=T0)
+        for n in range(5)
+    ]
+    with db.sessions.begin() as session:
+        assert Assignments(session).record_new_many(items) == 5
+    with db.sessions.begin() as session:
+        assignments = Assignments(session)
+        for item in items:
+            active = assignments.active_for("sf-prod", "Lead", item.crm_id)
+            assert active is not None
+            assert (active.owner_email, active.owner_crm_id, active.tier, active.score, active.sla_due) == (
+                item.owner_email, item.owner_crm_id, item.tier, item.score, item.sla_due)
+
+
+def test_record_new_many_refuses_a_second_active_assignment(db: Database) -> None:
+    first = AssignmentIn("sf-prod", "Lead", "00Q1", "ana@relay.example", assigned_at=T0)
+    with db.sessions.begin() as session:
+        Assignments(session).record_new_many([first])
+    with pytest.raises(ActiveAssignmentConflict, match="00Q1"), db.sessions.begin() as session:
+        Assignments(session).record_new_many([replace(first, owner_email="ben@relay.example")])
+    with pytest.raises(ActiveAssignmentConflict, match="00Q2"), db.sessions.begin() as session:
+        twice = AssignmentIn("sf-prod", "Lead", "00Q2", "ana@relay.example", assigned_at=T0)
+        Assignments(session).record_new_many([twice, twice])
+    with pytest.raises(InvalidStoreValue, match=r"assignments\[sf-prod/Lead/00Q3\]\.score"), db.sessions.begin() as s:
+        Assignments(s).record_new_many([AssignmentIn("sf-prod", "Lead", "00Q3", "a@b.example", score="high")])  # type: ignore[arg-type]
