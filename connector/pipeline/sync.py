@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -326,12 +326,12 @@ def _apply_deletions(
         if repos.records.mark_deleted(ctx.connection, mapping.name, crm_id, seen_at=ctx.now()):
             ctx.summary.deleted += 1
             ctx.audit("deleted", object_name=mapping.name, crm_id=crm_id,
-                               detail={}, at=ctx.now())
+                      detail={}, at=ctx.now())
     for loser, winner in merged:
         repos.records.mark_merged(ctx.connection, mapping.name, loser, winner, seen_at=ctx.now())
         ctx.summary.merged += 1
         ctx.audit("merged", object_name=mapping.name, crm_id=loser,
-                           detail={"merged_into": winner}, at=ctx.now())
+                  detail={"merged_into": winner}, at=ctx.now())
 
 
 def _quarantine(ctx: _RunContext, mapping: ObjectMapping, record: MappedRecord, reason: str, repos: Repositories) -> None:
@@ -339,7 +339,7 @@ def _quarantine(ctx: _RunContext, mapping: ObjectMapping, record: MappedRecord, 
     repos.quarantine.add(ctx.connection, mapping.name, reason, record.canonical, crm_id=record.meta.record_id,
                          at=ctx.now())
     ctx.audit("quarantined", object_name=mapping.name, crm_id=record.meta.record_id,
-                       detail={"reason": reason}, at=ctx.now())
+              detail={"reason": reason}, at=ctx.now())
 
 
 def _accounts_page(ctx: _RunContext, mapping: ObjectMapping, records: list[MappedRecord], repos: Repositories) -> None:
@@ -387,8 +387,12 @@ def _accounts(ctx: _RunContext, repos: Repositories) -> list[Account]:
 
 def _existing_assignments(
     ctx: _RunContext, people: Sequence[Person], relay_ids: Mapping[RecordRef, str], repos: Repositories
-) -> tuple[dict[RecordRef, ExistingAssignment], set[RecordRef]]:
+) -> tuple[dict[RecordRef, ExistingAssignment], set[RecordRef], set[RecordRef]]:
     """Active assignments of these records, or of other records of the same person.
+
+    Returns:
+        The assignments to keep by record, the records that have one of their own, and the
+        records whose own assignment must be superseded (its owner cannot own records here).
 
     An assignment whose owner has no active user in this CRM is left out, so the person is
     routed afresh (the new assignment supersedes it): keeping it would leave the record
@@ -406,10 +410,12 @@ def _existing_assignments(
         mine_by_object[obj] = repos.assignments.active_for_records(ctx.connection, obj, ids)
     existing: dict[RecordRef, ExistingAssignment] = {}
     own: set[RecordRef] = set()
+    stale: set[RecordRef] = set()
     for person in people:
         ref = person.ref
         mine = mine_by_object[ref.object].get(ref.crm_id)
         if mine is not None and not _owner_can_own_here(ctx, mine):
+            stale.add(ref)
             mine = None
         assignment = mine or by_identity.get(relay_ids[ref])
         if mine is not None:
@@ -419,7 +425,7 @@ def _existing_assignments(
                 owner_email=assignment.owner_email, tier=assignment.tier or "", assigned_at=assignment.assigned_at,
                 rule=assignment.rule,
             )
-    return existing, own
+    return existing, own, stale
 
 
 def _owner_can_own_here(ctx: _RunContext, assignment: Assignment) -> bool:
@@ -454,7 +460,7 @@ def _people_page(ctx: _RunContext, mapping: ObjectMapping, records: list[MappedR
         seen_at=ctx.now(),
     )
     ctx.summary.changed += len(changed)
-    existing, own = _existing_assignments(ctx, people, relay_ids, repos)
+    existing, own, stale = _existing_assignments(ctx, people, relay_ids, repos)
     state = RoutingState.model_validate({"groups": repos.round_robin.load(for_update=True)})
     now = ctx.now()
     decisions, new_state = decide_people(
@@ -466,7 +472,7 @@ def _people_page(ctx: _RunContext, mapping: ObjectMapping, records: list[MappedR
     persons = {p.ref: p for p in people}
     for decision in decisions:
         _apply_decision(ctx, mapping, persons[decision.ref], by_ref[decision.ref], decision,
-                        relay_ids[decision.ref], decision.ref in own, repos)
+                        relay_ids[decision.ref], decision.ref in own, decision.ref in stale, repos)
 
 
 def _apply_decision(
@@ -477,6 +483,7 @@ def _apply_decision(
     decision: LeadDecision,
     relay_id: str,
     has_own_assignment: bool,
+    supersede: bool,
     repos: Repositories,
 ) -> None:
     summary = ctx.summary
@@ -489,9 +496,9 @@ def _apply_decision(
     for problem in record.problems:
         summary.findings["unreadable_value"] += 1
         ctx.audit("data_quality", object_name=mapping.name, crm_id=person.ref.crm_id,
-                           relay_id=relay_id, run_id=summary.run_id,
-                           detail={"field": problem.field, "value": repr(problem.value), "message": problem.message},
-                           at=decision.decided_at)
+                  relay_id=relay_id,
+                  detail={"field": problem.field, "value": repr(problem.value), "message": problem.message},
+                  at=decision.decided_at)
 
     routing = decision.routing
     owner_crm_id: str | None = None
@@ -501,19 +508,23 @@ def _apply_decision(
         if owner_crm_id is None:
             summary.findings["owner_not_in_crm"] += 1
             ctx.audit("unassigned", object_name=mapping.name, crm_id=person.ref.crm_id,
-                               relay_id=relay_id, rules_version=version,
-                               detail={"reason": f"{routing.owner_email} has no active user in {ctx.connection}",
-                                       "routing": routing.model_dump(mode="json")},
-                               at=decision.decided_at)
+                      relay_id=relay_id, rules_version=version,
+                      detail={"reason": f"{routing.owner_email} has no active user in {ctx.connection}",
+                              "routing": routing.model_dump(mode="json")},
+                      at=decision.decided_at)
         elif not has_own_assignment:
-            ctx.page_assignments.append(AssignmentIn(
+            assignment = AssignmentIn(
                 ctx.connection, mapping.name, person.ref.crm_id,
                 owner_email=routing.owner_email, owner_crm_id=owner_crm_id, tier=routing.tier,
                 rule=routing.rule, reason=routing.reason,
                 score=decision.score.total if decision.score else None, rules_version=version,
                 relay_id=relay_id, sla_due=decision.sla.due_at if decision.sla else None,
                 assigned_at=decision.decided_at,
-            ))
+            )
+            if supersede:  # rare: the old owner cannot own records here any more
+                repos.assignments.record(**asdict(assignment))
+            else:
+                ctx.page_assignments.append(assignment)
             assignment_key = decision.decided_at.strftime("%Y%m%dT%H%M%S.%fZ")
             if not routing.kept_existing:
                 summary.routed[routing.owner_email] += 1
@@ -534,6 +545,8 @@ def _apply_decision(
                 at=decision.decided_at,
             )
 
+    if person.is_converted:
+        return  # a converted lead is read-only in the CRM (Salesforce refuses updates): write nothing
     desired = desired_values(decision, relay_id, owner_crm_id)
     current = dict(record.canonical)
     current.update(person.model_dump(include=set(desired)))
@@ -551,16 +564,16 @@ def _apply_decision(
     if decision.score is not None and (person.relay_score != decision.score.total
                                        or person.relay_score_category != decision.score.category):
         ctx.audit("scored", object_name=mapping.name, crm_id=person.ref.crm_id,
-                           relay_id=relay_id, rules_version=version,
-                           detail=decision.score.model_dump(mode="json"), at=decision.decided_at)
+                  relay_id=relay_id, rules_version=version,
+                  detail=decision.score.model_dump(mode="json"), at=decision.decided_at)
     for message in planned:
         ctx.page_outbox.append(OutboxMessageIn(ctx.connection, message.object, message.operation,
                                                message.payload.to_json(), message.idempotency_key,
                                                crm_id=message.crm_id))
         if message.payload.purpose == "update":
             ctx.audit("field_update", object_name=mapping.name, crm_id=person.ref.crm_id,
-                               relay_id=relay_id, rules_version=version,
-                               detail={"fields": message.payload.fields}, at=decision.decided_at)
+                      relay_id=relay_id, rules_version=version,
+                      detail={"fields": message.payload.fields}, at=decision.decided_at)
     if len(summary.examples) < EXAMPLES and routing is not None and assignment_key is not None:
         summary.examples.append(_example(person, decision))
 

@@ -13,12 +13,6 @@ from ._crm import read_salesforce, sobject
 from ._world import Crms
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connector/sandbox/salesforce accepts updates to converted leads; Salesforce refuses them with "
-    "CANNOT_UPDATE_CONVERTED_LEAD (converted leads are read-only), so a sync that wrote to them would pass "
-    "here and fail in production",
-)
 def test_salesforce_refuses_updates_to_a_converted_lead(crms: Crms) -> None:
     converted = next(p for p in read_salesforce(crms.salesforce).people.values() if p.converted)
 

@@ -379,6 +379,9 @@ class Org:
             raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
         if rec.get("IsDeleted"):
             raise RecordError("ENTITY_IS_DELETED", "entity is deleted", [])
+        if obj.name == "Lead" and rec.get("IsConverted") and write.kind == "update":
+            # Converted leads are read-only in Salesforce.
+            raise RecordError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
         if write.kind == "delete":
             before = dict(rec)
             self._index(obj, rec, undo, add=False)
