@@ -297,7 +297,7 @@ def _sync_object(
             ctx.flush_page(repos)
             if page.cursor is not None:
                 repos.cursors.advance(
-                    ctx.connection, mapping.name, page.cursor.last_modified, page.cursor.last_id, now=ctx.now()
+                    ctx.connection, mapping.name, page.cursor.last_modified, page.cursor.last_id or None, now=ctx.now()
                 )
             assert ctx.summary.run_id is not None
             repos.sync_runs.heartbeat(ctx.summary.run_id, now=ctx.now())

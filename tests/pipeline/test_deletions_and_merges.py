@@ -103,3 +103,22 @@ def test_contacts_merged_in_hubspot_are_recorded_as_merged(world: World) -> None
     _, merged_into = _snapshot(world, "hubspot", "contacts", second)
     assert merged_into == first
     assert "merged" in _audit_actions(world, "hubspot", "contacts", second)
+
+
+def test_an_unreadable_value_is_audited_and_the_record_still_decided(world: World) -> None:
+    from hubspot.crm.contacts import SimplePublicObjectInputForCreate
+
+    made = world.hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={
+        "email": "odd.value@plainfield.example", "firstname": "Odd", "lastname": "Value", "company": "Plainfield",
+        "hs_analytics_num_page_views": "12.5",  # a HubSpot number; Relay's mapping reads page views as whole
+    }))
+
+    summary = run_sync(world.config, "hubspot", world.engine)
+
+    assert summary.findings["unreadable_value"] >= 1
+    with session_factory(world.engine).begin() as session:
+        entries = Repositories(session).audit.for_record("hubspot", "contacts", made.id)
+    quality = [e for e in entries if e.action == "data_quality"]
+    assert quality and quality[0].detail["field"] == "hs_analytics_num_page_views"
+    assert "12.5" in quality[0].detail["value"] and "whole number" in quality[0].detail["message"]
+    assert "scored" in {e.action for e in entries}  # the rest of the record was decided
