@@ -1,7 +1,7 @@
-"""Where the sandbox CRMs let through what the real CRMs refuse (found by the end-to-end tests).
+"""Refusals of the real CRMs the end-to-end tests rely on the sandboxes to share.
 
-Each test states the real API's behaviour; an xfail names the gap in the sandbox, so the
-end-to-end suite cannot pass on behaviour production would refuse without saying so.
+Each test states the real API's behaviour, found missing in a sandbox by the end-to-end
+suite: without it a sync that production would refuse passes here.
 """
 
 from __future__ import annotations
