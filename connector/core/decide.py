@@ -164,7 +164,9 @@ def _field_updates(
     wanted["relay_score"] = item.score.total
     wanted["relay_score_category"] = item.score.category
     wanted["relay_id"] = identity_id
-    if routing is not None and not routing.kept_existing:
+    if routing is not None and (not routing.kept_existing or _blank(person.relay_routing_reason)):
+        # A kept owner (same person routed in the other CRM, or owned in the CRM already)
+        # is explained once; a fresh routing decision always replaces the old reason.
         wanted["relay_routing_reason"] = routing.reason
     if sla is not None:
         wanted["relay_sla_due"] = sla.due_at

@@ -195,7 +195,8 @@ def run_sync(
     try:
         if ctx.writer is not None:
             ctx.writer.drain(final=True)  # what a crashed run left behind
-            _ensure_fields(ctx)
+            if full or not _has_cursors(ctx):
+                _ensure_fields(ctx)  # on a connection's first sync and on full syncs only
         _load_owners(ctx)
         mappings = config.mapping_for(connection)
         objects = [mappings.objects[name] for name in conn_config.objects]
@@ -246,11 +247,20 @@ def _finish(ctx: _RunContext, status: SyncStatus, error: str | None) -> None:
             raise
 
 
+def _has_cursors(ctx: _RunContext) -> bool:
+    with ctx.transaction() as session:
+        return bool(Repositories(session).cursors.all(ctx.connection))
+
+
 def _ensure_fields(ctx: _RunContext) -> None:
-    """Make sure every field Relay writes exists: HubSpot creates its properties, Salesforce checks them."""
+    """Make sure every field Relay writes exists: HubSpot creates its properties, Salesforce checks them.
+
+    Only the objects Relay writes to are checked: the people it syncs and its tasks.
+    """
     synced = set(ctx.config.connection(ctx.connection).objects)
     for mapping in ctx.config.mapping_for(ctx.connection).objects.values():
-        if mapping.name not in synced and mapping.entity != "task":
+        written = (mapping.entity == "person" and mapping.name in synced) or mapping.entity == "task"
+        if not written:
             continue
         specs = [FieldSpec.of(spec.model_dump(by_alias=True)) for spec in mapping.create_properties]
         if not specs:

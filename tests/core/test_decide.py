@@ -105,8 +105,13 @@ def test_existing_assignment_is_never_assigned_twice(rules: Rules) -> None:
     assert d.routing is not None and d.routing.kept_existing
     assert d.routing.owner_email == team("rafael.ortiz")
     assert d.sla is None and d.task is None
-    assert "relay_routing_reason" not in d.field_updates
+    # A record that never carried a reason is told why it keeps its owner, once...
+    assert d.field_updates["relay_routing_reason"].startswith("Already assigned to")
     assert state == RoutingState()
+    # ...and a record that carries one keeps it.
+    explained = person.model_copy(update={"relay_routing_reason": "Hot lead (score 90) -> senior rep"})
+    (again,), _ = decide_people([explained], [], [], rules, RoutingState(), NOW, existing)
+    assert "relay_routing_reason" not in again.field_updates
 
 
 def test_existing_assignment_of_a_duplicate_applies_to_the_person(rules: Rules) -> None:
