@@ -76,7 +76,8 @@ class SalesforceAdapter:
         calls: Where API calls are counted (a new counter when None).
         write_batch_size: Records per sObject Collections call (1..200, default 200).
         bulk_threshold: A full read of more rows than this goes through Bulk API 2.0
-            (None: always REST). Costs one ``COUNT()`` query per full read.
+            (None: always REST). The first REST page's ``totalSize`` decides, so a full read
+            costs no extra call below the threshold and one wasted page above it.
     """
 
     crm = "salesforce"
@@ -217,18 +218,19 @@ class SalesforceAdapter:
                 f"connection {self.connection!r}: Salesforce page size must be {QUERY_BATCH_MIN}..{QUERY_BATCH_MAX}, "
                 f"got {size}", crm="salesforce", code="INVALID_PAGE_SIZE",
             )
-        if cursor is None and self.bulk_threshold is not None:
-            rows = self._count(object)
-            if rows > self.bulk_threshold:
-                log.info("%s: full read of %d rows through Bulk API 2.0", object, rows)
-                yield from self._bulk_read(object, fields)
-                return
         has_deleted_flag = object not in OBJECTS_WITHOUT_ISDELETED
         soql = incremental_query(object, fields, cursor, include_deleted_flag=has_deleted_flag)
         headers = {"Sforce-Query-Options": f"batchSize={size}"}
         context = f"query {object}"
         answer = self._call("read", context, lambda sf: sf.query(soql, include_deleted=has_deleted_flag,
                                                                  headers=headers, timeout=self.timeout))
+        rows = int(answer.get("totalSize") or 0)
+        if cursor is None and self.bulk_threshold is not None and rows > self.bulk_threshold:
+            # The first REST page tells the size (no COUNT() call); past the threshold a
+            # Bulk API 2.0 job reads everything, and that one page is all REST costs.
+            log.info("%s: full read of %d rows through Bulk API 2.0", object, rows)
+            yield from self._bulk_read(object, fields)
+            return
         position = cursor
         while True:
             page = self._page(object, answer.get("records") or [], position)
@@ -239,11 +241,6 @@ class SalesforceAdapter:
             if answer.get("done", True) or not next_url:
                 return
             answer = self._query_more("read", context, next_url, headers)
-
-    def _count(self, object: str) -> int:
-        soql = f"SELECT COUNT() FROM {soql_name(object, what='object')}"
-        answer = self._call("read", f"count {object}", lambda sf: sf.query(soql, timeout=self.timeout))
-        return int(answer.get("totalSize") or 0)
 
     def _bulk_read(self, object: str, fields: Sequence[str]) -> Iterator[Page]:
         """A full read through a Bulk API 2.0 query job: typed like REST, checkpointed at the end.
