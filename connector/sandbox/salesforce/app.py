@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from connector.sandbox.common import ASGIApp, ErrorAnswer, Message, Receive, Scope, Send
 from connector.sandbox.salesforce.auth import Credentials, soap_login, token_endpoint
+from connector.sandbox.salesforce.compression import RequestDecompression
 from connector.sandbox.salesforce.errors import SalesforceError, invalid_session, not_found
 from connector.sandbox.salesforce.http import Ctx, Router, error_answer, json_answer
 from connector.sandbox.salesforce.state import Org
@@ -135,7 +136,10 @@ def build_app(
                 user_id = org.user_for_token(token_value) if token_value else None
             if user_id is None:
                 raise invalid_session()
-            return await handler(Ctx(request, version, user_id), **params)
+            answer = await handler(Ctx(request, version, user_id), **params)
+            if request.method == "HEAD":  # the GET answer's status and headers, no body
+                return Response(b"", answer.status_code, headers=dict(answer.headers))
+            return answer
         except SalesforceError as exc:
             return error_answer(exc)
         except Exception as exc:  # a bug: answer like Salesforce's UNKNOWN_EXCEPTION, never a bare 500 page
@@ -154,7 +158,7 @@ def build_app(
             Route("/services/data/{rest:path}", data, methods=methods),
         ]
     )
-    return LimitInfoHeader(app, usage)
+    return RequestDecompression(LimitInfoHeader(app, usage))
 
 
 HandlerFactory = Callable[..., Any]

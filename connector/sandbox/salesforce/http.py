@@ -59,6 +59,15 @@ async def read_json(request: Request) -> Any:
         raise bad_request("JSON_PARSER_ERROR", f"Unexpected character in JSON body ({getattr(exc, 'msg', exc)}) at [line:{line}, column:{col}]") from None
 
 
+_METHOD_ORDER = ("HEAD", "GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(handlers: dict[str, Handler]) -> list[str]:
+    """The methods of a resource in Salesforce's order (``HEAD,GET,PATCH,DELETE``); HEAD comes with GET."""
+    methods = set(handlers) | ({"HEAD"} if "GET" in handlers else set())
+    return [m for m in _METHOD_ORDER if m in methods]
+
+
 @dataclass(frozen=True)
 class Route:
     """One API resource below ``/services/data/vXX.X/``: methods and a path pattern."""
@@ -83,9 +92,10 @@ class Router:
             match = route.pattern.match(subpath)
             if match is None:
                 continue
-            handler = route.handlers.get(method)
+            # HEAD is answered wherever GET is, as Salesforce does (headers only).
+            handler = route.handlers.get("GET" if method == "HEAD" else method)
             if handler is None:
-                allowed = ",".join(sorted(route.handlers))
+                allowed = ",".join(allowed_methods(route.handlers))
                 raise SalesforceError(
                     HTTPStatus.METHOD_NOT_ALLOWED,
                     "METHOD_NOT_ALLOWED",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -76,6 +77,8 @@ class RestApi:
         self.faults = faults
         self.daily_limit = daily_limit
         self.usage = usage
+        self.metadata_modified = org.now().replace(microsecond=0)
+        """When the org's metadata last changed (never after start: the schema is fixed)."""
 
     def register(self, router: Router) -> None:
         """Add every REST resource to ``router``."""
@@ -122,7 +125,27 @@ class RestApi:
             "HourlyODataCallout": {"Max": 10000, "Remaining": 10000},
         })
 
+    def _metadata_unchanged(self, ctx: Ctx) -> bool:
+        """True when ``If-Modified-Since`` names a time at or after the last metadata change.
+
+        Describe Global and sObject Describe answer 304 with no body then:
+        https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/sobject_describe_with_ifmodified_header.htm
+        An unreadable date is ignored, as HTTP servers do.
+        """
+        raw = ctx.request.headers.get("if-modified-since")
+        if not raw:
+            return False
+        try:
+            since = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return False
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        return since >= self.metadata_modified
+
     async def global_describe(self, ctx: Ctx) -> Response:
+        if self._metadata_unchanged(ctx):
+            return Response(status_code=HTTPStatus.NOT_MODIFIED)
         return json_answer({
             "encoding": "UTF-8",
             "maxBatchSize": MAX_COLLECTION,
@@ -139,7 +162,10 @@ class RestApi:
         return json_answer({"objectDescribe": schema.basic_info(sobj, ctx.version), "recentItems": recent})
 
     async def describe(self, ctx: Ctx, obj: str) -> Response:
-        return json_answer(schema.describe(self._object(obj), ctx.version))
+        sobj = self._object(obj)
+        if self._metadata_unchanged(ctx):
+            return Response(status_code=HTTPStatus.NOT_MODIFIED)
+        return json_answer(schema.describe(sobj, ctx.version))
 
     # ------------------------------------------------------------------ query
     def _batch_size(self, ctx: Ctx) -> int:
