@@ -89,8 +89,14 @@ class SaveResult:
     created: bool | None = None
 
     def as_json(self, with_created: bool = False) -> dict[str, Any]:
-        """The save result as sObject Collections answer it."""
-        out: dict[str, Any] = {"id": self.id, "success": self.success, "errors": self.errors}
+        """The save result as sObject Collections answer it.
+
+        A record that never got an id (a failed or rolled back create) has no ``id`` key at all,
+        as in the documented answer ``[{"success": false, "errors": [...]}]``
+        (https://developer.salesforce.com/docs/atlas.en-us.212.0.api_rest.meta/api_rest/resources_composite_sobjects_collections_create.htm).
+        """
+        out: dict[str, Any] = {"id": self.id} if self.id is not None else {}
+        out.update(success=self.success, errors=self.errors)
         if with_created:
             out["created"] = bool(self.created)
         return out
