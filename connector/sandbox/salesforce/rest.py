@@ -249,6 +249,11 @@ class RestApi:
         return json_answer(body)
 
     # ------------------------------------------------------------------ single rows
+    @staticmethod
+    def _location(ctx: Ctx, sobj: SObjectType, record_id: str | None) -> dict[str, str]:
+        """The ``Location`` header of a 201: the new row's path (as Composite shows in ``httpHeaders``)."""
+        return {"Location": f"/services/data/v{ctx.version}/sobjects/{sobj.name}/{record_id}"} if record_id else {}
+
     def _row_id(self, sobj: SObjectType, rid: str) -> str:
         if not is_salesforce_id(rid) or object_for_id(rid) != sobj.name:
             raise not_found(f"Provided external ID field does not exist or is not accessible: {rid}")
@@ -305,7 +310,7 @@ class RestApi:
         if "Id" in values:
             raise bad_request("INVALID_FIELD", "Unable to create/update fields: Id. Please check the security settings of this field and verify that it is read/write for your profile or permission set.", ["Id"])
         result = self._save_one(ctx, Write("create", sobj, values))
-        return json_answer({"id": result.id, "success": True, "errors": []}, HTTPStatus.CREATED)
+        return json_answer({"id": result.id, "success": True, "errors": []}, HTTPStatus.CREATED, self._location(ctx, sobj, result.id))
 
     async def post_row(self, ctx: Ctx, obj: str, rid: str) -> Response:
         raise SalesforceError(HTTPStatus.METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "HTTP Method 'POST' not allowed. Allowed are HEAD,GET,PATCH,DELETE")
@@ -368,8 +373,9 @@ class RestApi:
         if len(matches) > 1:
             return json_answer([f"/services/data/v{ctx.version}/sobjects/{sobj.name}/{rid}" for rid in matches], HTTPStatus.MULTIPLE_CHOICES)
         result = self._save_one(ctx, Write("upsert", sobj, values, ext_field=name, ext_value=value))
-        status = HTTPStatus.CREATED if result.created else HTTPStatus.OK
-        return json_answer({"id": result.id, "success": True, "errors": [], "created": bool(result.created)}, status)
+        if result.created:
+            return json_answer({"id": result.id, "success": True, "errors": [], "created": True}, HTTPStatus.CREATED, self._location(ctx, sobj, result.id))
+        return json_answer({"id": result.id, "success": True, "errors": [], "created": False})
 
     # ------------------------------------------------------------------ replication
     def _window(self, ctx: Ctx) -> tuple[datetime, datetime, datetime]:

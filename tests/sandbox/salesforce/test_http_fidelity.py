@@ -114,3 +114,27 @@ def test_describe_of_an_unknown_object_is_404_even_with_if_modified_since(http: 
     answer = http.get(f"{BASE}/sobjects/Nope__c/describe", headers={"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"})
     assert answer.status_code == HTTPStatus.NOT_FOUND
     assert answer.json()[0]["errorCode"] == "NOT_FOUND"
+
+
+# A create answers 201 with a Location header naming the new row; the Composite docs show the same
+# header in a create subrequest's httpHeaders:
+# {"body": {"id": "001R00000033I6AIAU", "success": true, "errors": []},
+#  "httpHeaders": {"Location": "/services/data/v38.0/sobjects/Account/001R00000033I6AIAU"}, "httpStatusCode": 201}
+# https://developer.salesforce.com/docs/atlas.en-us.212.0.api_rest.meta/api_rest/responses_composite.htm
+def test_create_answers_location_of_the_new_row(http: httpx.Client) -> None:
+    created = http.post(f"{BASE}/sobjects/Lead/", json={"LastName": "Okafor", "Company": "Initech"})
+    assert created.status_code == HTTPStatus.CREATED
+    body = created.json()
+    assert body == {"id": body["id"], "success": True, "errors": []}
+    assert created.headers["location"] == f"{BASE}/sobjects/Lead/{body['id']}"
+    assert http.get(created.headers["location"]).json()["LastName"] == "Okafor"
+
+
+def test_upsert_answers_location_only_when_it_creates(http: httpx.Client) -> None:
+    first = http.patch(f"{BASE}/sobjects/Lead/Relay_Id__c/rl-1", json={"LastName": "Ibe", "Company": "Umbrella"})
+    assert first.status_code == HTTPStatus.CREATED
+    assert first.headers["location"] == f"{BASE}/sobjects/Lead/{first.json()['id']}"
+    again = http.patch(f"{BASE}/sobjects/Lead/Relay_Id__c/rl-1", json={"Title": "CTO"})
+    assert again.status_code == HTTPStatus.OK
+    assert again.json() == {"id": first.json()["id"], "success": True, "errors": [], "created": False}
+    assert "location" not in again.headers
