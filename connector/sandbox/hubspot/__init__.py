@@ -142,8 +142,9 @@ class HubSpotSandbox:
 
     def _on_request(self, scope: Scope) -> ErrorAnswer | None:
         headers = dict(scope.get("headers") or [])
-        auth = headers.get(b"authorization", b"").decode("latin-1").strip()
-        if auth != f"Bearer {self.access_token}":
+        scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").strip().partition(" ")
+        # The auth scheme is case-insensitive (RFC 7235 section 2.1): "bearer TOKEN" is as good as "Bearer TOKEN".
+        if scheme.lower() != "bearer" or token.strip() != self.access_token:
             error = unauthenticated()
             return error.status, {}, error.body()
         is_search = scope["method"] == "POST" and scope["path"].rstrip("/").endswith(_SEARCH_SUFFIX)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -57,9 +58,38 @@ def endpoint(kind: str) -> Callable[[Handler], Handler]:
     return wrap
 
 
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def inflate(raw: bytes, encoding: str) -> bytes:
+    """The request body decoded from its ``Content-Encoding`` (gzip, x-gzip, deflate or identity).
+
+    Args:
+        raw: the body as sent.
+        encoding: the ``Content-Encoding`` header value (case-insensitive, may be empty).
+
+    Raises:
+        HubSpotError: a 400 naming the encoding when it is unknown or the body does not inflate.
+    """
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return raw
+    if name not in _WBITS:
+        raise errors.validation_error(f"Unsupported Content-Encoding {encoding!r}: send gzip, deflate or identity")
+    try:
+        return zlib.decompress(raw, _WBITS[name])
+    except zlib.error:
+        if name == "deflate":  # some clients send raw deflate without the zlib header
+            try:
+                return zlib.decompress(raw, -zlib.MAX_WBITS)
+            except zlib.error:
+                pass
+        raise errors.validation_error(f"Invalid input: the body is not valid {name} data (Content-Encoding: {encoding})") from None
+
+
 async def read_json(request: Request) -> Any:
-    """The request body as JSON; HubSpot's 400 when it is not."""
-    raw = await request.body()
+    """The request body as JSON (inflated when gzip/deflate encoded); HubSpot's 400 when it is not."""
+    raw = inflate(await request.body(), request.headers.get("content-encoding", ""))
     if not raw.strip():
         raise errors.validation_error("Invalid input JSON: the request body is empty")
     try:
