@@ -38,7 +38,8 @@ class SalesforceSandbox:
 
     Args:
         seed_data: a ``SeedData`` (or a mapping of sObject name to records) to load.
-        api_version_min: the oldest API version served (older paths answer 404).
+        api_version_min: the oldest API version served; like a real org, 31.0 (older paths answer 404,
+            and the retired versions below 31.0 answer 410 GONE).
         daily_limit: the daily API allocation (``Sforce-Limit-Info``, 403 past it).
         faults: fault injection settings.
         outbound_url: where outbound messages (SOAP) for Lead and Opportunity changes go.
@@ -54,7 +55,7 @@ class SalesforceSandbox:
         self,
         seed_data: Any = None,
         *,
-        api_version_min: str = "59.0",
+        api_version_min: str = "31.0",
         daily_limit: int = 100_000,
         faults: FaultSettings | None = None,
         outbound_url: str | None = None,

@@ -22,8 +22,21 @@ from connector.sandbox.salesforce.state import Org
 
 _VERSION_RE = re.compile(r"^v(\d{2,3}\.\d)(?:/(.*))?$")
 _COUNTED = ("/services/data/", "/services/async/")
-KNOWN_VERSIONS = ("59.0", "60.0", "61.0", "62.0", "63.0", "64.0")
-_LABELS = {"59.0": "Winter '24", "60.0": "Spring '24", "61.0": "Summer '24", "62.0": "Winter '25", "63.0": "Spring '25", "64.0": "Summer '25"}
+OLDEST_VERSION = 31
+"""Versions 21.0-30.0 are retired since Summer '25 (7.0-20.0 since Summer '22); 31.0 and later are served.
+https://developer.salesforce.com/docs/platform/connect-rest-api/guide/intro_api_eol.html"""
+LATEST_VERSION = 64
+
+
+def release_label(version: int) -> str:
+    """The release name of an API version: 31 is Summer '14, 59 Winter '24, 64 Summer '25."""
+    season = ("Summer", "Winter", "Spring")[(version - OLDEST_VERSION) % 3]
+    year = 14 + (version - OLDEST_VERSION + 2) // 3
+    return f"{season} '{year:02d}"
+
+
+KNOWN_VERSIONS = tuple(f"{v}.0" for v in range(OLDEST_VERSION, LATEST_VERSION + 1))
+_LABELS = {f"{v}.0": release_label(v) for v in range(OLDEST_VERSION, LATEST_VERSION + 1)}
 
 
 class ApiUsage:
@@ -105,7 +118,7 @@ def build_app(
     router: Router,
     usage: ApiUsage,
     creds: Credentials,
-    api_version_min: str = "59.0",
+    api_version_min: str = "31.0",
 ) -> ASGIApp:
     """The Salesforce app (without the sandbox middleware)."""
     min_version = float(api_version_min)
@@ -127,6 +140,12 @@ def build_app(
         rest: str = request.path_params["rest"]
         try:
             match = _VERSION_RE.match(rest)
+            if match is not None and float(match.group(1)) < OLDEST_VERSION:
+                raise SalesforceError(  # "REST API returns the 410:GONE error code" for retired versions
+                    HTTPStatus.GONE,
+                    "UNSUPPORTED_API_VERSION",
+                    f"API version {match.group(1)} is retired and no longer available; use version {OLDEST_VERSION}.0 or later",
+                )
             if match is None or float(match.group(1)) < min_version:
                 raise not_found()
             version, subpath = match.group(1), (match.group(2) or "").rstrip("/")

@@ -94,10 +94,22 @@ def test_tokens_expire_after_their_ttl(clock: FakeClock) -> None:
 def test_versions_and_old_paths(sandbox: SalesforceSandbox) -> None:
     session = sandbox_session(_url(sandbox))
     versions = session.get("https://x/services/data/").json()
-    assert versions[0] == {"label": "Winter '24", "url": "/services/data/v59.0", "version": "59.0"}
-    old = client(sandbox, ).session.get("https://x/services/data/v58.0/limits", headers={"Authorization": f"Bearer {sandbox.access_token()}"})
-    assert old.status_code == HTTPStatus.NOT_FOUND
-    assert old.json()[0]["errorCode"] == "NOT_FOUND"
+    # A real org lists every served version, oldest first (31.0 = Summer '14 since 21.0-30.0 retired in
+    # Summer '25); labels as Salesforce names its releases.
+    # https://developer.salesforce.com/docs/platform/connect-rest-api/guide/intro_api_eol.html
+    assert versions[0] == {"label": "Summer '14", "url": "/services/data/v31.0", "version": "31.0"}
+    assert {"label": "Winter '24", "url": "/services/data/v59.0", "version": "59.0"} in versions
+    assert versions[-1] == {"label": "Summer '25", "url": "/services/data/v64.0", "version": "64.0"}
+    auth = {"Authorization": f"Bearer {sandbox.access_token()}"}
+    # Third-party clients pin older versions (jsforce, singer taps): those still answer.
+    assert session.get("https://x/services/data/v42.0/limits", headers=auth).status_code == HTTPStatus.OK
+    # "If you request any resource ... from a retired API version, REST API returns the 410:GONE error code."
+    retired = session.get("https://x/services/data/v30.0/limits", headers=auth)
+    assert retired.status_code == HTTPStatus.GONE
+    assert retired.json()[0]["errorCode"] == "UNSUPPORTED_API_VERSION"
+    nonsense = session.get("https://x/services/data/vX/limits", headers=auth)
+    assert nonsense.status_code == HTTPStatus.NOT_FOUND
+    assert nonsense.json()[0]["errorCode"] == "NOT_FOUND"
     sf = Salesforce(instance_url="https://x", session_id=sandbox.access_token(), session=session, version="61.0")
     assert "DailyApiRequests" in sf.limits()
     with pytest.raises(SalesforceResourceNotFound):
@@ -108,3 +120,16 @@ def test_transport_rejects_a_bad_base_url() -> None:
     with pytest.raises(ValueError, match="base_url"):
         sandbox_session("127.0.0.1:80")
     assert isinstance(sandbox_session("http://127.0.0.1:9"), requests.Session)
+
+
+def test_a_configured_minimum_version_still_answers_404_below_it() -> None:
+    box = SalesforceSandbox(api_version_min="59.0")
+    box.start()
+    try:
+        session = sandbox_session(_url(box))
+        auth = {"Authorization": f"Bearer {box.access_token()}"}
+        assert session.get("https://x/services/data/v58.0/limits", headers=auth).status_code == HTTPStatus.NOT_FOUND
+        assert session.get("https://x/services/data/v59.0/limits", headers=auth).status_code == HTTPStatus.OK
+        assert session.get("https://x/services/data/").json()[0]["version"] == "59.0"
+    finally:
+        box.stop()
