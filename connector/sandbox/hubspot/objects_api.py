@@ -78,6 +78,31 @@ class ObjectsApi:
         for to_type, to_id, type_id in links:
             self.state.associations.add(object_type, int(record_id), to_type, to_id, type_id)
 
+    def with_history(
+        self, object_type: str, body: dict[str, Any], record: dict[str, Any], names: list[str] | None
+    ) -> dict[str, Any]:
+        """``body`` with ``propertiesWithHistory`` for ``names``, placed after ``properties`` as HubSpot does.
+
+        The sandbox keeps no per-property history, so each set value has one entry (its current
+        value, stamped with the record's ``updatedAt``); an unset property has an empty list and an
+        unknown property is left out.
+        """
+        if not names:
+            return body
+        defined = self.state.definitions[object_type]
+        history: dict[str, list[dict[str, Any]]] = {}
+        for name in names:
+            if name not in defined:
+                continue
+            value = record["properties"].get(name)
+            history[name] = [] if value is None else [{"value": value, "timestamp": record["updatedAt"], "sourceType": "API"}]
+        ordered: dict[str, Any] = {}
+        for key, item in body.items():
+            ordered[key] = item
+            if key == "properties":
+                ordered["propertiesWithHistory"] = history
+        return ordered
+
     # -- single records ------------------------------------------------------------------------
 
     async def list_records(self, request: Request) -> Response:
@@ -96,7 +121,11 @@ class ObjectsApi:
         with self.state.lock:
             ids, next_after = self.state.page_ids(object_type, after, limit, archived)
             records = self.state.records[object_type]
-            results = [self.state.render(object_type, records[str(i)], names, linked) for i in ids]
+            history = list_param(request, "propertiesWithHistory")
+            results = [
+                self.with_history(object_type, self.state.render(object_type, records[str(i)], names, linked), records[str(i)], history)
+                for i in ids
+            ]
         call_counter(request.scope).read = len(results)
         body: dict[str, Any] = {"results": results}
         if next_after is not None:
@@ -118,6 +147,7 @@ class ObjectsApi:
             if record is None:
                 raise errors.not_found("Object not found.  objectId are usually numeric.", {"id": [key]})
             body = self.state.render(object_type, record, list_param(request, "properties"), list_param(request, "associations"))
+            body = self.with_history(object_type, body, record, list_param(request, "propertiesWithHistory"))
         call_counter(request.scope).read = 1
         return json_response(HTTPStatus.OK, body)
 

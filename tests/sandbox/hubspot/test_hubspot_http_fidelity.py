@@ -16,7 +16,8 @@ import zlib
 from http import HTTPStatus
 
 import httpx
-from hubspot_portal import TOKEN, sandbox  # noqa: F401  (fixture)
+from hubspot.crm.contacts import SimplePublicObjectInputForCreate
+from hubspot_portal import TOKEN, client, sandbox  # noqa: F401  (fixture)
 
 from connector.sandbox.hubspot import HubSpotSandbox
 
@@ -69,3 +70,25 @@ def test_auth_scheme_is_case_insensitive_but_token_is_not(sandbox: HubSpotSandbo
         refused = httpx.get(url, headers={"Authorization": header})
         assert refused.status_code == HTTPStatus.UNAUTHORIZED
         assert refused.json()["category"] == "INVALID_AUTHENTICATION"
+
+
+def test_properties_with_history_comes_back_in_the_sdk_model(sandbox: HubSpotSandbox) -> None:  # noqa: F811
+    # Shape: hubspot-api-client 12.0.0 hubspot/crm/contacts/models/simple_public_object_with_associations.py
+    # (propertiesWithHistory: dict[str, list[ValueWithTimestamp{value, timestamp, sourceType, ...}]]), and
+    # https://developers.hubspot.com/docs/api/crm/contacts ("propertiesWithHistory" query parameter).
+    assert sandbox.server is not None
+    hs = client(sandbox.server)
+    created = hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": "h@example.com"}))
+    one = hs.crm.contacts.basic_api.get_by_id(created.id, properties_with_history=["email", "phone", "nosuchprop"])
+    assert one.properties_with_history is not None
+    assert [entry.value for entry in one.properties_with_history["email"]] == ["h@example.com"]
+    assert one.properties_with_history["email"][0].timestamp == one.updated_at
+    assert one.properties_with_history["phone"] == []
+    assert "nosuchprop" not in one.properties_with_history
+    page = hs.crm.contacts.basic_api.get_page(properties_with_history=["email"])
+    assert page.results[0].properties_with_history["email"][0].source_type == "API"
+    raw = httpx.get(_url(sandbox, f"/crm/v3/objects/contacts/{created.id}"), params={"propertiesWithHistory": "email"},
+                    headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert list(raw)[:3] == ["id", "properties", "propertiesWithHistory"]
+    plain = httpx.get(_url(sandbox, f"/crm/v3/objects/contacts/{created.id}"), headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert "propertiesWithHistory" not in plain
