@@ -26,6 +26,8 @@ from connector.sandbox.hubspot.associations import TYPES
 from connector.sandbox.hubspot.search import SearchIndex
 from connector.sandbox.hubspot.state import OBJECT_TYPES, HubSpotState, resolve_type
 
+HISTORY_PAGE_LIMIT = 50
+
 
 class ObjectsApi:
     """Handlers of ``/crm/v3/objects/...``."""
@@ -107,7 +109,9 @@ class ObjectsApi:
 
     async def list_records(self, request: Request) -> Response:
         object_type = self.object_type(request)
-        limit = int_param(request, "limit", 10, PAGE_LIMIT)
+        # With propertiesWithHistory a page holds at most 50 records (HubSpot's CRM objects reference).
+        cap = HISTORY_PAGE_LIMIT if list_param(request, "propertiesWithHistory") else PAGE_LIMIT
+        limit = int_param(request, "limit", 10, cap)
         after_raw = request.query_params.get("after")
         after: int | None = None
         if after_raw:

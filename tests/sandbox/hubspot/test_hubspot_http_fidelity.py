@@ -17,7 +17,7 @@ from http import HTTPStatus
 
 import httpx
 from hubspot.crm.contacts import SimplePublicObjectInputForCreate
-from hubspot_portal import TOKEN, client, sandbox  # noqa: F401  (fixture)
+from hubspot_portal import TOKEN, client, sandbox, seed_contacts  # noqa: F401  (fixture)
 
 from connector.sandbox.hubspot import HubSpotSandbox
 
@@ -92,3 +92,20 @@ def test_properties_with_history_comes_back_in_the_sdk_model(sandbox: HubSpotSan
     assert list(raw)[:3] == ["id", "properties", "propertiesWithHistory"]
     plain = httpx.get(_url(sandbox, f"/crm/v3/objects/contacts/{created.id}"), headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert "propertiesWithHistory" not in plain
+
+
+def test_a_page_with_history_holds_at_most_50_records() -> None:
+    # https://developers.hubspot.com/docs/api/crm/understanding-the-crm: with propertiesWithHistory
+    # the list endpoints return at most 50 records a page.
+    box = HubSpotSandbox(seed_contacts(120), ten_second_limit=100_000)
+    box.start()
+    try:
+        url = _url(box, "/crm/v3/objects/contacts")
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        history = httpx.get(url, params={"limit": 100, "propertiesWithHistory": "email"}, headers=auth).json()
+        assert len(history["results"]) == 50
+        assert history["paging"]["next"]["after"] == "50"
+        plain = httpx.get(url, params={"limit": 100}, headers=auth).json()
+        assert len(plain["results"]) == 100
+    finally:
+        box.stop()
