@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from connector.sandbox.common import ASGIApp, ErrorAnswer, Message, Receive, Scope, Send
 from connector.sandbox.salesforce.auth import Credentials, soap_login, token_endpoint
-from connector.sandbox.salesforce.compression import RequestDecompression
+from connector.sandbox.salesforce.compression import compressed
 from connector.sandbox.salesforce.errors import SalesforceError, invalid_session, not_found
 from connector.sandbox.salesforce.http import Ctx, Router, error_answer, json_answer
 from connector.sandbox.salesforce.state import Org
@@ -177,7 +177,7 @@ def build_app(
             Route("/services/data/{rest:path}", data, methods=methods),
         ]
     )
-    return RequestDecompression(LimitInfoHeader(app, usage))
+    return compressed(LimitInfoHeader(app, usage))
 
 
 HandlerFactory = Callable[..., Any]

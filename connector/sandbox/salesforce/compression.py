@@ -1,9 +1,11 @@
-"""Compressed request bodies: ``Content-Encoding: gzip`` or ``deflate``, as the REST API accepts them.
+"""Compression as the REST API does it: gzip/deflate request bodies, gzip answers on ``Accept-Encoding``.
 
 Salesforce documents that "REST API decompresses any requests before processing"
 (https://developer.salesforce.com/docs/platform/api-rest/guide/intro-rest-compression.html);
 Bulk API 2.0 uploads accept the same header. Clients such as go-force send every
-body gzipped. This ASGI wrapper inflates the body before any handler reads it.
+body gzipped. :class:`RequestDecompression` inflates the body before any handler reads it;
+:func:`compressed` also gzips answers when the client accepts it ("Salesforce compresses a
+response only if the request contains an Accept-Encoding ... header").
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import json
 import zlib
 from http import HTTPStatus
+
+from starlette.middleware.gzip import GZipMiddleware
 
 from connector.sandbox.common import ASGIApp, Message, Receive, Scope, Send
 
@@ -94,4 +98,10 @@ class RequestDecompression:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app({**scope, "headers": kept}, inflated, send)
+        scope["headers"] = kept  # in place: the sandbox middleware's per-request counter lives in scope
+        await self.app(scope, inflated, send)
+
+
+def compressed(app: ASGIApp, minimum_size: int = 1000) -> ASGIApp:
+    """``app`` with gzip request bodies inflated and answers of ``minimum_size`` bytes or more gzipped on request."""
+    return RequestDecompression(GZipMiddleware(app, minimum_size=minimum_size))

@@ -138,3 +138,24 @@ def test_upsert_answers_location_only_when_it_creates(http: httpx.Client) -> Non
     assert again.status_code == HTTPStatus.OK
     assert again.json() == {"id": first.json()["id"], "success": True, "errors": [], "created": False}
     assert "location" not in again.headers
+
+
+# "Salesforce compresses a response only if the request contains an Accept-Encoding: gzip ... header.
+# If compressed, the response contains a Content-Encoding header" (same compression page as above).
+def test_answers_are_gzipped_only_when_the_client_accepts_it(http: httpx.Client) -> None:
+    path = f"{BASE}/sobjects/Lead/describe"
+    zipped = http.get(path, headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.json()["name"] == "Lead"  # httpx inflates it
+    plain = http.get(path, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.json() == zipped.json()
+    assert "sforce-limit-info" in zipped.headers
+
+
+def test_simple_salesforce_reads_gzipped_answers(sf: Salesforce) -> None:
+    """requests sends ``Accept-Encoding: gzip, deflate`` by default: every big answer comes back gzipped."""
+    answer = sf.session.get(f"{sf.base_url}sobjects/Lead/describe", headers=sf.headers)
+    assert answer.headers["Content-Encoding"] == "gzip"
+    described = sf.restful("sobjects/Lead/describe")
+    assert described is not None and described["name"] == "Lead"
