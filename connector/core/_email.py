@@ -67,3 +67,43 @@ def email_domain(email: str | None) -> str | None:
 def is_free_mail(domain: str | None) -> bool:
     """Return True for consumer mail providers (gmail, yahoo, hotmail...)."""
     return domain is not None and domain in FREE_MAIL_DOMAINS
+
+
+_SEPARATORS_RE = re.compile(r"[;,\s]+")
+_ANGLE_RE = re.compile(r"<([^<>]*)>")
+
+
+def _ascii_domain(domain: str) -> str | None:
+    """Return ``domain`` in lower-case ASCII (IDN labels as punycode), or ``None``."""
+    try:
+        return domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+
+
+def extract_address(raw: str | None) -> str | None:
+    """Return the first valid address found in a messy CRM email field, or ``None``.
+
+    Handles surrounding whitespace and punctuation, ``mailto:``, display names
+    (``"Jane Doe" <jane@acme.com>``), several addresses in one field (the first valid
+    one wins) and unicode domains (converted to punycode). Never raises.
+    """
+    if not raw:
+        return None
+    text = raw.strip()
+    candidates = [m.strip() for m in _ANGLE_RE.findall(text)]
+    candidates += _SEPARATORS_RE.split(_ANGLE_RE.sub(" ", text))
+    for candidate in candidates:
+        cleaned = clean_email(candidate).strip(".,;:'\"()[]")
+        if cleaned.startswith("mailto:"):
+            cleaned = cleaned[len("mailto:"):]
+        if cleaned.count("@") != 1:
+            continue
+        local, domain = cleaned.split("@")
+        ascii_domain = _ascii_domain(domain.rstrip(".")) if domain else None
+        if ascii_domain is None:
+            continue
+        address = f"{local}@{ascii_domain}"
+        if is_valid_email(address):
+            return address
+    return None

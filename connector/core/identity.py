@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
-from connector.core._email import clean_email, is_free_mail, is_valid_email
+from connector.core._email import clean_email, extract_address, is_free_mail
 from connector.core.models import Account, Owner, Person, RecordRef
 
 _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
@@ -42,16 +42,17 @@ class IdentityCluster(BaseModel):
 def person_key(email: str | None) -> str | None:
     """Return the identity key of an email address, or ``None`` if it is not valid.
 
-    Lower-case and trimmed; ``+tags`` are dropped for every provider; for gmail and
-    googlemail the dots of the local part are dropped too and the domain becomes
-    ``gmail.com``. Never raises, whatever the text.
+    The address is taken from messy field values by ``extract_address`` (display
+    names, ``mailto:``, several addresses, IDN domains as punycode). Lower-case;
+    ``+tags`` are dropped for every provider; for gmail and googlemail the dots of the
+    local part are dropped too and the domain becomes ``gmail.com``. Dots are kept
+    elsewhere (Outlook/Hotmail/Yahoo treat them as significant), and Yahoo ``-``
+    aliases are kept: a wrong merge is worse than a missed one. Never raises.
     """
-    if not email:
+    address = extract_address(email)
+    if address is None:
         return None
-    cleaned = clean_email(email)
-    if not is_valid_email(cleaned):
-        return None
-    local, domain = cleaned.split("@")
+    local, domain = address.split("@")
     local = local.split("+", 1)[0]
     if domain in _GMAIL_DOMAINS:
         local = local.replace(".", "")
