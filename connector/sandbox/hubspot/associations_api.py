@@ -168,6 +168,13 @@ class AssociationsApi:
             "error", "OBJECT_NOT_FOUND", f"Could not find {singular} objects with ids {', '.join(ids)}", {"ids": ids}
         )
 
+    def _missing_end(self, from_type: str, from_id: str, to_type: str, to_id: str) -> dict[str, Any] | None:
+        """The OBJECT_NOT_FOUND error for the first end of a pair that does not exist, or None."""
+        for object_type, object_id in ((from_type, from_id), (to_type, to_id)):
+            if not self._exists(object_type, object_id):
+                return self._missing_error(object_type, [object_id])
+        return None
+
     async def batch_create(self, request: Request) -> Response:
         from_type, to_type = self._pair(request, "from_type", "to_type")
         inputs = batch_inputs(await read_json(request))
@@ -182,9 +189,9 @@ class AssociationsApi:
                 to_id = _nested_id(item, "to", where)
                 planned.append((from_id, to_id, self._check_types(item.get("types"), from_type, to_type, f"{where}.types")))
             for from_id, to_id, type_ids in planned:
-                absent = [(t, i) for t, i in ((from_type, from_id), (to_type, to_id)) if not self._exists(t, i)]
-                if absent:
-                    problems.append(self._missing_error(absent[0][0], [absent[0][1]]))
+                missing = self._missing_end(from_type, from_id, to_type, to_id)
+                if missing is not None:
+                    problems.append(missing)
                     continue
                 for type_id in type_ids:
                     self.state.associations.add(from_type, int(from_id), to_type, int(to_id), type_id)
@@ -202,9 +209,9 @@ class AssociationsApi:
         with self.state.lock:
             pairs = [(_nested_id(i, "from", f"inputs[{n}]"), _nested_id(i, "to", f"inputs[{n}]")) for n, i in enumerate(inputs)]
             for from_id, to_id in pairs:
-                absent = [(t, i) for t, i in ((from_type, from_id), (to_type, to_id)) if not self._exists(t, i)]
-                if absent:
-                    problems.append(self._missing_error(absent[0][0], [absent[0][1]]))
+                missing = self._missing_end(from_type, from_id, to_type, to_id)
+                if missing is not None:
+                    problems.append(missing)
                     continue
                 self.state.associations.add(from_type, int(from_id), to_type, int(to_id), DEFAULT_TYPE[(from_type, to_type)])
                 results.extend(self._default_json(from_type, from_id, to_type, to_id))
