@@ -104,8 +104,8 @@ def _message(item: Any, root: type[BaseModel], data: Any, path: PathKey, value: 
         return f"required key {tag!r} is missing; it tells Relay what this is, so nothing else here can be checked yet"
     if kind.startswith("union_tag"):
         return message.replace("Input tag", "value").replace("found using", "given for")
-    if value is not None and not isinstance(value, (dict, list)) and repr(value) in message:
-        return message  # the message already quotes the value
+    if isinstance(value, str) and repr(value) in message:
+        return message  # the message already quotes the value (numbers are always shown: "greater than 0 (got 0)")
     shown = "***" if _safe_value(path, value) == "***" else repr(value)
     return f"{message[:1].lower()}{message[1:]} (got {shown})"
 

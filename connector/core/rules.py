@@ -398,19 +398,35 @@ class RoutingRules(_Schema):
             elif member.manager == member.email:
                 problems.add(("team", i, "manager"), "manager_cycle",
                              f"'{member.email}' cannot be their own manager", member.manager)
-        by_email = {m.email: m for m in self.team}
-        for i, member in enumerate(self.team):
-            seen = {member.email}
-            current = member.manager
-            while current is not None and current in by_email:
-                if current in seen:
-                    problems.add(("team", i, "manager"), "manager_cycle",
-                                 f"the manager chain of '{member.email}' loops back to '{current}'",
-                                 member.manager)
-                    break
-                seen.add(current)
-                current = by_email[current].manager
+        self._check_manager_loops(problems, emails)
         return set(emails)
+
+    def _check_manager_loops(self, problems: _Problems, emails: dict[str, int]) -> None:
+        """One problem per manager loop (a -> b -> a), at the loop's first member in the roster.
+
+        Members whose chain only runs into a loop are not reported again: fixing the loop fixes them.
+        A member who is their own manager is reported by the caller already.
+        """
+        by_email = {m.email: m for m in self.team}
+        reported: set[frozenset[str]] = set()
+        for member in self.team:
+            chain: list[str] = [member.email]
+            current = member.manager
+            while current is not None and current in by_email and current not in chain:
+                chain.append(current)
+                current = by_email[current].manager
+            if current is None or current not in chain:
+                continue
+            loop = chain[chain.index(current):]
+            if len(loop) < 2 or frozenset(loop) in reported:
+                continue
+            reported.add(frozenset(loop))
+            first = min(loop, key=lambda email: emails.get(email, len(self.team)))
+            start = loop.index(first)
+            path = " -> ".join([*loop[start:], *loop[:start], first])
+            index = emails.get(first, 0)
+            problems.add(("team", index, "manager"), "manager_cycle",
+                         f"manager loop: {path}", by_email[first].manager)
 
     def _check_regions(self, problems: _Problems) -> None:
         owner_region: dict[str, str] = {}

@@ -235,3 +235,10 @@ def test_missing_connection_kind(shipped: ConfigCopy, problems_of: Problems) -> 
         "config/relay.yaml:9: connections.salesforce: required key 'kind' is missing; it tells Relay what this is, "
         "so nothing else here can be checked yet"
     ]
+
+
+def test_a_zero_is_shown_as_the_value_given(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("config/relay.yaml", "write_batch_size: 200", "write_batch_size: 0")
+    (problem,) = problems_of()
+    assert problem.startswith("config/relay.yaml:18: connections.salesforce.write_batch_size: ")
+    assert problem.endswith("(got 0)")

@@ -108,7 +108,23 @@ def test_manager_must_be_in_roster_and_chains_cannot_loop() -> None:
         RoutingRules.model_validate(data)
     errors = errors_of(exc)
     assert "manager 'ghost@northwind.example' is not in the team roster" in errors[("team", 1, "manager")]
-    assert "loops back" in errors[("team", 0, "manager")]
+    assert "manager loop:" in errors[("team", 0, "manager")]
+
+
+def test_one_manager_loop_is_one_problem_however_many_members_report_into_it() -> None:
+    data = routing_data()
+    emails = [m["email"] for m in data["team"]]
+    data["team"][0]["manager"] = emails[1]
+    data["team"][1]["manager"] = emails[2]
+    data["team"][2]["manager"] = emails[0]  # a loop of three; others report into it
+    for member in data["team"][3:]:
+        member["manager"] = emails[0]
+    with pytest.raises(ValidationError) as exc:
+        RoutingRules.model_validate(data)
+    loops = [e for e in exc.value.errors() if "manager loop" in e["msg"]]
+    assert len(loops) == 1
+    assert loops[0]["loc"] == ("team", 0, "manager")
+    assert f"{emails[0]} -> {emails[1]} -> {emails[2]} -> {emails[0]}" in loops[0]["msg"]
 
 
 def test_typo_key_is_rejected() -> None:
