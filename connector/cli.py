@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -28,11 +31,52 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Validate and describe config/ and mappings/.", no_args_is_help=True)
 db_app = typer.Typer(help="Relay's own database (sync state, ledger, outbox, audit).", no_args_is_help=True)
+runs_app = typer.Typer(help="Sync runs recorded in Relay's store.", no_args_is_help=True)
+cursors_app = typer.Typer(help="Where each object's incremental read resumes.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(runs_app, name="runs")
+app.add_typer(cursors_app, name="cursors")
 
 console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _configure_logging(verbose: int) -> None:
+    """Log to stderr at ``RELAY_LOG_LEVEL`` (default WARNING); each ``-v`` one level more (INFO, DEBUG)."""
+    from connector.config.settings import get_settings
+
+    try:
+        configured = logging.getLevelName(get_settings().log_level)
+    except Exception as exc:  # an invalid RELAY_LOG_LEVEL must not hide every other message
+        err_console.print(f"[yellow]warning:[/yellow] {escape(str(exc).splitlines()[0])}; logging at WARNING")
+        configured = logging.WARNING
+    level = max(logging.DEBUG, int(configured) - 10 * verbose)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_relay", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler._relay = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+@app.callback()
+def main_options(
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output on stderr (-v INFO, -vv DEBUG).")
+    ] = 0,
+) -> None:
+    """Relay: CRM sync connector for RevOps teams (Salesforce, HubSpot)."""
+    _configure_logging(verbose)
+
+
+def _error(message: object) -> None:
+    """Print one error line; the message is shown as text (a CRM's answer may hold brackets)."""
+    err_console.print(f"[red]error:[/red] {escape(str(message))}", highlight=False)
 
 
 @app.command()
@@ -41,7 +85,9 @@ def sandbox(
     salesforce_port: Annotated[int, typer.Option(help="Port of the Salesforce sandbox.")] = 8701,
     hubspot_port: Annotated[int, typer.Option(help="Port of the HubSpot sandbox.")] = 8702,
     seed: Annotated[int, typer.Option(help="Seed of the generated data (same seed, same data).")] = 42,
-    leads: Annotated[int, typer.Option(help="Number of Salesforce leads to generate (HubSpot contacts alike).")] = 500,
+    leads: Annotated[
+        int, typer.Option(min=0, help="Number of Salesforce leads to generate (HubSpot contacts alike).")
+    ] = 500,
     empty: Annotated[bool, typer.Option(help="Start with no seeded records (users/owners only come from seeding).")] = False,
     rate_limit: Annotated[float, typer.Option(help="Fault: probability of a 429 with Retry-After.")] = 0.0,
     retry_after: Annotated[float, typer.Option(help="Fault: seconds announced in Retry-After.")] = 1.0,
@@ -155,7 +201,7 @@ def _open_store_or_exit(database_url: str | None = None) -> Engine:
     try:
         return open_store(url)
     except (DatabaseNotMigrated, StoreError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        _error(exc)
         raise typer.Exit(1) from None
 
 
@@ -219,14 +265,14 @@ class _RichProgress:
 
 def _print_summary(summary: SyncSummary) -> None:
     title = f"{summary.connection}: {'dry run, nothing written' if summary.dry_run else summary.mode + ' sync'}"
-    table = Table(title=title, show_header=False, box=None)
+    table = Table(title=escape(title), show_header=False, box=None)
     table.add_row("records read", ", ".join(f"{obj} {n:,}" for obj, n in summary.read.items()) or "0")
     table.add_row("changed since last run", f"{summary.changed:,}")
     table.add_row("routed", f"{sum(summary.routed.values()):,}")
     if summary.propagated:
         table.add_row("owner taken from the same person elsewhere", f"{summary.propagated:,}")
     for owner, n in sorted(summary.routed.items(), key=lambda kv: (-kv[1], kv[0])):
-        table.add_row("", f"{owner}: {n}")
+        table.add_row("", escape(f"{owner}: {n}"))
     if summary.dry_run:
         table.add_row("would write", f"{len(summary.planned):,} record(s)")
     else:
@@ -236,11 +282,12 @@ def _print_summary(summary: SyncSummary) -> None:
     table.add_row("API calls", f"{summary.api_call_total:,} " + str(dict(summary.api_calls)))
     table.add_row("errors", f"{summary.errors} ({summary.quarantined} quarantined, {len(summary.write_failures)} refused)")
     if summary.findings:
-        table.add_row("data-quality findings", ", ".join(f"{k} {v}" for k, v in summary.findings.most_common()))
+        table.add_row("data-quality findings",
+                      escape(", ".join(f"{k} {v}" for k, v in summary.findings.most_common())))
     table.add_row("time", f"{summary.seconds:.1f} s")
     console.print(table)
     for failure in summary.write_failures[:20]:
-        console.print(f"  [red]refused[/red] {failure}", highlight=False)
+        console.print(f"  [red]refused[/red] {escape(str(failure))}", highlight=False)
     if len(summary.write_failures) > 20:
         console.print(f"  ... and {len(summary.write_failures) - 20} more (see the audit log)")
 
@@ -276,17 +323,15 @@ def sync(
     from connector.store.errors import SyncAlreadyRunning
 
     config = _load_config_or_exit()
-    if connection not in config.relay.connections:
-        err_console.print(f"[red]error:[/red] no connection {connection!r} (known: {', '.join(config.relay.connections)})")
-        raise typer.Exit(2)
+    _require_connection(config, connection)
     engine = _open_store_or_exit()
     try:
         summary = _run_sync_with_progress(config, connection, engine, full=full, dry_run=dry_run, take_over=take_over)
     except SyncAlreadyRunning as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        _error(f"{exc}. If its process died, run again with --take-over.")
         raise typer.Exit(3) from None
     except CrmError as exc:
-        err_console.print(f"[red]error:[/red] {connection}: {exc}")
+        _error(exc)
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
@@ -300,9 +345,114 @@ def sync(
         raise typer.Exit(4)
 
 
+def _require_connection(config: RelayConfig, connection: str) -> None:
+    if connection not in config.relay.connections:
+        _error(f"no connection {connection!r} in config/relay.yaml (known: {', '.join(config.relay.connections)})")
+        raise typer.Exit(1)
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
+
+
+@runs_app.command("list")
+def runs_list(
+    connection: Annotated[str | None, typer.Argument(help="Only this connection's runs.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many of the latest runs.")] = 20,
+) -> None:
+    """The latest sync runs: id, connection, mode, status, start, end, counts."""
+    from connector.store.db import session_factory
+    from connector.store.repositories import Repositories
+
+    engine = _open_store_or_exit()
+    try:
+        with session_factory(engine)() as session:
+            runs = Repositories(session).sync_runs.recent(connection, limit=limit)
+    finally:
+        engine.dispose()
+    table = Table("run", "connection", "mode", "status", "started (UTC)", "finished (UTC)", "read", "errors",
+                  box=None)
+    for run in runs:
+        table.add_row(str(run.id), escape(run.connection), run.mode.value, run.status.value, _when(run.started_at),
+                      _when(run.finished_at), f"{run.counts.get('read', 0):,}", f"{run.counts.get('errors', 0):,}")
+    console.print(table if runs else "no sync runs recorded yet")
+
+
+@runs_app.command("show")
+def runs_show(run_id: Annotated[int, typer.Argument(help="The run's id (see relay runs list).")]) -> None:
+    """One sync run in full: status, heartbeat, counts and its error."""
+    from connector.store.db import session_factory
+    from connector.store.errors import StoreError
+    from connector.store.repositories import Repositories
+
+    engine = _open_store_or_exit()
+    try:
+        with session_factory(engine)() as session:
+            run = Repositories(session).sync_runs.get(run_id)
+    except (StoreError, LookupError) as exc:
+        _error(exc)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    table = Table(title=f"sync run {run.id}", show_header=False, box=None)
+    table.add_row("connection", escape(run.connection))
+    table.add_row("mode", run.mode.value)
+    table.add_row("status", run.status.value)
+    table.add_row("started (UTC)", _when(run.started_at))
+    table.add_row("last heartbeat (UTC)", _when(run.heartbeat_at))
+    table.add_row("finished (UTC)", _when(run.finished_at))
+    for key, value in sorted(run.counts.items()):
+        table.add_row(escape(key), f"{value:,}")
+    table.add_row("error", escape(run.error or "-"))
+    console.print(table)
+
+
+@cursors_app.command("list")
+def cursors_list(connection: Annotated[str, typer.Argument(help="Connection name from config/relay.yaml.")]) -> None:
+    """Where the next incremental sync of each object of CONNECTION starts."""
+    from connector.store.db import session_factory
+    from connector.store.repositories import Repositories
+
+    engine = _open_store_or_exit()
+    try:
+        with session_factory(engine)() as session:
+            cursors = Repositories(session).cursors.all(connection)
+    finally:
+        engine.dispose()
+    table = Table("object", "last modified (UTC)", "last id", "checkpointed (UTC)", box=None)
+    for cursor in cursors:
+        table.add_row(escape(cursor.object), cursor.last_modified.isoformat(), escape(cursor.last_id or "-"),
+                      _when(cursor.updated_at))
+    console.print(table if cursors else f"no cursors for {escape(connection)}: its next sync reads everything")
+
+
+@cursors_app.command("reset")
+def cursors_reset(
+    connection: Annotated[str, typer.Argument(help="Connection name from config/relay.yaml.")],
+    object_name: Annotated[str | None, typer.Argument(metavar="[OBJECT]", help="One object (default: all).")] = None,
+) -> None:
+    """Forget where CONNECTION's reads stopped: the next sync reads everything (or OBJECT) again.
+
+    Nothing is lost: records read again that did not change write nothing, and a person
+    keeps their assignment.
+    """
+    from connector.store.db import session_factory
+    from connector.store.repositories import Repositories
+
+    engine = _open_store_or_exit()
+    try:
+        with session_factory(engine).begin() as session:
+            removed = Repositories(session).cursors.reset(connection, object_name)
+    finally:
+        engine.dispose()
+    what = f"{connection}.{object_name}" if object_name else connection
+    console.print(f"reset {removed} cursor(s) of {escape(what)}; the next sync reads "
+                  f"{'that object' if object_name else 'every object'} from the start")
+
+
 @app.command()
 def demo(
-    leads: Annotated[int, typer.Option(help="Leads to generate in each sandbox CRM.")] = 300,
+    leads: Annotated[int, typer.Option(min=1, help="Leads to generate in each sandbox CRM.")] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 42,
     database: Annotated[
         Path, typer.Option(help="SQLite file for the demo's store (recreated on each run).")
@@ -360,7 +510,7 @@ def _print_rerun(summary: SyncSummary) -> None:
         f"owners taken from the other CRM {summary.propagated}, "
         f"records updated {summary.records_updated}, tasks created {summary.tasks_created}, "
         f"API calls {summary.api_call_total}",
-        highlight=False,
+        highlight=False, markup=False,
     )
 
 
@@ -370,9 +520,11 @@ def _print_examples(summary: SyncSummary) -> None:
     console.print(f"[bold]Example decisions[/bold] (as the rep sees them in {summary.connection}):")
     for ex in summary.examples[:5]:
         company = f", {ex.company}" if ex.company else ""
-        console.print(f"  [cyan]{ex.object} {ex.crm_id}[/cyan] {ex.name}{company}", highlight=False)
-        console.print(f"    score {ex.score} ({ex.category}) -> owner {ex.owner_email or 'none'}", highlight=False)
-        console.print(f"    why: {ex.reason or '-'}", highlight=False)
+        console.print(f"  [cyan]{escape(f'{ex.object} {ex.crm_id}')}[/cyan] {escape(ex.name + company)}",
+                      highlight=False)
+        console.print(f"    score {ex.score} ({ex.category}) -> owner {ex.owner_email or 'none'}",
+                      highlight=False, markup=False)
+        console.print(f"    why: {ex.reason or '-'}", highlight=False, markup=False)
         if ex.sla_due:
             console.print(f"    respond by {ex.sla_due}", highlight=False)
     console.print()
@@ -387,6 +539,8 @@ def worker(
 
     from jobs.tasks import jobs
 
+    root = logging.getLogger()
+    root.setLevel(min(root.level, logging.INFO))  # the worker logs each run it starts and finishes
     console.print(f"Relay worker: {workers} thread(s) on {type(jobs.huey.storage).__name__}; Ctrl-C to stop")
     Consumer(jobs.huey, workers=workers, worker_type="thread").run()
 

@@ -39,10 +39,18 @@ def run_connection_sync(connection: str, full: bool = False) -> dict[str, Any]:
     settings = get_settings()
     config = load_config(settings.config_dir, settings.mappings_dir)
     engine = open_store(settings.database_url.get_secret_value())
+    log.info("sync of %s started (%s)", connection, "full" if full else "incremental")
     try:
-        return run_sync(config, connection, engine, full=full).as_dict()
+        summary = run_sync(config, connection, engine, full=full)
+    except Exception as exc:
+        log.error("sync of %s failed: %s", connection, exc)
+        raise
     finally:
         engine.dispose()
+    log.info("sync of %s finished in %.1f s: read %d, routed %d, updated %d, tasks %d, refused %d, API calls %d",
+             connection, summary.seconds, summary.records_read, sum(summary.routed.values()),
+             summary.records_updated, summary.tasks_created, len(summary.write_failures), summary.api_call_total)
+    return summary.as_dict()
 
 
 def due_connections(now: datetime) -> list[str]:

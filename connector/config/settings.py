@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     huey_sqlite_file: Path = Field(
         default=Path("relay-huey.db"), description="Huey SQLite storage file, used when huey_url is empty."
     )
-    log_level: LogLevel = Field(default="INFO", description="Logging level.")
+    log_level: LogLevel = Field(
+        default="WARNING",
+        description="Logging level of the relay command on stderr (each -v is one level more; the worker logs INFO).",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -23,7 +23,7 @@ def test_embedded_defaults() -> None:
     assert settings.mappings_dir == Path("mappings")
     assert settings.uses_embedded_queue
     assert settings.huey_sqlite_file == Path("relay-huey.db")
-    assert settings.log_level == "INFO"
+    assert settings.log_level == "WARNING"
 
 
 def test_environment_overrides_and_secrets_stay_hidden(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,69 @@
+"""The admin's way out and the CLI's manners: runs, cursors, exit codes, messages that survive odd text."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from connector import cli
+from connector.pipeline.summary import SyncSummary, WriteFailure
+
+from ._cli import relay, sync_summary
+from ._world import RelayEnv
+
+
+def test_an_unknown_connection_exits_1_naming_the_known_ones(relay_env: RelayEnv) -> None:
+    result = relay("sync", "pipedrive")
+    assert result.exit_code == 1
+    said = " ".join(result.stderr.split())
+    assert "no connection 'pipedrive'" in said and "(known: salesforce, hubspot)" in said
+
+
+@pytest.mark.parametrize("leads", ["-5", "0"])
+def test_demo_refuses_a_lead_count_below_one_without_a_traceback(leads: str) -> None:
+    result = relay("demo", "--leads", leads)
+    assert result.exit_code == 2
+    assert "--leads" in result.stderr and "Traceback" not in result.output
+
+
+def test_runs_and_cursors_after_a_sync(relay_env: RelayEnv) -> None:
+    summary = sync_summary("hubspot")
+    listed = relay("runs", "list")
+    assert listed.exit_code == 0, listed.output
+    assert f"{summary['run_id']}" in listed.stdout and "succeeded" in listed.stdout
+
+    shown = relay("runs", "show", str(summary["run_id"]))
+    assert shown.exit_code == 0, shown.output
+    assert "hubspot" in shown.stdout and "succeeded" in shown.stdout
+
+    missing = relay("runs", "show", "999999")
+    assert missing.exit_code == 1 and "999999" in missing.stderr
+
+    cursors = relay("cursors", "list", "hubspot")
+    assert cursors.exit_code == 0 and "contacts" in cursors.stdout
+
+    one = relay("cursors", "reset", "hubspot", "contacts")
+    assert one.exit_code == 0 and "reset 1 cursor(s) of hubspot.contacts" in one.stdout
+    rest = relay("cursors", "reset", "hubspot")
+    assert rest.exit_code == 0
+    assert "no cursors for hubspot" in relay("cursors", "list", "hubspot").stdout
+
+
+def test_refusals_holding_markup_are_printed_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    summary = SyncSummary(connection="salesforce", mode="incremental")
+    summary.write_failures.append(WriteFailure(
+        "Lead", "00Q1", "update", "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Company [/bold] must not be [red]x"))
+    cli._print_summary(summary)
+    assert "Company [/bold] must not be [red]x" in " ".join(capsys.readouterr().out.split())
+
+
+def test_verbose_flag_lowers_the_log_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELAY_LOG_LEVEL", raising=False)
+    cli._configure_logging(0)
+    assert logging.getLogger().level == logging.WARNING
+    cli._configure_logging(1)
+    assert logging.getLogger().level == logging.INFO
+    monkeypatch.setenv("RELAY_LOG_LEVEL", "error")
+    cli._configure_logging(0)
+    assert logging.getLogger().level == logging.ERROR
