@@ -12,6 +12,9 @@ from typing import Any
 
 import uvicorn
 
+GRACEFUL_SHUTDOWN_SECONDS = 5
+"""How long :meth:`SandboxServer.stop` lets running requests finish before cancelling them."""
+
 
 class SandboxServerError(RuntimeError):
     """The sandbox server could not start."""
@@ -53,9 +56,14 @@ class SandboxServer:
             access_log=False,
             lifespan="off",
             timeout_keep_alive=30,
+            # A backstop: requests still running this long after stop() are cancelled.
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
         server = uvicorn.Server(config)
         self._server = server
+        closing = self._closing()
+        if closing is not None:
+            closing.clear()
         self._thread = threading.Thread(target=server.run, name=f"sandbox-{self.name}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
@@ -72,8 +80,16 @@ class SandboxServer:
         self.port = int(sockets[0].getsockname()[1])
         return self
 
+    def _closing(self) -> threading.Event | None:
+        """The app's ``closing`` event (the sandbox middleware ends held answers when it is set)."""
+        closing = getattr(self.app, "closing", None)
+        return closing if isinstance(closing, threading.Event) else None
+
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving and wait for the thread to end."""
+        """Stop serving and wait for the thread to end; held answers and fault delays end at once."""
+        closing = self._closing()
+        if closing is not None:
+            closing.set()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

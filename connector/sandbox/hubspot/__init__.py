@@ -30,6 +30,7 @@ from connector.sandbox.common import (
 )
 from connector.sandbox.hubspot.app import build_app
 from connector.sandbox.hubspot.errors import correlation_id, rate_limit_body, unauthenticated
+from connector.sandbox.hubspot.faults import HubSpotAnswerFaults
 from connector.sandbox.hubspot.limits import RateLimits
 from connector.sandbox.hubspot.state import HubSpotState
 from connector.sandbox.hubspot.webhooks import WebhookDispatcher, WebhookSettings
@@ -79,7 +80,8 @@ class HubSpotSandbox:
         ten_second_limit: requests allowed per rolling 10 seconds.
         daily_limit: requests allowed per day.
         search_per_second: search requests allowed per second.
-        faults: fault injection settings (429 with Retry-After, 503, drops, latency, partial batch failures).
+        faults: fault injection settings (429 with Retry-After, 503, drops, latency, slow and held answers,
+            answers lost after the write applied, malformed 200 answers, partial batch failures).
         webhook_url: where to deliver signed webhook batches (None: no webhooks).
         client_secret: the app secret that signs webhooks.
         app_id: the app id in webhook events.
@@ -131,6 +133,7 @@ class HubSpotSandbox:
             rate_limited=self._injected_rate_limit,
             server_error=self._server_error,
             on_request=self._on_request,
+            answers=HubSpotAnswerFaults(self.state),
         )
         self.server: SandboxServer | None = None
 

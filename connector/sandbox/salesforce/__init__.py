@@ -19,6 +19,7 @@ from connector.sandbox.runner import SandboxServer
 from connector.sandbox.salesforce.app import ApiUsage, build_app
 from connector.sandbox.salesforce.auth import Credentials, new_access_token
 from connector.sandbox.salesforce.bulk import BulkApi
+from connector.sandbox.salesforce.faults import SalesforceAnswerFaults
 from connector.sandbox.salesforce.http import Router
 from connector.sandbox.salesforce.outbound import OutboundMessenger
 from connector.sandbox.salesforce.rest import RestApi
@@ -93,6 +94,7 @@ class SalesforceSandbox:
             rate_limited=self.usage.rate_limited,
             server_error=self.usage.server_error,
             on_request=self.usage.on_request,
+            answers=SalesforceAnswerFaults(),
         )
         self.server: SandboxServer | None = None
 
