@@ -3,6 +3,8 @@
 Entry points:
     * :func:`connector.store.db.create_engine_for` / :func:`connector.store.db.session_factory`
     * :func:`connector.store.migrate.upgrade` (``relay db upgrade``), ``current_revision``, ``is_up_to_date``
+    * :func:`connector.store.migrate.open_store` (checked, migrated when empty) and
+      :func:`connector.store.health.check_store`
     * :class:`connector.store.repositories.Repositories` and the single repositories
 """
 
@@ -18,7 +20,10 @@ from connector.store.errors import (
     OutboxMessageNotFound,
     RunNotFound,
     RunNotRunning,
+    RunSuperseded,
+    StoreCorrupted,
     StoreError,
+    StoreUnavailable,
     SyncAlreadyRunning,
     UnsupportedDatabase,
 )
@@ -46,7 +51,10 @@ __all__ = [
     "OutboxStatus",
     "RunNotFound",
     "RunNotRunning",
+    "RunSuperseded",
+    "StoreCorrupted",
     "StoreError",
+    "StoreUnavailable",
     "SyncAlreadyRunning",
     "SyncMode",
     "SyncStatus",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,29 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 JsonDict = dict[str, Any]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def scrub_text(value: str) -> str:
+    """Return ``value`` with every lone surrogate replaced by U+FFFD.
+
+    A lone surrogate (e.g. ``"\\ud800"``, what a CRM's broken JSON escape decodes to)
+    is not valid Unicode: it cannot be encoded as UTF-8, so hashing it or handing it to
+    SQLite or PostgreSQL would raise. Every text the store writes or hashes goes through
+    this, so a value is stored, hashed and compared the same way everywhere.
+
+    Args:
+        value: Any text.
+
+    Returns:
+        The same text when it is valid Unicode (the common case, no copy), else the
+        text with each surrogate code point replaced by U+FFFD.
+    """
+    if value.isascii() or _SURROGATE.search(value) is None:
+        return value
+    return _SURROGATE.sub(REPLACEMENT_CHARACTER, value)
 
 
 class NaiveDatetimeError(ValueError):
@@ -88,6 +112,9 @@ def _json_default(value: object) -> object:
 def canonical_json(value: object) -> str:
     """Serialise ``value`` to canonical JSON (sorted keys, no spaces, datetimes as ISO UTC).
 
+    Lone surrogates (invalid Unicode) in keys or strings become U+FFFD (see
+    :func:`scrub_text`), so the text can always be encoded as UTF-8.
+
     Args:
         value: A JSON-like structure; datetimes must be aware.
 
@@ -97,13 +124,22 @@ def canonical_json(value: object) -> str:
     Raises:
         TypeError: If a value cannot be represented in JSON.
     """
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    return scrub_text(
+        json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
     )
 
 
+def json_text(value: object) -> str:
+    """Serialise ``value`` for a JSON column (the engines' ``json_serializer``).
+
+    Like :func:`json.dumps`, but lone surrogates become U+FFFD, so no JSON value can make
+    the database refuse the row.
+    """
+    return scrub_text(json.dumps(value, ensure_ascii=False))
+
+
 def to_json_document(value: Any, where: str) -> Any:
-    """Return ``value`` as plain JSON data (datetimes become ISO strings).
+    """Return ``value`` as plain JSON data (datetimes become ISO strings, lone surrogates U+FFFD).
 
     Args:
         value: The data to store in a JSON column.

@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from connector.store._types import json_text
 from connector.store.errors import UnsupportedDatabase
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
@@ -68,7 +69,10 @@ def create_engine_for(
     so concurrent writers queue (up to the busy timeout) instead of failing with
     "database is locked" when a read turns into a write. An in-memory SQLite URL
     (``sqlite://``) shares one connection, so it can be migrated and then used.
-    PostgreSQL URLs without a driver use psycopg 3 and get ``pool_pre_ping``.
+    PostgreSQL URLs without a driver use psycopg 3 and get ``pool_pre_ping``. JSON
+    columns are written with :func:`connector.store._types.json_text` (lone surrogates
+    become U+FFFD). Nothing connects yet: :func:`connector.store.migrate.open_store`
+    checks the database and turns driver errors into one-line store errors.
 
     Args:
         database_url: e.g. ``sqlite:///./relay.db`` or
@@ -90,6 +94,8 @@ def create_engine_for(
             f"database URL {url.render_as_string(hide_password=True)!r} uses {backend!r}; "
             f"Relay supports {', '.join(SUPPORTED_BACKENDS)}"
         )
+    # JSON columns: lone surrogates (invalid Unicode) become U+FFFD instead of failing the row.
+    engine_options.setdefault("json_serializer", json_text)
     if backend == "postgresql":
         engine_options.setdefault("pool_pre_ping", True)
         return create_engine(url, **engine_options)

@@ -10,18 +10,31 @@ class StoreError(Exception):
 
 
 class SyncAlreadyRunning(StoreError):
-    """A connection already has a running sync (the database refused a second one)."""
+    """A connection already has a running sync (the database refused a second one).
+
+    Attributes:
+        connection: The connection.
+        running_run_id: The running sync's id (``None`` if it finished before it could be read).
+        started_at: When it started.
+        heartbeat_at: Its last heartbeat: how recently it showed it is alive.
+    """
 
     def __init__(
-        self, connection: str, running_run_id: int | None, started_at: datetime | None
+        self,
+        connection: str,
+        running_run_id: int | None,
+        started_at: datetime | None,
+        heartbeat_at: datetime | None = None,
     ) -> None:
         self.connection = connection
         self.running_run_id = running_run_id
         self.started_at = started_at
+        self.heartbeat_at = heartbeat_at
         since = f" since {started_at.isoformat()}" if started_at else ""
+        beat = f", last heartbeat {heartbeat_at.isoformat()}" if heartbeat_at else ""
         super().__init__(
-            f"connection {connection!r} already has a running sync (run {running_run_id}{since}); "
-            "wait for it, or mark it crashed if its process died"
+            f"connection {connection!r} already has a running sync (run {running_run_id}{since}{beat}); "
+            "wait for it, or take it over if its process died"
         )
 
 
@@ -40,6 +53,24 @@ class RunNotRunning(StoreError):
         self.run_id = run_id
         self.status = status
         super().__init__(f"sync run {run_id} is {status!r}, not 'running'")
+
+
+class RunSuperseded(RunNotRunning):
+    """A running sync was taken over by another one (marked ``crashed``): it must stop writing.
+
+    Attributes:
+        run_id: The superseded run.
+        error: Why it was marked crashed, as stored on the run.
+    """
+
+    def __init__(self, run_id: int, error: str | None) -> None:
+        super().__init__(run_id, "crashed")
+        self.error = error
+        why = f" ({error})" if error else ""
+        self.args = (
+            f"sync run {run_id} is 'crashed', not 'running': another sync took it over{why}; "
+            "it must stop without writing more",
+        )
 
 
 class CursorMovedBackwards(StoreError):
@@ -108,3 +139,30 @@ class InvalidStoreValue(StoreError, ValueError):
 
 class UnsupportedDatabase(StoreError):
     """The database URL names a backend the store does not support."""
+
+
+class StoreUnavailable(StoreError):
+    """Relay's database cannot be opened or reached.
+
+    The message is one line: the database URL (password masked), the problem and the fix,
+    e.g. ``sqlite:///nope/relay.db: directory /srv/nope does not exist; create it or set
+    RELAY_DATABASE_URL``.
+
+    Attributes:
+        url: The database URL, password masked.
+        problem: What is wrong.
+        fix: What to do about it.
+    """
+
+    def __init__(self, url: str, problem: str, fix: str) -> None:
+        self.url = url
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{url}: {problem}; {fix}")
+
+
+class StoreCorrupted(StoreUnavailable):
+    """Relay's database file is damaged (fails SQLite's integrity check) or is not a database.
+
+    Relay refuses to work on it: a damaged store could make a sync rewrite the CRM.
+    """

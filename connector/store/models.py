@@ -52,6 +52,7 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 CONNECTION_LEN = 100
 OBJECT_LEN = 100
 CRM_ID_LEN = 64
+HOLDER_LEN = 200
 RELAY_ID_LEN = 36
 
 
@@ -153,6 +154,8 @@ class SyncRunRow(Base):
     finished_at: Mapped[datetime | None]
     counts: Mapped[dict[str, Any]]
     error: Mapped[str | None] = mapped_column(Text)
+    holder: Mapped[str | None] = mapped_column(String(HOLDER_LEN))
+    """The process running it, ``host:pid:start`` (see ``connector.pipeline.heartbeat``)."""
 
 
 class SyncCursorRow(Base):

@@ -21,7 +21,14 @@ from connector.store.repositories.api_calls import ApiCalls
 from connector.store.repositories.assignments import Assignment, AssignmentIn, Assignments
 from connector.store.repositories.audit import Audit, AuditEntry, AuditEntryIn
 from connector.store.repositories.cursors import Cursor, Cursors, id_order_key
-from connector.store.repositories.identities import CrmRef, Identities, new_relay_id
+from connector.store.repositories.identities import (
+    CrmRef,
+    Identities,
+    adoptable_relay_id,
+    new_relay_id,
+    relay_id_for_key,
+    relay_id_for_record,
+)
 from connector.store.repositories.inbox import Inbox, InboxEvent
 from connector.store.repositories.outbox import Outbox, OutboxMessage, OutboxMessageIn
 from connector.store.repositories.quarantine import Quarantine, QuarantinedRecord
@@ -75,6 +82,9 @@ __all__ = [
     "SnapshotIn",
     "SyncRun",
     "SyncRuns",
+    "adoptable_relay_id",
     "id_order_key",
     "new_relay_id",
+    "relay_id_for_key",
+    "relay_id_for_record",
 ]

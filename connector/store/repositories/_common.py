@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Row, Table, TextClause
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from connector.store._types import NaiveDatetimeError, require_aware, to_json_document
+from connector.store._types import NaiveDatetimeError, require_aware, scrub_text, to_json_document
 from connector.store.errors import InvalidStoreValue, UnsupportedDatabase
 from connector.store.models import Base
 
@@ -39,9 +39,14 @@ def aware(value: datetime, where: str) -> datetime:
 
 
 def text_value(value: object, where: str, max_length: int) -> str:
-    """Return ``value`` if it is a non-blank string of at most ``max_length`` characters."""
+    """Return ``value`` if it is a non-blank string of at most ``max_length`` characters.
+
+    Lone surrogates (invalid Unicode) come back as U+FFFD (:func:`scrub_text`), so the
+    database never refuses the text.
+    """
     if not isinstance(value, str):
         raise InvalidStoreValue(f"{where}: expected text, got {type(value).__name__} {value!r}")
+    value = scrub_text(value)
     if not value.strip():
         raise InvalidStoreValue(f"{where}: must not be empty")
     if len(value) > max_length:
@@ -178,7 +183,8 @@ def insert_many_or_ignore(
         session: The caller's session (transaction).
         model: The table's model.
         rows: One dict of column values per row; every dict has the same keys.
-        conflict_columns: The unique index that decides "already there".
+        conflict_columns: The unique index that decides "already there"; empty for any
+            unique index or primary key (``ON CONFLICT DO NOTHING`` without a target).
         returning: Columns to return for the rows actually inserted.
         conflict_where: The predicate of a partial unique index (as literal SQL text).
 
@@ -189,7 +195,7 @@ def insert_many_or_ignore(
         return []
     table = table_of(model)
     statement = _table_insert_for(session, table).on_conflict_do_nothing(
-        index_elements=list(conflict_columns), index_where=conflict_where
+        index_elements=list(conflict_columns) or None, index_where=conflict_where
     )
     if returning:
         statement = statement.returning(*(table.c[name] for name in returning))

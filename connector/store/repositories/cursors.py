@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from connector.store.errors import CursorMovedBackwards
@@ -92,15 +92,32 @@ class Cursors:
         last_id: str | None = None,
         *,
         now: datetime | None = None,
+        allow_backwards: bool = False,
     ) -> Cursor:
         """Move the cursor forward to (``last_modified``, ``last_id``); call after each page.
 
         Staying at the same position is accepted (a retried page). Ids at the same
         timestamp are ordered by :func:`id_order_key`.
 
+        A full sync reads from the start, so its first page ends before the stored
+        position: checkpoint that page with ``allow_backwards=True`` (in the page's own
+        transaction, so the old position stays if the page fails), and the following
+        pages without it. The database's forward-only trigger guards updates only; a
+        backwards move replaces the row (DELETE + INSERT) in the caller's transaction.
+
+        Args:
+            connection: The connection.
+            object_name: The CRM object.
+            last_modified: Modification time of the last record of the page (aware).
+            last_id: CRM id of that record.
+            now: When; defaults to now.
+            allow_backwards: Accept a position before the stored one (a full sync's
+                first page). Incremental syncs never pass it.
+
         Raises:
-            CursorMovedBackwards: If the position is before the stored one. Use
-                :meth:`reset` for a full resync.
+            CursorMovedBackwards: If the position is before the stored one and
+                ``allow_backwards`` is false. Use :meth:`reset` or ``allow_backwards``
+                for a full resync.
             InvalidStoreValue: If an argument is malformed (e.g. a naive datetime).
         """
         connection = text_value(connection, "sync_cursors.connection", CONNECTION_LEN)
@@ -126,7 +143,13 @@ class Cursors:
         current_key = (current.last_modified, id_order_key(current.last_id))
         proposed_key = (modified, id_order_key(last_id))
         if proposed_key < current_key:
-            raise CursorMovedBackwards(connection, object_name, current.position, proposed)
+            if not allow_backwards:
+                raise CursorMovedBackwards(connection, object_name, current.position, proposed)
+            self.reset(connection, object_name)
+            self._session.execute(
+                insert(SyncCursorRow).values(connection=connection, object=object_name, **values)
+            )
+            return Cursor(connection, object_name, modified, last_id, updated_at)
         if proposed_key == current_key:
             return current
         self._session.execute(

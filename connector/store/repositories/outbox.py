@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from connector.store._types import scrub_text
 from connector.store.errors import (
     IdempotencyKeyConflict,
     InvalidStoreValue,
@@ -114,6 +115,26 @@ def _refuse_conflicts(
         wanted = _identity_of(proposed[key])
         if identity != wanted:
             raise IdempotencyKeyConflict(key, _describe(identity), _describe(wanted))
+
+
+def merge_update_payloads(older: Mapping[str, Any], newer: Mapping[str, Any]) -> dict[str, Any]:
+    """One update payload standing for an older and a newer update of the same record.
+
+    Update payloads carry ``fields`` (CRM field -> value) and may list some of them in
+    ``hygiene_fields`` (clean-up rewrites, as opposed to decisions). The newer payload
+    wins field by field; the older one only adds fields the newer one does not set, and
+    such a field stays a hygiene field if it was one.
+    """
+    merged = dict(newer)
+    new_fields = dict(newer.get("fields") or {})
+    old_fields = dict(older.get("fields") or {})
+    carried = {name: value for name, value in old_fields.items() if name not in new_fields}
+    merged["fields"] = {**carried, **new_fields}
+    old_hygiene = [f for f in older.get("hygiene_fields") or [] if f in carried]
+    new_hygiene = list(newer.get("hygiene_fields") or [])
+    if old_hygiene or new_hygiene:
+        merged["hygiene_fields"] = list(dict.fromkeys(new_hygiene + old_hygiene))
+    return merged
 
 
 class Outbox:
@@ -243,6 +264,7 @@ class Outbox:
         for chunk in chunked(list(rows)):
             existing = self._identities(chunk)
             _refuse_conflicts(rows, existing)
+            self._supersede_older_updates([rows[key] for key in chunk if key not in existing])
             # In key order, so two transactions inserting the same keys cannot deadlock.
             fresh = [rows[key] for key in sorted(chunk) if key not in existing]
             inserted = {
@@ -256,6 +278,135 @@ class Outbox:
             if raced:
                 _refuse_conflicts(rows, self._identities(raced))
         return added
+
+    def _supersede_older_updates(self, fresh: Sequence[dict[str, Any]]) -> None:
+        """Let each new update of a record take over the record's older updates still waiting.
+
+        A stale update sent after a newer one would overwrite the newer decision (an
+        older one refused for a moment is retried in a later pass). So the older
+        waiting (pending or failed) updates of the same record are folded into the new
+        one, whose own values win (see :func:`merge_update_payloads`), and marked dead
+        with ``last_error`` "superseded by <key>" and ``crm_result``
+        ``{"superseded_by": <key>}``: they are never sent. One SELECT and one
+        executemany UPDATE for the whole chunk.
+        """
+        updates = [row for row in fresh if row["operation"] == OutboxOperation.UPDATE.value]
+        if not updates:
+            return
+        table = table_of(OutboxRow)
+        records = {(row["connection"], row["object"], row["crm_id"]) for row in updates}
+        older: dict[tuple[str, str, str], list[Any]] = {}
+        for connection in {c for c, _, _ in records}:
+            crm_ids = sorted({i for c, _, i in records if c == connection})
+            for ids in chunked(crm_ids):
+                query = (
+                    select(table.c.id, table.c.object, table.c.crm_id, table.c.payload)
+                    .where(
+                        table.c.connection == connection,
+                        table.c.operation == OutboxOperation.UPDATE.value,
+                        table.c.status.in_(DRAINABLE),
+                        table.c.crm_id.in_(list(ids)),
+                    )
+                    .order_by(table.c.id)
+                )
+                if is_postgresql(self._session):
+                    query = query.with_for_update()
+                for found in self._session.execute(query):
+                    if (connection, found.object, found.crm_id) in records:
+                        older.setdefault((connection, found.object, found.crm_id), []).append(found)
+        if not older:
+            return
+        superseded: list[dict[str, Any]] = []
+        for row in updates:  # a page may hold two updates of one record: each takes over what came before
+            record = (row["connection"], row["object"], row["crm_id"])
+            for found in older.get(record, []):
+                row["payload"] = merge_update_payloads(dict(found.payload), row["payload"])
+                superseded.append({
+                    "b_id": found.id,
+                    "b_error": f"superseded by {row['idempotency_key']}",
+                    "b_result": {"superseded_by": row["idempotency_key"]},
+                })
+            older[record] = []
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.status.in_(DRAINABLE))
+            .values(
+                status=OutboxStatus.DEAD.value,
+                last_error=bindparam("b_error", type_=table.c.last_error.type),
+                crm_result=bindparam("b_result", type_=table.c.crm_result.type),
+            )
+        )
+        superseded.sort(key=lambda values: int(values["b_id"]))
+        for batch in chunked(superseded):
+            self._session.execute(statement, list(batch))
+
+    def superseded_by(self, keys: Sequence[str]) -> dict[str, OutboxMessage]:
+        """The message that finally stands for each of ``keys``, following "superseded by" links.
+
+        A key whose message was superseded (see :meth:`enqueue_many`) answers with the
+        message that took it over (after at most 20 links); a key not in the outbox is
+        left out.
+        """
+        answer: dict[str, OutboxMessage] = {}
+        wanted = {key: key for key in keys}
+        for _ in range(20):
+            if not wanted:
+                break
+            found = {
+                row.idempotency_key: _message(row)
+                for row in self._session.scalars(
+                    select(OutboxRow)
+                    .where(OutboxRow.idempotency_key.in_(sorted(set(wanted.values()))))
+                    .execution_options(populate_existing=True)
+                )
+            }
+            following: dict[str, str] = {}
+            for key, current in wanted.items():
+                message = found.get(current)
+                if message is None:
+                    continue
+                successor = (message.crm_result or {}).get("superseded_by")
+                if message.status is OutboxStatus.DEAD and isinstance(successor, str) and successor != current:
+                    following[key] = successor
+                answer[key] = message
+            wanted = following
+        return answer
+
+    def replace_payload(self, message_id: int, payload: Mapping[str, Any], error: str) -> OutboxMessage:
+        """Give a waiting message a new payload (e.g. without fields the CRM refused) and count the attempt.
+
+        The message stays drainable (status failed, ``last_error`` = ``error``) and keeps its key.
+
+        Raises:
+            OutboxMessageNotFound: If there is no such message.
+            StoreError: If the message was already sent or is dead.
+        """
+        message = self.get(message_id)
+        if message.status not in (OutboxStatus.PENDING, OutboxStatus.FAILED):
+            raise StoreError(
+                f"outbox message {message_id} ({message.idempotency_key}) is {message.status.value}; "
+                "its payload cannot be replaced"
+            )
+        self._update(message_id, {
+            "payload": json_object(payload, f"outbox[{message.idempotency_key}].payload"),
+            "status": OutboxStatus.FAILED.value,
+            "attempts": message.attempts + 1,
+            "last_error": error,
+        })
+        return self.get(message_id)
+
+    def cancel(self, message_id: int, reason: str) -> OutboxMessage:
+        """Give up a waiting message without sending it (status dead, ``last_error`` = ``reason``).
+
+        Raises:
+            OutboxMessageNotFound: If there is no such message.
+            StoreError: If the message was already sent.
+        """
+        message = self.get(message_id)
+        if message.status is OutboxStatus.SENT:
+            raise StoreError(f"outbox message {message_id} ({message.idempotency_key}) was already sent")
+        self._update(message_id, {"status": OutboxStatus.DEAD.value, "last_error": reason})
+        return self.get(message_id)
 
     def _checked(
         self, message: OutboxMessageIn, run_id: int | None, created_at: datetime
@@ -522,6 +673,8 @@ class Outbox:
         return {status: found.get(status, 0) for status in OutboxStatus}
 
     def _update(self, message_id: int, values: dict[str, Any]) -> None:
+        if isinstance(values.get("last_error"), str):  # a CRM's message may hold a lone surrogate
+            values = {**values, "last_error": scrub_text(values["last_error"])}
         self._session.execute(
             update(OutboxRow)
             .where(OutboxRow.id == message_id)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from connector.store._types import content_hash
 from connector.store.errors import InvalidStoreValue
@@ -17,6 +17,8 @@ from connector.store.models import (
     CRM_ID_LEN,
     OBJECT_LEN,
     RELAY_ID_LEN,
+    AssignmentRow,
+    AssignmentStatus,
     RecordRow,
 )
 from connector.store.repositories._common import (
@@ -414,6 +416,44 @@ class Records:
             .execution_options(populate_existing=True)
         )
         return [_snapshot(row) for row in rows]
+
+    def awaiting_owner(self, connection: str, object_name: str) -> list[tuple[RecordSnapshot, str]]:
+        """Live people of ``object_name`` with no active assignment whose person has one on another record.
+
+        These are the records that should take the owner decided for the same person
+        elsewhere (another CRM, or another record of this one) although nothing about
+        them changed, so no incremental read returns them.
+
+        Returns:
+            ``(snapshot, owner email of the other record's active assignment)``, by CRM id;
+            a record whose person has several such assignments comes once (the earliest).
+        """
+        other = aliased(AssignmentRow)
+        own = aliased(AssignmentRow)
+        active = AssignmentStatus.ACTIVE.value
+        rows = self._session.execute(
+            select(RecordRow, other.owner_email)
+            .join(other, (other.relay_id == RecordRow.relay_id) & (other.status == active))
+            .where(
+                RecordRow.connection == connection,
+                RecordRow.object == object_name,
+                RecordRow.kind == "person",
+                RecordRow.deleted.is_(False),
+                RecordRow.merged_into.is_(None),
+                ~exists().where(
+                    own.connection == RecordRow.connection,
+                    own.object == RecordRow.object,
+                    own.crm_id == RecordRow.crm_id,
+                    own.status == active,
+                ),
+            )
+            .order_by(RecordRow.crm_id, other.id)
+            .execution_options(populate_existing=True)
+        )
+        found: dict[str, tuple[RecordSnapshot, str]] = {}
+        for row, owner_email in rows:
+            found.setdefault(row.crm_id, (_snapshot(row), str(owner_email)))
+        return list(found.values())
 
     def mark_merged(
         self, connection: str, object_name: str, crm_id: str, merged_into: str, *, seen_at: datetime | None = None

@@ -10,9 +10,17 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from connector.store.errors import InvalidStoreValue, RunNotFound, RunNotRunning, SyncAlreadyRunning
+from connector.store._types import scrub_text
+from connector.store.errors import (
+    InvalidStoreValue,
+    RunNotFound,
+    RunNotRunning,
+    RunSuperseded,
+    SyncAlreadyRunning,
+)
 from connector.store.models import (
     CONNECTION_LEN,
+    HOLDER_LEN,
     OBJECT_LEN,
     ApiCallRow,
     SyncMode,
@@ -47,6 +55,8 @@ class SyncRun:
     finished_at: datetime | None
     counts: dict[str, int]
     error: str | None
+    holder: str | None = None
+    """The process running it (``host:pid:start``), when it said."""
 
 
 def _run(row: SyncRunRow) -> SyncRun:
@@ -61,6 +71,7 @@ def _run(row: SyncRunRow) -> SyncRun:
         finished_at=row.finished_at,
         counts=dict(row.counts),
         error=row.error,
+        holder=row.holder,
     )
 
 
@@ -91,6 +102,7 @@ class SyncRuns:
         object_name: str | None = None,
         now: datetime | None = None,
         take_over_stale_before: datetime | None = None,
+        holder: str | None = None,
     ) -> int:
         """Start a sync run for ``connection``.
 
@@ -104,21 +116,29 @@ class SyncRuns:
             now: Start time (aware); defaults to the current time.
             take_over_stale_before: If given, a running sync of this connection whose
                 last heartbeat is older than this is first marked ``crashed``, so this
-                run takes over from a process that died.
+                run takes over from a process that died. Pass ``now - threshold`` to
+                take over only a silent run; pass ``now`` (or later) to take over any
+                running sync, live or not (``--force``). The run taken over learns it
+                was superseded at its next heartbeat (:class:`RunSuperseded`), and its
+                error names the run that took over.
+            holder: The process that runs it (``host:pid:start``), so that a take-over can
+                tell at once when that process is gone.
 
         Returns:
             The new run's id.
 
         Raises:
-            SyncAlreadyRunning: If the connection already has a running sync.
+            SyncAlreadyRunning: If the connection already has a running sync (its id,
+                start and last heartbeat are on the exception).
             InvalidStoreValue: If an argument is malformed.
         """
         connection = text_value(connection, "sync_runs.connection", CONNECTION_LEN)
         sync_mode = enum_value(SyncMode, mode, "sync_runs.mode")
         object_name = optional_text(object_name, "sync_runs.object", OBJECT_LEN)
         started_at = when(now, "sync_runs.started_at")
+        taken_over: list[int] = []
         if take_over_stale_before is not None:
-            self.mark_stale_runs_crashed(connection, take_over_stale_before, now=started_at)
+            taken_over = self.mark_stale_runs_crashed(connection, take_over_stale_before, now=started_at)
         values = {
             "connection": connection,
             "object": object_name,
@@ -127,6 +147,7 @@ class SyncRuns:
             "started_at": started_at,
             "heartbeat_at": started_at,
             "counts": dict.fromkeys(COUNT_KEYS, 0),
+            "holder": optional_text(holder, "sync_runs.holder", HOLDER_LEN),
         }
         row = None
         for _attempt in range(2):
@@ -142,11 +163,18 @@ class SyncRuns:
                 break
             running = self.running(connection)
             if running is not None:
-                raise SyncAlreadyRunning(connection, running.id, running.started_at)
+                raise SyncAlreadyRunning(connection, running.id, running.started_at, running.heartbeat_at)
             # The running sync finished between our insert and our look: try once more.
         if row is None:
             raise SyncAlreadyRunning(connection, None, None)
         run_id: int = row[0]
+        for old_id in taken_over:
+            self._session.execute(
+                update(SyncRunRow)
+                .where(SyncRunRow.id == old_id)
+                .values(error=func.coalesce(SyncRunRow.error, "") + f"; taken over by run {run_id}")
+                .execution_options(synchronize_session=False)
+            )
         return run_id
 
     def get(self, run_id: int) -> SyncRun:
@@ -160,6 +188,21 @@ class SyncRuns:
             raise RunNotFound(run_id)
         return _run(row)
 
+    def is_current(self, run_id: int) -> bool:
+        """Whether ``run_id`` is still the running sync of its connection.
+
+        A long step (e.g. draining the outbox) can ask this before writing to the CRM:
+        ``False`` means the run finished, or was marked crashed because another sync
+        took over, and must stop.
+
+        Raises:
+            RunNotFound: If there is no such run.
+        """
+        status = self._session.scalar(select(SyncRunRow.status).where(SyncRunRow.id == run_id))
+        if status is None:
+            raise RunNotFound(run_id)
+        return bool(status == SyncStatus.RUNNING.value)
+
     def running(self, connection: str) -> SyncRun | None:
         """Return the running sync of ``connection``, if any."""
         row = self._session.scalars(
@@ -172,7 +215,11 @@ class SyncRuns:
         return _run(row) if row else None
 
     def recent(self, connection: str | None = None, limit: int = 20) -> list[SyncRun]:
-        """Return the latest runs, newest first, optionally of one connection."""
+        """Return the latest runs, newest first, optionally of one connection.
+
+        Each :class:`SyncRun` carries what ``relay runs list`` shows: id, connection,
+        object, mode, status, start, last heartbeat, finish, counts and error.
+        """
         query = select(SyncRunRow).order_by(SyncRunRow.id.desc()).limit(limit)
         if connection is not None:
             query = query.where(SyncRunRow.connection == connection)
@@ -186,7 +233,9 @@ class SyncRuns:
 
         Raises:
             RunNotFound: If there is no such run.
-            RunNotRunning: If the run was finished or marked crashed meanwhile.
+            RunSuperseded: If the run was marked crashed meanwhile (another sync took
+                over): the caller must stop, and roll back the page it is writing.
+            RunNotRunning: If the run was finished meanwhile.
         """
         at = when(now, "sync_runs.heartbeat_at")
         self._update_running(run_id, {"heartbeat_at": at})
@@ -203,6 +252,10 @@ class SyncRuns:
 
         Returns:
             The run with its new counts.
+
+        Raises:
+            RunSuperseded: If another sync took over the run (see :meth:`heartbeat`).
+            RunNotRunning: If the run was finished meanwhile.
         """
         increments = _checked_counts(counts, "sync_runs.counts")
         current = self._require_running(run_id)
@@ -238,8 +291,8 @@ class SyncRuns:
             The finished run.
 
         Raises:
-            RunNotRunning: If the run is not running any more (e.g. another process
-                marked it crashed and took over).
+            RunSuperseded: If another process marked it crashed and took over.
+            RunNotRunning: If the run is not running any more for another reason.
         """
         final = enum_value(SyncStatus, status, "sync_runs.status")
         if final not in FINAL_STATUSES:
@@ -259,7 +312,12 @@ class SyncRuns:
         finished_at = when(now, "sync_runs.finished_at")
         self._update_running(
             run_id,
-            {"status": final.value, "finished_at": finished_at, "counts": merged, "error": error},
+            {
+                "status": final.value,
+                "finished_at": finished_at,
+                "counts": merged,
+                "error": None if error is None else scrub_text(error),
+            },
         )
         return self.get(run_id)
 
@@ -292,6 +350,8 @@ class SyncRuns:
 
     def _require_running(self, run_id: int) -> SyncRun:
         run = self.get(run_id)
+        if run.status is SyncStatus.CRASHED:
+            raise RunSuperseded(run_id, run.error)
         if run.status is not SyncStatus.RUNNING:
             raise RunNotRunning(run_id, run.status.value)
         return run
