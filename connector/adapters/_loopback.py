@@ -33,6 +33,29 @@ class LoopbackAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
+def apply_default_timeout(session: requests.Session, timeout: float | tuple[float, float]) -> None:
+    """Give every request ``session`` sends without a timeout this one (requests' default is to wait forever).
+
+    simple-salesforce's Bulk 2.0 client, for one, passes no timeout: against a server that
+    accepts and never answers, such a call would hang for good.
+
+    Args:
+        session: The session (its transport adapters mounted so far are covered).
+        timeout: Seconds, or a ``(connect, read)`` pair.
+    """
+    for transport in session.adapters.values():
+        send = transport.send
+
+        def send_with_timeout(request: requests.PreparedRequest, *args: Any,
+                              _send: Any = send, **kwargs: Any) -> requests.Response:
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = timeout
+            response: requests.Response = _send(request, *args, **kwargs)
+            return response
+
+        transport.send = send_with_timeout  # type: ignore[method-assign]
+
+
 def loopback_session(base_url: str) -> requests.Session:
     """A session whose ``https://`` calls go to ``base_url`` (``http://127.0.0.1:PORT``)."""
     try:  # the sandbox's own transport, when it is installed

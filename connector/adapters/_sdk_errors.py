@@ -6,14 +6,18 @@ keeps the last answer's headers per thread (:class:`ResponseTap`) to read
 ``Retry-After``. requests raises ``ConnectionError``/``Timeout``. The HubSpot SDK
 raises an ``ApiException`` (one class per generated package) carrying
 ``.status``, ``.headers`` and ``.body``; urllib3 raises ``MaxRetryError``,
-``ProtocolError`` and timeouts.
+``ProtocolError`` and timeouts. :func:`describe_transport` reads either chain of
+wrappers down to what happened: refused, connect timeout, read timeout, or another
+connection failure, with the server's address and the timeout in whole words.
 """
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
@@ -23,6 +27,7 @@ from connector.adapters.errors import (
     AuthError,
     CrmError,
     classify_response,
+    format_duration,
     transport_error,
 )
 from connector.adapters.retry import Translator
@@ -64,8 +69,96 @@ class ResponseTap:
         session.hooks.setdefault("response", []).append(self.hook)
 
 
-def salesforce_translator(last_headers: Callable[[], Mapping[str, str] | None] = lambda: None) -> Translator:
-    """A translator for simple-salesforce and requests exceptions."""
+_TIMEOUT_IN_TEXT = re.compile(r"(connect|read) timeout=([0-9.eE+-]+)")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps (``reason``, exception arguments, cause, context), outermost first."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = [getattr(current, "reason", None), *current.args, current.__cause__, current.__context__]
+        pending.extend(e for e in inner if isinstance(e, BaseException))
+
+
+def _origin(chain: list[BaseException]) -> str:
+    """``scheme://host:port`` of the server the failed request went to, when the exceptions tell."""
+    for error in chain:
+        request = getattr(error, "request", None)
+        url = getattr(request, "url", None)
+        if url:
+            parts = urlsplit(str(url))
+            if parts.scheme and parts.netloc:
+                return f"{parts.scheme}://{parts.netloc}"
+    for error in chain:
+        pool = getattr(error, "pool", None)
+        host = getattr(pool, "host", None)
+        if host:
+            port = getattr(pool, "port", None)
+            return f"{getattr(pool, 'scheme', 'http')}://{host}" + (f":{port}" if port else "")
+    return ""
+
+
+def _timeout_said(chain: list[BaseException], which: str) -> float | None:
+    for error in chain:
+        match = _TIMEOUT_IN_TEXT.search(str(error))
+        if match and match.group(1) == which:
+            try:
+                return float(match.group(2))
+            except ValueError:
+                return None
+    return None
+
+
+def describe_transport(exc: BaseException, timeout: tuple[float, float] | None = None) -> tuple[str, str]:
+    """What a transport failure was, as ``(code, message)``.
+
+    Args:
+        exc: A requests, urllib3 or socket exception (wrapped any number of times).
+        timeout: The ``(connect, read)`` timeout the call had, when the exception does not say.
+
+    Returns:
+        ``CONNECTION_REFUSED``, ``CONNECT_TIMEOUT``, ``READ_TIMEOUT`` or ``CONNECTION_ERROR``, and a
+        message such as ``no answer within 60 s from https://x.my.salesforce.com``.
+    """
+    chain = list(_chain(exc))
+    origin = _origin(chain) or "the server"
+    connect_timeout, read_timeout = timeout if timeout is not None else (None, None)
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "CONNECTION_REFUSED", f"{origin} refused the connection (nothing listens there)"
+    if any(isinstance(e, requests.exceptions.ConnectTimeout)
+           or (isinstance(e, urllib3.exceptions.ConnectTimeoutError)
+               and not isinstance(e, urllib3.exceptions.NewConnectionError)) for e in chain):
+        seconds = _timeout_said(chain, "connect") or connect_timeout
+        within = f" within {format_duration(seconds)}" if seconds else ""
+        return "CONNECT_TIMEOUT", f"could not connect to {origin}{within}"
+    if any(isinstance(e, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError | TimeoutError)
+           for e in chain):
+        seconds = _timeout_said(chain, "read") or read_timeout
+        within = f" within {format_duration(seconds)}" if seconds else " in time"
+        return "READ_TIMEOUT", f"no answer{within} from {origin}"
+    leaf = chain[-1]
+    reason = str(leaf).strip() or type(leaf).__name__
+    if len(reason) > 200:
+        reason = reason[:200] + "..."
+    return "CONNECTION_ERROR", f"connection to {origin} failed: {type(leaf).__name__}: {reason}"
+
+
+def salesforce_translator(
+    last_headers: Callable[[], Mapping[str, str] | None] = lambda: None,
+    timeout: tuple[float, float] | None = None,
+) -> Translator:
+    """A translator for simple-salesforce and requests exceptions.
+
+    Args:
+        last_headers: The headers of the last answer (for ``Retry-After``).
+        timeout: The adapter's ``(connect, read)`` timeout, named in timeout messages.
+    """
 
     def translate(exc: BaseException, context: str) -> CrmError | None:
         if isinstance(exc, SalesforceAuthenticationFailed):
@@ -74,7 +167,8 @@ def salesforce_translator(last_headers: Callable[[], Mapping[str, str] | None] =
         if isinstance(exc, SalesforceError):
             return classify_response("salesforce", exc.status, exc.content, last_headers(), context=context)
         if isinstance(exc, _REQUESTS_TRANSIENT + _URLLIB3_TRANSIENT):
-            return transport_error("salesforce", exc, context=context)
+            code, message = describe_transport(exc, timeout)
+            return transport_error("salesforce", exc, context=context, code=code, message=message)
         return None
 
     return translate
@@ -84,15 +178,35 @@ def _is_hubspot_api_exception(exc: BaseException) -> bool:
     return any(cls.__name__ == "ApiException" for cls in type(exc).__mro__) and hasattr(exc, "status")
 
 
-def translate_hubspot(exc: BaseException, context: str) -> CrmError | None:
-    """Translate hubspot-api-client and urllib3 exceptions."""
+def translate_hubspot(exc: BaseException, context: str, timeout: tuple[float, float] | None = None) -> CrmError | None:
+    """Translate hubspot-api-client and urllib3 exceptions.
+
+    Args:
+        exc: What the SDK raised.
+        context: What Relay was doing.
+        timeout: The adapter's ``(connect, read)`` timeout, named in timeout messages.
+    """
     if _is_hubspot_api_exception(exc):
         status = getattr(exc, "status", None)
         headers = getattr(exc, "headers", None)
         body = getattr(exc, "body", None)
         if not status:  # the SDK raises ApiException(status=0) for transport failures
-            return transport_error("hubspot", exc, context=context)
+            code, message = describe_transport(exc, timeout)
+            reason = str(getattr(exc, "reason", "") or "").strip()
+            if code == "CONNECTION_ERROR" and reason:
+                message = f"connection failed: {reason}"
+            return transport_error("hubspot", exc, context=context, code=code, message=message)
         return classify_response("hubspot", int(status), body, headers, context=context)
     if isinstance(exc, (*_URLLIB3_TRANSIENT, *_REQUESTS_TRANSIENT, ConnectionError, TimeoutError)):
-        return transport_error("hubspot", exc, context=context)
+        code, message = describe_transport(exc, timeout)
+        return transport_error("hubspot", exc, context=context, code=code, message=message)
     return None
+
+
+def hubspot_translator(timeout: tuple[float, float] | None = None) -> Translator:
+    """:func:`translate_hubspot` for an adapter whose calls have ``timeout``."""
+
+    def translate(exc: BaseException, context: str) -> CrmError | None:
+        return translate_hubspot(exc, context, timeout)
+
+    return translate

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from connector.adapters.calls import ApiCallCounter
-from connector.adapters.errors import CrmError, RecordError
+from connector.adapters.errors import ConfigurationError, CrmError, RecordError
 
 Operation = Literal["create", "update", "upsert", "delete"]
 OPERATIONS: tuple[Operation, ...] = ("create", "update", "upsert", "delete")
@@ -229,6 +229,31 @@ class CrmAdapter(Protocol):
     def ensure_fields(self, object: str, fields: Sequence[FieldSpec]) -> list[str]:
         """Make sure ``fields`` exist on ``object``; returns the names created."""
         ...
+
+    def check_fields(self, object: str, names: Sequence[str]) -> list[str]:
+        """The names in ``names`` that ``object`` lacks (empty when all exist); see :func:`missing_fields_error`."""
+        ...
+
+    def close(self) -> None:
+        """Release the adapter's connections."""
+        ...
+
+
+def missing_fields_error(crm: str, object: str, missing: Sequence[str], *, connection: str = "",
+                         source: str = "") -> ConfigurationError:
+    """The error for fields a mapping names but the CRM lacks: every name and the object, code ``UNKNOWN_FIELDS``.
+
+    Example:
+        >>> missing_fields_error("hubspot", "contacts", ["emial"], source="mappings/hubspot.yaml").message
+        'HubSpot contacts has no property emial (named in mappings/hubspot.yaml): check the spelling'
+    """
+    noun = ("property" if len(missing) == 1 else "properties") if crm == "hubspot" else (
+        "field" if len(missing) == 1 else "fields")
+    where = f" (named in {source})" if source else ""
+    label = {"hubspot": "HubSpot", "salesforce": "Salesforce"}.get(crm, crm)
+    return ConfigurationError(f"{label} {object} has no {noun} {', '.join(missing)}{where}: check the spelling",
+                              crm=crm, code="UNKNOWN_FIELDS", fields=list(missing),
+                              context=f"connection {connection}" if connection else "")
 
 
 def batch_plan(ops: Sequence[WriteOp], size: int) -> list[list[tuple[int, WriteOp]]]:

@@ -13,11 +13,14 @@ The exception tree::
     │   ├── AuthError           401, INVALID_SESSION_ID, invalid_grant, INVALID_AUTHENTICATION
     │   ├── PermissionError_    403 that is not a limit
     │   ├── ConfigurationError  the request Relay built is wrong (unknown field, object, query)
-    │   └── ApiLimitExceeded    the daily API allocation is used up (REQUEST_LIMIT_EXCEEDED, DAILY)
+    │   ├── ApiLimitExceeded    the daily API allocation is used up (REQUEST_LIMIT_EXCEEDED, DAILY)
+    │   └── RunDeadlineExceeded the run used up its total time (RUN_DEADLINE_EXCEEDED)
     └── RecordError             one bad record (validation, duplicate...); the batch goes on
 
 Every message carries the CRM's own message, so an admin reads what Salesforce
-or HubSpot said.
+or HubSpot said. ``str(error)`` is one line, each part once::
+
+    salesforce (connection sf-prod): query Lead: READ_TIMEOUT: no answer within 60 s from https://x.my.salesforce.com
 """
 
 from __future__ import annotations
@@ -61,7 +64,9 @@ class CrmError(Exception):
         fields: Fields the CRM named as the cause.
         action: What Relay does about it.
         context: What Relay was doing (``query Lead``, ``batch create contacts``).
+        connection: The connection's name in ``config/relay.yaml`` (set by the adapter).
         attempts: How many attempts were made before giving up (set by the retry policy).
+        elapsed: Seconds spent on those attempts and the waits between them (set by the retry policy).
     """
 
     default_action: Action = Action.FAIL
@@ -76,6 +81,7 @@ class CrmError(Exception):
         fields: Sequence[str] = (),
         action: Action | None = None,
         context: str = "",
+        connection: str = "",
     ) -> None:
         super().__init__(message)
         self.crm = crm
@@ -85,19 +91,27 @@ class CrmError(Exception):
         self.fields = tuple(fields)
         self.action = action or self.default_action
         self.context = context
+        self.connection = connection
         self.attempts = 1
+        self.elapsed: float | None = None
 
     def __str__(self) -> str:
-        where = f"{self.crm}" if self.crm else "CRM"
-        if self.context:
-            where += f" ({self.context})"
-        parts = [str(p) for p in (self.status, self.code) if p]
-        head = f"{where} {' '.join(parts)}".strip()
-        text = f"{head}: {self.message}"
+        """``crm (connection NAME): context: STATUS CODE: message [fields] (after N attempts in X s)``."""
+        head = str(self.crm) if self.crm else "CRM"
+        if self.connection:
+            head += f" (connection {self.connection})"
+        parts = [head]
+        if self.context and self.context != f"connection {self.connection}":
+            parts.append(self.context)
+        label = " ".join(str(p) for p in (self.status, self.code) if p)
+        if label:
+            parts.append(label)
+        text = f"{': '.join(parts)}: {self.message}"
         if self.fields:
             text += f" [fields: {', '.join(self.fields)}]"
         if self.attempts > 1:
-            text += f" (after {self.attempts} attempts)"
+            spent = f" in {format_duration(self.elapsed)}" if self.elapsed is not None else ""
+            text += f" (after {self.attempts} attempts{spent})"
         return text
 
     def __repr__(self) -> str:
@@ -142,6 +156,21 @@ class ConfigurationError(FatalError):
 
 class ApiLimitExceeded(FatalError):
     """The daily API allocation is used up; the run stops instead of retrying for hours."""
+
+
+class RunDeadlineExceeded(FatalError):
+    """The run has used up its total time (``run_deadline_minutes``); it stops instead of retrying on.
+
+    Attributes:
+        run_seconds: How long the run had taken when it stopped.
+        limit_seconds: The run's limit.
+    """
+
+    def __init__(self, message: str, *, run_seconds: float, limit_seconds: float, **kwargs: Any) -> None:
+        kwargs.setdefault("code", "RUN_DEADLINE_EXCEEDED")
+        super().__init__(message, **kwargs)
+        self.run_seconds = run_seconds
+        self.limit_seconds = limit_seconds
 
 
 class RecordError(CrmError):
@@ -482,11 +511,52 @@ def record_error(
     )
 
 
-def transport_error(crm: Crm, exc: BaseException, *, context: str = "") -> RetriableError:
-    """A timeout or connection failure: no answer came back, so it is worth retrying."""
-    name = type(exc).__name__
-    code = "TIMEOUT" if "timeout" in name.lower() else "CONNECTION_ERROR"
-    return RetriableError(f"{name}: {exc}", crm=crm, code=code, context=context)
+TRANSPORT_CODES = ("CONNECTION_REFUSED", "CONNECT_TIMEOUT", "READ_TIMEOUT", "CONNECTION_ERROR")
+"""Codes of failures without an answer: nothing listens; no connection in time; no answer in time; other."""
+UNREACHABLE_CODES = frozenset({"CONNECTION_REFUSED", "CONNECT_TIMEOUT"})
+"""Transport codes meaning the server was not reached at all (the retry policy gives these fewer attempts)."""
+
+
+def transport_error(
+    crm: Crm,
+    exc: BaseException,
+    *,
+    context: str = "",
+    code: str | None = None,
+    message: str | None = None,
+) -> RetriableError:
+    """A timeout or connection failure: no answer came back, so it is worth retrying.
+
+    Args:
+        crm: ``salesforce`` or ``hubspot``.
+        exc: The transport's exception.
+        context: What Relay was doing.
+        code: One of :data:`TRANSPORT_CODES` (guessed from ``exc`` when None).
+        message: What happened, in words (``no answer within 60 s from https://...``).
+    """
+    if code is None:
+        code = "READ_TIMEOUT" if isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower() else (
+            "CONNECTION_REFUSED" if isinstance(exc, ConnectionRefusedError) else "CONNECTION_ERROR")
+    return RetriableError(message or f"{type(exc).__name__}: {exc}", crm=crm, code=code, context=context)
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration for people: ``0.5 s``, ``60 s``, ``2 min 5 s``, ``3 h 10 min`` (never 30.000000000000004 s)."""
+    if seconds is None or seconds != seconds:  # None, NaN
+        return "an unknown time"
+    value = max(0.0, float(seconds))
+    if value < 1:
+        return f"{value:.2f}".rstrip("0").rstrip(".") + " s"
+    if value < 10:
+        return f"{value:.1f}".rstrip("0").rstrip(".") + " s"
+    whole = round(value)
+    if whole < 120:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 120:
+        return f"{minutes} min" + (f" {secs} s" if secs else "")
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h" + (f" {minutes} min" if minutes else "")
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:

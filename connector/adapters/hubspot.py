@@ -30,12 +30,32 @@ import urllib3
 from hubspot import HubSpot
 
 from connector.adapters._hubspot_results import match_results, trace_id
-from connector.adapters._sdk_errors import translate_hubspot
+from connector.adapters._paging import (
+    ERROR_WITH_200,
+    MALFORMED_ANSWER,
+    PAGING_STUCK,
+    READ_LAG,
+    UNEXPECTED_ANSWER,
+    LinkGuard,
+    PagingStuckError,
+    ServerClock,
+    clamp,
+    floor_ms,
+    high_water_mark,
+)
+from connector.adapters._sdk_errors import hubspot_translator
 from connector.adapters._writing import write_in_batches
 from connector.adapters.base import Cursor, FieldSpec, Page, WriteOp, WriteResult
 from connector.adapters.calls import ApiCallCounter
-from connector.adapters.errors import ConfigurationError, FatalError, RecordError, record_error
-from connector.adapters.retry import RetryPolicy, call_with_retry
+from connector.adapters.errors import (
+    ConfigurationError,
+    FatalError,
+    RecordError,
+    RetriableError,
+    parse_error_body,
+    record_error,
+)
+from connector.adapters.retry import RetryPolicy, call_with_retry, http_timeout
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +68,8 @@ SEARCH_CAP = 10_000
 MODIFIED = "hs_lastmodifieddate"
 MERGED = "hs_merged_object_ids"
 GROUP = "relay"
+RECORD_FIELDS = frozenset({"id", "createdAt", "updatedAt", "archived", "archivedAt"})
+"""Fields of every record that are not properties (``flatten`` puts them beside the properties)."""
 
 DEFAULT_ASSOCIATION_TYPES: dict[tuple[str, str], int] = {
     ("contacts", "companies"): 279,
@@ -80,13 +102,13 @@ def parse_hubspot_datetime(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
     try:
+        if text.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError, OSError) as exc:
         raise ValueError(f"not a HubSpot timestamp: {value!r}") from exc
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -100,16 +122,29 @@ def to_epoch_ms(value: datetime) -> str:
 
 
 def flatten(record: dict[str, Any]) -> dict[str, Any]:
-    """A v3 record as one flat dict: id, archived, createdAt, updatedAt (archivedAt) + properties."""
+    """A v3 record as one flat dict: id, archived, createdAt, updatedAt (archivedAt) + properties.
+
+    A record without an id stays without one (never the text ``"None"``), so the pipeline
+    quarantines it as a record with no id.
+    """
     flat: dict[str, Any] = {key: record[key] for key in ("id", "archived", "createdAt", "updatedAt", "archivedAt") if key in record}
-    flat.update(record.get("properties") or {})
-    flat["id"] = str(record.get("id"))
+    properties = record.get("properties")
+    if isinstance(properties, dict):
+        flat.update(properties)
+    record_id = record.get("id")
+    if record_id is None or str(record_id).strip() == "":
+        flat.pop("id", None)
+    else:
+        flat["id"] = str(record_id)
     return flat
 
 
 def merged_pairs(record: dict[str, Any]) -> list[tuple[str, str]]:
     """(merged-away id, surviving id) pairs from a record's ``hs_merged_object_ids`` (``"12;34"``)."""
-    raw = (record.get("properties") or {}).get(MERGED) or ""
+    properties = record.get("properties")
+    raw = (properties.get(MERGED) if isinstance(properties, dict) else None) or ""
+    if record.get("id") in (None, ""):
+        return []
     return [(old.strip(), str(record["id"])) for old in str(raw).split(";") if old.strip()]
 
 
@@ -153,14 +188,23 @@ class HubSpotAdapter:
         connection: The connection's name in ``config/relay.yaml``.
         base_url: ``https://api.hubapi.com`` (``http://127.0.0.1:PORT``: the sandbox); no trailing slash needed.
         access_token: The private app's access token.
-        timeout: Seconds per HTTP call.
-        retry: The retry policy (6 attempts, waits capped at 30 s by default).
+        timeout: ``(connect, read)`` seconds per HTTP call (default 5 s, 60 s); a single number is
+            the read timeout (connect: the shorter of it and 5 s).
+        retry: The retry policy (6 attempts per operation, 3 when the server cannot be reached,
+            waits capped at 30 s by default; ``retry.with_deadline(...)`` bounds a run).
         calls: Where API calls are counted (a new counter when None).
         search_overlap: How far before the cursor an incremental read starts again, because
             search lags writes; records in the overlap are delivered again.
         searches_per_second: Client-side cap on search calls.
-        search_cap: Results one search query may page through (HubSpot: 10,000).
+        search_cap: Results one search query may page through (HubSpot: 10,000). Incremental
+            reads page by keyset (each page a new search), so they never come near it.
         write_batch_size: Inputs per batch call (1..100, default 100).
+        read_lag: How far before the portal's time at the start of a read its upper bound lies
+            (``hs_lastmodifieddate <= start - read_lag``); records changed within it are read
+            by the next read.
+        clock: The portal's clock. Default: the local clock corrected by the ``Date`` header of
+            the portal's latest answer. Give one only when the portal stamps records by another
+            clock than its headers' (a sandbox on a test clock).
     """
 
     crm = "hubspot"
@@ -172,13 +216,15 @@ class HubSpotAdapter:
         base_url: str,
         access_token: str,
         *,
-        timeout: float = 30,
+        timeout: float | tuple[float, float] | None = None,
         retry: RetryPolicy | None = None,
         calls: ApiCallCounter | None = None,
         search_overlap: timedelta = timedelta(minutes=2),
         searches_per_second: float = 4.0,
         search_cap: int = SEARCH_CAP,
         write_batch_size: int = BATCH_LIMIT,
+        read_lag: timedelta = READ_LAG,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         parts = urlsplit(base_url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -198,11 +244,16 @@ class HubSpotAdapter:
             raise ValueError(f"search_overlap must be >= 0, got {search_overlap}")
         self.connection = connection
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
+        self.timeout = http_timeout(timeout)  # a (connect, read) pair: a bare number is a *total* to urllib3
         self.retry = retry or RetryPolicy()
         self.calls = calls or ApiCallCounter()
         self.search_overlap = search_overlap
         self.search_cap = search_cap
+        if read_lag < timedelta(0):
+            raise ConfigurationError(f"connection {connection!r}: read_lag must be >= 0, got {read_lag}",
+                                     crm="hubspot", code="INVALID_READ_LAG")
+        self.read_lag = read_lag
+        self.server_clock = ServerClock(fixed=clock)
         self.throttle = SearchThrottle(searches_per_second, sleep=self.retry.sleep)
         # Retries are Relay's (counted, Retry-After honoured): the SDK's urllib3 must not retry on its own.
         self.client = HubSpot(access_token=access_token, host=self.base_url, retry=urllib3.Retry(0, redirect=0))
@@ -213,6 +264,7 @@ class HubSpotAdapter:
         self._properties = self.client.crm.properties.core_api
         self._groups = self.client.crm.properties.groups_api
         self._associations = self.client.crm.associations.v4.batch_api
+        self._properties_of: dict[str, dict[str, dict[str, Any]]] = {}
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -238,24 +290,55 @@ class HubSpotAdapter:
                                          status=getattr(response, "status", None), context=context) from None
 
         try:
-            return call_with_retry(once, calls=self.calls, kind=kind, translate=translate_hubspot, policy=self.retry,
-                                   context=context)
+            return call_with_retry(once, calls=self.calls, kind=kind, translate=hubspot_translator(self.timeout),
+                                   policy=self.retry, context=context, connection=self.connection, crm=self.crm)
         except RecordError as error:
             if kind == "write":
                 raise
             # Outside a write, a refused request is Relay's mistake (object type, property, filter), not a record's.
             raise ConfigurationError(error.message, crm="hubspot", status=error.status, code=error.code,
-                                     fields=error.fields, context=error.context) from error
+                                     fields=error.fields, context=error.context,
+                                     connection=error.connection) from error
 
     def _raw(self) -> dict[str, Any]:
         return {"_preload_content": False, "_request_timeout": self.timeout}
 
     # --- reads -------------------------------------------------------------------------------
 
+    def _checked(self, context: str, fn: Callable[[], Any], *, results: bool = True) -> Callable[[], Any]:
+        """``fn`` (one raw SDK call) with its answer checked inside the attempt, so a bad answer is retried.
+
+        Also learns the portal's clock from the answer's ``Date`` header. An empty or non-JSON
+        body is a :class:`RetriableError` (a maintenance page or a cut body may pass); a 200
+        carrying ``{"status": "error"}`` or, when ``results``, an answer without a ``results``
+        list is a :class:`FatalError` (it must never read as "0 records").
+        """
+
+        def call() -> Any:
+            response = fn()
+            self.server_clock.observe(getattr(response, "headers", None))
+            problem = _answer_problem(context, getattr(response, "data", b""), results=results)
+            if problem is not None:
+                release = getattr(response, "release_conn", None)
+                if release is not None:
+                    release()
+                raise problem
+            return response
+
+        return call
+
+    def _hwm(self) -> datetime:
+        """The upper bound of a read starting now (see ``read_lag``)."""
+        return high_water_mark(self.server_clock, self.read_lag)
+
     def read(
         self, object: str, fields: Sequence[str], cursor: Cursor | None, *, page_size: int | None = None
     ) -> Iterator[Page]:
         """Records of ``object`` modified after ``cursor`` (every record when None).
+
+        Every read is bounded by a high-water mark taken when it starts (the portal's time less
+        ``read_lag``), and no checkpoint passes it: a record changed during the read is read by
+        the next one.
 
         Args:
             object: ``contacts``, ``companies``, ``deals``, ``tasks``...
@@ -267,6 +350,13 @@ class HubSpotAdapter:
             Pages. A full read yields live pages, then archived ones (``deleted_ids``), then an
             empty page carrying the checkpoint. An incremental read's pages each carry one.
             ``owners`` (not a CRM object) comes whole, archived owners included, without a cursor.
+            A record without an ``id`` or with an unreadable modification time comes in
+            ``records`` as it was sent (for the pipeline to quarantine) and moves no cursor.
+
+        Raises:
+            PagingStuckError: a next-page link repeats or goes backwards (code ``PAGING_STUCK``).
+            RetriableError: HubSpot answered non-JSON (code ``MALFORMED_ANSWER``), after retries.
+            FatalError: HubSpot answered an error with 200 (code: its category) or no ``results``.
         """
         size = PAGE_LIMIT if page_size is None else page_size
         if not 1 <= size <= PAGE_LIMIT:
@@ -285,24 +375,28 @@ class HubSpotAdapter:
     def _list_pages(self, kind: str, properties: list[str], size: int, archived: bool) -> Iterator[list[dict[str, Any]]]:
         after: str | None = None
         context = f"list {kind}" + (" (archived)" if archived else "")
+        guard = LinkGuard(context, crm="hubspot", numeric=True)
         while True:
             params: dict[str, Any] = {"limit": size, "properties": properties, "archived": archived}
             if after:
                 params["after"] = after
-            answer = self._call("read", context, partial(self._basic.get_page, kind, **params, **self._raw()))
-            yield list((answer or {}).get("results") or [])
-            after = (((answer or {}).get("paging") or {}).get("next") or {}).get("after")
+            answer = self._call("read", context, self._checked(
+                context, partial(self._basic.get_page, kind, **params, **self._raw())))
+            yield [row for row in answer["results"]]
+            after = _next_after(answer, context)
             if not after:
                 return
+            guard.check(after)
 
     def _full_read(self, kind: str, properties: list[str], size: int) -> Iterator[Page]:
         """List every record in id order, then the archived ones, then the checkpoint.
 
         The listing is live, not a snapshot: a record listed early and changed later in the
         read may carry an older timestamp than the newest one seen. So the checkpoint is the
-        newest timestamp seen, but no later than when the read started (less the overlap).
+        newest timestamp seen, but no later than the read's high-water mark (its start less
+        ``read_lag``): what changed during the read is read again by the next one.
         """
-        started = Cursor(datetime.now(UTC) - self.search_overlap, "")
+        hwm = self._hwm()
         newest: Cursor | None = None
         for rows in self._list_pages(kind, properties, size, archived=False):
             page = Page(object=kind)
@@ -310,89 +404,144 @@ class HubSpotAdapter:
                 page.records.append(flatten(row))
                 page.merged.extend(merged_pairs(row))
                 position = self._position(row)
-                if position is not None and (newest is None or position > newest):
-                    newest = position
+                if position is not None:
+                    position = clamp(position, hwm)
+                    newest = position if newest is None or position > newest else newest
             if page.records:
                 yield page
         for rows in self._list_pages(kind, [MODIFIED], size, archived=True):
-            if rows:
-                yield Page(object=kind, deleted_ids=[str(row["id"]) for row in rows])
-        yield Page(object=kind, cursor=None if newest is None else min(newest, started))
+            deleted = _ids(rows, f"list {kind} (archived)")
+            if deleted:
+                yield Page(object=kind, deleted_ids=deleted)
+        yield Page(object=kind, cursor=newest)
 
     @staticmethod
     def _position(row: dict[str, Any]) -> Cursor | None:
-        stamp = (row.get("properties") or {}).get(MODIFIED) or row.get("updatedAt")
-        when = parse_hubspot_datetime(stamp)
-        return None if when is None else Cursor(when, str(row["id"]))
+        """``(hs_lastmodifieddate or updatedAt, id)``; None when either is missing or unreadable."""
+        record_id = row.get("id")
+        if record_id is None or isinstance(record_id, bool) or str(record_id).strip() == "":
+            return None
+        properties = row.get("properties")
+        stamp = (properties.get(MODIFIED) if isinstance(properties, dict) else None) or row.get("updatedAt")
+        try:
+            when = parse_hubspot_datetime(stamp)
+        except ValueError:
+            log.warning("record %s: unreadable %s %r; it does not move the cursor", record_id, MODIFIED, stamp)
+            return None
+        return None if when is None else Cursor(when, str(record_id))
+
+    def _search_page(self, kind: str, properties: list[str], filters: list[dict[str, Any]], sort: str,
+                     size: int) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+            "properties": properties,
+            "limit": size,
+        }
+        context = f"search {kind}"
+        answer = self._call("search", context, self._checked(context, partial(
+            self._search.do_search, kind, public_object_search_request=body, **self._raw())))
+        return list(answer["results"])
 
     def _incremental_read(self, kind: str, properties: list[str], cursor: Cursor, size: int) -> Iterator[Page]:
-        """Search windows of ``hs_lastmodifieddate >= start``, sorted ascending, restarted before the cap.
+        """Search ``start <= hs_lastmodifieddate <= hwm`` in keyset windows, never trusting ``after``.
 
-        Search sorts by one property only, so records sharing a timestamp come in no promised
-        order. A page's checkpoint therefore only covers timestamps the read has moved past
-        (every record at them delivered); the last page's covers everything. A resume may
-        deliver a few records again, never skip one.
+        The search result is live: a record changed mid-read leaves it (its new time is past
+        the high-water mark), which shifts every later ``after`` offset. So every page is a
+        fresh search from the last timestamp the read has wholly delivered: a full page
+        delivers the records before its last timestamp and leaves that timestamp for the next
+        search. A timestamp shared by more than a page of records is read on its own, in
+        ``hs_object_id`` order after the last id delivered (a keyset too). The 10,000-result
+        cap of one search is never reached. Each page's checkpoint covers only what has been
+        wholly delivered and never passes the high-water mark; a resume may deliver a few
+        records again, never skip one.
         """
-        newest = cursor  # the greatest position delivered
-        safe = cursor  # every record at or before this position has been delivered
-        checkpointed = cursor  # the cursor of the last page yielded
-        window_start = cursor.last_modified - self.search_overlap
-        seen_at_start: set[str] = set()  # ids delivered whose timestamp is the window's start
+        hwm = self._hwm()
+        newest = cursor  # every record at or before this position has been delivered
+        checkpointed = cursor
+        lower = floor_ms(cursor.last_modified - self.search_overlap)
+        top = [{"propertyName": MODIFIED, "operator": "LTE", "value": to_epoch_ms(hwm)}]
+        odd: set[str] = set()  # rows without a usable position, delivered once
         while True:
-            fetched, after, progressed = 0, None, False
-            group_ts: datetime | None = None  # the timestamp being read, and the largest position in it
-            group_top: Cursor | None = None
-            group_ids: set[str] = set()
-            while True:
-                body: dict[str, Any] = {
-                    "filterGroups": [{"filters": [
-                        {"propertyName": MODIFIED, "operator": "GTE", "value": to_epoch_ms(window_start)}]}],
-                    "sorts": [{"propertyName": MODIFIED, "direction": "ASCENDING"}],
-                    "properties": properties,
-                    "limit": size,
-                }
-                if after:
-                    body["after"] = after
-                answer = self._call("search", f"search {kind}", partial(
-                    self._search.do_search, kind, public_object_search_request=body, **self._raw())) or {}
-                rows = list(answer.get("results") or [])
-                fetched += len(rows)
-                page = Page(object=kind)
-                for row in rows:
-                    position = self._position(row)
-                    if position is None:
-                        continue
-                    if group_ts is None or position.last_modified != group_ts:
-                        if group_top is not None and group_top > safe:
-                            safe = group_top  # moved past group_ts: all of it is delivered
-                        group_ts, group_top, group_ids = position.last_modified, None, set()
-                    group_ids.add(position.last_id)
-                    group_top = position if group_top is None else max(group_top, position)
-                    if position.last_modified == window_start and position.last_id in seen_at_start:
-                        continue
-                    if position.last_modified == cursor.last_modified and position <= cursor:
-                        continue  # delivered before the checkpoint
-                    progressed = True
-                    page.records.append(flatten(row))
-                    page.merged.extend(merged_pairs(row))
-                    newest = max(newest, position)
-                after = ((answer.get("paging") or {}).get("next") or {}).get("after")
-                page.cursor = safe if after else newest
-                if page.records or page.cursor > checkpointed:
-                    checkpointed = page.cursor
-                    yield page
-                if not after:
-                    return
-                if fetched + size > self.search_cap:
-                    break  # the next page would pass the cap: start a new window
-            if group_ts is None:
+            rows = self._search_page(kind, properties, [
+                {"propertyName": MODIFIED, "operator": "GTE", "value": to_epoch_ms(lower)}, *top], MODIFIED, size)
+            placed = [(row, self._position(row)) for row in rows]
+            stamps = sorted({p.last_modified for _, p in placed if p is not None})
+            full = len(rows) >= size
+            if full and not stamps:
+                raise PagingStuckError(f"search {kind}: a whole page of records without a readable id and {MODIFIED} "
+                                       f"at {lower.isoformat()}; the read cannot move on", crm="hubspot",
+                                       code=PAGING_STUCK, context=f"search {kind}")
+            if full and len(stamps) == 1:  # one timestamp fills the page: read it on its own, by id
+                for page in self._timestamp_group(kind, properties, stamps[0], cursor, size, odd):
+                    newest = max(newest, clamp(page.cursor, hwm)) if page.cursor is not None else newest
+                    page.cursor = newest
+                    if page.records or newest > checkpointed:
+                        checkpointed = newest
+                        yield page
+                lower = stamps[0] + timedelta(milliseconds=1)
+                continue
+            complete_before = stamps[-1] if full else None  # a full page may end inside a timestamp
+            page = Page(object=kind)
+            for row, position in placed:
+                if position is None:
+                    self._deliver_odd(page, row, odd)
+                    continue
+                if complete_before is not None and position.last_modified >= complete_before:
+                    continue  # left for the next search, which starts at this timestamp
+                if position.last_modified == cursor.last_modified and position <= cursor:
+                    continue  # delivered before the checkpoint
+                page.records.append(flatten(row))
+                page.merged.extend(merged_pairs(row))
+                newest = max(newest, clamp(position, hwm))
+            page.cursor = newest
+            if page.records or newest > checkpointed:
+                checkpointed = newest
+                yield page
+            if complete_before is None:
                 return
-            if not progressed and group_ts == window_start:
-                raise FatalError(
-                    f"more than {self.search_cap} {kind} share {MODIFIED} {group_ts.isoformat()}; search cannot page "
-                    "past them", crm="hubspot", code="SEARCH_WINDOW_STUCK", context=f"search {kind}")
-            seen_at_start = group_ids | (seen_at_start if group_ts == window_start else set())
-            window_start = group_ts
+            lower = complete_before
+
+    def _timestamp_group(self, kind: str, properties: list[str], stamp: datetime, cursor: Cursor, size: int,
+                         odd: set[str]) -> Iterator[Page]:
+        """Every record modified exactly at ``stamp``, by ``hs_object_id`` after the last one read."""
+        last_id = cursor.last_id if stamp == cursor.last_modified and cursor.last_id.isdigit() else None
+        guard = LinkGuard(f"search {kind} at {MODIFIED} {stamp.isoformat()}", crm="hubspot", numeric=True)
+        while True:
+            filters = [{"propertyName": MODIFIED, "operator": "EQ", "value": to_epoch_ms(stamp)}]
+            if last_id is not None:
+                filters.append({"propertyName": "hs_object_id", "operator": "GT", "value": last_id})
+            rows = self._search_page(kind, properties, filters, "hs_object_id", size)
+            page = Page(object=kind)
+            highest: Cursor | None = None
+            for row in rows:
+                position = self._position(row)
+                if position is None or not position.last_id.isdigit():
+                    self._deliver_odd(page, row, odd)
+                    continue
+                highest = position if highest is None else max(highest, position)
+                if position.last_modified == cursor.last_modified and position <= cursor:
+                    continue
+                page.records.append(flatten(row))
+                page.merged.extend(merged_pairs(row))
+            if highest is not None:
+                page.cursor = Cursor(stamp, highest.last_id)  # ids come in order: all up to it are read
+            yield page
+            if len(rows) < size:
+                return
+            if highest is None:
+                raise PagingStuckError(f"search {kind}: a whole page at {MODIFIED} {stamp.isoformat()} without "
+                                       "readable ids; the read cannot move on", crm="hubspot", code=PAGING_STUCK,
+                                       context=f"search {kind}")
+            last_id = guard.check(highest.last_id)
+
+    @staticmethod
+    def _deliver_odd(page: Page, row: dict[str, Any], odd: set[str]) -> None:
+        """A row without a usable id or timestamp: to the pipeline once (it quarantines it), no cursor."""
+        key = json.dumps(row, sort_keys=True, default=str)
+        if key not in odd:
+            odd.add(key)
+            page.records.append(flatten(row))
 
     def read_deleted(self, object: str, since: datetime) -> list[str]:
         """Ids of ``object`` records archived since ``since`` (the ``archived=true`` listing)."""
@@ -402,9 +551,12 @@ class HubSpotAdapter:
         ids: list[str] = []
         for rows in self._list_pages(kind, [MODIFIED], PAGE_LIMIT, archived=True):
             for row in rows:
-                when = parse_hubspot_datetime(row.get("archivedAt") or row.get("updatedAt"))
+                try:
+                    when = parse_hubspot_datetime(row.get("archivedAt") or row.get("updatedAt"))
+                except ValueError:
+                    when = None  # unreadable: report it rather than miss a deletion
                 if when is None or when >= since:
-                    ids.append(str(row["id"]))
+                    ids.extend(_ids([row], f"list {kind} (archived)"))
         return ids
 
     def owners(self) -> list[dict[str, Any]]:
@@ -412,18 +564,23 @@ class HubSpotAdapter:
         owners: dict[str, dict[str, Any]] = {}
         for archived in (False, True):
             after: str | None = None
+            context = "list owners" + (" (archived)" if archived else "")
+            guard = LinkGuard(context, crm="hubspot", numeric=True)
             while True:
                 params: dict[str, Any] = {"limit": PAGE_LIMIT, "archived": archived}
                 if after:
                     params["after"] = after
-                answer = self._call("owners", "list owners", partial(self._owners.get_page, **params, **self._raw())) or {}
-                for owner in answer.get("results") or []:
+                answer = self._call("owners", context, self._checked(
+                    context, partial(self._owners.get_page, **params, **self._raw())))
+                for owner in answer["results"]:
                     owner = dict(owner)
                     owner.setdefault("archived", archived)
-                    owners.setdefault(str(owner.get("id")), owner)
-                after = ((answer.get("paging") or {}).get("next") or {}).get("after")
+                    key = str(owner["id"]) if owner.get("id") not in (None, "") else f"(no id #{len(owners)})"
+                    owners.setdefault(key, owner)
+                after = _next_after(answer, context)
                 if not after:
                     break
+                guard.check(after)
         return list(owners.values())
 
     # --- writes ------------------------------------------------------------------------------
@@ -512,12 +669,32 @@ class HubSpotAdapter:
 
     # --- schema ------------------------------------------------------------------------------
 
+    def _property_names(self, kind: str) -> dict[str, dict[str, Any]]:
+        """The object's properties by name, read once per adapter (one run) and after Relay creates any."""
+        cached = self._properties_of.get(kind)
+        if cached is not None:
+            return cached
+        context = f"properties {kind}"
+        answer = self._call("schema", context, self._checked(
+            context, lambda: self._properties.get_all(kind, **self._raw())))
+        self._properties_of[kind] = {str(p.get("name")): p for p in answer["results"]}
+        return self._properties_of[kind]
+
+    def check_fields(self, object: str, names: Sequence[str]) -> list[str]:
+        """The names in ``names`` that ``object`` has no property for (``GET /crm/v3/properties/{object}``), in order.
+
+        HubSpot answers an unknown property with no value rather than an error, so a typo in
+        ``mappings/hubspot.yaml`` only shows here. The record fields every answer carries
+        (``id``, ``createdAt``, ``updatedAt``, ``archived``, ``archivedAt``) are not properties and always exist.
+        """
+        existing = self._property_names(object_type(object))
+        return [name for name in dict.fromkeys(names) if name not in existing and name not in RECORD_FIELDS]
+
     def ensure_fields(self, object: str, fields: Sequence[FieldSpec | str]) -> list[str]:
         """Create the properties of ``fields`` that ``object`` lacks (in group ``relay``); returns their names."""
         kind = object_type(object)
         specs = [FieldSpec.of(f) for f in fields]
-        answer = self._call("schema", f"properties {kind}", lambda: self._properties.get_all(kind, **self._raw()))
-        existing = {str(p.get("name")): p for p in (answer or {}).get("results") or []}
+        existing = self._property_names(kind)
         missing = [spec for spec in specs if spec.name not in existing]
         if not missing:
             return []
@@ -534,6 +711,7 @@ class HubSpotAdapter:
             if self._create_ignoring_conflict("schema", f"create property {kind}.{spec.name}",
                                               partial(self._properties.create, kind, body, **self._raw())):
                 created.append(spec.name)
+        self._properties_of.pop(kind, None)  # read again when next asked: it has (at least) these now
         return created
 
     def _create_ignoring_conflict(self, kind: str, context: str, fn: Callable[[], Any]) -> bool:
@@ -557,3 +735,62 @@ def _normalize(op: WriteOp) -> WriteOp:
         crm_id=op.crm_id, idempotency_key=op.idempotency_key, external_id_field=op.external_id_field,
         associations=op.associations,
     )
+
+
+def _answer_problem(context: str, data: Any, *, results: bool) -> FatalError | RetriableError | None:
+    """What is wrong with a 2xx answer's body, if anything (see :meth:`HubSpotAdapter._checked`)."""
+    if isinstance(data, bytes | bytearray):
+        text = bytes(data).decode("utf-8", errors="replace")
+    else:
+        text = str(data or "")
+    if not text.strip():
+        if not results:
+            return None
+        return RetriableError("HubSpot answered an empty body", crm="hubspot", code=MALFORMED_ANSWER, context=context)
+    try:
+        answer = json.loads(text)
+    except ValueError as exc:
+        return RetriableError(f"HubSpot answered non-JSON ({exc}): {text[:200]!r}", crm="hubspot",
+                              code=MALFORMED_ANSWER, context=context)
+    if isinstance(answer, dict) and str(answer.get("status", "")).lower() == "error":
+        parsed = parse_error_body("hubspot", answer)
+        code = parsed.codes[0] if parsed.codes else ERROR_WITH_200
+        return FatalError(f"HubSpot answered an error with 200: {code} {parsed.message}".rstrip(), crm="hubspot",
+                          code=code, fields=parsed.fields, context=context)
+    if not results:
+        return None
+    shown = text if len(text) <= 200 else text[:200] + "..."
+    if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
+        return FatalError(f"HubSpot answered without a results list: {shown}", crm="hubspot", code=UNEXPECTED_ANSWER,
+                          context=context)
+    if not all(isinstance(row, dict) for row in answer["results"]):
+        return FatalError(f"HubSpot answered results that are not all objects: {shown}", crm="hubspot",
+                          code=UNEXPECTED_ANSWER, context=context)
+    return None
+
+
+def _next_after(answer: dict[str, Any], context: str) -> str | None:
+    """``paging.next.after`` of a list answer (None on the last page)."""
+    paging = answer.get("paging")
+    if paging is None:
+        return None
+    following = paging.get("next") if isinstance(paging, dict) else None
+    if following is None:
+        return None
+    after = following.get("after") if isinstance(following, dict) else None
+    if after is None or str(after).strip() == "":
+        raise FatalError(f"HubSpot answered a next page without an 'after': {paging!r}", crm="hubspot",
+                         code=UNEXPECTED_ANSWER, context=context)
+    return str(after)
+
+
+def _ids(rows: list[dict[str, Any]], context: str) -> list[str]:
+    """The ids of ``rows``; a row without one cannot be marked deleted, so it is logged and left out."""
+    out = []
+    for row in rows:
+        record_id = row.get("id")
+        if record_id is None or str(record_id).strip() == "":
+            log.warning("%s: an archived record without an id: %r", context, row)
+            continue
+        out.append(str(record_id))
+    return out

@@ -24,18 +24,37 @@ from simple_salesforce import Salesforce
 from simple_salesforce.bulk2 import Operation
 
 from connector.adapters._bulk import converters, csv_records
-from connector.adapters._loopback import loopback_session
+from connector.adapters._loopback import apply_default_timeout, loopback_session
+from connector.adapters._paging import (
+    ERROR_WITH_200,
+    MALFORMED_ANSWER,
+    READ_LAG,
+    UNEXPECTED_ANSWER,
+    LinkGuard,
+    ServerClock,
+    clamp,
+    high_water_mark,
+)
 from connector.adapters._sdk_errors import ResponseTap, salesforce_translator
 from connector.adapters._writing import write_in_batches
 from connector.adapters.base import Cursor, FieldSpec, Page, WriteOp, WriteResult
 from connector.adapters.calls import ApiCallCounter
-from connector.adapters.errors import AuthError, ConfigurationError, classify_response, record_error
-from connector.adapters.retry import RetryPolicy, call_with_retry
+from connector.adapters.errors import (
+    AuthError,
+    ConfigurationError,
+    FatalError,
+    RetriableError,
+    classify_response,
+    parse_error_body,
+    record_error,
+)
+from connector.adapters.retry import RetryPolicy, call_with_retry, http_timeout
 from connector.adapters.soql import (
     MODSTAMP,
     incremental_query,
-    parse_salesforce_datetime,
+    salesforce_position,
     select_fields,
+    soql_datetime,
     soql_name,
 )
 
@@ -71,13 +90,22 @@ class SalesforceAdapter:
         username: With ``password``: use the username-password grant instead of client credentials.
         password: The user's password (with the security token appended, if the org needs one).
         session: A ``requests.Session`` to use (built for you when None).
-        timeout: Seconds per HTTP call.
-        retry: The retry policy (6 attempts, waits capped at 30 s by default).
+        timeout: ``(connect, read)`` seconds per HTTP call (default 5 s, 60 s); a single number is
+            the read timeout (connect: the shorter of it and 5 s).
+        retry: The retry policy (6 attempts per operation, 3 when the server cannot be reached,
+            waits capped at 30 s by default; ``retry.with_deadline(...)`` bounds a run).
         calls: Where API calls are counted (a new counter when None).
         write_batch_size: Records per sObject Collections call (1..200, default 200).
         bulk_threshold: A full read of more rows than this goes through Bulk API 2.0
             (None: always REST). The first REST page's ``totalSize`` decides, so a full read
             costs no extra call below the threshold and one wasted page above it.
+        read_lag: How far before the server's time at the start of a read its upper bound
+            lies (``SystemModstamp <= start - read_lag``). It absorbs clock error and commit
+            lag (a transaction stamps its rows when it starts, they show when it commits);
+            records changed within it are read by the next read.
+        clock: The org's clock. Default: the local clock corrected by the ``Date`` header of
+            the org's latest answer. Give one only when the org stamps records by another
+            clock than its headers' (a sandbox on a test clock).
     """
 
     crm = "salesforce"
@@ -94,11 +122,13 @@ class SalesforceAdapter:
         username: str | None = None,
         password: str | None = None,
         session: requests.Session | None = None,
-        timeout: float = 30,
+        timeout: float | tuple[float, float] | None = None,
         retry: RetryPolicy | None = None,
         calls: ApiCallCounter | None = None,
         write_batch_size: int = COLLECTION_LIMIT,
         bulk_threshold: int | None = BULK_THRESHOLD,
+        read_lag: timedelta = READ_LAG,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         parts = urlsplit(instance_url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -125,12 +155,17 @@ class SalesforceAdapter:
                 f"connection {connection!r}: write_batch_size must be 1..{COLLECTION_LIMIT}, got {write_batch_size}",
                 crm="salesforce", code="INVALID_BATCH_SIZE",
             )
+        if read_lag < timedelta(0):
+            raise ConfigurationError(f"connection {connection!r}: read_lag must be >= 0, got {read_lag}",
+                                     crm="salesforce", code="INVALID_READ_LAG")
         self.write_batch_size = write_batch_size
         self.bulk_threshold = bulk_threshold
+        self.read_lag = read_lag
+        self.server_clock = ServerClock(fixed=clock)
         self.connection = connection
         self.instance_url = instance_url.rstrip("/")
         self.api_version = version
-        self.timeout = timeout
+        self.timeout = http_timeout(timeout)
         self.retry = retry or RetryPolicy()
         self.calls = calls or ApiCallCounter()
         self._client_id = client_id
@@ -139,11 +174,14 @@ class SalesforceAdapter:
         self._password = password
         if session is None:
             session = loopback_session(self.instance_url) if parts.scheme == "http" else requests.Session()
+        apply_default_timeout(session, self.timeout)  # Bulk 2.0 calls pass none
         self.session = session
         self._tap = ResponseTap()
         self._tap.install(session)
-        self._translate = salesforce_translator(self._tap.last_headers)
+        session.hooks.setdefault("response", []).append(self._observe_date)
+        self._translate = salesforce_translator(self._tap.last_headers, self.timeout)
         self._sf: Salesforce | None = None
+        self._describes: dict[str, dict[str, Any]] = {}
 
     # --- auth --------------------------------------------------------------------------------
 
@@ -171,10 +209,16 @@ class SalesforceAdapter:
                             context="OAuth token")
         return token
 
-    def authenticate(self) -> Salesforce:
-        """Get a new access token and build the simple-salesforce client (counted as an ``auth`` call)."""
+    def authenticate(self, *, retry: bool = True) -> Salesforce:
+        """Get a new access token and build the simple-salesforce client (each token request is an ``auth`` call).
+
+        Args:
+            retry: Retry the token request under the policy (authenticating as an operation of its own);
+                False makes one request, for a step of an operation that is retried as a whole.
+        """
+        policy = self.retry if retry else self.retry.single_attempt()
         token = call_with_retry(self._token_request, calls=self.calls, kind="auth", translate=self._translate,
-                                policy=self.retry, context="OAuth token")
+                                policy=policy, context="OAuth token", connection=self.connection, crm=self.crm)
         instance = str(token.get("instance_url") or self.instance_url)
         self._sf = Salesforce(instance_url=instance, session_id=str(token["access_token"]), session=self.session,
                               version=self.api_version)
@@ -186,8 +230,18 @@ class SalesforceAdapter:
         return self._sf if self._sf is not None else self.authenticate()
 
     def _call(self, kind: str, context: str, fn: Callable[[Salesforce], T]) -> T:
+        """One operation, one attempt budget: a missing session is fetched inside each attempt, never retried apart."""
+
+        def session() -> None:
+            if self._sf is None:
+                self.authenticate(retry=False)
+
+        def expired() -> None:
+            self._sf = None  # the next attempt gets a new token
+
         return call_with_retry(lambda: fn(self.sf), calls=self.calls, kind=kind, translate=self._translate,
-                               policy=self.retry, context=context, refresh_auth=self.authenticate)
+                               policy=self.retry, context=context, refresh_auth=expired, prepare=session,
+                               connection=self.connection, crm=self.crm)
 
     @property
     def api_usage(self) -> tuple[int, int] | None:
@@ -197,10 +251,29 @@ class SalesforceAdapter:
 
     # --- reads -------------------------------------------------------------------------------
 
+    def _observe_date(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        """Session hook: learn the org's clock from every answer's ``Date`` header."""
+        self.server_clock.observe(response.headers)
+        return response
+
+    def _hwm(self) -> datetime:
+        """The upper bound of a read starting now (see ``read_lag``)."""
+        return high_water_mark(self.server_clock, self.read_lag)
+
+    def _query(self, kind: str, context: str, soql: Callable[[], str], *, include_deleted: bool = False,
+               headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """Run a query (its SOQL built inside the attempt, after any login) and check the answer's shape."""
+        return self._call(kind, context, lambda sf: _query_answer(context, _json_answer(context, lambda: sf.query(
+            soql(), include_deleted=include_deleted, headers=headers or {}, timeout=self.timeout))))
+
     def read(
         self, object: str, fields: Sequence[str], cursor: Cursor | None, *, page_size: int | None = None
     ) -> Iterator[Page]:
         """Records of ``object`` modified after ``cursor`` (every record when None), one page per REST page.
+
+        The read is bounded by a high-water mark taken when it starts (the org's time less
+        ``read_lag``): a record changed while the read pages is left for the next read, and no
+        page's cursor passes the mark, so a checkpoint never jumps over a change it has not read.
 
         Args:
             object: The sObject (``Lead``).
@@ -210,7 +283,15 @@ class SalesforceAdapter:
 
         Yields:
             Pages in (SystemModstamp, Id) order; deleted rows in ``deleted_ids``; merged-away
-            rows in ``merged`` when ``MasterRecordId`` is among ``fields``.
+            rows in ``merged`` when ``MasterRecordId`` is among ``fields``. A row without an
+            ``Id`` or with an unreadable ``SystemModstamp`` comes in ``records`` as it was sent
+            (for the pipeline to quarantine) and does not move the cursor.
+
+        Raises:
+            PagingStuckError: ``nextRecordsUrl`` repeats (code ``PAGING_STUCK``).
+            RetriableError: the org answered non-JSON (code ``MALFORMED_ANSWER``), after retries.
+            FatalError: the org answered an error list with 200 (code ``ERROR_WITH_200``) or
+                something that is not a query result (code ``UNEXPECTED_ANSWER``).
         """
         size = QUERY_BATCH_MAX if page_size is None else page_size
         if not QUERY_BATCH_MIN <= size <= QUERY_BATCH_MAX:
@@ -219,38 +300,48 @@ class SalesforceAdapter:
                 f"got {size}", crm="salesforce", code="INVALID_PAGE_SIZE",
             )
         has_deleted_flag = object not in OBJECTS_WITHOUT_ISDELETED
-        soql = incremental_query(object, fields, cursor, include_deleted_flag=has_deleted_flag)
+        select_fields(fields)  # names are checked before any call
+        soql_name(object, what="object")
         headers = {"Sforce-Query-Options": f"batchSize={size}"}
         context = f"query {object}"
-        answer = self._call("read", context, lambda sf: sf.query(soql, include_deleted=has_deleted_flag,
-                                                                 headers=headers, timeout=self.timeout))
-        rows = int(answer.get("totalSize") or 0)
+        marks: list[datetime] = []
+
+        def soql() -> str:
+            if not marks:  # taken once, inside the first attempt: after the login, whose Date sets the clock
+                marks.append(self._hwm())
+            return incremental_query(object, fields, cursor, include_deleted_flag=has_deleted_flag, until=marks[0])
+
+        answer = self._query("read", context, soql, include_deleted=has_deleted_flag, headers=headers)
+        hwm = marks[0]
+        rows = _int(answer.get("totalSize"))
         if cursor is None and self.bulk_threshold is not None and rows > self.bulk_threshold:
             # The first REST page tells the size (no COUNT() call); past the threshold a
             # Bulk API 2.0 job reads everything, and that one page is all REST costs.
             log.info("%s: full read of %d rows through Bulk API 2.0", object, rows)
-            yield from self._bulk_read(object, fields)
+            yield from self._bulk_read(object, fields, hwm)
             return
         position = cursor
+        guard = LinkGuard(context, crm="salesforce")
         while True:
-            page = self._page(object, answer.get("records") or [], position)
+            page = self._page(object, answer["records"], position, hwm)
             position = page.cursor
             if page.records or page.deleted_ids:
                 yield page
-            next_url = answer.get("nextRecordsUrl")
-            if answer.get("done", True) or not next_url:
+            next_url = _next_url(answer, context)
+            if next_url is None:
                 return
-            answer = self._query_more("read", context, next_url, headers)
+            answer = self._query_more("read", context, guard.check(next_url), headers)
 
-    def _bulk_read(self, object: str, fields: Sequence[str]) -> Iterator[Page]:
+    def _bulk_read(self, object: str, fields: Sequence[str], hwm: datetime) -> Iterator[Page]:
         """A full read through a Bulk API 2.0 query job: typed like REST, checkpointed at the end.
 
         Bulk results come in no promised order, so (like HubSpot's full read) only the last,
-        empty page carries the cursor: the newest (SystemModstamp, Id) seen. Deleted rows are
-        not part of a bulk read; ``read_deleted`` and later incremental reads report them.
+        empty page carries the cursor: the newest (SystemModstamp, Id) seen, no later than
+        ``hwm`` (the job reads up to it). Deleted rows are not part of a bulk read;
+        ``read_deleted`` and later incremental reads report them.
         """
         convert = converters(self.describe(object))
-        soql = f"SELECT {', '.join(select_fields(fields))} FROM {object}"
+        soql = f"SELECT {', '.join(select_fields(fields))} FROM {object} WHERE {MODSTAMP} <= {soql_datetime(hwm)}"
         context = f"bulk query {object}"
 
         def client(sf: Salesforce) -> Any:
@@ -271,47 +362,62 @@ class SalesforceAdapter:
             delay = min(delay * 2, BULK_POLL_MAX)
         newest: Cursor | None = None
         locator = ""
+        guard = LinkGuard(f"bulk results {object}", crm="salesforce")
         while True:
             result = self._bulk_results(object, job_id, locator)
             records = csv_records(str(result.get("records") or ""), convert)
             for record in records:
-                if record.get(MODSTAMP) and record.get("Id"):
-                    position = Cursor(parse_salesforce_datetime(str(record[MODSTAMP])), str(record["Id"]))
+                position = salesforce_position(record)
+                if position is not None:
+                    position = clamp(position, hwm)
                     newest = position if newest is None else max(newest, position)
             if records:
                 yield Page(object=object, records=records)
             locator = str(result.get("locator") or "")
             if not locator or locator == "null":
                 break
+            guard.check(locator)
         yield Page(object=object, cursor=newest)
 
     def _bulk_results(self, object: str, job_id: str, locator: str) -> Any:
         return self._call("read", f"bulk results {object}", lambda sf: _bulk_client(sf, object).get_query_results(
             job_id, locator, max_records=BULK_PAGE))
 
-    def _query_more(self, kind: str, context: str, next_url: str, headers: dict[str, str]) -> Any:
-        return self._call(kind, context, lambda sf: sf.query_more(
-            next_url, identifier_is_url=True, headers=headers, timeout=self.timeout))
+    def _query_more(self, kind: str, context: str, next_url: str, headers: dict[str, str]) -> dict[str, Any]:
+        return self._call(kind, context, lambda sf: _query_answer(context, _json_answer(context, lambda: sf.query_more(
+            next_url, identifier_is_url=True, headers=headers, timeout=self.timeout))))
 
     @staticmethod
-    def _page(object: str, rows: list[dict[str, Any]], previous: Cursor | None) -> Page:
+    def _page(object: str, rows: list[dict[str, Any]], previous: Cursor | None, hwm: datetime | None = None) -> Page:
+        """One page: live rows in ``records``, deleted ones in ``deleted_ids``, the cursor after it.
+
+        The cursor is the greatest (SystemModstamp, Id) of the rows that have both (never past
+        ``hwm``); a row lacking either still reaches the pipeline, in ``records``, to be quarantined.
+        """
         page = Page(object=object, cursor=previous)
+        stamped = False
         for row in rows:
             record = {key: value for key, value in row.items() if key != "attributes"}
-            if record.get("IsDeleted"):
-                page.deleted_ids.append(str(record["Id"]))
+            record_id = record.get("Id")
+            if record.get("IsDeleted") and isinstance(record_id, str) and record_id:
+                page.deleted_ids.append(record_id)
                 if record.get("MasterRecordId"):
-                    page.merged.append((str(record["Id"]), str(record["MasterRecordId"])))
+                    page.merged.append((record_id, str(record["MasterRecordId"])))
             else:
                 page.records.append(record)
-        if rows:
-            last = rows[-1]
-            stamp = last.get(MODSTAMP)
-            if not stamp:
-                raise ConfigurationError(f"{object} rows came back without {MODSTAMP}", crm="salesforce",
-                                         code="MISSING_CURSOR_FIELD")
-            position = Cursor(parse_salesforce_datetime(str(stamp)), str(last["Id"]))
-            page.cursor = position if previous is None else max(previous, position)
+            stamped = stamped or MODSTAMP in record
+            position = salesforce_position(record)
+            if position is None:
+                if record_id:
+                    log.warning("%s %s: unreadable %s %r; the row does not move the cursor", object, record_id,
+                                MODSTAMP, record.get(MODSTAMP))
+                continue
+            if hwm is not None:
+                position = clamp(position, hwm)
+            page.cursor = position if page.cursor is None else max(page.cursor, position)
+        if rows and not stamped:
+            raise ConfigurationError(f"{object} rows came back without {MODSTAMP}", crm="salesforce",
+                                     code="MISSING_CURSOR_FIELD")
         return page
 
     def read_deleted(self, object: str, since: datetime) -> list[str]:
@@ -329,21 +435,28 @@ class SalesforceAdapter:
         if start >= end:
             return []
         params = {"start": start.strftime("%Y-%m-%dT%H:%M:%S+00:00"), "end": end.strftime("%Y-%m-%dT%H:%M:%S+00:00")}
-        answer = self._call("deleted", f"deleted {object}", lambda sf: sf.restful(
-            f"sobjects/{object}/deleted/", params=params, timeout=self.timeout))
-        return [str(row["id"]) for row in (answer or {}).get("deletedRecords", []) if row.get("id")]
+        context = f"deleted {object}"
+        answer = self._call("deleted", context, lambda sf: _json_answer(context, lambda: sf.restful(
+            f"sobjects/{object}/deleted/", params=params, timeout=self.timeout)))
+        body = _object_answer(context, answer, "deletedRecords")
+        rows = body.get("deletedRecords") or []
+        if not isinstance(rows, list):
+            raise _unexpected(context, body, "deletedRecords is not a list")
+        return [str(row["id"]) for row in rows if isinstance(row, dict) and row.get("id")]
 
     def owners(self) -> list[dict[str, Any]]:
         """Every User (active and inactive), native fields: Id, FirstName, LastName, Email, IsActive..."""
         soql = f"SELECT {', '.join(OWNER_FIELDS)} FROM User ORDER BY Id"
-        answer = self._call("owners", "query User", lambda sf: sf.query(soql, timeout=self.timeout))
+        context = "query User"
+        answer = self._query("owners", context, lambda: soql)
         users: list[dict[str, Any]] = []
+        guard = LinkGuard(context, crm="salesforce")
         while True:
-            users.extend({k: v for k, v in row.items() if k != "attributes"} for row in answer.get("records") or [])
-            next_url = answer.get("nextRecordsUrl")
-            if answer.get("done", True) or not next_url:
+            users.extend({k: v for k, v in row.items() if k != "attributes"} for row in answer["records"])
+            next_url = _next_url(answer, context)
+            if next_url is None:
                 return users
-            answer = self._query_more("owners", "query User", next_url, {})
+            answer = self._query_more("owners", context, guard.check(next_url), {})
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -359,8 +472,8 @@ class SalesforceAdapter:
         answer: Any
         if operation == "delete":
             params = {"ids": ",".join(str(op.crm_id) for op in batch), "allOrNone": "false"}
-            answer = self._call("write", context, lambda sf: sf.restful(
-                "composite/sobjects", method="DELETE", params=params, headers=AUTO_ASSIGN_OFF, timeout=self.timeout))
+            answer = self._call("write", context, lambda sf: _write_answer(lambda: sf.restful(
+                "composite/sobjects", method="DELETE", params=params, headers=AUTO_ASSIGN_OFF, timeout=self.timeout)))
         else:
             records = []
             for op in batch:
@@ -374,9 +487,20 @@ class SalesforceAdapter:
                 method = "PATCH"
             elif operation == "upsert":
                 path, method = f"composite/sobjects/{object}/{soql_name(str(first.external_id_field))}", "PATCH"
-            answer = self._call("write", context, lambda sf: sf.restful(
-                path, method=method, json=body, headers=AUTO_ASSIGN_OFF, timeout=self.timeout))
-        return self._results(batch, answer if isinstance(answer, list) else [], context)
+            answer = self._call("write", context, lambda sf: _write_answer(lambda: sf.restful(
+                path, method=method, json=body, headers=AUTO_ASSIGN_OFF, timeout=self.timeout)))
+        if isinstance(answer, _Unreadable):
+            error = record_error("salesforce", MALFORMED_ANSWER, f"Salesforce answered non-JSON, so whether this "
+                                 f"record was written is unknown: {answer.body[:200]!r}", context=context)
+            return [WriteResult(op=op, success=False, crm_id=op.crm_id, created=False, error=error) for op in batch]
+        refused = _error_list(context, answer)
+        if refused is not None:
+            raise refused
+        if answer is not None and not isinstance(answer, list):
+            error = record_error("salesforce", UNEXPECTED_ANSWER, f"Salesforce answered {_describe(answer)}, not a "
+                                 "list of results, so whether this record was written is unknown", context=context)
+            return [WriteResult(op=op, success=False, crm_id=op.crm_id, created=False, error=error) for op in batch]
+        return self._results(batch, answer or [], context)
 
     @staticmethod
     def _results(batch: list[WriteOp], rows: list[Any], context: str) -> list[WriteResult]:
@@ -404,11 +528,35 @@ class SalesforceAdapter:
     # --- schema ------------------------------------------------------------------------------
 
     def describe(self, object: str) -> dict[str, Any]:
-        """The object's describe (``sobjects/{Obj}/describe``)."""
+        """The object's describe (``sobjects/{Obj}/describe``), fetched once per adapter (one run)."""
+        cached = self._describes.get(object)
+        if cached is not None:
+            return cached
         soql_name(object, what="object")
-        answer = self._call("describe", f"describe {object}", lambda sf: sf.restful(
-            f"sobjects/{object}/describe", timeout=self.timeout))
-        return dict(answer or {})
+        context = f"describe {object}"
+        answer = self._call("describe", context, lambda sf: _json_answer(context, lambda: sf.restful(
+            f"sobjects/{object}/describe", timeout=self.timeout)))
+        body = _object_answer(context, answer, "fields")
+        if not isinstance(body.get("fields", []), list):
+            raise _unexpected(context, body.get("fields"), "fields is not a list")
+        self._describes[object] = body
+        return body
+
+    def check_fields(self, object: str, names: Sequence[str]) -> list[str]:
+        """The names in ``names`` that ``object`` lacks (from its describe, case-insensitive), in order.
+
+        Relationship paths (``Owner.Name``) are checked by their first step's relationship name.
+        """
+        fields = self.describe(object).get("fields") or []
+        present = {str(f.get("name", "")).lower() for f in fields if isinstance(f, dict)}
+        relations = {str(f.get("relationshipName") or "").lower() for f in fields if isinstance(f, dict)}
+        missing = []
+        for name in dict.fromkeys(names):
+            head, dot, _ = name.partition(".")
+            known = head.lower() in relations if dot else name.lower() in present
+            if not known:
+                missing.append(name)
+        return missing
 
     def ensure_fields(self, object: str, fields: Sequence[FieldSpec | str]) -> list[str]:
         """Check that ``fields`` exist on ``object``; Relay cannot create Salesforce fields through REST.
@@ -420,8 +568,7 @@ class SalesforceAdapter:
             ConfigurationError: naming every missing field and where to create it.
         """
         specs = [FieldSpec.of(f) for f in fields]
-        present = {str(f.get("name", "")).lower() for f in self.describe(object).get("fields", [])}
-        missing = [spec.name for spec in specs if spec.name.lower() not in present]
+        missing = self.check_fields(object, [spec.name for spec in specs])
         if missing:
             raise ConfigurationError(
                 f"Salesforce {object} lacks field(s) Relay needs: {', '.join(missing)}. Create them in Setup > "
@@ -438,3 +585,99 @@ class SalesforceAdapter:
 def _bulk_client(sf: Salesforce, object: str) -> Any:
     """simple-salesforce's Bulk 2.0 client for ``object`` (its step-by-step calls, so each is retried alone)."""
     return getattr(sf.bulk2, object)._client
+
+
+# --- answers ---------------------------------------------------------------------------------
+
+
+def _json_answer(context: str, call: Callable[[], T]) -> T:
+    """Make one simple-salesforce call; a 2xx answer that is not JSON is retriable.
+
+    simple-salesforce parses every answer as JSON and lets the decoder's error out. A
+    maintenance page, a proxy's HTML or a body cut short may pass, so the call is tried again.
+    """
+    try:
+        return call()
+    except requests.exceptions.JSONDecodeError as exc:
+        body = str(getattr(exc, "doc", "") or "")
+        raise RetriableError(
+            f"Salesforce answered non-JSON ({exc.msg} at position {exc.pos} of {len(body)} characters): "
+            f"{body[:200]!r}", crm="salesforce", code=MALFORMED_ANSWER, context=context) from None
+
+
+class _Unreadable:
+    """A write answer that was not JSON (the records may or may not have been written)."""
+
+    def __init__(self, body: str) -> None:
+        self.body = body
+
+
+def _write_answer(call: Callable[[], Any]) -> Any:
+    """A write's answer; one that is not JSON is not retried (a create sent twice makes two records)."""
+    try:
+        return call()
+    except requests.exceptions.JSONDecodeError as exc:
+        return _Unreadable(str(getattr(exc, "doc", "") or ""))
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _unexpected(context: str, answer: Any, what: str) -> FatalError:
+    return FatalError(f"Salesforce answered something unexpected ({what}): {_describe(answer)}", crm="salesforce",
+                      code=UNEXPECTED_ANSWER, context=context)
+
+
+def _error_list(context: str, answer: Any) -> FatalError | None:
+    """The error a 200 answer carries as Salesforce's error list ``[{message, errorCode}]``, if it is one."""
+    if not isinstance(answer, list) or not answer:
+        return None
+    if not all(isinstance(item, dict) and ("errorCode" in item or "message" in item) and "success" not in item
+               for item in answer):
+        return None
+    parsed = parse_error_body("salesforce", answer)
+    code = parsed.codes[0] if parsed.codes else ""
+    return FatalError(f"Salesforce answered an error with 200: {code} {parsed.message}".rstrip(), crm="salesforce",
+                      code=code or ERROR_WITH_200, fields=parsed.fields, context=context)
+
+
+def _object_answer(context: str, answer: Any, expected: str) -> dict[str, Any]:
+    """``answer`` when it is a JSON object; an error list or anything else is a FatalError."""
+    error = _error_list(context, answer)
+    if error is not None:
+        raise error
+    if not isinstance(answer, dict):
+        raise _unexpected(context, answer, f"expected a JSON object with {expected}")
+    return answer
+
+
+def _query_answer(context: str, answer: Any) -> dict[str, Any]:
+    """A query answer ``{totalSize, done, nextRecordsUrl?, records: [{...}]}``, checked."""
+    body = _object_answer(context, answer, "totalSize, done and records")
+    records = body.get("records")
+    if not isinstance(records, list):
+        raise _unexpected(context, body, f"records is {type(records).__name__}, not a list")
+    if not all(isinstance(row, dict) for row in records):
+        bad = next(row for row in records if not isinstance(row, dict))
+        raise _unexpected(context, bad, "a row of records is not a JSON object")
+    return body
+
+
+def _next_url(answer: dict[str, Any], context: str) -> str | None:
+    """The next page's path, None on the last page; ``done: false`` without a link is an error."""
+    if answer.get("done", True) is not False:
+        return None
+    link = answer.get("nextRecordsUrl")
+    if not isinstance(link, str) or not link:
+        raise _unexpected(context, {k: v for k, v in answer.items() if k != "records"},
+                          "done is false but there is no nextRecordsUrl")
+    return link
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0

@@ -7,8 +7,9 @@ User data never reaches SOQL unescaped: every string literal goes through
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from connector.adapters.base import Cursor
 from connector.adapters.errors import ConfigurationError
@@ -53,14 +54,29 @@ def soql_datetime(value: datetime) -> str:
 
 
 def parse_salesforce_datetime(value: str) -> datetime:
-    """Read a Salesforce datetime (``2024-01-01T00:00:00.000+0000``) as an aware UTC datetime."""
+    """Read a Salesforce datetime (``2024-01-01T00:00:00.000+0000``) as an aware UTC datetime.
+
+    Raises:
+        ValueError: ``value`` is not a datetime (or lies outside what Python can hold in UTC).
+    """
     try:
         parsed = datetime.fromisoformat(value)
-    except (TypeError, ValueError) as exc:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"not a Salesforce datetime: {value!r}") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+
+
+def salesforce_position(record: Mapping[str, Any]) -> Cursor | None:
+    """The cursor position of a row, ``(SystemModstamp, Id)``; None when either is missing or unreadable."""
+    record_id, stamp = record.get("Id"), record.get(MODSTAMP)
+    if not isinstance(record_id, str) or not record_id or not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return Cursor(parse_salesforce_datetime(stamp), record_id)
+    except ValueError:
+        return None
 
 
 def soql_name(name: str, *, what: str = "field") -> str:
@@ -89,22 +105,39 @@ def select_fields(fields: Sequence[str], required: Sequence[str] = ("Id", MODSTA
     return out
 
 
-def incremental_query(object: str, fields: Sequence[str], cursor: Cursor | None, *, include_deleted_flag: bool = True) -> str:
-    """The SOQL of an incremental read after ``cursor`` (a full read when None).
+def incremental_query(
+    object: str,
+    fields: Sequence[str],
+    cursor: Cursor | None,
+    *,
+    include_deleted_flag: bool = True,
+    until: datetime | None = None,
+) -> str:
+    """The SOQL of an incremental read after ``cursor`` (a full read when None), up to ``until``.
 
     Ordered by (SystemModstamp, Id) and bounded by the compound cursor, so
-    records sharing a SystemModstamp are never skipped::
+    records sharing a SystemModstamp are never skipped; ``until`` (the read's
+    high-water mark) bounds it from above, so that a change made while the read
+    pages is left for the next read instead of being jumped over::
 
         SELECT Id, SystemModstamp, ... FROM Lead
-        WHERE SystemModstamp > 2024-01-01T00:00:00.000Z
-           OR (SystemModstamp = 2024-01-01T00:00:00.000Z AND Id > '00Q...')
+        WHERE (SystemModstamp > 2024-01-01T00:00:00.000Z
+           OR (SystemModstamp = 2024-01-01T00:00:00.000Z AND Id > '00Q...'))
+          AND SystemModstamp <= 2024-01-02T00:00:00.000Z
         ORDER BY SystemModstamp, Id
     """
     soql_name(object, what="object")
     required = ["Id", MODSTAMP, "IsDeleted"] if include_deleted_flag else ["Id", MODSTAMP]
     select = ", ".join(select_fields(fields, required))
     query = f"SELECT {select} FROM {object}"
+    conditions: list[str] = []
     if cursor is not None:
         ts = soql_datetime(cursor.last_modified)
-        query += f" WHERE {MODSTAMP} > {ts} OR ({MODSTAMP} = {ts} AND Id > {soql_quote(cursor.last_id)})"
+        conditions.append(f"{MODSTAMP} > {ts} OR ({MODSTAMP} = {ts} AND Id > {soql_quote(cursor.last_id)})")
+    if until is not None:
+        conditions.append(f"{MODSTAMP} <= {soql_datetime(until)}")
+    if len(conditions) == 1:
+        query += f" WHERE {conditions[0]}"
+    elif conditions:
+        query += " WHERE " + " AND ".join(f"({condition})" for condition in conditions)
     return query + f" ORDER BY {MODSTAMP}, Id"

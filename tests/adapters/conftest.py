@@ -58,8 +58,10 @@ def sf_url(sf_sandbox: SalesforceSandbox) -> str:
 
 
 @pytest.fixture
-def salesforce(sf_url: str, policy: RetryPolicy) -> SalesforceAdapter:
-    return SalesforceAdapter("salesforce", sf_url, "sandbox", "sandbox", retry=policy)
+def salesforce(sf_url: str, policy: RetryPolicy, clock: ManualClock) -> SalesforceAdapter:
+    # The sandbox stamps records by the test's clock (its Date headers tell real time): read by that clock.
+    return SalesforceAdapter("salesforce", sf_url, "sandbox", "sandbox", retry=policy, clock=clock,
+                             read_lag=timedelta(0))
 
 
 @pytest.fixture
@@ -81,6 +83,6 @@ def hs_url(hs_sandbox: HubSpotSandbox) -> str:
 
 
 @pytest.fixture
-def hubspot(hs_url: str, policy: RetryPolicy) -> HubSpotAdapter:
+def hubspot(hs_url: str, policy: RetryPolicy, clock: ManualClock) -> HubSpotAdapter:
     return HubSpotAdapter("hubspot", hs_url, "sandbox-token", retry=policy, search_overlap=timedelta(0),
-                          searches_per_second=10_000)
+                          searches_per_second=10_000, clock=clock, read_lag=timedelta(0))

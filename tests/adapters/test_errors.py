@@ -224,5 +224,6 @@ def test_urllib3_failures_are_retriable() -> None:
 
     refused = urllib3.exceptions.MaxRetryError(None, "/crm/v3", ConnectionRefusedError("refused"))  # type: ignore[arg-type]
     error = translate_hubspot(refused, "list contacts")
-    assert isinstance(error, RetriableError) and error.code == "CONNECTION_ERROR"
-    assert isinstance(translate_hubspot(urllib3.exceptions.ProtocolError("reset"), ""), RetriableError)
+    assert isinstance(error, RetriableError) and error.code == "CONNECTION_REFUSED"
+    reset = translate_hubspot(urllib3.exceptions.ProtocolError("reset"), "")
+    assert isinstance(reset, RetriableError) and reset.code == "CONNECTION_ERROR"

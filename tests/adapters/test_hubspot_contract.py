@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -73,7 +73,7 @@ def test_incremental_read_picks_up_exactly_the_changed_records(hubspot: HubSpotA
 def test_search_windows_restart_before_the_result_cap_without_skipping(hs_url: str, policy: RetryPolicy,
                                                                        clock: ManualClock) -> None:
     adapter = HubSpotAdapter("hs", hs_url, "sandbox-token", retry=policy, search_overlap=timedelta(0),
-                             searches_per_second=10_000, search_cap=100)
+                             searches_per_second=10_000, search_cap=100, clock=clock, read_lag=timedelta(0))
     cursor = checkpoint(adapter)
     created: list[str] = []
     for _ in range(5):  # 5 timestamps, 50 contacts each: ties inside every window
@@ -105,9 +105,9 @@ def test_resuming_from_a_mid_read_checkpoint_loses_nothing(hubspot: HubSpotAdapt
 def test_the_overlap_window_re_reads_writes_that_search_showed_late(hs_url: str, policy: RetryPolicy,
                                                                     clock: ManualClock) -> None:
     late = HubSpotAdapter("hs", hs_url, "sandbox-token", retry=policy, searches_per_second=10_000,
-                          search_overlap=timedelta(minutes=2))
+                          search_overlap=timedelta(minutes=2), clock=clock, read_lag=timedelta(0))
     strict = HubSpotAdapter("hs", hs_url, "sandbox-token", retry=policy, searches_per_second=10_000,
-                            search_overlap=timedelta(0))
+                            search_overlap=timedelta(0), clock=clock, read_lag=timedelta(0))
     clock.advance(minutes=10)
     written = late.write(new_contacts(1, "late"))[0]
     cursor = Cursor(clock() + timedelta(seconds=30), "0")  # a checkpoint taken just after, elsewhere
@@ -283,12 +283,17 @@ def test_retries_give_up_after_the_policy_attempts(hs_url: str) -> None:
 
 
 def test_a_full_read_never_checkpoints_past_the_time_it_started(hubspot: HubSpotAdapter, clock: ManualClock) -> None:
-    clock.advance(hours=1)  # records stamped after the read began (the CRM kept writing while we listed)
+    started = clock()
+    reading = hubspot.read("contacts", FIELDS, None, page_size=10)
+    first = next(reading)
+    clock.advance(hours=1)  # the CRM kept writing while we listed: new records, and one already listed
     late = [str(r.crm_id) for r in hubspot.write(new_contacts(2, "during"))]
-    before = datetime.now(UTC)
-    cursor = checkpoint(hubspot)
-    assert cursor.last_modified <= before + timedelta(seconds=5)
-    assert set(late) <= set(ids(hubspot.read("contacts", FIELDS, cursor)))
+    edited = first.records[0]["id"]
+    assert hubspot.write([WriteOp("contacts", "update", {"firstname": "Edited"}, crm_id=edited)])[0].success
+    pages = [first, *reading]
+    cursor = pages[-1].cursor
+    assert cursor is not None and cursor.last_modified <= started
+    assert set(late) | {edited} <= set(ids(hubspot.read("contacts", FIELDS, cursor)))
 
 
 def test_upserted_tasks_are_linked_through_the_associations_api(hubspot: HubSpotAdapter, hs_url: str) -> None:

@@ -145,8 +145,16 @@ class ShuffledSearch:
 
     def do_search(self, kind: str, public_object_search_request: dict[str, Any], **_: Any) -> _Answer:
         body = public_object_search_request
-        low = int(body["filterGroups"][0]["filters"][0]["value"])
-        matching = [r for r in self.rows if int(r["properties"]["hs_lastmodifieddate"]) >= low]
+        compare = {"GTE": lambda a, b: a >= b, "LTE": lambda a, b: a <= b, "GT": lambda a, b: a > b,
+                   "LT": lambda a, b: a < b, "EQ": lambda a, b: a == b}
+
+        def value(row: dict[str, Any], name: str) -> int:
+            return int(row["id"]) if name == "hs_object_id" else int(row["properties"][name])
+
+        matching = [r for r in self.rows if all(compare[f["operator"]](value(r, f["propertyName"]), int(f["value"]))
+                                                for f in body["filterGroups"][0]["filters"])]
+        for sort in reversed(body.get("sorts") or []):  # stable: ties keep their scrambled order
+            matching.sort(key=lambda r, name=sort["propertyName"]: value(r, name))
         start = int(body.get("after") or 0)
         results = matching[start : start + body["limit"]]
         answer: dict[str, Any] = {"total": len(matching), "results": results}
