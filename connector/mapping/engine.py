@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -34,6 +35,15 @@ class MappingProblem:
 
     def __str__(self) -> str:
         return f"{self.object} {self.record_id or '(no id)'}: {self.field} -> {self.canonical}: {self.message}"
+
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Control characters (C0, DEL, C1) other than tab and newline: never written to a CRM."""
+
+
+def strip_control_characters(text: str) -> str:
+    """``text`` without control characters other than tab and newline (ESC, NUL, CR, DEL, C1...)."""
+    return _CONTROL_CHARACTERS.sub("", text)
 
 
 class MappingError(ValueError):
@@ -159,7 +169,8 @@ def to_crm(object_mapping: ObjectMapping, canonical_changes: Mapping[str, Any]) 
 
     HubSpot gets every value as a string (``""`` clears a property); Salesforce gets JSON
     types (``None`` clears a field). Datetimes are ISO-8601 UTC with milliseconds and Z,
-    dates ``YYYY-MM-DD``.
+    dates ``YYYY-MM-DD``. Text loses its control characters other than tab and newline
+    (an ESC or NUL typed or pasted into a source field never reaches a CRM).
 
     Args:
         object_mapping: How this object's fields map.
@@ -203,6 +214,8 @@ def _write_value(crm: str, fm: FieldMapping, value: Any) -> Any:
         value = format_datetime(value)
     elif isinstance(value, date):
         value = value.isoformat()
+    elif isinstance(value, str):
+        value = strip_control_characters(value)
     if crm == "hubspot" and not isinstance(value, str):
         if isinstance(value, bool):
             return "true" if value else "false"

@@ -25,7 +25,13 @@ from connector.mapping.engine import MappingError
 from connector.pipeline.context import RunContext
 from connector.pipeline.records import MappedRecord, account_from_snapshot
 from connector.pipeline.summary import DecisionExample
-from connector.pipeline.writeback import PlannedMessage, desired_values, record_update, task_message
+from connector.pipeline.writeback import (
+    DECISION_FIELDS,
+    PlannedMessage,
+    desired_values,
+    record_update,
+    task_message,
+)
 from connector.store.repositories import (
     Assignment,
     AssignmentIn,
@@ -84,7 +90,8 @@ def accounts_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedR
         account.ref: CrmRef(ctx.connection, mapping.name, account.ref.crm_id) for account, _ in live
     }
     keys = [
-        ((account.domain or registered_domain(account.website) or "").lower() or None, refs[account.ref])
+        ((account.domain or registered_domain(account.website) or "").lower() or None, refs[account.ref],
+         account.relay_id)  # the id the CRM holds is adopted by a new identity (a new or rebuilt store)
         for account, _ in live
     ]
     relay_ids = repos.identities.resolve_many("account", keys, now=now)
@@ -174,8 +181,8 @@ def people_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRec
     if not people:
         return
     crm_refs = {p.ref: CrmRef(ctx.connection, mapping.name, p.ref.crm_id) for p in people}
-    resolved = repos.identities.resolve_many(
-        "person", [(person_key(p.email), crm_refs[p.ref]) for p in people], now=ctx.now()
+    resolved = repos.identities.resolve_many(  # a new identity adopts the relay id the CRM holds
+        "person", [(person_key(p.email), crm_refs[p.ref], p.relay_id) for p in people], now=ctx.now()
     )
     relay_ids = {ref: resolved[crm_ref] for ref, crm_ref in crm_refs.items()}
     changed = repos.records.upsert_snapshots(
@@ -273,15 +280,17 @@ def _apply_decision(
         return  # a converted lead is read-only in the CRM (Salesforce refuses updates): write nothing
     desired = desired_values(decision, relay_id, owner_crm_id)
     current = dict(record.canonical)
-    current.update(person.model_dump(include=set(desired)))
+    current.update(person.model_dump(include=set(desired) | set(DECISION_FIELDS)))
     planned: list[PlannedMessage] = []
     try:
         update = record_update(mapping, person, current, desired, record.meta.modified_at)
         if update is not None:
             planned.append(update)
         if decision.task is not None and owner_crm_id is not None and assignment_key is not None:
+            # The task waits for the update that writes its owner (the writer holds it until then).
             planned.append(task_message(ctx.config.mapping_for(ctx.connection), person, decision.task,
-                                        owner_crm_id, assignment_key))
+                                        owner_crm_id, assignment_key,
+                                        after=update.idempotency_key if update is not None else None))
     except MappingError as exc:
         quarantine(ctx, mapping, record, f"cannot write back: {exc}", repos)
         return

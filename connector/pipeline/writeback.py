@@ -1,9 +1,15 @@
 """Turning the core's decisions into outbox messages: what a rep will see in the CRM.
 
 Per routed person: the owner, score, category, routing reason, SLA due, matched account
-and Relay id on the record (only the values that differ from what the CRM holds), and
-one follow-up task for the owner, due at the SLA deadline. Field names come from the
-mapping, so nothing here knows which CRM it writes to.
+and Relay id on the record, and one follow-up task for the owner, due at the SLA
+deadline. Field names come from the mapping, so nothing here knows which CRM it writes to.
+
+The decision fields are one group: when any of them differs from what the CRM holds,
+all of them are sent, so an owner is never written without its reason, score and SLA
+(and a newer update that takes over an older waiting one carries the whole decision).
+Clean-up (hygiene) values are sent with them only where they differ, marked as such
+in the payload: when the CRM refuses one, the writer sends the decision again without
+them. The task waits for the update (``OutboxPayload.after``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,13 @@ from connector.mapping.engine import MappingError, changed_fields, to_crm
 from connector.pipeline.writer import OutboxPayload
 
 TASK_STATUS = "Not Started"
+DECISION_FIELDS = (
+    "owner_id", "relay_score", "relay_score_category", "relay_routing_reason", "relay_sla_due",
+    "relay_matched_account", "relay_id",
+)
+"""Canonical person fields that carry a decision: written together or not at all."""
+RELAY_FIELDS = frozenset(DECISION_FIELDS) - {"owner_id"}
+"""Decision fields only Relay writes; the owner is left out (a rep may change it in the CRM meanwhile)."""
 
 
 @dataclass(frozen=True)
@@ -48,10 +61,13 @@ def record_update(
 ) -> PlannedMessage | None:
     """The update that brings the CRM record to ``desired`` (None when nothing differs).
 
-    Only canonical fields the mapping writes are considered; values equal to what the
-    CRM already holds are dropped, so re-running over unchanged records writes nothing.
-    The idempotency key covers the record, the values and the record version read, so
-    a retried page enqueues the same message once.
+    Only canonical fields the mapping writes are considered. Hygiene values equal to what
+    the CRM already holds are dropped; the decision fields (:data:`DECISION_FIELDS`) are
+    all sent when any of them differs (Relay's own fields at the value the CRM holds
+    when this decision does not set them), so re-running over unchanged records writes
+    nothing and a decision is never written in part. The payload lists the hygiene
+    fields. The idempotency key covers the record, the values and the record version
+    read, so a retried page enqueues the same message once.
 
     A converted lead gets no update: Salesforce keeps converted leads read-only
     (``CANNOT_UPDATE_CONVERTED_LEAD``), so the write would be refused on every run.
@@ -65,10 +81,20 @@ def record_update(
     changes = changed_fields(mapping, current, wanted)
     if not changes:
         return None
-    fields = to_crm(mapping, changes)
+    decision = {k: v for k, v in wanted.items() if k in DECISION_FIELDS}
+    if any(k in decision for k in changes):
+        held = {k: current[k] for k in RELAY_FIELDS & writable if current.get(k) is not None}
+        decision = {**held, **decision}
+    else:
+        decision = {}
+    hygiene = {k: v for k, v in changes.items() if k not in DECISION_FIELDS}
+    hygiene_fields = to_crm(mapping, hygiene)
+    fields = {**hygiene_fields, **to_crm(mapping, decision)}
     ref = person.ref
     key = "upd:" + _digest(ref.connection, ref.object, ref.crm_id, fields, source_version)
-    return PlannedMessage(mapping.name, "update", ref.crm_id, OutboxPayload(fields=fields, purpose="update"), key)
+    payload = OutboxPayload(fields=fields, purpose="update",
+                            hygiene_fields=tuple(k for k in hygiene_fields if k in fields))
+    return PlannedMessage(mapping.name, "update", ref.crm_id, payload, key)
 
 
 def task_message(
@@ -77,11 +103,14 @@ def task_message(
     task: TaskDecision,
     owner_crm_id: str,
     assignment_key: str,
+    after: str | None = None,
 ) -> PlannedMessage:
     """The follow-up task for a new assignment, upserted by its idempotency key.
 
     ``assignment_key`` tells this assignment from any later one of the same record (the
     assignment time), so the key is the same however often the message is retried.
+    ``after`` is the idempotency key of the record update that writes the owner: the
+    writer sends the task only once that update landed.
 
     Raises:
         MappingError: when the mapping has no task object or no idempotency-key field.
@@ -104,7 +133,8 @@ def task_message(
     fields = to_crm(task_mapping, {k: v for k, v in canonical.items() if k in writable})
     key_field = next(fm.crm for fm in task_mapping.write_fields() if fm.canonical == "idempotency_key")
     associations = () if "person_id" in writable else ((ref.object, ref.crm_id),)
-    payload = OutboxPayload(fields=fields, external_id_field=key_field, associations=associations, purpose="task")
+    payload = OutboxPayload(fields=fields, external_id_field=key_field, associations=associations, purpose="task",
+                            after=after)
     return PlannedMessage(task_mapping.name, "upsert", None, payload, key)
 
 

@@ -4,6 +4,14 @@ Decisions reach the CRM only through the outbox (DESIGN.md: ledger + audit + out
 in one transaction, then a writer). Every message carries an idempotency key; task
 creates are upserts keyed by it in the CRM, so a batch retried after a crash never
 creates a second task.
+
+Record updates go before tasks, and a follow-up task waits for the update that writes
+its owner (``OutboxPayload.after``): it is held while that update waits, and given up
+("owner not written") when the CRM refused it for good, so no rep gets a task for a
+record they do not own. An update the CRM refuses for good is sent again at once
+without its clean-up (hygiene) fields and any other field the CRM named, so a
+refused normalised company name never costs the owner, score and SLA; what was left
+out is reported (summary and ``write_failed`` audit entry).
 """
 
 from __future__ import annotations
@@ -11,17 +19,17 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.adapters.base import CrmAdapter, WriteOp, WriteResult
-from connector.adapters.errors import CrmError
+from connector.adapters.errors import CrmError, RecordError
 from connector.adapters.retry import RetryPolicy
 from connector.pipeline.summary import SyncSummary, WriteFailure
-from connector.store.models import OutboxOperation
+from connector.store.models import OutboxOperation, OutboxStatus
 from connector.store.repositories import Audit, AuditEntryIn, Outbox, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -30,32 +38,62 @@ FETCH_BATCHES = 10
 """How many CRM batches' worth of messages one outbox read fetches."""
 FINAL_PASSES = 4
 """How often the final drain of a run offers a passing failure to the CRM again."""
+OWNER_NOT_WRITTEN = "OWNER_NOT_WRITTEN"
+"""The code a follow-up task is given up with when the update of its owner was refused for good."""
 
 
 @dataclass(frozen=True)
 class OutboxPayload:
-    """What an outbox message holds: a CRM write, field names native to the CRM."""
+    """What an outbox message holds: a CRM write, field names native to the CRM.
+
+    Attributes:
+        fields: CRM field -> value.
+        external_id_field: The upsert key field (tasks).
+        associations: Records to link to (HubSpot tasks).
+        purpose: ``update`` (a person record) or ``task``.
+        hygiene_fields: The fields of ``fields`` that are clean-up rewrites (normalised
+            name, company, phone...); the others are the decision (owner, score,
+            category, reason, SLA due, matched account, Relay id), written together.
+        after: Idempotency key of the record update this write waits for (a task waits
+            for the update that writes its owner).
+        refused: What the CRM refused of an earlier version of this update
+            (``{"code", "message", "fields"}``): those fields were left out.
+    """
 
     fields: dict[str, Any]
     external_id_field: str | None = None
     associations: tuple[tuple[str, str], ...] = ()
     purpose: str = "update"
+    hygiene_fields: tuple[str, ...] = ()
+    after: str | None = None
+    refused: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "fields": self.fields,
             "external_id_field": self.external_id_field,
             "associations": [list(pair) for pair in self.associations],
             "purpose": self.purpose,
         }
+        if self.hygiene_fields:
+            data["hygiene_fields"] = list(self.hygiene_fields)
+        if self.after is not None:
+            data["after"] = self.after
+        if self.refused is not None:
+            data["refused"] = self.refused
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OutboxPayload:
+        refused = data.get("refused")
         return cls(
             fields=dict(data.get("fields") or {}),
             external_id_field=data.get("external_id_field"),
             associations=tuple((str(o), str(i)) for o, i in data.get("associations") or ()),
             purpose=str(data.get("purpose") or "update"),
+            hygiene_fields=tuple(str(f) for f in data.get("hygiene_fields") or ()),
+            after=None if data.get("after") is None else str(data["after"]),
+            refused=dict(refused) if isinstance(refused, dict) else None,
         )
 
 
@@ -129,7 +167,7 @@ class OutboxWriter:
     def _wait_before_pass(self, failed_passes: int) -> None:
         policy = getattr(self.adapter, "retry", None)
         if isinstance(policy, RetryPolicy):
-            policy.sleep(policy.backoff(failed_passes))
+            policy.pause(policy.backoff(failed_passes), context="outbox drain")
 
     def _drain_once(self, *, final: bool, last_chance: bool) -> int:
         connection = self.adapter.connection
@@ -138,14 +176,16 @@ class OutboxWriter:
         while True:
             with self.sessions.begin() as session:
                 fetched = Outbox(session).pending(connection, limit=self.batch_size * FETCH_BATCHES, lock=True)
-            fresh = [m for m in fetched if m.id not in attempted]
+            fresh = self._ready([m for m in fetched if m.id not in attempted])
             if not fresh:
                 return sent
             groups: dict[tuple[str, str], list[OutboxMessage]] = defaultdict(list)
             for message in fresh:
                 groups[(message.object, message.operation.value)].append(message)
             batch: list[OutboxMessage] = []
-            for messages in groups.values():
+            # Record updates first: a task's owner must be on the record before the task lands.
+            ordered = sorted(groups.values(), key=lambda ms: ms[0].operation is not OutboxOperation.UPDATE)
+            for messages in ordered:
                 take = len(messages) if final else len(messages) - len(messages) % self.batch_size
                 batch.extend(messages[:take])
             if not batch:
@@ -154,6 +194,48 @@ class OutboxWriter:
             sent += self._send(batch, last_chance=last_chance)
             if not final and len(fetched) < self.batch_size * FETCH_BATCHES:
                 return sent
+
+    def _ready(self, messages: list[OutboxMessage]) -> list[OutboxMessage]:
+        """The messages that may be sent now: a task waits for the update of its owner.
+
+        A task whose update was sent (or that waits for nothing) is ready; one whose
+        update is still waiting is held (left out, still pending); one whose update was
+        refused for good is given up as "owner not written", reported and audited.
+        """
+        waits = {m.id: p.after for m in messages if (p := OutboxPayload.from_json(m.payload)).after}
+        if not waits:
+            return messages
+        ready: list[OutboxMessage] = []
+        with self.sessions.begin() as session:
+            outbox = Outbox(session)
+            updates = outbox.superseded_by(sorted(set(waits.values())))
+            for message in messages:
+                key = waits.get(message.id)
+                update = None if key is None else updates.get(key)
+                if update is None or update.status is OutboxStatus.SENT:
+                    ready.append(message)
+                elif update.status is OutboxStatus.DEAD:
+                    self._give_up_task(outbox, Audit(session), message, update)
+        return ready
+
+    def _give_up_task(self, outbox: Outbox, audit: Audit, task: OutboxMessage, update: OutboxMessage) -> None:
+        reason = (f"owner not written: the update of {update.object} {update.crm_id} ({update.idempotency_key}) "
+                  f"was refused: {update.last_error or 'no reason given'}")
+        outbox.cancel(task.id, reason)
+        self.summary.write_failures.append(
+            WriteFailure(task.object, None, task.operation.value, OWNER_NOT_WRITTEN, reason)
+        )
+        audit.append(
+            task.connection,
+            "task_cancelled",
+            object_name=update.object,
+            crm_id=update.crm_id,
+            run_id=self.summary.run_id,
+            detail={"code": OWNER_NOT_WRITTEN, "message": reason, "idempotency_key": task.idempotency_key,
+                    "update_key": update.idempotency_key},
+            at=self.now(),
+        )
+        log.warning("%s: follow-up task %s not created: %s", task.connection, task.idempotency_key, reason)
 
     def _send(self, messages: list[OutboxMessage], *, last_chance: bool) -> int:
         ops = [to_write_op(m) for m in messages]
@@ -164,10 +246,11 @@ class OutboxWriter:
             with self.sessions.begin() as session:
                 outbox = Outbox(session)
                 for message in messages:
-                    outbox.mark_failed(message.id, f"{exc.code or type(exc).__name__}: {exc}", retriable=True)
+                    outbox.mark_failed(message.id, str(exc), retriable=True)
             raise
         sent: list[tuple[int, str | None, dict[str, Any] | None]] = []
         audit_entries: list[AuditEntryIn] = []
+        again: list[OutboxMessage] = []
         with self.sessions.begin() as session:
             outbox = Outbox(session)
             audit = Audit(session)
@@ -176,6 +259,11 @@ class OutboxWriter:
                     sent.append((message.id, result.crm_id if message.crm_id is None else None,
                                  {"id": result.crm_id, "created": result.created}))
                     audit_entries.extend(self._count_success(message, result))
+                    continue
+                narrowed = _without_refused_fields(message, result)
+                if narrowed is not None:
+                    error = f"{_code(result)}: {_text(result)}"
+                    again.append(outbox.replace_payload(message.id, narrowed.to_json(), error))
                 else:
                     self._record_failure(outbox, audit, message, result, last_chance=last_chance)
             if sent:
@@ -184,7 +272,8 @@ class OutboxWriter:
                 audit.append_many(audit_entries)
         if self.on_sent is not None:
             self.on_sent(len(messages))
-        return len(sent)
+        retried = self._send(again, last_chance=last_chance) if again else 0
+        return len(sent) + retried
 
     def _count_success(self, message: OutboxMessage, result: WriteResult) -> list[AuditEntryIn]:
         purpose = OutboxPayload.from_json(message.payload).purpose
@@ -203,14 +292,36 @@ class OutboxWriter:
             )]
         if message.operation in (OutboxOperation.UPDATE, OutboxOperation.UPSERT):
             self.summary.records_updated += 1
-        return []
+        payload = OutboxPayload.from_json(message.payload)
+        if payload.refused is None:
+            return []
+        # Written without the fields the CRM refused: report those.
+        code = str(payload.refused.get("code") or "UNKNOWN_ERROR")
+        left_out = [str(f) for f in payload.refused.get("fields") or []]
+        text = (f"{payload.refused.get('message') or 'the CRM gave no reason'} "
+                f"(not written: {', '.join(left_out)}; the rest of the update was written)")
+        self.summary.write_failures.append(
+            WriteFailure(message.object, message.crm_id, message.operation.value, code, text)
+        )
+        log.warning("%s refused %s of %s %s: %s", message.connection, ", ".join(left_out), message.object,
+                    message.crm_id, text)
+        return [AuditEntryIn(
+            message.connection,
+            "write_failed",
+            object_name=message.object,
+            crm_id=message.crm_id,
+            run_id=self.summary.run_id,
+            detail={"code": code, "message": text, "retriable": False, "partial": True,
+                    "idempotency_key": message.idempotency_key, "fields": left_out,
+                    "written": sorted(payload.fields)},
+            at=self.now(),
+        )]
 
     def _record_failure(
         self, outbox: Outbox, audit: Audit, message: OutboxMessage, result: WriteResult, *, last_chance: bool
     ) -> None:
         error = result.error
-        code = (error.code if error is not None else None) or "UNKNOWN_ERROR"
-        text = str(error) if error is not None else "the CRM gave no reason"
+        code, text = _code(result), _text(result)
         retriable = bool(getattr(error, "retriable", False))
         failed = outbox.mark_failed(message.id, f"{code}: {text}", retriable=retriable)
         if retriable and failed.status.value != "dead":
@@ -227,7 +338,48 @@ class OutboxWriter:
             run_id=self.summary.run_id,
             detail={"code": code, "message": text, "retriable": retriable,
                     "idempotency_key": message.idempotency_key,
-                    "fields": getattr(error, "fields", None) or []},
+                    "fields": list(getattr(error, "fields", None) or []),
+                    "earlier": OutboxPayload.from_json(message.payload).refused},
             at=self.now(),
         )
         log.warning("%s refused %s", message.connection, failure)
+
+
+def _code(result: WriteResult) -> str:
+    return (result.error.code if result.error is not None else None) or "UNKNOWN_ERROR"
+
+
+def _text(result: WriteResult) -> str:
+    return str(result.error) if result.error is not None else "the CRM gave no reason"
+
+
+def _without_refused_fields(message: OutboxMessage, result: WriteResult) -> OutboxPayload | None:
+    """The update to send again after the CRM refused it for good, or None when there is none.
+
+    The fields the CRM named are left out (all hygiene fields when it named none); the
+    decision fields (owner, score, category, reason, SLA, matched account, Relay id) are
+    written together or not at all, so a refusal naming one of them sends nothing again.
+    Each refusal leaves out more, so a record is sent again a few times at most.
+    """
+    error = result.error
+    if message.operation is not OutboxOperation.UPDATE or not isinstance(error, RecordError) or error.retriable:
+        return None
+    payload = OutboxPayload.from_json(message.payload)
+    named = {str(f) for f in error.fields}
+    hygiene = set(payload.hygiene_fields)
+    decision = set(payload.fields) - hygiene
+    if named & decision:
+        return None
+    drop = named or hygiene
+    kept = {name: value for name, value in payload.fields.items() if name not in drop}
+    left_out = sorted(set(payload.fields) - set(kept))
+    if not kept or not left_out:
+        return None
+    earlier = payload.refused or {}
+    refused = {
+        "code": earlier.get("code") or _code(result),
+        "message": earlier.get("message") or _text(result),
+        "fields": [*earlier.get("fields", []), *left_out],
+    }
+    return replace(payload, fields=kept, hygiene_fields=tuple(f for f in payload.hygiene_fields if f in kept),
+                   refused=refused)

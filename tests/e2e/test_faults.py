@@ -134,8 +134,9 @@ def test_records_the_crm_refuses_for_good_are_reported_with_its_error_and_the_re
     refused = {(f.crm_id, f.code) for f in summary.write_failures if f.operation == "update"}
     assert refused == {(lead, "INACTIVE_OWNER_OR_USER") for lead in handed_to_leaver} | {(deleted, "ENTITY_IS_DELETED")}
     task_refusals = [f for f in summary.write_failures if f.operation != "update"]
+    # A task whose owner could not be written is never sent (OWNER_NOT_WRITTEN); the CRM refuses the rest.
     assert {f.code for f in task_refusals} <= {"INACTIVE_OWNER_OR_USER", "ENTITY_IS_DELETED",
-                                                  "INVALID_CROSS_REFERENCE_KEY"}
+                                                  "INVALID_CROSS_REFERENCE_KEY", "OWNER_NOT_WRITTEN"}
     assert len(task_refusals) == len(leavers_tasks) + 1
     logged = {(row.crm_id, row.detail["code"]) for row in audit(engine, "salesforce", "write_failed")}
     assert refused <= logged
