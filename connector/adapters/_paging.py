@@ -28,8 +28,8 @@ PAGING_STUCK = "PAGING_STUCK"
 MALFORMED_ANSWER = "MALFORMED_ANSWER"
 UNEXPECTED_ANSWER = "UNEXPECTED_ANSWER"
 ERROR_WITH_200 = "ERROR_WITH_200"
-DATE_RESOLUTION = timedelta(seconds=1)
-"""The ``Date`` header's resolution: whole seconds."""
+DATE_RESOLUTION = timedelta(seconds=2)
+"""What a ``Date`` header can tell about a clock: whole seconds, plus the answer's time in transit."""
 
 
 def utc_now() -> datetime:
@@ -75,9 +75,10 @@ class ServerClock:
 
     ``Date`` has whole seconds and is written before the answer leaves the server, so
     ``Date - local time at receipt`` understates the server's offset by up to about a
-    second. An offset smaller than that resolution says nothing but "the clocks agree"
-    and is taken as zero (otherwise every read would stop up to a second short); a larger
-    one is used as measured. The read lag (seconds) covers what remains.
+    second (more with the answer's time in transit). An offset smaller than that says
+    nothing but "the clocks agree" and is taken as zero (otherwise every read would stop
+    a second or two short); a larger one is used as measured. The read lag covers what
+    remains.
 
     Args:
         local: The local clock (aware UTC).

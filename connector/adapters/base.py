@@ -252,8 +252,7 @@ def missing_fields_error(crm: str, object: str, missing: Sequence[str], *, conne
     where = f" (named in {source})" if source else ""
     label = {"hubspot": "HubSpot", "salesforce": "Salesforce"}.get(crm, crm)
     return ConfigurationError(f"{label} {object} has no {noun} {', '.join(missing)}{where}: check the spelling",
-                              crm=crm, code="UNKNOWN_FIELDS", fields=list(missing),
-                              context=f"connection {connection}" if connection else "")
+                              crm=crm, code="UNKNOWN_FIELDS", fields=list(missing), connection=connection)
 
 
 def batch_plan(ops: Sequence[WriteOp], size: int) -> list[list[tuple[int, WriteOp]]]:
