@@ -43,6 +43,18 @@ err_console = Console(stderr=True, emoji=False)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is logged (a test runner swaps it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _configure_logging(verbose: int) -> None:
     """Log to stderr at ``RELAY_LOG_LEVEL`` (default WARNING); each ``-v`` one level more (INFO, DEBUG)."""
     from connector.config.settings import get_settings
@@ -57,7 +69,7 @@ def _configure_logging(verbose: int) -> None:
     for handler in list(root.handlers):
         if getattr(handler, "_relay", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler._relay = True  # type: ignore[attr-defined]
     root.addHandler(handler)
@@ -95,6 +107,17 @@ def sandbox(
     drop: Annotated[float, typer.Option(help="Fault: probability of a dropped connection.")] = 0.0,
     latency_ms: Annotated[int, typer.Option(help="Fault: latency added to every call, in ms.")] = 0,
     partial_failure: Annotated[float, typer.Option(help="Fault: probability that a record of a batch write fails.")] = 0.0,
+    slow: Annotated[float, typer.Option(help="Fault: probability of a slow answer (delay drawn from --slow-ms).")] = 0.0,
+    slow_ms: Annotated[
+        tuple[int, int], typer.Option(help="Fault: min and max delay of a slow answer, in ms.")
+    ] = (200, 2000),
+    hold: Annotated[
+        float, typer.Option(help="Fault: probability that an answer is held past the client's timeout (request applied).")
+    ] = 0.0,
+    hold_seconds: Annotated[float, typer.Option(help="Fault: seconds a held answer is held.")] = 120.0,
+    lost_after_apply: Annotated[
+        float, typer.Option(help="Fault: probability that a request is applied, then its connection closed unanswered.")
+    ] = 0.0,
     daily_limit: Annotated[int, typer.Option(help="Salesforce daily API allocation.")] = 100_000,
     hubspot_webhook_url: Annotated[
         str | None, typer.Option(help="Deliver signed HubSpot v3 webhooks to this URL.")
@@ -120,6 +143,11 @@ def sandbox(
         drop=drop,
         latency_ms=latency_ms,
         partial_failure=partial_failure,
+        slow=slow,
+        slow_ms=list(slow_ms),
+        hold=hold,
+        hold_seconds=hold_seconds,
+        lost_after_apply=lost_after_apply,
         seed=seed,
     )
     problems = faults.validate()
@@ -206,19 +234,53 @@ def _open_store_or_exit(database_url: str | None = None) -> Engine:
 
 
 @config_app.command("validate")
-def config_validate() -> None:
+def config_validate(
+    remote: Annotated[
+        bool, typer.Option("--remote", help="Also check every mapped field against each connection's CRM.")
+    ] = False,
+) -> None:
     """Validate config/ and mappings/; exit 1 naming every problem (file, key, value)."""
     from connector.config.loader import validate_config
     from connector.config.settings import get_settings
 
     settings = get_settings()
     problems = validate_config(settings.config_dir, settings.mappings_dir)
+    where = escape(f"{settings.config_dir}/ and {settings.mappings_dir}/")
     if problems:
-        err_console.print(f"[red]{len(problems)} problem(s) in {settings.config_dir}/ and {settings.mappings_dir}/:[/red]")
+        err_console.print(f"[red]{len(problems)} problem(s) in {where}:[/red]")
         for problem in problems:
             err_console.print(f"  {problem}", markup=False, highlight=False)
         raise typer.Exit(1)
-    console.print(f"[green]ok[/green]: {settings.config_dir}/ and {settings.mappings_dir}/ are valid")
+    console.print(f"[green]ok[/green]: {where} are valid")
+    if remote:
+        _validate_remote(_load_config_or_exit())
+
+
+def _validate_remote(config: RelayConfig) -> None:
+    """Check the fields each connection's mapping reads against its CRM; exit 1 naming every missing one."""
+    from connector.adapters.errors import CrmError
+    from connector.pipeline.connections import open_adapter
+    from connector.pipeline.sync import mapped_field_problems
+
+    failed = False
+    for name in config.relay.connections:
+        try:
+            adapter = open_adapter(config, name)
+            try:
+                problems = mapped_field_problems(config, name, adapter)
+            finally:
+                adapter.close()
+        except CrmError as exc:
+            _error(exc)
+            failed = True
+            continue
+        for problem in problems:
+            _error(problem)
+        failed = failed or bool(problems)
+        if not problems:
+            console.print(f"[green]ok[/green]: every field mapped for {escape(name)} exists in its CRM")
+    if failed:
+        raise typer.Exit(1)
 
 
 @config_app.command("schema")
@@ -238,11 +300,17 @@ def db_upgrade(
 ) -> None:
     """Migrate Relay's database to the newest schema."""
     from connector.config.settings import get_settings
+    from connector.store.errors import StoreError
     from connector.store.migrate import current_revision, upgrade
 
     url = database_url or get_settings().database_url.get_secret_value()
-    upgrade(url)
-    console.print(f"database at migration {current_revision(url)}")
+    try:
+        upgrade(url)
+        revision = current_revision(url)
+    except StoreError as exc:
+        _error(exc)
+        raise typer.Exit(1) from None
+    console.print(f"database at migration {revision}")
 
 
 class _RichProgress:
@@ -314,22 +382,32 @@ def sync(
     full: Annotated[bool, typer.Option("--full", help="Read everything, not only what changed.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and show what would change; write nothing.")] = False,
     take_over: Annotated[
-        bool, typer.Option("--take-over", help="Take over from a running sync whose process died.")
+        bool, typer.Option("--take-over", help="Take over from a running sync whose process died (no heartbeat for 1 min).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --take-over: take over even a sync whose heartbeat is fresh.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run one sync of CONNECTION: read, decide, write back, audit."""
     from connector.adapters.errors import CrmError
+    from connector.pipeline.heartbeat import SyncTakenOver
     from connector.store.errors import SyncAlreadyRunning
 
     config = _load_config_or_exit()
     _require_connection(config, connection)
     engine = _open_store_or_exit()
     try:
-        summary = _run_sync_with_progress(config, connection, engine, full=full, dry_run=dry_run, take_over=take_over)
+        summary = _run_sync_with_progress(config, connection, engine, full=full, dry_run=dry_run,
+                                          take_over=take_over, force=force)
     except SyncAlreadyRunning as exc:
-        _error(f"{exc}. If its process died, run again with --take-over.")
+        hint = ("its heartbeat is fresh, so it is alive; --take-over --force takes it over anyway" if take_over
+                else "if its process died, run again with --take-over")
+        _error(f"{exc}. {hint[:1].upper()}{hint[1:]}.")
         raise typer.Exit(3) from None
+    except SyncTakenOver as exc:
+        _error(exc)
+        raise typer.Exit(5) from None
     except CrmError as exc:
         _error(exc)
         raise typer.Exit(1) from None

@@ -117,6 +117,24 @@ class _ConnectionBase(ConfigModel):
         default_factory=lambda: SyncSchedule(every_minutes=15), description="When to sync."
     )
     write_back: bool = Field(default=True, description="Write Relay's decisions back to the CRM.")
+    connect_timeout: float = Field(
+        default=5, gt=0, le=60, description="Seconds to connect to the CRM; an unreachable server fails fast."
+    )
+    read_timeout: float = Field(default=60, gt=0, le=600, description="Seconds to wait for an answer once connected.")
+    max_attempts: int = Field(
+        default=6, ge=1, le=10,
+        description="Attempts per API call, the first included (an unreachable server gets 3 at most).",
+    )
+    read_lag_seconds: float = Field(
+        default=5, ge=0, le=300,
+        description="Incremental reads stop this far before the CRM's clock (commit lag): a record changed "
+        "during a read is read by the next sync, never skipped.",
+    )
+    run_deadline_minutes: int | None = Field(
+        default=120, ge=1,
+        description="A sync run that takes longer stops with RUN_DEADLINE_EXCEEDED (null: no limit); "
+        "what it committed stays and the next run resumes from there.",
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -121,6 +121,15 @@ def _keeps_crm_owner(person: Person, rules: Rules, owners: OwnerIndex) -> bool:
     return member is not None and member.active
 
 
+def keeps_crm_owner(person: Person, rules: Rules, owners: Sequence[Owner]) -> bool:
+    """Whether the owner the CRM gives ``person`` stays whatever Relay knows of the person elsewhere.
+
+    Such a person never takes an owner decided on another record of theirs (see
+    :func:`decide_people`), so there is nothing to propagate to them.
+    """
+    return _keeps_crm_owner(person, rules, owners_by_id(owners))
+
+
 def _crm_owner_decision(item: _Prepared, owners: OwnerIndex, tier: str) -> RoutingDecision:
     person = item.person
     owner = _crm_owner(person, owners)

@@ -197,7 +197,10 @@ def parse_datetime(value: Any) -> datetime:
         raise TransformError(f"{value!r} is not a datetime")
     if result.tzinfo is None:
         result = result.replace(tzinfo=UTC)
-    return result.astimezone(UTC)
+    try:
+        return result.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before the first representable instant
+        raise TransformError(f"{value!r} is out of the range of datetimes") from None
 
 
 def format_datetime(value: Any) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from connector.adapters.base import CrmAdapter
 from connector.adapters.factory import build_adapter
-from connector.adapters.retry import RetryPolicy
+from connector.adapters.retry import Deadline, RetryPolicy
 from connector.config.loader import RelayConfig
 
 
-def open_adapter(config: RelayConfig, name: str, *, retry: RetryPolicy | None = None) -> CrmAdapter:
+def open_adapter(
+    config: RelayConfig, name: str, *, retry: RetryPolicy | None = None, deadline: Deadline | None = None
+) -> CrmAdapter:
     """The adapter for connection ``name`` of ``config``, with the connection's own settings.
 
     The connection's ``write_batch_size`` reaches the adapter, so every write call carries
@@ -19,8 +21,10 @@ def open_adapter(config: RelayConfig, name: str, *, retry: RetryPolicy | None = 
         config: The validated configuration.
         name: The connection's name in ``config/relay.yaml``.
         retry: The retry policy (the adapters' default when omitted).
+        deadline: The run's deadline (see ``connector.adapters.factory.run_deadline``): no call
+            starts and no retry wait ends after it.
 
     Raises:
         KeyError: naming the known connections when ``name`` is not one of them.
     """
-    return build_adapter(name, config.connection(name), retry=retry)
+    return build_adapter(name, config.connection(name), retry=retry, deadline=deadline)

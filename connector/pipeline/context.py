@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.adapters.base import CrmAdapter
 from connector.config.loader import RelayConfig
 from connector.core.models import Account, Owner
+from connector.pipeline.heartbeat import Heartbeat, SyncTakenOver
 from connector.pipeline.summary import SyncProgress, SyncSummary
 from connector.pipeline.writer import OutboxWriter
 from connector.store.repositories import AssignmentIn, AuditEntryIn, OutboxMessageIn, Repositories
@@ -39,6 +40,13 @@ class RunContext:
     page_audit: list[AuditEntryIn] = field(default_factory=list)
     page_outbox: list[OutboxMessageIn] = field(default_factory=list)
     page_assignments: list[AssignmentIn] = field(default_factory=list)
+    heartbeat: Heartbeat | None = None
+
+    def check_not_taken_over(self) -> None:
+        """Raise :class:`SyncTakenOver` when another sync took this run over (checked at page boundaries)."""
+        if self.heartbeat is not None and self.heartbeat.superseded.is_set():
+            assert self.summary.run_id is not None
+            raise SyncTakenOver(self.connection, self.summary.run_id)
 
     def audit(self, action: str, **entry: Any) -> None:
         """Buffer an audit entry; it is written with the page (one statement for all)."""

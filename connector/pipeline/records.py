@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -60,10 +61,7 @@ def map_record(connection: str, mapping: ObjectMapping, crm_record: dict[str, An
     ref = RecordRef(connection=connection, object=mapping.name, crm_id=meta.record_id)
     try:
         if mapping.entity == "person":
-            if mapping.name.lower() in CONTACT_OBJECTS:
-                mapped.model = Person(kind="contact", ref=ref, **canonical)
-            else:
-                mapped.model = Person(kind="lead", ref=ref, **canonical)
+            mapped.model = Person(kind=_person_kind(mapping), ref=ref, **canonical)
         elif mapping.entity == "account":
             mapped.model = Account(ref=ref, **canonical)
         elif mapping.entity == "owner":
@@ -73,6 +71,24 @@ def map_record(connection: str, mapping: ObjectMapping, crm_record: dict[str, An
             mapped.error = f"{mapping.name} maps to {mapping.entity!r}, which Relay does not read"
     except ValidationError as exc:
         mapped.error = f"{mapping.name} {meta.record_id}: {_validation_reason(exc)}"
+    return mapped
+
+
+def _person_kind(mapping: ObjectMapping) -> Literal["lead", "contact"]:
+    return "contact" if mapping.name.lower() in CONTACT_OBJECTS else "lead"
+
+
+def person_from_snapshot(
+    connection: str, mapping: ObjectMapping, crm_id: str, canonical: dict[str, Any], seen_at: datetime
+) -> MappedRecord:
+    """A person record rebuilt from its stored snapshot, as if read again (``model`` None when it no longer fits)."""
+    mapped = MappedRecord(meta=RecordMeta(record_id=crm_id, modified_at=seen_at, deleted=False),
+                          canonical=dict(canonical))
+    ref = RecordRef(connection=connection, object=mapping.name, crm_id=crm_id)
+    try:
+        mapped.model = Person(kind=_person_kind(mapping), ref=ref, **canonical)
+    except ValidationError as exc:
+        mapped.error = f"{mapping.name} {crm_id}: stored snapshot: {_validation_reason(exc)}"
     return mapped
 
 

@@ -25,19 +25,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
 
-from connector.adapters.base import CrmAdapter, Cursor, FieldSpec
+from connector.adapters.base import CrmAdapter, Cursor, FieldSpec, missing_fields_error
+from connector.adapters.errors import ConfigurationError
+from connector.adapters.factory import run_deadline
+from connector.adapters.retry import deadline_applied
 from connector.config.loader import RelayConfig
 from connector.config.mappings import ObjectMapping
-from connector.core.models import Owner
+from connector.core.decide import keeps_crm_owner
+from connector.core.models import Owner, Person
 from connector.mapping.engine import MappingError
 from connector.pipeline.connections import open_adapter
 from connector.pipeline.context import RunContext, utc_now
+from connector.pipeline.heartbeat import Heartbeat, SyncTakenOver, holder_is_gone, this_process
 from connector.pipeline.pages import accounts_page, apply_deletions, people_page
-from connector.pipeline.records import MappedRecord, map_record
+from connector.pipeline.records import MappedRecord, map_record, person_from_snapshot
 from connector.pipeline.summary import NoProgress, PlannedWrite, SyncProgress, SyncSummary
 from connector.pipeline.writer import OutboxPayload, OutboxWriter
 from connector.store.db import session_factory
+from connector.store.errors import RunNotRunning
 from connector.store.models import SyncMode, SyncStatus
 from connector.store.repositories import Repositories
 
@@ -45,6 +52,9 @@ log = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(minutes=5)
 """A running sync whose heartbeat is older than this is taken to have died."""
+TAKE_OVER_AFTER = timedelta(minutes=1)
+"""``--take-over`` takes over a running sync whose heartbeat is older than this (a live run
+beats every 15 s, slow requests included); ``--force`` takes over whatever its heartbeat."""
 
 
 def run_sync(
@@ -58,7 +68,9 @@ def run_sync(
     progress: SyncProgress | None = None,
     now: Callable[[], datetime] = utc_now,
     take_over: bool = False,
+    force: bool = False,
     stale_after: timedelta = STALE_AFTER,
+    heartbeat_every: float | None = None,
 ) -> SyncSummary:
     """Run one sync of ``connection`` and return what it did.
 
@@ -71,19 +83,24 @@ def run_sync(
         adapter: The adapter to use (built from the config when omitted).
         progress: Progress sink (the CLI's progress bar).
         now: Clock.
-        take_over: Take over from a running sync of this connection whatever its
-            heartbeat (use when you know its process died).
+        take_over: Take over from a running sync of this connection whose process is gone
+            (it ran on this host) or whose heartbeat is older than ``TAKE_OVER_AFTER``.
+        force: With ``take_over``: take over even a run whose heartbeat is fresh.
         stale_after: A running sync with no heartbeat for this long is taken over.
+        heartbeat_every: Seconds between heartbeats beaten while the run waits on the CRM
+            (default ``HEARTBEAT_EVERY``).
 
     Returns:
         The run's summary.
 
     Raises:
         SyncAlreadyRunning: when another sync of the connection is running.
+        SyncTakenOver: when another sync took this one over; it stopped at a page boundary.
         CrmError: when the CRM refuses the run as a whole (auth, limits, retries exhausted).
     """
     started = time.perf_counter()
     conn_config = config.connection(connection)
+    deadline = run_deadline(conn_config)  # no API call starts, and no retry wait ends, after it
     summary = SyncSummary(connection=connection, mode="full" if full else "incremental", dry_run=dry_run)
     sessions = session_factory(engine)
     own_adapter = adapter is None
@@ -98,38 +115,73 @@ def run_sync(
         progress=progress, now=now, dry_run=dry_run, writer=None, dry_session=dry_session,
     )
     with ctx.transaction() as session:
-        cutoff = now() if take_over else now() - stale_after
-        summary.run_id = Repositories(session).sync_runs.start(
-            connection, SyncMode.FULL if full else SyncMode.INCREMENTAL, now=now(), take_over_stale_before=cutoff
+        runs = Repositories(session).sync_runs
+        if take_over:
+            running = runs.running(connection)
+            gone = running is not None and holder_is_gone(running.holder)  # killed on this host: no need to wait
+            cutoff = now() if force or gone else now() - min(stale_after, TAKE_OVER_AFTER)
+        else:
+            cutoff = now() - stale_after
+        summary.run_id = runs.start(
+            connection, SyncMode.FULL if full else SyncMode.INCREMENTAL, now=now(), take_over_stale_before=cutoff,
+            holder=this_process(),
         )
+    if not dry_run and not isinstance(engine.pool, StaticPool):  # an in-memory store: nobody can take over
+        options = {} if heartbeat_every is None else {"every": heartbeat_every}
+        ctx.heartbeat = Heartbeat(sessions, summary.run_id, now, **options).start()
     if not dry_run and conn_config.write_back:
         ctx.writer = OutboxWriter(adapter, sessions, conn_config.write_batch_size, summary, now, progress.writes_sent)
     status, error = SyncStatus.SUCCEEDED, None
     try:
-        if ctx.writer is not None:
-            ctx.writer.drain(final=True)  # what a crashed run left behind
-            if full or not _has_cursors(ctx):
-                _ensure_fields(ctx)  # on a connection's first sync and on full syncs only
-        _load_owners(ctx)
-        mappings = config.mapping_for(connection)
-        objects = [mappings.objects[name] for name in conn_config.objects]
-        for mapping in (m for m in objects if m.entity == "account"):
-            _sync_object(ctx, mapping, full, conn_config.page_size, accounts_page)
-        for mapping in (m for m in objects if m.entity == "person"):
-            _sync_object(ctx, mapping, full, conn_config.page_size, people_page)
-        if ctx.writer is not None:
-            ctx.writer.drain(final=True)
+        with deadline_applied(adapter, deadline):
+            _run_steps(ctx, full)
+    except RunNotRunning as exc:
+        status, error = SyncStatus.CRASHED, str(exc)
+        assert summary.run_id is not None
+        raise SyncTakenOver(connection, summary.run_id) from exc
+    except SyncTakenOver:
+        status, error = SyncStatus.CRASHED, "taken over"
+        raise
     except BaseException as exc:
         status, error = SyncStatus.FAILED, f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        if ctx.heartbeat is not None:
+            ctx.heartbeat.stop()
         summary.api_calls = _calls_since(calls_before, adapter.calls.by_kind())
         summary.seconds = time.perf_counter() - started
-        _finish(ctx, status, error)
+        if status is not SyncStatus.CRASHED:  # a run taken over is closed by the run that took it over
+            _finish(ctx, status, error)
         close = getattr(adapter, "close", None)
         if own_adapter and callable(close):
             close()
     return summary
+
+
+def _run_steps(ctx: RunContext, full: bool) -> None:
+    """Steps 2-5 of a run (see the module docstring)."""
+    conn_config = ctx.config.connection(ctx.connection)
+    if ctx.writer is not None:
+        ctx.writer.drain(final=True)  # what a crashed run left behind
+        if full or not _has_cursors(ctx):
+            _ensure_fields(ctx)  # on a connection's first sync and on full syncs only
+            check_mapped_fields(ctx.config, ctx.connection, ctx.adapter)
+    _load_owners(ctx)
+    mappings = ctx.config.mapping_for(ctx.connection)
+    objects = [mappings.objects[name] for name in conn_config.objects]
+    for mapping in (m for m in objects if m.entity == "account"):
+        ctx.check_not_taken_over()
+        _sync_object(ctx, mapping, full, conn_config.page_size, accounts_page)
+    people = [m for m in objects if m.entity == "person"]
+    for mapping in people:
+        ctx.check_not_taken_over()
+        _sync_object(ctx, mapping, full, conn_config.page_size, people_page)
+    for mapping in people:
+        ctx.check_not_taken_over()
+        _propagate_owners(ctx, mapping, conn_config.page_size)
+    ctx.check_not_taken_over()
+    if ctx.writer is not None:
+        ctx.writer.drain(final=True)
 
 
 def _calls_since(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
@@ -154,6 +206,11 @@ def _finish(ctx: RunContext, status: SyncStatus, error: str | None) -> None:
             for kind, count in summary.api_calls.items():
                 repos.api_calls.add(ctx.connection, kind, count, at=ctx.now())
             repos.sync_runs.finish(summary.run_id, status, counts=summary.counts(), error=error, now=ctx.now())
+    except RunNotRunning as exc:  # taken over after its last page: the run that took over owns the row now
+        if status is SyncStatus.SUCCEEDED:
+            raise SyncTakenOver(ctx.connection, summary.run_id) from exc
+        log.warning("sync run %s of %s was taken over before it could record its failure", summary.run_id,
+                    ctx.connection)
     except Exception:  # never hide the run's own error behind a bookkeeping one
         log.exception("could not close sync run %s of %s", summary.run_id, ctx.connection)
         if status is SyncStatus.SUCCEEDED:
@@ -168,11 +225,12 @@ def _has_cursors(ctx: RunContext) -> bool:
 def _ensure_fields(ctx: RunContext) -> None:
     """Make sure every field Relay writes exists: HubSpot creates its properties, Salesforce checks them.
 
-    Only the objects Relay writes to are checked: the people it syncs and its tasks.
+    The objects Relay keeps its fields on are checked: the people and accounts it syncs
+    (a new store adopts the Relay ids they hold) and its tasks.
     """
     synced = set(ctx.config.connection(ctx.connection).objects)
     for mapping in ctx.config.mapping_for(ctx.connection).objects.values():
-        written = (mapping.entity == "person" and mapping.name in synced) or mapping.entity == "task"
+        written = (mapping.entity in ("person", "account") and mapping.name in synced) or mapping.entity == "task"
         if not written:
             continue
         specs = [FieldSpec.of(spec.model_dump(by_alias=True)) for spec in mapping.create_properties]
@@ -182,7 +240,49 @@ def _ensure_fields(ctx: RunContext) -> None:
             ctx.adapter.ensure_fields(mapping.name, specs)
 
 
+def mapped_field_problems(config: RelayConfig, connection: str, adapter: CrmAdapter) -> list[ConfigurationError]:
+    """Fields the mapping reads from the connection's synced objects that the CRM lacks, one error per object.
+
+    HubSpot answers an unknown property with no value rather than an error, so a typo in
+    the mapping would otherwise score every contact without it, silently.
+    """
+    mappings = config.mapping_for(connection)
+    source = f"mappings/{config.connection(connection).mapping_name}.yaml"
+    problems = []
+    for name in config.connection(connection).objects:
+        mapping = mappings.objects[name]
+        if mapping.entity not in ("person", "account"):  # owners come from the CRM's user list, not its objects
+            continue
+        created = {spec.name for spec in mapping.create_properties}  # Relay creates these on its first sync
+        missing = adapter.check_fields(mapping.name, [f for f in mapping.crm_fields_to_read() if f not in created])
+        if missing:
+            problems.append(missing_fields_error(mappings.crm, mapping.name, missing, connection=connection,
+                                                 source=source))
+    return problems
+
+
+def check_mapped_fields(config: RelayConfig, connection: str, adapter: CrmAdapter) -> None:
+    """Refuse to sync when the mapping reads a field the CRM lacks (see :func:`mapped_field_problems`).
+
+    Raises:
+        ConfigurationError: naming every missing field, its object and the mapping file.
+    """
+    problems = mapped_field_problems(config, connection, adapter)
+    if problems:
+        first = problems[0]
+        if len(problems) > 1:
+            first.message = "; ".join(p.message for p in problems)
+        raise first
+
+
 def _load_owners(ctx: RunContext) -> None:
+    """Read the CRM's users (owners) before anything is decided.
+
+    Raises:
+        MappingError: when the mapping has no owner object.
+        ConfigurationError: when the CRM has no active user with an email: every person
+            would be routed to nobody and get a new SLA, so the run stops first.
+    """
     mappings = ctx.config.mapping_for(ctx.connection)
     owner_mapping = next((m for m in mappings.objects.values() if m.entity == "owner"), None)
     if owner_mapping is None:
@@ -197,6 +297,14 @@ def _load_owners(ctx: RunContext) -> None:
         o.email.strip().lower(): o.id for o in owners if o.email and o.active
     }
     ctx.summary.read[owner_mapping.name] += len(owners)
+    if not ctx.owner_ids_by_email:
+        raise ConfigurationError(
+            f"the CRM returned no active users ({len(owners)} {owner_mapping.name} records read, none active "
+            "with an email); Relay will not route or write SLAs. Check the integration user's access to "
+            f"{owner_mapping.name} records",
+            crm=mappings.crm, code="NO_ACTIVE_USERS", context=f"read {owner_mapping.name}",
+            connection=ctx.connection,
+        )
 
 
 PageHandler = Callable[[RunContext, ObjectMapping, list[MappedRecord], Any], None]
@@ -211,7 +319,9 @@ def _sync_object(
     cursor = Cursor(stored.last_modified, stored.last_id or "") if stored is not None else None
     ctx.progress.object_started(mapping.name)
     fields = mapping.crm_fields_to_read()
+    checkpointed = False  # a full read starts over: its first checkpoint may lie before the stored cursor
     for page in ctx.adapter.read(mapping.name, fields, cursor, page_size=page_size):
+        ctx.check_not_taken_over()
         mapped = [map_record(ctx.connection, mapping, record) for record in page.records]
         with ctx.transaction() as session:
             repos = Repositories(session)
@@ -220,8 +330,10 @@ def _sync_object(
             ctx.flush_page(repos)
             if page.cursor is not None:
                 repos.cursors.advance(
-                    ctx.connection, mapping.name, page.cursor.last_modified, page.cursor.last_id or None, now=ctx.now()
+                    ctx.connection, mapping.name, page.cursor.last_modified, page.cursor.last_id or None, now=ctx.now(),
+                    allow_backwards=full and not checkpointed,
                 )
+                checkpointed = True
             assert ctx.summary.run_id is not None
             repos.sync_runs.heartbeat(ctx.summary.run_id, now=ctx.now())
         ctx.summary.read[mapping.name] += len(page.records)
@@ -238,4 +350,37 @@ def _sync_object(
                 ctx.flush_page(repos)
 
 
-__all__ = ["STALE_AFTER", "run_sync", "utc_now"]
+def _propagate_owners(ctx: RunContext, mapping: ObjectMapping, page_size: int) -> None:
+    """Give people the owner decided for the same person elsewhere, without reading them again.
+
+    A record synced before its person was routed in another CRM (or through another record)
+    may never change again, so no incremental read would bring it back: it is decided again
+    from its stored snapshot, and takes the other record's owner as the decision core rules
+    (the same path as a record read from the CRM: assignment, audit, outbox). Records whose
+    person's owner has no active user in this CRM, and records that keep the owner the CRM
+    gives them (which a stale snapshot would only rewrite), are left alone.
+    """
+    with ctx.transaction() as session:
+        waiting = [
+            (snapshot, email) for snapshot, email in Repositories(session).records.awaiting_owner(ctx.connection,
+                                                                                                  mapping.name)
+            if email.strip().lower() in ctx.owner_ids_by_email
+        ]
+    rebuilt = [person_from_snapshot(ctx.connection, mapping, s.crm_id, s.canonical, s.last_seen) for s, _ in waiting]
+    waiting_records = [
+        r for r in rebuilt
+        if isinstance(r.model, Person) and not keeps_crm_owner(r.model, ctx.config.rules, ctx.owners)
+    ]
+    for start in range(0, len(waiting_records), page_size):
+        records = waiting_records[start:start + page_size]
+        with ctx.transaction() as session:
+            repos = Repositories(session)
+            people_page(ctx, mapping, records, repos)
+            ctx.flush_page(repos)
+            assert ctx.summary.run_id is not None
+            repos.sync_runs.heartbeat(ctx.summary.run_id, now=ctx.now())
+        if ctx.writer is not None:
+            ctx.writer.drain(final=False)
+
+
+__all__ = ["STALE_AFTER", "TAKE_OVER_AFTER", "SyncTakenOver", "run_sync", "utc_now"]

@@ -21,8 +21,8 @@ def test_typo_in_a_key_is_rejected_with_a_suggestion(shipped: ConfigCopy, proble
     shipped.edit("config/relay.yaml", "    page_size: 2000", "    page_sise: 2000")
     assert problems_of() == [
         "config/relay.yaml:17: connections.salesforce.page_sise: unknown key 'page_sise'; did you mean "
-        "'page_size'? (allowed: base_url, mapping, schedule, write_back, kind, api_version, credentials, "
-        "objects, page_size, write_batch_size)"
+        "'page_size'? (allowed: base_url, mapping, schedule, write_back, connect_timeout, read_timeout, "
+        "max_attempts, read_lag_seconds, run_deadline_minutes, kind, api_version, credentials, objects, page_size, write_batch_size)"
     ]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +69,26 @@ def test_verbose_flag_lowers_the_log_level(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("RELAY_LOG_LEVEL", "error")
     cli._configure_logging(0)
     assert logging.getLogger().level == logging.ERROR
+
+
+def test_a_typo_in_a_hubspot_property_is_named_before_anything_is_written(
+    relay_env: RelayEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mappings = tmp_path / "mappings"
+    shutil.copytree(relay_env.mappings_dir, mappings)
+    hubspot_yaml = mappings / "hubspot.yaml"
+    hubspot_yaml.write_text(hubspot_yaml.read_text().replace("crm: hs_analytics_num_page_views",
+                                                             "crm: hs_analytics_num_page_veiws"))
+    monkeypatch.setenv("RELAY_MAPPINGS_DIR", str(mappings))
+
+    checked = relay("config", "validate", "--remote")
+    said = " ".join(checked.stderr.split())
+    assert checked.exit_code == 1, checked.output
+    assert "HubSpot contacts has no property hs_analytics_num_page_veiws" in said
+    assert "mappings/hubspot.yaml" in said
+    assert "every field mapped for salesforce exists" in " ".join(checked.stdout.split())
+
+    synced = relay("sync", "hubspot")
+    assert synced.exit_code == 1
+    assert "hs_analytics_num_page_veiws" in " ".join(synced.stderr.split())
+    assert relay("runs", "list").exit_code == 0

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.config.mappings import SIMPLE_TRANSFORMS
-from connector.mapping.transforms import TRANSFORMS, TransformError
+from connector.mapping.transforms import TRANSFORMS, TransformError, parse_datetime
 
 CRMS = ("salesforce", "hubspot")
 PICKLIST = {"map": {"HIGH": "High", "MEDIUM": "Normal", "LOW": "Low"}}
@@ -204,3 +204,9 @@ def test_e164_phone_round_trip(region: str, crm: str) -> None:
 @given(value=st.sampled_from(["High", "Normal", "Low"]), crm=st.sampled_from(CRMS))
 def test_picklist_round_trip(value: str, crm: str) -> None:
     assert round_trip("picklist", value, crm, PICKLIST) == value
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00", "not-a-date"])
+def test_an_unreadable_or_out_of_range_timestamp_is_a_transform_error(stamp: str) -> None:
+    with pytest.raises(TransformError):
+        parse_datetime(stamp)
