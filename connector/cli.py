@@ -88,7 +88,7 @@ def main_options(
 
 def _error(message: object) -> None:
     """Print one error line; the message is shown as text (a CRM's answer may hold brackets)."""
-    err_console.print(f"[red]error:[/red] {escape(str(message))}", highlight=False)
+    err_console.print(f"[red]error:[/red] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -92,3 +92,28 @@ def test_a_typo_in_a_hubspot_property_is_named_before_anything_is_written(
     assert synced.exit_code == 1
     assert "hs_analytics_num_page_veiws" in " ".join(synced.stderr.split())
     assert relay("runs", "list").exit_code == 0
+
+
+@pytest.mark.parametrize("problem", ["missing directory", "not a database", "truncated"])
+def test_a_broken_store_is_named_in_one_line(
+    relay_env: RelayEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, problem: str
+) -> None:
+    path = tmp_path / "nope" / "relay.db"
+    if problem != "missing directory":
+        path = tmp_path / "relay.db"
+        if problem == "not a database":
+            path.write_text("this is a shopping list, not a database\n" * 200)
+        else:
+            monkeypatch.setenv("RELAY_DATABASE_URL", f"sqlite:///{path}")
+            assert relay("db", "upgrade").exit_code == 0
+            data = path.read_bytes()
+            path.write_bytes(data[: len(data) // 2])
+    monkeypatch.setenv("RELAY_DATABASE_URL", f"sqlite:///{path}")
+
+    result = relay("sync", "salesforce")
+
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
+    assert lines[0].startswith(f"error: sqlite:///{path}: "), lines[0]
+    assert "RELAY_DATABASE_URL" in lines[0] or "relay sync --full" in lines[0]
