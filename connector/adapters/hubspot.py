@@ -268,8 +268,14 @@ class HubSpotAdapter:
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    def _call(self, kind: str, context: str, fn: Callable[[], Any]) -> Any:
-        """Make one SDK call (raw answer) under the retry policy; the parsed JSON (None when empty)."""
+    def _call(self, kind: str, context: str, fn: Callable[[], Any], *, repeatable: bool = True) -> Any:
+        """Make one SDK call (raw answer) under the retry policy; the parsed JSON (None when empty).
+
+        An answer that is not JSON (a maintenance page, a body cut short) is retried when the
+        call may be repeated safely: reads, and writes that land once however often they are
+        sent (update, upsert by a unique property, archive). A create (``repeatable=False``)
+        is not: sent twice it makes two records, so its outcome is reported as unknown.
+        """
 
         def once() -> Any:
             if kind == "search":
@@ -286,8 +292,13 @@ class HubSpotAdapter:
             try:
                 return json.loads(data)
             except ValueError:
-                raise ConfigurationError(f"HubSpot answered non-JSON: {data[:200]!r}", crm="hubspot",
-                                         status=getattr(response, "status", None), context=context) from None
+                status = getattr(response, "status", None)
+                if repeatable:
+                    raise RetriableError(f"HubSpot answered non-JSON: {data[:200]!r}", crm="hubspot", status=status,
+                                         code=MALFORMED_ANSWER, context=context) from None
+                raise RecordError(f"HubSpot answered non-JSON, so whether this was written is unknown: "
+                                  f"{data[:200]!r}", crm="hubspot", status=status, code=MALFORMED_ANSWER,
+                                  context=context) from None
 
         try:
             return call_with_retry(once, calls=self.calls, kind=kind, translate=hubspot_translator(self.timeout),
@@ -431,7 +442,8 @@ class HubSpotAdapter:
         return None if when is None else Cursor(when, str(record_id))
 
     def _search_page(self, kind: str, properties: list[str], filters: list[dict[str, Any]], sort: str,
-                     size: int) -> list[dict[str, Any]]:
+                     size: int) -> tuple[list[dict[str, Any]], int | None]:
+        """One search page and the search's ``total`` (how many records match in all; None when not told)."""
         body: dict[str, Any] = {
             "filterGroups": [{"filters": filters}],
             "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
@@ -441,7 +453,8 @@ class HubSpotAdapter:
         context = f"search {kind}"
         answer = self._call("search", context, self._checked(context, partial(
             self._search.do_search, kind, public_object_search_request=body, **self._raw())))
-        return list(answer["results"])
+        total = answer.get("total")
+        return list(answer["results"]), (total if isinstance(total, int) and not isinstance(total, bool) else None)
 
     def _incremental_read(self, kind: str, properties: list[str], cursor: Cursor, size: int) -> Iterator[Page]:
         """Search ``start <= hs_lastmodifieddate <= hwm`` in keyset windows, never trusting ``after``.
@@ -463,11 +476,12 @@ class HubSpotAdapter:
         top = [{"propertyName": MODIFIED, "operator": "LTE", "value": to_epoch_ms(hwm)}]
         odd: set[str] = set()  # rows without a usable position, delivered once
         while True:
-            rows = self._search_page(kind, properties, [
+            rows, total = self._search_page(kind, properties, [
                 {"propertyName": MODIFIED, "operator": "GTE", "value": to_epoch_ms(lower)}, *top], MODIFIED, size)
             placed = [(row, self._position(row)) for row in rows]
             stamps = sorted({p.last_modified for _, p in placed if p is not None})
-            full = len(rows) >= size
+            # A full page is the last one when the search says nothing more matches (saves a search).
+            full = len(rows) >= size and (total is None or total > len(rows))
             if full and not stamps:
                 raise PagingStuckError(f"search {kind}: a whole page of records without a readable id and {MODIFIED} "
                                        f"at {lower.isoformat()}; the read cannot move on", crm="hubspot",
@@ -511,7 +525,7 @@ class HubSpotAdapter:
             filters = [{"propertyName": MODIFIED, "operator": "EQ", "value": to_epoch_ms(stamp)}]
             if last_id is not None:
                 filters.append({"propertyName": "hs_object_id", "operator": "GT", "value": last_id})
-            rows = self._search_page(kind, properties, filters, "hs_object_id", size)
+            rows, total = self._search_page(kind, properties, filters, "hs_object_id", size)
             page = Page(object=kind)
             highest: Cursor | None = None
             for row in rows:
@@ -527,8 +541,8 @@ class HubSpotAdapter:
             if highest is not None:
                 page.cursor = Cursor(stamp, highest.last_id)  # ids come in order: all up to it are read
             yield page
-            if len(rows) < size:
-                return
+            if len(rows) < size or (total is not None and len(rows) >= total):
+                return  # the group is read (its total says so: no search for an empty page)
             if highest is None:
                 raise PagingStuckError(f"search {kind}: a whole page at {MODIFIED} {stamp.isoformat()} without "
                                        "readable ids; the read cannot move on", crm="hubspot", code=PAGING_STUCK,
@@ -613,8 +627,14 @@ class HubSpotAdapter:
             if not sendable:
                 return [WriteResult(op=op, success=False, crm_id=None, created=False, error=association_errors[i])
                         for i, op in enumerate(batch)]
-            answer = self._call("write", context, lambda: self._batch.create(
-                kind, {"inputs": inputs}, **self._raw()))
+            try:
+                answer = self._call("write", context, repeatable=False, fn=lambda: self._batch.create(
+                    kind, {"inputs": inputs}, **self._raw()))
+            except RecordError as unknown:
+                if unknown.code != MALFORMED_ANSWER:
+                    raise
+                return [WriteResult(op=op, success=False, crm_id=None, created=False,
+                                    error=association_errors.get(i, unknown)) for i, op in enumerate(batch)]
             matched = iter(match_results(sendable, answer, context=context))
             return [WriteResult(op=op, success=False, crm_id=None, created=False, error=association_errors[i])
                     if i in association_errors else next(matched) for i, op in enumerate(batch)]

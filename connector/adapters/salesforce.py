@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -201,9 +202,9 @@ class SalesforceAdapter:
             raise error
         try:
             token: dict[str, Any] = response.json()
-        except ValueError:
-            raise AuthError(f"token endpoint answered non-JSON: {response.text[:200]!r}", crm="salesforce",
-                            status=response.status_code, context="OAuth token") from None
+        except ValueError:  # a maintenance page or a body cut short: asking again may pass
+            raise RetriableError(f"token endpoint answered non-JSON: {response.text[:200]!r}", crm="salesforce",
+                                 status=response.status_code, code=MALFORMED_ANSWER, context="OAuth token") from None
         if not token.get("access_token"):
             raise AuthError(f"token answer has no access_token: {sorted(token)}", crm="salesforce",
                             context="OAuth token")
@@ -472,7 +473,7 @@ class SalesforceAdapter:
         answer: Any
         if operation == "delete":
             params = {"ids": ",".join(str(op.crm_id) for op in batch), "allOrNone": "false"}
-            answer = self._call("write", context, lambda sf: _write_answer(lambda: sf.restful(
+            answer = self._call("write", context, lambda sf: _json_answer(context, lambda: sf.restful(
                 "composite/sobjects", method="DELETE", params=params, headers=AUTO_ASSIGN_OFF, timeout=self.timeout)))
         else:
             records = []
@@ -487,7 +488,10 @@ class SalesforceAdapter:
                 method = "PATCH"
             elif operation == "upsert":
                 path, method = f"composite/sobjects/{object}/{soql_name(str(first.external_id_field))}", "PATCH"
-            answer = self._call("write", context, lambda sf: _write_answer(lambda: sf.restful(
+            # An update or an upsert by external id lands once however often it is sent: an answer
+            # that is not JSON is retried. A create sent twice makes two records: its outcome is unknown.
+            read = _write_answer if operation == "create" else partial(_json_answer, context)
+            answer = self._call("write", context, lambda sf: read(lambda: sf.restful(
                 path, method=method, json=body, headers=AUTO_ASSIGN_OFF, timeout=self.timeout)))
         if isinstance(answer, _Unreadable):
             error = record_error("salesforce", MALFORMED_ANSWER, f"Salesforce answered non-JSON, so whether this "
