@@ -23,7 +23,7 @@ from connector.core.models import (
 )
 from connector.mapping.engine import MappingError
 from connector.pipeline.context import RunContext
-from connector.pipeline.records import MappedRecord, account_from_snapshot
+from connector.pipeline.records import MappedRecord, account_from_snapshot, person_from_snapshot
 from connector.pipeline.summary import DecisionExample
 from connector.pipeline.writeback import (
     DECISION_FIELDS,
@@ -191,19 +191,61 @@ def people_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRec
         seen_at=ctx.now(),
     )
     ctx.summary.changed += len(changed)
-    existing, own, stale = _existing_assignments(ctx, people, relay_ids, repos)
+    mappings = {ref: mapping for ref in by_ref}
+    everyone = list(people)
+    for sibling, sibling_mapping, relay_id in _siblings(ctx, people, relay_ids, repos):
+        assert isinstance(sibling.model, Person)
+        everyone.append(sibling.model)
+        by_ref[sibling.model.ref] = sibling
+        relay_ids[sibling.model.ref] = relay_id
+        mappings[sibling.model.ref] = sibling_mapping
+    existing, own, stale = _existing_assignments(ctx, everyone, relay_ids, repos)
     state = RoutingState.model_validate({"groups": repos.round_robin.load(for_update=True)})
     now = ctx.now()
     decisions, new_state = decide_people(
-        people, _accounts(ctx, repos), ctx.owners, ctx.config.rules, state, now, existing
+        everyone, _accounts(ctx, repos), ctx.owners, ctx.config.rules, state, now, existing
     )
     changed_groups = {k: v.model_dump() for k, v in new_state.groups.items() if state.groups.get(k) != v}
     if changed_groups:
         repos.round_robin.save(changed_groups, now=now)
-    persons = {p.ref: p for p in people}
+    persons = {p.ref: p for p in everyone}
     for decision in decisions:
-        _apply_decision(ctx, mapping, persons[decision.ref], by_ref[decision.ref], decision,
+        _apply_decision(ctx, mappings[decision.ref], persons[decision.ref], by_ref[decision.ref], decision,
                         relay_ids[decision.ref], decision.ref in own, decision.ref in stale, repos)
+
+
+def _siblings(
+    ctx: RunContext, people: Sequence[Person], relay_ids: Mapping[RecordRef, str], repos: Repositories
+) -> list[tuple[MappedRecord, ObjectMapping, str]]:
+    """The other known records of this page's people in this CRM, rebuilt from their snapshots.
+
+    A person is decided with all their records, not only those that share a page: which
+    of their records speaks for them (the best score), the shared owner and the reason
+    must not depend on where a page happened to end (after a resumed run, pages end
+    elsewhere). Siblings whose decision changes are written like any other record; those
+    whose decision stays the same write nothing (their snapshots hold what Relay wrote).
+    """
+    in_page = {(p.ref.object, p.ref.crm_id) for p in people}
+    objects = ctx.config.mapping_for(ctx.connection).objects
+    snapshots = [s for s in repos.records.live_people_of(ctx.connection, set(relay_ids.values()))
+                 if (s.object, s.crm_id) not in in_page and s.relay_id is not None]
+    if not snapshots:
+        return []
+    waiting = repos.outbox.waiting_updates(ctx.connection, [(s.object, s.crm_id) for s in snapshots])
+    found: list[tuple[MappedRecord, ObjectMapping, str]] = []
+    for snapshot in snapshots:
+        sibling_mapping = objects.get(snapshot.object)
+        if sibling_mapping is None or sibling_mapping.entity != "person" or snapshot.relay_id is None:
+            continue
+        canonical = dict(snapshot.canonical)
+        for payload in waiting.get((snapshot.object, snapshot.crm_id), []):  # what Relay is about to write
+            canonical.update({str(pair[0]): pair[1] for pair in dict(payload.get("canonical") or {}).values()
+                              if isinstance(pair, list) and len(pair) == 2})
+        record = person_from_snapshot(ctx.connection, sibling_mapping, snapshot.crm_id, canonical,
+                                      snapshot.last_seen)
+        if isinstance(record.model, Person):
+            found.append((record, sibling_mapping, snapshot.relay_id))
+    return found
 
 
 def _apply_decision(

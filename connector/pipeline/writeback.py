@@ -47,6 +47,10 @@ class PlannedMessage:
     idempotency_key: str
 
 
+def _json_ready(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 def _digest(*parts: Any) -> str:
     text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -90,10 +94,12 @@ def record_update(
     hygiene = {k: v for k, v in changes.items() if k not in DECISION_FIELDS}
     hygiene_fields = to_crm(mapping, hygiene)
     fields = {**hygiene_fields, **to_crm(mapping, decision)}
+    crm_names = {fm.canonical: fm.crm for fm in mapping.write_fields()}
+    canonical = {crm_names[k]: [k, _json_ready(v)] for k, v in {**hygiene, **decision}.items() if k in crm_names}
     ref = person.ref
     key = "upd:" + _digest(ref.connection, ref.object, ref.crm_id, fields, source_version)
     payload = OutboxPayload(fields=fields, purpose="update",
-                            hygiene_fields=tuple(k for k in hygiene_fields if k in fields))
+                            hygiene_fields=tuple(k for k in hygiene_fields if k in fields), canonical=canonical)
     return PlannedMessage(mapping.name, "update", ref.crm_id, payload, key)
 
 

@@ -30,7 +30,7 @@ from connector.adapters.errors import CrmError, RecordError
 from connector.adapters.retry import RetryPolicy
 from connector.pipeline.summary import SyncSummary, WriteFailure
 from connector.store.models import OutboxOperation, OutboxStatus
-from connector.store.repositories import Audit, AuditEntryIn, Outbox, OutboxMessage
+from connector.store.repositories import Audit, AuditEntryIn, Outbox, OutboxMessage, Records
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ class OutboxPayload:
             category, reason, SLA due, matched account, Relay id), written together.
         after: Idempotency key of the record update this write waits for (a task waits
             for the update that writes its owner).
+        canonical: For a record update, CRM field -> ``[canonical field, value]``: once the
+            CRM accepted the update, the record's snapshot in the store takes these values.
         refused: What the CRM refused of an earlier version of this update
             (``{"code", "message", "fields"}``): those fields were left out.
     """
@@ -67,6 +69,7 @@ class OutboxPayload:
     hygiene_fields: tuple[str, ...] = ()
     after: str | None = None
     refused: dict[str, Any] | None = None
+    canonical: dict[str, list[Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -81,6 +84,8 @@ class OutboxPayload:
             data["after"] = self.after
         if self.refused is not None:
             data["refused"] = self.refused
+        if self.canonical:
+            data["canonical"] = self.canonical
         return data
 
     @classmethod
@@ -94,6 +99,7 @@ class OutboxPayload:
             hygiene_fields=tuple(str(f) for f in data.get("hygiene_fields") or ()),
             after=None if data.get("after") is None else str(data["after"]),
             refused=dict(refused) if isinstance(refused, dict) else None,
+            canonical=dict(data["canonical"]) if isinstance(data.get("canonical"), dict) else None,
         )
 
 
@@ -251,6 +257,7 @@ class OutboxWriter:
         sent: list[tuple[int, str | None, dict[str, Any] | None]] = []
         audit_entries: list[AuditEntryIn] = []
         again: list[OutboxMessage] = []
+        written: list[tuple[str, str, dict[str, Any]]] = []
         with self.sessions.begin() as session:
             outbox = Outbox(session)
             audit = Audit(session)
@@ -259,6 +266,7 @@ class OutboxWriter:
                     sent.append((message.id, result.crm_id if message.crm_id is None else None,
                                  {"id": result.crm_id, "created": result.created}))
                     audit_entries.extend(self._count_success(message, result))
+                    written.extend(_written_values(message))
                     continue
                 narrowed = _without_refused_fields(message, result)
                 if narrowed is not None:
@@ -268,6 +276,8 @@ class OutboxWriter:
                     self._record_failure(outbox, audit, message, result, last_chance=last_chance)
             if sent:
                 outbox.mark_sent_many(sent, now=self.now())
+            if written:  # the snapshots now show what the CRM holds, Relay's own values included
+                Records(session).merge_written(self.adapter.connection, written)
             if audit_entries:
                 audit.append_many(audit_entries)
         if self.on_sent is not None:
@@ -343,6 +353,16 @@ class OutboxWriter:
             at=self.now(),
         )
         log.warning("%s refused %s", message.connection, failure)
+
+
+def _written_values(message: OutboxMessage) -> list[tuple[str, str, dict[str, Any]]]:
+    """The canonical values an update the CRM accepted put on its record (the fields it carried)."""
+    payload = OutboxPayload.from_json(message.payload)
+    if message.operation is not OutboxOperation.UPDATE or not message.crm_id or not payload.canonical:
+        return []
+    values = {str(pair[0]): pair[1] for crm_field, pair in payload.canonical.items()
+              if crm_field in payload.fields and isinstance(pair, list) and len(pair) == 2}
+    return [(message.object, message.crm_id, values)] if values else []
 
 
 def _code(result: WriteResult) -> str:

@@ -134,6 +134,9 @@ def merge_update_payloads(older: Mapping[str, Any], newer: Mapping[str, Any]) ->
     new_hygiene = list(newer.get("hygiene_fields") or [])
     if old_hygiene or new_hygiene:
         merged["hygiene_fields"] = list(dict.fromkeys(new_hygiene + old_hygiene))
+    old_canonical = {k: v for k, v in dict(older.get("canonical") or {}).items() if k in carried}
+    if old_canonical or newer.get("canonical"):
+        merged["canonical"] = {**old_canonical, **dict(newer.get("canonical") or {})}
     return merged
 
 
@@ -447,6 +450,23 @@ class Outbox:
                 ).where(table.c.idempotency_key.in_(list(keys)))
             )
         }
+        return found
+
+    def waiting_updates(self, connection: str, records: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
+        """The payloads of record updates still waiting to be sent, by ``(object, crm_id)``, oldest first."""
+        table = table_of(OutboxRow)
+        wanted = set(records)
+        found: dict[tuple[str, str], list[Any]] = {}
+        for ids in chunked(sorted({crm_id for _, crm_id in wanted})):
+            rows = self._session.execute(
+                select(table.c.object, table.c.crm_id, table.c.payload)
+                .where(table.c.connection == connection, table.c.operation == OutboxOperation.UPDATE.value,
+                       table.c.status.in_(DRAINABLE), table.c.crm_id.in_(list(ids)))
+                .order_by(table.c.id)
+            )
+            for obj, crm_id, payload in rows:
+                if (obj, crm_id) in wanted:
+                    found.setdefault((obj, crm_id), []).append(payload)
         return found
 
     def get(self, message_id: int) -> OutboxMessage:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy import bindparam, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from connector.store._types import content_hash
@@ -416,6 +416,67 @@ class Records:
             .execution_options(populate_existing=True)
         )
         return [_snapshot(row) for row in rows]
+
+    def live_people_of(self, connection: str, relay_ids: Collection[str]) -> list[RecordSnapshot]:
+        """The live person records of ``connection`` that belong to these identities (one person's records)."""
+        found: list[RecordSnapshot] = []
+        for batch in chunked(sorted(set(relay_ids))):
+            rows = self._session.scalars(
+                select(RecordRow)
+                .where(
+                    RecordRow.connection == connection,
+                    RecordRow.kind == "person",
+                    RecordRow.relay_id.in_(batch),
+                    RecordRow.deleted.is_(False),
+                    RecordRow.merged_into.is_(None),
+                )
+                .order_by(RecordRow.object, RecordRow.crm_id)
+                .execution_options(populate_existing=True)
+            )
+            found.extend(_snapshot(row) for row in rows)
+        return found
+
+    def merge_written(self, connection: str, items: Sequence[tuple[str, str, Mapping[str, Any]]]) -> int:
+        """Fold values Relay wrote to CRM records into their snapshots, so the snapshots show what the CRMs hold.
+
+        A record decided again from its snapshot (its person routed elsewhere, or another of
+        its person's records read) then compares with what Relay already wrote, and writes
+        nothing that is already there. Two statements for the whole batch.
+
+        Args:
+            connection: The connection.
+            items: ``(object, crm_id, canonical values written)``, JSON-ready.
+
+        Returns:
+            How many snapshots changed.
+        """
+        wanted = {(obj, crm_id): dict(values) for obj, crm_id, values in items if values}
+        if not wanted:
+            return 0
+        table = table_of(RecordRow)
+        changes: list[dict[str, Any]] = []
+        for batch in chunked(sorted(wanted)):
+            rows = self._session.execute(
+                select(table.c.object, table.c.crm_id, table.c.canonical, table.c.content_hash).where(
+                    table.c.connection == connection, tuple_(table.c.object, table.c.crm_id).in_(batch))
+            )
+            for obj, crm_id, canonical, digest in rows:
+                merged = json_object({**dict(canonical), **wanted[(obj, crm_id)]},
+                                     f"records[{connection}/{obj}/{crm_id}].canonical")
+                new_digest = content_hash(merged)
+                if new_digest != digest:
+                    changes.append({"b_object": obj, "b_crm_id": crm_id, "b_canonical": merged, "b_hash": new_digest})
+        if changes:
+            statement = (
+                update(table)
+                .where(table.c.connection == connection, table.c.object == bindparam("b_object"),
+                       table.c.crm_id == bindparam("b_crm_id"))
+                .values(canonical=bindparam("b_canonical", type_=table.c.canonical.type),
+                        content_hash=bindparam("b_hash"))
+            )
+            for rows_batch in chunked(changes):
+                self._session.execute(statement, list(rows_batch))
+        return len(changes)
 
     def awaiting_owner(self, connection: str, object_name: str) -> list[tuple[RecordSnapshot, str]]:
         """Live people of ``object_name`` with no active assignment whose person has one on another record.
