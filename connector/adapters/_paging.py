@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from connector.adapters.base import Cursor
-from connector.adapters.errors import FatalError
+from connector.adapters.errors import FatalError, header
 
 READ_LAG = timedelta(seconds=5)
 """Default margin between the CRM's time when a read starts and the read's upper bound (commit lag)."""
@@ -39,22 +39,6 @@ def utc_now() -> datetime:
 
 class PagingStuckError(FatalError):
     """A next-page link repeats or does not advance: following it would never end (code ``PAGING_STUCK``)."""
-
-
-def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
-    """A header's value, whatever the case of its name (None when absent)."""
-    if not headers:
-        return None
-    getter = getattr(headers, "get", None)
-    if getter is not None:
-        value = getter(name)
-        if value is not None:
-            return str(value)
-    lowered = name.lower()
-    for key, value in dict(headers).items():
-        if str(key).lower() == lowered:
-            return str(value)
-    return None
 
 
 def parse_http_date(value: str | None) -> datetime | None:

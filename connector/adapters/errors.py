@@ -483,7 +483,7 @@ def classify_response(
         # Any other 4xx: the request itself is wrong; retrying the same request cannot help.
         return ConfigurationError(message, action=Action.FAIL, **kwargs)
     if issubclass(rule.error, RetriableError):
-        retry_after = parse_retry_after(_header(headers, "Retry-After"))
+        retry_after = parse_retry_after(header(headers, "Retry-After"))
         return rule.error(message, retry_after=retry_after, action=rule.action, **kwargs)
     if issubclass(rule.error, RecordError):
         return RecordError(message, retriable=code.upper() in RETRIABLE_RECORD_CODES, action=rule.action, **kwargs)
@@ -559,7 +559,8 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours} h" + (f" {minutes} min" if minutes else "")
 
 
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    """A header's value, whatever the case of its name (None when absent)."""
     if not headers:
         return None
     getter = getattr(headers, "get", None)
