@@ -344,13 +344,30 @@ def _audit_gaps(engine: Engine, connection: str) -> list[str]:
     problems = [f"{connection} {row.object} {row.crm_id}: active assignment without an 'assigned' audit line"
                 for row in rows(engine, AssignmentRow, AssignmentRow.connection == connection,
                                 AssignmentRow.status == "active") if row.crm_id not in assigned]
+    messages = rows(engine, OutboxRow, OutboxRow.connection == connection)
+    by_key = {row.idempotency_key: row for row in messages}
     problems += [f"{connection} outbox {row.id} ({row.object} {row.crm_id or '(new)'}): {row.status} after "
                  f"{row.attempts} attempts, last error {row.last_error!r}"
-                 for row in rows(engine, OutboxRow, OutboxRow.connection == connection)
-                 if row.status != OutboxStatus.SENT.value]
+                 for row in messages
+                 if row.status != OutboxStatus.SENT.value and not _folded_into_a_sent_one(row, by_key)]
     problems += [f"{connection} {row.object} {row.crm_id}: write_failed {row.detail}"
                  for row in audit(engine, connection, "write_failed")]
     return problems
+
+
+def _folded_into_a_sent_one(row: OutboxRow, by_key: dict[str, OutboxRow]) -> bool:
+    """Whether a message was superseded by a newer update of its record that (in the end) was sent.
+
+    Such a message is not lost: its values travelled in the newer one (see Outbox.enqueue_many).
+    """
+    seen: set[str] = set()
+    while row.status == OutboxStatus.DEAD.value and (row.crm_result or {}).get("superseded_by"):
+        key = str(row.crm_result["superseded_by"])
+        if key in seen or key not in by_key:
+            return False
+        seen.add(key)
+        row = by_key[key]
+    return row.status == OutboxStatus.SENT.value
 
 
 def injected_faults(ledger: Ledger) -> dict[str, Counter[str]]:
