@@ -55,7 +55,6 @@ from connector.adapters.soql import (
     incremental_query,
     salesforce_position,
     select_fields,
-    soql_datetime,
     soql_name,
 )
 
@@ -310,7 +309,10 @@ class SalesforceAdapter:
         def soql() -> str:
             if not marks:  # taken once, inside the first attempt: after the login, whose Date sets the clock
                 marks.append(self._hwm())
-            return incremental_query(object, fields, cursor, include_deleted_flag=has_deleted_flag, until=marks[0])
+            # A full read reads everything; its checkpoints still stop at the mark (a record changed
+            # past it is read again by the next sync). An incremental one reads up to the mark.
+            until = marks[0] if cursor is not None else None
+            return incremental_query(object, fields, cursor, include_deleted_flag=has_deleted_flag, until=until)
 
         answer = self._query("read", context, soql, include_deleted=has_deleted_flag, headers=headers)
         hwm = marks[0]
@@ -338,11 +340,12 @@ class SalesforceAdapter:
 
         Bulk results come in no promised order, so (like HubSpot's full read) only the last,
         empty page carries the cursor: the newest (SystemModstamp, Id) seen, no later than
-        ``hwm`` (the job reads up to it). Deleted rows are not part of a bulk read;
+        ``hwm`` (it reads everything; a record changed past the mark is read again next time).
+        Deleted rows are not part of a bulk read;
         ``read_deleted`` and later incremental reads report them.
         """
         convert = converters(self.describe(object))
-        soql = f"SELECT {', '.join(select_fields(fields))} FROM {object} WHERE {MODSTAMP} <= {soql_datetime(hwm)}"
+        soql = f"SELECT {', '.join(select_fields(fields))} FROM {object}"
         context = f"bulk query {object}"
 
         def client(sf: Salesforce) -> Any:
