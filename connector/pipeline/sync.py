@@ -2,18 +2,23 @@
 
 The order of a run:
 
-1. start the run (the database refuses a second running sync of the connection);
+1. start the run (the database refuses a second running sync of the connection) and
+   its heartbeat thread;
 2. send what a crashed run left in the outbox;
-3. make sure Relay's own fields exist in the CRM (HubSpot properties);
-4. read the owners, then each account object, then each person object, page by page
-   from the checkpointed cursor; each page's snapshots, identities, decisions,
-   assignments, round-robin positions, outbox messages, audit entries and cursor are
-   committed in ONE transaction, then whole write batches are sent;
-5. send the rest and close the run with its counts.
+3. on a first or full sync, make sure Relay's own fields exist in the CRM (HubSpot
+   creates its properties) and that every mapped field does;
+4. read the owners (none active: stop), then each account object, then each person
+   object, page by page from the checkpointed cursor; each page's snapshots,
+   identities, decisions (a person with all their known records), assignments,
+   round-robin positions, outbox messages, audit entries and cursor are committed in
+   ONE transaction, then whole write batches are sent;
+5. give people the owner decided for them elsewhere since (from their snapshots);
+6. send the rest and close the run with its counts.
 
 A crash anywhere loses nothing and duplicates nothing: an uncommitted page is read
 again, a committed one is not, and a message sent twice lands once (task upserts by
-idempotency key; record updates are idempotent).
+idempotency key; record updates are idempotent). A run taken over stops at its next
+page boundary; a run past its deadline stops with what it committed.
 """
 
 from __future__ import annotations
