@@ -167,3 +167,33 @@ def test_marking_sent_twice_keeps_the_first_result(db: Database) -> None:
         with pytest.raises(StoreError, match="already sent"):
             outbox.mark_failed(message.id, "late failure")
     assert again.crm_result == {"id": "00T1"} and again.sent_at == T0 + timedelta(seconds=1)
+
+
+def test_newer_updates_of_several_records_take_over_their_waiting_ones_in_one_statement(db: Database) -> None:
+    """A page that updates several records again folds each one's waiting update into the new one.
+
+    Several superseded rows go in one executemany UPDATE (it failed on every backend when its
+    WHERE held an IN list, which cannot be expanded per row).
+    """
+    from connector.store.repositories import OutboxMessageIn
+
+    records = ["00Q1", "00Q2", "00Q3"]
+    with db.sessions.begin() as session:
+        Outbox(session).enqueue_many([
+            OutboxMessageIn("sf-prod", "Lead", "update", {"fields": {"Title": f"old {r}", "OwnerId": "005A"}},
+                            f"upd:old:{r}", crm_id=r) for r in records
+        ], now=T0)
+    with db.sessions.begin() as session:
+        Outbox(session).enqueue_many([
+            OutboxMessageIn("sf-prod", "Lead", "update", {"fields": {"OwnerId": "005B"}}, f"upd:new:{r}", crm_id=r)
+            for r in records
+        ], now=T0 + timedelta(minutes=1))
+
+    with db.sessions.begin() as session:
+        outbox = Outbox(session)
+        for record in records:
+            old, new = outbox.by_key(f"upd:old:{record}"), outbox.by_key(f"upd:new:{record}")
+            assert old is not None and new is not None
+            assert old.status is OutboxStatus.DEAD and old.last_error == f"superseded by upd:new:{record}"
+            assert new.status is OutboxStatus.PENDING
+            assert new.payload["fields"] == {"Title": f"old {record}", "OwnerId": "005B"}  # the newer value wins

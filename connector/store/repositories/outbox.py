@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.store._types import scrub_text
@@ -332,7 +332,9 @@ class Outbox:
             older[record] = []
         statement = (
             update(table)
-            .where(table.c.id == bindparam("b_id"), table.c.status.in_(DRAINABLE))
+            # No IN (...) here: an expanding list cannot go with executemany.
+            .where(table.c.id == bindparam("b_id"),
+                   or_(*(table.c.status == status for status in DRAINABLE)))
             .values(
                 status=OutboxStatus.DEAD.value,
                 last_error=bindparam("b_error", type_=table.c.last_error.type),
