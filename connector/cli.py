@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -41,6 +42,21 @@ app.add_typer(cursors_app, name="cursors")
 console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+ENV_EXAMPLE = """\
+# Relay's process settings (copy to .env, or export them). The defaults point at the sandbox CRMs.
+# RELAY_DATABASE_URL=postgresql+psycopg://relay@db.example:5432/relay   # default sqlite:///./relay.db
+# RELAY_HUEY_URL=redis://127.0.0.1:6379/0                                # default: Huey on SQLite
+# RELAY_LOG_LEVEL=WARNING
+# RELAY_CONFIG_DIR=config
+# RELAY_MAPPINGS_DIR=mappings
+# SALESFORCE_INSTANCE_URL=https://yourorg.my.salesforce.com
+# SALESFORCE_CLIENT_ID=...
+# SALESFORCE_CLIENT_SECRET=...
+# SALESFORCE_API_VERSION=59.0
+# HUBSPOT_BASE_URL=https://api.hubapi.com
+# HUBSPOT_ACCESS_TOKEN=...
+# HUBSPOT_CLIENT_SECRET=...
+"""
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -208,11 +224,11 @@ def sandbox(
 def _load_config_or_exit(env: dict[str, str] | None = None) -> RelayConfig:
     from connector.config.loader import load_config
     from connector.config.problems import ConfigError
-    from connector.config.settings import get_settings
+    from connector.config.settings import config_location
 
-    settings = get_settings()
+    where = config_location()
     try:
-        return load_config(settings.config_dir, settings.mappings_dir, env=env)
+        return load_config(where.config_dir, where.mappings_dir, env=env)
     except ConfigError as exc:
         err_console.print(f"[red]configuration is invalid ({len(exc.problems)} problem(s)):[/red]")
         for problem in exc.problems:
@@ -241,11 +257,11 @@ def config_validate(
 ) -> None:
     """Validate config/ and mappings/; exit 1 naming every problem (file, key, value)."""
     from connector.config.loader import validate_config
-    from connector.config.settings import get_settings
+    from connector.config.settings import config_location
 
-    settings = get_settings()
-    problems = validate_config(settings.config_dir, settings.mappings_dir)
-    where = escape(f"{settings.config_dir}/ and {settings.mappings_dir}/")
+    location = config_location()
+    problems = validate_config(location.config_dir, location.mappings_dir)
+    where = escape(f"{location.config_dir}/ and {location.mappings_dir}/ ({location.origin})")
     if problems:
         err_console.print(f"[red]{len(problems)} problem(s) in {where}:[/red]")
         for problem in problems:
@@ -285,13 +301,54 @@ def _validate_remote(config: RelayConfig) -> None:
 
 @config_app.command("schema")
 def config_schema(
-    out_dir: Annotated[Path, typer.Option(help="Where to write the JSON Schema files.")] = Path("config/schema"),
+    out_dir: Annotated[
+        Path | None, typer.Option(help="Where to write the JSON Schema files (default: schema/ beside relay.yaml).")
+    ] = None,
 ) -> None:
     """Write JSON Schemas of every config file (for editor autocompletion)."""
     from connector.config.schema import export_schemas
+    from connector.config.settings import config_location
 
+    if out_dir is None:
+        location = config_location()
+        if location.packaged and os.environ.get("RELAY_CONFIG_DIR") is None:
+            _error("the configuration in use is the packaged defaults; run `relay init` for a copy of your own "
+                   "(its schemas come with it), or give --out-dir")
+            raise typer.Exit(1)
+        out_dir = location.config_dir / "schema"
     for path in export_schemas(out_dir):
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", markup=False, highlight=False)
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to write config/, mappings/ and .env.example.")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")] = False,
+) -> None:
+    """Write an editable copy of the packaged configuration (rules, mappings, schemas, .env example) to keep in git."""
+    from connector.config.settings import PACKAGED_DEFAULTS
+
+    targets = {PACKAGED_DEFAULTS / "config": directory / "config", PACKAGED_DEFAULTS / "mappings": directory / "mappings"}
+    existing = [str(target / path.relative_to(source)) for source, target in targets.items()
+                for path in source.rglob("*") if path.is_file() and (target / path.relative_to(source)).exists()]
+    if existing and not force:
+        _error(f"{len(existing)} file(s) already exist, e.g. {existing[0]}; nothing written (--force overwrites)")
+        raise typer.Exit(1)
+    written = 0
+    for source, target in targets.items():
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                destination = target / path.relative_to(source)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, destination)
+                written += 1
+    env_example = directory / ".env.example"
+    if force or not env_example.exists():
+        env_example.write_text(ENV_EXAMPLE)
+        written += 1
+    console.print(f"wrote {written} file(s) to {escape(str(directory))}: config/ (relay.yaml, rules/, schema/), "
+                  "mappings/ and .env.example. Relay uses ./config and ./mappings when run from there, or "
+                  "RELAY_CONFIG_DIR and RELAY_MAPPINGS_DIR from anywhere.", highlight=False)
 
 
 @db_app.command("upgrade")

@@ -32,12 +32,13 @@ class RelayJobs:
 def run_connection_sync(connection: str, full: bool = False) -> dict[str, Any]:
     """One sync of ``connection`` with the process settings (config dir, database URL)."""
     from connector.config.loader import load_config
-    from connector.config.settings import get_settings
+    from connector.config.settings import config_location, get_settings
     from connector.pipeline.sync import run_sync
     from connector.store.migrate import open_store
 
     settings = get_settings()
-    config = load_config(settings.config_dir, settings.mappings_dir)
+    location = config_location(settings)
+    config = load_config(location.config_dir, location.mappings_dir)
     engine = open_store(settings.database_url.get_secret_value())
     log.info("sync of %s started (%s)", connection, "full" if full else "incremental")
     try:
@@ -56,12 +57,13 @@ def run_connection_sync(connection: str, full: bool = False) -> dict[str, Any]:
 def due_connections(now: datetime) -> list[str]:
     """Connections whose schedule is due at ``now`` (UTC), judged by their last sync run."""
     from connector.config.loader import load_config
-    from connector.config.settings import get_settings
+    from connector.config.settings import config_location, get_settings
     from connector.store.migrate import open_store
     from connector.store.repositories import SyncRuns
 
     settings = get_settings()
-    config = load_config(settings.config_dir, settings.mappings_dir)
+    location = config_location(settings)
+    config = load_config(location.config_dir, location.mappings_dir)
     engine = open_store(settings.database_url.get_secret_value())
     due: list[str] = []
     try:

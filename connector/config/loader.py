@@ -23,6 +23,7 @@ from connector.config.relay import (
     RelayFile,
     SalesforceConnection,
 )
+from connector.config.settings import config_location
 
 RULE_FILES: dict[str, str] = {"scoring": "ScoringRules", "routing": "RoutingRules", "sla": "SlaPolicy"}
 """Rule file stem (config/rules/<stem>.yaml) -> model name in ``connector.core.rules``."""
@@ -84,7 +85,8 @@ class RelayConfig:
 
 
 def validate_config(
-    config_dir: str | Path = "config", mappings_dir: str | Path = "mappings", env: Mapping[str, str] | None = None
+    config_dir: str | Path | None = None, mappings_dir: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> list[ConfigProblem]:
     """Check ``config/`` and ``mappings/`` and return every problem found (empty when valid).
 
@@ -96,12 +98,23 @@ def validate_config(
     Returns:
         All problems across all files, each naming file, key path and value.
     """
-    _, problems = _load(Path(config_dir), Path(mappings_dir), os.environ if env is None else env)
+    config_path, mappings_path = _where(config_dir, mappings_dir)
+    _, problems = _load(config_path, mappings_path, os.environ if env is None else env)
     return problems
 
 
+def _where(config_dir: str | Path | None, mappings_dir: str | Path | None) -> tuple[Path, Path]:
+    """The directories asked for, or those of :func:`connector.config.settings.config_location`."""
+    if config_dir is not None and mappings_dir is not None:
+        return Path(config_dir), Path(mappings_dir)
+    location = config_location()
+    return (Path(config_dir) if config_dir is not None else location.config_dir,
+            Path(mappings_dir) if mappings_dir is not None else location.mappings_dir)
+
+
 def load_config(
-    config_dir: str | Path = "config", mappings_dir: str | Path = "mappings", env: Mapping[str, str] | None = None
+    config_dir: str | Path | None = None, mappings_dir: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> RelayConfig:
     """Load and validate Relay's configuration; nothing loads unless everything is valid.
 
@@ -116,7 +129,8 @@ def load_config(
     Raises:
         ConfigError: holding every problem found, across all files.
     """
-    config, problems = _load(Path(config_dir), Path(mappings_dir), os.environ if env is None else env)
+    config_path, mappings_path = _where(config_dir, mappings_dir)
+    config, problems = _load(config_path, mappings_path, os.environ if env is None else env)
     if problems or config is None:
         raise ConfigError(problems)
     return config

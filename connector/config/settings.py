@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -26,8 +27,14 @@ class Settings(BaseSettings):
         default=SecretStr("sqlite:///./relay.db"),
         description="SQLAlchemy URL of Relay's store (SQLite or PostgreSQL).",
     )
-    config_dir: Path = Field(default=Path("config"), description="Directory holding relay.yaml and rules/.")
-    mappings_dir: Path = Field(default=Path("mappings"), description="Directory holding the mapping files.")
+    config_dir: Path | None = Field(
+        default=None,
+        description="Directory holding relay.yaml and rules/ (default: ./config if it exists, else the packaged defaults).",
+    )
+    mappings_dir: Path | None = Field(
+        default=None,
+        description="Directory holding the mapping files (default: ./mappings if it exists, else the packaged defaults).",
+    )
     huey_url: SecretStr = Field(
         default=SecretStr(""),
         description="Huey storage URL (redis://... ). Empty means Huey's SQLite storage in huey_sqlite_file.",
@@ -49,6 +56,57 @@ class Settings(BaseSettings):
     def uses_embedded_queue(self) -> bool:
         """True when jobs use Huey's SQLite storage (``RELAY_HUEY_URL`` empty)."""
         return not self.huey_url.get_secret_value().strip()
+
+
+PACKAGED_DEFAULTS = Path(__file__).resolve().parents[1] / "defaults"
+"""The configuration Relay ships (the RevOps SOP defaults, pointed at the sandbox CRMs)."""
+
+
+@dataclass(frozen=True)
+class ConfigLocation:
+    """Where the configuration in use comes from.
+
+    Attributes:
+        config_dir: Directory with ``relay.yaml`` and ``rules/``.
+        mappings_dir: Directory with the mapping files.
+        origin: How it was chosen, for messages: ``RELAY_CONFIG_DIR``, ``./config`` or ``packaged defaults``.
+    """
+
+    config_dir: Path
+    mappings_dir: Path
+    origin: str
+
+    @property
+    def packaged(self) -> bool:
+        """Whether these are the defaults inside the installed package (not an admin's copy)."""
+        return self.config_dir.resolve() == (PACKAGED_DEFAULTS / "config").resolve()
+
+
+def config_location(settings: Settings | None = None, cwd: Path | None = None) -> ConfigLocation:
+    """The configuration to use: ``RELAY_CONFIG_DIR`` (and ``RELAY_MAPPINGS_DIR``) when set, then
+    ``./config`` (and ``./mappings``) when they exist, then the packaged defaults.
+
+    Args:
+        settings: The process settings (read from the environment when omitted).
+        cwd: The directory to look in for ``config/`` and ``mappings/`` (the current one by default).
+    """
+    settings = settings or get_settings()
+    here = cwd or Path.cwd()
+    if settings.config_dir is not None:
+        config_dir, origin = settings.config_dir, "RELAY_CONFIG_DIR"
+    elif (here / "config" / "relay.yaml").is_file():
+        config_dir, origin = here / "config", "./config"
+    else:
+        config_dir, origin = PACKAGED_DEFAULTS / "config", "packaged defaults"
+    if settings.mappings_dir is not None:
+        mappings_dir = settings.mappings_dir
+    elif origin != "packaged defaults" and (config_dir.parent / "mappings").is_dir():
+        mappings_dir = config_dir.parent / "mappings"  # an admin's copy keeps its mappings beside its config
+    elif (here / "mappings").is_dir() and origin != "packaged defaults":
+        mappings_dir = here / "mappings"
+    else:
+        mappings_dir = PACKAGED_DEFAULTS / "mappings"
+    return ConfigLocation(config_dir, mappings_dir, origin)
 
 
 def get_settings() -> Settings:

@@ -19,8 +19,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_embedded_defaults() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.database_url.get_secret_value() == "sqlite:///./relay.db"
-    assert settings.config_dir == Path("config")
-    assert settings.mappings_dir == Path("mappings")
+    assert settings.config_dir is None and settings.mappings_dir is None  # ./config, else the packaged defaults
     assert settings.uses_embedded_queue
     assert settings.huey_sqlite_file == Path("relay-huey.db")
     assert settings.log_level == "WARNING"
