@@ -39,8 +39,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(runs_app, name="runs")
 app.add_typer(cursors_app, name="cursors")
 
-console = Console(emoji=False)
-err_console = Console(stderr=True, emoji=False)
+console = Console(emoji=False, soft_wrap=True)  # lines are not cut at 80 columns when piped or logged
+err_console = Console(stderr=True, emoji=False, soft_wrap=True)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 ENV_EXAMPLE = """\
 # Relay's process settings (copy to .env, or export them). The defaults point at the sandbox CRMs.
