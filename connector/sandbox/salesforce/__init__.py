@@ -118,7 +118,7 @@ class SalesforceSandbox:
             self.outbound.start()
         self.server = SandboxServer(self.app, host=host, port=port, name="salesforce").start()
         if self.outbound is not None:
-            self.outbound.instance_url = self.server.url.replace("http://", "https://", 1)
+            self.outbound.instance_url = self.server.url  # the scheme clients really reach it by (plain HTTP)
         return self.server
 
     def stop(self) -> None:

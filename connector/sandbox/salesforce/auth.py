@@ -53,8 +53,16 @@ def _oauth_error(error: str, description: str, status: int = HTTPStatus.BAD_REQU
 
 
 def instance_url(request: Request) -> str:
-    """The instance URL as the client reached the server (``https://host:port``)."""
-    return f"https://{request.headers.get('host', '127.0.0.1')}"
+    """The instance URL as the client reached the server: its scheme and ``host:port``.
+
+    A client on plain HTTP is told ``http://127.0.0.1:PORT``; behind a TLS proxy, ``X-Forwarded-Proto``
+    names the scheme. simple-salesforce keeps only host and port of it (and builds ``https://`` URLs,
+    which the loopback transport sends back to plain HTTP), so both kinds of client work.
+    """
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    scheme = forwarded if forwarded in ("http", "https") else request.url.scheme
+    host = request.headers.get("host") or request.url.netloc or "127.0.0.1"
+    return f"{scheme}://{host}"
 
 
 def _token_answer(org: Org, request: Request, user_id: str, secret: str, refresh: str | None) -> Response:

@@ -64,7 +64,9 @@ class Token:
     like: str | None = None
 
 
-_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2})")
+# Seconds may carry 1 to 6 fractional digits (``.000Z``, ``.000000Z`` from ISO formatters); the zone is
+# ``Z`` or an offset (``+00:00``, ``-05:00``, ``+0000``).
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2})(?![\d.:])")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?![\dT])")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?![A-Za-z_])")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -571,7 +573,7 @@ def _check_literal(query: str, path: Path, lit: Literal, op: str) -> Literal:
         raise wrong("date")
     if kind == "datetime":
         if lit.kind == "datetime":
-            return Literal("datetime", format_datetime(lit.value), lit.pos, text=lit.text)
+            return Literal("datetime", _datetime_operand(lit.value, op), lit.pos, text=lit.text)
         if lit.kind == "range":
             start, end = lit.value
             return Literal(
@@ -582,6 +584,23 @@ def _check_literal(query: str, path: Path, lit: Literal, op: str) -> Literal:
             )
         raise wrong("dateTime")
     raise wrong(kind)  # pragma: no cover - every field type is handled above
+
+
+def _datetime_operand(value: datetime, op: str) -> str:
+    """A datetime literal as the stored form it is compared with (``...T12:00:00.000+0000``).
+
+    Stored datetimes have millisecond precision. A literal with finer digits (``.000500Z``) is moved to
+    the millisecond that keeps the comparison exact: up for ``>=`` and ``<``, down for ``>`` and ``<=``;
+    for equality it keeps its microseconds, so that no stored value equals it.
+    """
+    sub_ms = value.astimezone(UTC).microsecond % 1000
+    if not sub_ms:
+        return format_datetime(value)
+    if op in (">=", "<"):
+        return format_datetime(value + timedelta(microseconds=1000 - sub_ms))
+    if op in (">", "<="):
+        return format_datetime(value)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "+0000"
 
 
 def _resolve_where(query: str, obj: SObjectType, node: Any) -> None:
