@@ -12,6 +12,7 @@ The official SDK (hubspot-api-client) works against it unchanged::
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
@@ -29,7 +30,12 @@ from connector.sandbox.common import (
     Send,
 )
 from connector.sandbox.hubspot.app import build_app
-from connector.sandbox.hubspot.errors import correlation_id, rate_limit_body, unauthenticated
+from connector.sandbox.hubspot.errors import (
+    CURRENT_CORRELATION_ID,
+    correlation_id,
+    rate_limit_body,
+    unauthenticated,
+)
 from connector.sandbox.hubspot.faults import HubSpotAnswerFaults
 from connector.sandbox.hubspot.limits import RateLimits
 from connector.sandbox.hubspot.state import HubSpotState
@@ -69,6 +75,52 @@ class _LimitHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class _CorrelationIds:
+    """ASGI wrapper giving each request a correlation id (a UUID), as HubSpot does.
+
+    The id is sent in the ``X-HubSpot-Correlation-Id`` header of every answer (errors, 429s and
+    injected faults included) and is the ``correlationId`` of any error body of that answer.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __getattr__(self, name: str) -> Any:
+        # The runner and tests reach the middleware's attributes (``closing``, ``ledger``) through this wrapper.
+        return getattr(self.__dict__["app"], name)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sender = _IdSender(send, str(uuid.uuid4()))
+        token = CURRENT_CORRELATION_ID.set(sender.correlation_id)
+        try:
+            await self.app(scope, receive, sender.send)
+        finally:
+            CURRENT_CORRELATION_ID.reset(token)
+
+
+class _IdSender:
+    """The ``send`` of one request, adding its correlation id header.
+
+    It is handed on as a bound method whose ``__self__`` still exposes the server's ``transport``,
+    so the sandbox middleware can drop the connection (the ``drop`` and ``lost`` faults).
+    """
+
+    def __init__(self, send: Send, correlation_id: str) -> None:
+        self._send = send
+        self.correlation_id = correlation_id
+        self.transport = getattr(getattr(send, "__self__", None), "transport", None)
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            raw = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-hubspot-correlation-id"]
+            raw.append((b"x-hubspot-correlation-id", self.correlation_id.encode()))
+            message["headers"] = raw
+        await self._send(message)
 
 
 class HubSpotSandbox:
@@ -126,7 +178,7 @@ class HubSpotSandbox:
                 webhook_url, client_secret, portal_id, app_id, webhook_settings, clock=clock
             )
             self.state.listeners.append(self.webhooks.on_change)
-        self.app = SandboxMiddleware(
+        self.app = _CorrelationIds(SandboxMiddleware(
             _LimitHeaders(build_app(self.state, self.faults, search_lag_ms)),
             ledger=self.ledger,
             faults=self.faults,
@@ -134,7 +186,7 @@ class HubSpotSandbox:
             server_error=self._server_error,
             on_request=self._on_request,
             answers=HubSpotAnswerFaults(self.state),
-        )
+        ))
         self.server: SandboxServer | None = None
 
     def load_seed(self, seed_data: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextvars import ContextVar
 from http import HTTPStatus
 from typing import Any
 
@@ -18,9 +19,16 @@ AUTH_MESSAGE = (
 )
 
 
+#: The correlation id of the request being answered (set by the sandbox for each request).
+CURRENT_CORRELATION_ID: ContextVar[str | None] = ContextVar("hubspot_correlation_id", default=None)
+
+
 def correlation_id() -> str:
-    """A fresh correlation id, as HubSpot puts in every error body."""
-    return str(uuid.uuid4())
+    """The correlation id of the current request, as HubSpot puts in every error body.
+
+    It is the one sent in the ``X-HubSpot-Correlation-Id`` header; outside a request, a fresh UUID.
+    """
+    return CURRENT_CORRELATION_ID.get() or str(uuid.uuid4())
 
 
 class HubSpotError(Exception):

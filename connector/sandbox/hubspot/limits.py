@@ -48,6 +48,7 @@ class RateLimits:
         self._wall = wall
         self._window: deque[float] = deque()
         self._search: deque[float] = deque()
+        self._second: deque[float] = deque()
         self._day = -1
         self._daily_used = 0
         self._lock = threading.Lock()
@@ -57,13 +58,21 @@ class RateLimits:
         with self._lock:
             self._window.clear()
             self._search.clear()
+            self._second.clear()
             self._daily_used = 0
+
+    @property
+    def secondly_limit(self) -> int:
+        """The per-second budget HubSpot reports (a tenth of the ten-second one; reported, not enforced)."""
+        return max(1, self.ten_second_limit // 10)
 
     def _headers(self) -> dict[str, str]:
         return {
             "X-HubSpot-RateLimit-Interval-Milliseconds": INTERVAL_MS,
             "X-HubSpot-RateLimit-Max": str(self.ten_second_limit),
             "X-HubSpot-RateLimit-Remaining": str(max(0, self.ten_second_limit - len(self._window))),
+            "X-HubSpot-RateLimit-Secondly": str(self.secondly_limit),
+            "X-HubSpot-RateLimit-Secondly-Remaining": str(max(0, self.secondly_limit - len(self._second))),
             "X-HubSpot-RateLimit-Daily": str(self.daily_limit),
             "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily_limit - self._daily_used)),
         }
@@ -80,6 +89,8 @@ class RateLimits:
                 self._window.popleft()
             while self._search and self._search[0] <= now - 1.0:
                 self._search.popleft()
+            while self._second and self._second[0] <= now - 1.0:
+                self._second.popleft()
             refused: str | None = None
             if self._daily_used >= self.daily_limit:
                 refused = "DAILY"
@@ -89,6 +100,7 @@ class RateLimits:
                 refused = "SECONDLY"
             if refused is None:
                 self._window.append(now)
+                self._second.append(now)
                 self._daily_used += 1
                 if is_search:
                     self._search.append(now)

@@ -220,6 +220,12 @@ def _builtin() -> dict[str, list[PropertyDefinition]]:
         *_common(ni, "hs_createdate"),
     ]
     result = {"contacts": contacts, "companies": companies, "deals": deals, "tasks": tasks, "notes": notes}
+    for plural, spec in STANDARD_TYPES.items():
+        group = spec.group[0]
+        result[plural] = [
+            _p(name, label, kind, field, group, options=_opts(*options) if options else [])
+            for name, label, kind, field, options in spec.fields
+        ] + _common(group, spec.created)
     for object_type, custom in HUBSPOT_CUSTOM_PROPERTIES.items():
         for prop in custom:
             result.setdefault(object_type, []).append(
@@ -235,6 +241,110 @@ def _builtin() -> dict[str, list[PropertyDefinition]]:
                 )
             )
     return result
+
+
+@dataclass(frozen=True)
+class StandardType:
+    """A HubSpot-defined object type beyond contacts, companies, deals, tasks and notes.
+
+    Attributes:
+        type_id: HubSpot's object type id (``0-48``).
+        singular: the singular name (``call``).
+        created: the creation-date property (``hs_createdate`` or ``createdate``).
+        group: the property group (name, label) its properties belong to.
+        fields: its key properties as (name, label, type, fieldType, enumeration options).
+        defaults: the properties a read returns when it names none (besides the common ones).
+    """
+
+    type_id: str
+    singular: str
+    created: str
+    group: tuple[str, str]
+    fields: tuple[tuple[str, str, str, str, tuple[str, ...]], ...]
+    defaults: tuple[str, ...] = ()
+
+
+_TS = ("hs_timestamp", "Activity date", "datetime", "date", ())
+
+
+def _text(name: str, label: str, field: str = "text") -> tuple[str, str, str, str, tuple[str, ...]]:
+    return (name, label, "string", field, ())
+
+
+def _num(name: str, label: str) -> tuple[str, str, str, str, tuple[str, ...]]:
+    return (name, label, "number", "number", ())
+
+
+def _enum(name: str, label: str, *options: str) -> tuple[str, str, str, str, tuple[str, ...]]:
+    return (name, label, "enumeration", "select", options)
+
+
+#: Further standard object types (readable, writable, searchable; their property lists are the key
+#: fields of HubSpot's object reference pages, not the full lists a real portal has).
+STANDARD_TYPES: dict[str, StandardType] = {
+    "calls": StandardType("0-48", "call", "hs_createdate", ("call", "Call information"), (
+        _text("hs_call_title", "Call Title"), _text("hs_call_body", "Call notes", "html"), _TS,
+        _num("hs_call_duration", "Call duration"),
+        _enum("hs_call_direction", "Call direction", "INBOUND", "OUTBOUND"),
+        _enum("hs_call_status", "Call status", "BUSY", "CALLING_CRM_USER", "CANCELED", "COMPLETED", "CONNECTING",
+              "FAILED", "IN_PROGRESS", "MISSED", "NO_ANSWER", "QUEUED", "RINGING"),
+        _text("hs_call_disposition", "Call outcome"), _text("hs_call_from_number", "From number"),
+        _text("hs_call_to_number", "To number"), _text("hs_call_recording_url", "Recording URL"),
+    )),
+    "emails": StandardType("0-49", "email", "hs_createdate", ("email", "Email information"), (
+        _text("hs_email_subject", "Email subject"), _text("hs_email_text", "Email body", "textarea"),
+        _text("hs_email_html", "Email HTML body", "html"), _text("hs_email_headers", "Email headers", "textarea"), _TS,
+        _enum("hs_email_direction", "Email direction", "EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL"),
+        _enum("hs_email_status", "Email send status", "BOUNCED", "FAILED", "SCHEDULED", "SENDING", "SENT"),
+    )),
+    "meetings": StandardType("0-47", "meeting", "hs_createdate", ("meeting", "Meeting information"), (
+        _text("hs_meeting_title", "Meeting name"), _text("hs_meeting_body", "Meeting description", "html"),
+        _text("hs_internal_meeting_notes", "Internal notes", "html"), _text("hs_meeting_external_url", "External URL"),
+        _text("hs_meeting_location", "Location"), _TS,
+        ("hs_meeting_start_time", "Start time", "datetime", "date", ()),
+        ("hs_meeting_end_time", "End time", "datetime", "date", ()),
+        _enum("hs_meeting_outcome", "Meeting outcome", "SCHEDULED", "COMPLETED", "RESCHEDULED", "NO_SHOW", "CANCELED"),
+    )),
+    "communications": StandardType("0-18", "communication", "hs_createdate", ("communication", "Communication information"), (
+        _enum("hs_communication_channel_type", "Channel type", "WHATS_APP", "LINKEDIN_MESSAGE", "SMS"),
+        _enum("hs_communication_logged_from", "Logged from", "CRM"),
+        _text("hs_communication_body", "Communication body", "html"), _TS,
+    )),
+    "postal_mail": StandardType("0-116", "postal_mail", "hs_createdate", ("postal_mail", "Postal mail information"), (
+        _text("hs_postal_mail_body", "Postal mail body", "html"), _TS,
+    )),
+    "leads": StandardType("0-136", "lead", "hs_createdate", ("lead_information", "Lead information"), (
+        _text("hs_lead_name", "Lead name"), _text("hs_pipeline", "Lead pipeline"), _text("hs_pipeline_stage", "Lead stage"),
+        _text("hs_lead_type", "Lead type"), _text("hs_lead_label", "Lead label"),
+    ), ("hs_lead_name", "hs_pipeline", "hs_pipeline_stage")),
+    "line_items": StandardType("0-8", "line_item", "createdate", ("lineiteminformation", "Line item information"), (
+        _text("name", "Name"), _num("price", "Unit price"), _num("quantity", "Quantity"), _num("amount", "Net price"),
+        _text("hs_product_id", "Product ID"), _text("hs_sku", "SKU"), _text("description", "Description", "textarea"),
+    ), ("name", "price", "quantity", "amount", "hs_product_id")),
+    "products": StandardType("0-7", "product", "createdate", ("productinformation", "Product information"), (
+        _text("name", "Name"), _num("price", "Unit price"), _text("description", "Description", "textarea"),
+        _text("hs_sku", "SKU"), _num("hs_cost_of_goods_sold", "Unit cost"),
+        _text("hs_recurring_billing_period", "Term"),
+    ), ("name", "price", "description")),
+    "tickets": StandardType("0-5", "ticket", "createdate", ("ticketinformation", "Ticket information"), (
+        _text("subject", "Ticket name"), _text("content", "Ticket description", "textarea"),
+        _text("hs_pipeline", "Pipeline"), _text("hs_pipeline_stage", "Ticket status"),
+        _enum("hs_ticket_priority", "Priority", "LOW", "MEDIUM", "HIGH", "URGENT"),
+        _enum("hs_ticket_category", "Category", "PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY"),
+        _text("source_type", "Source"),
+    ), ("subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_category", "hs_ticket_priority")),
+    "quotes": StandardType("0-14", "quote", "hs_createdate", ("quoteinformation", "Quote information"), (
+        _text("hs_title", "Quote name"), ("hs_expiration_date", "Expiration date", "datetime", "date", ()),
+        _text("hs_status", "Quote approval status"), _num("hs_quote_amount", "Quote amount"),
+        _text("hs_currency", "Currency"),
+    ), ("hs_title", "hs_expiration_date")),
+    "goal_targets": StandardType("0-74", "goal_target", "hs_createdate", ("goal_target_information", "Goal information"), (
+        _text("hs_goal_name", "Goal name"), _num("hs_target_amount", "Target"),
+        ("hs_start_datetime", "Start date", "datetime", "date", ()),
+        ("hs_end_datetime", "End date", "datetime", "date", ()),
+        _text("hs_created_by_user_id", "Created by user ID"),
+    ), ("hs_goal_name", "hs_target_amount")),
+}
 
 
 BUILTIN_GROUPS: dict[str, list[tuple[str, str]]] = {
@@ -279,6 +389,13 @@ SEARCHABLE: dict[str, tuple[str, ...]] = {
     "tasks": ("hs_task_subject", "hs_task_body", "hs_object_id"),
     "notes": ("hs_note_body", "hs_object_id"),
 }
+
+for _plural, _spec in STANDARD_TYPES.items():
+    _always = (_spec.created, "hs_lastmodifieddate", "hs_object_id")
+    BUILTIN_GROUPS[_plural] = [_spec.group]
+    DEFAULT_PROPERTIES[_plural] = (*_spec.defaults, *_always)
+    ALWAYS[_plural] = _always
+    SEARCHABLE[_plural] = (*[f[0] for f in _spec.fields if f[2] == "string"][:3], "hs_object_id")
 
 
 _EPOCH_START = datetime(1970, 1, 1, tzinfo=UTC)

@@ -214,9 +214,20 @@ class PropertiesApi:
             self.state.groups[object_type][name] = group
         return json_response(HTTPStatus.CREATED, group)
 
+    async def list_schemas(self, request: Request) -> Response:
+        """``GET /crm/v3/schemas``: the portal's custom object schemas (none: the sandbox has no custom objects)."""
+        return json_response(HTTPStatus.OK, {"results": []})
+
+    async def get_schema(self, request: Request) -> Response:
+        """``GET /crm/v3/schemas/{objectType}``: 404, as no custom object schema exists."""
+        name = request.path_params["object_type"]
+        raise errors.not_found(f"Unable to find object schema for {name}: this portal has no custom objects", {"objectType": [name]})
+
     def routes(self) -> list[Route]:
         base = "/crm/v3/properties/{object_type}"
         return [
+            Route("/crm/v3/schemas", endpoint("schemas")(self.list_schemas), methods=["GET"]),
+            Route("/crm/v3/schemas/{object_type}", endpoint("schemas")(self.get_schema), methods=["GET"]),
             Route(f"{base}/batch/create", endpoint("properties")(self.batch_create), methods=["POST"]),
             Route(f"{base}/batch/read", endpoint("properties")(self.batch_read), methods=["POST"]),
             Route(f"{base}/groups", endpoint("properties")(self.list_groups), methods=["GET"]),

@@ -26,6 +26,7 @@ from connector.sandbox.hubspot.properties import (
     BUILTIN_GROUPS,
     DEFAULT_PROPERTIES,
     MAINTAINED,
+    STANDARD_TYPES,
     PropertyDefinition,
     builtin_definitions,
     format_ms,
@@ -40,13 +41,18 @@ OBJECT_TYPES: dict[str, tuple[str, str]] = {
     "deals": ("0-3", "deal"),
     "tasks": ("0-27", "task"),
     "notes": ("0-46", "note"),
+    **{plural: (spec.type_id, spec.singular) for plural, spec in STANDARD_TYPES.items()},
 }
 _ALIASES: dict[str, str] = {}
 for _plural, (_type_id, _singular) in OBJECT_TYPES.items():
     _ALIASES[_plural] = _ALIASES[_type_id] = _ALIASES[_singular] = _plural
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_CREATED = {"tasks": "hs_createdate", "notes": "hs_createdate"}
+_CREATED = {
+    "tasks": "hs_createdate",
+    "notes": "hs_createdate",
+    **{plural: spec.created for plural, spec in STANDARD_TYPES.items() if spec.created == "hs_createdate"},
+}
 
 
 def resolve_type(name: str) -> str:
