@@ -29,11 +29,15 @@ app = typer.Typer(
     help="Relay: CRM sync connector for RevOps teams (Salesforce, HubSpot).",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: flags without "<bool>", text as written
+    epilog=("Environment: RELAY_DATABASE_URL, RELAY_CONFIG_DIR, RELAY_MAPPINGS_DIR, RELAY_HUEY_URL, RELAY_LOG_LEVEL, "
+            "SALESFORCE_INSTANCE_URL, SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET, HUBSPOT_BASE_URL, "
+            "HUBSPOT_ACCESS_TOKEN, HUBSPOT_CLIENT_SECRET (see the README)."),
 )
-config_app = typer.Typer(help="Validate and describe config/ and mappings/.", no_args_is_help=True)
-db_app = typer.Typer(help="Relay's own database (sync state, ledger, outbox, audit).", no_args_is_help=True)
-runs_app = typer.Typer(help="Sync runs recorded in Relay's store.", no_args_is_help=True)
-cursors_app = typer.Typer(help="Where each object's incremental read resumes.", no_args_is_help=True)
+config_app = typer.Typer(help="Validate and describe config/ and mappings/.", no_args_is_help=True, rich_markup_mode=None)
+db_app = typer.Typer(help="Relay's own database (sync state, ledger, outbox, audit).", no_args_is_help=True, rich_markup_mode=None)
+runs_app = typer.Typer(help="Sync runs recorded in Relay's store.", no_args_is_help=True, rich_markup_mode=None)
+cursors_app = typer.Typer(help="Where each object's incremental read resumes.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(runs_app, name="runs")
@@ -446,7 +450,12 @@ def sync(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Run one sync of CONNECTION: read, decide, write back, audit."""
+    """Run one sync of CONNECTION: read, decide, write back, audit.
+
+    Exit codes: 0 done; 1 configuration, store or CRM error, or an unknown connection;
+    2 usage error; 3 another sync of the connection is running; 4 done, but the CRM
+    refused some records (listed); 5 this run was taken over by another.
+    """
     from connector.adapters.errors import CrmError
     from connector.pipeline.heartbeat import SyncTakenOver
     from connector.store.errors import SyncAlreadyRunning
