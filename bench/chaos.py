@@ -24,8 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,13 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checks live 
 
 from connector.config.loader import RelayConfig, load_config
 from connector.sandbox.common import FaultSettings, Ledger
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.salesforce import SalesforceSandbox
 from connector.sandbox.seed import SeedData, generate
 from connector.store.migrate import open_store
 from tests.e2e._baseline import Outcome
 from tests.e2e._crm import CrmView, read_crm, write_calls
-from tests.e2e._world import SHIPPED_MAPPINGS, Crms, config_copy, relay_env_for
+from tests.e2e._world import SHIPPED_MAPPINGS, Crms, config_copy, relay_env_for, running_crms
 from tests.faults._chaos import (
     CHAOS_RATES,
     CONNECTIONS,
@@ -57,20 +54,11 @@ from tests.faults._chaos import (
 )
 
 
-@contextmanager
-def sandboxes(data: SeedData) -> Iterator[Crms]:
+def sandboxes(data: SeedData) -> AbstractContextManager[Crms]:
     """Both sandbox CRMs on ephemeral ports, with limits that do not throttle a benchmark."""
-    sf = SalesforceSandbox(data, daily_limit=10_000_000)
-    hs = HubSpotSandbox(data, ten_second_limit=1_000_000, daily_limit=100_000_000, search_per_second=1000)
-    sf.start()
-    try:
-        hs.start()
-        try:
-            yield Crms(sf, hs, data)
-        finally:
-            hs.stop()
-    finally:
-        sf.stop()
+    return running_crms(data, salesforce_options={"daily_limit": 10_000_000},
+                        hubspot_options={"ten_second_limit": 1_000_000, "daily_limit": 100_000_000,
+                                         "search_per_second": 1000})
 
 
 @dataclass

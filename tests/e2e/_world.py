@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.salesforce import SalesforceSandbox
@@ -56,10 +57,18 @@ class Crms:
 
 
 @contextmanager
-def running_crms(seed: SeedData) -> Iterator[Crms]:
-    """Start both sandboxes on ephemeral ports with ``seed``; stop them afterwards."""
-    salesforce = SalesforceSandbox(seed)
-    hubspot = HubSpotSandbox(seed, access_token=HUBSPOT_TOKEN)
+def running_crms(
+    seed: SeedData, *, salesforce_options: dict[str, Any] | None = None, hubspot_options: dict[str, Any] | None = None
+) -> Iterator[Crms]:
+    """Start both sandboxes on ephemeral ports with ``seed``; stop them afterwards.
+
+    Args:
+        seed: The sandboxes' data.
+        salesforce_options: Extra ``SalesforceSandbox`` arguments (e.g. ``daily_limit`` for a benchmark).
+        hubspot_options: Extra ``HubSpotSandbox`` arguments (e.g. ``ten_second_limit``).
+    """
+    salesforce = SalesforceSandbox(seed, **(salesforce_options or {}))
+    hubspot = HubSpotSandbox(seed, access_token=HUBSPOT_TOKEN, **(hubspot_options or {}))
     salesforce.start()
     try:
         hubspot.start()
