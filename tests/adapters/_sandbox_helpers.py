@@ -8,6 +8,9 @@ from typing import Any
 
 import requests
 
+from connector.adapters.base import Cursor, WriteOp
+from connector.adapters.hubspot import HubSpotAdapter
+
 ANCHOR = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
 
@@ -48,3 +51,25 @@ def sandbox_admin(url: str, method: str, path: str, body: Any = None) -> dict[st
 
 def ledger_calls(url: str) -> int:
     return int(sandbox_admin(url, "GET", "ledger")["totals"]["calls"])
+
+
+CONTACT_FIELDS = ["email", "firstname", "lastname", "hubspot_owner_id"]
+"""The contact properties the HubSpot adapter tests read."""
+
+
+def new_contacts(count: int, tag: str = "n") -> list[WriteOp]:
+    """Creates of ``count`` contacts, e-mail ``{tag}{i}@acme.example``."""
+    return [WriteOp("contacts", "create", {"email": f"{tag}{i}@acme.example", "lastname": f"{tag}{i}"})
+            for i in range(count)]
+
+
+def record_ids(pages: Any) -> list[str]:
+    """The ids of the records of ``pages``, in order."""
+    return [r["id"] for page in pages for r in page.records]
+
+
+def contacts_checkpoint(adapter: HubSpotAdapter) -> Cursor:
+    """The checkpoint a full read of the contacts ends with."""
+    pages = list(adapter.read("contacts", CONTACT_FIELDS, None))
+    assert pages[-1].cursor is not None
+    return pages[-1].cursor

@@ -20,25 +20,22 @@ from connector.adapters.retry import RetryPolicy
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.seed import SeedData
 
-from ._sandbox_helpers import ManualClock, Waits, ledger_calls, sandbox_admin
+from ._sandbox_helpers import (
+    CONTACT_FIELDS,
+    ManualClock,
+    Waits,
+    contacts_checkpoint,
+    ledger_calls,
+    new_contacts,
+    record_ids,
+    sandbox_admin,
+)
 
-FIELDS = ["email", "firstname", "lastname", "hubspot_owner_id"]
+FIELDS = CONTACT_FIELDS
 TOKEN = {"Authorization": "Bearer sandbox-token"}
 
 
-def new_contacts(count: int, tag: str = "n") -> list[WriteOp]:
-    return [WriteOp("contacts", "create", {"email": f"{tag}{i}@acme.example", "lastname": f"{tag}{i}"})
-            for i in range(count)]
 
-
-def ids(pages: Any) -> list[str]:
-    return [r["id"] for page in pages for r in page.records]
-
-
-def checkpoint(adapter: HubSpotAdapter) -> Cursor:
-    pages = list(adapter.read("contacts", FIELDS, None))
-    assert pages[-1].cursor is not None
-    return pages[-1].cursor
 
 
 def api(url: str, method: str, path: str, body: Any = None) -> Any:
@@ -50,7 +47,7 @@ def api(url: str, method: str, path: str, body: Any = None) -> Any:
 def test_full_read_returns_every_contact_flat_then_a_checkpoint(hubspot: HubSpotAdapter, seed: SeedData) -> None:
     pages = list(hubspot.read("contacts", FIELDS, None, page_size=7))
     live = {r["id"] for r in seed.hubspot["contacts"] if not r.get("archived")}
-    assert set(ids(pages)) == live and len(ids(pages)) == len(live)
+    assert set(record_ids(pages)) == live and len(record_ids(pages)) == len(live)
     assert all(p.cursor is None for p in pages[:-1]), "a full read in id order must not checkpoint midway"
     assert pages[-1].cursor is not None and not pages[-1].records
     first = pages[0].records[0]
@@ -58,14 +55,14 @@ def test_full_read_returns_every_contact_flat_then_a_checkpoint(hubspot: HubSpot
 
 
 def test_incremental_read_picks_up_exactly_the_changed_records(hubspot: HubSpotAdapter, clock: ManualClock) -> None:
-    cursor = checkpoint(hubspot)
+    cursor = contacts_checkpoint(hubspot)
     clock.advance(minutes=5)
-    existing = ids(hubspot.read("contacts", FIELDS, None))[:3]
+    existing = record_ids(hubspot.read("contacts", FIELDS, None))[:3]
     updated = hubspot.write([WriteOp("contacts", "update", {"firstname": "Changed"}, crm_id=i) for i in existing])
     created = hubspot.write(new_contacts(2))
     assert all(r.success for r in updated + created)
     pages = list(hubspot.read("contacts", FIELDS, cursor))
-    assert sorted(ids(pages)) == sorted(existing + [str(r.crm_id) for r in created])
+    assert sorted(record_ids(pages)) == sorted(existing + [str(r.crm_id) for r in created])
     assert pages[-1].cursor is not None and pages[-1].cursor > cursor
     assert list(hubspot.read("contacts", FIELDS, pages[-1].cursor)) == []
 
@@ -74,13 +71,13 @@ def test_search_windows_restart_before_the_result_cap_without_skipping(hs_url: s
                                                                        clock: ManualClock) -> None:
     adapter = HubSpotAdapter("hs", hs_url, "sandbox-token", retry=policy, search_overlap=timedelta(0),
                              searches_per_second=10_000, search_cap=100, clock=clock, read_lag=timedelta(0))
-    cursor = checkpoint(adapter)
+    cursor = contacts_checkpoint(adapter)
     created: list[str] = []
     for _ in range(5):  # 5 timestamps, 50 contacts each: ties inside every window
         clock.advance(seconds=1)
         created += [str(r.crm_id) for r in adapter.write(new_contacts(50, f"w{len(created)}-"))]
     pages = list(adapter.read("contacts", FIELDS, cursor, page_size=20))
-    seen = ids(pages)
+    seen = record_ids(pages)
     assert sorted(seen) == sorted(created), "every changed contact exactly once"
     cursors = [p.cursor for p in pages]
     assert cursors == sorted(c for c in cursors if c is not None), "the checkpoint only moves forward"
@@ -88,7 +85,7 @@ def test_search_windows_restart_before_the_result_cap_without_skipping(hs_url: s
 
 
 def test_resuming_from_a_mid_read_checkpoint_loses_nothing(hubspot: HubSpotAdapter, clock: ManualClock) -> None:
-    cursor = checkpoint(hubspot)
+    cursor = contacts_checkpoint(hubspot)
     created: list[str] = []
     for _ in range(3):
         clock.advance(seconds=1)
@@ -96,8 +93,8 @@ def test_resuming_from_a_mid_read_checkpoint_loses_nothing(hubspot: HubSpotAdapt
     pages = list(hubspot.read("contacts", FIELDS, cursor, page_size=50))
     middle = pages[1].cursor
     assert middle is not None
-    resumed = ids(hubspot.read("contacts", FIELDS, Cursor.from_json(middle.to_json()), page_size=50))
-    done = set(ids(pages[:2]))
+    resumed = record_ids(hubspot.read("contacts", FIELDS, Cursor.from_json(middle.to_json()), page_size=50))
+    done = set(record_ids(pages[:2]))
     assert set(created) - done <= set(resumed) <= set(created), "nothing skipped; repeats only from the tie in flight"
     assert len(resumed) < len(created)
 
@@ -111,8 +108,8 @@ def test_the_overlap_window_re_reads_writes_that_search_showed_late(hs_url: str,
     clock.advance(minutes=10)
     written = late.write(new_contacts(1, "late"))[0]
     cursor = Cursor(clock() + timedelta(seconds=30), "0")  # a checkpoint taken just after, elsewhere
-    assert written.crm_id in ids(late.read("contacts", FIELDS, cursor))
-    assert written.crm_id not in ids(strict.read("contacts", FIELDS, cursor))
+    assert written.crm_id in record_ids(late.read("contacts", FIELDS, cursor))
+    assert written.crm_id not in record_ids(strict.read("contacts", FIELDS, cursor))
 
 
 def test_writes_go_100_per_call_and_every_call_is_counted(hubspot: HubSpotAdapter, hs_url: str) -> None:
@@ -156,7 +153,7 @@ def test_rate_limits_and_server_errors_are_retried_to_success(hubspot: HubSpotAd
                                                               waits: Waits) -> None:
     sandbox_admin(hs_url, "DELETE", "ledger")
     sandbox_admin(hs_url, "PUT", "faults", {"script": ["rate_limit", "server_error", "drop"], "retry_after": 1})
-    assert ids(hubspot.read("contacts", FIELDS, None))
+    assert record_ids(hubspot.read("contacts", FIELDS, None))
     assert waits[0] == 1.0 and len(waits) == 3
     assert hubspot.calls.total == ledger_calls(hs_url)
 
@@ -166,10 +163,10 @@ def test_the_search_throttle_keeps_under_the_portal_limit(seed: SeedData, clock:
     server = sandbox.start()
     try:
         adapter = HubSpotAdapter("hs", server.url, "sandbox-token", search_overlap=timedelta(0))
-        cursor = checkpoint(adapter)
+        cursor = contacts_checkpoint(adapter)
         clock.advance(seconds=1)
         adapter.write(new_contacts(24, "thr"))
-        assert len(ids(adapter.read("contacts", FIELDS, cursor, page_size=2))) == 24
+        assert len(record_ids(adapter.read("contacts", FIELDS, cursor, page_size=2))) == 24
         totals = sandbox_admin(server.url, "GET", "ledger")["totals"]
         assert totals["by_status"].get("429", 0) == 0
         assert adapter.calls.get("search") >= 12  # (plus records at the checkpoint's own timestamp)
@@ -211,7 +208,7 @@ def test_missing_properties_are_created_in_the_relay_group_once(hubspot: HubSpot
 
 def test_merges_are_reported_as_pairs_and_the_loser_as_archived(hubspot: HubSpotAdapter, hs_url: str,
                                                                 clock: ManualClock) -> None:
-    cursor = checkpoint(hubspot)
+    cursor = contacts_checkpoint(hubspot)
     since = clock()
     clock.advance(minutes=1)
     primary, secondary = (str(r.crm_id) for r in hubspot.write(new_contacts(2, "merge")))
@@ -293,7 +290,7 @@ def test_a_full_read_never_checkpoints_past_the_time_it_started(hubspot: HubSpot
     pages = [first, *reading]
     cursor = pages[-1].cursor
     assert cursor is not None and cursor.last_modified <= started
-    assert set(late) | {edited} <= set(ids(hubspot.read("contacts", FIELDS, cursor)))
+    assert set(late) | {edited} <= set(record_ids(hubspot.read("contacts", FIELDS, cursor)))
 
 
 def test_upserted_tasks_are_linked_through_the_associations_api(hubspot: HubSpotAdapter, hs_url: str) -> None:

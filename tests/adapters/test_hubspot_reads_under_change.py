@@ -17,33 +17,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.adapters._paging import PagingStuckError
-from connector.adapters.base import Cursor, WriteOp, missing_fields_error
+from connector.adapters.base import Cursor, missing_fields_error
 from connector.adapters.errors import FatalError, RetriableError
 from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.retry import RetryPolicy
 from connector.sandbox.hubspot import HubSpotSandbox
 from connector.sandbox.seed import SeedData
 
-from ._sandbox_helpers import ManualClock, Waits
+from ._sandbox_helpers import (
+    CONTACT_FIELDS,
+    ManualClock,
+    Waits,
+    contacts_checkpoint,
+    new_contacts,
+    record_ids,
+)
 from ._tamper import Tamper, serve
 
-FIELDS = ["email", "firstname", "lastname", "hubspot_owner_id"]
+FIELDS = CONTACT_FIELDS
 TOKEN = {"Authorization": "Bearer sandbox-token"}
 
 
-def new_contacts(count: int, tag: str) -> list[WriteOp]:
-    return [WriteOp("contacts", "create", {"email": f"{tag}{i}@acme.example", "lastname": f"{tag}{i}"})
-            for i in range(count)]
 
-
-def ids(pages: Any) -> list[str]:
-    return [r["id"] for page in pages for r in page.records]
-
-
-def checkpoint(adapter: HubSpotAdapter) -> Cursor:
-    pages = list(adapter.read("contacts", FIELDS, None))
-    assert pages[-1].cursor is not None
-    return pages[-1].cursor
 
 
 def edit(url: str, contact_id: str, firstname: str) -> None:
@@ -76,7 +71,7 @@ def proxied(tampered: tuple[Tamper, str], policy: RetryPolicy, clock: ManualCloc
 def test_edits_during_a_search_read_are_all_delivered(
     hubspot: HubSpotAdapter, hs_url: str, clock: ManualClock, batch: int
 ) -> None:
-    before = checkpoint(hubspot)
+    before = contacts_checkpoint(hubspot)
     created: list[str] = []
     for n in range(4):  # four timestamps, `batch` contacts each: ties inside and across pages
         clock.advance(seconds=1)
@@ -85,7 +80,7 @@ def test_edits_during_a_search_read_are_all_delivered(
     reading = hubspot.read("contacts", FIELDS, before, page_size=10)
     first = next(reading)
     contact_a = first.records[0]["id"]  # read already
-    contact_b = next(i for i in reversed(created) if i not in ids([first]))  # not read yet
+    contact_b = next(i for i in reversed(created) if i not in record_ids([first]))  # not read yet
     clock.advance(seconds=1)
     edit(hs_url, contact_a, "edited after its page was read")
     clock.advance(milliseconds=50)
@@ -100,7 +95,7 @@ def test_edits_during_a_search_read_are_all_delivered(
                                                            page_size=10) for r in p.records}
     assert again.get(contact_a) == "edited after its page was read"
     assert again.get(contact_b) == "edited before its page was read"
-    missing = set(created) - set(ids(pages)) - set(again)
+    missing = set(created) - set(record_ids(pages)) - set(again)
     assert missing == set(), f"never delivered: {sorted(missing)}"
 
 
@@ -114,18 +109,18 @@ def test_a_full_read_clamps_its_checkpoint_to_its_start(hubspot: HubSpotAdapter,
     pages = [first, *reading]
     cursor = pages[-1].cursor
     assert cursor is not None and cursor.last_modified <= started
-    assert first.records[0]["id"] in ids(hubspot.read("contacts", FIELDS, cursor))
+    assert first.records[0]["id"] in record_ids(hubspot.read("contacts", FIELDS, cursor))
 
 
 def test_a_change_within_the_read_lag_waits_for_the_next_read(hs_url: str, policy: RetryPolicy,
                                                                clock: ManualClock) -> None:
     adapter = HubSpotAdapter("hs", hs_url, "sandbox-token", retry=policy, search_overlap=timedelta(0),
                              searches_per_second=10_000, clock=clock, read_lag=timedelta(seconds=30))
-    before = checkpoint(adapter)
+    before = contacts_checkpoint(adapter)
     fresh = str(adapter.write(new_contacts(1, "fresh"))[0].crm_id)
-    assert fresh not in ids(adapter.read("contacts", FIELDS, before))
+    assert fresh not in record_ids(adapter.read("contacts", FIELDS, before))
     clock.advance(seconds=31)
-    assert fresh in ids(adapter.read("contacts", FIELDS, before))
+    assert fresh in record_ids(adapter.read("contacts", FIELDS, before))
 
 
 class LiveSearch:
@@ -231,7 +226,7 @@ def test_a_repeated_after_fails_the_read_naming_the_link(
 
 def test_an_error_with_200_is_not_zero_records(proxied: HubSpotAdapter, tampered: tuple[Tamper, str],
                                                clock: ManualClock) -> None:
-    before = checkpoint(proxied)
+    before = contacts_checkpoint(proxied)
     clock.advance(seconds=1)
     proxied.write(new_contacts(3, "e"))
     tampered[0].add(r"/search", lambda answer, _: {"status": "error", "message": "Search is unavailable",
@@ -244,7 +239,7 @@ def test_non_json_with_200_is_retried_and_the_read_goes_on(proxied: HubSpotAdapt
                                                            seed: SeedData, waits: Waits) -> None:
     tampered[0].add(r"/crm/v3/objects/contacts\?", lambda answer, _: b"<html>maintenance</html>", times=1)
     live = {r["id"] for r in seed.hubspot["contacts"] if not r.get("archived")}
-    assert set(ids(proxied.read("contacts", FIELDS, None))) == live
+    assert set(record_ids(proxied.read("contacts", FIELDS, None))) == live
     assert len(waits) == 1
 
 
@@ -270,7 +265,7 @@ def test_an_answer_without_a_results_list_is_fatal(proxied: HubSpotAdapter, tamp
 def test_records_without_id_or_with_a_bad_stamp_are_delivered_and_do_not_move_the_cursor(
     proxied: HubSpotAdapter, tampered: tuple[Tamper, str], clock: ManualClock
 ) -> None:
-    before = checkpoint(proxied)
+    before = contacts_checkpoint(proxied)
     created: list[str] = []
     for n in range(3):
         clock.advance(seconds=1)
@@ -290,7 +285,7 @@ def test_records_without_id_or_with_a_bad_stamp_are_delivered_and_do_not_move_th
     assert any(r.get("hs_lastmodifieddate") == "yesterday-ish" for r in rows)
     assert pages[-1].cursor is not None and pages[-1].cursor > before
     tampered[0].clear()
-    resumed = ids(proxied.read("contacts", FIELDS, before))
+    resumed = record_ids(proxied.read("contacts", FIELDS, before))
     assert set(created) <= set(resumed)
 
 
