@@ -44,7 +44,7 @@ def test_the_refusal_names_the_live_runs_id_start_and_last_heartbeat(db: Databas
     assert f"run {live} since {T0.isoformat()}" in str(refused)
     assert f"last heartbeat {(T0 + timedelta(seconds=30)).isoformat()}" in str(refused)
     with db.sessions() as session:
-        assert SyncRuns(session).is_current(live)
+        assert SyncRuns(session).get(live).status is SyncStatus.RUNNING
 
 
 def test_a_forced_take_over_supersedes_a_live_run_which_learns_it_at_its_next_write(db: Database) -> None:
@@ -55,7 +55,7 @@ def test_a_forced_take_over_supersedes_a_live_run_which_learns_it_at_its_next_wr
         new = SyncRuns(session).start("sf-prod", "incremental", now=forced_at, take_over_stale_before=forced_at)
     with db.sessions() as session:
         runs = SyncRuns(session)
-        assert not runs.is_current(live) and runs.is_current(new)
+        assert runs.get(new).status is SyncStatus.RUNNING
         old = runs.get(live)
     assert old.status is SyncStatus.CRASHED and old.finished_at == forced_at
     assert old.error is not None and f"taken over by run {new}" in old.error
@@ -77,14 +77,13 @@ def test_a_forced_take_over_supersedes_a_live_run_which_learns_it_at_its_next_wr
         session.rollback()
 
 
-def test_a_finished_run_is_not_current_and_is_not_called_superseded(db: Database) -> None:
+def test_a_finished_run_is_not_called_superseded(db: Database) -> None:
     with db.sessions.begin() as session:
         runs = SyncRuns(session)
         run_id = runs.start("sf-prod", "incremental", now=T0)
         runs.finish(run_id, SyncStatus.SUCCEEDED, now=T0)
     with db.sessions() as session:
         runs = SyncRuns(session)
-        assert not runs.is_current(run_id)
         with pytest.raises(RunNotRunning) as caught:
             runs.heartbeat(run_id)
         assert not isinstance(caught.value, RunSuperseded)

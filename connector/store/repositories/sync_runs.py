@@ -188,21 +188,6 @@ class SyncRuns:
             raise RunNotFound(run_id)
         return _run(row)
 
-    def is_current(self, run_id: int) -> bool:
-        """Whether ``run_id`` is still the running sync of its connection.
-
-        A long step (e.g. draining the outbox) can ask this before writing to the CRM:
-        ``False`` means the run finished, or was marked crashed because another sync
-        took over, and must stop.
-
-        Raises:
-            RunNotFound: If there is no such run.
-        """
-        status = self._session.scalar(select(SyncRunRow.status).where(SyncRunRow.id == run_id))
-        if status is None:
-            raise RunNotFound(run_id)
-        return bool(status == SyncStatus.RUNNING.value)
-
     def running(self, connection: str) -> SyncRun | None:
         """Return the running sync of ``connection``, if any."""
         row = self._session.scalars(
