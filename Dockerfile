@@ -7,6 +7,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY connector ./connector
+COPY crm_sandbox ./crm_sandbox
 COPY jobs ./jobs
 RUN python -m venv /opt/relay \
     && /opt/relay/bin/pip install ".[postgres]"

@@ -12,14 +12,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from connector.sandbox.common import (
+from crm_sandbox.common import (
     FaultInjector,
     FaultSettings,
     Ledger,
     SandboxMiddleware,
     call_counter,
 )
-from connector.sandbox.runner import SandboxServer
+from crm_sandbox.runner import SandboxServer
 
 
 async def items(request: Request) -> JSONResponse:

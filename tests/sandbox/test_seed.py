@@ -18,11 +18,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.sandbox.ids import KEY_PREFIXES, is_salesforce_id, object_for_id
-from connector.sandbox.schema import HUBSPOT_CUSTOM_PROPERTIES, SALESFORCE_CUSTOM_FIELDS
-from connector.sandbox.seed import SeedData, generate, summary
-from connector.sandbox.seed import messiness as mess
-from connector.sandbox.seed.opportunities import STAGE_REQUIREMENTS, STAGES
+from crm_sandbox.ids import KEY_PREFIXES, is_salesforce_id, object_for_id
+from crm_sandbox.schema import HUBSPOT_CUSTOM_PROPERTIES, SALESFORCE_CUSTOM_FIELDS
+from crm_sandbox.seed import SeedData, generate, summary
+from crm_sandbox.seed import messiness as mess
+from crm_sandbox.seed.opportunities import STAGE_REQUIREMENTS, STAGES
 
 ANCHOR = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 SF_DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
@@ -155,7 +155,7 @@ def test_same_inputs_give_byte_identical_json() -> None:
 
 def test_output_does_not_depend_on_string_hashing() -> None:
     script = (
-        "import hashlib; from datetime import datetime, UTC; from connector.sandbox.seed import generate; "
+        "import hashlib; from datetime import datetime, UTC; from crm_sandbox.seed import generate; "
         "print(hashlib.sha256(generate(8, 150, datetime(2026, 1, 5, 9, tzinfo=UTC)).to_json().encode()).hexdigest())"
     )
     digests = set()

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from hubspot import HubSpot
 
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.runner import SandboxServer
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.runner import SandboxServer
 
 TOKEN = "sandbox-token"
 

@@ -27,7 +27,7 @@ from hubspot.crm.objects.emails import SimplePublicObjectInputForCreate as Email
 from hubspot.crm.objects.meetings import SimplePublicObjectInputForCreate as MeetingCreate
 from hubspot_portal import TOKEN, client, hs, sandbox  # noqa: F401  (fixtures)
 
-from connector.sandbox.hubspot import HubSpotSandbox, RateLimits
+from crm_sandbox.hubspot import HubSpotSandbox, RateLimits
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

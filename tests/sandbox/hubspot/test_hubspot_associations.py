@@ -19,7 +19,7 @@ from hubspot.crm.contacts import ApiException, PublicMergeInput, SimplePublicObj
 from hubspot.crm.objects.tasks import SimplePublicObjectInputForCreate as TaskInput
 from hubspot_portal import TOKEN
 
-from connector.sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.hubspot import HubSpotSandbox
 
 
 def _contact(hs: HubSpot, email: str, **props: str) -> str:

@@ -20,8 +20,8 @@ from hubspot.crm.contacts import (
 )
 from hubspot_portal import TOKEN
 
-from connector.sandbox.common import FaultSettings
-from connector.sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.common import FaultSettings
+from crm_sandbox.hubspot import HubSpotSandbox
 
 
 def _create(hs: HubSpot, count: int, prefix: str = "b") -> list[str]:

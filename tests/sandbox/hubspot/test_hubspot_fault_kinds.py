@@ -15,7 +15,7 @@ from hubspot import HubSpot
 from hubspot.crm.contacts import PublicObjectSearchRequest, SimplePublicObjectInputForCreate
 from hubspot_portal import TOKEN, client, seed_contacts
 
-from connector.sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.hubspot import HubSpotSandbox
 
 CONTACTS = "/crm/v3/objects/contacts"
 

@@ -12,7 +12,7 @@ from hubspot_portal import TOKEN
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.hubspot import HubSpotSandbox
 
 KEYS = [
     "properties", "inputs", "filterGroups", "filters", "sorts", "limit", "after", "associations", "idProperty", "id",

@@ -19,7 +19,7 @@ import httpx
 from hubspot.crm.contacts import SimplePublicObjectInputForCreate
 from hubspot_portal import TOKEN, client, sandbox, seed_contacts  # noqa: F401  (fixture)
 
-from connector.sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.hubspot import HubSpotSandbox
 
 
 def _url(box: HubSpotSandbox, path: str) -> str:

@@ -10,8 +10,8 @@ import pytest
 from hubspot.crm.contacts import ApiException
 from hubspot_portal import TOKEN, client
 
-from connector.sandbox.common import FaultSettings
-from connector.sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.common import FaultSettings
+from crm_sandbox.hubspot import HubSpotSandbox
 
 
 def test_missing_or_wrong_token_is_401_invalid_authentication(hs: object, sandbox: HubSpotSandbox) -> None:

@@ -16,7 +16,7 @@ from hubspot.crm.contacts import (
 )
 from hubspot_portal import TOKEN, client, contact, seed_contacts
 
-from connector.sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.hubspot import HubSpotSandbox
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from hubspot import HubSpot
 from hubspot.crm.contacts import ApiException, PublicObjectSearchRequest
 from hubspot_portal import TOKEN, Seed, client, contact
 
-from connector.sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.hubspot import HubSpotSandbox
 
 
 def _people() -> Seed:

@@ -9,9 +9,9 @@ import pytest
 from hubspot import HubSpot
 from hubspot_portal import client
 
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.hubspot.properties import normalise_value
-from connector.sandbox.seed import SeedData, generate
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.hubspot.properties import normalise_value
+from crm_sandbox.seed import SeedData, generate
 
 
 @pytest.fixture(scope="module")

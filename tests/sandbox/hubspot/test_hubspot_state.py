@@ -12,7 +12,7 @@ from hubspot.crm.contacts import (
 )
 from hubspot_portal import Seed, client, contact
 
-from connector.sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.hubspot import HubSpotSandbox
 
 OWNER = {"id": "501", "email": "solo@northwind.example", "firstName": "Solo", "lastName": "Owner", "userId": 7,
          "createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-01T00:00:00.000Z", "archived": False, "teams": []}

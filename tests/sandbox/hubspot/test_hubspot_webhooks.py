@@ -21,7 +21,7 @@ from hubspot.crm.contacts import (
 from hubspot.utils.signature import Signature
 from hubspot_portal import client
 
-from connector.sandbox.hubspot import HubSpotSandbox, WebhookSettings
+from crm_sandbox.hubspot import HubSpotSandbox, WebhookSettings
 
 SECRET = "test-secret"
 

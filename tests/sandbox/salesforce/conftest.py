@@ -9,7 +9,7 @@ import pytest
 from sf_helpers import FakeClock, client
 from simple_salesforce import Salesforce
 
-from connector.sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.salesforce import SalesforceSandbox
 
 
 @pytest.fixture()

@@ -7,8 +7,8 @@ from typing import Any
 
 from simple_salesforce import Salesforce
 
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.salesforce.transport import sandbox_session
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.salesforce.transport import sandbox_session
 
 
 class FakeClock:

@@ -10,8 +10,8 @@ import pytest
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from connector.sandbox.common import FaultSettings
-from connector.sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.common import FaultSettings
+from crm_sandbox.salesforce import SalesforceSandbox
 
 
 def lead(name: str, **extra: Any) -> dict[str, Any]:

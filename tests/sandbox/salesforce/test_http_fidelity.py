@@ -13,8 +13,8 @@ import pytest
 from sf_helpers import FakeClock
 from simple_salesforce import Salesforce
 
-from connector.sandbox.ids import salesforce_id
-from connector.sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.ids import salesforce_id
+from crm_sandbox.salesforce import SalesforceSandbox
 
 U1 = salesforce_id("005", 101)
 L1 = salesforce_id("00Q", 100)

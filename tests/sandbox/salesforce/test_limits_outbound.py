@@ -14,8 +14,8 @@ from sf_helpers import FakeClock, client
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceRefusedRequest
 
-from connector.sandbox.common import FaultSettings
-from connector.sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.common import FaultSettings
+from crm_sandbox.salesforce import SalesforceSandbox
 
 NS = {"soap": "http://schemas.xmlsoap.org/soap/envelope/", "om": "http://soap.sforce.com/2005/09/outbound", "sf": "urn:sobject.enterprise.soap.sforce.com"}
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"

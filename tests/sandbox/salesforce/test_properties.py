@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.salesforce.soql import SoqlError, parse
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.salesforce.soql import SoqlError, parse
 
 WORDS = [
     "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDER", "BY", "ASC", "DESC", "NULLS",

@@ -9,8 +9,8 @@ from sf_helpers import FakeClock
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from connector.sandbox.ids import salesforce_id
-from connector.sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.ids import salesforce_id
+from crm_sandbox.salesforce import SalesforceSandbox
 
 U1, U2 = salesforce_id("005", 101), salesforce_id("005", 102)
 L = [salesforce_id("00Q", 100 + i) for i in range(6)]

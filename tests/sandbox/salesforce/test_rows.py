@@ -14,8 +14,8 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from connector.sandbox.ids import salesforce_id
-from connector.sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.ids import salesforce_id
+from crm_sandbox.salesforce import SalesforceSandbox
 
 LEAD = {"LastName": "Doe", "Company": "Acme", "Email": "jane@acme.example"}
 

@@ -12,8 +12,8 @@ import pytest
 import requests
 from simple_salesforce import Salesforce
 
-from connector.sandbox.ids import salesforce_id
-from connector.sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.ids import salesforce_id
+from crm_sandbox.salesforce import SalesforceSandbox
 
 STAMP = "2026-03-01T00:00:00.000+0000"
 QUERY = "SELECT Id, Name, AnnualRevenue, SystemModstamp FROM Account ORDER BY Id"

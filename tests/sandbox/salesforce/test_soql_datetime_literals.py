@@ -6,8 +6,8 @@ import pytest
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from connector.sandbox.ids import salesforce_id
-from connector.sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.ids import salesforce_id
+from crm_sandbox.salesforce import SalesforceSandbox
 
 BEFORE, AT, AFTER = (salesforce_id("00Q", 300 + i) for i in range(3))
 O_MAY1, O_MAY2 = salesforce_id("006", 300), salesforce_id("006", 301)
