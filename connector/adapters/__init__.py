@@ -1,8 +1,8 @@
 """CRM adapters: one per CRM, on its official SDK; the only code that knows which CRM it talks to.
 
 The pipeline uses the :class:`~connector.adapters.base.CrmAdapter` protocol and
-builds adapters with :func:`connector.adapters.salesforce.SalesforceAdapter` or
-:func:`connector.adapters.hubspot.HubSpotAdapter`.
+builds adapters with :func:`connector.crms.salesforce.adapter.SalesforceAdapter` or
+:func:`connector.crms.hubspot.adapter.HubSpotAdapter`.
 """
 
 from __future__ import annotations

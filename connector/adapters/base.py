@@ -10,63 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from connector.adapters.calls import ApiCallCounter
-from connector.adapters.errors import ConfigurationError, CrmError, RecordError
+from connector.adapters.errors import CrmError, RecordError
+from connector.adapters.retry import RetryPolicy
+from connector.cursor import Cursor
 
 Operation = Literal["create", "update", "upsert", "delete"]
 OPERATIONS: tuple[Operation, ...] = ("create", "update", "upsert", "delete")
-
-
-@dataclass(frozen=True, order=True)
-class Cursor:
-    """A position in an object's change stream: (last-modified timestamp, record id).
-
-    The pair, not the timestamp alone, because many records can share a
-    timestamp (one Salesforce composite call stamps all its rows alike). Cursors
-    compare by timestamp, then id (numerically for numeric ids), so "only moves
-    forward" is ``new >= old``.
-
-    Attributes:
-        last_modified: Aware UTC datetime (naive datetimes are refused).
-        last_id: The CRM id of the last record at that timestamp.
-    """
-
-    last_modified: datetime
-    last_id: str = field(compare=False)
-    id_order: tuple[int, str] = field(init=False, repr=False, compare=True)
-    """How ids compare: by length, then text, which is numeric order for HubSpot's numeric ids
-    ("9" < "10") and plain text order for Salesforce's fixed-length ids."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.last_modified, datetime):
-            raise TypeError(f"Cursor.last_modified must be a datetime, got {self.last_modified!r}")
-        if self.last_modified.tzinfo is None or self.last_modified.utcoffset() is None:
-            raise ValueError(f"Cursor.last_modified must be timezone-aware (UTC), got naive {self.last_modified!r}")
-        if not isinstance(self.last_id, str):
-            raise TypeError(f"Cursor.last_id must be a string, got {self.last_id!r}")
-        object.__setattr__(self, "last_modified", self.last_modified.astimezone(UTC))
-        object.__setattr__(self, "id_order", (len(self.last_id), self.last_id))
-
-    def to_json(self) -> dict[str, str]:
-        """The cursor as JSON for a checkpoint: ``{"last_modified": ISO-8601, "last_id": ...}``."""
-        return {"last_modified": self.last_modified.isoformat(), "last_id": self.last_id}
-
-    @classmethod
-    def from_json(cls, data: Any) -> Cursor:
-        """Read a cursor written by :meth:`to_json`; raises ``ValueError`` naming what is wrong."""
-        if not isinstance(data, dict) or "last_modified" not in data or "last_id" not in data:
-            raise ValueError(f"a cursor is {{'last_modified': ISO-8601, 'last_id': str}}, got {data!r}")
-        try:
-            when = datetime.fromisoformat(str(data["last_modified"]).replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ValueError(f"cursor last_modified is not an ISO-8601 datetime: {data['last_modified']!r}") from exc
-        return cls(when, str(data["last_id"]))
-
-    def __str__(self) -> str:
-        return f"({self.last_modified.isoformat()}, {self.last_id})"
 
 
 @dataclass
@@ -156,16 +109,17 @@ class WriteResult:
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """A field Relay needs in the CRM (HubSpot creates it; Salesforce only checks).
+    """A field Relay needs in the CRM (created where the unit ``creates_fields``, else only checked).
 
     Attributes:
         name: API name (``relay_score``, ``Relay_Score__c``).
         label: Label shown in the CRM.
-        type: HubSpot property type (string, number, date, datetime, bool, enumeration).
-        field_type: HubSpot field type (text, textarea, number, date, booleancheckbox, select...).
+        type: The CRM's data type of the field (HubSpot: string, number, date, datetime, bool,
+            enumeration); adapters of CRMs that only check fields ignore it.
+        field_type: How the CRM shows the field (HubSpot: text, number, booleancheckbox...).
         description: Help text.
         has_unique_value: The CRM enforces unique values (usable as an upsert key).
-        group_name: HubSpot property group.
+        group_name: The CRM's grouping of Relay's fields (HubSpot property group).
     """
 
     name: str
@@ -202,8 +156,12 @@ class FieldSpec:
 class CrmAdapter(Protocol):
     """What the pipeline needs from a CRM. One implementation per CRM, on its official SDK."""
 
+    crm: str
+    """The CRM unit's kind (``salesforce``, ``hubspot``)."""
     connection: str
     calls: ApiCallCounter
+    retry: RetryPolicy
+    """How calls are retried; the run swaps in a policy bounded by its deadline (``deadline_applied``)."""
     reads_deletions: bool
     """True when ``read`` reports deleted records itself (``Page.deleted_ids``); otherwise the
     pipeline asks ``read_deleted`` after each object's read."""
@@ -211,7 +169,25 @@ class CrmAdapter(Protocol):
     def read(
         self, object: str, fields: Sequence[str], cursor: Cursor | None, *, page_size: int | None = None
     ) -> Iterator[Page]:
-        """Records changed after ``cursor`` (all records when None), oldest first, page by page."""
+        """Records changed after ``cursor`` (all records when None), page by page.
+
+        An incremental read comes oldest first, each page with the cursor to checkpoint. A full
+        read (``cursor`` None) may come in another order (HubSpot lists by id, Salesforce Bulk
+        by its own): its pages then carry no cursor but the last, which never passes the
+        newest record read.
+        """
+        ...
+
+    def prepare_reads(
+        self, reads: Sequence[tuple[str, Sequence[str], Cursor | None]], *, page_size: int | None = None
+    ) -> None:
+        """The run will read these objects from these cursors; an adapter may fetch their first pages together.
+
+        ``reads`` are the ``(object, fields, cursor)`` that ``read`` will be called with, with
+        ``page_size``; a read that matches one may be served its first page from that combined
+        fetch (Salesforce: one Composite call for up to five queries, owners included). Any
+        other read asks as usual, so calling this is never required for correctness.
+        """
         ...
 
     def read_deleted(self, object: str, since: datetime) -> list[str]:
@@ -219,7 +195,14 @@ class CrmAdapter(Protocol):
         ...
 
     def owners(self) -> list[dict[str, Any]]:
-        """Every owner (Salesforce Users; HubSpot owners, archived ones included)."""
+        """Every owner (Salesforce Users; HubSpot owners, archived ones included).
+
+        May answer from the process's cache for the connection's ``owners_cache_seconds``.
+        """
+        ...
+
+    def forget_owners(self) -> None:
+        """Drop the cached owners list, so the next ``owners()`` asks the CRM (a full sync; a refused owner)."""
         ...
 
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
@@ -231,28 +214,12 @@ class CrmAdapter(Protocol):
         ...
 
     def check_fields(self, object: str, names: Sequence[str]) -> list[str]:
-        """The names in ``names`` that ``object`` lacks (empty when all exist); see :func:`missing_fields_error`."""
+        """The names in ``names`` that ``object`` lacks (empty when all exist); see ``CrmUnit.missing_fields``."""
         ...
 
     def close(self) -> None:
         """Release the adapter's connections."""
         ...
-
-
-def missing_fields_error(crm: str, object: str, missing: Sequence[str], *, connection: str = "",
-                         source: str = "") -> ConfigurationError:
-    """The error for fields a mapping names but the CRM lacks: every name and the object, code ``UNKNOWN_FIELDS``.
-
-    Example:
-        >>> missing_fields_error("hubspot", "contacts", ["emial"], source="mappings/hubspot.yaml").message
-        'HubSpot contacts has no property emial (named in mappings/hubspot.yaml): check the spelling'
-    """
-    noun = ("property" if len(missing) == 1 else "properties") if crm == "hubspot" else (
-        "field" if len(missing) == 1 else "fields")
-    where = f" (named in {source})" if source else ""
-    label = {"hubspot": "HubSpot", "salesforce": "Salesforce"}.get(crm, crm)
-    return ConfigurationError(f"{label} {object} has no {noun} {', '.join(missing)}{where}: check the spelling",
-                              crm=crm, code="UNKNOWN_FIELDS", fields=list(missing), connection=connection)
 
 
 def batch_plan(ops: Sequence[WriteOp], size: int) -> list[list[tuple[int, WriteOp]]]:

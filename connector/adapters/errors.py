@@ -1,8 +1,8 @@
 """CRM errors, classified once, as data.
 
 Every failed call to Salesforce or HubSpot ends up here: :func:`classify_response`
-looks the answer up in :data:`ERROR_RULES` (status and the CRM's own error code
-→ what to do) and returns one of Relay's exceptions. Nothing else in Relay
+looks the answer up in the CRM's :class:`ErrorDialect` and then :data:`ERROR_RULES`
+(status and the CRM's own error code → what to do) and returns one of Relay's exceptions. Nothing else in Relay
 interprets status codes or error bodies.
 
 The exception tree::
@@ -26,8 +26,7 @@ or HubSpot said. ``str(error)`` is one line, each part once::
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -35,7 +34,8 @@ from enum import StrEnum
 from http import HTTPStatus
 from typing import Any, Literal
 
-Crm = Literal["salesforce", "hubspot"]
+Crm = str
+"""A CRM kind as registered by its unit (``salesforce``, ``hubspot``)."""
 
 
 class Action(StrEnum):
@@ -227,42 +227,6 @@ _RETRY, _RATE, _FAIL, _SKIP, _AUTH = (
 )
 
 ERROR_RULES: tuple[ErrorRule, ...] = (
-    # --- Salesforce: specific codes first -------------------------------------------------
-    ErrorRule("salesforce", S.UNAUTHORIZED, "INVALID_SESSION_ID", _AUTH, AuthError, "session expired: log in again once"),
-    ErrorRule("salesforce", S.BAD_REQUEST, "invalid_grant", _FAIL, AuthError, "OAuth: wrong credentials or grant"),
-    ErrorRule("salesforce", S.BAD_REQUEST, "invalid_client", _FAIL, AuthError, "OAuth: unknown client id/secret"),
-    ErrorRule("salesforce", S.BAD_REQUEST, "invalid_client_id", _FAIL, AuthError, "OAuth: unknown client id"),
-    ErrorRule("salesforce", S.BAD_REQUEST, "unsupported_grant_type", _FAIL, AuthError, "OAuth flow not enabled"),
-    ErrorRule("salesforce", S.UNAUTHORIZED, "invalid_client", _FAIL, AuthError, "OAuth: unknown client"),
-    ErrorRule("salesforce", S.FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", _FAIL, ApiLimitExceeded, "daily API allocation used up"),
-    ErrorRule("salesforce", S.FORBIDDEN, "API_DISABLED_FOR_ORG", _FAIL, PermissionError_, "API access not enabled"),
-    ErrorRule("salesforce", S.FORBIDDEN, "API_CURRENTLY_DISABLED", _FAIL, PermissionError_, "API access disabled"),
-    ErrorRule("salesforce", S.FORBIDDEN, "INSUFFICIENT_ACCESS", _FAIL, PermissionError_, "integration user lacks rights"),
-    ErrorRule("salesforce", S.BAD_REQUEST, "MALFORMED_QUERY", _FAIL, ConfigurationError, "SOQL Relay built is wrong"),
-    ErrorRule("salesforce", S.BAD_REQUEST, "INVALID_FIELD", _FAIL, ConfigurationError, "mapped field missing in the org"),
-    ErrorRule("salesforce", S.BAD_REQUEST, "INVALID_TYPE", _FAIL, ConfigurationError, "object not in the org"),
-    ErrorRule("salesforce", S.BAD_REQUEST, "INVALID_QUERY_LOCATOR", _RETRY, RetriableError, "query cursor expired: rerun"),
-    ErrorRule("salesforce", S.BAD_REQUEST, "INVALID_REPLICATION_DATE", _FAIL, ConfigurationError, "deleted/ window exceeded"),
-    ErrorRule("salesforce", S.MULTIPLE_CHOICES, None, _SKIP, RecordError, "upsert key matches several records"),
-    ErrorRule("salesforce", S.NOT_FOUND, "NOT_FOUND", _FAIL, ConfigurationError, "resource or API version missing"),
-    ErrorRule("salesforce", S.SERVICE_UNAVAILABLE, "SERVER_UNAVAILABLE", _RETRY, RetriableError, "org busy or in maintenance"),
-    # --- HubSpot: specific codes first ------------------------------------------------------
-    ErrorRule("hubspot", S.TOO_MANY_REQUESTS, "DAILY", _FAIL, ApiLimitExceeded, "daily request limit used up"),
-    ErrorRule("hubspot", S.TOO_MANY_REQUESTS, "TEN_SECONDLY_ROLLING", _RATE, RateLimitedError, "10-second window"),
-    ErrorRule("hubspot", S.TOO_MANY_REQUESTS, "SECONDLY", _RATE, RateLimitedError, "search per-second limit"),
-    ErrorRule("hubspot", S.UNAUTHORIZED, "INVALID_AUTHENTICATION", _FAIL, AuthError, "private-app token wrong"),
-    ErrorRule("hubspot", S.UNAUTHORIZED, "EXPIRED_AUTHENTICATION", _FAIL, AuthError, "token expired"),
-    ErrorRule("hubspot", S.FORBIDDEN, "MISSING_SCOPES", _FAIL, PermissionError_, "private app lacks scopes"),
-    ErrorRule("hubspot", S.BAD_REQUEST, "PROPERTY_DOESNT_EXIST", _SKIP, RecordError, "property not in the portal"),
-    ErrorRule("hubspot", S.BAD_REQUEST, "INVALID_EMAIL", _SKIP, RecordError, "bad email value"),
-    ErrorRule("hubspot", S.BAD_REQUEST, "INVALID_INTEGER", _SKIP, RecordError, "bad number value"),
-    ErrorRule("hubspot", S.BAD_REQUEST, "INVALID_OPTION", _SKIP, RecordError, "bad enumeration value"),
-    ErrorRule("hubspot", S.BAD_REQUEST, "INVALID_DATE", _SKIP, RecordError, "bad date value"),
-    ErrorRule("hubspot", S.BAD_REQUEST, "VALIDATION_ERROR", _SKIP, RecordError, "a property value was refused"),
-    ErrorRule("hubspot", S.CONFLICT, None, _SKIP, RecordError, "duplicate (contact email, unique property)"),
-    ErrorRule("hubspot", S.NOT_FOUND, "OBJECT_NOT_FOUND", _SKIP, RecordError, "record does not exist"),
-    ErrorRule("hubspot", S.NOT_FOUND, None, _FAIL, ConfigurationError, "object type or endpoint missing"),
-    ErrorRule("hubspot", S.LOCKED, None, _RETRY, RetriableError, "record locked by another write"),
     # --- Both: by status ---------------------------------------------------------------------
     ErrorRule("any", S.TOO_MANY_REQUESTS, None, _RATE, RateLimitedError, "rate limited"),
     ErrorRule("any", S.REQUEST_TIMEOUT, None, _RETRY, RetriableError, "request timed out"),
@@ -276,7 +240,50 @@ ERROR_RULES: tuple[ErrorRule, ...] = (
     ErrorRule("any", S.SERVICE_UNAVAILABLE, None, _RETRY, RetriableError, "unavailable"),
     ErrorRule("any", S.GATEWAY_TIMEOUT, None, _RETRY, RetriableError, "gateway timeout"),
 )
-"""The table: first matching row wins; an answer's codes are tried most specific first."""
+"""The rules every CRM shares, by status. Each CRM unit adds its own, more specific rows
+(:class:`ErrorDialect`); a CRM's rows are tried before these, first match wins, and an
+answer's codes are tried most specific first."""
+
+
+MessageUnpacker = Callable[[str], tuple[list[str], list[str], list[str]]]
+"""Reads codes, field names and plain messages a CRM packs into an error message (or nothing)."""
+
+
+@dataclass(frozen=True)
+class ErrorDialect:
+    """How one CRM says what went wrong: its own error rules and message quirks.
+
+    Each CRM unit (``connector/crms/<crm>/errors.py``) registers one with
+    :func:`register_dialect`; :func:`classify_response` and :func:`parse_error_body` use it.
+
+    Attributes:
+        crm: The CRM's kind (``salesforce``).
+        rules: Rows tried before the shared :data:`ERROR_RULES` (``crm`` set to this kind).
+        unpack_message: Codes, field names and messages packed into an error message
+            (HubSpot's 'Property values were not valid: [...]'), when the CRM does that.
+    """
+
+    crm: str
+    rules: tuple[ErrorRule, ...] = ()
+    unpack_message: MessageUnpacker | None = None
+
+    def __post_init__(self) -> None:
+        wrong = [rule for rule in self.rules if rule.crm != self.crm]
+        if wrong:
+            raise ValueError(f"error dialect {self.crm!r} has rules for another CRM: {wrong[0]!r}")
+
+
+_DIALECTS: dict[str, ErrorDialect] = {}
+
+
+def register_dialect(dialect: ErrorDialect) -> None:
+    """Make ``dialect`` the one used for its CRM (a CRM unit calls this when it is imported)."""
+    _DIALECTS[dialect.crm] = dialect
+
+
+def dialect(crm: str) -> ErrorDialect:
+    """The dialect ``crm``'s unit registered (units register when imported), else an empty one."""
+    return _DIALECTS.get(crm) or ErrorDialect(crm)
 
 RETRIABLE_RECORD_CODES = frozenset(
     {
@@ -303,11 +310,12 @@ def rule_for(crm: str, status: int | None, codes: Iterable[str] = ()) -> ErrorRu
     Returns:
         The matching rule; ``None`` for statuses no rule covers (e.g. other 4xx).
     """
+    rules = (*dialect(crm).rules, *ERROR_RULES)
     for code in codes:
-        for rule in ERROR_RULES:
+        for rule in rules:
             if rule.code is not None and rule.matches(crm, status, code):
                 return rule
-    for rule in ERROR_RULES:
+    for rule in rules:
         if rule.code is None and rule.matches(crm, status, None):
             return rule
     if status is not None and status >= HTTPStatus.INTERNAL_SERVER_ERROR:
@@ -356,9 +364,6 @@ class ErrorBody:
     fields: tuple[str, ...]
 
 
-_HS_INVALID_PROPS = re.compile(r"Property values were not valid:\s*(\[.*\])", re.DOTALL)
-
-
 def _decode(body: Any) -> Any:
     if isinstance(body, bytes | bytearray):
         body = body.decode("utf-8", errors="replace")
@@ -370,27 +375,6 @@ def _decode(body: Any) -> Any:
             except ValueError:
                 return body
     return body
-
-
-def _hubspot_nested(message: str) -> tuple[list[str], list[str], list[str]]:
-    """Codes, property names and messages HubSpot packs into 'Property values were not valid'."""
-    match = _HS_INVALID_PROPS.search(message)
-    if not match:
-        return [], [], []
-    try:
-        items = json.loads(match.group(1))
-    except ValueError:
-        return [], [], []
-    codes, names, texts = [], [], []
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, dict):
-            if item.get("error"):
-                codes.append(str(item["error"]))
-            if item.get("name"):
-                names.append(str(item["name"]))
-            if item.get("message"):
-                texts.append(str(item["message"]))
-    return codes, names, texts
 
 
 def parse_error_body(crm: str, body: Any) -> ErrorBody:
@@ -415,11 +399,12 @@ def parse_error_body(crm: str, body: Any) -> ErrorBody:
                 fields.extend(str(f) for f in item.get("fields") or [] if f)
     elif isinstance(data, dict):
         message = str(data.get("message") or data.get("error_description") or "")
-        if crm == "hubspot" and message:
-            nested_codes, names, texts = _hubspot_nested(message)
+        unpack = dialect(crm).unpack_message
+        if unpack is not None and message:
+            nested_codes, names, texts = unpack(message)
             codes.extend(nested_codes)
             fields.extend(names)
-            if texts:  # HubSpot packs JSON into the message: keep its words, drop the escaping
+            if texts:  # the CRM packed JSON into the message: keep its words, drop the escaping
                 message = f"{message[: message.index('[')].rstrip()} {'; '.join(texts)}"
         if message:
             messages.append(message)

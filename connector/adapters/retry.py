@@ -236,13 +236,13 @@ def deadline_applied(adapter: Any, deadline: Deadline | None) -> Iterator[None]:
     """Bound every call ``adapter`` makes inside the block by ``deadline``; the adapter's policy is restored after.
 
     Args:
-        adapter: An adapter with a ``retry`` :class:`RetryPolicy` attribute (both adapters have one).
+        adapter: A ``CrmAdapter`` (its ``retry`` is the :class:`RetryPolicy` its calls use).
         deadline: The run's deadline (None: leave the adapter alone).
     """
-    policy = getattr(adapter, "retry", None)
-    if deadline is None or not isinstance(policy, RetryPolicy):
+    if deadline is None:
         yield
         return
+    policy: RetryPolicy = adapter.retry
     adapter.retry = policy.with_deadline(deadline)
     try:
         yield

@@ -1,43 +1,35 @@
-"""Turning the two SDKs' exceptions (and their transports') into Relay's errors.
+"""Transport failures of the HTTP stacks the CRM SDKs use (requests, urllib3), in words.
 
-simple-salesforce raises ``SalesforceError`` subclasses carrying ``.status`` and
-``.content`` (the parsed body) but not the headers, so the Salesforce adapter
-keeps the last answer's headers per thread (:class:`ResponseTap`) to read
-``Retry-After``. requests raises ``ConnectionError``/``Timeout``. The HubSpot SDK
-raises an ``ApiException`` (one class per generated package) carrying
-``.status``, ``.headers`` and ``.body``; urllib3 raises ``MaxRetryError``,
-``ProtocolError`` and timeouts. :func:`describe_transport` reads either chain of
-wrappers down to what happened: refused, connect timeout, read timeout, or another
-connection failure, with the server's address and the timeout in whole words.
+Each CRM unit translates its own SDK's exceptions (``connector/crms/<crm>/errors.py``);
+what they share is here: requests raises ``ConnectionError``/``Timeout``, urllib3
+raises ``MaxRetryError``, ``ProtocolError`` and timeouts, and :func:`describe_transport`
+reads either chain of wrappers down to what happened: refused, connect timeout, read
+timeout, or another connection failure, with the server's address and the timeout in
+whole words. :class:`ResponseTap` keeps the last answer's headers for SDKs that drop
+them from their exceptions (so ``Retry-After`` is still honoured).
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
-from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
 
 from connector.adapters.errors import (
-    AuthError,
-    CrmError,
-    classify_response,
     format_duration,
-    transport_error,
 )
-from connector.adapters.retry import Translator
 
-_REQUESTS_TRANSIENT = (
+REQUESTS_TRANSIENT = (
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
-_URLLIB3_TRANSIENT = (
+URLLIB3_TRANSIENT = (
     urllib3.exceptions.MaxRetryError,
     urllib3.exceptions.ProtocolError,
     urllib3.exceptions.TimeoutError,
@@ -147,66 +139,3 @@ def describe_transport(exc: BaseException, timeout: tuple[float, float] | None =
     if len(reason) > 200:
         reason = reason[:200] + "..."
     return "CONNECTION_ERROR", f"connection to {origin} failed: {type(leaf).__name__}: {reason}"
-
-
-def salesforce_translator(
-    last_headers: Callable[[], Mapping[str, str] | None] = lambda: None,
-    timeout: tuple[float, float] | None = None,
-) -> Translator:
-    """A translator for simple-salesforce and requests exceptions.
-
-    Args:
-        last_headers: The headers of the last answer (for ``Retry-After``).
-        timeout: The adapter's ``(connect, read)`` timeout, named in timeout messages.
-    """
-
-    def translate(exc: BaseException, context: str) -> CrmError | None:
-        if isinstance(exc, SalesforceAuthenticationFailed):
-            return AuthError(exc.auth_message or str(exc), crm="salesforce", status=exc.status,
-                             code=str(exc.code or ""), context=context)
-        if isinstance(exc, SalesforceError):
-            return classify_response("salesforce", exc.status, exc.content, last_headers(), context=context)
-        if isinstance(exc, _REQUESTS_TRANSIENT + _URLLIB3_TRANSIENT):
-            code, message = describe_transport(exc, timeout)
-            return transport_error("salesforce", exc, context=context, code=code, message=message)
-        return None
-
-    return translate
-
-
-def _is_hubspot_api_exception(exc: BaseException) -> bool:
-    return any(cls.__name__ == "ApiException" for cls in type(exc).__mro__) and hasattr(exc, "status")
-
-
-def translate_hubspot(exc: BaseException, context: str, timeout: tuple[float, float] | None = None) -> CrmError | None:
-    """Translate hubspot-api-client and urllib3 exceptions.
-
-    Args:
-        exc: What the SDK raised.
-        context: What Relay was doing.
-        timeout: The adapter's ``(connect, read)`` timeout, named in timeout messages.
-    """
-    if _is_hubspot_api_exception(exc):
-        status = getattr(exc, "status", None)
-        headers = getattr(exc, "headers", None)
-        body = getattr(exc, "body", None)
-        if not status:  # the SDK raises ApiException(status=0) for transport failures
-            code, message = describe_transport(exc, timeout)
-            reason = str(getattr(exc, "reason", "") or "").strip()
-            if code == "CONNECTION_ERROR" and reason:
-                message = f"connection failed: {reason}"
-            return transport_error("hubspot", exc, context=context, code=code, message=message)
-        return classify_response("hubspot", int(status), body, headers, context=context)
-    if isinstance(exc, (*_URLLIB3_TRANSIENT, *_REQUESTS_TRANSIENT, ConnectionError, TimeoutError)):
-        code, message = describe_transport(exc, timeout)
-        return transport_error("hubspot", exc, context=context, code=code, message=message)
-    return None
-
-
-def hubspot_translator(timeout: tuple[float, float] | None = None) -> Translator:
-    """:func:`translate_hubspot` for an adapter whose calls have ``timeout``."""
-
-    def translate(exc: BaseException, context: str) -> CrmError | None:
-        return translate_hubspot(exc, context, timeout)
-
-    return translate

@@ -1,72 +1,50 @@
-"""The canonical fields of each entity, with their types (the shared contract)."""
+"""The canonical fields of each entity, with their types (the shared contract).
+
+People, accounts and owners are the decision core's models (``connector.core.models``): the
+catalogue is read from them, so a field the core gains is mappable at once. Tasks are what
+Relay writes (``connector.pipeline.writeback``), listed here.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal, get_args
+
+from pydantic import AwareDatetime, BaseModel
+
+from connector.core.models import Account, Owner, Person
 
 Entity = Literal["person", "account", "owner", "task"]
 FieldType = Literal["str", "int", "float", "bool", "date", "datetime"]
 
-RELAY_PERSON_FIELDS: dict[str, FieldType] = {
-    "relay_score": "int",
-    "relay_score_category": "str",
-    "relay_routing_reason": "str",
-    "relay_sla_due": "datetime",
-    "relay_matched_account": "str",
-    "relay_id": "str",
-}
-"""Fields Relay writes back on people (and reads, to skip writes that change nothing)."""
+_NOT_MAPPED = frozenset({"kind", "ref", "connection"})
+"""Model fields Relay fills itself: which CRM and record a model is, and the person's kind."""
+
+VOLATILE_FIELDS = frozenset({"updated_at"})
+"""Canonical fields that every write changes, Relay's own included (the CRM's last-modified time).
+They are kept out of stored snapshots, so a record Relay wrote reads back unchanged: it is not
+counted as changed and, in an incremental sync, not decided again."""
+
+
+def _field_type(annotation: Any) -> FieldType:
+    kinds = {t for t in get_args(annotation) if t is not type(None)} or {annotation}
+    if AwareDatetime in kinds or datetime in kinds:
+        return "datetime"
+    for python, name in ((bool, "bool"), (int, "int"), (float, "float"), (date, "date"), (str, "str")):
+        if python in kinds:
+            return name  # type: ignore[return-value]
+    raise TypeError(f"canonical field type {annotation!r} has no name in FieldType")
+
+
+def _catalogue(model: type[BaseModel]) -> dict[str, FieldType]:
+    """The canonical fields of a core model, in declaration order, with their types."""
+    return {name: _field_type(info.annotation) for name, info in model.model_fields.items() if name not in _NOT_MAPPED}
+
 
 CANONICAL_FIELDS: dict[str, dict[str, FieldType]] = {
-    "person": {
-        "first_name": "str",
-        "last_name": "str",
-        "email": "str",
-        "phone": "str",
-        "title": "str",
-        "company": "str",
-        "website": "str",
-        "industry": "str",
-        "employees": "int",
-        "annual_revenue": "float",
-        "country": "str",
-        "state": "str",
-        "city": "str",
-        "lead_source": "str",
-        "status": "str",
-        "owner_id": "str",
-        "created_at": "datetime",
-        "updated_at": "datetime",
-        "is_converted": "bool",
-        "email_opt_out": "bool",
-        "page_views": "int",
-        "email_clicks": "int",
-        "form_submissions": "int",
-        "content_downloads": "int",
-        "pricing_page_visits": "int",
-        "webinar_attended": "bool",
-        "demo_requested": "bool",
-        **RELAY_PERSON_FIELDS,
-    },
-    "account": {
-        "name": "str",
-        "domain": "str",
-        "website": "str",
-        "industry": "str",
-        "employees": "int",
-        "annual_revenue": "float",
-        "country": "str",
-        "state": "str",
-        "owner_id": "str",
-        "relay_id": "str",
-    },
-    "owner": {
-        "id": "str",
-        "email": "str",
-        "first_name": "str",
-        "last_name": "str",
-        "active": "bool",
-    },
+    "person": _catalogue(Person),
+    "account": _catalogue(Account),
+    "owner": _catalogue(Owner),
     "task": {
         "subject": "str",
         "description": "str",
@@ -84,3 +62,8 @@ CANONICAL_FIELDS: dict[str, dict[str, FieldType]] = {
 def field_type(entity: str, name: str) -> FieldType | None:
     """The type of a canonical field, or ``None`` when the entity has no such field."""
     return CANONICAL_FIELDS.get(entity, {}).get(name)
+
+RELAY_PERSON_FIELDS: dict[str, FieldType] = {
+    name: kind for name, kind in CANONICAL_FIELDS["person"].items() if name.startswith("relay_")
+}
+"""Fields Relay writes back on people (and reads, to skip writes that change nothing)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from collections.abc import Mapping
@@ -14,20 +13,18 @@ from pydantic import BaseModel, ValidationError
 
 from connector.config._errors import problems_from_validation
 from connector.config._yaml import YamlDocument, format_path, read_yaml
+from connector.config.connection import CONNECTION_NAME_PATTERN, ConnectionSettings
 from connector.config.envsubst import substitute_tree
 from connector.config.mappings import MappingFile, ObjectMapping, check_mapping_file
 from connector.config.problems import ConfigError, ConfigProblem
-from connector.config.relay import (
-    CONNECTION_NAME_PATTERN,
-    HubSpotConnection,
-    RelayFile,
-    SalesforceConnection,
-)
+from connector.config.relay import RelayFile
 from connector.config.settings import config_location
+from connector.core import rules as core_rules
 
-RULE_FILES: dict[str, str] = {"scoring": "ScoringRules", "routing": "RoutingRules", "sla": "SlaPolicy"}
-"""Rule file stem (config/rules/<stem>.yaml) -> model name in ``connector.core.rules``."""
-RULES_MODULE = "connector.core.rules"
+RULE_FILES: dict[str, type[BaseModel]] = {
+    "scoring": core_rules.ScoringRules, "routing": core_rules.RoutingRules, "sla": core_rules.SlaPolicy,
+}
+"""Rule file stem (config/rules/<stem>.yaml) -> its model in ``connector.core.rules``."""
 
 
 @dataclass(frozen=True)
@@ -37,20 +34,19 @@ class RelayConfig:
     Attributes:
         relay: The connections (``config/relay.yaml``), environment references resolved.
         mappings: Mapping files by name (``mappings/<name>.yaml``).
-        rules: The ``Rules`` aggregate (scoring, routing, SLA) from ``connector.core.rules``.
-        rules_version: Stable hash of the rules; the audit log records it with each decision.
+        rules: The rules (scoring, routing, SLA); ``rules.version`` is the stable hash the audit
+            log records with each decision.
         config_dir: Where ``relay.yaml`` and ``rules/`` were read.
         mappings_dir: Where the mapping files were read.
     """
 
     relay: RelayFile
     mappings: dict[str, MappingFile]
-    rules: Any
-    rules_version: str
+    rules: core_rules.Rules
     config_dir: Path = field(default=Path("config"))
     mappings_dir: Path = field(default=Path("mappings"))
 
-    def connection(self, name: str) -> SalesforceConnection | HubSpotConnection:
+    def connection(self, name: str) -> ConnectionSettings:
         """The connection called ``name``.
 
         Raises:
@@ -140,13 +136,13 @@ def _load(config_dir: Path, mappings_dir: Path, env: Mapping[str, str]) -> tuple
     problems: list[ConfigProblem] = []
     relay = _load_relay(config_dir / "relay.yaml", env, problems)
     mappings = _load_mappings(mappings_dir, problems)
-    rules, version = _load_rules(config_dir / "rules", problems)
+    rules = _load_rules(config_dir / "rules", problems)
     if relay is not None:
         _check_connections(relay, mappings, config_dir / "relay.yaml", mappings_dir, problems)
     problems = _in_file_order(problems, config_dir / "relay.yaml", mappings_dir)
-    if problems or relay is None or rules is None or version is None:
+    if problems or relay is None or rules is None:
         return None, problems
-    return RelayConfig(relay, mappings, rules, version, config_dir, mappings_dir), problems
+    return RelayConfig(relay, mappings, rules, config_dir, mappings_dir), problems
 
 
 def _in_file_order(problems: list[ConfigProblem], relay_path: Path, mappings_dir: Path) -> list[ConfigProblem]:
@@ -219,15 +215,10 @@ def _load_mappings(mappings_dir: Path, problems: list[ConfigProblem]) -> dict[st
     return mappings
 
 
-def _load_rules(rules_dir: Path, problems: list[ConfigProblem]) -> tuple[Any, str | None]:
-    try:
-        module = importlib.import_module(RULES_MODULE)
-    except ImportError as exc:
-        problems.append(ConfigProblem(str(rules_dir), "", None, f"the rules schema ({RULES_MODULE}) cannot be imported: {exc}"))
-        return None, None
+def _load_rules(rules_dir: Path, problems: list[ConfigProblem]) -> core_rules.Rules | None:
     parts: dict[str, Any] = {}
     documents: dict[str, tuple[str, YamlDocument]] = {}
-    for stem, model_name in RULE_FILES.items():
+    for stem, model in RULE_FILES.items():
         path = rules_dir / f"{stem}.yaml"
         file = str(path)
         if not path.is_file():
@@ -235,11 +226,11 @@ def _load_rules(rules_dir: Path, problems: list[ConfigProblem]) -> tuple[Any, st
             continue
         document = read_yaml(path, file)
         documents[stem] = (file, document)
-        parts[stem] = _validate(getattr(module, model_name), document, file, problems)
+        parts[stem] = _validate(model, document, file, problems)
     if len(parts) != len(RULE_FILES) or any(part is None for part in parts.values()):
-        return None, None
+        return None
     try:
-        rules = module.Rules(**parts)
+        return core_rules.Rules(**parts)
     except ValidationError as exc:
         for item in exc.errors(include_url=False):
             loc = tuple(item["loc"])
@@ -249,9 +240,7 @@ def _load_rules(rules_dir: Path, problems: list[ConfigProblem]) -> tuple[Any, st
             line, column = document.position(tuple(p for p in inner if isinstance(p, (str, int))))
             message = str(item["msg"]).removeprefix("Value error, ")
             problems.append(ConfigProblem(file, format_path(tuple(inner)), item.get("input"), message, line, column))
-        return None, None
-    version = rules.version() if callable(rules.version) else rules.version
-    return rules, str(version)
+        return None
 
 
 def _check_connections(

@@ -14,13 +14,17 @@ from pydantic import (
     PlainValidator,
     PrivateAttr,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
 from connector.config._base import ConfigModel
 from connector.config.canonical import CANONICAL_FIELDS, Entity, field_type
+from connector.crms import UnknownCrm, crm_kinds, crm_unit
 
-CrmKind = Literal["salesforce", "hubspot"]
+CrmKind = str
+"""A registered CRM unit's kind (``connector.crms``: ``salesforce``, ``hubspot``...)."""
+PersonKind = Literal["lead", "contact"]
 Direction = Literal["read", "write", "both"]
 
 SIMPLE_TRANSFORMS: dict[str, str] = {
@@ -218,6 +222,12 @@ class ObjectMapping(ConfigModel):
     create_properties: list[HubSpotPropertySpec] = Field(
         default_factory=list, description="HubSpot only: properties Relay creates (group relay) before writing."
     )
+    person_kind: PersonKind | None = Field(
+        default=None,
+        description="For a person object: whether its people are leads or contacts of an account "
+        "(default: what the CRM unit says of this object, e.g. Salesforce Lead -> lead, Contact -> contact; "
+        "HubSpot contacts -> lead).",
+    )
 
     _crm: CrmKind | None = PrivateAttr(default=None)
     _name: str | None = PrivateAttr(default=None)
@@ -240,6 +250,17 @@ class ObjectMapping(ConfigModel):
         """The CRM object name (``Lead``, ``contacts``)."""
         return self._name or "?"
 
+    @property
+    def people_are(self) -> PersonKind:
+        """Whether this person object holds leads or contacts (``person_kind``, else the CRM unit's default)."""
+        if self.person_kind is not None:
+            return self.person_kind
+        kind = crm_unit(self.crm).person_kinds.get(self.name)
+        if kind is None:
+            raise ValueError(f"{self.crm} {self.name}: say whether its people are leads or contacts "
+                             "(person_kind: lead or contact)")
+        return kind
+
     def read_fields(self) -> Iterator[FieldMapping]:
         """Fields read from the CRM, in file order."""
         return (f for f in self.fields if f.reads)
@@ -257,8 +278,18 @@ class ObjectMapping(ConfigModel):
 class MappingFile(ConfigModel):
     """One ``mappings/<crm>.yaml`` file."""
 
-    crm: CrmKind = Field(description="Which CRM these objects belong to.")
+    crm: CrmKind = Field(description="Which CRM these objects belong to (a registered CRM unit's kind).",
+                         json_schema_extra={"enum": list[Any](crm_kinds())})
     objects: dict[str, ObjectMapping] = Field(min_length=1, description="CRM object name -> mapping.")
+
+    @field_validator("crm")
+    @classmethod
+    def _crm_is_registered(cls, value: str) -> str:
+        try:
+            crm_unit(value)
+        except UnknownCrm as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _bind_objects(self) -> MappingFile:
@@ -347,9 +378,17 @@ _TYPE_WORDS = {
 
 def _property_problems(crm: str, base: tuple[str | int, ...], mapping: ObjectMapping) -> list[tuple[tuple[str | int, ...], Any, str]]:
     problems: list[tuple[tuple[str | int, ...], Any, str]] = []
-    if mapping.create_properties and crm != "hubspot":
+    unit = crm_unit(crm)
+    if mapping.entity == "person" and mapping.person_kind is None and mapping.name not in unit.person_kinds:
+        problems.append(((*base, "person_kind"), None,
+                         f"say whether {mapping.name}'s people are leads or contacts (person_kind: lead or contact)"))
+    if mapping.person_kind is not None and mapping.entity != "person":
+        problems.append(((*base, "person_kind"), mapping.person_kind,
+                         f"person_kind is for person objects; {mapping.name} maps to {mapping.entity}"))
+    if mapping.create_properties and not unit.creates_fields:
         problems.append(((*base, "create_properties"), [p.name for p in mapping.create_properties],
-                         "create_properties is for HubSpot; Salesforce custom fields are created in Setup"))
+                         f"{unit.label} custom {unit.field_noun(2)} are not created through its API; "
+                         "create them in the CRM and map them"))
         return problems
     mapped = {f.crm for f in mapping.fields}
     seen: set[str] = set()

@@ -1,35 +1,28 @@
 """Building the adapter of a configured connection (``config/relay.yaml``).
 
-Duck-typed on the connection model (``kind``, ``base_url``, ``credentials``...) so
-that the adapters do not depend on the config package's classes. The optional
+The CRM unit its ``kind`` names opens the adapter; this module resolves what every CRM
+shares (retry policy, timeouts, read lag, deadline). The optional
 settings ``connect_timeout``, ``read_timeout`` (seconds), ``max_attempts`` and
 ``run_deadline_minutes`` are read when the connection has them.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from connector.adapters._paging import READ_LAG
 from connector.adapters.base import CrmAdapter
 from connector.adapters.calls import ApiCallCounter
 from connector.adapters.errors import ConfigurationError
-from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.retry import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     Deadline,
     RetryPolicy,
 )
-from connector.adapters.salesforce import SalesforceAdapter
+from connector.crms import AdapterOptions, UnknownCrm, crm_unit
 
 DEFAULT_READ_LAG_SECONDS = READ_LAG.total_seconds()
-
-
-def _secret(value: Any) -> str:
-    getter = getattr(value, "get_secret_value", None)
-    return str(getter() if getter is not None else value)
 
 
 def connection_timeout(connection: Any) -> tuple[float, float]:
@@ -68,7 +61,7 @@ def build_adapter(
     timeout: float | tuple[float, float] | None = None,
     deadline: Deadline | None = None,
 ) -> CrmAdapter:
-    """The adapter for connection ``name`` (a ``SalesforceConnection`` or ``HubSpotConnection``).
+    """The adapter for connection ``name``, opened by the CRM unit its ``kind`` names (``connector.crms``).
 
     Args:
         name: The connection's name.
@@ -82,25 +75,21 @@ def build_adapter(
     Raises:
         ConfigurationError: the connection's kind is not a CRM Relay knows.
     """
-    timeout = timeout if timeout is not None else connection_timeout(connection)
+    kind = getattr(connection, "kind", None)
+    try:
+        unit = crm_unit(str(kind))
+    except UnknownCrm as exc:
+        raise ConfigurationError(f"connection {name!r}: kind must be one of {', '.join(exc.known)}, got {kind!r}",
+                                 code="UNKNOWN_CRM") from None
+    if getattr(connection, "credentials", None) is None:
+        raise ConfigurationError(f"connection {name!r}: no credentials", code="INVALID_CREDENTIALS", crm=unit.kind)
     retry = connection_policy(connection, retry)
     if deadline is not None:
         retry = retry.with_deadline(deadline)
-    read_lag = timedelta(seconds=float(getattr(connection, "read_lag_seconds", DEFAULT_READ_LAG_SECONDS)))
-    kind = getattr(connection, "kind", None)
-    credentials: Any = getattr(connection, "credentials", None)
-    if credentials is None:
-        raise ConfigurationError(f"connection {name!r}: no credentials", code="INVALID_CREDENTIALS")
-    if kind == "salesforce":
-        return SalesforceAdapter(
-            name, connection.base_url, _secret(credentials.client_id), _secret(credentials.client_secret),
-            getattr(connection, "api_version", "59.0"), timeout=timeout, retry=retry, calls=calls,
-            write_batch_size=getattr(connection, "write_batch_size", 200), read_lag=read_lag,
-        )
-    if kind == "hubspot":
-        return HubSpotAdapter(
-            name, connection.base_url, _secret(credentials.access_token), timeout=timeout, retry=retry, calls=calls,
-            write_batch_size=getattr(connection, "write_batch_size", 100), read_lag=read_lag,
-        )
-    raise ConfigurationError(f"connection {name!r}: kind must be salesforce or hubspot, got {kind!r}",
-                             code="UNKNOWN_CRM")
+    options = AdapterOptions(
+        retry=retry, calls=calls, timeout=timeout if timeout is not None else connection_timeout(connection),
+        read_lag_seconds=float(getattr(connection, "read_lag_seconds", DEFAULT_READ_LAG_SECONDS)),
+        owners_cache_seconds=float(getattr(connection, "owners_cache_seconds", 0.0)),
+    )
+    return unit.open_adapter(name, connection, options)
+

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Any
 
 from connector.config.canonical import field_type
 from connector.config.mappings import FieldMapping, ObjectMapping
+from connector.crms import ValueStyle, crm_unit
 from connector.mapping.transforms import TRANSFORMS, TransformError, format_datetime, parse_datetime
 
 
@@ -59,18 +61,88 @@ class RecordMeta:
     deleted: bool
 
 
-def flatten(crm_record: Mapping[str, Any]) -> dict[str, Any]:
-    """A HubSpot record ``{id, archived, properties: {...}}`` as one flat dict.
+@dataclass(frozen=True)
+class _Plan:
+    """What the engine needs of one object mapping, worked out once (mappings do not change at run time)."""
 
-    Salesforce records (and already-flat records) come back unchanged, minus nothing;
-    properties win over top-level keys of the same name.
+    mapping: ObjectMapping
+    name: str
+    crm: str
+    entity: str
+    style: ValueStyle
+    read_fields: tuple[_FieldReader, ...]
+    writable: dict[str, tuple[FieldMapping, ...]]
+    written: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class _FieldReader:
+    """One read field with its transform chain resolved: (reader, options) per step."""
+
+    crm: str
+    canonical: str
+    steps: tuple[tuple[Callable[[Any, Any], Any], Any], ...]
+    expected: str | None
+
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan(object_mapping: ObjectMapping) -> _Plan:
+    plan = _PLANS.get(id(object_mapping))
+    if plan is None or plan.mapping is not object_mapping:
+        writable: dict[str, list[FieldMapping]] = {}
+        for fm in object_mapping.write_fields():
+            writable.setdefault(fm.canonical, []).append(fm)
+        entity = object_mapping.entity
+        plan = _Plan(
+            mapping=object_mapping, name=object_mapping.name, crm=object_mapping.crm, entity=entity,
+            style=crm_unit(object_mapping.crm).values,
+            read_fields=tuple(
+                _FieldReader(fm.crm, fm.canonical, tuple((TRANSFORMS[t.name].read, t.options) for t in fm.transform),
+                             field_type(entity, fm.canonical))
+                for fm in object_mapping.read_fields()
+            ),
+            writable={name: tuple(fms) for name, fms in writable.items()},
+            written=MappingProxyType({name: fms[0].crm for name, fms in writable.items()}),
+        )
+        if len(_PLANS) > 1024:  # mappings reloaded many times (tests): never grow without bound
+            _PLANS.clear()
+        _PLANS[id(object_mapping)] = plan
+    return plan
+
+
+def as_read_back(object_mapping: ObjectMapping, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Canonical values as Relay will read them back once written (a datetime at the CRM's millisecond).
+
+    Each value goes through the write formatting and then the read transforms of the same CRM
+    field, so a snapshot that takes on what Relay wrote equals what the next read brings back.
+    Values of fields Relay does not read back stay as given.
+
+    Raises:
+        MappingError: a value has no writable mapping or cannot be formatted.
     """
-    properties = crm_record.get("properties")
-    if not isinstance(properties, Mapping):
-        return dict(crm_record)
-    flat = {key: value for key, value in crm_record.items() if key != "properties"}
-    flat.update(properties)
-    return flat
+    plan = _plan(object_mapping)
+    readers = {field.crm: field for field in plan.read_fields}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        targets = plan.writable.get(name)
+        if not targets:
+            raise MappingError(f"{name!r} is not written to {plan.name}")
+        reader = readers.get(targets[0].crm)
+        if reader is None or reader.canonical != name:
+            out[name] = value
+            continue
+        try:
+            out[name] = _read_value(reader, _write_value(plan.style, targets[0], value))
+        except TransformError as exc:
+            raise MappingError(f"cannot write {plan.crm} {plan.name}: {name} -> {targets[0].crm}: {exc}") from None
+    return out
+
+
+def written_fields(object_mapping: ObjectMapping) -> Mapping[str, str]:
+    """Canonical field -> the CRM field it is written to (the first, when several), for fields Relay writes."""
+    return _plan(object_mapping).written
 
 
 def record_meta(object_mapping: ObjectMapping, crm_record: Mapping[str, Any]) -> RecordMeta:
@@ -78,12 +150,12 @@ def record_meta(object_mapping: ObjectMapping, crm_record: Mapping[str, Any]) ->
 
     Args:
         object_mapping: The object's mapping (names the three fields).
-        crm_record: The record as the CRM (or adapter) returned it.
+        crm_record: The record as the adapter returned it (flat, CRM-native field names).
 
     Returns:
         The bookkeeping values; an unreadable modified time or flag gives ``None``/``False``.
     """
-    record = flatten(crm_record)
+    record = crm_record
     raw_id = record.get(object_mapping.id_field)
     modified: datetime | None = None
     if object_mapping.modified_field and record.get(object_mapping.modified_field) not in (None, ""):
@@ -106,36 +178,37 @@ def to_canonical(object_mapping: ObjectMapping, crm_record: Mapping[str, Any]) -
 
     Args:
         object_mapping: How this object's fields map.
-        crm_record: The CRM record (HubSpot records may keep their ``properties`` nesting).
+        crm_record: The record as the adapter returned it (flat, CRM-native field names).
 
     Returns:
         ``(canonical values by canonical field name, problems)``.
     """
-    record = flatten(crm_record)
+    plan = _plan(object_mapping)
+    record = crm_record
     raw_id = record.get(object_mapping.id_field)
     record_id = None if raw_id is None else str(raw_id)
     canonical: dict[str, Any] = {}
     problems: list[MappingProblem] = []
-    for fm in object_mapping.read_fields():
-        if fm.crm not in record:
+    for field in plan.read_fields:
+        if field.crm not in record:
             continue
-        raw = record[fm.crm]
+        raw = record[field.crm]
         try:
-            canonical[fm.canonical] = _read_value(object_mapping.entity, fm, raw)
+            canonical[field.canonical] = _read_value(field, raw)
         except TransformError as exc:
-            problems.append(MappingProblem(object_mapping.name, record_id, fm.crm, fm.canonical, raw, str(exc)))
+            problems.append(MappingProblem(plan.name, record_id, field.crm, field.canonical, raw, str(exc)))
     return canonical, problems
 
 
-def _read_value(entity: str, fm: FieldMapping, raw: Any) -> Any:
+def _read_value(field: _FieldReader, raw: Any) -> Any:
     value = raw
     if _is_empty(value):
         return None
-    for step in fm.transform:
-        value = TRANSFORMS[step.name].read(value, step.options)
+    for read, options in field.steps:
+        value = read(value, options)
         if _is_empty(value):
             return None
-    return _check_type(field_type(entity, fm.canonical), value)
+    return _check_type(field.expected, value)
 
 
 def _is_empty(value: Any) -> bool:
@@ -167,8 +240,8 @@ def _check_type(expected: str | None, value: Any) -> Any:
 def to_crm(object_mapping: ObjectMapping, canonical_changes: Mapping[str, Any]) -> dict[str, Any]:
     """Format canonical values for writing to the CRM.
 
-    HubSpot gets every value as a string (``""`` clears a property); Salesforce gets JSON
-    types (``None`` clears a field). Datetimes are ISO-8601 UTC with milliseconds and Z,
+    Values take the CRM unit's :class:`~connector.crms.ValueStyle`: all text (``""`` clears
+    a property, as HubSpot wants) or JSON types (``None`` clears a field, as Salesforce wants). Datetimes are ISO-8601 UTC with milliseconds and Z,
     dates ``YYYY-MM-DD``. Text loses its control characters other than tab and newline
     (an ESC or NUL typed or pasted into a source field never reaches a CRM).
 
@@ -183,45 +256,43 @@ def to_crm(object_mapping: ObjectMapping, canonical_changes: Mapping[str, Any]) 
         MappingError: a field has no writable mapping or a value cannot be formatted;
             the message lists every such field.
     """
+    plan = _plan(object_mapping)
     result: dict[str, Any] = {}
     errors: list[str] = []
-    writable: dict[str, list[FieldMapping]] = {}
-    for fm in object_mapping.write_fields():
-        writable.setdefault(fm.canonical, []).append(fm)
     for name, value in canonical_changes.items():
-        targets = writable.get(name)
+        targets = plan.writable.get(name)
         if not targets:
             errors.append(
-                f"{name!r} is not written to {object_mapping.name} (writable: {', '.join(writable) or 'none'})"
+                f"{name!r} is not written to {plan.name} (writable: {', '.join(plan.writable) or 'none'})"
             )
             continue
         for fm in targets:
             try:
-                result[fm.crm] = _write_value(object_mapping.crm, fm, value)
+                result[fm.crm] = _write_value(plan.style, fm, value)
             except TransformError as exc:
                 errors.append(f"{name} -> {fm.crm}: {exc}")
     if errors:
-        raise MappingError(f"cannot write {object_mapping.crm} {object_mapping.name}: " + "; ".join(errors))
+        raise MappingError(f"cannot write {plan.crm} {plan.name}: " + "; ".join(errors))
     return result
 
 
-def _write_value(crm: str, fm: FieldMapping, value: Any) -> Any:
+def _write_value(style: ValueStyle, fm: FieldMapping, value: Any) -> Any:
     if value is None:
-        return "" if crm == "hubspot" else None
+        return style.empty
     for step in reversed(fm.transform):
-        value = TRANSFORMS[step.name].write(value, step.options, crm)
+        value = TRANSFORMS[step.name].write(value, step.options, style)
     if isinstance(value, datetime):
         value = format_datetime(value)
     elif isinstance(value, date):
         value = value.isoformat()
     elif isinstance(value, str):
         value = strip_control_characters(value)
-    if crm == "hubspot" and not isinstance(value, str):
+    if style.text_only and not isinstance(value, str):
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, (int, float)):
             return str(value)
-        raise TransformError(f"{value!r} cannot be sent to HubSpot as a property value")
+        raise TransformError(f"{value!r} cannot be sent as a text value")
     return value
 
 
@@ -244,13 +315,21 @@ def changed_fields(
     Raises:
         MappingError: a desired field has no writable mapping or cannot be formatted.
     """
+    plan = _plan(object_mapping)
     changes: dict[str, Any] = {}
     for name, value in desired.items():
+        have_value = current.get(name)
+        if name in plan.writable and type(value) is type(have_value) and value == have_value:
+            continue  # equal values of one type format alike: no need to format them
         wanted = to_crm(object_mapping, {name: value})
         try:
-            have = to_crm(object_mapping, {name: current.get(name)})
-        except MappingError:
+            have = _formatted(plan, name, have_value)
+        except (MappingError, TransformError):
             have = None
         if wanted != have:
             changes[name] = value
     return changes
+
+
+def _formatted(plan: _Plan, name: str, value: Any) -> dict[str, Any]:
+    return {fm.crm: _write_value(plan.style, fm, value) for fm in plan.writable.get(name, ())}

@@ -1,8 +1,8 @@
 """The transform registry: one small pure function per direction for each transform.
 
 ``read`` turns a CRM value into a canonical value; ``write`` turns a canonical value
-back into what the CRM expects (``crm`` says which dialect: HubSpot wants every value
-as a string, Salesforce JSON types). Both raise ``TransformError`` on a bad value;
+back into what the CRM expects (its unit's :class:`~connector.crms.ValueStyle` says how:
+every value as text, as HubSpot properties travel, or with its JSON type). Both raise ``TransformError`` on a bad value;
 the engine turns that into a problem for the one field, never a failed batch.
 """
 
@@ -14,11 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import phonenumbers
 import pycountry
+
+from connector.crms import ValueStyle
 
 Options = Mapping[str, Any]
 
@@ -32,7 +34,7 @@ class Transform:
     """A registered transform: how to read a CRM value and how to write it back."""
 
     read: Callable[[Any, Options], Any]
-    write: Callable[[Any, Options, str], Any]
+    write: Callable[[Any, Options, ValueStyle], Any]
 
 
 def _text(value: Any, what: str) -> str:
@@ -41,7 +43,7 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-def _same(value: Any, options: Options, crm: str) -> Any:
+def _same(value: Any, options: Options, style: ValueStyle) -> Any:
     return value
 
 
@@ -82,10 +84,10 @@ def _read_int(value: Any, options: Options) -> int:
     return int(number)
 
 
-def _write_int(value: Any, options: Options, crm: str) -> int | str:
+def _write_int(value: Any, options: Options, style: ValueStyle) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TransformError(f"{value!r} is not a whole number")
-    return str(value) if crm == "hubspot" else value
+    return str(value) if style.text_only else value
 
 
 def _read_float(value: Any, options: Options) -> float:
@@ -103,11 +105,11 @@ def _read_float(value: Any, options: Options) -> float:
     return number
 
 
-def _write_float(value: Any, options: Options, crm: str) -> float | str:
+def _write_float(value: Any, options: Options, style: ValueStyle) -> float | str:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise TransformError(f"{value!r} is not a finite number")
     number = float(value)
-    if crm != "hubspot":
+    if not style.text_only:
         return number
     return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
 
@@ -130,10 +132,10 @@ def _read_bool(value: Any, options: Options) -> bool:
     raise TransformError(f"{value!r} is not true or false")
 
 
-def _write_bool(value: Any, options: Options, crm: str) -> bool | str:
+def _write_bool(value: Any, options: Options, style: ValueStyle) -> bool | str:
     if not isinstance(value, bool):
         raise TransformError(f"{value!r} is not true or false")
-    if crm == "hubspot":
+    if style.text_only:
         return "true" if value else "false"
     return value
 
@@ -144,7 +146,7 @@ def _read_negate(value: Any, options: Options) -> bool:
     return not value
 
 
-def _write_negate(value: Any, options: Options, crm: str) -> bool:
+def _write_negate(value: Any, options: Options, style: ValueStyle) -> bool:
     if not isinstance(value, bool):
         raise TransformError(f"{value!r} is not true or false")
     return not value
@@ -219,7 +221,7 @@ def _read_datetime(value: Any, options: Options) -> datetime:
     return parse_datetime(value)
 
 
-def _write_datetime(value: Any, options: Options, crm: str) -> str:
+def _write_datetime(value: Any, options: Options, style: ValueStyle) -> str:
     return format_datetime(value)
 
 
@@ -236,7 +238,7 @@ def _read_date(value: Any, options: Options) -> date:
     return parse_datetime(value).date()
 
 
-def _write_date(value: Any, options: Options, crm: str) -> str:
+def _write_date(value: Any, options: Options, style: ValueStyle) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise TransformError(f"{value!r} is not a timezone-aware datetime")
@@ -316,7 +318,7 @@ def _read_picklist(value: Any, options: Options) -> Any:
     raise TransformError(f"{value!r} is not a picklist value in the mapping (known: {known})")
 
 
-def _write_picklist(value: Any, options: Options, crm: str) -> Any:
+def _write_picklist(value: Any, options: Options, style: ValueStyle) -> Any:
     for crm_value, canonical in options["map"].items():
         if canonical == value:
             return crm_value
@@ -324,15 +326,38 @@ def _write_picklist(value: Any, options: Options, crm: str) -> Any:
     raise TransformError(f"{value!r} has no CRM picklist value in the mapping (known: {known})")
 
 
+def _per_distinct_text(read: Callable[[Any, Options], Any]) -> Callable[[Any, Options], Any]:
+    """``read``, answering each distinct text once: phone numbers, countries and timestamps repeat
+    across a page (the same country, the same modstamp of one batch), and parsing them is most of
+    reading a record. Only for pure readers of text whose answer (or refusal) is immutable."""
+
+    @lru_cache(maxsize=65_536)
+    def by_text(text: str) -> tuple[bool, Any]:
+        try:
+            return True, read(text, {})
+        except TransformError as exc:
+            return False, str(exc)
+
+    def reader(value: Any, options: Options) -> Any:
+        if options or type(value) is not str:
+            return read(value, options)
+        ok, answer = by_text(value)
+        if not ok:
+            raise TransformError(answer)
+        return answer
+
+    return reader
+
+
 TRANSFORMS: dict[str, Transform] = {
     "strip": Transform(_read_strip, _same),
     "lowercase": Transform(_read_lowercase, _same),
     "uppercase": Transform(_read_uppercase, _same),
-    "e164_phone": Transform(_read_e164_phone, _same),
-    "iso_country": Transform(_read_iso_country, _same),
-    "iso_state": Transform(_read_iso_state, _same),
-    "date": Transform(_read_date, _write_date),
-    "datetime": Transform(_read_datetime, _write_datetime),
+    "e164_phone": Transform(_per_distinct_text(_read_e164_phone), _same),
+    "iso_country": Transform(_per_distinct_text(_read_iso_country), _same),
+    "iso_state": Transform(_per_distinct_text(_read_iso_state), _same),
+    "date": Transform(_per_distinct_text(_read_date), _write_date),
+    "datetime": Transform(_per_distinct_text(_read_datetime), _write_datetime),
     "int": Transform(_read_int, _write_int),
     "float": Transform(_read_float, _write_float),
     "bool": Transform(_read_bool, _write_bool),

@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from connector.adapters.base import Cursor, WriteOp
-from connector.adapters.hubspot import HubSpotAdapter
+from connector.crms.hubspot.adapter import HubSpotAdapter
 
 ANCHOR = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 

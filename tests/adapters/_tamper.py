@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.sandbox.runner import SandboxServer
+from crm_sandbox.runner import SandboxServer
 
 Rewrite = Callable[[Any, str], Any]
 """(the answer's JSON, the request's path and query) → the new answer (JSON, or ``bytes`` sent as they are)."""

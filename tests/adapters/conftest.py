@@ -11,12 +11,12 @@ from datetime import timedelta
 
 import pytest
 
-from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.retry import RetryPolicy
-from connector.adapters.salesforce import SalesforceAdapter
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.seed import SeedData, generate
+from connector.crms.hubspot.adapter import HubSpotAdapter
+from connector.crms.salesforce.adapter import SalesforceAdapter
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.seed import SeedData, generate
 
 from ._sandbox_helpers import ANCHOR, ManualClock, Waits
 

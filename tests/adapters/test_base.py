@@ -13,6 +13,7 @@ from connector.adapters._writing import write_in_batches
 from connector.adapters.base import Cursor, FieldSpec, WriteOp, WriteResult, batch_plan
 from connector.adapters.calls import ApiCallCounter
 from connector.adapters.errors import ConfigurationError, RecordError
+from connector.store.repositories import id_order_key
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -160,3 +161,13 @@ def test_a_configuration_error_fails_the_batch_without_splitting() -> None:
                                crm="salesforce", send=send)
     assert calls == [10]
     assert all(not r.success and "Foo__c" in str(r.error) for r in results)
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.one_of(st.from_regex(r"[0-9]{1,6}", fullmatch=True),
+                                                      st.from_regex(r"00Q[0-9A-Za-z]{12,15}", fullmatch=True))),
+                min_size=2, max_size=8))
+def test_adapters_and_store_order_positions_alike(positions: list[tuple[int, str]]) -> None:
+    """The store refuses a checkpoint that moves backwards by the same rule the adapters read by."""
+    cursors = [Cursor(T0 + timedelta(seconds=s), crm_id) for s, crm_id in positions]
+    stored = sorted(cursors, key=lambda c: (c.last_modified, id_order_key(c.last_id)))
+    assert [(c.last_modified, c.last_id) for c in sorted(cursors)] == [(c.last_modified, c.last_id) for c in stored]

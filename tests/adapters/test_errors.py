@@ -17,7 +17,6 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from connector.adapters._sdk_errors import salesforce_translator, translate_hubspot
 from connector.adapters.errors import (
     ERROR_RULES,
     Action,
@@ -35,6 +34,10 @@ from connector.adapters.errors import (
     record_error,
     rule_for,
 )
+from connector.crms.hubspot.errors import DIALECT as HUBSPOT
+from connector.crms.hubspot.errors import translate_hubspot
+from connector.crms.salesforce.errors import DIALECT as SALESFORCE
+from connector.crms.salesforce.errors import salesforce_translator
 
 
 def _json(value: Any) -> bytes:
@@ -64,7 +67,7 @@ def _reachable_crm(rule: ErrorRule) -> str:
     raise AssertionError(f"rule {rule} is shadowed by an earlier row for every CRM")
 
 
-@pytest.mark.parametrize("rule", ERROR_RULES, ids=lambda r: f"{r.crm}-{r.status}-{r.code}")
+@pytest.mark.parametrize("rule", (*SALESFORCE.rules, *HUBSPOT.rules, *ERROR_RULES), ids=lambda r: f"{r.crm}-{r.status}-{r.code}")
 def test_every_row_of_the_table_is_reachable_and_builds_its_error(rule: ErrorRule) -> None:
     crm = _reachable_crm(rule)
     assert rule.status is not None

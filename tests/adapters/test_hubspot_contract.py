@@ -15,10 +15,10 @@ from connector.adapters.errors import (
     ConfigurationError,
     RetriableError,
 )
-from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.retry import RetryPolicy
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.seed import SeedData
+from connector.crms.hubspot.adapter import HubSpotAdapter
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.seed import SeedData
 
 from ._sandbox_helpers import (
     CONTACT_FIELDS,

@@ -17,12 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.adapters._paging import PagingStuckError
-from connector.adapters.base import Cursor, missing_fields_error
+from connector.adapters.base import Cursor
 from connector.adapters.errors import FatalError, RetriableError
-from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.retry import RetryPolicy
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.seed import SeedData
+from connector.crms import crm_unit
+from connector.crms.hubspot.adapter import HubSpotAdapter
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.seed import SeedData
 
 from ._sandbox_helpers import (
     CONTACT_FIELDS,
@@ -310,6 +311,6 @@ def test_check_fields_names_every_missing_property(hubspot: HubSpotAdapter) -> N
     assert hubspot.check_fields("contacts", ["email", "firstname", "id", "updatedAt"]) == []
     missing = hubspot.check_fields("contact", ["emial", "firstname", "hubspot_ownr_id"])
     assert missing == ["emial", "hubspot_ownr_id"]
-    error = missing_fields_error("hubspot", "contacts", missing, connection="hubspot", source="mappings/hubspot.yaml")
+    error = crm_unit("hubspot").missing_fields("contacts", missing, connection="hubspot", source="mappings/hubspot.yaml")
     assert error.code == "UNKNOWN_FIELDS" and list(error.fields) == missing
     assert "contacts" in str(error) and "emial" in str(error) and "hubspot_ownr_id" in str(error)

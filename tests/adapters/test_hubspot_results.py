@@ -10,9 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.adapters._hubspot_results import match_results
 from connector.adapters.base import Cursor, WriteOp
-from connector.adapters.hubspot import (
+from connector.crms.hubspot.adapter import (
     HubSpotAdapter,
     SearchThrottle,
     flatten,
@@ -20,6 +19,7 @@ from connector.adapters.hubspot import (
     parse_hubspot_datetime,
     to_epoch_ms,
 )
+from connector.crms.hubspot.results import match_results
 
 
 def row(id: str, trace: str | None = None, **properties: str) -> dict[str, Any]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import pytest
 
 from connector.adapters.base import WriteOp
-from connector.adapters.hubspot import HubSpotAdapter
-from connector.adapters.salesforce import SalesforceAdapter
-from connector.sandbox.common import FaultSettings
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.salesforce import SalesforceSandbox
+from connector.crms.hubspot.adapter import HubSpotAdapter
+from connector.crms.salesforce.adapter import SalesforceAdapter
+from crm_sandbox.common import FaultSettings
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.salesforce import SalesforceSandbox
 
 
 @pytest.mark.parametrize("fault", ["truncated", "html", "invalid_json"])

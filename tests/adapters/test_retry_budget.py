@@ -16,7 +16,6 @@ import pytest
 import requests
 import urllib3.exceptions
 
-from connector.adapters._sdk_errors import salesforce_translator, translate_hubspot
 from connector.adapters.calls import ApiCallCounter
 from connector.adapters.errors import (
     Action,
@@ -27,8 +26,6 @@ from connector.adapters.errors import (
     RetriableError,
     RunDeadlineExceeded,
 )
-from connector.adapters.factory import build_adapter, run_deadline
-from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.retry import (
     Deadline,
     RetryPolicy,
@@ -36,7 +33,12 @@ from connector.adapters.retry import (
     deadline_applied,
     http_timeout,
 )
-from connector.adapters.salesforce import SalesforceAdapter
+from connector.crms.factory import build_adapter, run_deadline
+from connector.crms.hubspot.adapter import HubSpotAdapter
+from connector.crms.hubspot.errors import translate_hubspot
+from connector.crms.hubspot.settings import HubSpotConnection
+from connector.crms.salesforce.adapter import SalesforceAdapter
+from connector.crms.salesforce.errors import salesforce_translator
 
 from ._sandbox_helpers import ledger_calls, sandbox_admin
 
@@ -297,16 +299,10 @@ def test_a_deadline_reaches_an_adapter_and_is_lifted_after_the_run(closed_port: 
     assert adapter.calls.by_kind() == {"auth": 2}
 
 
-class _Connection:
-    kind = "hubspot"
-    base_url = "http://127.0.0.1:9"
-    connect_timeout = 2
-    read_timeout = 20
-    max_attempts = 4
-    run_deadline_minutes = 45
-
-    class credentials:
-        access_token = "token"
+def _Connection() -> HubSpotConnection:
+    return HubSpotConnection.model_validate({
+        "kind": "hubspot", "base_url": "http://127.0.0.1:9", "connect_timeout": 2, "read_timeout": 20,
+        "max_attempts": 4, "run_deadline_minutes": 45, "credentials": {"access_token": "token"}})
 
 
 def test_the_factory_reads_timeouts_attempts_and_deadline_from_the_connection() -> None:

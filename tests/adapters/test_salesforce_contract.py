@@ -9,9 +9,9 @@ import pytest
 from connector.adapters.base import Cursor, WriteOp
 from connector.adapters.errors import ApiLimitExceeded, AuthError, ConfigurationError
 from connector.adapters.retry import RetryPolicy
-from connector.adapters.salesforce import SalesforceAdapter
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.seed import SeedData
+from connector.crms.salesforce.adapter import SalesforceAdapter
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.seed import SeedData
 
 from ._sandbox_helpers import ManualClock, Waits, ledger_calls, sandbox_admin
 

@@ -18,9 +18,9 @@ from connector.adapters._paging import PagingStuckError
 from connector.adapters.base import Cursor, WriteOp
 from connector.adapters.errors import FatalError, RetriableError
 from connector.adapters.retry import RetryPolicy
-from connector.adapters.salesforce import SalesforceAdapter
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.seed import SeedData
+from connector.crms.salesforce.adapter import SalesforceAdapter
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.seed import SeedData
 
 from ._sandbox_helpers import ManualClock, Waits
 from ._tamper import Tamper, serve
@@ -35,7 +35,7 @@ def new_leads(count: int, tag: str) -> list[WriteOp]:
 
 def sdk(sandbox: SalesforceSandbox) -> Salesforce:
     """simple-salesforce straight at the sandbox: how a rep's edits reach the org."""
-    from connector.sandbox.salesforce.transport import sandbox_session
+    from crm_sandbox.salesforce.transport import sandbox_session
 
     assert sandbox.server is not None
     return Salesforce(instance_url="https://sandbox", session_id=sandbox.access_token(),

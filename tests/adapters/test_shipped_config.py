@@ -8,11 +8,11 @@ import pytest
 
 from connector.adapters.base import FieldSpec
 from connector.adapters.errors import ConfigurationError
-from connector.adapters.factory import build_adapter
-from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.retry import RetryPolicy
-from connector.adapters.salesforce import SalesforceAdapter
 from connector.config.loader import RelayConfig, load_config
+from connector.crms.factory import build_adapter
+from connector.crms.hubspot.adapter import HubSpotAdapter
+from connector.crms.salesforce.adapter import SalesforceAdapter
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,14 +10,14 @@ from hypothesis import strategies as st
 
 from connector.adapters.base import Cursor
 from connector.adapters.errors import ConfigurationError
-from connector.adapters.soql import (
+from connector.crms.salesforce.soql import (
     incremental_query,
     parse_salesforce_datetime,
     soql_datetime,
     soql_name,
     soql_quote,
 )
-from connector.sandbox.salesforce import soql as sandbox_soql
+from crm_sandbox.salesforce import soql as sandbox_soql
 
 _UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
 

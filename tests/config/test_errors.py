@@ -21,8 +21,8 @@ def test_typo_in_a_key_is_rejected_with_a_suggestion(shipped: ConfigCopy, proble
     shipped.edit("config/relay.yaml", "    page_size: 2000", "    page_sise: 2000")
     assert problems_of() == [
         "config/relay.yaml:17: connections.salesforce.page_sise: unknown key 'page_sise'; did you mean "
-        "'page_size'? (allowed: base_url, mapping, schedule, write_back, connect_timeout, read_timeout, "
-        "max_attempts, read_lag_seconds, run_deadline_minutes, kind, api_version, credentials, objects, page_size, write_batch_size)"
+        "'page_size'? (allowed: kind, base_url, mapping, schedule, write_back, connect_timeout, read_timeout, "
+        "max_attempts, read_lag_seconds, owners_cache_seconds, run_deadline_minutes, api_version, credentials, objects, page_size, write_batch_size)"
     ]
 
 
@@ -53,7 +53,7 @@ def test_unknown_canonical_field(shipped: ConfigCopy) -> None:
     assert (problem.file, problem.key_path, problem.value) == (
         "mappings/hubspot.yaml", "objects.contacts.fields[4].canonical", "job_title")
     assert problem.message.startswith("'job_title' is not a canonical field of person; did you mean 'title'?")
-    assert problem.line == 21
+    assert problem.line == 22
 
 
 def test_bad_yaml_indentation_names_line_and_column(shipped: ConfigCopy, problems_of: Problems) -> None:
@@ -112,7 +112,7 @@ def test_connection_without_a_mapping_file(shipped: ConfigCopy, problems_of: Pro
 def test_duplicate_crm_field_is_flagged(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.edit("mappings/salesforce.yaml", "{canonical: last_name, crm: LastName", "{canonical: last_name, crm: FirstName")
     assert problems_of() == [
-        "mappings/salesforce.yaml:17: objects.Lead.fields[1].crm: CRM field 'FirstName' is already mapped at "
+        "mappings/salesforce.yaml:18: objects.Lead.fields[1].crm: CRM field 'FirstName' is already mapped at "
         "fields[0]; map each field once"
     ]
 
@@ -128,7 +128,7 @@ def test_typed_field_needs_its_type_transform(shipped: ConfigCopy, problems_of: 
     shipped.edit("mappings/hubspot.yaml", "crm: numemployees, direction: read, transform: [int]}",
                  "crm: numemployees, direction: read}")
     assert problems_of() == [
-        "mappings/hubspot.yaml:25: objects.contacts.fields[8].transform: employees is a whole number (int); add the 'int' "
+        "mappings/hubspot.yaml:26: objects.contacts.fields[8].transform: employees is a whole number (int); add the 'int' "
         "transform so CRM values are parsed"
     ]
 
@@ -158,7 +158,7 @@ def test_unknown_connection_kind(shipped: ConfigCopy, problems_of: Problems) -> 
     shipped.edit("config/relay.yaml", "kind: hubspot", "kind: pipedrive")
     (message,) = problems_of()
     assert message.startswith("config/relay.yaml:22: connections.hubspot: ")
-    assert "'pipedrive'" in message and "'salesforce', 'hubspot'" in message
+    assert "'pipedrive'" in message and "'hubspot', 'salesforce'" in message  # the registered CRM units
 
 
 def test_bad_cron_expression(shipped: ConfigCopy, problems_of: Problems) -> None:
@@ -173,7 +173,7 @@ def test_create_properties_only_for_hubspot(shipped: ConfigCopy, problems_of: Pr
                  "      - {canonical: idempotency_key, crm: Relay_Idempotency_Key__c, direction: write}\n"
                  "    create_properties:\n      - {name: relay_x, label: X, type: string, fieldType: number}\n")
     assert sorted(problems_of()) == [
-        "mappings/salesforce.yaml:125: objects.Task.create_properties[0]: fieldType 'number' does not fit type 'string' (use text or textarea)",
+        "mappings/salesforce.yaml:127: objects.Task.create_properties[0]: fieldType 'number' does not fit type 'string' (use text or textarea)",
     ]
 
 

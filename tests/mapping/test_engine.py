@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 
 from connector.config.loader import RelayConfig, load_config
 from connector.config.mappings import ObjectMapping
+from connector.crms.hubspot.records import (
+    flatten,  # HubSpot answers {id, properties}; its adapter flattens
+)
 from connector.mapping import MappingError, changed_fields, record_meta, to_canonical, to_crm
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,7 +57,7 @@ SALESFORCE_LEAD: dict[str, Any] = {
     "Relay_SLA_Due__c": "2024-01-01T09:35:00.000+0000",
 }
 
-HUBSPOT_CONTACT: dict[str, Any] = {
+HUBSPOT_CONTACT: dict[str, Any] = flatten({
     "id": "101",
     "archived": False,
     "createdAt": "2024-01-01T09:30:00.000Z",
@@ -74,7 +77,7 @@ HUBSPOT_CONTACT: dict[str, Any] = {
         "relay_sla_due": "2024-01-01T09:35:00.000Z",
         "hubspot_owner_id": None,
     },
-}
+})
 
 
 def test_salesforce_lead_to_canonical(lead: ObjectMapping) -> None:
@@ -118,7 +121,7 @@ def test_hubspot_contact_strings_are_parsed(contact: ObjectMapping) -> None:
 
 
 def test_a_bad_value_is_one_problem_and_the_rest_of_the_record_still_maps(contact: ObjectMapping) -> None:
-    record = {"id": "202", "properties": {"email": "x@y.example", "numemployees": "about fifty", "webinar_attended": "maybe"}}
+    record = flatten({"id": "202", "properties": {"email": "x@y.example", "numemployees": "about fifty", "webinar_attended": "maybe"}})
     canonical, problems = to_canonical(contact, record)
     assert canonical == {"email": "x@y.example"}
     assert [str(p) for p in problems] == [
@@ -129,7 +132,7 @@ def test_a_bad_value_is_one_problem_and_the_rest_of_the_record_still_maps(contac
 
 
 def test_a_batch_with_bad_records_maps_every_record(contact: ObjectMapping) -> None:
-    records = [{"id": str(n), "properties": {"relay_score": "x" if n % 3 == 0 else str(n)}} for n in range(1, 10)]
+    records = [flatten({"id": str(n), "properties": {"relay_score": "x" if n % 3 == 0 else str(n)}}) for n in range(1, 10)]
     results = [to_canonical(contact, r) for r in records]
     assert [c.get("relay_score") for c, _ in results] == [1, 2, None, 4, 5, None, 7, 8, None]
     assert [p.record_id for _, problems in results for p in problems] == ["3", "6", "9"]

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from connector.config.loader import RelayConfig, load_config
+from connector.crms.hubspot.records import flatten
 from connector.mapping import record_meta, to_canonical
-from connector.sandbox.seed import SeedData, generate
+from crm_sandbox.seed import SeedData, generate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,7 +29,9 @@ def seed() -> SeedData:
 def records(seed: SeedData, connection: str, object_name: str) -> list[dict[str, Any]]:
     if connection == "salesforce":
         return seed.salesforce[object_name]
-    return seed.hubspot_owners if object_name == "owners" else seed.hubspot[object_name]
+    if object_name == "owners":
+        return seed.hubspot_owners
+    return [flatten(row) for row in seed.hubspot[object_name]]  # as the HubSpot adapter hands them on
 
 
 @pytest.mark.parametrize(

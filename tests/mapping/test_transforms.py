@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.config.mappings import SIMPLE_TRANSFORMS
+from connector.crms import crm_unit
 from connector.mapping.transforms import TRANSFORMS, TransformError, parse_datetime
 
 CRMS = ("salesforce", "hubspot")
@@ -23,7 +24,7 @@ def read(name: str, value: Any, options: dict[str, Any] | None = None) -> Any:
 
 
 def write(name: str, value: Any, crm: str, options: dict[str, Any] | None = None) -> Any:
-    return TRANSFORMS[name].write(value, options or {}, crm)
+    return TRANSFORMS[name].write(value, options or {}, crm_unit(crm).values)
 
 
 def round_trip(name: str, value: Any, crm: str, options: dict[str, Any] | None = None) -> Any:

@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 import urllib3
 from hubspot import HubSpot
 
-from connector.adapters._hubspot_results import match_results, trace_id
 from connector.adapters._paging import (
     ERROR_WITH_200,
     MALFORMED_ANSWER,
@@ -43,9 +42,9 @@ from connector.adapters._paging import (
     floor_ms,
     high_water_mark,
 )
-from connector.adapters._sdk_errors import hubspot_translator
 from connector.adapters._writing import write_in_batches
 from connector.adapters.base import Cursor, FieldSpec, Page, WriteOp, WriteResult
+from connector.adapters.cache import PROCESS_CACHES, CacheKey, SharedCaches
 from connector.adapters.calls import ApiCallCounter
 from connector.adapters.errors import (
     ConfigurationError,
@@ -56,6 +55,9 @@ from connector.adapters.errors import (
     record_error,
 )
 from connector.adapters.retry import RetryPolicy, call_with_retry, http_timeout
+from connector.crms.hubspot.errors import hubspot_translator
+from connector.crms.hubspot.records import RECORD_FIELDS, flatten
+from connector.crms.hubspot.results import match_results, trace_id
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +70,6 @@ SEARCH_CAP = 10_000
 MODIFIED = "hs_lastmodifieddate"
 MERGED = "hs_merged_object_ids"
 GROUP = "relay"
-RECORD_FIELDS = frozenset({"id", "createdAt", "updatedAt", "archived", "archivedAt"})
-"""Fields of every record that are not properties (``flatten`` puts them beside the properties)."""
 
 DEFAULT_ASSOCIATION_TYPES: dict[tuple[str, str], int] = {
     ("contacts", "companies"): 279,
@@ -119,24 +119,6 @@ def to_epoch_ms(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError(f"HubSpot filter datetimes must be timezone-aware, got naive {value!r}")
     return str((value - _EPOCH) // timedelta(milliseconds=1))
-
-
-def flatten(record: dict[str, Any]) -> dict[str, Any]:
-    """A v3 record as one flat dict: id, archived, createdAt, updatedAt (archivedAt) + properties.
-
-    A record without an id stays without one (never the text ``"None"``), so the pipeline
-    quarantines it as a record with no id.
-    """
-    flat: dict[str, Any] = {key: record[key] for key in ("id", "archived", "createdAt", "updatedAt", "archivedAt") if key in record}
-    properties = record.get("properties")
-    if isinstance(properties, dict):
-        flat.update(properties)
-    record_id = record.get("id")
-    if record_id is None or str(record_id).strip() == "":
-        flat.pop("id", None)
-    else:
-        flat["id"] = str(record_id)
-    return flat
 
 
 def merged_pairs(record: dict[str, Any]) -> list[tuple[str, str]]:
@@ -205,6 +187,10 @@ class HubSpotAdapter:
         clock: The portal's clock. Default: the local clock corrected by the ``Date`` header of
             the portal's latest answer. Give one only when the portal stamps records by another
             clock than its headers' (a sandbox on a test clock).
+        owners_cache_seconds: How long ``owners()`` answers from ``caches`` (0: it asks the portal
+            every time). An owner added or archived in the portal is seen after at most this long.
+        caches: Where owners are shared (default: the process's ``PROCESS_CACHES``), keyed by
+            base URL and a digest of the access token.
     """
 
     crm = "hubspot"
@@ -225,6 +211,8 @@ class HubSpotAdapter:
         write_batch_size: int = BATCH_LIMIT,
         read_lag: timedelta = READ_LAG,
         clock: Callable[[], datetime] | None = None,
+        owners_cache_seconds: float = 0.0,
+        caches: SharedCaches | None = None,
     ) -> None:
         parts = urlsplit(base_url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -253,6 +241,12 @@ class HubSpotAdapter:
             raise ConfigurationError(f"connection {connection!r}: read_lag must be >= 0, got {read_lag}",
                                      crm="hubspot", code="INVALID_READ_LAG")
         self.read_lag = read_lag
+        if owners_cache_seconds < 0:
+            raise ConfigurationError(f"connection {connection!r}: owners_cache_seconds must be >= 0, got "
+                                     f"{owners_cache_seconds}", crm="hubspot", code="INVALID_CACHE_SECONDS")
+        self.owners_cache_seconds = owners_cache_seconds
+        self.caches = caches if caches is not None else PROCESS_CACHES
+        self._owners_key = CacheKey.of("hubspot", self.base_url, access_token)
         self.server_clock = ServerClock(fixed=clock)
         self.throttle = SearchThrottle(searches_per_second, sleep=self.retry.sleep)
         # Retries are Relay's (counted, Retry-After honoured): the SDK's urllib3 must not retry on its own.
@@ -573,8 +567,19 @@ class HubSpotAdapter:
                     ids.extend(_ids([row], f"list {kind} (archived)"))
         return ids
 
+    def prepare_reads(
+        self, reads: Sequence[tuple[str, Sequence[str], Cursor | None]], *, page_size: int | None = None
+    ) -> None:
+        """Nothing: HubSpot has no way to ask several searches or listings in one call; each read asks its own."""
+
     def owners(self) -> list[dict[str, Any]]:
-        """Every owner as the owners API sends it (id, email, firstName, lastName, archived...), archived included."""
+        """Every owner as the owners API sends it (id, email, firstName, lastName, archived...), archived included.
+
+        Answered from the process's cache for ``owners_cache_seconds``.
+        """
+        return self.caches.owners.fetch(self._owners_key, self.owners_cache_seconds, self._read_owners)
+
+    def _read_owners(self) -> list[dict[str, Any]]:
         owners: dict[str, dict[str, Any]] = {}
         for archived in (False, True):
             after: str | None = None
@@ -743,6 +748,10 @@ class HubSpotAdapter:
                 return False
             raise
         return True
+
+    def forget_owners(self) -> None:
+        """Drop the cached owners list: the next ``owners()`` reads the portal's owners."""
+        self.caches.owners.discard(self._owners_key)
 
     def close(self) -> None:
         """Nothing to release: the SDK's pools close with the process."""

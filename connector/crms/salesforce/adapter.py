@@ -1,10 +1,14 @@
 """The Salesforce adapter, on simple-salesforce.
 
 * Auth: OAuth 2.0 client credentials (or the username-password grant) against
-  ``{instance_url}/services/oauth2/token``; an expired session is renewed once.
+  ``{instance_url}/services/oauth2/token``; an expired session is renewed once. A token
+  may be shared by the adapters of one process (``token_cache_seconds``), so a run
+  starts without a token call; the owners list likewise (``owners_cache_seconds``).
 * Reads: ``queryAll`` ordered by (SystemModstamp, Id) after a compound cursor, so
   records sharing a timestamp are never skipped; deleted rows come back as
   ``deleted_ids``; one :class:`Page` per REST page (``batchSize`` up to 2,000).
+  ``prepare_reads`` fetches the first page of every object of a run (and the owners)
+  in one Composite call, which counts as ONE API call for up to five queries.
 * Writes: sObject Collections, 200 records per call, ``allOrNone: false``,
   ``Sforce-Auto-Assign: FALSE`` so the org's assignment rules keep Relay's owner.
 * A ``http://`` instance URL is the sandbox: its ``https://`` calls are looped back.
@@ -13,19 +17,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from http import HTTPStatus
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.bulk2 import Operation
 
-from connector.adapters._bulk import converters, csv_records
-from connector.adapters._loopback import apply_default_timeout, loopback_session
 from connector.adapters._paging import (
     ERROR_WITH_200,
     MALFORMED_ANSWER,
@@ -36,11 +40,12 @@ from connector.adapters._paging import (
     clamp,
     high_water_mark,
 )
-from connector.adapters._sdk_errors import ResponseTap, salesforce_translator
 from connector.adapters._writing import write_in_batches
 from connector.adapters.base import Cursor, FieldSpec, Page, WriteOp, WriteResult
+from connector.adapters.cache import PROCESS_CACHES, CacheKey, SharedCaches
 from connector.adapters.calls import ApiCallCounter
 from connector.adapters.errors import (
+    Action,
     AuthError,
     ConfigurationError,
     FatalError,
@@ -50,7 +55,11 @@ from connector.adapters.errors import (
     record_error,
 )
 from connector.adapters.retry import RetryPolicy, call_with_retry, http_timeout
-from connector.adapters.soql import (
+from connector.adapters.transport import ResponseTap
+from connector.crms.salesforce.bulk import converters, csv_records
+from connector.crms.salesforce.errors import salesforce_translator
+from connector.crms.salesforce.loopback import apply_default_timeout, loopback_session
+from connector.crms.salesforce.soql import (
     MODSTAMP,
     incremental_query,
     salesforce_position,
@@ -75,7 +84,19 @@ BULK_PAGE = 10_000
 BULK_POLL_MAX = 10.0
 """Longest wait between two polls of a Bulk 2.0 job, in seconds."""
 OWNER_FIELDS = ("Id", "FirstName", "LastName", "Name", "Email", "Username", "IsActive", "Title")
+OWNERS_SOQL = f"SELECT {', '.join(OWNER_FIELDS)} FROM User ORDER BY Id"
 AUTO_ASSIGN_OFF = {"Sforce-Auto-Assign": "FALSE"}
+COMPOSITE_SINCE = 38.0
+"""The Composite resource (``/composite``) exists from API version 38.0."""
+COMPOSITE_MAX_QUERIES = 5
+"""A Composite call takes 25 subrequests, of which at most 5 queries (query, queryAll, query more)."""
+PREPARED_LOCATOR_AGE = 600.0
+"""Seconds a prepared first page that has more pages is used: its ``nextRecordsUrl`` (a query
+locator) expires after 15 minutes unused, so an older one is asked again rather than followed."""
+TOKEN_REUSE_SECONDS = 3600.0
+"""How long ``open_adapter``'s adapters share a token: well inside Salesforce's default 2-hour
+session timeout. An org with a shorter one refuses the token (INVALID_SESSION_ID): it is dropped
+and renewed once, costing one call more."""
 
 
 class SalesforceAdapter:
@@ -106,6 +127,13 @@ class SalesforceAdapter:
         clock: The org's clock. Default: the local clock corrected by the ``Date`` header of
             the org's latest answer. Give one only when the org stamps records by another
             clock than its headers' (a sandbox on a test clock).
+        owners_cache_seconds: How long ``owners()`` answers from ``caches`` (0: it asks the org
+            every time). A user added or deactivated in the org is seen after at most this long.
+        token_cache_seconds: How long a token this adapter gets may be used by the later
+            adapters of the process for the same org, connected app and user (0: every adapter
+            asks for its own). A token the org refuses is dropped and renewed once.
+        caches: Where owners and tokens are shared (default: the process's ``PROCESS_CACHES``),
+            keyed by org URL and a digest of the credentials.
     """
 
     crm = "salesforce"
@@ -129,6 +157,9 @@ class SalesforceAdapter:
         bulk_threshold: int | None = BULK_THRESHOLD,
         read_lag: timedelta = READ_LAG,
         clock: Callable[[], datetime] | None = None,
+        owners_cache_seconds: float = 0.0,
+        token_cache_seconds: float = 0.0,
+        caches: SharedCaches | None = None,
     ) -> None:
         parts = urlsplit(instance_url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -158,6 +189,18 @@ class SalesforceAdapter:
         if read_lag < timedelta(0):
             raise ConfigurationError(f"connection {connection!r}: read_lag must be >= 0, got {read_lag}",
                                      crm="salesforce", code="INVALID_READ_LAG")
+        for name, seconds in (("owners_cache_seconds", owners_cache_seconds),
+                              ("token_cache_seconds", token_cache_seconds)):
+            if seconds < 0:
+                raise ConfigurationError(f"connection {connection!r}: {name} must be >= 0, got {seconds}",
+                                         crm="salesforce", code="INVALID_CACHE_SECONDS")
+        self.owners_cache_seconds = owners_cache_seconds
+        self.token_cache_seconds = token_cache_seconds
+        self.caches = caches if caches is not None else PROCESS_CACHES
+        self._cache_key = CacheKey.of("salesforce", instance_url, client_id, username, client_secret, password)
+        self._token: dict[str, Any] | None = None
+        self._renew = False  # a token was refused: the next session is a new token, not a shared one
+        self._prepared: dict[_ReadKey | str, _Prepared] = {}
         self.write_batch_size = write_batch_size
         self.bulk_threshold = bulk_threshold
         self.read_lag = read_lag
@@ -212,6 +255,8 @@ class SalesforceAdapter:
     def authenticate(self, *, retry: bool = True) -> Salesforce:
         """Get a new access token and build the simple-salesforce client (each token request is an ``auth`` call).
 
+        The token is shared with the later adapters of the process for ``token_cache_seconds``.
+
         Args:
             retry: Retry the token request under the policy (authenticating as an operation of its own);
                 False makes one request, for a step of an operation that is retried as a whole.
@@ -219,28 +264,48 @@ class SalesforceAdapter:
         policy = self.retry if retry else self.retry.single_attempt()
         token = call_with_retry(self._token_request, calls=self.calls, kind="auth", translate=self._translate,
                                 policy=policy, context="OAuth token", connection=self.connection, crm=self.crm)
+        self.caches.tokens.put(self._cache_key, token, self.token_cache_seconds)
+        self._renew = False
+        return self._use(token)
+
+    def _use(self, token: dict[str, Any]) -> Salesforce:
+        """Build the simple-salesforce client on ``token`` (no call is made)."""
         instance = str(token.get("instance_url") or self.instance_url)
         self._sf = Salesforce(instance_url=instance, session_id=str(token["access_token"]), session=self.session,
                               version=self.api_version)
+        self._token = token
         return self._sf
+
+    def _session(self, *, retry: bool) -> Salesforce:
+        """This adapter's client, else one on the token the process shares for this org and user, else a new token."""
+        if self._sf is not None:
+            return self._sf
+        if self.token_cache_seconds > 0 and not self._renew:
+            shared = self.caches.tokens.get(self._cache_key)
+            if shared is not None and shared.get("access_token"):
+                log.debug("connection %s: using the access token shared in this process", self.connection)
+                return self._use(shared)
+        return self.authenticate(retry=retry)
+
+    def _drop_session(self) -> None:
+        """The org refused the token: forget it here and in the shared cache; the next session asks for a new one."""
+        if self._token is not None:
+            self.caches.tokens.discard(self._cache_key, self._token)  # not a newer one another adapter put
+        self._sf, self._token, self._renew = None, None, True
 
     @property
     def sf(self) -> Salesforce:
-        """The simple-salesforce client (authenticating on first use)."""
-        return self._sf if self._sf is not None else self.authenticate()
+        """The simple-salesforce client (on a shared token, or authenticating, on first use)."""
+        return self._session(retry=True)
 
     def _call(self, kind: str, context: str, fn: Callable[[Salesforce], T]) -> T:
         """One operation, one attempt budget: a missing session is fetched inside each attempt, never retried apart."""
 
         def session() -> None:
-            if self._sf is None:
-                self.authenticate(retry=False)
-
-        def expired() -> None:
-            self._sf = None  # the next attempt gets a new token
+            self._session(retry=False)
 
         return call_with_retry(lambda: fn(self.sf), calls=self.calls, kind=kind, translate=self._translate,
-                               policy=self.retry, context=context, refresh_auth=expired, prepare=session,
+                               policy=self.retry, context=context, refresh_auth=self._drop_session, prepare=session,
                                connection=self.connection, crm=self.crm)
 
     @property
@@ -287,35 +352,34 @@ class SalesforceAdapter:
             ``Id`` or with an unreadable ``SystemModstamp`` comes in ``records`` as it was sent
             (for the pipeline to quarantine) and does not move the cursor.
 
+        The first page comes from ``prepare_reads`` when it fetched this read (same object,
+        fields, cursor and page size), with the mark taken then.
+
         Raises:
             PagingStuckError: ``nextRecordsUrl`` repeats (code ``PAGING_STUCK``).
             RetriableError: the org answered non-JSON (code ``MALFORMED_ANSWER``), after retries.
             FatalError: the org answered an error list with 200 (code ``ERROR_WITH_200``) or
                 something that is not a query result (code ``UNEXPECTED_ANSWER``).
         """
-        size = QUERY_BATCH_MAX if page_size is None else page_size
-        if not QUERY_BATCH_MIN <= size <= QUERY_BATCH_MAX:
-            raise ConfigurationError(
-                f"connection {self.connection!r}: Salesforce page size must be {QUERY_BATCH_MIN}..{QUERY_BATCH_MAX}, "
-                f"got {size}", crm="salesforce", code="INVALID_PAGE_SIZE",
-            )
+        size = self._page_size(page_size)
         has_deleted_flag = object not in OBJECTS_WITHOUT_ISDELETED
         select_fields(fields)  # names are checked before any call
         soql_name(object, what="object")
-        headers = {"Sforce-Query-Options": f"batchSize={size}"}
+        headers = _batch_size(size)
         context = f"query {object}"
-        marks: list[datetime] = []
+        prepared = self._take_prepared(_ReadKey(object, tuple(fields), cursor, size), context)
+        if prepared is not None:
+            answer, hwm = prepared
+        else:
+            marks: list[datetime] = []
 
-        def soql() -> str:
-            if not marks:  # taken once, inside the first attempt: after the login, whose Date sets the clock
-                marks.append(self._hwm())
-            # A full read reads everything; its checkpoints still stop at the mark (a record changed
-            # past it is read again by the next sync). An incremental one reads up to the mark.
-            until = marks[0] if cursor is not None else None
-            return incremental_query(object, fields, cursor, include_deleted_flag=has_deleted_flag, until=until)
+            def soql() -> str:
+                if not marks:  # taken once, inside the first attempt: after the login, whose Date sets the clock
+                    marks.append(self._hwm())
+                return self._read_soql(object, fields, cursor, marks[0])
 
-        answer = self._query("read", context, soql, include_deleted=has_deleted_flag, headers=headers)
-        hwm = marks[0]
+            answer = self._query("read", context, soql, include_deleted=has_deleted_flag, headers=headers)
+            hwm = marks[0]
         rows = _int(answer.get("totalSize"))
         if cursor is None and self.bulk_threshold is not None and rows > self.bulk_threshold:
             # The first REST page tells the size (no COUNT() call); past the threshold a
@@ -334,6 +398,133 @@ class SalesforceAdapter:
             if next_url is None:
                 return
             answer = self._query_more("read", context, guard.check(next_url), headers)
+
+    def _page_size(self, page_size: int | None) -> int:
+        """``page_size`` (default 2,000), checked against what ``batchSize`` accepts."""
+        size = QUERY_BATCH_MAX if page_size is None else page_size
+        if not QUERY_BATCH_MIN <= size <= QUERY_BATCH_MAX:
+            raise ConfigurationError(
+                f"connection {self.connection!r}: Salesforce page size must be {QUERY_BATCH_MIN}..{QUERY_BATCH_MAX}, "
+                f"got {size}", crm="salesforce", code="INVALID_PAGE_SIZE",
+            )
+        return size
+
+    @staticmethod
+    def _read_soql(object: str, fields: Sequence[str], cursor: Cursor | None, hwm: datetime) -> str:
+        """The SOQL of a read after ``cursor`` whose high-water mark is ``hwm``.
+
+        A full read reads everything; its checkpoints still stop at the mark (a record changed
+        past it is read again by the next sync). An incremental one reads up to the mark.
+        """
+        return incremental_query(object, fields, cursor, include_deleted_flag=object not in OBJECTS_WITHOUT_ISDELETED,
+                                 until=hwm if cursor is not None else None)
+
+    # --- combined first pages ----------------------------------------------------------------
+
+    def prepare_reads(
+        self, reads: Sequence[tuple[str, Sequence[str], Cursor | None]], *, page_size: int | None = None
+    ) -> None:
+        """Fetch the first page of each read, and the owners unless cached, in one Composite call.
+
+        The whole Composite call is ONE API call (counted as a ``read``) for up to five queries
+        (more reads make more calls, five queries each), where reading each object apart costs
+        one call per object. ``read`` then takes its first page from here when it is called with
+        the same object, fields, cursor and page size, and follows ``nextRecordsUrl`` as usual;
+        ``owners()`` takes the owners' first page. Anything else queries as before. A prepared
+        page is used once; one with more pages only within ``PREPARED_LOCATOR_AGE`` seconds.
+
+        Each subrequest's error is its read's error, classified as a direct query's: a refused
+        query (``MALFORMED_QUERY``, ``INVALID_FIELD``) is raised by that object's ``read``; one a
+        direct query would retry (``SERVER_UNAVAILABLE``) makes that ``read`` query on its own.
+
+        Args:
+            reads: ``(object, fields, cursor)`` of each read the run will make, in its order.
+            page_size: The ``page_size`` those reads will pass (default 2,000).
+
+        Raises:
+            CrmError: what the Composite call itself met, after retries (auth, daily limit,
+                deadline, an unreachable org), as the first read would have. A Composite call
+                the org refuses as a request (a 4xx, an unexpected answer) only logs a warning:
+                each read then queries on its own.
+        """
+        self._prepared.clear()
+        if float(self.api_version) < COMPOSITE_SINCE:
+            return
+        size = self._page_size(page_size)
+        queries: list[_Subquery] = []
+        if self.owners_cache_seconds <= 0 or self._cache_key not in self.caches.owners:
+            queries.append(_Subquery(OWNERS_KEY, "query User", lambda hwm: OWNERS_SOQL, include_deleted=False,
+                                     headers={}))
+        seen: set[_ReadKey] = set()
+        for object, fields, cursor in reads:
+            try:
+                soql_name(object, what="object")
+                select_fields(fields)
+            except ConfigurationError:
+                continue  # its read raises the error, as it always did
+            key = _ReadKey(object, tuple(fields), cursor, size)
+            if key in seen:
+                continue
+            seen.add(key)
+            queries.append(_Subquery(key, f"query {object}", partial(self._read_soql, object, fields, cursor),
+                                     include_deleted=object not in OBJECTS_WITHOUT_ISDELETED,
+                                     headers=_batch_size(size)))
+        for start in range(0, len(queries), COMPOSITE_MAX_QUERIES):
+            chunk = queries[start:start + COMPOSITE_MAX_QUERIES]
+            if len(chunk) < 2:
+                continue  # one query in a Composite call costs what it costs alone
+            try:
+                self._composite(chunk)
+            except FatalError as error:
+                if type(error) not in (FatalError, ConfigurationError):
+                    raise  # auth, permission, daily limit, deadline: every read would meet it
+                log.warning("%s; reading each object on its own", error)
+
+    def _composite(self, chunk: list[_Subquery]) -> None:
+        """One Composite call of ``chunk``'s queries; each answer is kept for its read."""
+        context = "composite " + ", ".join(q.context for q in chunk)
+        marks: list[datetime] = []
+
+        def body() -> dict[str, Any]:
+            if not marks:  # as in read: inside the first attempt, after the login
+                marks.append(self._hwm())
+            return {"allOrNone": False, "compositeRequest": [
+                q.subrequest(f"q{position}", self.api_version, marks[0]) for position, q in enumerate(chunk)]}
+
+        results = self._call("read", context, lambda sf: _composite_answer(context, _json_answer(
+            context, lambda: sf.restful("composite", method="POST", json=body(), timeout=self.timeout))))
+        received = time.monotonic()
+        for position, query in enumerate(chunk):
+            result = results.get(f"q{position}")
+            if result is None:
+                log.warning("%s: the Composite answer has no result for %s; it is queried on its own", context,
+                            query.context)
+                continue
+            status, answer, headers = result
+            self._prepared[query.key] = _Prepared(status, answer, headers, marks[0], received)
+
+    def _take_prepared(self, key: _ReadKey | str, context: str) -> tuple[dict[str, Any], datetime] | None:
+        """The prepared first page of ``key`` and its mark, once; None when there is none to use.
+
+        Raises:
+            CrmError: the subrequest's error, when a direct query would not be retried.
+        """
+        prepared = self._prepared.pop(key, None)
+        if prepared is None:
+            return None
+        if prepared.status >= HTTPStatus.MULTIPLE_CHOICES:
+            error = classify_response("salesforce", prepared.status, prepared.body, prepared.headers, context=context)
+            error.connection = self.connection
+            if isinstance(error, RetriableError) or error.action is Action.REFRESH_AUTH:
+                log.info("%s; asking again on its own", error)
+                return None
+            raise error
+        answer = _query_answer(context, prepared.body)
+        if answer.get("done", True) is False and time.monotonic() - prepared.received > PREPARED_LOCATOR_AGE:
+            log.info("%s: the first page prepared %.0f s ago has more pages, whose locator may have expired; "
+                     "querying again", context, time.monotonic() - prepared.received)
+            return None
+        return answer, prepared.hwm
 
     def _bulk_read(self, object: str, fields: Sequence[str], hwm: datetime) -> Iterator[Page]:
         """A full read through a Bulk API 2.0 query job: typed like REST, checkpointed at the end.
@@ -449,10 +640,17 @@ class SalesforceAdapter:
         return [str(row["id"]) for row in rows if isinstance(row, dict) and row.get("id")]
 
     def owners(self) -> list[dict[str, Any]]:
-        """Every User (active and inactive), native fields: Id, FirstName, LastName, Email, IsActive..."""
-        soql = f"SELECT {', '.join(OWNER_FIELDS)} FROM User ORDER BY Id"
+        """Every User (active and inactive), native fields: Id, FirstName, LastName, Email, IsActive...
+
+        Answered from the process's cache for ``owners_cache_seconds``; otherwise read (its first
+        page from ``prepare_reads`` when it fetched one).
+        """
+        return self.caches.owners.fetch(self._cache_key, self.owners_cache_seconds, self._read_owners)
+
+    def _read_owners(self) -> list[dict[str, Any]]:
         context = "query User"
-        answer = self._query("owners", context, lambda: soql)
+        prepared = self._take_prepared(OWNERS_KEY, context)
+        answer = prepared[0] if prepared is not None else self._query("owners", context, lambda: OWNERS_SOQL)
         users: list[dict[str, Any]] = []
         guard = LinkGuard(context, crm="salesforce")
         while True:
@@ -584,9 +782,63 @@ class SalesforceAdapter:
             )
         return []
 
+    def forget_owners(self) -> None:
+        """Drop the cached owners list: the next ``owners()`` reads the org's users."""
+        self.caches.owners.discard(self._cache_key)
+
     def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP session (and forget prepared pages; a shared token stays for the next adapter)."""
+        self._prepared.clear()
         self.session.close()
+
+
+OWNERS_KEY = "owners"
+"""The key of the owners' prepared first page."""
+
+
+@dataclass(frozen=True)
+class _ReadKey:
+    """What a read must ask for to be served a prepared first page."""
+
+    object: str
+    fields: tuple[str, ...]
+    cursor: Cursor | None
+    page_size: int
+
+
+@dataclass(frozen=True)
+class _Subquery:
+    """One query of a Composite call: whose it is, and how to write it once the mark is known."""
+
+    key: _ReadKey | str
+    context: str
+    soql: Callable[[datetime], str]
+    include_deleted: bool
+    headers: dict[str, str]
+
+    def subrequest(self, reference_id: str, api_version: str, hwm: datetime) -> dict[str, Any]:
+        resource = "queryAll" if self.include_deleted else "query"
+        request: dict[str, Any] = {"method": "GET", "referenceId": reference_id,
+                                   "url": f"/services/data/v{api_version}/{resource}?{urlencode({'q': self.soql(hwm)})}"}
+        if self.headers:
+            request["httpHeaders"] = self.headers
+        return request
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One subrequest's result, kept for its read."""
+
+    status: int
+    body: Any
+    headers: dict[str, str]
+    hwm: datetime
+    received: float
+    """``time.monotonic()`` when the Composite answer came."""
+
+
+def _batch_size(size: int) -> dict[str, str]:
+    return {"Sforce-Query-Options": f"batchSize={size}"}
 
 
 def _bulk_client(sf: Salesforce, object: str) -> Any:
@@ -670,6 +922,27 @@ def _query_answer(context: str, answer: Any) -> dict[str, Any]:
         bad = next(row for row in records if not isinstance(row, dict))
         raise _unexpected(context, bad, "a row of records is not a JSON object")
     return body
+
+
+def _composite_answer(context: str, answer: Any) -> dict[str, tuple[int, Any, dict[str, str]]]:
+    """A Composite answer ``{compositeResponse: [{referenceId, httpStatusCode, body, httpHeaders}]}``, checked.
+
+    Returns:
+        ``(status, body, headers)`` by reference id.
+    """
+    body = _object_answer(context, answer, "compositeResponse")
+    results = body.get("compositeResponse")
+    if not isinstance(results, list):
+        raise _unexpected(context, body, "compositeResponse is not a list")
+    out: dict[str, tuple[int, Any, dict[str, str]]] = {}
+    for result in results:
+        if not isinstance(result, dict) or not isinstance(result.get("referenceId"), str) \
+                or not isinstance(result.get("httpStatusCode"), int):
+            raise _unexpected(context, result, "a subrequest result without referenceId and httpStatusCode")
+        headers = result.get("httpHeaders")
+        out[result["referenceId"]] = (result["httpStatusCode"], result.get("body"),
+                                      {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {})
+    return out
 
 
 def _next_url(answer: dict[str, Any], context: str) -> str | None:

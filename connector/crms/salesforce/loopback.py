@@ -3,7 +3,7 @@
 simple-salesforce always builds ``https://{instance}/...`` URLs. The sandbox
 Salesforce serves plain HTTP on loopback, so this transport rewrites scheme and
 host of every ``https://`` request to the sandbox's base URL. The sandbox ships
-the same helper (``connector.sandbox.salesforce.transport.sandbox_session``),
+the same helper (``crm_sandbox.salesforce.transport.sandbox_session``),
 which is preferred when present; this one is the fallback.
 """
 
@@ -59,7 +59,7 @@ def apply_default_timeout(session: requests.Session, timeout: float | tuple[floa
 def loopback_session(base_url: str) -> requests.Session:
     """A session whose ``https://`` calls go to ``base_url`` (``http://127.0.0.1:PORT``)."""
     try:  # the sandbox's own transport, when it is installed
-        from connector.sandbox.salesforce.transport import sandbox_session
+        from crm_sandbox.salesforce.transport import sandbox_session
     except ImportError:
         session = requests.Session()
         session.trust_env = False

@@ -1,0 +1,143 @@
+"""The settings every CRM connection shares (``config/relay.yaml``), whatever the CRM.
+
+Each CRM unit (``connector/crms/<crm>/settings.py``) subclasses :class:`ConnectionSettings`
+with its kind, credentials, objects and limits; ``connector/config/relay.py`` joins the
+registered units' models into the ``connections`` union.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import Field, field_validator, model_validator
+
+from connector.config._base import ConfigModel
+
+CONNECTION_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+"""Connection names appear in commands and in Relay's database: keep them simple."""
+
+_CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_CRON_NAMES = ("minute", "hour", "day of month", "month", "day of week")
+
+
+def check_cron(expression: str) -> str:
+    """Check a five-field cron expression (minute hour day-of-month month day-of-week).
+
+    Args:
+        expression: e.g. ``"*/15 * * * *"``.
+
+    Returns:
+        The expression with surrounding whitespace removed.
+
+    Raises:
+        ValueError: naming the field that is wrong.
+    """
+    fields = expression.split()
+    if len(fields) != len(_CRON_RANGES):
+        raise ValueError(
+            f"cron expression {expression!r} must have 5 fields "
+            "(minute hour day-of-month month day-of-week), e.g. '*/15 * * * *'"
+        )
+    for text, (low, high), name in zip(fields, _CRON_RANGES, _CRON_NAMES, strict=True):
+        if not _CRON_FIELD.match(text):
+            raise ValueError(f"cron {name} field {text!r} is not valid (use *, N, N-M, */N or lists)")
+        if any(int(step) == 0 for step in re.findall(r"/(\d+)", text)):
+            raise ValueError(f"cron {name} field {text!r}: a step (/N) must be at least 1")
+        for number in re.findall(r"\d+", re.sub(r"/\d+", "", text)):
+            if not low <= int(number) <= high:
+                raise ValueError(f"cron {name} field {text!r}: {number} is outside {low}-{high}")
+    return " ".join(fields)
+
+
+class SyncSchedule(ConfigModel):
+    """When a connection syncs: every N minutes, or a cron expression (UTC). Exactly one."""
+
+    every_minutes: Annotated[int, Field(ge=1, le=1440)] | None = Field(
+        default=None, description="Run an incremental sync every N minutes (1-1440)."
+    )
+    cron: str | None = Field(default=None, description="Five-field cron expression in UTC, e.g. '*/15 * * * *'.")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_is_valid(cls, value: str | None) -> str | None:
+        return None if value is None else check_cron(value)
+
+    def crontab_fields(self) -> dict[str, str] | None:
+        """The cron expression as ``huey.crontab`` keyword arguments, or ``None`` for intervals.
+
+        Returns:
+            ``{"minute", "hour", "day", "month", "day_of_week"}`` -> field text.
+        """
+        if self.cron is None:
+            return None
+        names = ("minute", "hour", "day", "month", "day_of_week")
+        return dict(zip(names, self.cron.split(), strict=True))
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SyncSchedule:
+        if (self.every_minutes is None) == (self.cron is None):
+            raise ValueError("give exactly one of every_minutes or cron")
+        return self
+
+
+class ConnectionSettings(ConfigModel):
+    """What every CRM connection has; each CRM unit's settings model adds its own (``kind`` first).
+
+    A unit's model declares ``kind: Literal["<crm>"]``, its ``credentials``, the ``objects`` it
+    can sync, ``page_size`` and ``write_batch_size`` within the CRM's limits.
+    """
+
+    kind: str
+    if TYPE_CHECKING:  # every unit's model declares these, with its own objects and limits
+        objects: Sequence[str]
+        page_size: int
+        write_batch_size: int
+    base_url: str = Field(description="API base URL (the sandbox CRM by default).")
+    mapping: str | None = Field(
+        default=None,
+        description="Name of the mapping file in mappings/ (without .yaml); defaults to the connection kind.",
+    )
+    schedule: SyncSchedule = Field(
+        default_factory=lambda: SyncSchedule(every_minutes=15), description="When to sync."
+    )
+    write_back: bool = Field(default=True, description="Write Relay's decisions back to the CRM.")
+    connect_timeout: float = Field(
+        default=5, gt=0, le=60, description="Seconds to connect to the CRM; an unreachable server fails fast."
+    )
+    read_timeout: float = Field(default=60, gt=0, le=600, description="Seconds to wait for an answer once connected.")
+    max_attempts: int = Field(
+        default=6, ge=1, le=10,
+        description="Attempts per API call, the first included (an unreachable server gets 3 at most).",
+    )
+    read_lag_seconds: float = Field(
+        default=5, ge=0, le=300,
+        description="Incremental reads stop this far before the CRM's clock (commit lag): a record changed "
+        "during a read is read by the next sync, never skipped.",
+    )
+    owners_cache_seconds: float = Field(
+        default=300, ge=0, le=86_400,
+        description="How long the CRM's user list is reused between runs of one process (a worker); 0 reads it "
+        "on every run. A rep added or deactivated in the CRM is seen after at most this long.",
+    )
+    run_deadline_minutes: int | None = Field(
+        default=120, ge=1,
+        description="A sync run that takes longer stops with RUN_DEADLINE_EXCEEDED (null: no limit); "
+        "what it committed stays and the next run resumes from there.",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL, e.g. https://example.my.salesforce.com")
+        return value.rstrip("/")
+
+    @property
+    def mapping_name(self) -> str:
+        """The mapping file this connection uses (``mappings/<name>.yaml``)."""
+        return self.mapping or self.kind
+
+

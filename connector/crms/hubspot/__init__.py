@@ -1,0 +1,56 @@
+"""HubSpot as a Relay CRM unit: CRM v3 API through hubspot-api-client.
+
+Everything Relay knows about HubSpot lives in this package: the connection settings
+(:mod:`.settings`), the adapter (:mod:`.adapter`, batch answers in :mod:`.results`) and
+the error dialect and SDK translation (:mod:`.errors`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from connector.adapters.errors import register_dialect
+from connector.crms import AdapterOptions, CrmLimits, CrmUnit, ValueStyle
+from connector.crms.hubspot.errors import DIALECT
+from connector.crms.hubspot.settings import (
+    HUBSPOT_MAX_PAGE_SIZE,
+    HUBSPOT_MAX_WRITE_BATCH,
+    HubSpotConnection,
+)
+
+if TYPE_CHECKING:
+    from connector.adapters.base import CrmAdapter
+
+
+def _secret(value: Any) -> str:
+    getter = getattr(value, "get_secret_value", None)
+    return str(getter() if getter is not None else value)
+
+
+def open_adapter(name: str, settings: HubSpotConnection, options: AdapterOptions) -> CrmAdapter:
+    """The HubSpot adapter of connection ``name`` (sharing the portal's owners within the process, see
+    ``owners_cache_seconds``)."""
+    from connector.crms.hubspot.adapter import HubSpotAdapter
+
+    return HubSpotAdapter(
+        name, settings.base_url, _secret(settings.credentials.access_token), timeout=options.timeout,
+        retry=options.retry, calls=options.calls, write_batch_size=settings.write_batch_size,
+        read_lag=timedelta(seconds=options.read_lag_seconds), owners_cache_seconds=options.owners_cache_seconds,
+    )
+
+
+register_dialect(DIALECT)
+
+UNIT = CrmUnit(
+    kind="hubspot",
+    label="HubSpot",
+    settings=HubSpotConnection,
+    open_adapter=open_adapter,
+    values=ValueStyle(text_only=True),  # every property value is a string; "" clears it
+    field_word=("property", "properties"),
+    creates_fields=True,  # the properties API creates Relay's custom properties
+    person_kinds={"contacts": "lead"},  # Relay routes HubSpot contacts as leads (see mappings/hubspot.yaml)
+    limits=CrmLimits(max_write_batch=HUBSPOT_MAX_WRITE_BATCH, max_page_size=HUBSPOT_MAX_PAGE_SIZE),
+    sandbox="hubspot",
+)

@@ -1,0 +1,66 @@
+"""A HubSpot connection in ``config/relay.yaml``: private-app token, objects, limits."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from connector.config._base import ConfigModel
+from connector.config.connection import ConnectionSettings
+
+HUBSPOT_MAX_WRITE_BATCH = 100
+"""HubSpot batch endpoints take at most 100 inputs per call."""
+HUBSPOT_MAX_PAGE_SIZE = 100
+"""HubSpot list and search endpoints return at most 100 records per page."""
+
+HubSpotObject = Literal["contacts", "companies", "owners"]
+HUBSPOT_OBJECTS: tuple[HubSpotObject, ...] = ("contacts", "companies", "owners")
+
+
+class HubSpotCredentials(ConfigModel):
+    """Private-app access token, and the app secret used to verify webhook signatures."""
+
+    access_token: SecretStr = Field(description="Private app access token.")
+    client_secret: SecretStr | None = Field(
+        default=None, description="App client secret; verifies X-HubSpot-Signature-v3 on webhooks."
+    )
+
+
+class HubSpotConnection(ConnectionSettings):
+    """A HubSpot portal, reached through the CRM v3 API."""
+
+    kind: Literal["hubspot"]
+    credentials: HubSpotCredentials
+    objects: list[HubSpotObject] = Field(
+        default_factory=lambda: list(HUBSPOT_OBJECTS), min_length=1, description="Objects to sync."
+    )
+    page_size: int = Field(
+        default=HUBSPOT_MAX_PAGE_SIZE,
+        ge=1,
+        description="Records per page (max 100).",
+        json_schema_extra={"maximum": HUBSPOT_MAX_PAGE_SIZE},
+    )
+    write_batch_size: int = Field(
+        default=HUBSPOT_MAX_WRITE_BATCH,
+        ge=1,
+        description="Inputs per batch call (max 100).",
+        json_schema_extra={"maximum": HUBSPOT_MAX_WRITE_BATCH},
+    )
+
+    @field_validator("page_size")
+    @classmethod
+    def _page_size_within_api_max(cls, value: int) -> int:
+        if value > HUBSPOT_MAX_PAGE_SIZE:
+            raise ValueError(f"page_size {value} is over the HubSpot API maximum of {HUBSPOT_MAX_PAGE_SIZE} per page")
+        return value
+
+    @field_validator("write_batch_size")
+    @classmethod
+    def _write_batch_within_api_max(cls, value: int) -> int:
+        if value > HUBSPOT_MAX_WRITE_BATCH:
+            raise ValueError(
+                f"write_batch_size {value} is over the HubSpot API maximum of "
+                f"{HUBSPOT_MAX_WRITE_BATCH} inputs per batch call"
+            )
+        return value

@@ -1,0 +1,73 @@
+"""A Salesforce connection in ``config/relay.yaml``: OAuth client credentials, objects, limits."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from connector.config._base import ConfigModel
+from connector.config.connection import ConnectionSettings
+
+SALESFORCE_MAX_WRITE_BATCH = 200
+"""sObject Collections take at most 200 records per call."""
+SALESFORCE_PAGE_SIZE_RANGE = (200, 2000)
+"""Sforce-Query-Options batchSize accepts 200..2000."""
+
+SalesforceObject = Literal["Lead", "Contact", "Account", "User"]
+SALESFORCE_OBJECTS: tuple[SalesforceObject, ...] = ("Lead", "Contact", "Account", "User")
+
+
+class SalesforceCredentials(ConfigModel):
+    """OAuth client-credentials flow of a Salesforce connected app."""
+
+    client_id: SecretStr = Field(description="Connected app consumer key.")
+    client_secret: SecretStr = Field(description="Connected app consumer secret.")
+
+
+class SalesforceConnection(ConnectionSettings):
+    """A Salesforce org, reached through its REST API."""
+
+    kind: Literal["salesforce"]
+    api_version: str = Field(default="59.0", description="REST API version without the leading v, e.g. 59.0.")
+    credentials: SalesforceCredentials
+    objects: list[SalesforceObject] = Field(
+        default_factory=lambda: list(SALESFORCE_OBJECTS), min_length=1, description="Objects to sync."
+    )
+    page_size: int = Field(
+        default=2000,
+        description="Records per query page (Sforce-Query-Options batchSize, 200-2000).",
+        json_schema_extra={"minimum": SALESFORCE_PAGE_SIZE_RANGE[0], "maximum": SALESFORCE_PAGE_SIZE_RANGE[1]},
+    )
+    write_batch_size: int = Field(
+        default=SALESFORCE_MAX_WRITE_BATCH,
+        ge=1,
+        description="Records per sObject Collections call (max 200).",
+        json_schema_extra={"maximum": SALESFORCE_MAX_WRITE_BATCH},
+    )
+
+    @field_validator("api_version")
+    @classmethod
+    def _api_version_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{2,3}\.0", value):
+            raise ValueError(f"{value!r} is not a Salesforce API version; write it like 59.0 (no leading v)")
+        return value
+
+    @field_validator("page_size")
+    @classmethod
+    def _page_size_in_range(cls, value: int) -> int:
+        low, high = SALESFORCE_PAGE_SIZE_RANGE
+        if not low <= value <= high:
+            raise ValueError(f"page_size {value} is outside what Salesforce accepts ({low}-{high})")
+        return value
+
+    @field_validator("write_batch_size")
+    @classmethod
+    def _write_batch_within_api_max(cls, value: int) -> int:
+        if value > SALESFORCE_MAX_WRITE_BATCH:
+            raise ValueError(
+                f"write_batch_size {value} is over the Salesforce API maximum of "
+                f"{SALESFORCE_MAX_WRITE_BATCH} records per sObject Collections call"
+            )
+        return value
