@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -61,6 +62,8 @@ def require_aware(value: datetime, where: str) -> datetime:
         raise TypeError(
             f"{where}: expected an aware datetime, got {type(value).__name__} {value!r}"
         )
+    if value.tzinfo is UTC:  # the common case: already UTC, nothing to convert
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise NaiveDatetimeError(
             f"{where}: naive datetime {value.isoformat()} refused; pass an aware datetime (UTC)"
@@ -109,6 +112,13 @@ def _json_default(value: object) -> object:
     raise TypeError(f"value of type {type(value).__name__} is not JSON serialisable: {value!r}")
 
 
+# Built once: json.dumps with any non-default option builds a new encoder on every call.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+)
+_PLAIN = json.JSONEncoder(ensure_ascii=False)
+
+
 def canonical_json(value: object) -> str:
     """Serialise ``value`` to canonical JSON (sorted keys, no spaces, datetimes as ISO UTC).
 
@@ -123,10 +133,10 @@ def canonical_json(value: object) -> str:
 
     Raises:
         TypeError: If a value cannot be represented in JSON.
+        ValueError: If a number is NaN or infinite (JSON has neither), or a
+            datetime is naive.
     """
-    return scrub_text(
-        json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
-    )
+    return scrub_text(_CANONICAL.encode(value))
 
 
 def json_text(value: object) -> str:
@@ -135,21 +145,153 @@ def json_text(value: object) -> str:
     Like :func:`json.dumps`, but lone surrogates become U+FFFD, so no JSON value can make
     the database refuse the row.
     """
-    return scrub_text(json.dumps(value, ensure_ascii=False))
+    return scrub_text(_PLAIN.encode(value))
+
+
+class _Fallback(Exception):
+    """The value holds something only the :mod:`json` module path reproduces exactly."""
+
+
+class _Refused(Exception):
+    """A value JSON cannot hold; ``path`` is filled in while the recursion unwinds (innermost first)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path: list[str] = []
+
+
+_isfinite = math.isfinite
+_LONGEST_INT_BITS = 14_000
+"""Beyond about 4,300 digits Python refuses to turn an int into text: let the json module say so."""
+
+
+def _clean_text(value: str) -> str:
+    """``value`` if it is valid Unicode; a lone surrogate sends the whole value to the slow path."""
+    if value.isascii() or _SURROGATE.search(value) is None:
+        return value
+    raise _Fallback
+
+
+def _plain(value: Any) -> Any:
+    """A fresh copy of ``value`` as :func:`json.loads` of its canonical JSON would return it.
+
+    Handles what the store is given in practice: exact ``dict`` (string keys, returned in
+    sorted order as the canonical text has them), ``list``, ``tuple``, ``str``, ``int``,
+    ``bool``, ``float``, ``None``, plus aware datetimes, dates, decimals and sets (as
+    :func:`_json_default` turns them into JSON). Anything else (a subclass such as an
+    ``IntEnum``, a non-string key, a lone surrogate) raises :class:`_Fallback`, and the
+    caller takes the exact ``json`` round trip instead. The scalars of a dict or list are
+    handled in its loop, without a call each: they are most of a document.
+
+    Raises:
+        _Fallback: The value needs the slow path.
+        _Refused: A number is NaN or infinite, a datetime is naive, or a type has no JSON
+            form; ``path`` names where.
+    """
+    kind = type(value)
+    if kind is dict:
+        copy: dict[str, Any] = {}
+        try:
+            keys = sorted(value)
+        except TypeError:  # keys of mixed types: json.dumps(sort_keys=True) decides what happens
+            raise _Fallback from None
+        for key in keys:
+            if type(key) is not str or not (key.isascii() or _SURROGATE.search(key) is None):
+                raise _Fallback
+            item = value[key]
+            kind = type(item)
+            if kind is str:
+                if not (item.isascii() or _SURROGATE.search(item) is None):
+                    raise _Fallback
+                copy[key] = item
+            elif (item is None or kind is bool or (kind is int and item.bit_length() < _LONGEST_INT_BITS)
+                  or (kind is float and _isfinite(item))):
+                copy[key] = item
+            else:
+                try:
+                    copy[key] = _plain(item)
+                except _Refused as exc:
+                    exc.path.append(f".{key}")
+                    raise
+        return copy
+    if kind is list or kind is tuple:
+        items = []
+        for index, item in enumerate(value):
+            kind = type(item)
+            if kind is str:
+                if not (item.isascii() or _SURROGATE.search(item) is None):
+                    raise _Fallback
+                items.append(item)
+            elif (item is None or kind is bool or (kind is int and item.bit_length() < _LONGEST_INT_BITS)
+                  or (kind is float and _isfinite(item))):
+                items.append(item)
+            else:
+                try:
+                    items.append(_plain(item))
+                except _Refused as exc:
+                    exc.path.append(f"[{index}]")
+                    raise
+        return items
+    if kind is str:
+        return _clean_text(value)
+    if value is None or kind is bool:
+        return value
+    if kind is int:
+        if value.bit_length() < _LONGEST_INT_BITS:
+            return value
+        raise _Fallback
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Refused(f"{value!r} is not a finite number; JSON has no NaN or infinity")
+        if kind is float:
+            return value
+        raise _Fallback
+    if isinstance(value, str | int | dict | list | tuple):  # subclasses: json encodes them its own way
+        raise _Fallback
+    if isinstance(value, datetime) and (value.tzinfo is None or value.utcoffset() is None):
+        raise _Refused(f"naive datetime {value.isoformat()} refused; pass an aware datetime (UTC)")
+    try:
+        converted = _json_default(value)
+    except (TypeError, ValueError) as exc:
+        raise _Refused(str(exc)) from None
+    return _plain(converted)
+
+
+def _round_trip(value: Any) -> Any:
+    """The exact, slow path: ``json.loads`` of the canonical JSON text."""
+    return json.loads(canonical_json(value))
 
 
 def to_json_document(value: Any, where: str) -> Any:
     """Return ``value`` as plain JSON data (datetimes become ISO strings, lone surrogates U+FFFD).
+
+    The result is a fresh structure equal to ``json.loads(canonical_json(value))``: dict
+    keys in sorted order, tuples and sets as lists, aware datetimes, dates and decimals as
+    strings. Plain JSON-ready data (the common case) is copied by a type-checking walk
+    instead of being serialised and parsed again; anything the walk does not reproduce
+    exactly (a subclass of a JSON type, a non-string key, a lone surrogate) takes the
+    ``json`` round trip.
 
     Args:
         value: The data to store in a JSON column.
         where: What the value is, named in the error.
 
     Raises:
-        TypeError: If the value cannot be represented in JSON.
+        TypeError: If the value cannot be represented in JSON (an unsupported type, a
+            naive datetime, NaN or infinity); the message names ``where`` and the path
+            inside the value, e.g. ``records[sf-prod/Lead/00Q1].canonical.revenue``.
     """
     try:
-        return json.loads(canonical_json(value))
+        return _plain(value)
+    except _Fallback:
+        pass
+    except _Refused as exc:
+        raise TypeError(f"{where}{''.join(reversed(exc.path))}: {exc.message}") from None
+    except RecursionError:  # a structure that contains itself: the json module names it
+        pass
+    try:
+        return _round_trip(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{where}: {exc}") from exc
 

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from connector.store import (
     ActiveAssignmentConflict,
     IdempotencyKeyConflict,
     InvalidStoreValue,
-    StoreError,
 )
 from connector.store.models import AuditRow, IdentityLinkRow, IdentityRow, OutboxRow, RecordRow
 from connector.store.repositories import (
@@ -35,61 +33,9 @@ from connector.store.repositories import (
     SnapshotIn,
 )
 
+from . import _reference as reference
+from ._helpers import PAGE, SETTINGS, T0, result_of, rolled_back, statements, table
 from .conftest import Database
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-SETTINGS = settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-PAGE = 2_000
-
-
-@contextmanager
-def _rolled_back(db: Database) -> Iterator[Session]:
-    """A transaction that leaves nothing behind, so each example starts from the same state."""
-    session = db.sessions()
-    session.begin()
-    try:
-        yield session
-    finally:
-        session.rollback()
-        session.close()
-
-
-def _outcome(action: Callable[[], Any]) -> Any:
-    """What ``action`` returned, or the type of the store error it raised."""
-    try:
-        return action()
-    except StoreError as exc:
-        return type(exc)
-
-
-def _table(session: Session, model: Any, *, without: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Every row of a table, as dicts without the ``without`` columns, in a stable order."""
-    table = model.__table__
-    rows = [
-        {name: value for name, value in row._mapping.items() if name not in without}
-        for row in session.execute(select(table).order_by(*table.primary_key.columns))
-    ]
-    return rows
-
-
-@contextmanager
-def _statements(db: Database) -> Iterator[list[str]]:
-    """The SQL statements the engine sends to the database while the block runs."""
-    sent: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield sent
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
-
 
 # --- audit -------------------------------------------------------------------------------
 
@@ -114,7 +60,7 @@ audit_entries = st.lists(
 def test_append_many_writes_the_same_log_as_appending_one_by_one(
     db: Database, entries: list[AuditEntryIn]
 ) -> None:
-    with _rolled_back(db) as session:
+    with rolled_back(db) as session:
         audit = Audit(session)
         for entry in entries:
             audit.append(
@@ -128,10 +74,10 @@ def test_append_many_writes_the_same_log_as_appending_one_by_one(
                 detail=entry.detail,
                 at=entry.at,
             )
-        expected = _table(session, AuditRow, without=("id",))
-    with _rolled_back(db) as session:
+        expected = table(session, AuditRow, without=("id",))
+    with rolled_back(db) as session:
         assert Audit(session).append_many(entries) == len(entries)
-        assert _table(session, AuditRow, without=("id",)) == expected
+        assert table(session, AuditRow, without=("id",)) == expected
 
 
 def test_append_many_refuses_a_bad_entry_by_position_and_field_and_appends_nothing(
@@ -183,6 +129,7 @@ outbox_messages = st.lists(
 
 
 def _enqueue_one_by_one(outbox: Outbox, messages: list[OutboxMessageIn], run_id: int | None) -> int:
+    """Each message on its own (``enqueue`` is ``enqueue_many`` of one): a page ends as its messages in turn."""
     added = 0
     for message in messages:
         before = outbox.by_key(message.idempotency_key)
@@ -207,19 +154,19 @@ def test_enqueue_many_ends_as_enqueueing_one_by_one(
 ) -> None:
     def state(session: Session) -> list[dict[str, Any]]:
         return sorted(
-            _table(session, OutboxRow, without=("id",)), key=lambda row: row["idempotency_key"]
+            table(session, OutboxRow, without=("id",)), key=lambda row: row["idempotency_key"]
         )
 
-    with _rolled_back(db) as session:
+    with rolled_back(db) as session:
         outbox = Outbox(session)
-        if _outcome(lambda: _enqueue_one_by_one(outbox, existing, None)) is IdempotencyKeyConflict:
+        if result_of(lambda: _enqueue_one_by_one(outbox, existing, None)) is IdempotencyKeyConflict:
             return  # the setup itself reuses a key for another write
-        expected = _outcome(lambda: _enqueue_one_by_one(outbox, messages, None))
+        expected = result_of(lambda: _enqueue_one_by_one(outbox, messages, None))
         expected_rows = state(session)
-    with _rolled_back(db) as session:
+    with rolled_back(db) as session:
         outbox = Outbox(session)
         _enqueue_one_by_one(outbox, existing, None)
-        outcome = _outcome(lambda: outbox.enqueue_many(messages, now=T0))
+        outcome = result_of(lambda: outbox.enqueue_many(messages, now=T0))
         assert outcome == expected
         if outcome is not IdempotencyKeyConflict:
             assert state(session) == expected_rows
@@ -336,27 +283,27 @@ def test_mark_sent_many_ends_as_marking_one_by_one(
     db: Database, results: list[tuple[int, str | None, dict[str, Any] | None]]
 ) -> None:
     later = T0 + timedelta(minutes=1)
-    with _rolled_back(db) as session:
+    with rolled_back(db) as session:
         outbox = Outbox(session)
         ids = _setup_sent(outbox)
         resolved = [(ids[index], crm_id, result) for index, crm_id, result in results]
 
         def one_by_one() -> None:
             for message_id, crm_id, result in resolved:
-                outbox.mark_sent(message_id, crm_id=crm_id, crm_result=result, now=later)
+                reference.mark_sent(session, message_id, crm_id=crm_id, crm_result=result, now=later)
 
-        expected = _outcome(one_by_one)
-        expected_rows = _table(session, OutboxRow, without=("id",))
-    with _rolled_back(db) as session:
+        expected = result_of(one_by_one)
+        expected_rows = table(session, OutboxRow, without=("id",))
+    with rolled_back(db) as session:
         outbox = Outbox(session)
         ids = _setup_sent(outbox)
         resolved = [(ids[index], crm_id, result) for index, crm_id, result in results]
-        outcome = _outcome(lambda: outbox.mark_sent_many(resolved, now=later))
+        outcome = result_of(lambda: outbox.mark_sent_many(resolved, now=later))
         assert (outcome if isinstance(outcome, type) else None) == (
             expected if isinstance(expected, type) else None
         )
         if not isinstance(outcome, type):
-            assert _table(session, OutboxRow, without=("id",)) == expected_rows
+            assert table(session, OutboxRow, without=("id",)) == expected_rows
 
 
 def test_mark_sent_many_counts_newly_sent_and_keeps_a_known_crm_id(db: Database) -> None:
@@ -395,10 +342,12 @@ snapshots = st.lists(
 )
 
 
-def _upsert_one_by_one(records: Records, items: list[SnapshotIn], at: datetime) -> set[str]:
+def _upsert_one_by_one(session: Session, items: list[SnapshotIn], at: datetime) -> set[str]:
+    """The items stored one by one with the old single-record statements (see ``_reference``)."""
     changed = set()
     for item in items:
-        if records.upsert_snapshot(
+        if reference.upsert_snapshot(
+            session,
             "sf-prod",
             "Lead",
             item.crm_id,
@@ -432,18 +381,29 @@ def _identities_for_records(session: Session) -> None:
 def test_upsert_snapshots_ends_as_upserting_one_by_one(
     db: Database, existing: list[SnapshotIn], items: list[SnapshotIn], later: datetime
 ) -> None:
-    with _rolled_back(db) as session:
+    with rolled_back(db) as session:
         _identities_for_records(session)
-        records = Records(session)
-        _upsert_one_by_one(records, existing, T0)
-        expected = _upsert_one_by_one(records, items, later)
-        expected_rows = _table(session, RecordRow)
-    with _rolled_back(db) as session:
+        _upsert_one_by_one(session, existing, T0)
+        expected = _upsert_one_by_one(session, items, later)
+        expected_rows = table(session, RecordRow)
+    with rolled_back(db) as session:
         _identities_for_records(session)
+        _upsert_one_by_one(session, existing, T0)
+        assert Records(session).upsert_snapshots("sf-prod", "Lead", items, seen_at=later) == expected
+        assert table(session, RecordRow) == expected_rows
+    with rolled_back(db) as session:  # the single-record method, now a wrapper, still does the same
+        _identities_for_records(session)
+        _upsert_one_by_one(session, existing, T0)
         records = Records(session)
-        _upsert_one_by_one(records, existing, T0)
-        assert records.upsert_snapshots("sf-prod", "Lead", items, seen_at=later) == expected
-        assert _table(session, RecordRow) == expected_rows
+        assert {
+            item.crm_id
+            for item in items
+            if records.upsert_snapshot(
+                "sf-prod", "Lead", item.crm_id, kind=item.kind, canonical=item.canonical, relay_id=item.relay_id,
+                deleted=item.deleted, merged_into=item.merged_into, seen_at=later,
+            )
+        } == expected
+        assert table(session, RecordRow) == expected_rows
 
 
 def test_upsert_snapshots_names_the_record_of_a_bad_value(db: Database) -> None:
@@ -561,12 +521,12 @@ def test_resolve_many_ends_as_resolving_one_by_one(
     db: Database, items: list[tuple[str | None, CrmRef]]
 ) -> None:
     order = [ref for _, ref in items]
-    with _rolled_back(db) as session:
+    with rolled_back(db) as session:
         _identity_setup(session)
         identities = Identities(session)
         one_by_one = {ref: identities.resolve("person", key, ref, now=T0) for key, ref in items}
         expected = _graph(session, one_by_one, order)
-    with _rolled_back(db) as session:
+    with rolled_back(db) as session:
         _identity_setup(session)
         resolved = Identities(session).resolve_many("person", items, now=T0)
         assert set(resolved) == {ref for _, ref in items}
@@ -667,7 +627,7 @@ def test_a_page_of_two_thousand_costs_a_handful_of_statements_per_500_not_one_pe
         costs: dict[str, int] = {}
 
         def cost(name: str, action: Callable[[], Any]) -> Any:
-            with _statements(db) as sent:
+            with statements(db) as sent:
                 result = action()
             costs[name] = len(sent)
             return result

@@ -3,13 +3,18 @@
 Each takes a SQLAlchemy ``Session`` and never commits: the caller owns the
 transaction, so everything decided for one page (snapshots, identities,
 assignments, round-robin positions, outbox messages, audit entries, cursor) is
-written atomically::
+written atomically. A page is written with the set-based ``*_many`` methods, a
+few statements per 500 records whatever the page size; each single-record method
+is the ``*_many`` method of one (for one-off writes), never something to call in
+a loop::
 
     with factory.begin() as session:
         repos = Repositories(session)
-        changed = repos.records.upsert_snapshot(...)
-        repos.outbox.enqueue(...)
-        repos.audit.append(...)
+        changed = repos.records.upsert_snapshots(connection, "Lead", snapshots, seen_at=now)
+        live = repos.records.mark_deleted_many(connection, "Lead", deleted_ids, seen_at=now)
+        repos.quarantine.add_many(bad_records)
+        repos.outbox.enqueue_many(messages, run_id=run_id, now=now)
+        repos.audit.append_many(entries)
         repos.cursors.advance(...)
 """
 
@@ -31,7 +36,7 @@ from connector.store.repositories.identities import (
 )
 from connector.store.repositories.inbox import Inbox, InboxEvent
 from connector.store.repositories.outbox import Outbox, OutboxMessage, OutboxMessageIn
-from connector.store.repositories.quarantine import Quarantine, QuarantinedRecord
+from connector.store.repositories.quarantine import Quarantine, QuarantinedRecord, QuarantineIn
 from connector.store.repositories.records import Records, RecordSnapshot, SnapshotIn
 from connector.store.repositories.round_robin import RoundRobin
 from connector.store.repositories.sync_runs import COUNT_KEYS, SyncRun, SyncRuns
@@ -74,6 +79,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxMessageIn",
     "Quarantine",
+    "QuarantineIn",
     "QuarantinedRecord",
     "RecordSnapshot",
     "Records",

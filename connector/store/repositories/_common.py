@@ -61,6 +61,34 @@ def optional_text(value: object | None, where: str, max_length: int) -> str | No
     return None if value is None else text_value(value, where, max_length)
 
 
+class TextChecks:
+    """:func:`text_value` with a memory of the texts that passed, for one batch.
+
+    A page repeats its connection, object and action names thousands of times; each
+    distinct text is checked once. Use it for such repeated fields only (a CRM id is
+    checked once anyway). A text that passed passes again: the check depends on the
+    text and the length allowed, never on ``where``, which only names it in an error.
+    """
+
+    def __init__(self) -> None:
+        self._passed: dict[tuple[str, int], str] = {}
+
+    def text(self, value: object, where: str, max_length: int) -> str:
+        """:func:`text_value`, remembered."""
+        if type(value) is str:
+            passed = self._passed.get((value, max_length))
+            if passed is not None:
+                return passed
+            checked = text_value(value, where, max_length)
+            self._passed[(value, max_length)] = checked
+            return checked
+        return text_value(value, where, max_length)
+
+    def optional(self, value: object | None, where: str, max_length: int) -> str | None:
+        """:func:`optional_text`, remembered."""
+        return None if value is None else self.text(value, where, max_length)
+
+
 def enum_value(enum: type[E], value: object, where: str) -> E:
     """Return ``value`` as a member of ``enum``; the error lists the allowed values."""
     allowed = ", ".join(member.value for member in enum)
@@ -81,12 +109,14 @@ def json_document(value: Any, where: str) -> Any:
 
 
 def json_object(value: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
-    """Return ``value`` as a JSON object (``{}`` for ``None``)."""
+    """Return ``value`` as a JSON object (``{}`` for ``None``); a fresh copy, never ``value`` itself."""
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
-        raise InvalidStoreValue(f"{where}: expected a mapping, got {type(value).__name__}")
-    document = json_document(dict(value), where)
+    if type(value) is not dict:
+        if not isinstance(value, Mapping):
+            raise InvalidStoreValue(f"{where}: expected a mapping, got {type(value).__name__}")
+        value = dict(value)
+    document = json_document(value, where)
     assert isinstance(document, dict)
     return document
 

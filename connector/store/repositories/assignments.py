@@ -23,11 +23,14 @@ from connector.store.repositories._common import (
     aware,
     chunked,
     insert_many_or_ignore,
-    insert_or_ignore,
     optional_text,
+    table_of,
     text_value,
+    utcnow,
     when,
 )
+
+_Key = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,10 @@ def _assignment(row: AssignmentRow) -> Assignment:
 
 @dataclass(frozen=True)
 class AssignmentIn:
-    """A first assignment of a record, for :meth:`Assignments.record_new_many` (the parameters of ``record``)."""
+    """An assignment of a record, for :meth:`Assignments.record_many` or :meth:`Assignments.record_new_many`.
+
+    The parameters of :meth:`Assignments.record`.
+    """
 
     connection: str
     object_name: str
@@ -266,7 +272,7 @@ class Assignments:
         sla_due: datetime | None = None,
         assigned_at: datetime | None = None,
     ) -> Assignment:
-        """Record an assignment, superseding the record's active one.
+        """Record an assignment, superseding the record's active one (:meth:`record_many` of one).
 
         Idempotent: if the active assignment already names the same owner, tier,
         rule and rules version, it is returned unchanged (a retried page writes
@@ -280,47 +286,125 @@ class Assignments:
                 active assignment for this record first.
             InvalidStoreValue: If an argument is malformed.
         """
-        values = _assignment_values(
-            AssignmentIn(connection, object_name, crm_id, owner_email, owner_crm_id, tier, rule, reason, score,
-                         rules_version, relay_id, sla_due, assigned_at)
-        )
-        connection, object_name, crm_id = values["connection"], values["object"], values["crm_id"]
-        current = self.active_for(connection, object_name, crm_id)
-        if current is not None:
-            same = (
-                current.owner_email,
-                current.owner_crm_id,
-                current.tier,
-                current.rule,
-                current.rules_version,
-            )
-            if same == (
-                owner_email,
-                values["owner_crm_id"],
-                values["tier"],
-                values["rule"],
-                values["rules_version"],
-            ):
-                return current
+        item = AssignmentIn(connection, object_name, crm_id, owner_email, owner_crm_id, tier, rule, reason, score,
+                            rules_version, relay_id, sla_due, assigned_at)
+        return self.record_many([item])[0]
+
+    def record_many(self, items: Sequence[AssignmentIn], *, now: datetime | None = None) -> list[Assignment]:
+        """Record many assignments, each superseding its record's active one, as :meth:`record` does for each.
+
+        An item whose record's active assignment already names the same owner, owner id,
+        tier, rule and rules version changes nothing and answers with that assignment.
+        Items apply in order: the items are cut into runs in which each record comes
+        once (one run, unless a record is given twice), and per run and 500 items the
+        store sends one UPDATE of the superseded assignments and one executemany INSERT
+        of the new ones (in key order, so concurrent transactions cannot deadlock);
+        before that, one SELECT per 500 records of each object reads the active
+        assignments. Everything is checked before anything is written.
+
+        Args:
+            items: The assignments, as :meth:`record` takes them.
+            now: The time of items without ``assigned_at``; defaults to now.
+
+        Returns:
+            For each item, in order, its record's active assignment right after it was
+            applied (what :meth:`record` returns).
+
+        Raises:
+            ActiveAssignmentConflict: If a concurrent transaction recorded an active
+                assignment for one of these records first.
+            InvalidStoreValue: If an item is malformed (named by record and field).
+        """
+        now = utcnow() if now is None else aware(now, "assignments.record_many now")
+        rows: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            if not isinstance(item, AssignmentIn):
+                raise InvalidStoreValue(f"assignments[#{index}]: expected an AssignmentIn, got {type(item).__name__}")
+            rows.append(_assignment_values(item, now))
+        active = self._active_by_key({_key(row) for row in rows})
+        results: list[Assignment] = []
+        run: list[dict[str, Any]] = []
+        in_run: set[_Key] = set()
+        for row in rows:
+            if _key(row) in in_run:
+                results.extend(self._apply_run(run, active))
+                run, in_run = [], set()
+            run.append(row)
+            in_run.add(_key(row))
+        results.extend(self._apply_run(run, active))
+        return results
+
+    def _active_by_key(self, keys: set[_Key]) -> dict[_Key, Assignment]:
+        """The active assignment of each of these records that has one (one SELECT per 500 per object)."""
+        found: dict[_Key, Assignment] = {}
+        for connection, object_name in sorted({(c, o) for c, o, _ in keys}):
+            ids = [crm_id for c, o, crm_id in keys if (c, o) == (connection, object_name)]
+            for crm_id, assignment in self.active_for_records(connection, object_name, ids).items():
+                found[(connection, object_name, crm_id)] = assignment
+        return found
+
+    def _apply_run(self, run: Sequence[dict[str, Any]], active: dict[_Key, Assignment]) -> list[Assignment]:
+        """Apply rows of distinct records: supersede what changes, insert the new ones; update ``active``."""
+        answers: list[Assignment | None] = []
+        superseded: list[int] = []
+        fresh: list[dict[str, Any]] = []
+        for row in run:
+            current = active.get(_key(row))
+            if current is not None and _same_decision(current, row):
+                answers.append(current)
+                continue
+            if current is not None:
+                superseded.append(current.id)
+            fresh.append(row)
+            answers.append(None)
+        table = table_of(AssignmentRow)
+        for ids in chunked(sorted(superseded)):
             self._session.execute(
-                update(AssignmentRow)
-                .where(
-                    AssignmentRow.id == current.id,
-                    AssignmentRow.status == AssignmentStatus.ACTIVE.value,
-                )
+                update(table)
+                .where(table.c.id.in_(list(ids)), table.c.status == AssignmentStatus.ACTIVE.value)
                 .values(status=AssignmentStatus.SUPERSEDED.value)
-                .execution_options(synchronize_session=False)
             )
-        inserted = insert_or_ignore(
-            self._session,
-            AssignmentRow,
-            values,
-            conflict_columns=["connection", "object", "crm_id"],
-            conflict_where=text("status = 'active'"),  # the index's own predicate, as a literal
-            returning=[AssignmentRow.id],
-        )
-        if inserted is None:
-            raise ActiveAssignmentConflict(connection, object_name, crm_id)
-        active = self.active_for(connection, object_name, crm_id)
-        assert active is not None
-        return active
+        new_ids: dict[_Key, int] = {}
+        for batch in chunked(sorted(fresh, key=_key)):
+            inserted = insert_many_or_ignore(
+                self._session, AssignmentRow, batch, ["connection", "object", "crm_id"],
+                returning=["id", "connection", "object", "crm_id"],
+                conflict_where=text("status = 'active'"),  # the index's own predicate, as a literal
+            )
+            new_ids.update(((r.connection, r.object, r.crm_id), r.id) for r in inserted)
+            for row in batch:
+                if _key(row) not in new_ids:  # a concurrent transaction recorded one first
+                    raise ActiveAssignmentConflict(*_key(row))
+        results: list[Assignment] = []
+        for row, answer in zip(run, answers, strict=True):
+            if answer is None:
+                answer = active[_key(row)] = Assignment(
+                    id=new_ids[_key(row)],
+                    relay_id=row["relay_id"],
+                    connection=row["connection"],
+                    object=row["object"],
+                    crm_id=row["crm_id"],
+                    owner_email=row["owner_email"],
+                    owner_crm_id=row["owner_crm_id"],
+                    tier=row["tier"],
+                    rule=row["rule"],
+                    reason=row["reason"],
+                    score=row["score"],
+                    rules_version=row["rules_version"],
+                    assigned_at=row["assigned_at"],
+                    sla_due=row["sla_due"],
+                    status=AssignmentStatus.ACTIVE,
+                )
+            results.append(answer)
+        return results
+
+
+def _key(row: dict[str, Any]) -> _Key:
+    return (row["connection"], row["object"], row["crm_id"])
+
+
+def _same_decision(current: Assignment, row: dict[str, Any]) -> bool:
+    """Whether an active assignment already stands for this decision (a retried page writes nothing)."""
+    return (current.owner_email, current.owner_crm_id, current.tier, current.rule, current.rules_version) == (
+        row["owner_email"], row["owner_crm_id"], row["tier"], row["rule"], row["rules_version"]
+    )

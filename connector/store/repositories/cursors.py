@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from connector.cursor import id_order_key
 from connector.store.errors import CursorMovedBackwards
 from connector.store.models import CONNECTION_LEN, CRM_ID_LEN, OBJECT_LEN, SyncCursorRow
 from connector.store.repositories._common import (
@@ -34,18 +35,6 @@ class Cursor:
     def position(self) -> tuple[datetime, str | None]:
         """The (last_modified, last_id) pair the next read starts after."""
         return (self.last_modified, self.last_id)
-
-
-def id_order_key(crm_id: str | None) -> tuple[int, int, str]:
-    """Order CRM ids the way the CRMs page them: numeric ids (HubSpot) by value, others as text.
-
-    ``None`` sorts first (no id read yet at that timestamp).
-    """
-    if crm_id is None:
-        return (0, 0, "")
-    if crm_id.isdigit():
-        return (1, int(crm_id), crm_id)
-    return (2, 0, crm_id)
 
 
 def _cursor(row: SyncCursorRow) -> Cursor:

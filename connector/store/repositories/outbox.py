@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import Row, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.store._types import scrub_text
@@ -29,7 +30,6 @@ from connector.store.repositories._common import (
     chunked,
     enum_value,
     insert_many_or_ignore,
-    insert_or_ignore,
     is_postgresql,
     json_object,
     optional_text,
@@ -84,7 +84,7 @@ def _describe(identity: _Identity) -> str:
     return "/".join(map(str, identity))
 
 
-def _message(row: OutboxRow) -> OutboxMessage:
+def _message(row: OutboxRow | Row[Any]) -> OutboxMessage:
     return OutboxMessage(
         id=row.id,
         connection=row.connection,
@@ -161,7 +161,9 @@ class Outbox:
         """Queue a CRM write, once per idempotency key.
 
         Enqueuing the same key again adds no row and returns the existing message
-        (whatever its status), so a retried page never writes twice.
+        (whatever its status), so a retried page never writes twice. A new update of a
+        record takes over the record's older updates still waiting (see
+        :meth:`enqueue_many`, of which this is the one-message case).
 
         Args:
             connection: Connection to write to.
@@ -180,42 +182,11 @@ class Outbox:
             IdempotencyKeyConflict: If the key already belongs to a different write
                 (another connection, object, operation or record).
         """
-        key = text_value(idempotency_key, "outbox.idempotency_key", IDEMPOTENCY_KEY_LEN)
-        where = f"outbox[{key}]"
-        connection = text_value(connection, f"{where}.connection", CONNECTION_LEN)
-        object_name = text_value(object_name, f"{where}.object", OBJECT_LEN)
-        op = enum_value(OutboxOperation, operation, f"{where}.operation")
-        crm_id = optional_text(crm_id, f"{where}.crm_id", CRM_ID_LEN)
-        if op is OutboxOperation.UPDATE and crm_id is None:
-            raise InvalidStoreValue(f"{where}.crm_id: an update needs the CRM id of the record")
-        inserted = insert_or_ignore(
-            self._session,
-            OutboxRow,
-            {
-                "connection": connection,
-                "object": object_name,
-                "operation": op.value,
-                "crm_id": crm_id,
-                "payload": json_object(payload, f"{where}.payload"),
-                "idempotency_key": key,
-                "status": OutboxStatus.PENDING.value,
-                "attempts": 0,
-                "created_at": when(now, f"{where}.created_at"),
-                "run_id": run_id,
-            },
-            conflict_columns=["idempotency_key"],
-            returning=[OutboxRow.id],
-        )
-        message = self.by_key(key)
-        assert message is not None
-        if inserted is None:
-            existing = (message.connection, message.object, message.operation.value, message.crm_id)
-            proposed = (connection, object_name, op.value, crm_id)
-            if existing != proposed:
-                raise IdempotencyKeyConflict(
-                    key, "/".join(map(str, existing)), "/".join(map(str, proposed))
-                )
-        return message
+        message = OutboxMessageIn(connection, object_name, operation, payload, idempotency_key, crm_id=crm_id)
+        self.enqueue_many([message], run_id=run_id, now=when(now, "outbox.enqueue now"))
+        found = self.by_key(scrub_text(idempotency_key))
+        assert found is not None
+        return found
 
     def enqueue_many(
         self,
@@ -290,8 +261,11 @@ class Outbox:
         waiting (pending or failed) updates of the same record are folded into the new
         one, whose own values win (see :func:`merge_update_payloads`), and marked dead
         with ``last_error`` "superseded by <key>" and ``crm_result``
-        ``{"superseded_by": <key>}``: they are never sent. One SELECT and one
-        executemany UPDATE for the whole chunk.
+        ``{"superseded_by": <key>}``: they are never sent. Two new updates of one record
+        in the chunk end the same way: the later takes over the earlier, which is
+        inserted dead (as if they had been enqueued one after the other, and so the CRM
+        never gets one record twice in a batch). One SELECT and one executemany UPDATE
+        for the whole chunk.
         """
         updates = [row for row in fresh if row["operation"] == OutboxOperation.UPDATE.value]
         if not updates:
@@ -317,19 +291,26 @@ class Outbox:
                 for found in self._session.execute(query):
                     if (connection, found.object, found.crm_id) in records:
                         older.setdefault((connection, found.object, found.crm_id), []).append(found)
-        if not older:
-            return
         superseded: list[dict[str, Any]] = []
-        for row in updates:  # a page may hold two updates of one record: each takes over what came before
+        earlier: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for row in updates:
             record = (row["connection"], row["object"], row["crm_id"])
-            for found in older.get(record, []):
+            key = row["idempotency_key"]
+            for found in older.pop(record, []):
                 row["payload"] = merge_update_payloads(dict(found.payload), row["payload"])
                 superseded.append({
                     "b_id": found.id,
-                    "b_error": f"superseded by {row['idempotency_key']}",
-                    "b_result": {"superseded_by": row["idempotency_key"]},
+                    "b_error": f"superseded by {key}",
+                    "b_result": {"superseded_by": key},
                 })
-            older[record] = []
+            # A page may hold two updates of one record: the later takes over the earlier,
+            # which is stored dead, as if the two had been enqueued one after the other.
+            before = earlier.get(record)
+            if before is not None:
+                row["payload"] = merge_update_payloads(before["payload"], row["payload"])
+                before.update(status=OutboxStatus.DEAD.value, last_error=f"superseded by {key}",
+                              crm_result={"superseded_by": key})
+            earlier[record] = row
         statement = (
             update(table)
             # No IN (...) here: an expanding list cannot go with executemany.
@@ -378,40 +359,151 @@ class Outbox:
         return answer
 
     def replace_payload(self, message_id: int, payload: Mapping[str, Any], error: str) -> OutboxMessage:
-        """Give a waiting message a new payload (e.g. without fields the CRM refused) and count the attempt.
-
-        The message stays drainable (status failed, ``last_error`` = ``error``) and keeps its key.
+        """Give a waiting message a new payload and count the attempt (:meth:`replace_payload_many` of one).
 
         Raises:
             OutboxMessageNotFound: If there is no such message.
             StoreError: If the message was already sent or is dead.
         """
-        message = self.get(message_id)
-        if message.status not in (OutboxStatus.PENDING, OutboxStatus.FAILED):
-            raise StoreError(
-                f"outbox message {message_id} ({message.idempotency_key}) is {message.status.value}; "
-                "its payload cannot be replaced"
+        return self.replace_payload_many([(message_id, payload, error)])[0]
+
+    def replace_payload_many(self, replacements: Sequence[tuple[int, Mapping[str, Any], str]]) -> list[OutboxMessage]:
+        """Give waiting messages new payloads (e.g. without fields the CRM refused) and count the attempts.
+
+        Each replacement is ``(message_id, payload, error)``: the message stays drainable
+        (status failed, ``last_error`` = ``error``), keeps its key, and its attempts go up
+        by one, as :meth:`replace_payload` does for each, in order. Per 500 messages: one
+        SELECT and one executemany UPDATE; everything is checked before anything is written.
+
+        Returns:
+            Each message right after its replacement, in the order given.
+
+        Raises:
+            OutboxMessageNotFound: If a message does not exist.
+            StoreError: If a message was already sent or is dead.
+            InvalidStoreValue: If a replacement is malformed (a payload is named by the message's key).
+        """
+        def replaced(message: OutboxMessage, payload: Mapping[str, Any], error: str) -> OutboxMessage:
+            if message.status not in (OutboxStatus.PENDING, OutboxStatus.FAILED):
+                raise StoreError(
+                    f"outbox message {message.id} ({message.idempotency_key}) is {message.status.value}; "
+                    "its payload cannot be replaced"
+                )
+            return replace(
+                message,
+                payload=json_object(payload, f"outbox[{message.idempotency_key}].payload"),
+                status=OutboxStatus.FAILED,
+                attempts=message.attempts + 1,
+                last_error=scrub_text(error),
             )
-        self._update(message_id, {
-            "payload": json_object(payload, f"outbox[{message.idempotency_key}].payload"),
-            "status": OutboxStatus.FAILED.value,
-            "attempts": message.attempts + 1,
-            "last_error": error,
-        })
-        return self.get(message_id)
+
+        steps: list[tuple[int, Callable[[OutboxMessage], OutboxMessage]]] = []
+        for index, item in enumerate(replacements):
+            if not (isinstance(item, tuple) and len(item) == 3):
+                raise InvalidStoreValue(
+                    f"outbox.replace_payload_many[#{index}]: expected (message_id, payload, error), got {item!r}"
+                )
+            message_id, payload, error = item
+            if not isinstance(payload, Mapping):
+                raise InvalidStoreValue(
+                    f"outbox.replace_payload_many[#{index}]: the payload must be a mapping, got {type(payload).__name__}"
+                )
+            error = _error_text(error, f"outbox.replace_payload_many[#{index}]")
+            steps.append((_message_id(message_id, f"outbox.replace_payload_many[#{index}]"),
+                          partial(replaced, payload=payload, error=error)))
+        return self._apply(steps, payloads=True)
 
     def cancel(self, message_id: int, reason: str) -> OutboxMessage:
-        """Give up a waiting message without sending it (status dead, ``last_error`` = ``reason``).
+        """Give up a waiting message without sending it (:meth:`cancel_many` of one).
 
         Raises:
             OutboxMessageNotFound: If there is no such message.
             StoreError: If the message was already sent.
         """
-        message = self.get(message_id)
-        if message.status is OutboxStatus.SENT:
-            raise StoreError(f"outbox message {message_id} ({message.idempotency_key}) was already sent")
-        self._update(message_id, {"status": OutboxStatus.DEAD.value, "last_error": reason})
-        return self.get(message_id)
+        return self.cancel_many([(message_id, reason)])[0]
+
+    def cancel_many(self, cancellations: Sequence[tuple[int, str]]) -> list[OutboxMessage]:
+        """Give up waiting messages without sending them, as :meth:`cancel` does for each, in order.
+
+        Each cancellation is ``(message_id, reason)``: the message goes dead with
+        ``last_error`` = ``reason``. Per 500 messages: one SELECT and one executemany
+        UPDATE; everything is checked before anything is written.
+
+        Returns:
+            Each message right after it was cancelled, in the order given.
+
+        Raises:
+            OutboxMessageNotFound: If a message does not exist.
+            StoreError: If a message was already sent.
+            InvalidStoreValue: If a cancellation is malformed.
+        """
+        def cancelled(message: OutboxMessage, reason: str) -> OutboxMessage:
+            if message.status is OutboxStatus.SENT:
+                raise StoreError(f"outbox message {message.id} ({message.idempotency_key}) was already sent")
+            return replace(message, status=OutboxStatus.DEAD, last_error=reason)
+
+        steps: list[tuple[int, Callable[[OutboxMessage], OutboxMessage]]] = []
+        for index, item in enumerate(cancellations):
+            where = f"outbox.cancel_many[#{index}]"
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise InvalidStoreValue(f"{where}: expected (message_id, reason), got {item!r}")
+            reason = _error_text(item[1], where)
+            steps.append((_message_id(item[0], where), partial(cancelled, reason=reason)))
+        return self._apply(steps, payloads=False)
+
+    def _apply(
+        self, steps: Sequence[tuple[int, Callable[[OutboxMessage], OutboxMessage]]], *, payloads: bool
+    ) -> list[OutboxMessage]:
+        """Apply state changes to messages in order, in memory, then write the final states.
+
+        One SELECT per 500 messages reads them; each step turns a message into its next
+        state (or raises, before anything is written); one executemany UPDATE per 500
+        writes status, attempts and last error (and the payload, if ``payloads``), in id
+        order so two transactions cannot deadlock.
+
+        Returns:
+            The state after each step, in order.
+        """
+        current = self._by_ids({message_id for message_id, _ in steps})
+        answers: list[OutboxMessage] = []
+        final: dict[int, OutboxMessage] = {}
+        for message_id, step in steps:
+            message = current.get(message_id)
+            if message is None:
+                raise OutboxMessageNotFound(message_id)
+            message = current[message_id] = final[message_id] = step(message)
+            answers.append(message)
+        table = table_of(OutboxRow)
+        values: dict[str, Any] = {
+            "status": bindparam("b_status"),
+            "attempts": bindparam("b_attempts", type_=table.c.attempts.type),
+            "last_error": bindparam("b_last_error", type_=table.c.last_error.type),
+        }
+        if payloads:
+            values["payload"] = bindparam("b_payload", type_=table.c.payload.type)
+        statement = update(table).where(table.c.id == bindparam("b_id")).values(**values)
+        rows = [
+            {
+                "b_id": message.id,
+                "b_status": message.status.value,
+                "b_attempts": message.attempts,
+                "b_last_error": message.last_error,
+                **({"b_payload": message.payload} if payloads else {}),
+            }
+            for message in sorted(final.values(), key=lambda message: message.id)
+        ]
+        for batch in chunked(rows):
+            self._session.execute(statement, list(batch))
+        return answers
+
+    def _by_ids(self, ids: Collection[int]) -> dict[int, OutboxMessage]:
+        """The messages with these ids that exist (one SELECT per 500)."""
+        table = table_of(OutboxRow)
+        found: dict[int, OutboxMessage] = {}
+        for chunk in chunked(sorted(ids)):
+            for row in self._session.execute(select(table).where(table.c.id.in_(list(chunk)))):
+                found[row.id] = _message(row)
+        return found
 
     def _checked(
         self, message: OutboxMessageIn, run_id: int | None, created_at: datetime
@@ -433,6 +525,8 @@ class Outbox:
             "idempotency_key": key,
             "status": OutboxStatus.PENDING.value,
             "attempts": 0,
+            "last_error": None,
+            "crm_result": None,
             "created_at": created_at,
             "run_id": run_id,
         }
@@ -523,7 +617,7 @@ class Outbox:
         crm_id: str | None = None,
         now: datetime | None = None,
     ) -> OutboxMessage:
-        """Record that the CRM accepted the write.
+        """Record that the CRM accepted the write (:meth:`mark_sent_many` of one).
 
         Marking an already sent message again changes nothing (the first result is kept).
 
@@ -537,26 +631,8 @@ class Outbox:
             OutboxMessageNotFound: If there is no such message.
             StoreError: If the message is dead (given up).
         """
-        message = self.get(message_id)
-        if message.status is OutboxStatus.SENT:
-            return message
-        if message.status is OutboxStatus.DEAD:
-            raise StoreError(
-                f"outbox message {message_id} ({message.idempotency_key}) is dead; it cannot be marked sent"
-            )
-        values: dict[str, Any] = {
-            "status": OutboxStatus.SENT.value,
-            "sent_at": when(now, f"outbox[{message.idempotency_key}].sent_at"),
-            "attempts": message.attempts + 1,
-            "crm_result": None
-            if crm_result is None
-            else json_object(crm_result, f"outbox[{message.idempotency_key}].crm_result"),
-        }
-        if crm_id is not None and message.crm_id is None:
-            values["crm_id"] = text_value(
-                crm_id, f"outbox[{message.idempotency_key}].crm_id", CRM_ID_LEN
-            )
-        self._update(message_id, values)
+        sent_at = when(now, f"outbox message {message_id} sent_at")
+        self.mark_sent_many([(message_id, crm_id, crm_result)], now=sent_at)
         return self.get(message_id)
 
     def mark_sent_many(
@@ -660,6 +736,8 @@ class Outbox:
     ) -> OutboxMessage:
         """Record a failed attempt; the message is retried until ``max_attempts``, then dead.
 
+        :meth:`mark_failed_many` of one.
+
         Args:
             message_id: The message.
             error: What went wrong (kept as ``last_error``).
@@ -671,18 +749,54 @@ class Outbox:
             OutboxMessageNotFound: If there is no such message.
             StoreError: If the message was already sent.
         """
-        message = self.get(message_id)
-        if message.status is OutboxStatus.SENT:
-            raise StoreError(
-                f"outbox message {message_id} ({message.idempotency_key}) was already sent"
-            )
-        attempts = message.attempts + 1
-        dead = not retriable or attempts >= max_attempts
-        status = OutboxStatus.DEAD if dead else OutboxStatus.FAILED
-        self._update(
-            message_id, {"status": status.value, "attempts": attempts, "last_error": error}
-        )
-        return self.get(message_id)
+        return self.mark_failed_many([(message_id, error, retriable)], max_attempts=max_attempts)[0]
+
+    def mark_failed_many(
+        self,
+        failures: Sequence[tuple[int, str, bool]],
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> list[OutboxMessage]:
+        """Record failed attempts of many messages, as :meth:`mark_failed` does for each, in order.
+
+        Each failure is ``(message_id, error, retriable)``: attempts go up by one and
+        ``last_error`` becomes ``error``; the message goes dead when the error is not
+        retriable or it reached ``max_attempts``, else it is failed (drainable again).
+        Per 500 messages: one SELECT and one executemany UPDATE; everything is checked
+        before anything is written.
+
+        Args:
+            failures: ``(message_id, error, retriable)`` per failed message.
+            max_attempts: Attempts after which a message goes dead.
+
+        Returns:
+            Each message right after its failure was recorded, in the order given (its
+            status says whether it will be tried again).
+
+        Raises:
+            OutboxMessageNotFound: If a message does not exist.
+            StoreError: If a message was already sent.
+            InvalidStoreValue: If a failure is malformed.
+        """
+        def failed(message: OutboxMessage, error: str, retriable: bool) -> OutboxMessage:
+            if message.status is OutboxStatus.SENT:
+                raise StoreError(f"outbox message {message.id} ({message.idempotency_key}) was already sent")
+            attempts = message.attempts + 1
+            dead = not retriable or attempts >= max_attempts
+            status = OutboxStatus.DEAD if dead else OutboxStatus.FAILED
+            return replace(message, status=status, attempts=attempts, last_error=error)
+
+        steps: list[tuple[int, Callable[[OutboxMessage], OutboxMessage]]] = []
+        for index, item in enumerate(failures):
+            where = f"outbox.mark_failed_many[#{index}]"
+            if not (isinstance(item, tuple) and len(item) == 3):
+                raise InvalidStoreValue(f"{where}: expected (message_id, error, retriable), got {item!r}")
+            message_id, error, retriable = item
+            if not isinstance(retriable, bool):
+                raise InvalidStoreValue(f"{where}: retriable must be True or False, got {retriable!r}")
+            error = _error_text(error, where)
+            steps.append((_message_id(message_id, where), partial(failed, error=error, retriable=retriable)))
+        return self._apply(steps, payloads=False)
 
     def counts(self, connection: str) -> dict[OutboxStatus, int]:
         """Return how many messages of ``connection`` are in each status."""
@@ -694,12 +808,15 @@ class Outbox:
         found = {OutboxStatus(status): int(count) for status, count in rows}
         return {status: found.get(status, 0) for status in OutboxStatus}
 
-    def _update(self, message_id: int, values: dict[str, Any]) -> None:
-        if isinstance(values.get("last_error"), str):  # a CRM's message may hold a lone surrogate
-            values = {**values, "last_error": scrub_text(values["last_error"])}
-        self._session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == message_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+
+def _message_id(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidStoreValue(f"{where}: message id must be an integer, got {value!r}")
+    return value
+
+
+def _error_text(value: object, where: str) -> str:
+    """An error or reason to keep as ``last_error``; a CRM's message may hold a lone surrogate."""
+    if not isinstance(value, str):
+        raise InvalidStoreValue(f"{where}: expected the error as text, got {type(value).__name__} {value!r}")
+    return scrub_text(value)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
-from connector.store._types import content_hash
+from connector.store._types import content_hash, scrub_text
 from connector.store.errors import InvalidStoreValue
 from connector.store.models import (
     CONNECTION_LEN,
@@ -24,7 +24,7 @@ from connector.store.models import (
 from connector.store.repositories._common import (
     chunked,
     insert_many_or_ignore,
-    insert_or_ignore,
+    is_postgresql,
     json_object,
     optional_text,
     table_of,
@@ -117,7 +117,7 @@ class Records:
         merged_into: str | None = None,
         seen_at: datetime | None = None,
     ) -> bool:
-        """Store the latest canonical form of a CRM record.
+        """Store the latest canonical form of one CRM record (:meth:`upsert_snapshots` of one).
 
         Args:
             connection: Connection name.
@@ -134,65 +134,9 @@ class Records:
             ``True`` if the record is new or its content, deleted flag or merge
             target changed; ``False`` if it is as last seen.
         """
-        where = f"records[{connection}/{object_name}/{crm_id}]"
-        connection = text_value(connection, "records.connection", CONNECTION_LEN)
-        object_name = text_value(object_name, "records.object", OBJECT_LEN)
-        crm_id = text_value(crm_id, "records.crm_id", CRM_ID_LEN)
-        kind = text_value(kind, f"{where}.kind", 32)
-        document = json_object(canonical, f"{where}.canonical")
-        relay_id = optional_text(relay_id, f"{where}.relay_id", RELAY_ID_LEN)
-        merged_into = optional_text(merged_into, f"{where}.merged_into", CRM_ID_LEN)
-        at = when(seen_at, f"{where}.seen_at")
-        digest = content_hash(document)
-        inserted = insert_or_ignore(
-            self._session,
-            RecordRow,
-            {
-                "connection": connection,
-                "object": object_name,
-                "crm_id": crm_id,
-                "kind": kind,
-                "canonical": document,
-                "content_hash": digest,
-                "relay_id": relay_id,
-                "deleted": bool(deleted),
-                "merged_into": merged_into,
-                "first_seen": at,
-                "last_seen": at,
-            },
-            conflict_columns=["connection", "object", "crm_id"],
-            returning=[RecordRow.crm_id],
-        )
-        if inserted is not None:
-            return True
-        current = self.get(connection, object_name, crm_id)
-        assert current is not None
-        changed = (
-            current.content_hash != digest
-            or current.deleted != bool(deleted)
-            or current.merged_into != merged_into
-        )
-        values: dict[str, Any] = {"last_seen": max(at, current.last_seen), "kind": kind}
-        if changed:
-            values.update(
-                canonical=document,
-                content_hash=digest,
-                deleted=bool(deleted),
-                merged_into=merged_into,
-            )
-        if relay_id is not None:
-            values["relay_id"] = relay_id
-        self._session.execute(
-            update(RecordRow)
-            .where(
-                RecordRow.connection == connection,
-                RecordRow.object == object_name,
-                RecordRow.crm_id == crm_id,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        return changed
+        at = when(seen_at, f"records[{connection}/{object_name}/{crm_id}].seen_at")
+        item = SnapshotIn(crm_id, kind, canonical, relay_id, deleted, merged_into)
+        return bool(self.upsert_snapshots(connection, object_name, [item], seen_at=at))
 
     def upsert_snapshots(
         self,
@@ -373,24 +317,13 @@ class Records:
             )
         if seen_updates:
             self._session.execute(update(table).where(key).values(**light), seen_updates)
-        unchanged: set[str] = set()
-        for row in new:
-            if row["crm_id"] in inserted:
-                continue
-            # A concurrent transaction stored it first: compare with what it stored.
-            if not self.upsert_snapshot(
-                connection,
-                object_name,
-                row["crm_id"],
-                kind=row["kind"],
-                canonical=row["canonical"],
-                relay_id=row["relay_id"],
-                deleted=row["deleted"],
-                merged_into=row["merged_into"],
-                seen_at=row["last_seen"],
-            ):
-                unchanged.add(row["crm_id"])
-        return unchanged
+        raced = [row for row in new if row["crm_id"] not in inserted]
+        if not raced:
+            return set()
+        # A concurrent transaction stored them first: fold them again over what it stored.
+        again = self._fold(connection, object_name, [row["crm_id"] for row in raced], raced)
+        unchanged = {crm_id for crm_id, pending in again.items() if not pending.changed}
+        return unchanged | self._write(connection, object_name, again)
 
     def for_identity(self, relay_id: str) -> list[RecordSnapshot]:
         """Return every snapshot linked to the identity ``relay_id``."""
@@ -519,46 +452,155 @@ class Records:
     def mark_merged(
         self, connection: str, object_name: str, crm_id: str, merged_into: str, *, seen_at: datetime | None = None
     ) -> bool:
-        """Record that a CRM merge folded this record into ``merged_into`` (HubSpot merges).
+        """Record that a CRM merge folded this record into ``merged_into`` (:meth:`mark_merged_many` of one).
 
         Returns:
             ``True`` if the record was known and not yet marked merged into that record.
         """
         at = when(seen_at, f"records[{connection}/{object_name}/{crm_id}].seen_at")
-        merged_into = text_value(merged_into, f"records[{connection}/{object_name}/{crm_id}].merged_into", CRM_ID_LEN)
-        result = self._session.execute(
-            update(RecordRow)
-            .where(
-                RecordRow.connection == connection,
-                RecordRow.object == object_name,
-                RecordRow.crm_id == crm_id,
-                (RecordRow.merged_into.is_(None)) | (RecordRow.merged_into != merged_into),
+        return bool(self.mark_merged_many(connection, object_name, [(crm_id, merged_into)], seen_at=at))
+
+    def mark_merged_many(
+        self,
+        connection: str,
+        object_name: str,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        seen_at: datetime | None = None,
+    ) -> list[tuple[str, str]]:
+        """Record CRM merges (HubSpot merges, Salesforce ``MasterRecordId``), as :meth:`mark_merged` does for each.
+
+        A known record whose merge target is not yet the one given takes it, and its last
+        seen time becomes ``seen_at``; unknown records are left alone. Pairs apply in
+        order, so a record named twice ends merged into the last target. Per 500 records:
+        one SELECT of the stored targets (rows locked on PostgreSQL) and one executemany
+        UPDATE. Everything is checked before anything is written.
+
+        Args:
+            connection: Connection name.
+            object_name: CRM object of the merged-away records.
+            pairs: ``(crm_id of the merged-away record, crm_id it was merged into)``.
+            seen_at: When the merges were read; defaults to now.
+
+        Returns:
+            The pairs that changed a record (those :meth:`mark_merged` answers ``True``
+            for), in the order given.
+
+        Raises:
+            InvalidStoreValue: If a pair is malformed; the message names the record,
+                e.g. ``records[hubspot/contacts/901].merged_into``.
+        """
+        at = when(seen_at, f"records[{connection}/{object_name}].seen_at")
+        checked: list[tuple[str, str]] = []
+        for index, pair in enumerate(pairs):
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise InvalidStoreValue(
+                    f"records[{connection}/{object_name}] merge #{index}: expected (crm_id, merged_into), got {pair!r}"
+                )
+            loser = _crm_id(connection, object_name, index, pair[0])
+            winner = text_value(pair[1], f"records[{connection}/{object_name}/{loser}].merged_into", CRM_ID_LEN)
+            checked.append((loser, winner))
+        if not checked:
+            return []
+        table = table_of(RecordRow)
+        targets: dict[str, str | None] = {}
+        for chunk in chunked(sorted({loser for loser, _ in checked})):
+            query = select(table.c.crm_id, table.c.merged_into).where(
+                table.c.connection == connection,
+                table.c.object == object_name,
+                table.c.crm_id.in_(list(chunk)),
             )
-            .values(merged_into=merged_into, last_seen=at)
-            .execution_options(synchronize_session=False)
+            if is_postgresql(self._session):
+                query = query.with_for_update()
+            targets.update((crm_id, merged_into) for crm_id, merged_into in self._session.execute(query))
+        changed: list[tuple[str, str]] = []
+        final: dict[str, str] = {}
+        for loser, winner in checked:
+            if loser in targets and targets[loser] != winner:
+                targets[loser] = final[loser] = winner
+                changed.append((loser, winner))
+        statement = (
+            update(table)
+            .where(
+                table.c.connection == connection,
+                table.c.object == object_name,
+                table.c.crm_id == bindparam("b_crm_id"),
+            )
+            .values(
+                merged_into=bindparam("b_merged_into"),
+                last_seen=bindparam("b_last_seen", type_=table.c.last_seen.type),
+            )
         )
-        merged: bool = result.rowcount > 0  # type: ignore[attr-defined]
-        return merged
+        updates = [  # in key order, so two transactions cannot deadlock
+            {"b_crm_id": loser, "b_merged_into": winner, "b_last_seen": at} for loser, winner in sorted(final.items())
+        ]
+        for batch in chunked(updates):
+            self._session.execute(statement, list(batch))
+        return changed
 
     def mark_deleted(
         self, connection: str, object_name: str, crm_id: str, *, seen_at: datetime | None = None
     ) -> bool:
-        """Flag a known record as deleted in the CRM, keeping its last canonical form.
+        """Flag a known record as deleted in the CRM, keeping its last canonical form (:meth:`mark_deleted_many` of one).
 
         Returns:
             ``True`` if the record was known and not yet flagged deleted.
         """
         at = when(seen_at, f"records[{connection}/{object_name}/{crm_id}].seen_at")
-        result = self._session.execute(
-            update(RecordRow)
-            .where(
-                RecordRow.connection == connection,
-                RecordRow.object == object_name,
-                RecordRow.crm_id == crm_id,
-                RecordRow.deleted.is_(False),
+        return bool(self.mark_deleted_many(connection, object_name, [crm_id], seen_at=at))
+
+    def mark_deleted_many(
+        self,
+        connection: str,
+        object_name: str,
+        crm_ids: Sequence[str],
+        *,
+        seen_at: datetime | None = None,
+    ) -> list[str]:
+        """Flag known records as deleted in the CRM, keeping their last canonical form, as :meth:`mark_deleted` does for each.
+
+        A known record not yet flagged is flagged and its last seen time becomes
+        ``seen_at``; a record already flagged, or unknown, is left alone. One
+        ``UPDATE ... WHERE crm_id IN (...) AND NOT deleted RETURNING crm_id`` per 500 ids.
+
+        Args:
+            connection: Connection name.
+            object_name: CRM object of the records.
+            crm_ids: Their CRM ids; an id given twice counts once.
+            seen_at: When the deletions were read; defaults to now.
+
+        Returns:
+            The ids of the records that were live until now (those :meth:`mark_deleted`
+            answers ``True`` for), each once, in the order given.
+
+        Raises:
+            InvalidStoreValue: If an id is not text (named by position).
+        """
+        at = when(seen_at, f"records[{connection}/{object_name}].seen_at")
+        wanted = list(dict.fromkeys(_crm_id(connection, object_name, i, crm_id) for i, crm_id in enumerate(crm_ids)))
+        table = table_of(RecordRow)
+        flipped: set[str] = set()
+        for chunk in chunked(sorted(wanted)):  # in key order, so two transactions cannot deadlock
+            flipped.update(
+                self._session.scalars(
+                    update(table)
+                    .where(
+                        table.c.connection == connection,
+                        table.c.object == object_name,
+                        table.c.crm_id.in_(list(chunk)),
+                        table.c.deleted.is_(False),
+                    )
+                    .values(deleted=True, last_seen=at)
+                    .returning(table.c.crm_id)
+                )
             )
-            .values(deleted=True, last_seen=at)
-            .execution_options(synchronize_session=False)
+        return [crm_id for crm_id in wanted if crm_id in flipped]
+
+
+def _crm_id(connection: str, object_name: str, index: int, crm_id: object) -> str:
+    """A CRM id to look a record up by; lone surrogates become U+FFFD, as when it was stored."""
+    if not isinstance(crm_id, str):
+        raise InvalidStoreValue(
+            f"records[{connection}/{object_name}] id #{index}: expected text, got {type(crm_id).__name__} {crm_id!r}"
         )
-        flipped: bool = result.rowcount == 1  # type: ignore[attr-defined]
-        return flipped
+    return scrub_text(crm_id)
