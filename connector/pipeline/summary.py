@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, Protocol
 
 
@@ -22,13 +23,107 @@ class WriteFailure:
 
 
 @dataclass(frozen=True)
+class PlannedRecord:
+    """The CRM record a planned write concerns (the record updated, or the one a task is linked to)."""
+
+    object: str
+    crm_id: str
+    label: str | None = None
+    """The person as an admin recognises them (``First Last <email>``), from the stored snapshot."""
+
+    def __str__(self) -> str:
+        where = f"{self.object} {self.crm_id}" if self.object else self.crm_id
+        return f"{self.label} ({where})" if self.label else where
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"object": self.object or None, "crm_id": self.crm_id, "label": self.label}
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One field a planned update changes: its old value (as Relay last read it) and the new one."""
+
+    field: str
+    """The CRM's field name."""
+    canonical: str | None
+    """Relay's canonical name of the field, when known."""
+    old: Any
+    """Relay's canonical value as last read from the CRM."""
+    new: Any
+    """The canonical value to write (``PlannedWrite.fields`` has it as the CRM takes it)."""
+    old_known: bool = True
+    """False when Relay has no stored value to compare with (``old`` is then None, meaning unknown)."""
+    old_label: str | None = None
+    """A readable form of an id value (an owner id's email)."""
+    new_label: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "field": self.field, "canonical": self.canonical, "old": json_ready(self.old),
+            "new": json_ready(self.new), "old_known": self.old_known, "old_label": self.old_label,
+            "new_label": self.new_label,
+        }
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """A follow-up task a planned write creates, in the CRM's own values."""
+
+    subject: str | None
+    owner_id: str | None
+    owner_label: str | None
+    """The owner's email, when the CRM's users list it."""
+    due: str | None
+    priority: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"subject": self.subject, "owner_id": self.owner_id, "owner_label": self.owner_label,
+                "due": self.due, "priority": self.priority}
+
+
+@dataclass(frozen=True)
 class PlannedWrite:
-    """A write a dry run would have sent."""
+    """A write a dry run would have sent: the CRM fields as sent, and what they change.
+
+    ``fields`` is the payload as a real run sends it (decision fields go as a group, so
+    some are sent at the value the CRM already holds); ``changes`` lists only the fields
+    whose value differs from what Relay last read (updates); ``task`` describes a task
+    to create, ``record`` the record updated or the one the task is linked to.
+    """
 
     object: str
     operation: str
     crm_id: str | None
     fields: dict[str, Any]
+    purpose: str = "update"
+    """``update`` (a person record) or ``task`` (a follow-up task)."""
+    record: PlannedRecord | None = None
+    changes: tuple[PlannedChange, ...] = ()
+    task: PlannedTask | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``relay sync --dry-run --json`` lists these)."""
+        return {
+            "object": self.object,
+            "operation": self.operation,
+            "purpose": self.purpose,
+            "crm_id": self.crm_id,
+            "record": self.record.as_dict() if self.record is not None else None,
+            "changes": [change.as_dict() for change in self.changes],
+            "task": self.task.as_dict() if self.task is not None else None,
+            "fields": json_ready(self.fields),
+        }
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with dates and datetimes as ISO-8601 text, containers walked (for ``json.dumps``)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -44,6 +139,8 @@ class DecisionExample:
     owner_email: str | None
     reason: str | None
     sla_due: str | None
+    tier: str | None = None
+    """The SLA tier (how fast the owner must respond), not the score's category."""
 
 
 @dataclass
@@ -113,6 +210,7 @@ class SyncSummary:
             "write_failures": [str(f) for f in self.write_failures],
             "api_calls": dict(self.api_calls),
             "planned_writes": len(self.planned),
+            "planned": [write.as_dict() for write in self.planned],
             "seconds": round(self.seconds, 3),
         }
 

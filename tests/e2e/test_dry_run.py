@@ -45,11 +45,12 @@ def test_dry_run_writes_nothing_and_shows_what_a_real_sync_then_writes(
     # What it showed is what a real run then does: a real lead gets a real user as owner.
     lead_ids = {p.id for p in before["salesforce"].people.values() if p.object == "Lead"}
     user_ids = set(before["salesforce"].owner_ids_by_email.values())
-    said = "".join(shown["salesforce"].split())  # the console wraps long lines
-    shown_leads = set(re.findall(r"wouldupdateLead(\w{18}):", said)) | set(re.findall(r"'WhoId':'(\w{18})'", said))
-    assert shown_leads and shown_leads <= lead_ids, shown["salesforce"]
-    assert any(f"'OwnerId':'{user}'" in said for user in user_ids)
-    assert re.search(r"would (update contacts|upsert tasks)", shown["hubspot"]), shown["hubspot"]
+    said = shown["salesforce"]  # tables, one line per row when piped
+    shown_leads = set(re.findall(r"^\s+(00Q\w{15})\s", said, re.M)) | set(re.findall(r"\(Lead (\w{18})\)", said))
+    assert shown_leads and shown_leads <= lead_ids, said
+    assert any(re.search(rf"\sOwnerId\s.*->\s+{user} \(", said) for user in user_ids), said
+    assert re.search(r"^(contacts: [\d,]+ record\(s\) to update|tasks: [\d,]+ task\(s\) to create)", shown["hubspot"],
+                     re.M), shown["hubspot"]
 
     real = sync_summary("salesforce")
     assert len(rows(engine, OutboxRow)) == planned
