@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,10 +13,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.adapters.base import CrmAdapter
 from connector.config.loader import RelayConfig
 from connector.core.models import Account, Owner
+from connector.pipeline.connections import ResolvedConnection
 from connector.pipeline.heartbeat import Heartbeat, SyncTakenOver
-from connector.pipeline.summary import SyncProgress, SyncSummary
+from connector.pipeline.summary import DecisionExample, SyncProgress, SyncSummary
 from connector.pipeline.writer import OutboxWriter
-from connector.store.repositories import AssignmentIn, AuditEntryIn, OutboxMessageIn, Repositories
+from connector.store.repositories import (
+    AssignmentIn,
+    AuditEntryIn,
+    OutboxMessageIn,
+    QuarantineIn,
+    Repositories,
+)
 
 
 def utc_now() -> datetime:
@@ -34,13 +42,20 @@ class RunContext:
     dry_run: bool
     writer: OutboxWriter | None
     dry_session: Session | None = None
+    full: bool = False
+    """A full sync: every record read is decided again, unchanged ones included."""
+    conn: ResolvedConnection | None = None
+    """The connection, resolved once when the run starts (settings, mapping, objects)."""
     owners: list[Owner] = field(default_factory=list)
     owner_ids_by_email: dict[str, str] = field(default_factory=dict)
     accounts: list[Account] | None = None
-    page_audit: list[AuditEntryIn] = field(default_factory=list)
-    page_outbox: list[OutboxMessageIn] = field(default_factory=list)
-    page_assignments: list[AssignmentIn] = field(default_factory=list)
     heartbeat: Heartbeat | None = None
+
+    @property
+    def resolved(self) -> ResolvedConnection:
+        """The resolved connection (set by ``run_sync`` before any step runs)."""
+        assert self.conn is not None, "RunContext.conn is set before the run's steps"
+        return self.conn
 
     def check_not_taken_over(self) -> None:
         """Raise :class:`SyncTakenOver` when another sync took this run over (checked at page boundaries)."""
@@ -48,21 +63,9 @@ class RunContext:
             assert self.summary.run_id is not None
             raise SyncTakenOver(self.connection, self.summary.run_id)
 
-    def audit(self, action: str, **entry: Any) -> None:
-        """Buffer an audit entry; it is written with the page (one statement for all)."""
-        self.page_audit.append(AuditEntryIn(self.connection, action, run_id=self.summary.run_id, **entry))
-
-    def flush_page(self, repos: Repositories) -> None:
-        """Write the page's buffered assignments, outbox messages and audit entries, in its transaction."""
-        if self.page_assignments:
-            repos.assignments.record_new_many(self.page_assignments, now=self.now())
-        if self.page_outbox:
-            repos.outbox.enqueue_many(self.page_outbox, run_id=self.summary.run_id, now=self.now())
-        if self.page_audit:
-            repos.audit.append_many(self.page_audit)
-        self.page_audit = []
-        self.page_outbox = []
-        self.page_assignments = []
+    def new_page(self) -> PagePlan:
+        """An empty plan for the next page."""
+        return PagePlan(self.connection, self.summary.run_id)
 
     def transaction(self) -> Any:
         """A transaction for one page (one long uncommitted one in a dry run)."""
@@ -82,3 +85,61 @@ class _NoCommit:
 
     def __exit__(self, *exc: object) -> None:
         self.session.flush()
+
+
+EXAMPLES = 8
+"""How many decisions a summary keeps as examples."""
+
+
+@dataclass
+class PagePlan:
+    """What one page decided: the rows it writes and the counts it adds to the summary.
+
+    Page steps fill a plan and hand it back; the page's transaction writes it
+    (:meth:`write`) and, once committed, the run counts it (:meth:`add_to`), so a page
+    that rolls back counts nothing.
+    """
+
+    connection: str
+    run_id: int | None
+    audit_entries: list[AuditEntryIn] = field(default_factory=list)
+    outbox: list[OutboxMessageIn] = field(default_factory=list)
+    assignments: list[AssignmentIn] = field(default_factory=list)
+    reassignments: list[AssignmentIn] = field(default_factory=list)
+    quarantine: list[QuarantineIn] = field(default_factory=list)
+    changed: int = 0
+    deleted: int = 0
+    merged: int = 0
+    quarantined: int = 0
+    propagated: int = 0
+    routed: Counter[str] = field(default_factory=Counter)
+    findings: Counter[str] = field(default_factory=Counter)
+    examples: list[DecisionExample] = field(default_factory=list)
+
+    def audit(self, action: str, **entry: Any) -> None:
+        """Plan an audit entry (written with the page, one statement for all)."""
+        self.audit_entries.append(AuditEntryIn(self.connection, action, run_id=self.run_id, **entry))
+
+    def write(self, repos: Repositories, now: datetime) -> None:
+        """Write the planned quarantine entries, assignments, outbox messages and audit entries (set-based)."""
+        if self.quarantine:
+            repos.quarantine.add_many(self.quarantine)
+        if self.reassignments:  # their old owner cannot own records here any more: superseded
+            repos.assignments.record_many(self.reassignments, now=now)
+        if self.assignments:
+            repos.assignments.record_new_many(self.assignments, now=now)
+        if self.outbox:
+            repos.outbox.enqueue_many(self.outbox, run_id=self.run_id, now=now)
+        if self.audit_entries:
+            repos.audit.append_many(self.audit_entries)
+
+    def add_to(self, summary: SyncSummary) -> None:
+        """Add this page's counts to ``summary``."""
+        summary.changed += self.changed
+        summary.deleted += self.deleted
+        summary.merged += self.merged
+        summary.quarantined += self.quarantined
+        summary.propagated += self.propagated
+        summary.routed.update(self.routed)
+        summary.findings.update(self.findings)
+        summary.examples.extend(self.examples[: max(0, EXAMPLES - len(summary.examples))])

@@ -1,14 +1,16 @@
-"""What one page of a sync does: store snapshots and identities, decide, and buffer the writes.
+"""What one page of a sync does: store snapshots and identities, decide, and plan the writes.
 
-Everything here runs inside the page's transaction (see ``connector.pipeline.sync``);
-the buffered assignments, outbox messages and audit entries are written by
-``RunContext.flush_page`` in the same transaction, with set-based statements.
+Everything here runs inside the page's transaction (see ``connector.pipeline.sync``).
+Each step returns a :class:`~connector.pipeline.context.PagePlan`: the assignments,
+outbox messages and audit entries it planned (written by the caller in the same
+transaction, with set-based statements) and what it adds to the run's counts (added
+once the page committed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import dataclass
 
 from connector.config.mappings import ObjectMapping
 from connector.core.decide import decide_people
@@ -19,10 +21,11 @@ from connector.core.models import (
     LeadDecision,
     Person,
     RecordRef,
+    RoutingDecision,
     RoutingState,
 )
 from connector.mapping.engine import MappingError
-from connector.pipeline.context import RunContext
+from connector.pipeline.context import EXAMPLES, PagePlan, RunContext
 from connector.pipeline.records import MappedRecord, account_from_snapshot, person_from_snapshot
 from connector.pipeline.summary import DecisionExample
 from connector.pipeline.writeback import (
@@ -37,54 +40,59 @@ from connector.store.repositories import (
     AssignmentIn,
     CrmRef,
     OutboxMessageIn,
+    QuarantineIn,
     Repositories,
     SnapshotIn,
 )
 
-EXAMPLES = 8
-"""How many decisions a summary keeps as examples."""
-
 
 def apply_deletions(
     ctx: RunContext,
+    plan: PagePlan,
     mapping: ObjectMapping,
     deleted_ids: Sequence[str],
     merged: Sequence[tuple[str, str]],
     repos: Repositories,
 ) -> None:
-    for crm_id in deleted_ids:
-        if repos.records.mark_deleted(ctx.connection, mapping.name, crm_id, seen_at=ctx.now()):
-            ctx.summary.deleted += 1
-            ctx.audit("deleted", object_name=mapping.name, crm_id=crm_id,
-                      detail={}, at=ctx.now())
+    """Mark records the CRM deleted or merged away, and plan their audit entries."""
+    now = ctx.now()
+    for crm_id in repos.records.mark_deleted_many(ctx.connection, mapping.name, deleted_ids, seen_at=now):
+        plan.deleted += 1
+        plan.audit("deleted", object_name=mapping.name, crm_id=crm_id, detail={}, at=now)
+    repos.records.mark_merged_many(ctx.connection, mapping.name, merged, seen_at=now)
     for loser, winner in merged:
-        repos.records.mark_merged(ctx.connection, mapping.name, loser, winner, seen_at=ctx.now())
-        ctx.summary.merged += 1
-        ctx.audit("merged", object_name=mapping.name, crm_id=loser,
-                  detail={"merged_into": winner}, at=ctx.now())
+        plan.merged += 1
+        plan.audit("merged", object_name=mapping.name, crm_id=loser, detail={"merged_into": winner}, at=now)
 
 
-def quarantine(ctx: RunContext, mapping: ObjectMapping, record: MappedRecord, reason: str, repos: Repositories) -> None:
-    ctx.summary.quarantined += 1
-    repos.quarantine.add(ctx.connection, mapping.name, reason, record.canonical, crm_id=record.meta.record_id,
-                         at=ctx.now())
-    ctx.audit("quarantined", object_name=mapping.name, crm_id=record.meta.record_id,
-              detail={"reason": reason}, at=ctx.now())
+def quarantine(ctx: RunContext, plan: PagePlan, mapping: ObjectMapping, record: MappedRecord, reason: str,
+               repos: Repositories) -> None:
+    """Set a record aside with its reason (the rest of the page goes on)."""
+    plan.quarantined += 1
+    plan.quarantine.append(QuarantineIn(ctx.connection, mapping.name, reason, record.canonical,
+                                        crm_id=record.meta.record_id, run_id=plan.run_id, at=ctx.now()))
+    plan.audit("quarantined", object_name=mapping.name, crm_id=record.meta.record_id,
+               detail={"reason": reason}, at=ctx.now())
 
 
-def accounts_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRecord], repos: Repositories) -> None:
+def accounts_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRecord], repos: Repositories) -> PagePlan:
+    """Store a page of accounts: identities by domain and snapshots (accounts are matched, not routed)."""
+    plan = ctx.new_page()
     live: list[tuple[Account, MappedRecord]] = []
+    deleted: list[str] = []
     for record in records:
         if record.model is None:
-            quarantine(ctx, mapping, record, record.error or "unreadable record", repos)
+            quarantine(ctx, plan, mapping, record, record.error or "unreadable record", repos)
             continue
         assert isinstance(record.model, Account) and record.meta.record_id is not None
         if record.meta.deleted:
-            repos.records.mark_deleted(ctx.connection, mapping.name, record.meta.record_id, seen_at=ctx.now())
+            deleted.append(record.meta.record_id)
             continue
         live.append((record.model, record))
+    if deleted:
+        repos.records.mark_deleted_many(ctx.connection, mapping.name, deleted, seen_at=ctx.now())
     if not live:
-        return
+        return plan
     now = ctx.now()
     refs = {
         account.ref: CrmRef(ctx.connection, mapping.name, account.ref.crm_id) for account, _ in live
@@ -100,8 +108,9 @@ def accounts_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedR
         [SnapshotIn(a.ref.crm_id, "account", r.canonical, relay_ids[refs[a.ref]]) for a, r in live],
         seen_at=now,
     )
-    ctx.summary.changed += len(changed)
+    plan.changed += len(changed)
     ctx.accounts = None  # re-read before the next people page
+    return plan
 
 
 def _accounts(ctx: RunContext, repos: Repositories) -> list[Account]:
@@ -164,22 +173,34 @@ def _owner_can_own_here(ctx: RunContext, assignment: Assignment) -> bool:
     return assignment.owner_email.strip().lower() in ctx.owner_ids_by_email
 
 
-def people_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRecord], repos: Repositories) -> None:
+def people_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRecord], repos: Repositories, *,
+                decide_unchanged: bool | None = None) -> PagePlan:
+    """Store a page of people, decide them with their other known records, and plan the writes.
+
+    In an incremental sync a record that reads back as Relay left it (its snapshot is unchanged:
+    typically the echo of Relay's own write, which only moved its last-modified time) is not
+    decided again: nothing about it changed since its last decision. A full sync, and the owner
+    sweep (``decide_unchanged=True``), decide every record.
+    """
+    plan = ctx.new_page()
     people: list[Person] = []
     by_ref: dict[RecordRef, MappedRecord] = {}
+    deleted: list[str] = []
     for record in records:
         if record.model is None:
-            quarantine(ctx, mapping, record, record.error or "unreadable record", repos)
+            quarantine(ctx, plan, mapping, record, record.error or "unreadable record", repos)
             continue
         assert isinstance(record.model, Person)
         person = record.model
         if record.meta.deleted:
-            repos.records.mark_deleted(ctx.connection, mapping.name, person.ref.crm_id, seen_at=ctx.now())
+            deleted.append(person.ref.crm_id)
             continue
         people.append(person)
         by_ref[person.ref] = record
+    if deleted:
+        repos.records.mark_deleted_many(ctx.connection, mapping.name, deleted, seen_at=ctx.now())
     if not people:
-        return
+        return plan
     crm_refs = {p.ref: CrmRef(ctx.connection, mapping.name, p.ref.crm_id) for p in people}
     resolved = repos.identities.resolve_many(  # a new identity adopts the relay id the CRM holds
         "person", [(person_key(p.email), crm_refs[p.ref], p.relay_id) for p in people], now=ctx.now()
@@ -190,7 +211,12 @@ def people_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRec
         [SnapshotIn(p.ref.crm_id, "person", by_ref[p.ref].canonical, relay_ids[p.ref]) for p in people],
         seen_at=ctx.now(),
     )
-    ctx.summary.changed += len(changed)
+    plan.changed += len(changed)
+    if not (ctx.full if decide_unchanged is None else decide_unchanged):
+        people = [p for p in people if p.ref.crm_id in changed]
+        if not people:
+            return plan
+        relay_ids = {p.ref: relay_ids[p.ref] for p in people}  # unchanged ones join as their person's siblings
     mappings = {ref: mapping for ref in by_ref}
     everyone = list(people)
     for sibling, sibling_mapping, relay_id in _siblings(ctx, people, relay_ids, repos):
@@ -210,8 +236,10 @@ def people_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRec
         repos.round_robin.save(changed_groups, now=now)
     persons = {p.ref: p for p in everyone}
     for decision in decisions:
-        _apply_decision(ctx, mappings[decision.ref], persons[decision.ref], by_ref[decision.ref], decision,
-                        relay_ids[decision.ref], decision.ref in own, decision.ref in stale, repos)
+        ref = decision.ref
+        _apply_decision(ctx, plan, Decided(mappings[ref], persons[ref], by_ref[ref], decision, relay_ids[ref],
+                                           has_own_assignment=ref in own, supersede=ref in stale), repos)
+    return plan
 
 
 def _siblings(
@@ -226,7 +254,6 @@ def _siblings(
     whose decision stays the same write nothing (their snapshots hold what Relay wrote).
     """
     in_page = {(p.ref.object, p.ref.crm_id) for p in people}
-    objects = ctx.config.mapping_for(ctx.connection).objects
     snapshots = [s for s in repos.records.live_people_of(ctx.connection, set(relay_ids.values()))
                  if (s.object, s.crm_id) not in in_page and s.relay_id is not None]
     if not snapshots:
@@ -234,7 +261,7 @@ def _siblings(
     waiting = repos.outbox.waiting_updates(ctx.connection, [(s.object, s.crm_id) for s in snapshots])
     found: list[tuple[MappedRecord, ObjectMapping, str]] = []
     for snapshot in snapshots:
-        sibling_mapping = objects.get(snapshot.object)
+        sibling_mapping = ctx.resolved.mapping(snapshot.object)
         if sibling_mapping is None or sibling_mapping.entity != "person" or snapshot.relay_id is None:
             continue
         canonical = dict(snapshot.canonical)
@@ -248,109 +275,169 @@ def _siblings(
     return found
 
 
-def _apply_decision(
-    ctx: RunContext,
-    mapping: ObjectMapping,
-    person: Person,
-    record: MappedRecord,
-    decision: LeadDecision,
-    relay_id: str,
-    has_own_assignment: bool,
-    supersede: bool,
-    repos: Repositories,
-) -> None:
-    summary = ctx.summary
-    version = decision.rules_version
-    if decision.quarantined:
-        quarantine(ctx, mapping, record, decision.quarantine_reason or "could not decide", repos)
+@dataclass(frozen=True)
+class Decided:
+    """One decided record with what applying its decision needs.
+
+    Attributes:
+        mapping: Its object's mapping.
+        person: The record as the core saw it.
+        record: The record as read (canonical values, unreadable fields).
+        decision: The core's decision.
+        relay_id: Its person's Relay id.
+        has_own_assignment: The record has an active assignment of its own (none is recorded again).
+        supersede: Its own assignment's owner cannot own records here any more: the new one replaces it.
+    """
+
+    mapping: ObjectMapping
+    person: Person
+    record: MappedRecord
+    decision: LeadDecision
+    relay_id: str
+    has_own_assignment: bool = False
+    supersede: bool = False
+
+    @property
+    def crm_id(self) -> str:
+        return self.person.ref.crm_id
+
+
+@dataclass(frozen=True)
+class Assigned:
+    """The owner a decision gives a record in this CRM, and when the assignment was made."""
+
+    owner_crm_id: str
+    assignment_key: str | None
+    """Set when this run records the assignment (a new task may then be created for it)."""
+
+
+def _apply_decision(ctx: RunContext, plan: PagePlan, item: Decided, repos: Repositories) -> None:
+    """Note the findings, record the assignment, plan the writes and their audit entries."""
+    if item.decision.quarantined:
+        quarantine(ctx, plan, item.mapping, item.record, item.decision.quarantine_reason or "could not decide", repos)
         return
-    for finding in decision.findings:
-        summary.findings[finding.code] += 1
-    for problem in record.problems:
-        summary.findings["unreadable_value"] += 1
-        ctx.audit("data_quality", object_name=mapping.name, crm_id=person.ref.crm_id,
-                  relay_id=relay_id,
-                  detail={"field": problem.field, "value": repr(problem.value), "message": problem.message},
-                  at=decision.decided_at)
-
-    routing = decision.routing
-    owner_crm_id: str | None = None
-    assignment_key: str | None = None
-    if routing is not None and routing.owner_email and not routing.rule.startswith("crm_"):
-        owner_crm_id = ctx.owner_ids_by_email.get(routing.owner_email.lower())
-        if owner_crm_id is None:
-            summary.findings["owner_not_in_crm"] += 1
-            ctx.audit("unassigned", object_name=mapping.name, crm_id=person.ref.crm_id,
-                      relay_id=relay_id, rules_version=version,
-                      detail={"reason": f"{routing.owner_email} has no active user in {ctx.connection}",
-                              "routing": routing.model_dump(mode="json")},
-                      at=decision.decided_at)
-        elif not has_own_assignment:
-            assignment = AssignmentIn(
-                ctx.connection, mapping.name, person.ref.crm_id,
-                owner_email=routing.owner_email, owner_crm_id=owner_crm_id, tier=routing.tier,
-                rule=routing.rule, reason=routing.reason,
-                score=decision.score.total if decision.score else None, rules_version=version,
-                relay_id=relay_id, sla_due=decision.sla.due_at if decision.sla else None,
-                assigned_at=decision.decided_at,
-            )
-            if supersede:  # rare: the old owner cannot own records here any more
-                repos.assignments.record(**asdict(assignment))
-            else:
-                ctx.page_assignments.append(assignment)
-            assignment_key = decision.decided_at.strftime("%Y%m%dT%H%M%S.%fZ")
-            if not routing.kept_existing:
-                summary.routed[routing.owner_email] += 1
-            else:
-                summary.propagated += 1
-            ctx.audit(
-                "assigned", object_name=mapping.name, crm_id=person.ref.crm_id, relay_id=relay_id,
-                rules_version=version,
-                detail={
-                    "owner_email": routing.owner_email, "owner_crm_id": owner_crm_id, "tier": routing.tier,
-                    "rule": routing.rule, "reason": routing.reason, "region": routing.region,
-                    "group": routing.group, "kept_existing": routing.kept_existing,
-                    "score": decision.score.model_dump(mode="json") if decision.score else None,
-                    "sla": decision.sla.model_dump(mode="json") if decision.sla else None,
-                    "matched_account": str(decision.matched_account) if decision.matched_account else None,
-                    "duplicates": [str(r) for r in decision.duplicates],
-                },
-                at=decision.decided_at,
-            )
-
-    if person.is_converted:
+    _note_findings(plan, item)
+    assigned = _assign(ctx, plan, item, repos)
+    if item.person.is_converted:
         return  # a converted lead is read-only in the CRM (Salesforce refuses updates): write nothing
-    desired = desired_values(decision, relay_id, owner_crm_id)
-    current = dict(record.canonical)
+    try:
+        planned = _planned_writes(ctx, item, assigned)
+    except MappingError as exc:
+        quarantine(ctx, plan, item.mapping, item.record, f"cannot write back: {exc}", repos)
+        return
+    _enqueue(ctx, plan, item, planned)
+    if assigned is not None and assigned.assignment_key is not None and len(plan.examples) < EXAMPLES:
+        plan.examples.append(_example(item.person, item.decision))
+
+
+def _note_findings(plan: PagePlan, item: Decided) -> None:
+    """Count the decision's data-quality findings and audit each field that could not be read."""
+    for finding in item.decision.findings:
+        plan.findings[finding.code] += 1
+    for problem in item.record.problems:
+        plan.findings["unreadable_value"] += 1
+        plan.audit("data_quality", object_name=item.mapping.name, crm_id=item.crm_id, relay_id=item.relay_id,
+                   detail={"field": problem.field, "value": repr(problem.value), "message": problem.message},
+                   at=item.decision.decided_at)
+
+
+def _assign(ctx: RunContext, plan: PagePlan, item: Decided, repos: Repositories) -> Assigned | None:
+    """The owner Relay gives the record here (None: the CRM's own owner stays, or nobody can own it).
+
+    A routed owner without an active user in this CRM is audited as ``unassigned``; a new
+    assignment is recorded (and audited) unless the record has its own already.
+    """
+    decision, routing = item.decision, item.decision.routing
+    if routing is None or not routing.owner_email or _owner_from_crm(routing):
+        return None
+    version = decision.rules_version
+    owner_crm_id = ctx.owner_ids_by_email.get(routing.owner_email.lower())
+    if owner_crm_id is None:
+        plan.findings["owner_not_in_crm"] += 1
+        plan.audit("unassigned", object_name=item.mapping.name, crm_id=item.crm_id, relay_id=item.relay_id,
+                   rules_version=version,
+                   detail={"reason": f"{routing.owner_email} has no active user in {ctx.connection}",
+                           "routing": routing.model_dump(mode="json")},
+                   at=decision.decided_at)
+        return None
+    if item.has_own_assignment:
+        return Assigned(owner_crm_id, None)
+    assignment = AssignmentIn(
+        ctx.connection, item.mapping.name, item.crm_id,
+        owner_email=routing.owner_email, owner_crm_id=owner_crm_id, tier=routing.tier,
+        rule=routing.rule, reason=routing.reason,
+        score=decision.score.total if decision.score else None, rules_version=version,
+        relay_id=item.relay_id, sla_due=decision.sla.due_at if decision.sla else None,
+        assigned_at=decision.decided_at,
+    )
+    if item.supersede:  # rare: the old owner cannot own records here any more
+        plan.reassignments.append(assignment)
+    else:
+        plan.assignments.append(assignment)
+    if routing.kept_existing:
+        plan.propagated += 1
+    else:
+        plan.routed[routing.owner_email] += 1
+    plan.audit(
+        "assigned", object_name=item.mapping.name, crm_id=item.crm_id, relay_id=item.relay_id,
+        rules_version=version,
+        detail={
+            "owner_email": routing.owner_email, "owner_crm_id": owner_crm_id, "tier": routing.tier,
+            "rule": routing.rule, "reason": routing.reason, "region": routing.region,
+            "group": routing.group, "kept_existing": routing.kept_existing,
+            "score": decision.score.model_dump(mode="json") if decision.score else None,
+            "sla": decision.sla.model_dump(mode="json") if decision.sla else None,
+            "matched_account": str(decision.matched_account) if decision.matched_account else None,
+            "duplicates": [str(r) for r in decision.duplicates],
+        },
+        at=decision.decided_at,
+    )
+    return Assigned(owner_crm_id, decision.decided_at.strftime("%Y%m%dT%H%M%S.%fZ"))
+
+
+def _owner_from_crm(routing: RoutingDecision) -> bool:
+    """The decision keeps the owner the CRM gave the record: Relay writes no owner and records no assignment."""
+    return routing.rule.startswith("crm_")
+
+
+def _planned_writes(ctx: RunContext, item: Decided, assigned: Assigned | None) -> list[PlannedMessage]:
+    """The record update (when anything differs) and, for a new assignment, the owner's follow-up task.
+
+    Raises:
+        MappingError: a value cannot be written through the mapping, or there is no task object.
+    """
+    person, decision = item.person, item.decision
+    owner_crm_id = assigned.owner_crm_id if assigned is not None else None
+    desired = desired_values(decision, item.relay_id, owner_crm_id)
+    current = dict(item.record.canonical)
     current.update(person.model_dump(include=set(desired) | set(DECISION_FIELDS)))
     planned: list[PlannedMessage] = []
-    try:
-        update = record_update(mapping, person, current, desired, record.meta.modified_at)
-        if update is not None:
-            planned.append(update)
-        if decision.task is not None and owner_crm_id is not None and assignment_key is not None:
-            # The task waits for the update that writes its owner (the writer holds it until then).
-            planned.append(task_message(ctx.config.mapping_for(ctx.connection), person, decision.task,
-                                        owner_crm_id, assignment_key,
-                                        after=update.idempotency_key if update is not None else None))
-    except MappingError as exc:
-        quarantine(ctx, mapping, record, f"cannot write back: {exc}", repos)
-        return
+    update = record_update(item.mapping, person, current, desired, item.record.meta.modified_at)
+    if update is not None:
+        planned.append(update)
+    if decision.task is not None and assigned is not None and assigned.assignment_key is not None:
+        # The task waits for the update that writes its owner (the writer holds it until then).
+        planned.append(task_message(ctx.resolved.tasks, person, decision.task, assigned.owner_crm_id,
+                                    assigned.assignment_key,
+                                    after=update.idempotency_key if update is not None else None))
+    return planned
+
+
+def _enqueue(ctx: RunContext, plan: PagePlan, item: Decided, planned: Sequence[PlannedMessage]) -> None:
+    """Plan the outbox messages and the audit entries of a new score and of each field update."""
+    person, decision = item.person, item.decision
+    version = decision.rules_version
     if decision.score is not None and (person.relay_score != decision.score.total
                                        or person.relay_score_category != decision.score.category):
-        ctx.audit("scored", object_name=mapping.name, crm_id=person.ref.crm_id,
-                  relay_id=relay_id, rules_version=version,
-                  detail=decision.score.model_dump(mode="json"), at=decision.decided_at)
+        plan.audit("scored", object_name=item.mapping.name, crm_id=item.crm_id, relay_id=item.relay_id,
+                   rules_version=version, detail=decision.score.model_dump(mode="json"), at=decision.decided_at)
     for message in planned:
-        ctx.page_outbox.append(OutboxMessageIn(ctx.connection, message.object, message.operation,
-                                               message.payload.to_json(), message.idempotency_key,
-                                               crm_id=message.crm_id))
+        plan.outbox.append(OutboxMessageIn(ctx.connection, message.object, message.operation,
+                                           message.payload.to_json(), message.idempotency_key,
+                                           crm_id=message.crm_id))
         if message.payload.purpose == "update":
-            ctx.audit("field_update", object_name=mapping.name, crm_id=person.ref.crm_id,
-                      relay_id=relay_id, rules_version=version,
-                      detail={"fields": message.payload.fields}, at=decision.decided_at)
-    if len(summary.examples) < EXAMPLES and routing is not None and assignment_key is not None:
-        summary.examples.append(_example(person, decision))
+            plan.audit("field_update", object_name=item.mapping.name, crm_id=item.crm_id, relay_id=item.relay_id,
+                       rules_version=version, detail={"fields": message.payload.fields}, at=decision.decided_at)
 
 
 def _example(person: Person, decision: LeadDecision) -> DecisionExample:
@@ -362,5 +449,6 @@ def _example(person: Person, decision: LeadDecision) -> DecisionExample:
         owner_email=decision.routing.owner_email if decision.routing else None,
         reason=decision.routing.reason if decision.routing else None,
         sla_due=decision.sla.due_at.isoformat() if decision.sla else None,
+        tier=decision.routing.tier if decision.routing else None,
     )
 

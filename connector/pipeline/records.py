@@ -8,12 +8,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from connector.config.canonical import VOLATILE_FIELDS
 from connector.config.mappings import ObjectMapping
 from connector.core.models import Account, Owner, Person, RecordRef
 from connector.mapping.engine import MappingProblem, RecordMeta, record_meta, to_canonical
-
-CONTACT_OBJECTS = frozenset({"contact"})
-"""CRM objects (lower-cased) whose people are contacts of an account rather than leads."""
 
 
 @dataclass
@@ -36,9 +34,11 @@ class MappedRecord:
 
 
 def _json_ready(canonical: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot of a record: JSON-ready values, without the fields every write changes."""
     out: dict[str, Any] = {}
     for key, value in canonical.items():
-        out[key] = value.isoformat() if hasattr(value, "isoformat") else value
+        if key not in VOLATILE_FIELDS:
+            out[key] = value.isoformat() if hasattr(value, "isoformat") else value
     return out
 
 
@@ -75,7 +75,7 @@ def map_record(connection: str, mapping: ObjectMapping, crm_record: dict[str, An
 
 
 def _person_kind(mapping: ObjectMapping) -> Literal["lead", "contact"]:
-    return "contact" if mapping.name.lower() in CONTACT_OBJECTS else "lead"
+    return mapping.people_are  # the mapping file's person_kind, else the CRM unit's default
 
 
 def person_from_snapshot(

@@ -27,27 +27,26 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
-from connector.adapters.base import CrmAdapter, Cursor, FieldSpec, missing_fields_error
+from connector.adapters.base import CrmAdapter, Cursor, FieldSpec
 from connector.adapters.errors import ConfigurationError
-from connector.adapters.factory import run_deadline
 from connector.adapters.retry import deadline_applied
 from connector.config.loader import RelayConfig
 from connector.config.mappings import ObjectMapping
 from connector.core.decide import keeps_crm_owner
 from connector.core.models import Owner, Person
-from connector.mapping.engine import MappingError
-from connector.pipeline.connections import open_adapter
-from connector.pipeline.context import RunContext, utc_now
+from connector.crms.factory import run_deadline
+from connector.pipeline.connections import open_adapter, resolve_connection
+from connector.pipeline.context import PagePlan, RunContext, utc_now
 from connector.pipeline.heartbeat import Heartbeat, SyncTakenOver, holder_is_gone, this_process
 from connector.pipeline.pages import accounts_page, apply_deletions, people_page
+from connector.pipeline.plan import planned_writes
 from connector.pipeline.records import MappedRecord, map_record, person_from_snapshot
-from connector.pipeline.summary import NoProgress, PlannedWrite, SyncProgress, SyncSummary
-from connector.pipeline.writer import OutboxPayload, OutboxWriter
+from connector.pipeline.summary import NoProgress, SyncProgress, SyncSummary
+from connector.pipeline.writer import OutboxWriter
 from connector.store.db import session_factory
 from connector.store.errors import RunNotRunning
 from connector.store.models import SyncMode, SyncStatus
@@ -104,7 +103,8 @@ def run_sync(
         CrmError: when the CRM refuses the run as a whole (auth, limits, retries exhausted).
     """
     started = time.perf_counter()
-    conn_config = config.connection(connection)
+    resolved = resolve_connection(config, connection)  # once per run: settings, mapping, objects
+    conn_config = resolved.settings
     deadline = run_deadline(conn_config)  # no API call starts, and no retry wait ends, after it
     summary = SyncSummary(connection=connection, mode="full" if full else "incremental", dry_run=dry_run)
     sessions = session_factory(engine)
@@ -117,7 +117,8 @@ def run_sync(
         dry_session.begin()
     ctx = RunContext(
         config=config, connection=connection, adapter=adapter, sessions=sessions, summary=summary,
-        progress=progress, now=now, dry_run=dry_run, writer=None, dry_session=dry_session,
+        progress=progress, now=now, dry_run=dry_run, writer=None, dry_session=dry_session, conn=resolved,
+        full=full,
     )
     with ctx.transaction() as session:
         runs = Repositories(session).sync_runs
@@ -157,33 +158,37 @@ def run_sync(
         summary.seconds = time.perf_counter() - started
         if status is not SyncStatus.CRASHED:  # a run taken over is closed by the run that took it over
             _finish(ctx, status, error)
-        close = getattr(adapter, "close", None)
-        if own_adapter and callable(close):
-            close()
+        if own_adapter:
+            adapter.close()
     return summary
 
 
 def _run_steps(ctx: RunContext, full: bool) -> None:
     """Steps 2-5 of a run (see the module docstring)."""
-    conn_config = ctx.config.connection(ctx.connection)
+    conn = ctx.resolved
+    page_size = conn.settings.page_size
     if ctx.writer is not None:
         ctx.writer.drain(final=True)  # what a crashed run left behind
         if full or not _has_cursors(ctx):
             _ensure_fields(ctx)  # on a connection's first sync and on full syncs only
             check_mapped_fields(ctx.config, ctx.connection, ctx.adapter)
+    if full:
+        ctx.adapter.forget_owners()  # a full sync re-evaluates everything: against today's users
+    objects = [*conn.account_objects, *conn.person_objects]
+    # The first page of every object (and the owners) may come in one call (Salesforce Composite).
+    ctx.adapter.prepare_reads([(m.name, m.crm_fields_to_read(), _stored_cursor(ctx, m.name, full)) for m in objects],
+                              page_size=page_size)
     _load_owners(ctx)
-    mappings = ctx.config.mapping_for(ctx.connection)
-    objects = [mappings.objects[name] for name in conn_config.objects]
-    for mapping in (m for m in objects if m.entity == "account"):
+    for mapping in conn.account_objects:
         ctx.check_not_taken_over()
-        _sync_object(ctx, mapping, full, conn_config.page_size, accounts_page)
-    people = [m for m in objects if m.entity == "person"]
+        _sync_object(ctx, mapping, full, page_size, accounts_page)
+    people = conn.person_objects
     for mapping in people:
         ctx.check_not_taken_over()
-        _sync_object(ctx, mapping, full, conn_config.page_size, people_page)
+        _sync_object(ctx, mapping, full, page_size, people_page)
     for mapping in people:
         ctx.check_not_taken_over()
-        _propagate_owners(ctx, mapping, conn_config.page_size)
+        _propagate_owners(ctx, mapping, page_size)
     ctx.check_not_taken_over()
     if ctx.writer is not None:
         ctx.writer.drain(final=True)
@@ -196,13 +201,14 @@ def _calls_since(before: Mapping[str, int], after: Mapping[str, int]) -> dict[st
 def _finish(ctx: RunContext, status: SyncStatus, error: str | None) -> None:
     summary = ctx.summary
     if ctx.dry_session is not None:
-        with ctx.transaction() as session:
-            summary.planned = [
-                PlannedWrite(m.object, m.operation.value, m.crm_id, OutboxPayload.from_json(m.payload).fields)
-                for m in Repositories(session).outbox.pending(ctx.connection, limit=1_000_000)
-            ]
-        ctx.dry_session.rollback()
-        ctx.dry_session.close()
+        try:
+            if status is SyncStatus.SUCCEEDED:  # a failed dry run's plan would be partial: its error is the news
+                with ctx.transaction() as session:  # before the rollback: the plan is this run's outbox
+                    summary.planned = planned_writes(Repositories(session), ctx.connection,
+                                                     ctx.config.mapping_for(ctx.connection), ctx.owners)
+        finally:
+            ctx.dry_session.rollback()
+            ctx.dry_session.close()
         return
     assert summary.run_id is not None
     try:
@@ -233,8 +239,9 @@ def _ensure_fields(ctx: RunContext) -> None:
     The objects Relay keeps its fields on are checked: the people and accounts it syncs
     (a new store adopts the Relay ids they hold) and its tasks.
     """
-    synced = set(ctx.config.connection(ctx.connection).objects)
-    for mapping in ctx.config.mapping_for(ctx.connection).objects.values():
+    conn = ctx.resolved
+    synced = {m.name for m in conn.synced}
+    for mapping in conn.mappings.objects.values():
         written = (mapping.entity in ("person", "account") and mapping.name in synced) or mapping.entity == "task"
         if not written:
             continue
@@ -251,18 +258,15 @@ def mapped_field_problems(config: RelayConfig, connection: str, adapter: CrmAdap
     HubSpot answers an unknown property with no value rather than an error, so a typo in
     the mapping would otherwise score every contact without it, silently.
     """
-    mappings = config.mapping_for(connection)
-    source = f"mappings/{config.connection(connection).mapping_name}.yaml"
+    conn = resolve_connection(config, connection)
     problems = []
-    for name in config.connection(connection).objects:
-        mapping = mappings.objects[name]
+    for mapping in conn.synced:
         if mapping.entity not in ("person", "account"):  # owners come from the CRM's user list, not its objects
             continue
         created = {spec.name for spec in mapping.create_properties}  # Relay creates these on its first sync
         missing = adapter.check_fields(mapping.name, [f for f in mapping.crm_fields_to_read() if f not in created])
         if missing:
-            problems.append(missing_fields_error(mappings.crm, mapping.name, missing, connection=connection,
-                                                 source=source))
+            problems.append(conn.unit.missing_fields(mapping.name, missing, connection=connection, source=conn.source))
     return problems
 
 
@@ -288,10 +292,7 @@ def _load_owners(ctx: RunContext) -> None:
         ConfigurationError: when the CRM has no active user with an email: every person
             would be routed to nobody and get a new SLA, so the run stops first.
     """
-    mappings = ctx.config.mapping_for(ctx.connection)
-    owner_mapping = next((m for m in mappings.objects.values() if m.entity == "owner"), None)
-    if owner_mapping is None:
-        raise MappingError(f"the {mappings.crm} mapping has no object with entity: owner; Relay cannot resolve owners")
+    owner_mapping = ctx.resolved.owners
     owners: list[Owner] = []
     for record in ctx.adapter.owners():
         mapped = map_record(ctx.connection, owner_mapping, record)
@@ -307,21 +308,27 @@ def _load_owners(ctx: RunContext) -> None:
             f"the CRM returned no active users ({len(owners)} {owner_mapping.name} records read, none active "
             "with an email); Relay will not route or write SLAs. Check the integration user's access to "
             f"{owner_mapping.name} records",
-            crm=mappings.crm, code="NO_ACTIVE_USERS", context=f"read {owner_mapping.name}",
+            crm=ctx.resolved.unit.kind, code="NO_ACTIVE_USERS", context=f"read {owner_mapping.name}",
             connection=ctx.connection,
         )
 
 
-PageHandler = Callable[[RunContext, ObjectMapping, list[MappedRecord], Any], None]
+def _stored_cursor(ctx: RunContext, object_name: str, full: bool) -> Cursor | None:
+    """Where the read of ``object_name`` starts: its checkpoint, or nothing for a full sync."""
+    if full:
+        return None
+    with ctx.transaction() as session:
+        stored = Repositories(session).cursors.get(ctx.connection, object_name)
+    return Cursor(stored.last_modified, stored.last_id or "") if stored is not None else None
+
+
+PageHandler = Callable[[RunContext, ObjectMapping, list[MappedRecord], Repositories], PagePlan]
 
 
 def _sync_object(
     ctx: RunContext, mapping: ObjectMapping, full: bool, page_size: int, handle: PageHandler
 ) -> None:
-    with ctx.transaction() as session:
-        repos = Repositories(session)
-        stored = None if full else repos.cursors.get(ctx.connection, mapping.name)
-    cursor = Cursor(stored.last_modified, stored.last_id or "") if stored is not None else None
+    cursor = _stored_cursor(ctx, mapping.name, full)
     ctx.progress.object_started(mapping.name)
     fields = mapping.crm_fields_to_read()
     checkpointed = False  # a full read starts over: its first checkpoint may lie before the stored cursor
@@ -330,9 +337,9 @@ def _sync_object(
         mapped = [map_record(ctx.connection, mapping, record) for record in page.records]
         with ctx.transaction() as session:
             repos = Repositories(session)
-            handle(ctx, mapping, mapped, repos)
-            apply_deletions(ctx, mapping, page.deleted_ids, page.merged, repos)
-            ctx.flush_page(repos)
+            plan = handle(ctx, mapping, mapped, repos)
+            apply_deletions(ctx, plan, mapping, page.deleted_ids, page.merged, repos)
+            plan.write(repos, ctx.now())
             if page.cursor is not None:
                 repos.cursors.advance(
                     ctx.connection, mapping.name, page.cursor.last_modified, page.cursor.last_id or None, now=ctx.now(),
@@ -341,6 +348,7 @@ def _sync_object(
                 checkpointed = True
             assert ctx.summary.run_id is not None
             repos.sync_runs.heartbeat(ctx.summary.run_id, now=ctx.now())
+        plan.add_to(ctx.summary)
         ctx.summary.read[mapping.name] += len(page.records)
         ctx.progress.page_done(mapping.name, len(page.records))
         if ctx.writer is not None:
@@ -349,10 +357,12 @@ def _sync_object(
         since = cursor.last_modified if cursor is not None else datetime(1970, 1, 1, tzinfo=UTC)
         deleted = ctx.adapter.read_deleted(mapping.name, since)
         if deleted:
+            plan = ctx.new_page()
             with ctx.transaction() as session:
                 repos = Repositories(session)
-                apply_deletions(ctx, mapping, deleted, (), repos)
-                ctx.flush_page(repos)
+                apply_deletions(ctx, plan, mapping, deleted, (), repos)
+                plan.write(repos, ctx.now())
+            plan.add_to(ctx.summary)
 
 
 def _propagate_owners(ctx: RunContext, mapping: ObjectMapping, page_size: int) -> None:
@@ -380,10 +390,11 @@ def _propagate_owners(ctx: RunContext, mapping: ObjectMapping, page_size: int) -
         records = waiting_records[start:start + page_size]
         with ctx.transaction() as session:
             repos = Repositories(session)
-            people_page(ctx, mapping, records, repos)
-            ctx.flush_page(repos)
+            plan = people_page(ctx, mapping, records, repos, decide_unchanged=True)
+            plan.write(repos, ctx.now())
             assert ctx.summary.run_id is not None
             repos.sync_runs.heartbeat(ctx.summary.run_id, now=ctx.now())
+        plan.add_to(ctx.summary)
         if ctx.writer is not None:
             ctx.writer.drain(final=False)
 

@@ -21,9 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connector.config.mappings import MappingFile, ObjectMapping
+from connector.config.mappings import ObjectMapping
 from connector.core.models import LeadDecision, Person, TaskDecision
-from connector.mapping.engine import MappingError, changed_fields, to_crm
+from connector.mapping.engine import (
+    MappingError,
+    as_read_back,
+    changed_fields,
+    to_crm,
+    written_fields,
+)
 from connector.pipeline.writer import OutboxPayload
 
 TASK_STATUS = "Not Started"
@@ -78,7 +84,8 @@ def record_update(
     """
     if person.is_converted:
         return None
-    writable = {fm.canonical for fm in mapping.write_fields()}
+    crm_names = written_fields(mapping)
+    writable = crm_names.keys()
     wanted = {k: v for k, v in desired.items() if k in writable}
     if not wanted:
         return None
@@ -94,8 +101,8 @@ def record_update(
     hygiene = {k: v for k, v in changes.items() if k not in DECISION_FIELDS}
     hygiene_fields = to_crm(mapping, hygiene)
     fields = {**hygiene_fields, **to_crm(mapping, decision)}
-    crm_names = {fm.canonical: fm.crm for fm in mapping.write_fields()}
-    canonical = {crm_names[k]: [k, _json_ready(v)] for k, v in {**hygiene, **decision}.items() if k in crm_names}
+    read_back = as_read_back(mapping, {k: v for k, v in {**hygiene, **decision}.items() if k in crm_names})
+    canonical = {crm_names[k]: [k, _json_ready(v)] for k, v in read_back.items()}
     ref = person.ref
     key = "upd:" + _digest(ref.connection, ref.object, ref.crm_id, fields, source_version)
     payload = OutboxPayload(fields=fields, purpose="update",
@@ -104,7 +111,7 @@ def record_update(
 
 
 def task_message(
-    mappings: MappingFile,
+    task_mapping: ObjectMapping | None,
     person: Person,
     task: TaskDecision,
     owner_crm_id: str,
@@ -118,10 +125,16 @@ def task_message(
     ``after`` is the idempotency key of the record update that writes the owner: the
     writer sends the task only once that update landed.
 
+    Args:
+        task_mapping: The connection's task object (``ResolvedConnection.tasks``, which checked
+            that it maps an idempotency key); None when the mapping has none.
+
     Raises:
-        MappingError: when the mapping has no task object or no idempotency-key field.
+        MappingError: when the mapping has no task object.
     """
-    task_mapping = _task_mapping(mappings)
+    if task_mapping is None:
+        raise MappingError(f"the {person.ref.connection} mapping has no object with entity: task, "
+                           "so Relay cannot create tasks")
     ref = person.ref
     key = f"task:{ref.connection}:{ref.object}:{ref.crm_id}:{assignment_key}"
     canonical: dict[str, Any] = {
@@ -142,18 +155,6 @@ def task_message(
     payload = OutboxPayload(fields=fields, external_id_field=key_field, associations=associations, purpose="task",
                             after=after)
     return PlannedMessage(task_mapping.name, "upsert", None, payload, key)
-
-
-def _task_mapping(mappings: MappingFile) -> ObjectMapping:
-    for mapping in mappings.objects.values():
-        if mapping.entity == "task":
-            if not any(fm.canonical == "idempotency_key" for fm in mapping.write_fields()):
-                raise MappingError(
-                    f"{mappings.crm} task object {mapping.name}: map canonical 'idempotency_key' to a unique "
-                    "external-id field so retried task writes land once"
-                )
-            return mapping
-    raise MappingError(f"the {mappings.crm} mapping has no object with entity: task, so Relay cannot create tasks")
 
 
 def desired_values(decision: LeadDecision, relay_id: str, owner_crm_id: str | None) -> dict[str, Any]:

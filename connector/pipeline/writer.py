@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.adapters.base import CrmAdapter, WriteOp, WriteResult
 from connector.adapters.errors import CrmError, RecordError
-from connector.adapters.retry import RetryPolicy
 from connector.pipeline.summary import SyncSummary, WriteFailure
 from connector.store.models import OutboxOperation, OutboxStatus
 from connector.store.repositories import Audit, AuditEntryIn, Outbox, OutboxMessage, Records
@@ -171,9 +170,8 @@ class OutboxWriter:
         return sent
 
     def _wait_before_pass(self, failed_passes: int) -> None:
-        policy = getattr(self.adapter, "retry", None)
-        if isinstance(policy, RetryPolicy):
-            policy.pause(policy.backoff(failed_passes), context="outbox drain")
+        policy = self.adapter.retry
+        policy.pause(policy.backoff(failed_passes), context="outbox drain")
 
     def _drain_once(self, *, final: bool, last_chance: bool) -> int:
         connection = self.adapter.connection
@@ -212,6 +210,8 @@ class OutboxWriter:
         if not waits:
             return messages
         ready: list[OutboxMessage] = []
+        given_up: list[tuple[OutboxMessage, str]] = []
+        cancelled: list[AuditEntryIn] = []
         with self.sessions.begin() as session:
             outbox = Outbox(session)
             updates = outbox.superseded_by(sorted(set(waits.values())))
@@ -221,17 +221,22 @@ class OutboxWriter:
                 if update is None or update.status is OutboxStatus.SENT:
                     ready.append(message)
                 elif update.status is OutboxStatus.DEAD:
-                    self._give_up_task(outbox, Audit(session), message, update)
+                    reason, entry = self._give_up_task(message, update)
+                    given_up.append((message, reason))
+                    cancelled.append(entry)
+            if given_up:
+                outbox.cancel_many([(task.id, reason) for task, reason in given_up])
+                Audit(session).append_many(cancelled)
         return ready
 
-    def _give_up_task(self, outbox: Outbox, audit: Audit, task: OutboxMessage, update: OutboxMessage) -> None:
+    def _give_up_task(self, task: OutboxMessage, update: OutboxMessage) -> tuple[str, AuditEntryIn]:
+        """Report a follow-up task given up; the reason to cancel it with and its audit entry."""
         reason = (f"owner not written: the update of {update.object} {update.crm_id} ({update.idempotency_key}) "
                   f"was refused: {update.last_error or 'no reason given'}")
-        outbox.cancel(task.id, reason)
         self.summary.write_failures.append(
             WriteFailure(task.object, None, task.operation.value, OWNER_NOT_WRITTEN, reason)
         )
-        audit.append(
+        entry = AuditEntryIn(
             task.connection,
             "task_cancelled",
             object_name=update.object,
@@ -242,6 +247,7 @@ class OutboxWriter:
             at=self.now(),
         )
         log.warning("%s: follow-up task %s not created: %s", task.connection, task.idempotency_key, reason)
+        return reason, entry
 
     def _send(self, messages: list[OutboxMessage], *, last_chance: bool) -> int:
         ops = [to_write_op(m) for m in messages]
@@ -250,14 +256,14 @@ class OutboxWriter:
         except CrmError as exc:
             # The whole call failed after retries: keep every message for the next drain.
             with self.sessions.begin() as session:
-                outbox = Outbox(session)
-                for message in messages:
-                    outbox.mark_failed(message.id, str(exc), retriable=True)
+                Outbox(session).mark_failed_many([(message.id, str(exc), True) for message in messages])
             raise
         sent: list[tuple[int, str | None, dict[str, Any] | None]] = []
         audit_entries: list[AuditEntryIn] = []
         again: list[OutboxMessage] = []
         written: list[tuple[str, str, dict[str, Any]]] = []
+        replacements: list[tuple[int, dict[str, Any], str]] = []
+        failures: list[tuple[OutboxMessage, WriteResult]] = []
         with self.sessions.begin() as session:
             outbox = Outbox(session)
             audit = Audit(session)
@@ -270,10 +276,20 @@ class OutboxWriter:
                     continue
                 narrowed = _without_refused_fields(message, result)
                 if narrowed is not None:
-                    error = f"{_code(result)}: {_text(result)}"
-                    again.append(outbox.replace_payload(message.id, narrowed.to_json(), error))
+                    replacements.append((message.id, narrowed.to_json(), f"{_code(result)}: {_text(result)}"))
                 else:
-                    self._record_failure(outbox, audit, message, result, last_chance=last_chance)
+                    failures.append((message, result))
+            if replacements:
+                again.extend(outbox.replace_payload_many(replacements))
+            if failures:
+                marked = outbox.mark_failed_many([
+                    (message.id, f"{_code(result)}: {_text(result)}", bool(getattr(result.error, "retriable", False)))
+                    for message, result in failures
+                ])
+                for (message, result), failed in zip(failures, marked, strict=True):
+                    entry = self._record_failure(message, result, failed, last_chance=last_chance)
+                    if entry is not None:
+                        audit_entries.append(entry)
             if sent:
                 outbox.mark_sent_many(sent, now=self.now())
             if written:  # the snapshots now show what the CRM holds, Relay's own values included
@@ -328,19 +344,21 @@ class OutboxWriter:
         )]
 
     def _record_failure(
-        self, outbox: Outbox, audit: Audit, message: OutboxMessage, result: WriteResult, *, last_chance: bool
-    ) -> None:
+        self, message: OutboxMessage, result: WriteResult, failed: OutboxMessage, *, last_chance: bool
+    ) -> AuditEntryIn | None:
+        """After ``failed`` was marked: retry it later, or report it and return its audit entry."""
         error = result.error
         code, text = _code(result), _text(result)
         retriable = bool(getattr(error, "retriable", False))
-        failed = outbox.mark_failed(message.id, f"{code}: {text}", retriable=retriable)
         if retriable and failed.status.value != "dead":
             self._retry_later.add(message.id)
             if not last_chance:
-                return
+                return None
         failure = WriteFailure(message.object, message.crm_id, message.operation.value, code, text)
         self.summary.write_failures.append(failure)
-        audit.append(
+        if code in OWNER_REFUSED:
+            self.adapter.forget_owners()  # the owners list said active: the next run reads it afresh
+        entry = AuditEntryIn(
             message.connection,
             "write_failed",
             object_name=message.object,
@@ -353,6 +371,11 @@ class OutboxWriter:
             at=self.now(),
         )
         log.warning("%s refused %s", message.connection, failure)
+        return entry
+
+
+OWNER_REFUSED = frozenset({"INACTIVE_OWNER_OR_USER"})
+"""Codes by which the CRM refuses an owner Relay took for active: its owners list is out of date."""
 
 
 def _written_values(message: OutboxMessage) -> list[tuple[str, str, dict[str, Any]]]:

@@ -15,8 +15,8 @@ from connector.config.loader import RelayConfig, load_config
 from connector.pipeline.connections import open_adapter
 from connector.pipeline.summary import SyncProgress, SyncSummary
 from connector.pipeline.sync import run_sync
-from connector.sandbox.seed import SeedData
 from connector.store.migrate import open_store
+from crm_sandbox.seed import SeedData
 
 from ._crm import CrmView, read_crm
 from ._world import SHIPPED_CONFIG, SHIPPED_MAPPINGS, Crms, running_crms

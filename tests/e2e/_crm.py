@@ -15,10 +15,10 @@ from typing import Any
 from hubspot import HubSpot
 from simple_salesforce import Salesforce, SFType
 
-from connector.sandbox.common import Ledger, LedgerEntry
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.salesforce.transport import sandbox_session
+from crm_sandbox.common import Ledger, LedgerEntry
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.salesforce.transport import sandbox_session
 
 from ._world import HUBSPOT_TOKEN
 
@@ -190,7 +190,9 @@ def write_calls(ledger: Ledger) -> list[LedgerEntry]:
 
 
 def is_read(entry: LedgerEntry) -> bool:
-    """Whether a ledger entry is a read (GET, search, batch read, OAuth token)."""
+    """Whether a ledger entry is a read (GET, search, batch read, OAuth token, a Composite call that wrote nothing)."""
+    if entry.method == "POST" and entry.path.rstrip("/").endswith("/composite"):
+        return not entry.records_written  # Salesforce Composite: the first pages of every object, in one call
     return entry.method == "GET" or (entry.method == "POST" and entry.path.rstrip("/").endswith(_READ_ONLY_POSTS))
 
 

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from connector.config.loader import RelayConfig, load_config
-from connector.sandbox.seed import SeedData
 from connector.store.migrate import open_store
+from crm_sandbox.seed import SeedData
 from tests.support.databases import fresh_postgres_schema
 
 from ._world import LEADS, SEED, Crms, RelayEnv, relay_env_for, running_crms, seed_for

@@ -13,14 +13,15 @@ import json
 import pytest
 from sqlalchemy.engine import Engine
 
-from connector.sandbox.common import FaultSettings
 from connector.store.models import QuarantineRow
+from crm_sandbox.common import FaultSettings
 
 from ._cli import relay, sync_summary
 from ._store import audit, rows
 from ._world import Crms, RelayEnv
 
-READS = {"salesforce": r"/query", "hubspot": r"/crm/v3/objects/contacts"}
+READS = {"salesforce": r"/composite$", "hubspot": r"/crm/v3/objects/contacts"}
+"""Where each CRM's records come from: Salesforce answers the first page of every object in one Composite call."""
 
 
 @pytest.mark.parametrize("connection", ["salesforce", "hubspot"])
@@ -29,10 +30,7 @@ def test_a_bad_record_is_quarantined_and_the_rest_is_synced(
     relay_env: RelayEnv, crms: Crms, engine: Engine, connection: str, fault: str
 ) -> None:
     sandbox = crms.salesforce if connection == "salesforce" else crms.hubspot
-    # Salesforce queries its users and accounts first: short delays take those, the fault the Lead page.
-    first = [{"fault": "slow", "path": READS[connection]}] * 2 if connection == "salesforce" else []
-    sandbox.faults.configure(FaultSettings(script=[*first, {"fault": fault, "path": READS[connection]}],
-                                           slow_ms=[1, 2]))
+    sandbox.faults.configure(FaultSettings(script=[{"fault": fault, "path": READS[connection]}]))
 
     result = relay("sync", connection, "--json")
     sandbox.faults.configure(FaultSettings())

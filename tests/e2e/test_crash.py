@@ -16,8 +16,8 @@ from sqlalchemy.engine import Engine
 from connector.config.loader import load_config
 from connector.pipeline.summary import NoProgress
 from connector.pipeline.sync import run_sync
-from connector.sandbox.seed import SeedData
 from connector.store.models import OutboxRow, OutboxStatus
+from crm_sandbox.seed import SeedData
 
 from ._baseline import Outcome, fault_free_outcome
 from ._crm import read_salesforce

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from connector.pipeline.summary import NoProgress
-from connector.sandbox.common import FaultSettings, Ledger
-from connector.sandbox.seed import SeedData
 from connector.store.models import OutboxRow
+from crm_sandbox.common import FaultSettings, Ledger
+from crm_sandbox.seed import SeedData
 
 from ._baseline import (
     Outcome,

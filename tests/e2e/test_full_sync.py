@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.sandbox.seed import SeedData
+from crm_sandbox.seed import SeedData
 
 from ._cli import relay, sync_summary
 from ._world import SEED, RelayEnv, config_copy, seed_for

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from connector.config.loader import load_config
-from connector.sandbox.common import FaultSettings
 from connector.store.models import SyncRunRow, SyncStatus
+from crm_sandbox.common import FaultSettings
 
 from ._cli import relay, relay_process, sync_summary
 from ._crm import read_salesforce, write_calls

@@ -28,9 +28,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from connector.config.loader import RelayConfig
-from connector.config.relay import HubSpotConnection, SalesforceConnection
-from connector.sandbox.common import FaultSettings, Ledger
+from connector.crms.hubspot.settings import HubSpotConnection
+from connector.crms.salesforce.settings import SalesforceConnection
 from connector.store.models import AssignmentRow, OutboxRow, OutboxStatus
+from crm_sandbox.common import FaultSettings, Ledger
 from tests.e2e._baseline import Outcome
 from tests.e2e._cli import RELAY
 from tests.e2e._crm import CrmView, is_read, write_calls
@@ -66,8 +67,8 @@ PARTIAL_FAILURE = 0.05
 """Probability that a record of a batch write fails for a passing reason."""
 WRITE_PATHS = r"/composite/sobjects|/batch/(create|update|upsert|archive)"
 """Salesforce sObject Collections and HubSpot batch writes."""
-READ_PATHS = r"/query|/search$|/crm/v3/objects/[a-z_]+$"
-"""Salesforce queries, HubSpot searches and list pages."""
+READ_PATHS = r"/composite$|/query|/search$|/crm/v3/objects/[a-z_]+$"
+"""Salesforce Composite reads and queries, HubSpot searches and list pages."""
 TAKE_OVER = ("--take-over",)
 """How a killed sync is resumed: at once, without ``--force`` (a SIGKILLed process on this host
 is recognised as dead although its heartbeat is still fresh)."""

@@ -22,11 +22,11 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from connector.config.loader import load_config
-from connector.sandbox.common import FaultSettings
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.seed import SeedData
 from connector.store.models import OutboxRow
+from crm_sandbox.common import FaultSettings
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.seed import SeedData
 from tests.e2e._baseline import Outcome, fault_free_outcome
 from tests.e2e._crm import read_crm
 from tests.e2e._shared import computed_once

@@ -27,12 +27,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.adapters.base import Cursor
-from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.retry import RetryPolicy
-from connector.adapters.salesforce import SalesforceAdapter
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.seed import SeedData
+from connector.crms.hubspot.adapter import HubSpotAdapter
+from connector.crms.salesforce.adapter import SalesforceAdapter
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.seed import SeedData
 from tests.e2e._crm import hubspot_client, salesforce_client, sobject
 from tests.e2e._world import HUBSPOT_TOKEN, seed_for
 

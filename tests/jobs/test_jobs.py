@@ -15,13 +15,13 @@ import pytest
 from huey import MemoryHuey, RedisHuey, SqliteHuey
 from simple_salesforce import Salesforce
 
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.salesforce.transport import sandbox_session
-from connector.sandbox.seed import generate
 from connector.store.db import session_factory
 from connector.store.migrate import open_store
 from connector.store.repositories import Repositories
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.salesforce.transport import sandbox_session
+from crm_sandbox.seed import generate
 from jobs.app import JobsConfigError, make_huey
 from jobs.tasks import RelayJobs, due_connections, register
 from tests.support.databases import fresh_postgres_schema, redis_url

@@ -16,13 +16,13 @@ from sqlalchemy import Engine
 
 from connector.config.loader import RelayConfig, load_config
 from connector.pipeline.sync import run_sync
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.salesforce.transport import sandbox_session
-from connector.sandbox.seed import generate
 from connector.store.db import session_factory
 from connector.store.migrate import open_store
 from connector.store.repositories import Repositories
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.salesforce.transport import sandbox_session
+from crm_sandbox.seed import generate
 
 ANCHOR = datetime(2026, 2, 2, 8, 0, tzinfo=UTC)
 

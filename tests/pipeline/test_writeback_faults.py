@@ -28,14 +28,14 @@ from connector.pipeline.context import utc_now
 from connector.pipeline.summary import SyncSummary
 from connector.pipeline.sync import run_sync
 from connector.pipeline.writer import OWNER_NOT_WRITTEN, OutboxPayload, OutboxWriter
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.salesforce.transport import sandbox_session
-from connector.sandbox.seed import SeedData, generate
 from connector.store.db import session_factory
 from connector.store.migrate import open_store
 from connector.store.models import AuditRow, OutboxStatus
 from connector.store.repositories import OutboxMessageIn, Repositories
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.salesforce.transport import sandbox_session
+from crm_sandbox.seed import SeedData, generate
 
 ANCHOR = datetime(2026, 2, 2, 8, 0, tzinfo=UTC)
 CONTROL = "\x1b"
