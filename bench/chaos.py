@@ -32,9 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checks live in tests/ (SDK read-back)
 
 from connector.config.loader import RelayConfig, load_config
-from connector.sandbox.common import FaultSettings, Ledger
-from connector.sandbox.seed import SeedData, generate
 from connector.store.migrate import open_store
+from crm_sandbox.common import FaultSettings, Ledger
+from crm_sandbox.seed import SeedData, generate
 from tests.e2e._baseline import Outcome
 from tests.e2e._crm import CrmView, read_crm, write_calls
 from tests.e2e._world import SHIPPED_MAPPINGS, Crms, config_copy, relay_env_for, running_crms

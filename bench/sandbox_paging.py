@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from hubspot import HubSpot
 from simple_salesforce import Salesforce
 
-from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.salesforce import SalesforceSandbox
-from connector.sandbox.salesforce.transport import sandbox_session
-from connector.sandbox.seed import generate
+from crm_sandbox.hubspot import HubSpotSandbox
+from crm_sandbox.salesforce import SalesforceSandbox
+from crm_sandbox.salesforce.transport import sandbox_session
+from crm_sandbox.seed import generate
 
 
 def _rss_mib() -> float:
