@@ -127,6 +127,12 @@ class CrmUnit:
             "check the spelling", crm=self.kind, code="UNKNOWN_FIELDS", fields=list(missing), connection=connection)
 
 
+def secret_text(value: Any) -> str:
+    """The text of a setting that may be a pydantic ``SecretStr`` (credentials in a unit's settings)."""
+    getter = getattr(value, "get_secret_value", None)
+    return str(getter() if getter is not None else value)
+
+
 class UnknownCrm(KeyError):
     """A ``kind`` or ``crm`` no registered unit answers to."""
 

@@ -8,10 +8,10 @@ the error dialect and SDK translation (:mod:`.errors`).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from connector.adapters.errors import register_dialect
-from connector.crms import AdapterOptions, CrmLimits, CrmUnit, ValueStyle
+from connector.crms import AdapterOptions, CrmLimits, CrmUnit, ValueStyle, secret_text
 from connector.crms.hubspot.errors import DIALECT
 from connector.crms.hubspot.settings import (
     HUBSPOT_MAX_PAGE_SIZE,
@@ -23,18 +23,13 @@ if TYPE_CHECKING:
     from connector.adapters.base import CrmAdapter
 
 
-def _secret(value: Any) -> str:
-    getter = getattr(value, "get_secret_value", None)
-    return str(getter() if getter is not None else value)
-
-
 def open_adapter(name: str, settings: HubSpotConnection, options: AdapterOptions) -> CrmAdapter:
     """The HubSpot adapter of connection ``name`` (sharing the portal's owners within the process, see
     ``owners_cache_seconds``)."""
     from connector.crms.hubspot.adapter import HubSpotAdapter
 
     return HubSpotAdapter(
-        name, settings.base_url, _secret(settings.credentials.access_token), timeout=options.timeout,
+        name, settings.base_url, secret_text(settings.credentials.access_token), timeout=options.timeout,
         retry=options.retry, calls=options.calls, write_batch_size=settings.write_batch_size,
         read_lag=timedelta(seconds=options.read_lag_seconds), owners_cache_seconds=options.owners_cache_seconds,
     )

@@ -9,10 +9,10 @@ Bulk API 2.0 results in :mod:`.bulk`), the error dialect and SDK translation
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from connector.adapters.errors import register_dialect
-from connector.crms import AdapterOptions, CrmLimits, CrmUnit, ValueStyle
+from connector.crms import AdapterOptions, CrmLimits, CrmUnit, ValueStyle, secret_text
 from connector.crms.salesforce.errors import DIALECT
 from connector.crms.salesforce.settings import (
     SALESFORCE_MAX_WRITE_BATCH,
@@ -22,11 +22,6 @@ from connector.crms.salesforce.settings import (
 
 if TYPE_CHECKING:
     from connector.adapters.base import CrmAdapter
-
-
-def _secret(value: Any) -> str:
-    getter = getattr(value, "get_secret_value", None)
-    return str(getter() if getter is not None else value)
 
 
 def open_adapter(name: str, settings: SalesforceConnection, options: AdapterOptions) -> CrmAdapter:
@@ -39,8 +34,8 @@ def open_adapter(name: str, settings: SalesforceConnection, options: AdapterOpti
     from connector.crms.salesforce.adapter import TOKEN_REUSE_SECONDS, SalesforceAdapter
 
     return SalesforceAdapter(
-        name, settings.base_url, _secret(settings.credentials.client_id),
-        _secret(settings.credentials.client_secret), settings.api_version, timeout=options.timeout,
+        name, settings.base_url, secret_text(settings.credentials.client_id),
+        secret_text(settings.credentials.client_secret), settings.api_version, timeout=options.timeout,
         retry=options.retry, calls=options.calls, write_batch_size=settings.write_batch_size,
         read_lag=timedelta(seconds=options.read_lag_seconds), owners_cache_seconds=options.owners_cache_seconds,
         token_cache_seconds=TOKEN_REUSE_SECONDS,
