@@ -107,7 +107,10 @@ def main_options(
     ] = 0,
 ) -> None:
     """Relay: CRM sync connector for RevOps teams (Salesforce, HubSpot)."""
+    from connector.process import tune_gc
+
     _configure_logging(verbose)
+    tune_gc()
 
 
 def _error(message: object) -> None:

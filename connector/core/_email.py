@@ -8,6 +8,11 @@ import re
 _LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _TLD_RE = re.compile(r"^[a-z]{2,63}$|^xn--[a-z0-9-]{1,59}$")
+# A clean address and nothing else: no space, no newline, no quote first (see extract_address).
+_PLAIN_ADDRESS_RE = re.compile(
+    r"[a-z0-9!#$%&*+/=?^_`{|}~-][a-z0-9!#$%&'*+/=?^_`{|}~-]*(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+)
 
 FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
     {
@@ -91,6 +96,16 @@ def extract_address(raw: str | None) -> str | None:
     if not raw:
         return None
     text = raw.strip()
+    if _PLAIN_ADDRESS_RE.fullmatch(text) and is_valid_email(text):
+        # Already a clean address (lower case, ASCII, nothing around it): the search below
+        # would return exactly this text, so skip it. (A leading quote is valid in an
+        # address but the search strips it as punctuation: such a value takes the long way.)
+        return text
+    return _search_address(text)
+
+
+def _search_address(text: str) -> str | None:
+    """The first valid address among the candidates found in ``text`` (already stripped)."""
     candidates = [m.strip() for m in _ANGLE_RE.findall(text)]
     candidates += _SEPARATORS_RE.split(_ANGLE_RE.sub(" ", text))
     for candidate in candidates:

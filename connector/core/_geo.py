@@ -7,6 +7,8 @@ from functools import lru_cache
 
 import pycountry
 
+from connector.core._cache import value_cache
+
 # Common spellings pycountry does not know (lower-case keys, punctuation removed).
 COUNTRY_ALIASES: dict[str, str] = {
     "usa": "US", "us": "US", "us of a": "US", "united states of america": "US",
@@ -45,7 +47,7 @@ def _key(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-@lru_cache(maxsize=4096)
+@value_cache
 def country_code(raw: str) -> str | None:
     """Return the ISO 3166 alpha-2 code for a country name/code, or ``None``."""
     text = raw.strip()

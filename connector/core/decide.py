@@ -19,8 +19,7 @@ from connector.core.identity import (
     OwnerIndex,
     account_owner,
     active_owner_emails,
-    cluster_people,
-    match_account,
+    cluster_keys,
     owners_by_id,
     person_key,
     record_identity_id,
@@ -41,39 +40,49 @@ from connector.core.models import (
     SlaDecision,
     TaskDecision,
 )
-from connector.core.routing import MatchedAccountOwner, RoutingInput, route
+from connector.core.routing import MatchedAccountOwner, RoutingInput, route, score_text
 from connector.core.rules import Rules
 from connector.core.scoring import score_person
 from connector.core.sla import sla_for
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Prepared:
+    """One record after hygiene, identity key, account match and scoring (never changed once made)."""
+
     person: Person
     cleaned: HygieneResult
+    key: str | None
     score: ScoreResult
     account: Account | None
+    keeps_crm_owner: bool
 
 
 class _Quarantine(Exception):
     """A record that cannot be decided; the message is the quarantine reason."""
+
+    def __init__(self, reason: str, findings: Sequence[Finding]) -> None:
+        super().__init__(reason)
+        self.findings = tuple(findings)
 
 
 def _blank(value: str | None) -> bool:
     return value is None or not value.strip()
 
 
-def _prepare(
-    person: Person, accounts: AccountIndex, owners: OwnerIndex, rules: Rules
-) -> _Prepared:
+def _prepare(person: Person, accounts: AccountIndex, owner_list: Sequence[Owner], owners: OwnerIndex,
+             rules: Rules) -> _Prepared:
+    """Clean, key, match and score one record (``owners`` is ``owners_by_id(owner_list)``)."""
     cleaned = clean_person(person)
     p = cleaned.person
-    if person_key(p.email) is None and _blank(p.first_name) and _blank(p.last_name) \
-            and _blank(p.company):
-        raise _Quarantine("no valid email, name or company: nothing identifies this person")
-    account = match_account(cleaned.email_domain, accounts, owners, person.ref.connection)
+    key = person_key(p.email)
+    if key is None and _blank(p.first_name) and _blank(p.last_name) and _blank(p.company):
+        raise _Quarantine("no valid email, name or company: nothing identifies this person",
+                          cleaned.findings)
+    account = accounts.match(cleaned.email_domain, person.ref.connection, owner_list)
     score = score_person(cleaned, rules.scoring)
-    return _Prepared(person=person, cleaned=cleaned, score=score, account=account)
+    return _Prepared(person=person, cleaned=cleaned, key=key, score=score, account=account,
+                     keeps_crm_owner=_keeps_crm_owner(person, rules, owners))
 
 
 def _matched_owner(account: Account | None, owners: OwnerIndex) -> MatchedAccountOwner | None:
@@ -139,25 +148,29 @@ def _crm_owner_decision(item: _Prepared, owners: OwnerIndex, tier: str) -> Routi
     return RoutingDecision(
         owner_email=email, tier=tier, rule=f"crm_{person.kind}_owner",
         reason=f"{kind} already owned in the CRM by {who}; kept", kept_existing=True,
+        source="crm_owner",
     )
 
 
 def _task(item: _Prepared, routing: RoutingDecision, sla: SlaDecision) -> TaskDecision:
+    """The follow-up task, on the record that speaks for the person: its score is cited."""
     p = item.cleaned.person
     name = " ".join(x for x in (p.first_name, p.last_name) if x) or p.email or p.ref.crm_id
     company = f" ({p.company})" if p.company else ""
     assert routing.owner_email is not None
+    score = item.score
     lines = [
         routing.reason,
-        f"Score {item.score.total} ({item.score.category}): demographic "
-        f"{item.score.demographic}, firmographic {item.score.firmographic}, "
-        f"behavioural {item.score.behavioural}.",
-        f"Respond by {sla.due_at.isoformat()} ({sla.response_minutes} min SLA); "
+        f"This record: {score_text(score.total, score.category)}; demographic "
+        f"{score.demographic}, firmographic {score.firmographic}, "
+        f"behavioural {score.behavioural}.",
+        f"SLA tier {sla.tier}: respond by {sla.due_at.isoformat()} ({sla.response_minutes} min); "
         f"escalates to {', '.join(sla.escalation_chain) or 'nobody'} at "
         f"{sla.escalate_at.isoformat()}.",
     ]
     return TaskDecision(
-        subject=f"Follow up: {sla.tier} lead {name}{company}"[:255],
+        subject=f"Follow up: {name}{company}, SLA tier {sla.tier}, "
+                f"{score_text(score.total, score.category)}"[:255],
         description="\n".join(lines),
         due_at=sla.due_at,
         owner_email=routing.owner_email,
@@ -169,19 +182,28 @@ def _field_updates(
     item: _Prepared, identity_id: str, routing: RoutingDecision | None, sla: SlaDecision | None
 ) -> dict[str, Any]:
     person = item.person
-    wanted: dict[str, Any] = dict(item.cleaned.changes)
-    wanted["relay_score"] = item.score.total
-    wanted["relay_score_category"] = item.score.category
-    wanted["relay_id"] = identity_id
-    if routing is not None and (not routing.kept_existing or _blank(person.relay_routing_reason)):
-        # A kept owner (same person routed in the other CRM, or owned in the CRM already)
-        # is explained once; a fresh routing decision always replaces the old reason.
-        wanted["relay_routing_reason"] = routing.reason
-    if sla is not None:
-        wanted["relay_sla_due"] = sla.due_at
-    if item.account is not None and item.account.ref.connection == person.ref.connection:
-        wanted["relay_matched_account"] = item.account.ref.crm_id
-    return {k: v for k, v in wanted.items() if getattr(person, k) != v}
+    # Hygiene's changes differ from the record by construction; Relay's own fields are
+    # written only where they differ from what the record holds.
+    updates: dict[str, Any] = dict(item.cleaned.changes)
+    score = item.score
+    if person.relay_score != score.total:
+        updates["relay_score"] = score.total
+    if person.relay_score_category != score.category:
+        updates["relay_score_category"] = score.category
+    if person.relay_id != identity_id:
+        updates["relay_id"] = identity_id
+    # A kept owner (same person routed in the other CRM, or owned in the CRM already) is
+    # explained once; a fresh routing decision always replaces the old reason.
+    if routing is not None and (not routing.kept_existing or _blank(person.relay_routing_reason)) \
+            and person.relay_routing_reason != routing.reason:
+        updates["relay_routing_reason"] = routing.reason
+    if sla is not None and person.relay_sla_due != sla.due_at:
+        updates["relay_sla_due"] = sla.due_at
+    account = item.account
+    if account is not None and account.ref.connection == person.ref.connection \
+            and person.relay_matched_account != account.ref.crm_id:
+        updates["relay_matched_account"] = account.ref.crm_id
+    return updates
 
 
 def _quarantined(
@@ -206,22 +228,23 @@ def _decide_cluster(
 ) -> tuple[dict[RecordRef, LeadDecision], RoutingState]:
     members = [items[r] for r in cluster.members]
     existing = next((existing_assignments[r] for r in cluster.members
-                     if r in existing_assignments), None)
-    routable = [m for m in members
-                if not m.person.is_converted and not _keeps_crm_owner(m.person, rules, owners)]
+                     if r in existing_assignments), None) if existing_assignments else None
+    routable = [m for m in members if not m.person.is_converted and not m.keeps_crm_owner]
     shared: RoutingDecision | None = None
     sla: SlaDecision | None = None
     primary: _Prepared | None = None
     if routable or existing is not None:
         # One routing decision per person: the best-scoring record speaks for the cluster.
         candidates = routable or members
-        primary = max(candidates, key=lambda m: m.score.total)  # first wins ties
+        primary = candidates[0] if len(candidates) == 1 else \
+            max(candidates, key=lambda m: m.score.total)  # first wins ties
         p = primary.cleaned.person
         lead = RoutingInput(
             ref=p.ref, score=primary.score.total, category=primary.score.category,
             country=p.country, email_domain=primary.cleaned.email_domain,
             website_domain=registered_domain(p.website),
             matched_account=_matched_owner(primary.account, owners), existing=existing,
+            shared_by=len(candidates),
         )
         shared, state = route(lead, rules.routing, rules.sla, state, active)
         if shared.owner_email is not None and not shared.kept_existing:
@@ -231,7 +254,7 @@ def _decide_cluster(
     decisions: dict[RecordRef, LeadDecision] = {}
     for item in members:
         routing: RoutingDecision | None
-        if _keeps_crm_owner(item.person, rules, owners):
+        if item.keeps_crm_owner:
             # The CRM owner of a contact wins, even over the owner of the same person elsewhere.
             routing = _crm_owner_decision(item, owners, rules.sla.tier_for_score(item.score.total).name)
         elif existing is not None:
@@ -244,21 +267,21 @@ def _decide_cluster(
         task = None
         if item is primary and routing is not None and member_sla is not None:
             task = _task(item, routing, member_sla)
-        findings = list(item.cleaned.findings)
+        ref = item.person.ref
+        findings = item.cleaned.findings
         if routing is not None and routing.owner_email is None and routing.fallback == "none":
-            findings.append(Finding(ref=item.person.ref, field="owner_id", code="no_active_owner",
-                                    message=routing.reason))
+            findings += (Finding(ref=ref, field="owner_id", code="no_active_owner", message=routing.reason),)
         if routing is not None and routing.kept_existing and routing.owner_email \
                 and not _owner_active(routing.owner_email, rules, active):
-            findings.append(Finding(
-                ref=item.person.ref, field="owner_id", code="owner_inactive",
+            findings += (Finding(
+                ref=ref, field="owner_id", code="owner_inactive",
                 message=f"kept owner {routing.owner_email} is inactive: reassign by hand or "
-                        "release the assignment", value=routing.owner_email))
-        decisions[item.person.ref] = LeadDecision(
-            ref=item.person.ref,
+                        "release the assignment", value=routing.owner_email),)
+        decisions[ref] = LeadDecision(
+            ref=ref,
             identity_id=cluster.identity_id,
             person_key=cluster.key,
-            duplicates=tuple(r for r in cluster.members if r != item.person.ref),
+            duplicates=tuple(r for r in cluster.members if r != ref) if len(cluster.members) > 1 else (),
             hygiene=item.cleaned,
             matched_account=item.account.ref if item.account else None,
             score=item.score,
@@ -266,7 +289,7 @@ def _decide_cluster(
             sla=member_sla,
             task=task,
             field_updates=_field_updates(item, cluster.identity_id, routing, member_sla),
-            findings=tuple(findings),
+            findings=findings,
             rules_version=version,
             decided_at=now,
         )
@@ -275,7 +298,7 @@ def _decide_cluster(
 
 def decide_people(
     people: Sequence[Person],
-    accounts: Sequence[Account],
+    accounts: AccountIndex | Sequence[Account],
     owners: Sequence[Owner],
     rules: Rules,
     state: RoutingState,
@@ -295,7 +318,10 @@ def decide_people(
     Args:
         people: Canonical people from every connection. Round robin follows this order.
             A ref listed twice is decided once, with its last version.
-        accounts: Known accounts (for the account match by email domain).
+        accounts: Known accounts (for the account match by email domain): an
+            ``AccountIndex`` built once per run and kept up to date (the fast way, for a
+            caller that decides page after page), or a sequence of accounts, indexed for
+            this call only. Both give the same decisions.
         owners: CRM owners of every connection (for account owners and activity).
         rules: Validated rules; ``rules.version`` is stamped on every decision.
         state: Round-robin state loaded from the store; not modified.
@@ -304,7 +330,8 @@ def decide_people(
 
     Returns:
         One ``LeadDecision`` per distinct record ref, in input order, and the new
-        round-robin state to persist with them.
+        round-robin state to persist with them. ``LeadDecision.person_key`` is the
+        identity key the person was clustered by (no need to compute it again).
 
     Raises:
         ValueError: if ``now`` is naive (a caller bug, not a data problem).
@@ -317,25 +344,22 @@ def decide_people(
         latest[person.ref] = person  # dict keeps the first position, the last value
     owner_index = owners_by_id(owners)
     active = active_owner_emails(owners)
-    account_index = AccountIndex(accounts)
+    account_index = accounts if isinstance(accounts, AccountIndex) else AccountIndex(accounts)
     version = rules.version
 
     prepared: dict[RecordRef, _Prepared] = {}
     decisions: dict[RecordRef, LeadDecision] = {}
     for ref, person in latest.items():
         try:
-            prepared[ref] = _prepare(person, account_index, owner_index, rules)
+            prepared[ref] = _prepare(person, account_index, owners, owner_index, rules)
         except _Quarantine as exc:
-            findings = clean_person(person).findings
-            decisions[ref] = _quarantined(ref, str(exc), findings, version, now)
+            decisions[ref] = _quarantined(ref, str(exc), exc.findings, version, now)
         except Exception as exc:  # one bad record must not stop the batch
             decisions[ref] = _quarantined(
                 ref, f"could not decide: {type(exc).__name__}: {exc}", (), version, now)
 
-    order = {ref: i for i, ref in enumerate(latest)}
-    clusters = cluster_people(item.cleaned.person for item in prepared.values())
-    clusters.sort(key=lambda c: min(order[r] for r in c.members))
-    for cluster in clusters:
+    # Clusters in the order of their first record: round robin follows the input order.
+    for cluster in cluster_keys((ref, item.key) for ref, item in prepared.items()):
         try:
             decided, state = _decide_cluster(cluster, prepared, owner_index, active, rules,
                                              state, now, existing, version)

@@ -13,24 +13,36 @@ from typing import Any
 
 import phonenumbers
 
+from connector.core._cache import value_cache
 from connector.core._company import clean_company, company_key, recase
-from connector.core._email import clean_email, email_domain, is_free_mail, is_valid_email
+from connector.core._email import clean_email, is_free_mail, is_valid_email
 from connector.core._geo import STATE_COUNTRIES, country_code, state_code
 from connector.core._titles import clean_title, function_of, seniority_of
-from connector.core.models import Finding, HygieneResult, Person
+from connector.core.models import Finding, HygieneResult, JobFunction, Person, Seniority
 
 # Seed 002 "Data Entry Standards": First Name, Last Name, Email, Company are required.
 REQUIRED_PERSON_FIELDS: tuple[str, ...] = ("first_name", "last_name", "email", "company")
 
 _TEXT_FIELDS = ("city", "lead_source", "status", "industry", "website")
+_NAME_FIELDS = ("first_name", "last_name")
+_NON_NEGATIVE_FIELDS = ("employees", "annual_revenue", "page_views", "email_clicks",
+                        "form_submissions", "content_downloads", "pricing_page_visits")
+_SPACES_RE = re.compile(r"\s+")
+
+# Every normalisation below is a pure function of one field value (and the country, for
+# phones and states), so each is cached per distinct value: names, companies, titles,
+# countries and phone numbers repeat across records and across runs, and parsing a phone
+# number or matching the title patterns costs far more than a cache lookup.
 
 
 def _collapse(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
+    return _SPACES_RE.sub(" ", text).strip()
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+@value_cache
+def _text(raw: str) -> str:
+    """A free-text value (city, lead source, website...) with its whitespace collapsed."""
+    return _collapse(raw)
 
 
 def normalise_phone(raw: str, country: str | None) -> str | None:
@@ -47,6 +59,56 @@ def normalise_phone(raw: str, country: str | None) -> str | None:
     if not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@value_cache
+def _email(raw: str) -> tuple[str, str | None]:
+    """The cleaned email and its domain (``None`` when the address is not valid)."""
+    email = clean_email(raw)
+    return email, (email.split("@")[1] if is_valid_email(email) else None)
+
+
+@value_cache
+def _country(raw: str) -> tuple[str, str | None]:
+    """The value to store and the ISO code (``None``: unknown, the trimmed value is kept)."""
+    code = country_code(raw)
+    return (code, code) if code is not None else (_collapse(raw), None)
+
+
+@value_cache
+def _state(raw: str, country: str | None) -> tuple[str, str | None]:
+    """The trimmed state and its subdivision code in ``country`` (``None`` when unknown)."""
+    kept = _collapse(raw)
+    return kept, state_code(kept, country)
+
+
+@value_cache
+def _phone(raw: str, country: str | None) -> tuple[str, str | None]:
+    """The trimmed number and its E.164 form (``None`` when not a valid number).
+
+    Parsing and validating with ``phonenumbers`` is the most expensive step of hygiene.
+    """
+    kept = _collapse(raw)
+    return kept, normalise_phone(kept, country)
+
+
+@value_cache
+def _company(raw: str) -> tuple[str, str | None]:
+    """The cleaned company name and its matching key."""
+    cleaned = clean_company(raw)
+    return cleaned, company_key(cleaned)
+
+
+@value_cache
+def _name(raw: str) -> str:
+    return recase(_collapse(raw), keep_short_caps=False)
+
+
+@value_cache
+def _title(title: str | None) -> tuple[str | None, Seniority, JobFunction]:
+    """The cleaned title (blank titles kept as they are), its seniority and its function."""
+    cleaned = clean_title(title) if title is not None and title.strip() else title
+    return cleaned, seniority_of(cleaned), function_of(cleaned)
 
 
 def clean_person(
@@ -68,74 +130,82 @@ def clean_person(
     """
     ref = person.ref
     findings: list[Finding] = []
-    updates: dict[str, Any] = {}
-
-    def finding(field: str, code: str, message: str, value: Any) -> None:
-        findings.append(
-            Finding(ref=ref, field=field, code=code, message=message,
-                    value=None if value is None else str(value))
-        )
+    changes: dict[str, Any] = {}  # only the values that differ from the record's
 
     for field in required_fields:
-        if _blank(getattr(person, field, None)):
-            finding(field, "missing_required", f"{field} is required but empty", None)
+        value = getattr(person, field, None)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            findings.append(Finding(ref, field, "missing_required", f"{field} is required but empty"))
 
     # email
     domain: str | None = None
-    if person.email is not None and not _blank(person.email):
-        email = clean_email(person.email)
-        updates["email"] = email
-        if is_valid_email(email):
-            domain = email_domain(email)
-        else:
-            finding("email", "invalid_email", f"'{email}' is not a valid email address", email)
+    raw = person.email
+    if raw is not None and raw.strip():
+        email, domain = _email(raw)
+        if email != raw:
+            changes["email"] = email
+        if domain is None:
+            findings.append(Finding(ref, "email", "invalid_email", f"'{email}' is not a valid email address",
+                                    email))
 
     # country first: phone and state depend on it
     country: str | None = None
-    if person.country is not None and not _blank(person.country):
-        country = country_code(person.country)
+    raw = person.country
+    if raw is not None and raw.strip():
+        kept, country = _country(raw)
+        if kept != raw:
+            changes["country"] = kept
         if country is None:
-            kept = _collapse(person.country)
-            updates["country"] = kept
-            finding("country", "unknown_country", f"'{kept}' is not a known country", kept)
-        else:
-            updates["country"] = country
+            findings.append(Finding(ref, "country", "unknown_country", f"'{kept}' is not a known country", kept))
 
-    if person.state is not None and not _blank(person.state):
-        kept = _collapse(person.state)
-        code = state_code(kept, country)
-        updates["state"] = code if code is not None else kept
+    raw = person.state
+    if raw is not None and raw.strip():
+        kept, code = _state(raw, country)
+        value = code if code is not None else kept
+        if value != raw:
+            changes["state"] = value
         if code is None and country in STATE_COUNTRIES:
-            finding("state", "unknown_state", f"'{kept}' is not a state/province of {country}", kept)
+            findings.append(Finding(ref, "state", "unknown_state",
+                                    f"'{kept}' is not a state/province of {country}", kept))
 
-    if person.phone is not None and not _blank(person.phone):
-        kept = _collapse(person.phone)
-        e164 = normalise_phone(kept, country)
-        updates["phone"] = e164 if e164 is not None else kept
+    raw = person.phone
+    if raw is not None and raw.strip():
+        kept, e164 = _phone(raw, country)
+        value = e164 if e164 is not None else kept
+        if value != raw:
+            changes["phone"] = value
         if e164 is None:
             where = f" for country {country}" if country else " (no country to read it in)"
-            finding("phone", "invalid_phone", f"'{kept}' is not a valid phone number{where}", kept)
+            findings.append(Finding(ref, "phone", "invalid_phone",
+                                    f"'{kept}' is not a valid phone number{where}", kept))
 
-    if person.company is not None and not _blank(person.company):
-        updates["company"] = clean_company(person.company)
-    for field in ("first_name", "last_name"):
-        value = getattr(person, field)
-        if value is not None and not _blank(value):
-            updates[field] = recase(_collapse(value), keep_short_caps=False)
-    if person.title is not None and not _blank(person.title):
-        updates["title"] = clean_title(person.title)
+    matching_key: str | None = None  # of the company; a blank name has none
+    raw = person.company
+    if raw is not None and raw.strip():
+        value, matching_key = _company(raw)
+        if value != raw:
+            changes["company"] = value
+    for field in _NAME_FIELDS:
+        raw = getattr(person, field)
+        if raw is not None and raw.strip():
+            value = _name(raw)
+            if value != raw:
+                changes[field] = value
+    title, seniority, function = _title(person.title)
+    if title != person.title:
+        changes["title"] = title
     for field in _TEXT_FIELDS:
-        value = getattr(person, field)
-        if isinstance(value, str) and not _blank(value):
-            updates[field] = _collapse(value)
+        raw = getattr(person, field)
+        if isinstance(raw, str) and raw.strip():
+            value = _text(raw)
+            if value != raw:
+                changes[field] = value
 
-    for field in ("employees", "annual_revenue", "page_views", "email_clicks",
-                  "form_submissions", "content_downloads", "pricing_page_visits"):
+    for field in _NON_NEGATIVE_FIELDS:
         value = getattr(person, field)
         if value is not None and value < 0:
-            finding(field, "negative_value", f"{field} cannot be negative", value)
+            findings.append(Finding(ref, field, "negative_value", f"{field} cannot be negative", str(value)))
 
-    changes = {k: v for k, v in updates.items() if getattr(person, k) != v}
     cleaned = person.model_copy(update=changes) if changes else person
     return HygieneResult(
         person=cleaned,
@@ -143,7 +213,7 @@ def clean_person(
         findings=tuple(findings),
         email_domain=domain,
         free_mail=is_free_mail(domain),
-        company_key=company_key(cleaned.company),
-        seniority=seniority_of(cleaned.title),
-        function=function_of(cleaned.title),
+        company_key=matching_key,
+        seniority=seniority,
+        function=function,
     )

@@ -8,11 +8,11 @@ the same identity ids, whatever order they arrive in.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict
-
+from connector.core._cache import value_cache
 from connector.core._email import clean_email, extract_address, is_free_mail
 from connector.core.models import Account, Owner, Person, RecordRef
 
@@ -22,8 +22,12 @@ OwnerIndex = Mapping[tuple[str | None, str], Owner]
 """Owners keyed by (connection, CRM owner id); connection ``None`` matches any."""
 
 
-class IdentityCluster(BaseModel):
+@dataclass(frozen=True, slots=True)
+class IdentityCluster:
     """Records that are the same person, in either CRM.
+
+    A plain frozen dataclass: the core builds one per person on the hot path and never
+    serialises it (``LeadDecision`` carries its ``identity_id`` and ``key``).
 
     Attributes:
         identity_id: Deterministic id (``p_`` + 16 hex), stable for the same key.
@@ -32,13 +36,12 @@ class IdentityCluster(BaseModel):
         members: The member records, sorted by connection/object/crm_id.
     """
 
-    model_config = ConfigDict(frozen=True)
-
     identity_id: str
     key: str | None
     members: tuple[RecordRef, ...]
 
 
+@value_cache
 def person_key(email: str | None) -> str | None:
     """Return the identity key of an email address, or ``None`` if it is not valid.
 
@@ -48,6 +51,7 @@ def person_key(email: str | None) -> str | None:
     local part are dropped too and the domain becomes ``gmail.com``. Dots are kept
     elsewhere (Outlook/Hotmail/Yahoo treat them as significant), and Yahoo ``-``
     aliases are kept: a wrong merge is worse than a missed one. Never raises.
+    Cached per distinct value (the pipeline asks for the same emails several times).
     """
     address = extract_address(email)
     if address is None:
@@ -62,10 +66,12 @@ def person_key(email: str | None) -> str | None:
     return f"{local}@{domain}"
 
 
+@value_cache
 def registered_domain(value: str | None) -> str | None:
     """Return the host of a domain or website, lower-case, without ``www.`` or port.
 
     ``https://www.Acme.example/about`` -> ``acme.example``. ``None`` when empty.
+    Cached per distinct value: ``urlsplit`` is the costly part of indexing accounts.
     """
     if not value or not value.strip():
         return None
@@ -103,27 +109,36 @@ def cluster_people(people: Iterable[Person]) -> list[IdentityCluster]:
     Returns:
         Clusters sorted by identity id; each record is in exactly one cluster.
     """
-    by_key: dict[str, list[RecordRef]] = {}
-    singles: list[RecordRef] = []
-    for person in people:
-        key = person_key(person.email)
-        if key is None:
-            singles.append(person.ref)
-        else:
-            by_key.setdefault(key, []).append(person.ref)
-    clusters = [
-        IdentityCluster(
-            identity_id=_identity_id("email:" + key),
-            key=key,
-            members=tuple(sorted(set(refs), key=_ref_sort_key)),
-        )
-        for key, refs in by_key.items()
-    ]
-    clusters.extend(
-        IdentityCluster(identity_id=record_identity_id(ref), key=None, members=(ref,))
-        for ref in set(singles)
-    )
+    clusters = cluster_keys((person.ref, person_key(person.email)) for person in people)
     return sorted(clusters, key=lambda c: c.identity_id)
+
+
+def cluster_keys(keyed: Iterable[tuple[RecordRef, str | None]]) -> list[IdentityCluster]:
+    """Group records by identity key already computed (see :func:`person_key`).
+
+    The decision core computes each person's key once and clusters with it; a record
+    without a key (``None``) is a cluster of its own.
+
+    Returns:
+        Clusters in the order of their first record in ``keyed``; members are sorted by
+        connection/object/crm_id, and a record listed twice is one member.
+    """
+    groups: dict[str | RecordRef, tuple[str | None, list[RecordRef]]] = {}
+    for ref, key in keyed:
+        group = groups.get(key if key is not None else ref)
+        if group is None:
+            groups[key if key is not None else ref] = (key, [ref])
+        else:
+            group[1].append(ref)
+    clusters: list[IdentityCluster] = []
+    for group_key, (key, refs) in groups.items():
+        if key is None:
+            assert isinstance(group_key, RecordRef)
+            clusters.append(IdentityCluster(record_identity_id(group_key), None, (group_key,)))
+        else:
+            members = tuple(sorted(set(refs), key=_ref_sort_key)) if len(refs) > 1 else tuple(refs)
+            clusters.append(IdentityCluster(_identity_id("email:" + key), key, members))
+    return clusters
 
 
 def account_domains(account: Account) -> set[str]:
@@ -132,22 +147,95 @@ def account_domains(account: Account) -> set[str]:
     return {d for d in found if d}
 
 
-class AccountIndex:
-    """Accounts by domain, for fast matching of many people against many accounts."""
+_MATCH_MEMO_MAX = 1 << 16
+"""Matches an ``AccountIndex`` remembers (by email domain and connection) before starting over."""
 
-    def __init__(self, accounts: Iterable[Account]) -> None:
-        self._by_domain: dict[str, list[Account]] = {}
+
+class AccountIndex:
+    """Accounts by domain, for fast matching of many people against many accounts.
+
+    Build it once per run and keep it up to date with :meth:`add` (a new or changed
+    account) and :meth:`remove` (a deleted one) rather than rebuilding it for every page:
+    indexing parses every account's domain and website. One entry per account
+    reference: adding an account whose ``ref`` is already indexed replaces it.
+    """
+
+    def __init__(self, accounts: Iterable[Account] = ()) -> None:
+        self._by_domain: dict[str, dict[RecordRef, Account]] = {}
+        self._by_ref: dict[RecordRef, tuple[Account, frozenset[str]]] = {}
+        self._matches: dict[tuple[str, str | None], Account | None] = {}
+        self._matches_owners: tuple[Owner, ...] | None = None
+        self._owner_index: OwnerIndex = {}
         for account in accounts:
-            for domain in account_domains(account):
-                self._by_domain.setdefault(domain, []).append(account)
+            self.add(account)
+
+    def __len__(self) -> int:
+        return len(self._by_ref)
+
+    def __iter__(self) -> Iterator[Account]:
+        return (account for account, _ in self._by_ref.values())
+
+    def __contains__(self, ref: object) -> bool:
+        return ref in self._by_ref
+
+    def add(self, account: Account) -> None:
+        """Index ``account``, replacing the indexed account with the same ``ref``, if any."""
+        self.remove(account.ref)
+        self._matches.clear()
+        domains = frozenset(account_domains(account))
+        self._by_ref[account.ref] = (account, domains)
+        for domain in domains:
+            self._by_domain.setdefault(domain, {})[account.ref] = account
+
+    def update(self, accounts: Iterable[Account]) -> None:
+        """Index each of ``accounts`` (new ones added, known ones replaced)."""
+        for account in accounts:
+            self.add(account)
+
+    def remove(self, ref: RecordRef) -> Account | None:
+        """Forget the account ``ref`` (deleted or merged away); return it, or ``None`` if unknown."""
+        found = self._by_ref.pop(ref, None)
+        if found is None:
+            return None
+        self._matches.clear()
+        account, domains = found
+        for domain in domains:
+            bucket = self._by_domain.get(domain)
+            if bucket is not None:
+                bucket.pop(ref, None)
+                if not bucket:
+                    del self._by_domain[domain]
+        return account
+
+    def match(self, email_domain: str | None, connection: str | None, owners: Sequence[Owner]) -> Account | None:
+        """:func:`match_account` against this index, remembered per (email domain, connection).
+
+        Many people share a company domain, page after page. The answer depends on the
+        accounts (adding or removing one forgets every answer) and on the owners (asked
+        with other owners than last time, it forgets them too).
+        """
+        if email_domain is None:
+            return None
+        if self._matches_owners != tuple(owners):
+            self._matches.clear()
+            self._matches_owners = tuple(owners)
+            self._owner_index = owners_by_id(owners)
+        key = (email_domain, connection)
+        if key in self._matches:
+            return self._matches[key]
+        if len(self._matches) >= _MATCH_MEMO_MAX:
+            self._matches.clear()
+        found = self._matches[key] = match_account(email_domain, self, self._owner_index, connection)
+        return found
 
     def candidates(self, email_domain: str) -> list[tuple[Account, bool]]:
         """Accounts whose domain is ``email_domain`` or a parent of it, with exactness."""
         found: list[tuple[Account, bool]] = []
         labels = email_domain.split(".")
         for i in range(len(labels) - 1):
-            domain = ".".join(labels[i:])
-            found.extend((a, i == 0) for a in self._by_domain.get(domain, ()))
+            bucket = self._by_domain.get(".".join(labels[i:]))
+            if bucket:
+                found.extend((a, i == 0) for a in bucket.values())
         return found
 
 

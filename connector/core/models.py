@@ -3,12 +3,19 @@
 Records (``Person``, ``Account``, ``Owner``) are what the mapping layer produces from
 CRM data; decisions (``HygieneResult``, ``ScoreResult``, ``RoutingDecision``,
 ``SlaDecision``, ``LeadDecision``) are what the pipeline stores and writes back.
-Everything here is a frozen pydantic model: stages never mutate their inputs.
+Records and the decisions the pipeline serialises on their own (``ScoreResult``,
+``RoutingDecision``, ``SlaDecision``, ``TaskDecision``, ``LeadDecision``) are frozen
+pydantic models; the parts the core makes for every record and that are only ever
+serialised inside a ``LeadDecision`` (``HygieneResult``, ``Finding``, ``ScoreItem``)
+are frozen dataclasses with the same attributes, as pydantic validation of values
+the core produced itself is pure cost. Stages never mutate their inputs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -20,6 +27,7 @@ JobFunction = Literal[
 ]
 ScoreComponent = Literal["demographic", "firmographic", "behavioural"]
 TaskPriority = Literal["High", "Normal", "Low"]
+RoutingSource = Literal["relay", "crm_owner", "existing"]
 
 
 class _Frozen(BaseModel):
@@ -109,8 +117,13 @@ class Owner(_Frozen):
     connection: str | None = None
 
 
-class Finding(_Frozen):
-    """One data-quality problem found on one field of one record."""
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One data-quality problem found on one field of one record.
+
+    A plain frozen dataclass: hygiene makes them for every record, from values it
+    checked itself; ``LeadDecision`` serialises them with ``model_dump`` as before.
+    """
 
     ref: RecordRef
     field: str
@@ -119,8 +132,12 @@ class Finding(_Frozen):
     value: str | None = None
 
 
-class HygieneResult(_Frozen):
+@dataclass(frozen=True, slots=True)
+class HygieneResult:
     """The cleaned person plus what changed and what is wrong.
+
+    A plain frozen dataclass (one per record, built from values hygiene produced itself);
+    ``LeadDecision`` serialises it with ``model_dump`` as before.
 
     Attributes:
         person: The person with every normalised value applied.
@@ -134,7 +151,7 @@ class HygieneResult(_Frozen):
     """
 
     person: Person
-    changes: Mapping[str, Any] = Field(default_factory=dict)
+    changes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
     email_domain: str | None = None
     free_mail: bool = False
@@ -143,8 +160,13 @@ class HygieneResult(_Frozen):
     function: JobFunction = "other"
 
 
-class ScoreItem(_Frozen):
-    """One scoring rule that contributed points (before the component cap)."""
+@dataclass(frozen=True, slots=True)
+class ScoreItem:
+    """One scoring rule that contributed points (before the component cap).
+
+    A plain frozen dataclass (scoring makes several per person); ``ScoreResult``
+    serialises its items with ``model_dump`` as before.
+    """
 
     component: ScoreComponent
     rule: str
@@ -176,8 +198,12 @@ class RoutingDecision(_Frozen):
         region: Territory used (``None`` when the rule does not use territories).
         group: Round-robin group key used (e.g. ``senior_reps:NA``), if any.
         position: 1-based count of assignments made in that group, after this one.
-        kept_existing: True when the lead already had a Relay assignment and kept it.
+        kept_existing: True when the owner was kept rather than chosen now (``source`` says whose).
         fallback: Name of the fallback step used when the region had nobody active.
+        source: Where the owner comes from: ``relay`` (Relay's routing chose it now),
+            ``existing`` (an active Relay assignment, kept) or ``crm_owner`` (the owner the
+            CRM already gives the record, kept; Relay writes no owner and records no
+            assignment for it).
     """
 
     owner_email: str | None
@@ -189,6 +215,7 @@ class RoutingDecision(_Frozen):
     position: int | None = None
     kept_existing: bool = False
     fallback: str | None = None
+    source: RoutingSource = "relay"
 
 
 class SlaDecision(_Frozen):
@@ -286,7 +313,8 @@ class RoutingState(_Frozen):
 
     def position(self, group_key: str) -> GroupPosition:
         """Return the state of ``group_key`` (a fresh one when never used)."""
-        return self.groups.get(group_key, GroupPosition())
+        found = self.groups.get(group_key)
+        return found if found is not None else GroupPosition()
 
     def with_position(self, group_key: str, position: GroupPosition) -> RoutingState:
         """Return a copy of this state with ``group_key`` set to ``position``."""

@@ -12,8 +12,7 @@ weight within every cycle, and resumable from ``RoutingState`` (state in, state 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass
 
 from connector.core.models import (
     ExistingAssignment,
@@ -34,10 +33,9 @@ from connector.core.rules import (
 REASON_MAX = 255
 
 
-class MatchedAccountOwner(BaseModel):
+@dataclass(frozen=True, slots=True)
+class MatchedAccountOwner:
     """The account a lead matched and its owner, resolved by the caller."""
-
-    model_config = ConfigDict(frozen=True)
 
     account: RecordRef
     label: str
@@ -45,21 +43,25 @@ class MatchedAccountOwner(BaseModel):
     owner_active: bool
 
 
-class RoutingInput(BaseModel):
+@dataclass(frozen=True, slots=True)
+class RoutingInput:
     """What routing needs to know about one lead.
+
+    A plain frozen dataclass: the caller builds it from values the core validated already.
 
     Attributes:
         ref: The record being routed (for traceability only).
         score: Total score 0..100.
-        category: Score category (``Hot``...).
+        category: Score category (``Hot``...), from scoring; not the SLA tier.
         country: ISO alpha-2 country, used for the territory.
         email_domain: The lead's email domain (for named accounts).
         website_domain: The lead's website domain (second chance for named accounts).
         matched_account: The account matched by domain, with its owner.
         existing: An active assignment from Relay's ledger: the lead keeps it.
+        shared_by: How many records of the person share this decision. Each record has
+            its own score, so above 1 the reason says that the score it cites is the best
+            of them (the record that speaks for the person), not the reader's record's.
     """
-
-    model_config = ConfigDict(frozen=True)
 
     ref: RecordRef
     score: int
@@ -69,18 +71,31 @@ class RoutingInput(BaseModel):
     website_domain: str | None = None
     matched_account: MatchedAccountOwner | None = None
     existing: ExistingAssignment | None = None
-
-
-def _domain_and_parents(domain: str | None) -> list[str]:
-    """``eu.globex.example`` -> [``eu.globex.example``, ``globex.example``]."""
-    if not domain:
-        return []
-    labels = domain.split(".")
-    return [".".join(labels[i:]) for i in range(len(labels) - 1)]
+    shared_by: int = 1
 
 
 def _reason(text: str) -> str:
     return text if len(text) <= REASON_MAX else text[: REASON_MAX - 3] + "..."
+
+
+def score_text(score: int, category: str, shared_by: int = 1) -> str:
+    """How reasons and tasks cite a score: with its category, named as such.
+
+    The category (``Hot``/``Warm``/``Qualified``/``Early``/``Cold``, from scoring) and the
+    SLA tier (from routing and ``sla.yaml``) can differ for the same score (33 is category
+    ``Early`` and SLA tier ``Cold``), so each is always labelled. ``shared_by`` above 1
+    says that the score is the best of the person's records, which share this decision.
+    """
+    best = f"; best of this person's {shared_by} records" if shared_by > 1 else ""
+    return f"score {score} (category {category}{best})"
+
+
+def _lead_score(lead: RoutingInput) -> str:
+    return score_text(lead.score, lead.category, lead.shared_by)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _is_active(email: str, rules: RoutingRules, active_owners: Mapping[str, bool]) -> bool:
@@ -129,11 +144,12 @@ def _members(
     region: str | None,
     active_owners: Mapping[str, bool],
 ) -> list[TeamMember]:
+    # The test of ``_is_active``, shortened: validated rosters hold each email once and in
+    # lower case, so a member's roster entry is the member itself.
     return [
-        m for m in rules.team
-        if m.role == role
-        and (region is None or m.region in (region, GLOBAL_REGION))
-        and _is_active(m.email, rules, active_owners)
+        m for m in rules.members_with_role(role)
+        if (region is None or m.region in (region, GLOBAL_REGION))
+        and m.active and active_owners.get(m.email, True)
     ]
 
 
@@ -149,7 +165,7 @@ def _round_robin(
     notes: list[str],
 ) -> tuple[RoutingDecision, RoutingState]:
     region = rules.region_for(lead.country)
-    head = f"{tier} lead (score {lead.score}) -> {group.label}, region {region}"
+    head = f"{_capital(_lead_score(lead))}, SLA tier {tier} -> {group.label}, region {region}"
     suffix = "".join(f"; {n}" for n in notes)
     scope = region if group.by_region else None
     members = _members(rules, group.role, scope, active_owners)
@@ -217,11 +233,12 @@ def route(
     """
     if lead.existing is not None:
         existing = lead.existing
+        tier_text = f" (SLA tier {existing.tier})" if existing.tier else ""
         return RoutingDecision(
             owner_email=existing.owner_email, tier=existing.tier,
             rule=existing.rule or "existing_assignment",
-            reason=_reason(f"Already assigned to {existing.owner_email} ({existing.tier}); kept"),
-            kept_existing=True,
+            reason=_reason(f"Already assigned to {existing.owner_email}{tier_text}; kept"),
+            kept_existing=True, source="existing",
         ), state
 
     by_score = sla.tier_for_score(lead.score).name
@@ -231,9 +248,8 @@ def route(
             continue
         tier = rule.tier or by_score
         if rule.action == "named_account_owner":
-            domain = next((d for source in (lead.email_domain, lead.website_domain)
-                           for d in _domain_and_parents(source)
-                           if d in rules.named_accounts), None)
+            domain = rules.named_account_domain(lead.email_domain) \
+                or rules.named_account_domain(lead.website_domain)
             if domain is None:
                 continue
             owner = rules.named_accounts[domain]
@@ -242,7 +258,7 @@ def route(
                 continue
             return RoutingDecision(
                 owner_email=owner, tier=tier, rule=rule.name,
-                reason=_reason(f"Named account {domain} -> {owner} ({tier}, score {lead.score})"),
+                reason=_reason(f"Named account {domain} -> {owner}; {_lead_score(lead)}, SLA tier {tier}"),
             ), state
         if rule.action == "matched_account_owner":
             matched = lead.matched_account
@@ -254,15 +270,15 @@ def route(
                 continue
             return RoutingDecision(
                 owner_email=owner, tier=tier, rule=rule.name,
-                reason=_reason(f"Matched account {matched.label} -> account owner {owner} "
-                               f"({tier}, score {lead.score})" + "".join(f"; {n}" for n in notes)),
+                reason=_reason(f"Matched account {matched.label} -> account owner {owner}; "
+                               f"{_lead_score(lead)}, SLA tier {tier}" + "".join(f"; {n}" for n in notes)),
             ), state
         if rule.action == "nurture":
             tier = rule.tier or "Nurture"
             return RoutingDecision(
                 owner_email=None, tier=tier, rule=rule.name,
-                reason=_reason(f"{lead.category} lead (score {lead.score}) -> marketing "
-                               "nurture, no sales owner" + "".join(f"; {n}" for n in notes)),
+                reason=_reason(f"{_capital(_lead_score(lead))} -> marketing nurture, no sales "
+                               "owner, no SLA" + "".join(f"; {n}" for n in notes)),
             ), state
         assert rule.group is not None
         return _round_robin(lead, rule, rule.group, rules.groups[rule.group], tier, rules,
@@ -270,5 +286,5 @@ def route(
     # Unreachable with validated rules (the last rule is a catch-all).
     return RoutingDecision(
         owner_email=None, tier="Nurture", rule="no_rule",
-        reason=_reason(f"No routing rule applies (score {lead.score})"),
+        reason=_reason(f"No routing rule applies ({_lead_score(lead)})"),
     ), state

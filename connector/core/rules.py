@@ -13,11 +13,14 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from connector.core._cache import DerivedCache
 
 DEMOGRAPHIC_MAX = 30
 FIRMOGRAPHIC_MAX = 30
@@ -237,10 +240,21 @@ class ScoringRules(_Schema):
         Raises:
             ValueError: if ``total`` is outside 0..100 (validated rules cover all of it).
         """
-        for cat in self.categories:
-            if cat.min <= total <= cat.max:
-                return cat.name
-        raise ValueError(f"score {total} is outside 0..{SCORE_MAX}")
+        name = _category_table(self)[total] if 0 <= total <= SCORE_MAX else None
+        if name is None:
+            raise ValueError(f"score {total} is outside 0..{SCORE_MAX}")
+        return name
+
+
+def _build_category_table(scoring: ScoringRules) -> tuple[str | None, ...]:
+    """Category name per total 0..100 (the first category listed that covers it)."""
+    return tuple(
+        next((cat.name for cat in scoring.categories if cat.min <= total <= cat.max), None)
+        for total in range(SCORE_MAX + 1)
+    )
+
+
+_category_table = DerivedCache(_build_category_table)
 
 
 # --------------------------------------------------------------------------- routing
@@ -474,20 +488,40 @@ class RoutingRules(_Schema):
                          "the last rule must apply to every lead (min_score 0, action "
                          "round_robin or nurture) so no lead is left undecided", last.name)
 
-    # ---- lookups used by routing
+    # ---- lookups used by routing (tables built once per rules object, see _RosterTables)
 
     def member(self, email: str) -> TeamMember | None:
         """Return the roster entry for ``email`` (case-insensitive), if any."""
-        wanted = email.strip().lower()
-        return next((m for m in self.team if m.email == wanted), None)
+        return _roster_tables(self).by_email.get(email.strip().lower())
+
+    def members_with_role(self, role: str) -> tuple[TeamMember, ...]:
+        """Return the roster entries with ``role``, in roster order (active or not)."""
+        return _roster_tables(self).by_role.get(role, ())
+
+    def named_account_domain(self, domain: str | None) -> str | None:
+        """Return the named account ``domain`` belongs to: itself or its nearest parent listed.
+
+        ``emea.umbrella-corp.example`` -> ``umbrella-corp.example`` when that is a named
+        account; ``None`` when neither the domain nor a parent of it is one.
+        """
+        if not domain:
+            return None
+        named = _roster_tables(self).named
+        if domain in named:
+            return named[domain]
+        labels = domain.split(".")
+        found = next((d for d in (".".join(labels[i:]) for i in range(len(labels) - 1))
+                      if d in self.named_accounts), None)
+        if len(named) < _NAMED_MEMO_MAX:
+            named[domain] = found
+        return found
 
     def region_for(self, country: str | None) -> str:
         """Return the region of an ISO alpha-2 country, or ``default_region``."""
         if country:
-            code = country.strip().upper()
-            for region, countries in self.regions.items():
-                if code in countries:
-                    return region
+            region = _roster_tables(self).region_by_country.get(country.strip().upper())
+            if region is not None:
+                return region
         return self.default_region
 
     def escalation_chain(self, email: str) -> tuple[str, ...]:
@@ -495,6 +529,13 @@ class RoutingRules(_Schema):
 
         Owners outside the roster escalate to ``escalation_default``.
         """
+        chains = _roster_tables(self).chains
+        chain = chains.get(email)
+        if chain is None:
+            chain = chains[email] = self._escalation_chain(email)
+        return chain
+
+    def _escalation_chain(self, email: str) -> tuple[str, ...]:
         member = self.member(email)
         if member is None:
             return tuple(e for e in self.escalation_default if e != email)
@@ -505,6 +546,45 @@ class RoutingRules(_Schema):
             nxt = self.member(current)
             current = nxt.manager if nxt else None
         return tuple(chain)
+
+
+@dataclass(frozen=True)
+class _RosterTables:
+    """Lookups over one ``RoutingRules``: routing asks them for every lead.
+
+    Attributes:
+        by_email: Roster entry by (lower-case) email; the first listed wins.
+        by_role: Roster entries by role, in roster order.
+        region_by_country: Region by ISO country code; the first region listed wins.
+        chains: Escalation chains computed so far, by owner email (filled on demand).
+        named: Named account (or ``None``) per email/website domain looked up so far.
+    """
+
+    by_email: dict[str, TeamMember]
+    by_role: dict[str, tuple[TeamMember, ...]]
+    region_by_country: dict[str, str]
+    chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    named: dict[str, str | None] = field(default_factory=dict)
+
+
+_NAMED_MEMO_MAX = 1 << 16
+"""Domains whose named account is remembered per rules object (beyond it, looked up each time)."""
+
+
+def _build_roster_tables(routing: RoutingRules) -> _RosterTables:
+    by_email: dict[str, TeamMember] = {}
+    by_role: dict[str, list[TeamMember]] = {}
+    for member in routing.team:
+        by_email.setdefault(member.email, member)
+        by_role.setdefault(member.role, []).append(member)
+    region_by_country: dict[str, str] = {}
+    for region, countries in routing.regions.items():
+        for code in countries:
+            region_by_country.setdefault(code, region)
+    return _RosterTables(by_email, {role: tuple(ms) for role, ms in by_role.items()}, region_by_country)
+
+
+_roster_tables = DerivedCache(_build_roster_tables)
 
 
 # --------------------------------------------------------------------------- SLA
@@ -560,14 +640,46 @@ class SlaPolicy(_Schema):
 
     def tier(self, name: str) -> SlaTier | None:
         """Return the tier called ``name``, if any."""
-        return next((t for t in self.tiers if t.name == name), None)
+        return _sla_tables(self).by_name.get(name)
 
     def tier_for_score(self, score: int) -> SlaTier:
         """Return the tier with the highest ``min_score`` not above ``score``."""
+        by_score = _sla_tables(self).by_score
+        if 0 <= score < len(by_score):
+            found = by_score[score]
+            if found is not None:
+                return found
+        return self._tier_for_score(score)
+
+    def _tier_for_score(self, score: int) -> SlaTier:
         eligible = [t for t in self.tiers if t.min_score <= score]
         if not eligible:
             raise ValueError(f"no SLA tier for score {score}")
         return max(eligible, key=lambda t: t.min_score)
+
+
+@dataclass(frozen=True)
+class _SlaTables:
+    """Lookups over one ``SlaPolicy``: tier by name (first listed wins), tier per score 0..100."""
+
+    by_name: dict[str, SlaTier]
+    by_score: tuple[SlaTier | None, ...]
+
+
+def _build_sla_tables(policy: SlaPolicy) -> _SlaTables:
+    by_name: dict[str, SlaTier] = {}
+    for tier in policy.tiers:
+        by_name.setdefault(tier.name, tier)
+    by_score: list[SlaTier | None] = []
+    for score in range(SCORE_MAX + 1):
+        try:
+            by_score.append(policy._tier_for_score(score))
+        except ValueError:
+            by_score.append(None)
+    return _SlaTables(by_name, tuple(by_score))
+
+
+_sla_tables = DerivedCache(_build_sla_tables)
 
 
 # --------------------------------------------------------------------------- aggregate
@@ -594,8 +706,19 @@ class Rules(_Schema):
 
     @property
     def version(self) -> str:
-        """Stable hash of the canonical JSON of all rules (16 hex characters)."""
-        return rules_version(self.scoring, self.routing, self.sla)
+        """Stable hash of the canonical JSON of all rules (16 hex characters).
+
+        Computed once per rules object (the core stamps it on every decision); a copy
+        made with ``model_copy(update=...)`` is a new object and gets its own version.
+        """
+        return _versions(self)
+
+
+def _rules_version_of(rules: Rules) -> str:
+    return rules_version(rules.scoring, rules.routing, rules.sla)
+
+
+_versions = DerivedCache(_rules_version_of)
 
 
 def rules_version(*parts: BaseModel) -> str:

@@ -8,95 +8,188 @@ default; the bands come from ``ScoringRules.categories``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import get_args
 
-from connector.core.models import HygieneResult, Person, ScoreComponent, ScoreItem, ScoreResult
+from connector.core._cache import DerivedCache
+from connector.core.models import (
+    HygieneResult,
+    JobFunction,
+    Person,
+    ScoreItem,
+    ScoreResult,
+    Seniority,
+)
 from connector.core.rules import (
     BEHAVIOURAL_MAX,
     DEMOGRAPHIC_MAX,
     FIRMOGRAPHIC_MAX,
     Band,
-    BehaviouralRules,
-    DemographicRules,
-    FirmographicRules,
+    CountRule,
     ScoringRules,
 )
 
-
-def _filled(person: Person, field: str) -> bool:
-    value = getattr(person, field, None)
-    return value is not None and (not isinstance(value, str) or bool(value.strip()))
-
-
-def _band(value: float | None, bands: Sequence[Band]) -> Band | None:
-    if value is None:
-        return None
-    return next((b for b in bands if value >= b.min), None)
+_COUNTS = ("page_views", "email_clicks", "form_submissions", "content_downloads", "pricing_page_visits")
+_MEMO_MAX = 8192
+"""Items remembered per rules object for values (email domains, industries, counts...); beyond it, made anew."""
+_MISSING = ScoreItem("demographic", "(not remembered)", 0)  # memo sentinel: "not looked up yet"
 
 
-def _demographic(cleaned: HygieneResult, rules: DemographicRules) -> list[ScoreItem]:
-    items: list[ScoreItem] = []
+@dataclass(frozen=True, eq=False)
+class _Tables:
+    """One ``ScoringRules`` in the shape scoring reads it for every person.
 
-    def add(rule: str, points: int, detail: str) -> None:
-        if points:
-            items.append(ScoreItem(component="demographic", rule=rule, points=points, detail=detail))
+    ``ScoreItem`` is immutable, so the items that only depend on the rules and one value
+    (a seniority, a band, an email domain, a page-view count) are made once and shared by
+    every person who earns them, instead of being made again per person.
+    """
 
-    add("seniority", getattr(rules.seniority, cleaned.seniority), cleaned.seniority)
-    add("function", getattr(rules.function, cleaned.function), cleaned.function)
-    fields = rules.completeness.fields
-    filled = sum(_filled(cleaned.person, f) for f in fields)
-    add("completeness", rules.completeness.points * filled // len(fields),
-        f"{filled}/{len(fields)} fields filled")
-    if cleaned.email_domain is not None:
-        if cleaned.free_mail:
-            add("email", rules.email.free_mail, f"free-mail domain {cleaned.email_domain}")
-        else:
-            add("email", rules.email.business, f"business domain {cleaned.email_domain}")
-    return items
+    seniority: dict[str, ScoreItem | None]
+    function: dict[str, ScoreItem | None]
+    completeness_fields: tuple[str, ...]
+    completeness: tuple[ScoreItem | None, ...]
+    business_mail: int
+    free_mail: int
+    employees: tuple[tuple[Band, ScoreItem | None], ...]
+    annual_revenue: tuple[tuple[Band, ScoreItem | None], ...]
+    industries: frozenset[str]
+    industry_points: int
+    countries: frozenset[str]
+    country_points: int
+    counts: tuple[tuple[str, CountRule], ...]
+    webinar_attended: ScoreItem | None
+    demo_requested: ScoreItem | None
+    memo: dict[tuple[str, object], ScoreItem | None] = field(default_factory=dict)
 
-
-def _firmographic(person: Person, rules: FirmographicRules) -> list[ScoreItem]:
-    items: list[ScoreItem] = []
-
-    def add(rule: str, points: int, detail: str) -> None:
-        if points:
-            items.append(ScoreItem(component="firmographic", rule=rule, points=points, detail=detail))
-
-    band = _band(person.employees, rules.employees)
-    if band is not None:
-        add("employees", band.points, band.label or f">= {band.min:g} employees")
-    band = _band(person.annual_revenue, rules.annual_revenue)
-    if band is not None:
-        add("annual_revenue", band.points, band.label or f">= {band.min:g} revenue")
-    if rules.industries and person.industry:
-        wanted = {v.strip().lower() for v in rules.industries.values}
-        if person.industry.strip().lower() in wanted:
-            add("industry", rules.industries.points, person.industry)
-    if rules.countries and person.country and person.country in rules.countries.values:
-        add("country", rules.countries.points, person.country)
-    return items
+    def remember(self, key: tuple[str, object], item: ScoreItem | None) -> ScoreItem | None:
+        """Keep ``item`` as the shared item for ``key`` while the memo has room; return it."""
+        if len(self.memo) < _MEMO_MAX:
+            self.memo[key] = item
+        return item
 
 
-def _behavioural(person: Person, rules: BehaviouralRules) -> list[ScoreItem]:
-    items: list[ScoreItem] = []
-    for name in ("page_views", "email_clicks", "form_submissions", "content_downloads",
-                 "pricing_page_visits"):
+def _item(component: str, rule: str, points: int, detail: str) -> ScoreItem | None:
+    """An item, or ``None`` when the rule earns no points (such rules are not listed)."""
+    return ScoreItem(component, rule, points, detail) if points else None  # type: ignore[arg-type]
+
+
+def _build_tables(rules: ScoringRules) -> _Tables:
+    demo, firmo, behaviour = rules.demographic, rules.firmographic, rules.behavioural
+    levels: tuple[Seniority, ...] = get_args(Seniority)
+    functions: tuple[JobFunction, ...] = get_args(JobFunction)
+    fields = tuple(demo.completeness.fields)
+    return _Tables(
+        seniority={s: _item("demographic", "seniority", getattr(demo.seniority, s), s) for s in levels},
+        function={f: _item("demographic", "function", getattr(demo.function, f), f) for f in functions},
+        completeness_fields=fields,
+        completeness=tuple(
+            _item("demographic", "completeness", demo.completeness.points * filled // len(fields),
+                  f"{filled}/{len(fields)} fields filled")
+            for filled in range(len(fields) + 1)
+        ),
+        business_mail=demo.email.business,
+        free_mail=demo.email.free_mail,
+        employees=tuple((band, _item("firmographic", "employees", band.points,
+                                     band.label or f">= {band.min:g} employees")) for band in firmo.employees),
+        annual_revenue=tuple((band, _item("firmographic", "annual_revenue", band.points,
+                                          band.label or f">= {band.min:g} revenue")) for band in firmo.annual_revenue),
+        industries=frozenset(v.strip().lower() for v in firmo.industries.values) if firmo.industries else frozenset(),
+        industry_points=firmo.industries.points if firmo.industries else 0,
+        countries=frozenset(firmo.countries.values) if firmo.countries else frozenset(),
+        country_points=firmo.countries.points if firmo.countries else 0,
+        counts=tuple((name, getattr(behaviour, name)) for name in _COUNTS),
+        webinar_attended=_item("behavioural", "webinar_attended", behaviour.webinar_attended, "attended a webinar"),
+        demo_requested=_item("behavioural", "demo_requested", behaviour.demo_requested, "requested a demo"),
+    )
+
+
+_tables = DerivedCache(_build_tables)
+
+
+def _filled(person: Person, fields: Sequence[str]) -> int:
+    """How many of ``fields`` hold a value (a blank string is empty)."""
+    filled = 0
+    for name in fields:
+        value = getattr(person, name, None)
+        if value is not None and (not isinstance(value, str) or value.strip()):
+            filled += 1
+    return filled
+
+
+def _band(value: float | None, bands: Sequence[tuple[Band, ScoreItem | None]]) -> ScoreItem | None:
+    """The item of the first (highest) band ``value`` reaches, if that band earns points."""
+    if value is not None:
+        for band, item in bands:
+            if value >= band.min:
+                return item
+    return None
+
+
+def _demographic(cleaned: HygieneResult, tables: _Tables, items: list[ScoreItem]) -> int:
+    """Add the demographic items that earn points to ``items``; return their points (uncapped)."""
+    earned = [tables.seniority[cleaned.seniority], tables.function[cleaned.function],
+              tables.completeness[_filled(cleaned.person, tables.completeness_fields)]]
+    domain = cleaned.email_domain
+    if domain is not None:
+        key = ("free_mail" if cleaned.free_mail else "business_mail", domain)
+        item = tables.memo.get(key, _MISSING)
+        if item is _MISSING:
+            if cleaned.free_mail:
+                item = _item("demographic", "email", tables.free_mail, f"free-mail domain {domain}")
+            else:
+                item = _item("demographic", "email", tables.business_mail, f"business domain {domain}")
+            tables.remember(key, item)
+        earned.append(item)
+    return _add(earned, items)
+
+
+def _firmographic(person: Person, tables: _Tables, items: list[ScoreItem]) -> int:
+    """Add the firmographic items that earn points to ``items``; return their points (uncapped)."""
+    earned = [_band(person.employees, tables.employees), _band(person.annual_revenue, tables.annual_revenue)]
+    industry = person.industry
+    if tables.industry_points and industry and industry.strip().lower() in tables.industries:
+        item = tables.memo.get(("industry", industry), _MISSING)
+        if item is _MISSING:
+            item = tables.remember(("industry", industry),
+                                   _item("firmographic", "industry", tables.industry_points, industry))
+        earned.append(item)
+    country = person.country
+    if tables.country_points and country and country in tables.countries:
+        item = tables.memo.get(("country", country), _MISSING)
+        if item is _MISSING:
+            item = tables.remember(("country", country),
+                                   _item("firmographic", "country", tables.country_points, country))
+        earned.append(item)
+    return _add(earned, items)
+
+
+def _behavioural(person: Person, tables: _Tables, items: list[ScoreItem]) -> int:
+    """Add the behavioural items that earn points to ``items``; return their points (uncapped)."""
+    earned: list[ScoreItem | None] = []
+    for name, rule in tables.counts:
         count = getattr(person, name) or 0
-        rule = getattr(rules, name)
-        points = min(max(count, 0) * rule.points_each, rule.max_points)
-        if points:
-            items.append(ScoreItem(component="behavioural", rule=name, points=points,
-                                   detail=f"{count} x {rule.points_each}, max {rule.max_points}"))
-    if person.webinar_attended and rules.webinar_attended:
-        items.append(ScoreItem(component="behavioural", rule="webinar_attended",
-                               points=rules.webinar_attended, detail="attended a webinar"))
-    if person.demo_requested and rules.demo_requested:
-        items.append(ScoreItem(component="behavioural", rule="demo_requested",
-                               points=rules.demo_requested, detail="requested a demo"))
-    return items
+        if count > 0 and rule.points_each:
+            item = tables.memo.get((name, count), _MISSING)
+            if item is _MISSING:
+                item = tables.remember((name, count), _item(
+                    "behavioural", name, min(count * rule.points_each, rule.max_points),
+                    f"{count} x {rule.points_each}, max {rule.max_points}"))
+            earned.append(item)
+    if person.webinar_attended:
+        earned.append(tables.webinar_attended)
+    if person.demo_requested:
+        earned.append(tables.demo_requested)
+    return _add(earned, items)
 
 
-def _capped(items: Sequence[ScoreItem], component: ScoreComponent, cap: int) -> int:
-    return min(sum(i.points for i in items if i.component == component), cap)
+def _add(earned: list[ScoreItem | None], items: list[ScoreItem]) -> int:
+    """Add the items that earn points (not ``None``) to ``items``; return their points."""
+    points = 0
+    for item in earned:
+        if item is not None:
+            items.append(item)
+            points += item.points
+    return points
 
 
 def score_person(cleaned: HygieneResult, rules: ScoringRules) -> ScoreResult:
@@ -110,15 +203,12 @@ def score_person(cleaned: HygieneResult, rules: ScoringRules) -> ScoreResult:
         Components capped at 30/30/40, the total, its category and every rule that
         contributed points (uncapped, so the breakdown explains the cap).
     """
+    tables = _tables(rules)
     person = cleaned.person
-    items = [
-        *_demographic(cleaned, rules.demographic),
-        *_firmographic(person, rules.firmographic),
-        *_behavioural(person, rules.behavioural),
-    ]
-    demographic = _capped(items, "demographic", DEMOGRAPHIC_MAX)
-    firmographic = _capped(items, "firmographic", FIRMOGRAPHIC_MAX)
-    behavioural = _capped(items, "behavioural", BEHAVIOURAL_MAX)
+    items: list[ScoreItem] = []
+    demographic = min(_demographic(cleaned, tables, items), DEMOGRAPHIC_MAX)
+    firmographic = min(_firmographic(person, tables, items), FIRMOGRAPHIC_MAX)
+    behavioural = min(_behavioural(person, tables, items), BEHAVIOURAL_MAX)
     total = demographic + firmographic + behavioural
     return ScoreResult(
         demographic=demographic,

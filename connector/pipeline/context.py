@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.adapters.base import CrmAdapter
 from connector.config.loader import RelayConfig
-from connector.core.models import Account, Owner
+from connector.core.identity import AccountIndex
+from connector.core.models import Owner
 from connector.pipeline.connections import ResolvedConnection
 from connector.pipeline.heartbeat import Heartbeat, SyncTakenOver
 from connector.pipeline.summary import DecisionExample, SyncProgress, SyncSummary
@@ -48,7 +49,8 @@ class RunContext:
     """The connection, resolved once when the run starts (settings, mapping, objects)."""
     owners: list[Owner] = field(default_factory=list)
     owner_ids_by_email: dict[str, str] = field(default_factory=dict)
-    accounts: list[Account] | None = None
+    accounts: AccountIndex | None = None
+    """The connection's accounts, indexed once the account objects were read (see ``pages._accounts``)."""
     heartbeat: Heartbeat | None = None
 
     @property

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from connector.config.mappings import ObjectMapping
 from connector.core.decide import decide_people
-from connector.core.identity import person_key, registered_domain
+from connector.core.identity import AccountIndex, person_key, registered_domain
 from connector.core.models import (
     Account,
     ExistingAssignment,
@@ -56,6 +56,8 @@ def apply_deletions(
 ) -> None:
     """Mark records the CRM deleted or merged away, and plan their audit entries."""
     now = ctx.now()
+    if mapping.entity == "account" and (deleted_ids or merged):
+        ctx.accounts = None  # indexed again, without them, before the next people page
     for crm_id in repos.records.mark_deleted_many(ctx.connection, mapping.name, deleted_ids, seen_at=now):
         plan.deleted += 1
         plan.audit("deleted", object_name=mapping.name, crm_id=crm_id, detail={}, at=now)
@@ -113,15 +115,19 @@ def accounts_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedR
     return plan
 
 
-def _accounts(ctx: RunContext, repos: Repositories) -> list[Account]:
-    """The connection's live accounts, read once per run after the account objects synced."""
+def _accounts(ctx: RunContext, repos: Repositories) -> AccountIndex:
+    """The connection's live accounts, indexed once per run after the account objects synced.
+
+    The core matches every page's people against this one index (it remembers its answers
+    while the accounts and owners stay the same) instead of indexing the accounts per page.
+    """
     if ctx.accounts is None:
-        accounts = []
+        index = AccountIndex()
         for snap in repos.records.live_of_kind(ctx.connection, "account"):
             account = account_from_snapshot(snap.connection, snap.object, snap.crm_id, snap.canonical)
             if account is not None:
-                accounts.append(account)
-        ctx.accounts = accounts
+                index.add(account)
+        ctx.accounts = index
     return ctx.accounts
 
 
@@ -397,7 +403,7 @@ def _assign(ctx: RunContext, plan: PagePlan, item: Decided, repos: Repositories)
 
 def _owner_from_crm(routing: RoutingDecision) -> bool:
     """The decision keeps the owner the CRM gave the record: Relay writes no owner and records no assignment."""
-    return routing.rule.startswith("crm_")
+    return routing.source == "crm_owner"
 
 
 def _planned_writes(ctx: RunContext, item: Decided, assigned: Assigned | None) -> list[PlannedMessage]:

@@ -29,11 +29,13 @@ def test_hot_lead_end_to_end(rules: Rules) -> None:
     assert d.score is not None and d.score.category == "Hot"
     assert d.routing is not None and d.routing.owner_email in {team("olivia.grant"),
                                                                team("rafael.ortiz")}
-    assert d.routing.reason == f"Hot lead (score {d.score.total}) -> senior rep, region NA, round robin"
+    assert d.routing.reason == (f"Score {d.score.total} (category Hot), SLA tier Hot -> senior rep, "
+                                "region NA, round robin")
+    assert d.routing.source == "relay" and not d.routing.kept_existing
     assert d.sla is not None and d.sla.due_at == NOW + timedelta(minutes=5)
     assert d.sla.escalation_chain == (team("marcus.chen"), team("dana.whitfield"))
     assert d.task is not None and d.task.priority == "High" and d.task.due_at == d.sla.due_at
-    assert d.task.subject == "Follow up: Hot lead Jane Doe (Hooli Inc)"
+    assert d.task.subject == f"Follow up: Jane Doe (Hooli Inc), SLA tier Hot, score {d.score.total} (category Hot)"
     assert d.field_updates["email"] == "jane@hooli.example"
     assert d.field_updates["phone"] == "+14155552671"
     assert d.field_updates["country"] == "US" and d.field_updates["state"] == "CA"
@@ -87,7 +89,7 @@ def test_account_with_inactive_owner_routes_by_score(rules: Rules) -> None:
 def test_same_person_in_both_crms_is_routed_once(rules: Rules) -> None:
     sf = lead(1, email="jane.doe@hooli.example", **HOT)
     hs = lead("501", email="Jane.Doe+events@hooli.example", connection="hubspot",
-              object="contacts", kind="contact")
+              object="contacts", kind="lead")  # HubSpot contacts are routed as leads (mappings/hubspot.yaml)
     decisions, state = decide_people([sf, hs], [], [], rules, RoutingState(), NOW)
     a, b = decisions
     assert a.identity_id == b.identity_id
@@ -117,7 +119,7 @@ def test_existing_assignment_is_never_assigned_twice(rules: Rules) -> None:
 def test_existing_assignment_of_a_duplicate_applies_to_the_person(rules: Rules) -> None:
     sf = lead(1, email="jane@hooli.example", **HOT)
     hs = lead("9", email="jane@hooli.example", connection="hubspot", object="contacts",
-              kind="contact")
+              kind="lead")  # HubSpot contacts are routed as leads (mappings/hubspot.yaml)
     existing = {hs.ref: ExistingAssignment(owner_email=team("emma.rossi"), tier="Warm",
                                            assigned_at=NOW)}
     decisions, state = decide_people([sf, hs], [], [], rules, RoutingState(), NOW, existing)
@@ -313,3 +315,64 @@ def test_a_second_run_never_assigns_anyone_twice(rules: Rules, people: list[Pers
             assert after.routing is not None and after.routing.kept_existing
             assert after.routing.owner_email == ledger[before.ref].owner_email
             assert after.sla is None and after.task is None
+
+
+# ---------------------------------------------------------------- one vocabulary
+
+EARLY = {"title": "Analyst", "employees": 300, "industry": "Technology", "page_views": 2}
+"""A profile that scores in category Early (20-39), which is SLA tier Cold (0-39)."""
+
+
+def test_category_and_sla_tier_are_named_as_different_things(rules: Rules) -> None:
+    accounts = [account("001A", "acme.example", owner_id="005G", name="Acme")]
+    (d,), _ = decide_people([lead(1, email="bob@acme.example", **EARLY)], accounts,
+                            [owner("005G", "grace.kim")], rules, RoutingState(), NOW)
+    assert d.score is not None and d.score.category == "Early" and 20 <= d.score.total < 40
+    assert d.routing is not None and d.routing.tier == "Cold" and d.sla is not None and d.task is not None
+    total = d.score.total
+    assert d.routing.reason == (f"Matched account Acme -> account owner {team('grace.kim')}; "
+                                f"score {total} (category Early), SLA tier Cold")
+    assert d.task.subject == f"Follow up: Jane Doe (Acme), SLA tier Cold, score {total} (category Early)"
+    assert f"This record: score {total} (category Early); demographic" in d.task.description
+    assert "SLA tier Cold: respond by" in d.task.description
+    for text in (d.routing.reason, d.task.subject, d.task.description):
+        assert "(Cold" not in text and "(Early)" not in text  # never a bare tier or category
+
+
+def test_nurture_reason_names_the_category_and_no_sla(rules: Rules) -> None:
+    (d,), _ = decide_people([lead(1, email="x@gmail.com", **EARLY)], [], [], rules, RoutingState(), NOW)
+    assert d.score is not None and d.routing is not None
+    assert d.routing.reason == (f"Score {d.score.total} (category {d.score.category}) -> marketing nurture, "
+                                "no sales owner, no SLA")
+
+
+def test_shared_reason_says_the_score_is_the_best_records(rules: Rules) -> None:
+    """Each record has its own score; the shared routing reason cites the best one as such."""
+    sf = lead(1, email="jane.doe@hooli.example", **HOT)
+    hs = lead("501", email="jane.doe@hooli.example", connection="hubspot", object="contacts", **WARM)
+    (a, b), _ = decide_people([sf, hs], [], [], rules, RoutingState(), NOW)
+    assert a.score is not None and b.score is not None and a.score.total > b.score.total
+    assert a.routing is not None and a.routing == b.routing
+    assert a.routing.reason.startswith(
+        f"Score {a.score.total} (category Hot; best of this person's 2 records), SLA tier Hot -> senior rep")
+    # The task sits on the best record and cites that record's own score.
+    assert a.task is not None and b.task is None
+    assert a.task.subject.endswith(f"score {a.score.total} (category Hot)")
+    assert a.field_updates["relay_score"] == a.score.total and b.field_updates["relay_score"] == b.score.total
+
+
+def test_single_record_reason_cites_its_own_score(rules: Rules) -> None:
+    (d,), _ = decide_people([lead(1, **WARM)], [], [], rules, RoutingState(), NOW)
+    assert d.score is not None and d.routing is not None
+    assert d.routing.reason.startswith(f"Score {d.score.total} (category {d.score.category}), SLA tier ")
+    assert "best of" not in d.routing.reason
+
+
+def test_routing_source_tells_whose_owner_it_is(rules: Rules) -> None:
+    routed, owned, kept = lead(1, **HOT), lead(2, owner_id="005E", **HOT), lead(3, **HOT)
+    existing = {kept.ref: ExistingAssignment(owner_email=team("rafael.ortiz"), tier="Hot", assigned_at=NOW)}
+    decisions, _ = decide_people([routed, owned, kept], [], [owner("005E", "emma.rossi")], rules,
+                                 RoutingState(), NOW, existing)
+    sources = [(d.routing.source, d.routing.kept_existing) for d in decisions]  # type: ignore[union-attr]
+    assert sources == [("relay", False), ("crm_owner", True), ("existing", True)]
+    assert decisions[2].routing.reason == f"Already assigned to {team('rafael.ortiz')} (SLA tier Hot); kept"  # type: ignore[union-attr]

@@ -57,7 +57,7 @@ def test_registered_domain(value: str | None, domain: str | None) -> None:
 def test_same_person_in_both_crms_is_one_cluster_with_a_stable_id() -> None:
     sf = lead(1, email="Jane.Doe@gmail.com")
     hs = lead("h1", email="janedoe+x@googlemail.com", connection="hubspot", object="contacts",
-              kind="contact")
+              kind="lead")  # HubSpot contacts are routed as leads (mappings/hubspot.yaml)
     other = lead(2, email="bob@acme.example")
     no_email = lead(3, email=None)
     clusters = cluster_people([sf, hs, other, no_email])

@@ -48,7 +48,8 @@ def test_score_tiers_from_seed_002(rules: Rules, score: int, tier: str, owners: 
     decision, state = routed(rules, lead_in(score))
     assert decision.owner_email in owners
     assert decision.tier == tier
-    assert decision.reason == f"{tier} lead (score {score}) -> {label}, region NA, round robin"
+    assert decision.reason == (f"Score {score} (category {tier}), SLA tier {tier} -> {label}, region NA, "
+                               "round robin")
     assert decision.position == 1
     assert state.position(decision.group).assigned == 1
 
@@ -109,7 +110,8 @@ def test_named_account_wins_whatever_the_score(rules: Rules) -> None:
     assert decision.owner_email == team("olivia.grant")
     assert decision.rule == "named_account"
     assert decision.tier == "Cold"  # SLA tier by score: owned leads below 40 get 48 h
-    assert decision.reason == f"Named account globex.example -> {team('olivia.grant')} (Cold, score 12)"
+    assert decision.reason == (f"Named account globex.example -> {team('olivia.grant')}; "
+                               "score 12 (category Cold), SLA tier Cold")
     assert state == RoutingState()
 
 
