@@ -9,15 +9,19 @@
   or below it, so a change made during the read is always left for the next one.
 * :class:`LinkGuard` fails a read whose next-page link repeats or goes backwards
   (:class:`PagingStuckError`) instead of following it forever.
+* :class:`LinkPaginator` walks a paged listing by its next-page links (Salesforce
+  ``nextRecordsUrl``, a Bulk 2.0 locator, HubSpot ``paging.next.after``), each checked by a
+  :class:`LinkGuard` before it is followed. Each CRM unit gives it the answer-specific part:
+  how to fetch a page by its link and where an answer keeps the next one.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from connector.adapters.base import Cursor
 from connector.adapters.errors import FatalError, header
@@ -30,6 +34,8 @@ UNEXPECTED_ANSWER = "UNEXPECTED_ANSWER"
 ERROR_WITH_200 = "ERROR_WITH_200"
 DATE_RESOLUTION = timedelta(seconds=2)
 """What a ``Date`` header can tell about a clock: whole seconds, plus the answer's time in transit."""
+
+AnswerT = TypeVar("AnswerT")
 
 
 def utc_now() -> datetime:
@@ -157,3 +163,56 @@ class LinkGuard:
 
 def _number(text: str) -> int | None:
     return int(text) if text.isdigit() else None
+
+
+class LinkPaginator(Generic[AnswerT]):
+    """The answers of a paged listing, in order, following each answer's link to the next one.
+
+    A CRM that answers a link it gave before (or, for numeric links, one that is not past the
+    previous one) would keep a naive loop reading the same pages forever; the paginator checks
+    every link with a :class:`LinkGuard` before it follows it and raises
+    :class:`PagingStuckError` instead. It fetches a page only when the previous one has been
+    taken, so a consumer that stops early, or fails on a page, costs no further call, and a
+    refused link is raised after the pages before it were handed out.
+
+    It is an iterator: it walks the listing once.
+
+    Args:
+        first: The first answer, already in hand (a query, a page prepared earlier, a first
+            listing call).
+        fetch: Asks the CRM for the answer a link points to.
+        next_link: Where an answer keeps the next page's link: None on the last page. It
+            raises on an answer that says more pages follow but gives no usable link.
+        what: What is being read, for the error (``query Lead``, ``list contacts``).
+        crm: ``salesforce`` or ``hubspot``.
+        numeric: The links are numbers that must grow (HubSpot ``after``); otherwise they
+            only must never repeat.
+
+    Example:
+        >>> first = {"rows": ["a"], "next": "/p2"}
+        >>> later = {"/p2": {"rows": ["b"], "next": "/p3"}, "/p3": {"rows": ["c"], "next": None}}
+        >>> pages = LinkPaginator(first, later.__getitem__, lambda answer: answer["next"], what="list", crm="demo")
+        >>> [answer["rows"] for answer in pages]
+        [['a'], ['b'], ['c']]
+    """
+
+    def __init__(self, first: AnswerT, fetch: Callable[[str], AnswerT], next_link: Callable[[AnswerT], str | None],
+                 *, what: str, crm: str, numeric: bool = False) -> None:
+        self.guard = LinkGuard(what, crm=crm, numeric=numeric)
+        self._fetch = fetch
+        self._next_link = next_link
+        self._answers = self._walk(first)
+
+    def __iter__(self) -> Iterator[AnswerT]:
+        return self._answers
+
+    def __next__(self) -> AnswerT:
+        return next(self._answers)
+
+    def _walk(self, answer: AnswerT) -> Iterator[AnswerT]:
+        while True:
+            yield answer
+            link = self._next_link(answer)
+            if link is None:
+                return
+            answer = self._fetch(self.guard.check(link))

@@ -14,7 +14,7 @@ from connector.store.models import AuditRow
 from tests.pipeline.test_deletions_and_merges import World, world  # noqa: F401 - the shared fixture
 
 
-def _actions(world: World, run_id: int | None) -> Counter[str]:
+def _actions(world: World, run_id: int | None) -> Counter[str]:  # noqa: F811 - the fixture's value
     with session_factory(world.engine).begin() as session:
         rows = session.execute(select(AuditRow.action).where(AuditRow.run_id == run_id)).scalars()
         return Counter(rows)

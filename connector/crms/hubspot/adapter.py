@@ -4,9 +4,11 @@
   with ``archived=true`` for deletions; the checkpoint moves only at the end,
   because that listing goes in id order, not modification order.
 * Incremental reads use the search API sorted by ``hs_lastmodifieddate``
-  ascending, in windows that restart from the last timestamp seen before the
-  10,000-result cap, re-reading a small overlap because search lags writes.
-  Searches are throttled to HubSpot's few-per-second limit.
+  ascending, each page a fresh keyset search (:class:`~connector.crms.hubspot.paging.SearchWindow`),
+  so the 10,000-result cap is never reached, re-reading a small overlap because search lags
+  writes. Searches are throttled to HubSpot's few-per-second limit.
+* Lists follow ``paging.next.after`` through a
+  :class:`~connector.adapters._paging.LinkPaginator`, which refuses an ``after`` that does not grow.
 * Writes use the batch endpoints, 100 inputs per call; 207 multi-status answers
   are matched back to the ops. Tasks are linked to contacts in the create input.
 * Records travel flat: ``id``, ``archived``, ``createdAt``, ``updatedAt`` and the
@@ -32,14 +34,11 @@ from hubspot import HubSpot
 from connector.adapters._paging import (
     ERROR_WITH_200,
     MALFORMED_ANSWER,
-    PAGING_STUCK,
     READ_LAG,
     UNEXPECTED_ANSWER,
-    LinkGuard,
-    PagingStuckError,
+    LinkPaginator,
     ServerClock,
     clamp,
-    floor_ms,
     high_water_mark,
 )
 from connector.adapters._writing import write_in_batches
@@ -56,6 +55,18 @@ from connector.adapters.errors import (
 )
 from connector.adapters.retry import RetryPolicy, call_with_retry, http_timeout
 from connector.crms.hubspot.errors import hubspot_translator
+from connector.crms.hubspot.paging import (
+    MERGED,
+    MODIFIED,
+    SearchWindow,
+    merged_pairs,
+    next_after,
+    parse_hubspot_datetime,
+    record_position,
+)
+from connector.crms.hubspot.paging import (
+    to_epoch_ms as to_epoch_ms,  # re-exported: where callers found it
+)
 from connector.crms.hubspot.records import RECORD_FIELDS, flatten
 from connector.crms.hubspot.results import match_results, trace_id
 
@@ -67,8 +78,6 @@ PAGE_LIMIT = 100
 """List and search pages: 100 records."""
 SEARCH_CAP = 10_000
 """Search stops at 10,000 results per query; deeper ``after`` answers 400."""
-MODIFIED = "hs_lastmodifieddate"
-MERGED = "hs_merged_object_ids"
 GROUP = "relay"
 
 DEFAULT_ASSOCIATION_TYPES: dict[tuple[str, str], int] = {
@@ -95,39 +104,6 @@ _OBJECT_ALIASES = {
 def object_type(name: str) -> str:
     """HubSpot's plural object type for ``name`` (``contact``, ``0-1`` → ``contacts``)."""
     return _OBJECT_ALIASES.get(name.lower(), name.lower())
-
-
-def parse_hubspot_datetime(value: Any) -> datetime | None:
-    """Read a HubSpot timestamp (ISO-8601 or milliseconds since the epoch) as aware UTC; None if empty."""
-    if value is None or value == "":
-        return None
-    text = str(value).strip()
-    try:
-        if text.lstrip("-").isdigit():
-            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-    except (ValueError, OverflowError, OSError) as exc:
-        raise ValueError(f"not a HubSpot timestamp: {value!r}") from exc
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_epoch_ms(value: datetime) -> str:
-    """A HubSpot filter value for ``value``: milliseconds since the epoch, as a string."""
-    if value.tzinfo is None:
-        raise ValueError(f"HubSpot filter datetimes must be timezone-aware, got naive {value!r}")
-    return str((value - _EPOCH) // timedelta(milliseconds=1))
-
-
-def merged_pairs(record: dict[str, Any]) -> list[tuple[str, str]]:
-    """(merged-away id, surviving id) pairs from a record's ``hs_merged_object_ids`` (``"12;34"``)."""
-    properties = record.get("properties")
-    raw = (properties.get(MERGED) if isinstance(properties, dict) else None) or ""
-    if record.get("id") in (None, ""):
-        return []
-    return [(old.strip(), str(record["id"])) for old in str(raw).split(";") if old.strip()]
 
 
 def _hs_value(value: Any) -> str:
@@ -377,21 +353,24 @@ class HubSpotAdapter:
         else:
             yield from self._incremental_read(kind, properties, cursor, size)
 
+    def _listing(self, kind: str, context: str, get_page: Callable[..., Any],
+                 **params: Any) -> LinkPaginator[dict[str, Any]]:
+        """The answers of a list endpoint (its first page asked now), ``paging.next.after`` followed while it grows."""
+
+        def page(after: str | None) -> dict[str, Any]:
+            following = {"after": after} if after else {}
+            answer: dict[str, Any] = self._call(kind, context, self._checked(
+                context, partial(get_page, **params, **following, **self._raw())))
+            return answer
+
+        return LinkPaginator(page(None), page, partial(next_after, context=context), what=context, crm="hubspot",
+                             numeric=True)
+
     def _list_pages(self, kind: str, properties: list[str], size: int, archived: bool) -> Iterator[list[dict[str, Any]]]:
-        after: str | None = None
         context = f"list {kind}" + (" (archived)" if archived else "")
-        guard = LinkGuard(context, crm="hubspot", numeric=True)
-        while True:
-            params: dict[str, Any] = {"limit": size, "properties": properties, "archived": archived}
-            if after:
-                params["after"] = after
-            answer = self._call("read", context, self._checked(
-                context, partial(self._basic.get_page, kind, **params, **self._raw())))
-            yield [row for row in answer["results"]]
-            after = _next_after(answer, context)
-            if not after:
-                return
-            guard.check(after)
+        for answer in self._listing("read", context, partial(self._basic.get_page, kind), limit=size,
+                                    properties=properties, archived=archived):
+            yield list(answer["results"])
 
     def _full_read(self, kind: str, properties: list[str], size: int) -> Iterator[Page]:
         """List every record in id order, then the archived ones, then the checkpoint.
@@ -408,7 +387,7 @@ class HubSpotAdapter:
             for row in rows:
                 page.records.append(flatten(row))
                 page.merged.extend(merged_pairs(row))
-                position = self._position(row)
+                position = record_position(row)
                 if position is not None:
                     position = clamp(position, hwm)
                     newest = position if newest is None or position > newest else newest
@@ -420,35 +399,12 @@ class HubSpotAdapter:
                 yield Page(object=kind, deleted_ids=deleted)
         yield Page(object=kind, cursor=newest)
 
-    @staticmethod
-    def _position(row: dict[str, Any]) -> Cursor | None:
-        """``(hs_lastmodifieddate or updatedAt, id)``; None when either is missing or unreadable."""
-        record_id = row.get("id")
-        if record_id is None or isinstance(record_id, bool) or str(record_id).strip() == "":
-            return None
-        properties = row.get("properties")
-        stamp = (properties.get(MODIFIED) if isinstance(properties, dict) else None) or row.get("updatedAt")
-        try:
-            when = parse_hubspot_datetime(stamp)
-        except ValueError:
-            log.warning("record %s: unreadable %s %r; it does not move the cursor", record_id, MODIFIED, stamp)
-            return None
-        return None if when is None else Cursor(when, str(record_id))
-
-    def _search_page(self, kind: str, properties: list[str], filters: list[dict[str, Any]], sort: str,
-                     size: int) -> tuple[list[dict[str, Any]], int | None]:
-        """One search page and the search's ``total`` (how many records match in all; None when not told)."""
-        body: dict[str, Any] = {
-            "filterGroups": [{"filters": filters}],
-            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
-            "properties": properties,
-            "limit": size,
-        }
+    def _search_answer(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One search call's answer, checked to carry a list of ``results`` objects."""
         context = f"search {kind}"
-        answer = self._call("search", context, self._checked(context, partial(
+        answer: dict[str, Any] = self._call("search", context, self._checked(context, partial(
             self._search.do_search, kind, public_object_search_request=body, **self._raw())))
-        total = answer.get("total")
-        return list(answer["results"]), (total if isinstance(total, int) and not isinstance(total, bool) else None)
+        return answer
 
     def _incremental_read(self, kind: str, properties: list[str], cursor: Cursor, size: int) -> Iterator[Page]:
         """Search ``start <= hs_lastmodifieddate <= hwm`` in keyset windows, never trusting ``after``.
@@ -461,95 +417,16 @@ class HubSpotAdapter:
         ``hs_object_id`` order after the last id delivered (a keyset too). The 10,000-result
         cap of one search is never reached. Each page's checkpoint covers only what has been
         wholly delivered and never passes the high-water mark; a resume may deliver a few
-        records again, never skip one.
+        records again, never skip one. :class:`SearchWindow` keeps this state and says each
+        next search; it refuses one that would not move the read on (``PAGING_STUCK``).
         """
-        hwm = self._hwm()
-        newest = cursor  # every record at or before this position has been delivered
-        checkpointed = cursor
-        lower = floor_ms(cursor.last_modified - self.search_overlap)
-        top = [{"propertyName": MODIFIED, "operator": "LTE", "value": to_epoch_ms(hwm)}]
-        odd: set[str] = set()  # rows without a usable position, delivered once
+        window = SearchWindow(kind, properties, cursor, hwm=self._hwm(), overlap=self.search_overlap, size=size)
         while True:
-            rows, total = self._search_page(kind, properties, [
-                {"propertyName": MODIFIED, "operator": "GTE", "value": to_epoch_ms(lower)}, *top], MODIFIED, size)
-            placed = [(row, self._position(row)) for row in rows]
-            stamps = sorted({p.last_modified for _, p in placed if p is not None})
-            # A full page is the last one when the search says nothing more matches (saves a search).
-            full = len(rows) >= size and (total is None or total > len(rows))
-            if full and not stamps:
-                raise PagingStuckError(f"search {kind}: a whole page of records without a readable id and {MODIFIED} "
-                                       f"at {lower.isoformat()}; the read cannot move on", crm="hubspot",
-                                       code=PAGING_STUCK, context=f"search {kind}")
-            if full and len(stamps) == 1:  # one timestamp fills the page: read it on its own, by id
-                for page in self._timestamp_group(kind, properties, stamps[0], cursor, size, odd):
-                    newest = max(newest, clamp(page.cursor, hwm)) if page.cursor is not None else newest
-                    page.cursor = newest
-                    if page.records or newest > checkpointed:
-                        checkpointed = newest
-                        yield page
-                lower = stamps[0] + timedelta(milliseconds=1)
-                continue
-            complete_before = stamps[-1] if full else None  # a full page may end inside a timestamp
-            page = Page(object=kind)
-            for row, position in placed:
-                if position is None:
-                    self._deliver_odd(page, row, odd)
-                    continue
-                if complete_before is not None and position.last_modified >= complete_before:
-                    continue  # left for the next search, which starts at this timestamp
-                if position.last_modified == cursor.last_modified and position <= cursor:
-                    continue  # delivered before the checkpoint
-                page.records.append(flatten(row))
-                page.merged.extend(merged_pairs(row))
-                newest = max(newest, clamp(position, hwm))
-            page.cursor = newest
-            if page.records or newest > checkpointed:
-                checkpointed = newest
-                yield page
-            if complete_before is None:
+            step = window.advance(self._search_answer(kind, window.request()))
+            if step.page is not None:
+                yield step.page
+            if step.done:
                 return
-            lower = complete_before
-
-    def _timestamp_group(self, kind: str, properties: list[str], stamp: datetime, cursor: Cursor, size: int,
-                         odd: set[str]) -> Iterator[Page]:
-        """Every record modified exactly at ``stamp``, by ``hs_object_id`` after the last one read."""
-        last_id = cursor.last_id if stamp == cursor.last_modified and cursor.last_id.isdigit() else None
-        guard = LinkGuard(f"search {kind} at {MODIFIED} {stamp.isoformat()}", crm="hubspot", numeric=True)
-        while True:
-            filters = [{"propertyName": MODIFIED, "operator": "EQ", "value": to_epoch_ms(stamp)}]
-            if last_id is not None:
-                filters.append({"propertyName": "hs_object_id", "operator": "GT", "value": last_id})
-            rows, total = self._search_page(kind, properties, filters, "hs_object_id", size)
-            page = Page(object=kind)
-            highest: Cursor | None = None
-            for row in rows:
-                position = self._position(row)
-                if position is None or not position.last_id.isdigit():
-                    self._deliver_odd(page, row, odd)
-                    continue
-                highest = position if highest is None else max(highest, position)
-                if position.last_modified == cursor.last_modified and position <= cursor:
-                    continue
-                page.records.append(flatten(row))
-                page.merged.extend(merged_pairs(row))
-            if highest is not None:
-                page.cursor = Cursor(stamp, highest.last_id)  # ids come in order: all up to it are read
-            yield page
-            if len(rows) < size or (total is not None and len(rows) >= total):
-                return  # the group is read (its total says so: no search for an empty page)
-            if highest is None:
-                raise PagingStuckError(f"search {kind}: a whole page at {MODIFIED} {stamp.isoformat()} without "
-                                       "readable ids; the read cannot move on", crm="hubspot", code=PAGING_STUCK,
-                                       context=f"search {kind}")
-            last_id = guard.check(highest.last_id)
-
-    @staticmethod
-    def _deliver_odd(page: Page, row: dict[str, Any], odd: set[str]) -> None:
-        """A row without a usable id or timestamp: to the pipeline once (it quarantines it), no cursor."""
-        key = json.dumps(row, sort_keys=True, default=str)
-        if key not in odd:
-            odd.add(key)
-            page.records.append(flatten(row))
 
     def read_deleted(self, object: str, since: datetime) -> list[str]:
         """Ids of ``object`` records archived since ``since`` (the ``archived=true`` listing)."""
@@ -582,24 +459,13 @@ class HubSpotAdapter:
     def _read_owners(self) -> list[dict[str, Any]]:
         owners: dict[str, dict[str, Any]] = {}
         for archived in (False, True):
-            after: str | None = None
             context = "list owners" + (" (archived)" if archived else "")
-            guard = LinkGuard(context, crm="hubspot", numeric=True)
-            while True:
-                params: dict[str, Any] = {"limit": PAGE_LIMIT, "archived": archived}
-                if after:
-                    params["after"] = after
-                answer = self._call("owners", context, self._checked(
-                    context, partial(self._owners.get_page, **params, **self._raw())))
+            for answer in self._listing("owners", context, self._owners.get_page, limit=PAGE_LIMIT, archived=archived):
                 for owner in answer["results"]:
                     owner = dict(owner)
                     owner.setdefault("archived", archived)
                     key = str(owner["id"]) if owner.get("id") not in (None, "") else f"(no id #{len(owners)})"
                     owners.setdefault(key, owner)
-                after = _next_after(answer, context)
-                if not after:
-                    break
-                guard.check(after)
         return list(owners.values())
 
     # --- writes ------------------------------------------------------------------------------
@@ -796,21 +662,6 @@ def _answer_problem(context: str, data: Any, *, results: bool) -> FatalError | R
         return FatalError(f"HubSpot answered results that are not all objects: {shown}", crm="hubspot",
                           code=UNEXPECTED_ANSWER, context=context)
     return None
-
-
-def _next_after(answer: dict[str, Any], context: str) -> str | None:
-    """``paging.next.after`` of a list answer (None on the last page)."""
-    paging = answer.get("paging")
-    if paging is None:
-        return None
-    following = paging.get("next") if isinstance(paging, dict) else None
-    if following is None:
-        return None
-    after = following.get("after") if isinstance(following, dict) else None
-    if after is None or str(after).strip() == "":
-        raise FatalError(f"HubSpot answered a next page without an 'after': {paging!r}", crm="hubspot",
-                         code=UNEXPECTED_ANSWER, context=context)
-    return str(after)
 
 
 def _ids(rows: list[dict[str, Any]], context: str) -> list[str]:

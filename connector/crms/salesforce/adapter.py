@@ -35,7 +35,7 @@ from connector.adapters._paging import (
     MALFORMED_ANSWER,
     READ_LAG,
     UNEXPECTED_ANSWER,
-    LinkGuard,
+    LinkPaginator,
     ServerClock,
     clamp,
     high_water_mark,
@@ -388,16 +388,11 @@ class SalesforceAdapter:
             yield from self._bulk_read(object, fields, hwm)
             return
         position = cursor
-        guard = LinkGuard(context, crm="salesforce")
-        while True:
-            page = self._page(object, answer["records"], position, hwm)
+        for current in self._query_pages("read", context, answer, headers):
+            page = self._page(object, current["records"], position, hwm)
             position = page.cursor
             if page.records or page.deleted_ids:
                 yield page
-            next_url = _next_url(answer, context)
-            if next_url is None:
-                return
-            answer = self._query_more("read", context, guard.check(next_url), headers)
 
     def _page_size(self, page_size: int | None) -> int:
         """``page_size`` (default 2,000), checked against what ``batchSize`` accepts."""
@@ -556,10 +551,9 @@ class SalesforceAdapter:
             self.retry.sleep(delay)
             delay = min(delay * 2, BULK_POLL_MAX)
         newest: Cursor | None = None
-        locator = ""
-        guard = LinkGuard(f"bulk results {object}", crm="salesforce")
-        while True:
-            result = self._bulk_results(object, job_id, locator)
+        results = LinkPaginator(self._bulk_results(object, job_id, ""), partial(self._bulk_results, object, job_id),
+                                _bulk_locator, what=f"bulk results {object}", crm="salesforce")
+        for result in results:
             records = csv_records(str(result.get("records") or ""), convert)
             for record in records:
                 position = salesforce_position(record)
@@ -568,10 +562,6 @@ class SalesforceAdapter:
                     newest = position if newest is None else max(newest, position)
             if records:
                 yield Page(object=object, records=records)
-            locator = str(result.get("locator") or "")
-            if not locator or locator == "null":
-                break
-            guard.check(locator)
         yield Page(object=object, cursor=newest)
 
     def _bulk_results(self, object: str, job_id: str, locator: str) -> Any:
@@ -581,6 +571,12 @@ class SalesforceAdapter:
     def _query_more(self, kind: str, context: str, next_url: str, headers: dict[str, str]) -> dict[str, Any]:
         return self._call(kind, context, lambda sf: _query_answer(context, _json_answer(context, lambda: sf.query_more(
             next_url, identifier_is_url=True, headers=headers, timeout=self.timeout))))
+
+    def _query_pages(self, kind: str, context: str, first: dict[str, Any],
+                     headers: dict[str, str]) -> LinkPaginator[dict[str, Any]]:
+        """A query's answers from ``first`` on, each ``nextRecordsUrl`` followed (with ``headers``) unless it repeats."""
+        return LinkPaginator(first, partial(self._query_more, kind, context, headers=headers),
+                             partial(_next_url, context=context), what=context, crm="salesforce")
 
     @staticmethod
     def _page(object: str, rows: list[dict[str, Any]], previous: Cursor | None, hwm: datetime | None = None) -> Page:
@@ -650,15 +646,9 @@ class SalesforceAdapter:
     def _read_owners(self) -> list[dict[str, Any]]:
         context = "query User"
         prepared = self._take_prepared(OWNERS_KEY, context)
-        answer = prepared[0] if prepared is not None else self._query("owners", context, lambda: OWNERS_SOQL)
-        users: list[dict[str, Any]] = []
-        guard = LinkGuard(context, crm="salesforce")
-        while True:
-            users.extend({k: v for k, v in row.items() if k != "attributes"} for row in answer["records"])
-            next_url = _next_url(answer, context)
-            if next_url is None:
-                return users
-            answer = self._query_more("owners", context, guard.check(next_url), {})
+        first = prepared[0] if prepared is not None else self._query("owners", context, lambda: OWNERS_SOQL)
+        return [{k: v for k, v in row.items() if k != "attributes"}
+                for answer in self._query_pages("owners", context, first, {}) for row in answer["records"]]
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -954,6 +944,12 @@ def _next_url(answer: dict[str, Any], context: str) -> str | None:
         raise _unexpected(context, {k: v for k, v in answer.items() if k != "records"},
                           "done is false but there is no nextRecordsUrl")
     return link
+
+
+def _bulk_locator(result: Any) -> str | None:
+    """The locator of a Bulk 2.0 result page's successor; None on the last page (no locator, or ``"null"``)."""
+    locator = str(result.get("locator") or "")
+    return None if not locator or locator == "null" else locator
 
 
 def _int(value: Any) -> int:
