@@ -15,13 +15,14 @@ from typing import Any
 def id_order_key(crm_id: str | None) -> tuple[int, int, str]:
     """Order CRM ids the way the CRMs page them: numeric ids (HubSpot) by value, others as text.
 
-    ``None`` sorts first (no id read yet at that timestamp).
+    ``None`` and ``""`` sort first (no id read yet at that timestamp: the position before every
+    record of it).
 
     Example:
         >>> sorted(["10", "9", "011"], key=id_order_key)
         ['9', '10', '011']
     """
-    if crm_id is None:
+    if not crm_id:
         return (0, 0, "")
     if crm_id.isascii() and crm_id.isdigit():  # '²'.isdigit() is True, and int('²') fails
         return (1, int(crm_id), crm_id)

@@ -260,7 +260,7 @@ def test_a_tie_group_larger_than_a_page_is_read_by_id_then_the_window_moves_past
     rows = ([record(i, 1) for i in range(1, 4)] + [record(i, 5) for i in range(100, 350)]
             + [record(i, 9) for i in range(900, 903)])
     search = Search(rows, seed=3)
-    pages = drain(window(BEFORE_ALL, size=100), search)
+    pages = drain(window(BEFORE_ALL, size=100, hwm=at(9)), search)
     assert sorted(ids_of(pages)) == sorted(int(r["id"]) for r in rows) and len(ids_of(pages)) == len(rows)
     tie = [i for i in ids_of(pages) if 100 <= i < 350]
     assert tie == sorted(tie), "the tie group comes in id order"
@@ -283,7 +283,7 @@ def test_a_result_set_past_the_10000_cap_is_read_whole_by_keyset_searches() -> N
     ms |= {i: 400 for i in range(9_900, 10_150)}
     ms |= {i: 401 + (i - 10_150) // 40 for i in range(10_150, 10_301)}
     search = Search([record(i, t) for i, t in ms.items()], seed=11)
-    pages = drain(window(BEFORE_ALL, size=100), search)
+    pages = drain(window(BEFORE_ALL, size=100, hwm=at(404)), search)
     delivered = ids_of(pages)
     assert search.totals[0] > HUBSPOT_CAP, "the first search matches more than the cap lets a search page through"
     assert len(delivered) == len(ms) and set(delivered) == set(ms), "each record once"
@@ -308,13 +308,24 @@ def test_a_resume_inside_a_tie_group_reads_only_the_ids_after_the_checkpoint() -
 
 
 def test_records_at_or_before_the_checkpoint_that_the_overlap_brings_back_are_not_handed_on() -> None:
-    reading = window(Cursor(at(5), "7"), size=10, overlap=timedelta(milliseconds=3))
+    reading = window(Cursor(at(5), "7"), size=10, hwm=at(5), overlap=timedelta(milliseconds=3))
     step = reading.advance({"total": 2, "results": [record(3, 5), record(7, 5)]})
     assert step.page is None and step.done, "nothing new and nothing moved: no page"
-    reading = window(Cursor(at(5), "7"), size=10, overlap=timedelta(milliseconds=3))
+    reading = window(Cursor(at(5), "7"), size=10, hwm=at(5), overlap=timedelta(milliseconds=3))
     step = reading.advance({"total": 3, "results": [record(3, 2), record(7, 5), record(8, 5)]})
     assert step.page is not None and [r["id"] for r in step.page.records] == ["3", "8"]
     assert step.page.cursor == Cursor(at(5), "8")
+
+
+def test_a_finished_read_checkpoints_what_search_had_indexed_so_the_next_does_not_reread_the_overlap() -> None:
+    # The last change (an echo of Relay's writes) was at 5 ms; this read runs much later (mark 9,000 ms).
+    reading = window(Cursor(at(5), "7"), size=10, hwm=at(9_000), overlap=timedelta(milliseconds=3))
+    step = reading.advance({"total": 1, "results": [record(7, 5)]})
+    assert step.done and step.page is not None and step.page.records == []
+    assert step.page.cursor == Cursor(at(8_997), ""), "everything up to the mark less the overlap is settled"
+    following = window(step.page.cursor, size=10, hwm=at(20_000), overlap=timedelta(milliseconds=3))
+    assert following.request()["filterGroups"][0]["filters"][0]["value"] == to_epoch_ms(at(8_994)), \
+        "the next read starts after the last change's overlap, not 3 ms before the last change again"
 
 
 def test_a_record_changed_during_the_read_never_moves_the_checkpoint_past_the_mark() -> None:
@@ -389,7 +400,7 @@ def test_every_record_after_the_cursor_and_up_to_the_mark_is_delivered_once_in_o
     cursors = [p.cursor for p in pages if p.cursor is not None]
     assert len(cursors) == len(pages) and cursors == sorted(cursors), "every page checkpoints, only forward"
     for k, page in enumerate(pages):  # a checkpoint covers only what was delivered: a resume from it skips nothing
-        assert page.cursor is not None and page.cursor <= Cursor(at(top), "")
+        assert page.cursor is not None and page.cursor.last_modified <= at(top), "no checkpoint passes the mark"
         covered = {i for i in expected if Cursor(at(ms[i]), str(i)) <= page.cursor}
         done = set(ids_of(pages[: k + 1]))
         assert covered <= done, f"page {k}'s checkpoint {page.cursor} covers undelivered {sorted(covered - done)}"

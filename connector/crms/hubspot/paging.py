@@ -181,6 +181,7 @@ class SearchWindow:
         self.size = size
         self.start = cursor
         self.hwm = hwm
+        self.overlap = overlap
         self.lower = floor_ms(cursor.last_modified - overlap)
         """Where the next range search starts (every record before it was delivered)."""
         self.delivered = cursor
@@ -266,6 +267,13 @@ class SearchWindow:
             self.delivered = max(self.delivered, clamp(position, self.hwm))
         if complete_before is None:
             self.done = True
+            # Search had every record changed before hwm - overlap indexed when this read began, and
+            # the read delivered them: the checkpoint may say so. Otherwise, in a quiet portal, each
+            # run would re-read the overlap before the last change (the echo of Relay's last writes)
+            # again and again.
+            settled = Cursor(floor_ms(self.hwm - self.overlap), "")
+            if settled > self.delivered:
+                self.delivered = settled
         else:
             self._move_lower(complete_before)
         return Step(self._checkpoint(page), self.done)
