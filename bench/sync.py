@@ -5,14 +5,15 @@ For each connection, three runs on one store:
 * ``first``: a first (full) sync into an empty store;
 * ``second``: once the read lag passed, reading back Relay's own writes (nothing to decide,
   nothing written);
-* ``incremental``: after ``--changed`` (1 %) of the people were edited in the CRM through its
-  API (a title, which moves their score), the steady state of a scheduled sync.
+* ``touched`` and ``rescored``: scheduled incremental runs after ``--changed`` (1 %) of the
+  people were edited in the CRM through its API: a field Relay does not map (their modified
+  time moves; nothing to decide), then their title (their score moves: decided, written).
 
 The minimum is what the batch limits allow: for every object, records read ÷ page size
 (rounded up), plus, for every kind of write, records written ÷ write batch size (rounded
 up); Relay's own overhead (auth, owners, its HubSpot properties) comes on top. Goals: a
 first sync within 10 % of the minimum; an incremental run with 1 % changed at most 2 % of a
-first sync's calls.
+first sync's calls (the writes a rescore needs come on top of the read).
 
 ``--baseline REV`` also runs the benchmark of git revision REV (a temporary worktree, its own
 ``bench/sync.py``) and prints the first-sync times side by side: same machine, same data.
@@ -75,26 +76,26 @@ def _write_counts(ledger_entries: list[dict[str, Any]]) -> Counter[str]:
     return counts
 
 
-def _edit_salesforce(url: str, fraction: float, seed_leads: list[dict[str, Any]]) -> int:
-    """Give ``fraction`` of the leads a new title through the REST API, as a rep would."""
+def _edit_salesforce(url: str, fraction: float, seed_leads: list[dict[str, Any]], field: str, value: str) -> int:
+    """Set ``field`` on ``fraction`` of the leads through the REST API, as a rep would."""
     token = httpx.post(f"{url}/services/oauth2/token", data={
         "grant_type": "client_credentials", "client_id": "sandbox", "client_secret": "sandbox"}).json()
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     ids = [lead["Id"] for lead in seed_leads][:: max(1, round(1 / fraction))]
     for start in range(0, len(ids), 200):
-        records = [{"attributes": {"type": "Lead"}, "Id": i, "Title": "VP of Revenue Operations"}
+        records = [{"attributes": {"type": "Lead"}, "Id": i, field: value}
                    for i in ids[start:start + 200]]
         httpx.patch(f"{url}/services/data/v59.0/composite/sobjects", headers=headers,
                     json={"allOrNone": False, "records": records}).raise_for_status()
     return len(ids)
 
 
-def _edit_hubspot(url: str, fraction: float, seed_contacts: list[dict[str, Any]]) -> int:
-    """Give ``fraction`` of the contacts a new job title through the batch API."""
+def _edit_hubspot(url: str, fraction: float, seed_contacts: list[dict[str, Any]], field: str, value: str) -> int:
+    """Set ``field`` on ``fraction`` of the contacts through the batch API."""
     headers = {"Authorization": "Bearer sandbox-token"}
     ids = [str(contact["id"]) for contact in seed_contacts][:: max(1, round(1 / fraction))]
     for start in range(0, len(ids), 100):
-        inputs = [{"id": i, "properties": {"jobtitle": "VP of Revenue Operations"}} for i in ids[start:start + 100]]
+        inputs = [{"id": i, "properties": {field: value}} for i in ids[start:start + 100]]
         httpx.post(f"{url}/crm/v3/objects/contacts/batch/update", headers=headers,
                    json={"inputs": inputs}).raise_for_status()
     return len(ids)
@@ -128,8 +129,14 @@ def measure(leads: int, seed: int, database: str, changed: float) -> list[Row]:
         env = dict(os.environ, SALESFORCE_INSTANCE_URL=sf_server.url, HUBSPOT_BASE_URL=hs_server.url)
         config = load_config(env=env)
         engine = open_store(url)
-        edits = {"salesforce": lambda: _edit_salesforce(sf_server.url, changed, data.salesforce["Lead"]),
-                 "hubspot": lambda: _edit_hubspot(hs_server.url, changed, data.hubspot["contacts"])}
+        # "touched": a field Relay does not map (the record's modified time moves, nothing to decide);
+        # "rescored": the title, which moves the score (decided again, written back).
+        cases = {"salesforce": {"touched": ("Description", "Called back, no answer"),
+                                "rescored": ("Title", "VP of Revenue Operations")},
+                 "hubspot": {"touched": ("address", "1 Market Street"),
+                             "rescored": ("jobtitle", "VP of Revenue Operations")}}
+        edit = {"salesforce": lambda f, v: _edit_salesforce(sf_server.url, changed, data.salesforce["Lead"], f, v),
+                "hubspot": lambda f, v: _edit_hubspot(hs_server.url, changed, data.hubspot["contacts"], f, v)}
         for name, sandbox in (("salesforce", sf), ("hubspot", hs)):
             lag = config.connection(name).read_lag_seconds + 1  # past it, what was written is due for reading
             rows.append(_run(config, name, "first", engine, sandbox))
@@ -137,10 +144,11 @@ def measure(leads: int, seed: int, database: str, changed: float) -> list[Row]:
             rows.append(_run(config, name, "second", engine, sandbox))
             # A scheduled run comes minutes later: HubSpot's incremental search starts 2 minutes
             # before its checkpoint (search lags writes), so an earlier run would re-read the echo.
-            time.sleep(OVERLAP.get(name, 0))
-            edited = edits[name]()
-            time.sleep(lag)
-            rows.append(_run(config, name, f"incr {edited}", engine, sandbox))
+            for case, (field, value) in cases[name].items():
+                time.sleep(OVERLAP.get(name, 0))
+                edited = edit[name](field, value)
+                time.sleep(lag)
+                rows.append(_run(config, name, f"{case} {edited}", engine, sandbox))
         engine.dispose()
     finally:
         hs.stop()
@@ -149,18 +157,18 @@ def measure(leads: int, seed: int, database: str, changed: float) -> list[Row]:
 
 
 def print_rows(rows: list[Row]) -> None:
-    print(f"\n{'connection':<11}{'run':<10}{'read':>8}{'written':>9}{'seconds':>9}{'rec/s':>8}"
+    print(f"\n{'connection':<11}{'run':<14}{'read':>8}{'written':>9}{'seconds':>9}{'rec/s':>8}"
           f"{'calls(server)':>14}{'calls(relay)':>13}{'minimum':>9}{'over min':>10}{'of first':>10}")
     first = {row.connection: row.server_calls for row in rows if row.run == "first"}
     for row in rows:
         over = (row.server_calls - row.minimum) / row.minimum * 100 if row.minimum else float("nan")
         share = row.server_calls / first[row.connection] * 100 if first.get(row.connection) else float("nan")
-        print(f"{row.connection:<11}{row.run:<10}{row.read:>8,}{row.written:>9,}{row.seconds:>9.1f}"
+        print(f"{row.connection:<11}{row.run:<14}{row.read:>8,}{row.written:>9,}{row.seconds:>9.1f}"
               f"{row.read / row.seconds if row.seconds else 0:>8,.0f}{row.server_calls:>14}{row.relay_calls:>13}"
               f"{row.minimum:>9}{over:>9.1f}%{share:>9.1f}%")
     print("\nminimum = reads ÷ page size + writes ÷ batch size, per object and kind of write; 'over min' counts"
           " every call the sandbox received (auth, owners, properties included); 'of first' = calls as a share of"
-          " the first sync's; 'incr N' = an incremental run after N people were edited in the CRM.")
+          " the first sync's; 'touched/rescored N' = an incremental run after N people were edited in the CRM.")
 
 
 _ROW = re.compile(r"^(salesforce|hubspot)\s+(first|second)\s+([\d,]+)\s+([\d,]+)\s+([\d.]+)\s")
