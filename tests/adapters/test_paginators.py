@@ -23,6 +23,7 @@ from connector.adapters.errors import FatalError
 from connector.crms.hubspot.paging import (
     MODIFIED,
     OBJECT_ID,
+    SETTLED,
     SearchWindow,
     next_after,
     to_epoch_ms,
@@ -322,10 +323,23 @@ def test_a_finished_read_checkpoints_what_search_had_indexed_so_the_next_does_no
     reading = window(Cursor(at(5), "7"), size=10, hwm=at(9_000), overlap=timedelta(milliseconds=3))
     step = reading.advance({"total": 1, "results": [record(7, 5)]})
     assert step.done and step.page is not None and step.page.records == []
-    assert step.page.cursor == Cursor(at(8_997), ""), "everything up to the mark less the overlap is settled"
+    assert step.page.cursor == Cursor(at(8_997), SETTLED), "everything up to the mark less the overlap is settled"
     following = window(step.page.cursor, size=10, hwm=at(20_000), overlap=timedelta(milliseconds=3))
-    assert following.request()["filterGroups"][0]["filters"][0]["value"] == to_epoch_ms(at(8_994)), \
-        "the next read starts after the last change's overlap, not 3 ms before the last change again"
+    assert following.request()["filterGroups"][0]["filters"][0]["value"] == to_epoch_ms(at(8_998)), \
+        "the next read starts just past the settled point, not the overlap before it"
+    # A read that ends within the overlap of the last change settles nothing: the overlap stays.
+    close = window(Cursor(at(5), "7"), size=10, hwm=at(6), overlap=timedelta(milliseconds=3))
+    step = close.advance({"total": 1, "results": [record(7, 5)]})
+    assert step.page is None, "nothing new and nothing settled past the last change"
+
+
+def test_after_a_settled_checkpoint_a_record_search_had_not_indexed_yet_is_still_read() -> None:
+    # Settled at 8,997 ms (mark 9,000, overlap 3): a record changed at 8,999 may have been invisible
+    # then; the next read, from 8,998, brings it.
+    search = Search([record(1, 8_999), record(2, 9_500)], seed=1)
+    pages = drain(window(Cursor(at(8_997), SETTLED), size=10, hwm=at(20_000),
+                         overlap=timedelta(milliseconds=3)), search)
+    assert ids_of(pages) == [1, 2]
 
 
 def test_a_record_changed_during_the_read_never_moves_the_checkpoint_past_the_mark() -> None:

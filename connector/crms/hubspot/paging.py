@@ -113,6 +113,12 @@ def next_after(answer: Mapping[str, Any], context: str) -> str | None:
     return str(after)
 
 
+SETTLED = "settled"
+"""The id of a checkpoint a finished search read settled: every record changed at or before its
+time was indexed when that read began and delivered by it. The next read starts just past it,
+not ``overlap`` before it. (It sorts after every numeric id of its millisecond.)"""
+
+
 @dataclass(frozen=True)
 class Step:
     """What one search answer gives the read: a page to hand on (None: nothing new), and whether the read is over."""
@@ -182,8 +188,10 @@ class SearchWindow:
         self.start = cursor
         self.hwm = hwm
         self.overlap = overlap
-        self.lower = floor_ms(cursor.last_modified - overlap)
-        """Where the next range search starts (every record before it was delivered)."""
+        self.lower = (cursor.last_modified + ONE_MS if cursor.last_id == SETTLED
+                      else floor_ms(cursor.last_modified - overlap))
+        """Where the next range search starts (every record before it was delivered): the overlap
+        before the cursor, or just past it when an earlier read settled everything up to it."""
         self.delivered = cursor
         """Every record at or before this position has been delivered."""
         self.checkpointed = cursor
@@ -271,8 +279,8 @@ class SearchWindow:
             # the read delivered them: the checkpoint may say so. Otherwise, in a quiet portal, each
             # run would re-read the overlap before the last change (the echo of Relay's last writes)
             # again and again.
-            settled = Cursor(floor_ms(self.hwm - self.overlap), "")
-            if settled > self.delivered:
+            settled = Cursor(floor_ms(self.hwm - self.overlap), SETTLED)
+            if settled.last_modified > self.delivered.last_modified:
                 self.delivered = settled
         else:
             self._move_lower(complete_before)
