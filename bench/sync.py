@@ -185,9 +185,7 @@ def measure(leads: int, seed: int, database: str, changed: float, *, first_only:
             if first_only:
                 continue
             # Runs come minutes apart, as a schedule brings them: HubSpot's incremental search starts 2
-            # minutes before its checkpoint (search lags writes). Runs this close still re-read the
-            # echo of the first sync's writes once more ('touched'); on a 15-minute schedule a
-            # finished read's checkpoint passes it (tests/adapters/test_paginators.py).
+            # minutes before its checkpoint (search lags writes) unless an earlier read settled it.
             time.sleep(max(lag, OVERLAP.get(name, 0)))
             rows.append(_run(config, name, "second", engine, sandboxes))
             for case, (field, value) in cases[name].items():
