@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
@@ -102,9 +103,22 @@ def test_hold_keeps_other_requests_served_and_ends_when_the_server_stops(portal:
 
 def test_slow_list_completes(portal: HubSpotSandbox, api: HubSpot) -> None:
     _faults(portal, {"slow": 1.0, "slow_ms": [10, 30]})
+    before = len(portal.ledger.as_json()["entries"])
     assert len(api.crm.contacts.basic_api.get_page(limit=10).results) == 10
-    entry = portal.ledger.as_json()["entries"][-1]
+    entry = _entry_after(portal, before)
     assert (entry["fault"], entry["status"]) == ("slow", HTTPStatus.OK)
+
+
+def _entry_after(portal: HubSpotSandbox, count: int, wait: float = 5.0) -> dict[str, Any]:
+    """The ledger entry after the first ``count``: the server writes it once the answer has left,
+    which may be just after the client read the answer."""
+    deadline = time.monotonic() + wait
+    while True:
+        entries = portal.ledger.as_json()["entries"]
+        if len(entries) > count or time.monotonic() > deadline:
+            assert len(entries) > count, "the call never reached the ledger"
+            return dict(entries[count])
+        time.sleep(0.01)
 
 
 def test_repeat_page_list_next_after_equals_the_request_after(portal: HubSpotSandbox, api: HubSpot) -> None:
