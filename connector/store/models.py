@@ -201,7 +201,10 @@ class RecordRow(Base):
     """The last canonical form Relay saw of a CRM record."""
 
     __tablename__ = "records"
-    __table_args__ = (Index("ix_records_relay_id", "relay_id"),)
+    __table_args__ = (
+        Index("ix_records_relay_id", "relay_id"),
+        Index("ix_records_connection_kind_relay_id", "connection", "kind", "relay_id"),
+    )
 
     connection: Mapped[str] = mapped_column(String(CONNECTION_LEN), primary_key=True)
     object: Mapped[str] = mapped_column(String(OBJECT_LEN), primary_key=True)
@@ -233,6 +236,12 @@ class AssignmentRow(Base):
         ),
         Index("ix_assignments_record", "connection", "object", "crm_id"),
         Index("ix_assignments_owner_email", "owner_email"),
+        Index(
+            "ix_assignments_active_relay_id",
+            "relay_id",
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -340,6 +349,7 @@ class ApiCallRow(Base):
     __table_args__ = (
         CheckConstraint("count >= 0", name="count_not_negative"),
         Index("ix_api_calls_connection_run_id", "connection", "run_id"),
+        Index("ix_api_calls_run_id", "run_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

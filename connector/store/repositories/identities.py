@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, or_, select, tuple_
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from connector.store.errors import InvalidStoreValue, StoreError
@@ -354,16 +354,24 @@ class Identities:
         return candidate
 
     def _links_of(self, refs: Sequence[CrmRef]) -> dict[CrmRef, str]:
-        """The relay ids ``refs`` are linked to (one SELECT)."""
+        """The relay ids ``refs`` are linked to (one SELECT per connection and object).
+
+        ``crm_id IN (...)`` under an equal connection and object walks the primary key; a
+        row-value ``(connection, object, crm_id) IN (VALUES ...)`` made SQLite scan the table.
+        """
         table = table_of(IdentityLinkRow)
-        rows = self._session.execute(
-            select(table.c.connection, table.c.object, table.c.crm_id, table.c.relay_id).where(
-                tuple_(table.c.connection, table.c.object, table.c.crm_id).in_(
-                    [(ref.connection, ref.object, ref.crm_id) for ref in refs]
+        by_object: dict[tuple[str, str], list[str]] = {}
+        for ref in refs:
+            by_object.setdefault((ref.connection, ref.object), []).append(ref.crm_id)
+        found: dict[CrmRef, str] = {}
+        for (connection, object_name), crm_ids in sorted(by_object.items()):
+            rows = self._session.execute(
+                select(table.c.crm_id, table.c.relay_id).where(
+                    table.c.connection == connection, table.c.object == object_name, table.c.crm_id.in_(crm_ids)
                 )
             )
-        )
-        return {CrmRef(connection, object_name, crm_id): relay_id for connection, object_name, crm_id, relay_id in rows}
+            found.update((CrmRef(connection, object_name, crm_id), relay_id) for crm_id, relay_id in rows)
+        return found
 
     def _identities_by_key(self, kind: IdentityKind, keys: Sequence[str]) -> dict[str, str]:
         """The relay ids of the identities of ``kind`` with these keys (one SELECT)."""

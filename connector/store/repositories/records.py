@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, select, tuple_, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from connector.store._types import content_hash, scrub_text
@@ -388,17 +388,21 @@ class Records:
             return 0
         table = table_of(RecordRow)
         changes: list[dict[str, Any]] = []
-        for batch in chunked(sorted(wanted)):
-            rows = self._session.execute(
-                select(table.c.object, table.c.crm_id, table.c.canonical, table.c.content_hash).where(
-                    table.c.connection == connection, tuple_(table.c.object, table.c.crm_id).in_(batch))
-            )
-            for obj, crm_id, canonical, digest in rows:
-                merged = json_object({**dict(canonical), **wanted[(obj, crm_id)]},
-                                     f"records[{connection}/{obj}/{crm_id}].canonical")
-                new_digest = content_hash(merged)
-                if new_digest != digest:
-                    changes.append({"b_object": obj, "b_crm_id": crm_id, "b_canonical": merged, "b_hash": new_digest})
+        by_object: dict[str, list[str]] = {}
+        for obj, crm_id in sorted(wanted):
+            by_object.setdefault(obj, []).append(crm_id)
+        for obj, crm_ids in by_object.items():
+            for batch in chunked(crm_ids):  # crm_id IN under an equal object: a row-value IN made SQLite scan
+                rows = self._session.execute(
+                    select(table.c.crm_id, table.c.canonical, table.c.content_hash).where(
+                        table.c.connection == connection, table.c.object == obj, table.c.crm_id.in_(list(batch)))
+                )
+                for crm_id, canonical, digest in rows:
+                    merged = json_object({**dict(canonical), **wanted[(obj, crm_id)]},
+                                         f"records[{connection}/{obj}/{crm_id}].canonical")
+                    new_digest = content_hash(merged)
+                    if new_digest != digest:
+                        changes.append({"b_object": obj, "b_crm_id": crm_id, "b_canonical": merged, "b_hash": new_digest})
         if changes:
             statement = (
                 update(table)
