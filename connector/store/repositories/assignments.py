@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Row, select, text, update
 from sqlalchemy.orm import Session
 
 from connector.store.errors import ActiveAssignmentConflict, InvalidStoreValue
@@ -54,7 +54,7 @@ class Assignment:
     status: AssignmentStatus
 
 
-def _assignment(row: AssignmentRow) -> Assignment:
+def _assignment(row: AssignmentRow | Row[Any]) -> Assignment:
     return Assignment(
         id=row.id,
         relay_id=row.relay_id,
@@ -133,15 +133,14 @@ class Assignments:
 
     def active_for(self, connection: str, object_name: str, crm_id: str) -> Assignment | None:
         """Return the active assignment of a CRM record, if any."""
-        row = self._session.scalars(
-            select(AssignmentRow)
+        row = self._session.execute(
+            select(table_of(AssignmentRow))
             .where(
                 AssignmentRow.connection == connection,
                 AssignmentRow.object == object_name,
                 AssignmentRow.crm_id == crm_id,
                 AssignmentRow.status == AssignmentStatus.ACTIVE.value,
             )
-            .execution_options(populate_existing=True)
         ).first()
         return _assignment(row) if row else None
 
@@ -155,15 +154,14 @@ class Assignments:
         wanted = sorted(set(crm_ids))
         found: dict[str, Assignment] = {}
         for chunk in chunked(wanted):
-            rows = self._session.scalars(
-                select(AssignmentRow)
+            rows = self._session.execute(
+                select(table_of(AssignmentRow))
                 .where(
                     AssignmentRow.connection == connection,
                     AssignmentRow.object == object_name,
                     AssignmentRow.crm_id.in_(list(chunk)),
                     AssignmentRow.status == AssignmentStatus.ACTIVE.value,
                 )
-                .execution_options(populate_existing=True)
             )
             for row in rows:
                 found[row.crm_id] = _assignment(row)
@@ -177,14 +175,13 @@ class Assignments:
         wanted = sorted(set(relay_ids))
         found: dict[str, Assignment] = {}
         for start in range(0, len(wanted), 500):
-            rows = self._session.scalars(
-                select(AssignmentRow)
+            rows = self._session.execute(
+                select(table_of(AssignmentRow))
                 .where(
                     AssignmentRow.relay_id.in_(wanted[start : start + 500]),
                     AssignmentRow.status == AssignmentStatus.ACTIVE.value,
                 )
                 .order_by(AssignmentRow.id)
-                .execution_options(populate_existing=True)
             )
             for row in rows:
                 if row.relay_id is not None and row.relay_id not in found:
@@ -193,15 +190,14 @@ class Assignments:
 
     def history(self, connection: str, object_name: str, crm_id: str) -> list[Assignment]:
         """Return every assignment of a CRM record, oldest first."""
-        rows = self._session.scalars(
-            select(AssignmentRow)
+        rows = self._session.execute(
+            select(table_of(AssignmentRow))
             .where(
                 AssignmentRow.connection == connection,
                 AssignmentRow.object == object_name,
                 AssignmentRow.crm_id == crm_id,
             )
             .order_by(AssignmentRow.id)
-            .execution_options(populate_existing=True)
         )
         return [_assignment(row) for row in rows]
 
@@ -242,8 +238,8 @@ class Assignments:
     def sla_due_before(self, moment: datetime, *, limit: int = 500) -> list[Assignment]:
         """Return active assignments whose SLA is due before ``moment``, earliest first."""
         cutoff = aware(moment, "assignments.sla_due cutoff")
-        rows = self._session.scalars(
-            select(AssignmentRow)
+        rows = self._session.execute(
+            select(table_of(AssignmentRow))
             .where(
                 AssignmentRow.status == AssignmentStatus.ACTIVE.value,
                 AssignmentRow.sla_due.is_not(None),
@@ -251,7 +247,6 @@ class Assignments:
             )
             .order_by(AssignmentRow.sla_due, AssignmentRow.id)
             .limit(limit)
-            .execution_options(populate_existing=True)
         )
         return [_assignment(row) for row in rows]
 

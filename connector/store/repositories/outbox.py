@@ -340,10 +340,9 @@ class Outbox:
                 break
             found = {
                 row.idempotency_key: _message(row)
-                for row in self._session.scalars(
-                    select(OutboxRow)
+                for row in self._session.execute(
+                    select(table_of(OutboxRow))
                     .where(OutboxRow.idempotency_key.in_(sorted(set(wanted.values()))))
-                    .execution_options(populate_existing=True)
                 )
             }
             following: dict[str, str] = {}
@@ -578,10 +577,9 @@ class Outbox:
 
     def by_key(self, idempotency_key: str) -> OutboxMessage | None:
         """Return the message with this idempotency key, if any."""
-        row = self._session.scalars(
-            select(OutboxRow)
+        row = self._session.execute(
+            select(table_of(OutboxRow))
             .where(OutboxRow.idempotency_key == idempotency_key)
-            .execution_options(populate_existing=True)
         ).first()
         return _message(row) if row else None
 
@@ -598,16 +596,16 @@ class Outbox:
         """
         if limit <= 0:
             raise InvalidStoreValue(f"outbox.pending limit must be positive, got {limit}")
+        table = table_of(OutboxRow)
         query = (
-            select(OutboxRow)
-            .where(OutboxRow.connection == connection, OutboxRow.status.in_(DRAINABLE))
-            .order_by(OutboxRow.id)
+            select(table)
+            .where(table.c.connection == connection, table.c.status.in_(DRAINABLE))
+            .order_by(table.c.id)
             .limit(limit)
         )
         if lock and is_postgresql(self._session):
             query = query.with_for_update(skip_locked=True)
-        rows = self._session.scalars(query.execution_options(populate_existing=True))
-        return [_message(row) for row in rows]
+        return [_message(row) for row in self._session.execute(query)]
 
     def mark_sent(
         self,

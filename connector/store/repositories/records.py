@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Row, bindparam, exists, func, select, update
+from sqlalchemy.orm import Session
 
 from connector.store._types import content_hash, scrub_text
 from connector.store.errors import InvalidStoreValue
@@ -75,7 +75,7 @@ def _content(row: Mapping[str, Any]) -> tuple[str, bool, str | None]:
     return (row["content_hash"], bool(row["deleted"]), row["merged_into"])
 
 
-def _snapshot(row: RecordRow) -> RecordSnapshot:
+def _snapshot(row: RecordRow | Row[Any]) -> RecordSnapshot:
     return RecordSnapshot(
         connection=row.connection,
         object=row.object,
@@ -327,18 +327,17 @@ class Records:
 
     def for_identity(self, relay_id: str) -> list[RecordSnapshot]:
         """Return every snapshot linked to the identity ``relay_id``."""
-        rows = self._session.scalars(
-            select(RecordRow)
+        rows = self._session.execute(
+            select(table_of(RecordRow))
             .where(RecordRow.relay_id == relay_id)
             .order_by(RecordRow.connection, RecordRow.object, RecordRow.crm_id)
-            .execution_options(populate_existing=True)
         )
         return [_snapshot(row) for row in rows]
 
     def live_of_kind(self, connection: str, kind: str) -> list[RecordSnapshot]:
         """Every snapshot of ``kind`` (e.g. ``account``) of ``connection`` not deleted or merged away."""
-        rows = self._session.scalars(
-            select(RecordRow)
+        rows = self._session.execute(
+            select(table_of(RecordRow))
             .where(
                 RecordRow.connection == connection,
                 RecordRow.kind == kind,
@@ -346,7 +345,6 @@ class Records:
                 RecordRow.merged_into.is_(None),
             )
             .order_by(RecordRow.object, RecordRow.crm_id)
-            .execution_options(populate_existing=True)
         )
         return [_snapshot(row) for row in rows]
 
@@ -354,8 +352,8 @@ class Records:
         """The live person records of ``connection`` that belong to these identities (one person's records)."""
         found: list[RecordSnapshot] = []
         for batch in chunked(sorted(set(relay_ids))):
-            rows = self._session.scalars(
-                select(RecordRow)
+            rows = self._session.execute(
+                select(table_of(RecordRow))
                 .where(
                     RecordRow.connection == connection,
                     RecordRow.kind == "person",
@@ -364,7 +362,6 @@ class Records:
                     RecordRow.merged_into.is_(None),
                 )
                 .order_by(RecordRow.object, RecordRow.crm_id)
-                .execution_options(populate_existing=True)
             )
             found.extend(_snapshot(row) for row in rows)
         return found
@@ -426,31 +423,31 @@ class Records:
             ``(snapshot, owner email of the other record's active assignment)``, by CRM id;
             a record whose person has several such assignments comes once (the earliest).
         """
-        other = aliased(AssignmentRow)
-        own = aliased(AssignmentRow)
+        records = table_of(RecordRow)
+        other = table_of(AssignmentRow).alias("other")
+        own = table_of(AssignmentRow).alias("own")
         active = AssignmentStatus.ACTIVE.value
         rows = self._session.execute(
-            select(RecordRow, other.owner_email)
-            .join(other, (other.relay_id == RecordRow.relay_id) & (other.status == active))
+            select(records, other.c.owner_email)
+            .join(other, (other.c.relay_id == records.c.relay_id) & (other.c.status == active))
             .where(
-                RecordRow.connection == connection,
-                RecordRow.object == object_name,
-                RecordRow.kind == "person",
-                RecordRow.deleted.is_(False),
-                RecordRow.merged_into.is_(None),
+                records.c.connection == connection,
+                records.c.object == object_name,
+                records.c.kind == "person",
+                records.c.deleted.is_(False),
+                records.c.merged_into.is_(None),
                 ~exists().where(
-                    own.connection == RecordRow.connection,
-                    own.object == RecordRow.object,
-                    own.crm_id == RecordRow.crm_id,
-                    own.status == active,
+                    own.c.connection == records.c.connection,
+                    own.c.object == records.c.object,
+                    own.c.crm_id == records.c.crm_id,
+                    own.c.status == active,
                 ),
             )
-            .order_by(RecordRow.crm_id, other.id)
-            .execution_options(populate_existing=True)
+            .order_by(records.c.crm_id, other.c.id)
         )
         found: dict[str, tuple[RecordSnapshot, str]] = {}
-        for row, owner_email in rows:
-            found.setdefault(row.crm_id, (_snapshot(row), str(owner_email)))
+        for row in rows:
+            found.setdefault(row.crm_id, (_snapshot(row), str(row.owner_email)))
         return list(found.values())
 
     def mark_merged(
