@@ -10,7 +10,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from connector.store._types import json_text, json_value
+from connector.store._types import json_text
 from connector.store.errors import UnsupportedDatabase
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
@@ -71,8 +71,8 @@ def create_engine_for(
     (``sqlite://``) shares one connection, so it can be migrated and then used.
     PostgreSQL URLs without a driver use psycopg 3 and get ``pool_pre_ping``. JSON
     columns are written with :func:`connector.store._types.json_text` (lone surrogates
-    become U+FFFD) and read with :func:`connector.store._types.json_value`. Nothing
-    connects yet: :func:`connector.store.migrate.open_store` checks the database and turns driver errors into one-line store errors.
+    become U+FFFD). Nothing connects yet: :func:`connector.store.migrate.open_store`
+    checks the database and turns driver errors into one-line store errors.
 
     Args:
         database_url: e.g. ``sqlite:///./relay.db`` or
@@ -96,7 +96,6 @@ def create_engine_for(
         )
     # JSON columns: lone surrogates (invalid Unicode) become U+FFFD instead of failing the row.
     engine_options.setdefault("json_serializer", json_text)
-    engine_options.setdefault("json_deserializer", json_value)
     if backend == "postgresql":
         engine_options.setdefault("pool_pre_ping", True)
         return create_engine(url, **engine_options)

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.store import InvalidStoreValue
-from connector.store._types import content_hash, json_text, json_value, to_json_document
+from connector.store._types import content_hash, json_text, to_json_document
 from connector.store.repositories import Audit, AuditEntryIn, Records, SnapshotIn
 
 from . import _reference as reference
@@ -95,29 +95,15 @@ def test_keys_that_are_not_text_go_the_old_way(value: dict[Any, Any]) -> None:
 @PURE
 @given(value=documents)
 def test_a_column_reads_back_what_the_json_module_would(value: Any) -> None:
-    """orjson writes and reads the columns; the data that comes back is what json gave before."""
+    """orjson writes the columns; the data read back is what json wrote before."""
     try:
         document = to_json_document(value, "where")
     except TypeError:
         return
     old = json.loads(json.dumps(document, ensure_ascii=False))
-    back = json_value(json_text(document))
+    back = json.loads(json_text(document))
     assert back == old
     assert json.dumps(back, ensure_ascii=False) == json.dumps(old, ensure_ascii=False)  # order and types
-
-
-@pytest.mark.parametrize("text, expected", [
-    ('{"id": 123456789012345678901234567890}', {"id": 123456789012345678901234567890}),  # orjson: a float
-    ('{"n": 9007199254740993}', {"n": 9007199254740993}),
-    ('{"x": NaN}', None),  # what an older Relay could write: read as json reads it
-    ('{"a": "\\ud800"}', {"a": "\ud800"}),  # a lone surrogate escape, refused by orjson
-])
-def test_column_text_orjson_would_misread_is_read_by_json(text: str, expected: Any) -> None:
-    value = json_value(text)
-    if expected is None:
-        assert value["x"] != value["x"]  # NaN
-    else:
-        assert value == expected and type(value) is type(expected)
 
 
 def test_column_text_of_what_orjson_refuses_is_written_by_json() -> None:
