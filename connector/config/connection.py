@@ -122,6 +122,12 @@ class ConnectionSettings(ConfigModel):
         description="How long the CRM's user list is reused between runs of one process (a worker); 0 reads it "
         "on every run. A rep added or deactivated in the CRM is seen after at most this long.",
     )
+    deletions_every_minutes: int = Field(
+        default=0, ge=0, le=1_440,
+        description="For a CRM that finds deleted records only by listing every archived one (HubSpot): list "
+        "them at most this often (0: on every run); a full sync always does. A CRM that reports deletions "
+        "with the changes (Salesforce) reads them on every run for nothing.",
+    )
     run_deadline_minutes: int | None = Field(
         default=120, ge=1,
         description="A sync run that takes longer stops with RUN_DEADLINE_EXCEEDED (null: no limit); "

@@ -354,15 +354,44 @@ def _sync_object(
         if ctx.writer is not None:
             ctx.writer.drain(final=False)
     if not ctx.adapter.reads_deletions:
-        since = cursor.last_modified if cursor is not None else datetime(1970, 1, 1, tzinfo=UTC)
-        deleted = ctx.adapter.read_deleted(mapping.name, since)
+        _list_deletions(ctx, mapping, cursor, full)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _list_deletions(ctx: RunContext, mapping: ObjectMapping, start: Cursor | None, full: bool) -> None:
+    """Apply the deletions a CRM lists apart from the changes (HubSpot's archived records), when due.
+
+    The listing pages through every archived record, so a connection asks for it at most
+    every ``deletions_every_minutes`` (a full sync always). It looks back to where the last
+    listing stood (``deletions_since``), else to where this run's read started, so a
+    record deleted while listings waited is still found; the next one starts at the read
+    position this one saw.
+    """
+    with ctx.transaction() as session:
+        stored = Repositories(session).cursors.get(ctx.connection, mapping.name)
+    every = timedelta(minutes=ctx.resolved.settings.deletions_every_minutes)
+    now = ctx.now()
+    last = stored.deletions_checked_at if stored is not None else None
+    if not full and last is not None and timedelta(0) <= now - last < every:
+        return
+    if full or start is None:
+        since = _EPOCH
+    elif stored is not None and stored.deletions_since is not None:
+        since = min(stored.deletions_since, start.last_modified)
+    else:
+        since = start.last_modified
+    deleted = ctx.adapter.read_deleted(mapping.name, since)
+    plan = ctx.new_page()
+    with ctx.transaction() as session:
+        repos = Repositories(session)
         if deleted:
-            plan = ctx.new_page()
-            with ctx.transaction() as session:
-                repos = Repositories(session)
-                apply_deletions(ctx, plan, mapping, deleted, (), repos)
-                plan.write(repos, ctx.now())
-            plan.add_to(ctx.summary)
+            apply_deletions(ctx, plan, mapping, deleted, (), repos)
+            plan.write(repos, ctx.now())
+        if stored is not None:
+            repos.cursors.deletions_listed(ctx.connection, mapping.name, stored.last_modified, now=now)
+    plan.add_to(ctx.summary)
 
 
 def _propagate_owners(ctx: RunContext, mapping: ObjectMapping, page_size: int) -> None:

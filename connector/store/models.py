@@ -168,6 +168,10 @@ class SyncCursorRow(Base):
     last_modified: Mapped[datetime]
     last_id: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
     updated_at: Mapped[datetime]
+    deletions_checked_at: Mapped[datetime | None]
+    """When deletions were last listed (Relay's clock), for CRMs that list them apart from the changes."""
+    deletions_since: Mapped[datetime | None]
+    """Where the next listing of deletions starts (the CRM's clock: the read position when it was last listed)."""
 
 
 class IdentityRow(Base):

@@ -22,7 +22,7 @@ def test_typo_in_a_key_is_rejected_with_a_suggestion(shipped: ConfigCopy, proble
     assert problems_of() == [
         "config/relay.yaml:17: connections.salesforce.page_sise: unknown key 'page_sise'; did you mean "
         "'page_size'? (allowed: kind, base_url, mapping, schedule, write_back, connect_timeout, read_timeout, "
-        "max_attempts, read_lag_seconds, owners_cache_seconds, run_deadline_minutes, api_version, credentials, objects, page_size, write_batch_size)"
+        "max_attempts, read_lag_seconds, owners_cache_seconds, deletions_every_minutes, run_deadline_minutes, api_version, credentials, objects, page_size, write_batch_size)"
     ]
 
 

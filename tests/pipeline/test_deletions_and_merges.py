@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
+import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hubspot import HubSpot
-from hubspot.crm.contacts import PublicMergeInput
+from hubspot.crm.contacts import PublicMergeInput, SimplePublicObjectInput
 from simple_salesforce import Salesforce
 from sqlalchemy import Engine
 
 from connector.config.loader import RelayConfig, load_config
+from connector.crms.hubspot.adapter import HubSpotAdapter
 from connector.pipeline.sync import run_sync
 from connector.store.db import session_factory
 from connector.store.migrate import open_store
@@ -85,6 +88,7 @@ def test_a_lead_deleted_in_salesforce_is_marked_deleted(world: World) -> None:
 
 
 def test_a_contact_archived_in_hubspot_is_marked_deleted(world: World) -> None:
+    world.config.connection("hubspot").deletions_every_minutes = 0  # list archived records on every run
     run_sync(world.config, "hubspot", world.engine)
     contact_id = world.hs.crm.contacts.basic_api.get_page(limit=1).results[0].id
     world.hs.crm.contacts.basic_api.archive(contact_id)
@@ -94,6 +98,58 @@ def test_a_contact_archived_in_hubspot_is_marked_deleted(world: World) -> None:
     assert summary.deleted == 1
     assert _snapshot(world, "hubspot", "contacts", contact_id) == (True, None)
     assert "deleted" in _audit_actions(world, "hubspot", "contacts", contact_id)
+
+
+@pytest.fixture()
+def listings(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How often each object's archived records were listed (HubSpot's read_deleted)."""
+    counted: Counter[str] = Counter()
+    original = HubSpotAdapter.read_deleted
+
+    def read_deleted(self: HubSpotAdapter, object: str, since: datetime) -> list[str]:
+        counted[object] += 1
+        return original(self, object, since)
+
+    monkeypatch.setattr(HubSpotAdapter, "read_deleted", read_deleted)
+    return counted
+
+
+def test_hubspot_lists_archived_records_at_most_every_interval_and_misses_none(
+    world: World, listings: Counter[str]
+) -> None:
+    """The archived listing pages through every archived record: once an hour by default, not every run."""
+    assert world.config.connection("hubspot").deletions_every_minutes == 60
+    start = datetime.now(UTC)
+    run_sync(world.config, "hubspot", world.engine, now=lambda: start)
+    assert listings == {"contacts": 1, "companies": 1}  # listed once to begin with
+    contact_id = world.hs.crm.contacts.basic_api.get_page(limit=1).results[0].id
+    world.hs.crm.contacts.basic_api.archive(contact_id)
+
+    soon = run_sync(world.config, "hubspot", world.engine, now=lambda: start + timedelta(minutes=30))
+    assert sum(listings.values()) == 2 and soon.deleted == 0  # not due: the calls are saved
+    time.sleep(1.1)  # the CRM's clock counts whole seconds: the next changes come after this run's read
+    world.hs.crm.contacts.basic_api.update(
+        world.hs.crm.contacts.basic_api.get_page(limit=2).results[1].id,
+        SimplePublicObjectInput(properties={"jobtitle": "Head of Growth"}))
+    moved = run_sync(world.config, "hubspot", world.engine, now=lambda: start + timedelta(minutes=45))
+    assert sum(listings.values()) == 2 and moved.changed == 1  # the read position moved past the archiving
+
+    due = run_sync(world.config, "hubspot", world.engine, now=lambda: start + timedelta(minutes=61))
+
+    assert listings == {"contacts": 2, "companies": 2}
+    assert due.deleted == 1  # looked back to where the last listing stood, not to this run's start
+    assert _snapshot(world, "hubspot", "contacts", contact_id) == (True, None)
+
+
+def test_a_full_sync_always_lists_archived_records(world: World, listings: Counter[str]) -> None:
+    start = datetime.now(UTC)
+    run_sync(world.config, "hubspot", world.engine, now=lambda: start)
+    contact_id = world.hs.crm.contacts.basic_api.get_page(limit=1).results[0].id
+    world.hs.crm.contacts.basic_api.archive(contact_id)
+
+    full = run_sync(world.config, "hubspot", world.engine, full=True, now=lambda: start + timedelta(minutes=1))
+
+    assert listings == {"contacts": 2, "companies": 2} and full.deleted == 1
 
 
 def test_contacts_merged_in_hubspot_are_recorded_as_merged(world: World) -> None:

@@ -48,6 +48,12 @@ class HubSpotConnection(ConnectionSettings):
         json_schema_extra={"maximum": HUBSPOT_MAX_WRITE_BATCH},
     )
 
+    deletions_every_minutes: int = Field(
+        default=60, ge=0, le=1_440,
+        description="List archived records (the only way HubSpot reports deletions: every archived record, "
+        "page by page) at most this often; 0 on every run. A full sync always does.",
+    )
+
     @field_validator("page_size")
     @classmethod
     def _page_size_within_api_max(cls, value: int) -> int:

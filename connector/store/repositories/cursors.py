@@ -30,6 +30,10 @@ class Cursor:
     last_modified: datetime
     last_id: str | None
     updated_at: datetime
+    deletions_checked_at: datetime | None = None
+    """When deletions were last listed (Relay's clock); see :meth:`Cursors.deletions_listed`."""
+    deletions_since: datetime | None = None
+    """Where the next listing of deletions starts (the CRM's clock)."""
 
     @property
     def position(self) -> tuple[datetime, str | None]:
@@ -44,6 +48,8 @@ def _cursor(row: SyncCursorRow) -> Cursor:
         last_modified=row.last_modified,
         last_id=row.last_id,
         updated_at=row.updated_at,
+        deletions_checked_at=row.deletions_checked_at,
+        deletions_since=row.deletions_since,
     )
 
 
@@ -148,6 +154,26 @@ class Cursors:
             .execution_options(synchronize_session=False)
         )
         return Cursor(connection, object_name, modified, last_id, updated_at)
+
+    def deletions_listed(self, connection: str, object_name: str, since: datetime, *, now: datetime) -> bool:
+        """Record that deletions of ``object_name`` were listed at ``now``; the next listing starts at ``since``.
+
+        For CRMs that report deletions only in a listing of their own (HubSpot's archived
+        records), which a connection asks for at most every ``deletions_every_minutes``.
+        ``since`` is on the CRM's clock: the read position from which this listing looked.
+
+        Returns:
+            ``False`` when the object has no cursor yet (nothing read: nothing to remember).
+        """
+        where = f"sync_cursors[{connection}/{object_name}]"
+        result = self._session.execute(
+            update(SyncCursorRow)
+            .where(SyncCursorRow.connection == connection, SyncCursorRow.object == object_name)
+            .values(deletions_checked_at=aware(now, f"{where}.deletions_checked_at"),
+                    deletions_since=aware(since, f"{where}.deletions_since"))
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     def reset(self, connection: str, object_name: str | None = None) -> int:
         """Forget the cursor(s) of ``connection`` so the next sync reads everything again.
