@@ -260,8 +260,8 @@ def _siblings(
     whose decision stays the same write nothing (their snapshots hold what Relay wrote).
     """
     in_page = {(p.ref.object, p.ref.crm_id) for p in people}
-    snapshots = [s for s in repos.records.live_people_of(ctx.connection, set(relay_ids.values()))
-                 if (s.object, s.crm_id) not in in_page and s.relay_id is not None]
+    snapshots = [s for s in repos.records.live_people_of(ctx.connection, set(relay_ids.values()), excluding=in_page)
+                 if s.relay_id is not None]
     if not snapshots:
         return []
     waiting = repos.outbox.waiting_updates(ctx.connection, [(s.object, s.crm_id) for s in snapshots])

@@ -180,3 +180,24 @@ def test_resolving_keys_in_any_order_gives_one_identity_per_distinct_key(
         session.rollback()
     assert resolved == again
     assert len(set(resolved.values())) == len(set(keys))
+
+
+def test_a_persons_records_leave_out_the_ones_the_caller_holds(db: Database) -> None:
+    with db.sessions.begin() as session:
+        identities, records = Identities(session), Records(session)
+        ada = identities.resolve("person", "ada@globex.example", CrmRef("sf-prod", "Lead", "00Q1"), now=T0)
+        grace = identities.resolve("person", "grace@initech.example", CrmRef("sf-prod", "Lead", "00Q2"), now=T0)
+        for obj, crm_id, relay_id in [("Lead", "00Q1", ada), ("Contact", "0031", ada), ("Lead", "00Q2", grace),
+                                      ("Contact", "00Q1", grace)]:  # the same id in another object stays in
+            records.upsert_snapshot("sf-prod", obj, crm_id, kind="person", canonical=LEAD, relay_id=relay_id,
+                                    seen_at=T0)
+        records.upsert_snapshot("hubspot", "contacts", "101", kind="person", canonical=LEAD, relay_id=ada, seen_at=T0)
+
+    with db.sessions() as session:
+        records = Records(session)
+        every = records.live_people_of("sf-prod", {ada, grace})
+        others = records.live_people_of("sf-prod", {ada, grace}, excluding={("Lead", "00Q1"), ("Lead", "00Q2")})
+
+    assert [(s.object, s.crm_id) for s in every] == [("Contact", "0031"), ("Contact", "00Q1"), ("Lead", "00Q1"),
+                                                      ("Lead", "00Q2")]
+    assert [(s.object, s.crm_id) for s in others] == [("Contact", "0031"), ("Contact", "00Q1")]

@@ -348,22 +348,34 @@ class Records:
         )
         return [_snapshot(row) for row in rows]
 
-    def live_people_of(self, connection: str, relay_ids: Collection[str]) -> list[RecordSnapshot]:
-        """The live person records of ``connection`` that belong to these identities (one person's records)."""
+    def live_people_of(
+        self, connection: str, relay_ids: Collection[str], *, excluding: Collection[tuple[str, str]] = ()
+    ) -> list[RecordSnapshot]:
+        """The live person records of ``connection`` that belong to these identities (one person's records).
+
+        ``excluding`` names (object, CRM id) records to leave out, e.g. the page being
+        decided, whose values the caller holds: their snapshots are not read and parsed again.
+        """
+        table = table_of(RecordRow)
+        left_out: dict[str, list[str]] = {}
+        for obj, crm_id in excluding:
+            left_out.setdefault(obj, []).append(crm_id)
         found: list[RecordSnapshot] = []
         for batch in chunked(sorted(set(relay_ids))):
-            rows = self._session.execute(
-                select(table_of(RecordRow))
+            query = (
+                select(table)
                 .where(
-                    RecordRow.connection == connection,
-                    RecordRow.kind == "person",
-                    RecordRow.relay_id.in_(batch),
-                    RecordRow.deleted.is_(False),
-                    RecordRow.merged_into.is_(None),
+                    table.c.connection == connection,
+                    table.c.kind == "person",
+                    table.c.relay_id.in_(batch),
+                    table.c.deleted.is_(False),
+                    table.c.merged_into.is_(None),
                 )
-                .order_by(RecordRow.object, RecordRow.crm_id)
+                .order_by(table.c.object, table.c.crm_id)
             )
-            found.extend(_snapshot(row) for row in rows)
+            for obj, crm_ids in sorted(left_out.items()):
+                query = query.where(~((table.c.object == obj) & table.c.crm_id.in_(sorted(crm_ids))))
+            found.extend(_snapshot(row) for row in self._session.execute(query))
         return found
 
     def merge_written(self, connection: str, items: Sequence[tuple[str, str, Mapping[str, Any]]]) -> int:
