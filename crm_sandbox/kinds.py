@@ -12,11 +12,11 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from crm_sandbox.common import FaultInjector, FaultSettings, Ledger
-from crm_sandbox.runner import SandboxServer
-from crm_sandbox.tls import SandboxTLS
+from crm_sandbox.runner import SandboxServer, SandboxServerError
+from crm_sandbox.tls import SandboxTLS, resolve_tls
 
 __all__ = ["ClientSettings", "Sandbox", "SandboxKind", "SandboxOption", "export_line"]
 
@@ -81,6 +81,86 @@ class Sandbox(Protocol):
     def client_settings(self) -> ClientSettings:
         """URL, credentials and environment of a client of the running sandbox."""
         ...
+
+
+class ServedSandbox:
+    """What every sandbox CRM does alike: serve its app over HTTP or HTTPS, name its URL, stop and save.
+
+    A kind sets :attr:`name`, builds ``app``, ``ledger``, ``faults`` and ``state_file`` in its
+    ``__init__`` (after calling this one), and overrides the hooks for what it sends on its own
+    (webhooks, outbound messages) and how its state is saved.
+    """
+
+    name: ClassVar[str]
+    app: Any
+    ledger: Ledger
+    faults: FaultInjector
+    state_file: Path | None
+
+    def __init__(self) -> None:
+        self.server: SandboxServer | None = None
+        self.tls: SandboxTLS | None = None
+        self._owns_tls = False
+
+    def start(self, host: str = "127.0.0.1", port: int = 0, *, tls: SandboxTLS | bool = False) -> SandboxServer:
+        """Serve on ``host:port`` (0: a free port) in a background thread; starts what the sandbox sends.
+
+        Args:
+            host: the interface to bind.
+            port: the port; 0 lets the OS pick one (see ``server.url``).
+            tls: serve HTTPS: ``True`` with a throwaway CA of this sandbox's own (:attr:`ca_bundle`),
+                or with a shared :class:`SandboxTLS`. URLs the sandbox hands out then say ``https://``.
+        """
+        self.tls, self._owns_tls = resolve_tls(tls, host)
+        self._start_delivery()
+        try:
+            self.server = SandboxServer(self.app, host=host, port=port, name=self.name, tls=self.tls).start()
+        except BaseException:
+            self.stop()
+            raise
+        self._serving(self.server)
+        return self.server
+
+    @property
+    def url(self) -> str:
+        """The base URL while running, e.g. ``http://127.0.0.1:8701``."""
+        if self.server is None:
+            raise SandboxServerError(f"{self.name} sandbox is not running")
+        return self.server.url
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """The CA certificate (PEM) a client trusts to reach this sandbox over HTTPS (None on plain HTTP)."""
+        return self.tls.ca_bundle if self.tls is not None else None
+
+    def curl_cacert(self) -> str:
+        """``--cacert FILE `` for a curl command line when serving HTTPS, else nothing."""
+        return f"--cacert {shlex.quote(str(self.tls.ca_bundle))} " if self.tls is not None else ""
+
+    def stop(self) -> None:
+        """Stop serving and sending; save the state to ``state_file`` when set; drop a throwaway CA."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        self._stop_delivery()
+        if self.state_file is not None:
+            self._save_state(self.state_file)
+        if self.tls is not None and self._owns_tls:
+            self.tls.cleanup()
+        self.tls, self._owns_tls = None, False
+
+    def _start_delivery(self) -> None:
+        """Start what the sandbox sends on its own (webhooks, outbound messages); nothing by default."""
+
+    def _serving(self, server: SandboxServer) -> None:
+        """Called once the server listens (its URL is known); nothing by default."""
+
+    def _stop_delivery(self) -> None:
+        """Stop what :meth:`_start_delivery` started; nothing by default."""
+
+    def _save_state(self, path: Path) -> None:
+        """Save the CRM's state to ``path``."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)

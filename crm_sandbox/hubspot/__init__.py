@@ -43,9 +43,7 @@ from crm_sandbox.hubspot.faults import HubSpotAnswerFaults
 from crm_sandbox.hubspot.limits import RateLimits
 from crm_sandbox.hubspot.state import HubSpotState
 from crm_sandbox.hubspot.webhooks import WebhookDispatcher, WebhookSettings
-from crm_sandbox.kinds import ClientSettings, SandboxKind, SandboxOption
-from crm_sandbox.runner import SandboxServer, SandboxServerError
-from crm_sandbox.tls import SandboxTLS, resolve_tls
+from crm_sandbox.kinds import ClientSettings, SandboxKind, SandboxOption, ServedSandbox
 
 __all__ = ["SANDBOX", "HubSpotSandbox", "HubSpotState", "RateLimits", "WebhookDispatcher", "WebhookSettings"]
 
@@ -128,7 +126,7 @@ class _IdSender:
         await self._send(message)
 
 
-class HubSpotSandbox:
+class HubSpotSandbox(ServedSandbox):
     """A HubSpot portal in a box: state, app, limits, faults, ledger and webhooks.
 
     Args:
@@ -149,6 +147,8 @@ class HubSpotSandbox:
         search_lag_ms: how long a write stays invisible to search (HubSpot's index trails writes).
     """
 
+    name = "hubspot"
+
     def __init__(
         self,
         seed_data: Any = None,
@@ -167,6 +167,7 @@ class HubSpotSandbox:
         webhook_settings: WebhookSettings | None = None,
         search_lag_ms: int = 0,
     ) -> None:
+        super().__init__()
         self.access_token = access_token
         self.client_secret = client_secret
         self.state_file = Path(state_file) if state_file else None
@@ -193,9 +194,6 @@ class HubSpotSandbox:
             on_request=self._on_request,
             answers=HubSpotAnswerFaults(self.state),
         ))
-        self.server: SandboxServer | None = None
-        self.tls: SandboxTLS | None = None
-        self._owns_tls = False
 
     def load_seed(self, seed_data: Any) -> None:
         """Load a ``SeedData`` into the portal."""
@@ -234,41 +232,21 @@ class HubSpotSandbox:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self, host: str = "127.0.0.1", port: int = 0, *, tls: SandboxTLS | bool = False) -> SandboxServer:
-        """Serve on ``host:port`` (0: a free port) in a background thread; starts webhook delivery.
-
-        Args:
-            host: the interface to bind.
-            port: the port; 0 lets the OS pick one (see ``server.url``).
-            tls: serve HTTPS: ``True`` with a throwaway CA of this sandbox's own (:attr:`ca_bundle`),
-                or with a shared :class:`SandboxTLS`.
-        """
-        self.tls, self._owns_tls = resolve_tls(tls, host)
+    def _start_delivery(self) -> None:
         if self.webhooks is not None:
             self.webhooks.start()
-        try:
-            self.server = SandboxServer(self.app, host=host, port=port, name="hubspot", tls=self.tls).start()
-        except BaseException:
-            self.stop()
-            raise
-        return self.server
 
-    @property
-    def url(self) -> str:
-        """The base URL while running, e.g. ``http://127.0.0.1:8702`` (the SDK's ``host``)."""
-        if self.server is None:
-            raise SandboxServerError("hubspot sandbox is not running")
-        return self.server.url
+    def _stop_delivery(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.stop()
 
-    @property
-    def ca_bundle(self) -> Path | None:
-        """The CA certificate (PEM) a client trusts to reach this sandbox over HTTPS (None on plain HTTP)."""
-        return self.tls.ca_bundle if self.tls is not None else None
+    def _save_state(self, path: Path) -> None:
+        self.state.save(path)
 
     def client_settings(self) -> ClientSettings:
         """What a client needs: the base URL (the SDK's ``host``), the private-app token, the app secret."""
         url = self.url
-        cacert = f"--cacert {shlex.quote(str(self.tls.ca_bundle))} " if self.tls is not None else ""
+        cacert = self.curl_cacert()
         return ClientSettings(
             name="hubspot",
             label="HubSpot",
@@ -285,19 +263,6 @@ class HubSpotSandbox:
             ),
             ca_bundle=self.ca_bundle,
         )
-
-    def stop(self) -> None:
-        """Stop serving and delivering; saves the portal to ``state_file`` when set."""
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-        if self.webhooks is not None:
-            self.webhooks.stop()
-        if self.state_file is not None:
-            self.state.save(self.state_file)
-        if self.tls is not None and self._owns_tls:
-            self.tls.cleanup()
-        self.tls, self._owns_tls = None, False
 
 
 SANDBOX = SandboxKind(

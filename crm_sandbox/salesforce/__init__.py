@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from crm_sandbox.common import FaultInjector, FaultSettings, Ledger, SandboxMiddleware
-from crm_sandbox.kinds import ClientSettings, SandboxKind, SandboxOption
-from crm_sandbox.runner import SandboxServer, SandboxServerError
+from crm_sandbox.kinds import ClientSettings, SandboxKind, SandboxOption, ServedSandbox
+from crm_sandbox.runner import SandboxServer
 from crm_sandbox.salesforce.app import OLDEST_VERSION, ApiUsage, build_app
 from crm_sandbox.salesforce.auth import Credentials, new_access_token
 from crm_sandbox.salesforce.bulk import BulkApi
@@ -36,12 +36,11 @@ from crm_sandbox.salesforce.state import (
     Org,
     system_clock,
 )
-from crm_sandbox.tls import SandboxTLS, resolve_tls
 
 __all__ = ["ADMIN_USERNAME", "DEFAULT_PASSWORD", "SANDBOX", "SalesforceSandbox"]
 
 
-class SalesforceSandbox:
+class SalesforceSandbox(ServedSandbox):
     """A sandbox Salesforce org with its HTTP app.
 
     Args:
@@ -60,6 +59,8 @@ class SalesforceSandbox:
         outbound_retry_base: first retry delay of outbound messages, in seconds.
     """
 
+    name = "salesforce"
+
     def __init__(
         self,
         seed_data: Any = None,
@@ -75,6 +76,7 @@ class SalesforceSandbox:
         token_ttl: timedelta = timedelta(hours=2),
         outbound_retry_base: float = 1.0,
     ) -> None:
+        super().__init__()
         self.state = Org(clock=clock, token_ttl=token_ttl)
         self.state_file = Path(state_file) if state_file else None
         if self.state_file is not None and self.state_file.exists():
@@ -107,9 +109,6 @@ class SalesforceSandbox:
             on_request=self.usage.on_request,
             answers=SalesforceAnswerFaults(),
         )
-        self.server: SandboxServer | None = None
-        self.tls: SandboxTLS | None = None
-        self._owns_tls = False
 
     def load_seed(self, seed_data: Any) -> None:
         """Load a ``SeedData`` into the org."""
@@ -125,43 +124,25 @@ class SalesforceSandbox:
             self.state.issue_token(user["Id"], token)
         return token
 
-    def start(self, host: str = "127.0.0.1", port: int = 0, *, tls: SandboxTLS | bool = False) -> SandboxServer:
-        """Serve on ``host:port`` (0: a free port) in a background thread.
-
-        Args:
-            host: the interface to bind.
-            port: the port; 0 lets the OS pick one (see ``server.url``).
-            tls: serve HTTPS: ``True`` with a throwaway CA of this sandbox's own (:attr:`ca_bundle`),
-                or with a shared :class:`SandboxTLS`. ``instance_url`` in login answers then says ``https://``.
-        """
-        self.tls, self._owns_tls = resolve_tls(tls, host)
+    def _start_delivery(self) -> None:
         if self.outbound is not None:
             self.outbound.start()
-        try:
-            self.server = SandboxServer(self.app, host=host, port=port, name="salesforce", tls=self.tls).start()
-        except BaseException:
-            self.stop()
-            raise
+
+    def _serving(self, server: SandboxServer) -> None:
         if self.outbound is not None:
-            self.outbound.instance_url = self.server.url  # the scheme and address clients really reach it by
-        return self.server
+            self.outbound.instance_url = server.url  # the scheme and address clients really reach it by
 
-    @property
-    def url(self) -> str:
-        """The base URL while running, e.g. ``http://127.0.0.1:8701``."""
-        if self.server is None:
-            raise SandboxServerError("salesforce sandbox is not running")
-        return self.server.url
+    def _stop_delivery(self) -> None:
+        if self.outbound is not None:
+            self.outbound.stop()
 
-    @property
-    def ca_bundle(self) -> Path | None:
-        """The CA certificate (PEM) a client trusts to reach this sandbox over HTTPS (None on plain HTTP)."""
-        return self.tls.ca_bundle if self.tls is not None else None
+    def _save_state(self, path: Path) -> None:
+        self.state.save_file(path)
 
     def client_settings(self) -> ClientSettings:
         """What a client needs: the instance URL, the connected app's credentials, a user's login."""
         url = self.url
-        cacert = f"--cacert {shlex.quote(str(self.tls.ca_bundle))} " if self.tls is not None else ""
+        cacert = self.curl_cacert()
         client_id, secret = self.credentials.client_id, self.credentials.client_secret
         return ClientSettings(
             name="salesforce",
@@ -184,19 +165,6 @@ class SalesforceSandbox:
             ),
             ca_bundle=self.ca_bundle,
         )
-
-    def stop(self) -> None:
-        """Stop serving, stop outbound delivery and save the state file (when configured)."""
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-        if self.outbound is not None:
-            self.outbound.stop()
-        if self.state_file is not None:
-            self.state.save_file(self.state_file)
-        if self.tls is not None and self._owns_tls:
-            self.tls.cleanup()
-        self.tls, self._owns_tls = None, False
 
 
 SANDBOX = SandboxKind(
