@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from connector.core._cache import value_cache
+
 # local part: RFC 5322 "atext" characters and dots; domain: LDH labels with a TLD.
 _LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -46,8 +48,13 @@ def clean_email(raw: str) -> str:
     return text
 
 
+@value_cache
 def is_valid_email(email: str) -> bool:
-    """Return True when ``email`` (already cleaned) is a plausible address."""
+    """Return True when ``email`` (already cleaned) is a plausible address.
+
+    Cached per distinct value: hygiene checks each cleaned address, and the identity key
+    (``extract_address``) checks the same address again.
+    """
     if email.count("@") != 1 or len(email) > 254:
         return False
     local, domain = email.split("@")

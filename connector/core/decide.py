@@ -39,8 +39,16 @@ from connector.core.models import (
     ScoreResult,
     SlaDecision,
     TaskDecision,
+    trusted,
 )
-from connector.core.routing import MatchedAccountOwner, RoutingInput, route, score_text
+from connector.core.routing import (
+    REASON_MAX,
+    MatchedAccountOwner,
+    RoutingInput,
+    route,
+    routing_decision,
+    score_text,
+)
 from connector.core.rules import Rules
 from connector.core.scoring import score_person
 from connector.core.sla import sla_for
@@ -145,11 +153,17 @@ def _crm_owner_decision(item: _Prepared, owners: OwnerIndex, tier: str) -> Routi
     email = owner.email.strip().lower() if owner is not None and owner.email else None
     who = email or f"CRM user {person.owner_id}"
     kind = "Contact" if person.kind == "contact" else "Lead"
-    return RoutingDecision(
-        owner_email=email, tier=tier, rule=f"crm_{person.kind}_owner",
-        reason=f"{kind} already owned in the CRM by {who}; kept", kept_existing=True,
-        source="crm_owner",
-    )
+    reason = f"{kind} already owned in the CRM by {who}; kept"
+    if len(reason) > REASON_MAX:  # validation refuses it, as it always did (the cluster is quarantined)
+        return RoutingDecision(owner_email=email, tier=tier, rule=f"crm_{person.kind}_owner",
+                               reason=reason, kept_existing=True, source="crm_owner")
+    return routing_decision(email, tier, f"crm_{person.kind}_owner", reason, kept_existing=True, source="crm_owner")
+
+
+_TASK_FIELDS = frozenset({"subject", "description", "due_at", "owner_email", "priority"})
+_DECISION_FIELDS = frozenset({"ref", "identity_id", "person_key", "duplicates", "hygiene", "matched_account",
+                              "score", "routing", "sla", "task", "field_updates", "findings",
+                              "rules_version", "decided_at"})
 
 
 def _task(item: _Prepared, routing: RoutingDecision, sla: SlaDecision) -> TaskDecision:
@@ -168,14 +182,15 @@ def _task(item: _Prepared, routing: RoutingDecision, sla: SlaDecision) -> TaskDe
         f"escalates to {', '.join(sla.escalation_chain) or 'nobody'} at "
         f"{sla.escalate_at.isoformat()}.",
     ]
-    return TaskDecision(
-        subject=f"Follow up: {name}{company}, SLA tier {sla.tier}, "
-                f"{score_text(score.total, score.category)}"[:255],
-        description="\n".join(lines),
-        due_at=sla.due_at,
-        owner_email=routing.owner_email,
-        priority=sla.task_priority,
-    )
+    # Strings made here, and values of validated decisions: nothing to validate again.
+    return trusted(TaskDecision, {
+        "subject": f"Follow up: {name}{company}, SLA tier {sla.tier}, "
+                   f"{score_text(score.total, score.category)}"[:255],
+        "description": "\n".join(lines),
+        "due_at": sla.due_at,
+        "owner_email": routing.owner_email,
+        "priority": sla.task_priority,
+    }, _TASK_FIELDS)
 
 
 def _field_updates(
@@ -277,22 +292,25 @@ def _decide_cluster(
                 ref=ref, field="owner_id", code="owner_inactive",
                 message=f"kept owner {routing.owner_email} is inactive: reassign by hand or "
                         "release the assignment", value=routing.owner_email),)
-        decisions[ref] = LeadDecision(
-            ref=ref,
-            identity_id=cluster.identity_id,
-            person_key=cluster.key,
-            duplicates=tuple(r for r in cluster.members if r != ref) if len(cluster.members) > 1 else (),
-            hygiene=item.cleaned,
-            matched_account=item.account.ref if item.account else None,
-            score=item.score,
-            routing=routing,
-            sla=member_sla,
-            task=task,
-            field_updates=_field_updates(item, cluster.identity_id, routing, member_sla),
-            findings=findings,
-            rules_version=version,
-            decided_at=now,
-        )
+        # Every value is the core's own, of its field's type (``now`` was checked aware,
+        # ``field_updates`` is a fresh dict): validation would only copy the containers.
+        decisions[ref] = trusted(LeadDecision, {
+            "ref": ref,
+            "identity_id": cluster.identity_id,
+            "person_key": cluster.key,
+            "duplicates": tuple(r for r in cluster.members if r != ref) if len(cluster.members) > 1 else (),
+            "hygiene": item.cleaned,
+            "matched_account": item.account.ref if item.account else None,
+            "score": item.score,
+            "routing": routing,
+            "sla": member_sla,
+            "task": task,
+            "field_updates": _field_updates(item, cluster.identity_id, routing, member_sla),
+            "findings": findings,
+            "quarantine_reason": None,
+            "rules_version": version,
+            "decided_at": now,
+        }, _DECISION_FIELDS)
     return decisions, state
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from connector.core.models import (
     ExistingAssignment,
@@ -20,6 +21,7 @@ from connector.core.models import (
     RecordRef,
     RoutingDecision,
     RoutingState,
+    trusted,
 )
 from connector.core.rules import (
     GLOBAL_REGION,
@@ -78,6 +80,30 @@ def _reason(text: str) -> str:
     return text if len(text) <= REASON_MAX else text[: REASON_MAX - 3] + "..."
 
 
+def routing_decision(owner_email: str | None, tier: str, rule: str, reason: str, **given: Any) -> RoutingDecision:
+    """``RoutingDecision(owner_email=..., tier=..., rule=..., reason=..., **given)``, unvalidated.
+
+    Only for values routing makes itself from validated rules and records: owners from
+    the roster, the rules or an ``ExistingAssignment`` (or checked to be a ``str``),
+    reasons cut to ``REASON_MAX`` by ``_reason``, regions and group keys from the rules.
+    """
+    fields = {"owner_email": owner_email, "tier": tier, "rule": rule, "reason": reason, **_OPTIONAL}
+    fields.update(given)
+    names = tuple(given)
+    explicit = _EXPLICIT.get(names)
+    if explicit is None:
+        explicit = _EXPLICIT[names] = _ALWAYS.union(names)
+    return trusted(RoutingDecision, fields, explicit)
+
+
+_ALWAYS = frozenset({"owner_email", "tier", "rule", "reason"})
+_OPTIONAL: dict[str, Any] = {
+    name: field.default for name, field in RoutingDecision.model_fields.items() if name not in _ALWAYS
+}
+"""The model's own defaults (immutable values), in field order."""
+_EXPLICIT: dict[tuple[str, ...], frozenset[str]] = {}
+
+
 def score_text(score: int, category: str, shared_by: int = 1) -> str:
     """How reasons and tasks cite a score: with its category, named as such.
 
@@ -134,8 +160,15 @@ def pick_round_robin(
         if current[member.email] > current[best.email]:
             best = member
     current[best.email] -= total
-    new_position = GroupPosition(current=current, assigned=position.assigned + 1)
-    return best, state.with_position(group_key, new_position)
+    # The roster's emails and int weights on the validated state: nothing to validate.
+    new_position = trusted(GroupPosition, {"current": current, "assigned": position.assigned + 1}, _POSITION_FIELDS)
+    groups = dict(state.groups)
+    groups[group_key] = new_position
+    return best, trusted(RoutingState, {"groups": groups}, _STATE_FIELDS)
+
+
+_POSITION_FIELDS = frozenset({"current", "assigned"})
+_STATE_FIELDS = frozenset({"groups"})
 
 
 def _members(
@@ -172,18 +205,16 @@ def _round_robin(
     if members:
         key = f"{group_name}:{scope or '*'}"
         chosen, state = pick_round_robin(key, members, state)
-        return RoutingDecision(
-            owner_email=chosen.email, tier=tier, rule=rule.name,
-            reason=_reason(f"{head}, round robin{suffix}"), region=region, group=key,
+        return routing_decision(
+            chosen.email, tier, rule.name, _reason(f"{head}, round robin{suffix}"), region=region, group=key,
             position=state.position(key).assigned,
         ), state
     for step in group.fallback:
         if step.kind == "owner":
             assert step.email is not None
             if _is_active(step.email, rules, active_owners):
-                return RoutingDecision(
-                    owner_email=step.email, tier=tier, rule=rule.name,
-                    reason=_reason(f"{head}: nobody active, fallback {step.label}{suffix}"),
+                return routing_decision(
+                    step.email, tier, rule.name, _reason(f"{head}: nobody active, fallback {step.label}{suffix}"),
                     region=region, fallback=step.label,
                 ), state
             continue
@@ -198,15 +229,14 @@ def _round_robin(
         if members:
             key = f"{key_name}:{where or '*'}"
             chosen, state = pick_round_robin(key, members, state)
-            return RoutingDecision(
-                owner_email=chosen.email, tier=tier, rule=rule.name,
-                reason=_reason(f"{head}: nobody active, fallback {step.label}, round robin{suffix}"),
+            return routing_decision(
+                chosen.email, tier, rule.name,
+                _reason(f"{head}: nobody active, fallback {step.label}, round robin{suffix}"),
                 region=region, group=key, position=state.position(key).assigned,
                 fallback=step.label,
             ), state
-    return RoutingDecision(
-        owner_email=None, tier=tier, rule=rule.name,
-        reason=_reason(f"{head}: nobody active and no fallback available, unassigned{suffix}"),
+    return routing_decision(
+        None, tier, rule.name, _reason(f"{head}: nobody active and no fallback available, unassigned{suffix}"),
         region=region, fallback="none",
     ), state
 
@@ -234,10 +264,9 @@ def route(
     if lead.existing is not None:
         existing = lead.existing
         tier_text = f" (SLA tier {existing.tier})" if existing.tier else ""
-        return RoutingDecision(
-            owner_email=existing.owner_email, tier=existing.tier,
-            rule=existing.rule or "existing_assignment",
-            reason=_reason(f"Already assigned to {existing.owner_email}{tier_text}; kept"),
+        return routing_decision(
+            existing.owner_email, existing.tier, existing.rule or "existing_assignment",
+            _reason(f"Already assigned to {existing.owner_email}{tier_text}; kept"),
             kept_existing=True, source="existing",
         ), state
 
@@ -256,9 +285,9 @@ def route(
             if not _is_active(owner, rules, active_owners):
                 notes.append(f"named account owner {owner} inactive")
                 continue
-            return RoutingDecision(
-                owner_email=owner, tier=tier, rule=rule.name,
-                reason=_reason(f"Named account {domain} -> {owner}; {_lead_score(lead)}, SLA tier {tier}"),
+            return routing_decision(
+                owner, tier, rule.name,
+                _reason(f"Named account {domain} -> {owner}; {_lead_score(lead)}, SLA tier {tier}"),
             ), state
         if rule.action == "matched_account_owner":
             matched = lead.matched_account
@@ -268,17 +297,17 @@ def route(
             if not matched.owner_active or not _is_active(owner, rules, active_owners):
                 notes.append(f"account owner {owner} inactive")
                 continue
-            return RoutingDecision(
-                owner_email=owner, tier=tier, rule=rule.name,
-                reason=_reason(f"Matched account {matched.label} -> account owner {owner}; "
-                               f"{_lead_score(lead)}, SLA tier {tier}" + "".join(f"; {n}" for n in notes)),
-            ), state
+            reason = _reason(f"Matched account {matched.label} -> account owner {owner}; "
+                             f"{_lead_score(lead)}, SLA tier {tier}" + "".join(f"; {n}" for n in notes))
+            if type(owner) is not str:  # the caller's value, unchecked: validate it as always
+                return RoutingDecision(owner_email=owner, tier=tier, rule=rule.name, reason=reason), state
+            return routing_decision(owner, tier, rule.name, reason), state
         if rule.action == "nurture":
             tier = rule.tier or "Nurture"
-            return RoutingDecision(
-                owner_email=None, tier=tier, rule=rule.name,
-                reason=_reason(f"{_capital(_lead_score(lead))} -> marketing nurture, no sales "
-                               "owner, no SLA" + "".join(f"; {n}" for n in notes)),
+            return routing_decision(
+                None, tier, rule.name,
+                _reason(f"{_capital(_lead_score(lead))} -> marketing nurture, no sales "
+                        "owner, no SLA" + "".join(f"; {n}" for n in notes)),
             ), state
         assert rule.group is not None
         return _round_robin(lead, rule, rule.group, rules.groups[rule.group], tier, rules,

@@ -19,6 +19,7 @@ from connector.core.models import (
     ScoreItem,
     ScoreResult,
     Seniority,
+    trusted,
 )
 from connector.core.rules import (
     BEHAVIOURAL_MAX,
@@ -127,8 +128,12 @@ def _band(value: float | None, bands: Sequence[tuple[Band, ScoreItem | None]]) -
 
 def _demographic(cleaned: HygieneResult, tables: _Tables, items: list[ScoreItem]) -> int:
     """Add the demographic items that earn points to ``items``; return their points (uncapped)."""
-    earned = [tables.seniority[cleaned.seniority], tables.function[cleaned.function],
-              tables.completeness[_filled(cleaned.person, tables.completeness_fields)]]
+    points = 0
+    for item in (tables.seniority[cleaned.seniority], tables.function[cleaned.function],
+                 tables.completeness[_filled(cleaned.person, tables.completeness_fields)]):
+        if item is not None:
+            items.append(item)
+            points += item.points
     domain = cleaned.email_domain
     if domain is not None:
         key = ("free_mail" if cleaned.free_mail else "business_mail", domain)
@@ -139,57 +144,66 @@ def _demographic(cleaned: HygieneResult, tables: _Tables, items: list[ScoreItem]
             else:
                 item = _item("demographic", "email", tables.business_mail, f"business domain {domain}")
             tables.remember(key, item)
-        earned.append(item)
-    return _add(earned, items)
+        if item is not None:
+            items.append(item)
+            points += item.points
+    return points
 
 
 def _firmographic(person: Person, tables: _Tables, items: list[ScoreItem]) -> int:
     """Add the firmographic items that earn points to ``items``; return their points (uncapped)."""
-    earned = [_band(person.employees, tables.employees), _band(person.annual_revenue, tables.annual_revenue)]
+    points = 0
+    for value, bands in ((person.employees, tables.employees), (person.annual_revenue, tables.annual_revenue)):
+        if value is not None and bands:
+            item = _band(value, bands)
+            if item is not None:
+                items.append(item)
+                points += item.points
     industry = person.industry
     if tables.industry_points and industry and industry.strip().lower() in tables.industries:
         item = tables.memo.get(("industry", industry), _MISSING)
         if item is _MISSING:
             item = tables.remember(("industry", industry),
                                    _item("firmographic", "industry", tables.industry_points, industry))
-        earned.append(item)
+        if item is not None:
+            items.append(item)
+            points += item.points
     country = person.country
     if tables.country_points and country and country in tables.countries:
         item = tables.memo.get(("country", country), _MISSING)
         if item is _MISSING:
             item = tables.remember(("country", country),
                                    _item("firmographic", "country", tables.country_points, country))
-        earned.append(item)
-    return _add(earned, items)
-
-
-def _behavioural(person: Person, tables: _Tables, items: list[ScoreItem]) -> int:
-    """Add the behavioural items that earn points to ``items``; return their points (uncapped)."""
-    earned: list[ScoreItem | None] = []
-    for name, rule in tables.counts:
-        count = getattr(person, name) or 0
-        if count > 0 and rule.points_each:
-            item = tables.memo.get((name, count), _MISSING)
-            if item is _MISSING:
-                item = tables.remember((name, count), _item(
-                    "behavioural", name, min(count * rule.points_each, rule.max_points),
-                    f"{count} x {rule.points_each}, max {rule.max_points}"))
-            earned.append(item)
-    if person.webinar_attended:
-        earned.append(tables.webinar_attended)
-    if person.demo_requested:
-        earned.append(tables.demo_requested)
-    return _add(earned, items)
-
-
-def _add(earned: list[ScoreItem | None], items: list[ScoreItem]) -> int:
-    """Add the items that earn points (not ``None``) to ``items``; return their points."""
-    points = 0
-    for item in earned:
         if item is not None:
             items.append(item)
             points += item.points
     return points
+
+
+def _behavioural(person: Person, tables: _Tables, items: list[ScoreItem]) -> int:
+    """Add the behavioural items that earn points to ``items``; return their points (uncapped)."""
+    points = 0
+    memo = tables.memo
+    for name, rule in tables.counts:
+        count = getattr(person, name)
+        if count and count > 0 and rule.points_each:
+            item = memo.get((name, count), _MISSING)
+            if item is _MISSING:
+                item = tables.remember((name, count), _item(
+                    "behavioural", name, min(count * rule.points_each, rule.max_points),
+                    f"{count} x {rule.points_each}, max {rule.max_points}"))
+            if item is not None:
+                items.append(item)
+                points += item.points
+    for flag, item in ((person.webinar_attended, tables.webinar_attended),
+                       (person.demo_requested, tables.demo_requested)):
+        if flag and item is not None:
+            items.append(item)
+            points += item.points
+    return points
+
+
+_SCORE_FIELDS = frozenset({"demographic", "firmographic", "behavioural", "total", "category", "items"})
 
 
 def score_person(cleaned: HygieneResult, rules: ScoringRules) -> ScoreResult:
@@ -210,11 +224,9 @@ def score_person(cleaned: HygieneResult, rules: ScoringRules) -> ScoreResult:
     firmographic = min(_firmographic(person, tables, items), FIRMOGRAPHIC_MAX)
     behavioural = min(_behavioural(person, tables, items), BEHAVIOURAL_MAX)
     total = demographic + firmographic + behavioural
-    return ScoreResult(
-        demographic=demographic,
-        firmographic=firmographic,
-        behavioural=behavioural,
-        total=total,
-        category=rules.category_for(total),
-        items=tuple(items),
-    )
+    # Every value is checked by construction: item points are validated non-negative
+    # ints, each component is capped, the category comes from the validated rules.
+    return trusted(ScoreResult, {
+        "demographic": demographic, "firmographic": firmographic, "behavioural": behavioural,
+        "total": total, "category": rules.category_for(total), "items": tuple(items),
+    }, _SCORE_FIELDS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from connector.core.models import SlaDecision
+from connector.core.models import SlaDecision, trusted
 from connector.core.rules import SlaPolicy
 
 
@@ -43,13 +43,32 @@ def sla_for(
     if found is None:
         return None
     minutes = found.response_minutes
-    return SlaDecision(
-        tier=found.name,
-        response_minutes=minutes,
-        assigned_at=assigned_at,
-        due_at=_after(assigned_at, minutes, 100),
-        reminder_at=_after(assigned_at, minutes, found.reminder_percent),
-        escalate_at=_after(assigned_at, minutes, found.escalation_percent),
-        escalation_chain=tuple(escalation_chain),
-        task_priority=found.task_priority,
-    )
+    chain = tuple(escalation_chain)
+    if type(assigned_at) is not datetime or not all(type(email) is str for email in chain):
+        # Not the plain values the core passes (a datetime subclass, a chain of other
+        # things): validate them as always.
+        return SlaDecision(
+            tier=found.name,
+            response_minutes=minutes,
+            assigned_at=assigned_at,
+            due_at=_after(assigned_at, minutes, 100),
+            reminder_at=_after(assigned_at, minutes, found.reminder_percent),
+            escalate_at=_after(assigned_at, minutes, found.escalation_percent),
+            escalation_chain=chain,
+            task_priority=found.task_priority,
+        )
+    # An aware datetime, times after it, a tuple of str and the validated tier's values.
+    return trusted(SlaDecision, {
+        "tier": found.name,
+        "response_minutes": minutes,
+        "assigned_at": assigned_at,
+        "due_at": _after(assigned_at, minutes, 100),
+        "reminder_at": _after(assigned_at, minutes, found.reminder_percent),
+        "escalate_at": _after(assigned_at, minutes, found.escalation_percent),
+        "escalation_chain": chain,
+        "task_priority": found.task_priority,
+    }, _SLA_FIELDS)
+
+
+_SLA_FIELDS = frozenset({"tier", "response_minutes", "assigned_at", "due_at", "reminder_at", "escalate_at",
+                         "escalation_chain", "task_priority"})
