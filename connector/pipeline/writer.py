@@ -29,7 +29,14 @@ from connector.adapters.base import CrmAdapter, WriteOp, WriteResult
 from connector.adapters.errors import CrmError, RecordError
 from connector.pipeline.summary import SyncSummary, WriteFailure
 from connector.store.models import OutboxOperation, OutboxStatus
-from connector.store.repositories import Audit, AuditEntryIn, Outbox, OutboxMessage, Records
+from connector.store.repositories import (
+    Audit,
+    AuditEntryIn,
+    MessageStatus,
+    Outbox,
+    OutboxMessage,
+    Records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +236,7 @@ class OutboxWriter:
                 Audit(session).append_many(cancelled)
         return ready
 
-    def _give_up_task(self, task: OutboxMessage, update: OutboxMessage) -> tuple[str, AuditEntryIn]:
+    def _give_up_task(self, task: OutboxMessage, update: MessageStatus) -> tuple[str, AuditEntryIn]:
         """Report a follow-up task given up; the reason to cancel it with and its audit entry."""
         reason = (f"owner not written: the update of {update.object} {update.crm_id} ({update.idempotency_key}) "
                   f"was refused: {update.last_error or 'no reason given'}")

@@ -35,7 +35,12 @@ from connector.store.repositories.identities import (
     relay_id_for_record,
 )
 from connector.store.repositories.inbox import Inbox, InboxEvent
-from connector.store.repositories.outbox import Outbox, OutboxMessage, OutboxMessageIn
+from connector.store.repositories.outbox import (
+    MessageStatus,
+    Outbox,
+    OutboxMessage,
+    OutboxMessageIn,
+)
 from connector.store.repositories.quarantine import Quarantine, QuarantinedRecord, QuarantineIn
 from connector.store.repositories.records import Records, RecordSnapshot, SnapshotIn
 from connector.store.repositories.round_robin import RoundRobin
@@ -75,6 +80,7 @@ __all__ = [
     "Identities",
     "Inbox",
     "InboxEvent",
+    "MessageStatus",
     "Outbox",
     "OutboxMessage",
     "OutboxMessageIn",

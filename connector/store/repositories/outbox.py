@@ -65,6 +65,18 @@ class OutboxMessage:
 
 
 @dataclass(frozen=True)
+class MessageStatus:
+    """Where one outbox message stands, without its payload (see :meth:`Outbox.superseded_by`)."""
+
+    id: int
+    idempotency_key: str
+    object: str
+    crm_id: str | None
+    status: OutboxStatus
+    last_error: str | None
+
+
+@dataclass(frozen=True)
 class OutboxMessageIn:
     """One CRM write to queue with :meth:`Outbox.enqueue_many` (the parameters of :meth:`Outbox.enqueue`)."""
 
@@ -326,34 +338,38 @@ class Outbox:
         for batch in chunked(superseded):
             self._session.execute(statement, list(batch))
 
-    def superseded_by(self, keys: Sequence[str]) -> dict[str, OutboxMessage]:
-        """The message that finally stands for each of ``keys``, following "superseded by" links.
+    def superseded_by(self, keys: Sequence[str]) -> dict[str, MessageStatus]:
+        """Where the message that finally stands for each of ``keys`` is, following "superseded by" links.
 
         A key whose message was superseded (see :meth:`enqueue_many`) answers with the
         message that took it over (after at most 20 links); a key not in the outbox is
-        left out.
+        left out. Payloads are not read: a writer asks this for every task it holds back.
         """
-        answer: dict[str, OutboxMessage] = {}
+        table = table_of(OutboxRow)
+        columns = (table.c.id, table.c.idempotency_key, table.c.object, table.c.crm_id, table.c.status,
+                   table.c.last_error, table.c.crm_result)
+        answer: dict[str, MessageStatus] = {}
         wanted = {key: key for key in keys}
         for _ in range(20):
             if not wanted:
                 break
             found = {
-                row.idempotency_key: _message(row)
+                row.idempotency_key: row
                 for row in self._session.execute(
-                    select(table_of(OutboxRow))
-                    .where(OutboxRow.idempotency_key.in_(sorted(set(wanted.values()))))
+                    select(*columns).where(table.c.idempotency_key.in_(sorted(set(wanted.values()))))
                 )
             }
             following: dict[str, str] = {}
             for key, current in wanted.items():
-                message = found.get(current)
-                if message is None:
+                row = found.get(current)
+                if row is None:
                     continue
-                successor = (message.crm_result or {}).get("superseded_by")
-                if message.status is OutboxStatus.DEAD and isinstance(successor, str) and successor != current:
+                status = OutboxStatus(row.status)
+                successor = (row.crm_result or {}).get("superseded_by")
+                if status is OutboxStatus.DEAD and isinstance(successor, str) and successor != current:
                     following[key] = successor
-                answer[key] = message
+                answer[key] = MessageStatus(row.id, row.idempotency_key, row.object, row.crm_id, status,
+                                            row.last_error)
             wanted = following
         return answer
 
