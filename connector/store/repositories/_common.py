@@ -91,13 +91,15 @@ class TextChecks:
 
 def enum_value(enum: type[E], value: object, where: str) -> E:
     """Return ``value`` as a member of ``enum``; the error lists the allowed values."""
-    allowed = ", ".join(member.value for member in enum)
-    if not isinstance(value, str):
-        raise InvalidStoreValue(f"{where}: {value!r} is not one of {allowed}")
-    try:
-        return enum(value)
-    except ValueError:
-        raise InvalidStoreValue(f"{where}: {value!r} is not one of {allowed}") from None
+    if type(value) is enum:  # already a member: the common case, nothing to look up
+        return value
+    if isinstance(value, str):
+        try:
+            return enum(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(member.value for member in enum)  # only for the message
+    raise InvalidStoreValue(f"{where}: {value!r} is not one of {allowed}")
 
 
 def json_document(value: Any, where: str) -> Any:
