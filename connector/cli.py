@@ -673,6 +673,34 @@ def _print_examples(summary: SyncSummary) -> None:
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65_535, help="Port to listen on (0: one the OS picks).")] = 8700,
+) -> None:
+    """Serve Relay over HTTP: POST /webhooks/<crm> (events stored before the 200), /healthz, /metrics.
+
+    Webhook signatures cover the URL the CRM called: behind a proxy, set RELAY_PUBLIC_URL.
+    """
+    import uvicorn
+
+    from connector.config.settings import get_settings
+    from connector.web.app import create_app
+
+    config = _load_config_or_exit()
+    engine = _open_store_or_exit()
+    settings = get_settings()
+    root = logging.getLogger()
+    root.setLevel(min(root.level, logging.INFO))  # every refused webhook is a log line
+    console.print(f"Relay serve on http://{host}:{port} (webhooks: POST /webhooks/<crm>); Ctrl-C to stop",
+                  highlight=False)
+    try:
+        uvicorn.run(create_app(config, engine, public_url=settings.public_url), host=host, port=port,
+                    log_level="info", access_log=False)
+    finally:
+        engine.dispose()
+
+
+@app.command()
 def worker(
     workers: Annotated[int, typer.Option(help="Worker threads.")] = 2,
 ) -> None:

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     huey_sqlite_file: Path = Field(
         default=Path("relay-huey.db"), description="Huey SQLite storage file, used when huey_url is empty."
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The URL CRMs call Relay at (e.g. https://relay.example.com) when a proxy stands in front of "
+        "`relay serve`: webhook signatures cover the URL as the CRM called it. Default: the URL the request names.",
+    )
     log_level: LogLevel = Field(
         default="WARNING",
         description="Logging level of the relay command on stderr (each -v is one level more; the worker logs INFO).",

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from connector.adapters.calls import ApiCallCounter
     from connector.adapters.retry import RetryPolicy
     from connector.config.connection import ConnectionSettings
+    from connector.crms.intake import WebhookEvent, WebhookRequest
 
 PersonKind = Literal["lead", "contact"]
 ENTRY_POINT_GROUP = "relay.crms"
@@ -96,6 +97,8 @@ class CrmUnit:
             file does not say (``person_kind``).
         limits: Its API limits.
         sandbox: The name of its sandbox in the ``crm_sandbox`` registry (``relay demo`` starts it), if any.
+        read_webhook: ``(request, settings, now in ms) -> events``: checks and reads what the CRM
+            pushes (``POST /webhooks/<kind>``), or raises ``WebhookRefused``; None when it pushes nothing.
     """
 
     kind: str
@@ -108,6 +111,7 @@ class CrmUnit:
     person_kinds: Mapping[str, PersonKind] = field(default_factory=dict)
     limits: CrmLimits = field(default_factory=lambda: CrmLimits(max_write_batch=100, max_page_size=100))
     sandbox: str | None = None
+    read_webhook: Callable[[WebhookRequest, Any, int], list[WebhookEvent]] | None = None
 
     def field_noun(self, count: int) -> str:
         """``field``/``fields`` in the CRM's own word."""

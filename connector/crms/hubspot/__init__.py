@@ -1,8 +1,8 @@
 """HubSpot as a Relay CRM unit: CRM v3 API through hubspot-api-client.
 
 Everything Relay knows about HubSpot lives in this package: the connection settings
-(:mod:`.settings`), the adapter (:mod:`.adapter`, batch answers in :mod:`.results`) and
-the error dialect and SDK translation (:mod:`.errors`).
+(:mod:`.settings`), the adapter (:mod:`.adapter`, batch answers in :mod:`.results`), the
+error dialect and SDK translation (:mod:`.errors`) and its signed webhooks (:mod:`.webhooks`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from connector.crms.hubspot.settings import (
     HUBSPOT_MAX_WRITE_BATCH,
     HubSpotConnection,
 )
+from connector.crms.hubspot.webhooks import read_webhook
 
 if TYPE_CHECKING:
     from connector.adapters.base import CrmAdapter
@@ -48,4 +49,5 @@ UNIT = CrmUnit(
     person_kinds={"contacts": "lead"},  # Relay routes HubSpot contacts as leads (see mappings/hubspot.yaml)
     limits=CrmLimits(max_write_batch=HUBSPOT_MAX_WRITE_BATCH, max_page_size=HUBSPOT_MAX_PAGE_SIZE),
     sandbox="hubspot",
+    read_webhook=read_webhook,  # v3-signed batches of events (webhooks.py)
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from connector.store.errors import InboxEventNotFound
 from connector.store.models import InboxRow
 from connector.store.repositories._common import (
+    insert_many_or_ignore,
     insert_or_ignore,
     is_postgresql,
     json_document,
@@ -83,6 +85,34 @@ class Inbox:
             returning=[InboxRow.id],
         )
         return inserted is not None
+
+    def store_many(
+        self, provider: str, events: Sequence[tuple[str, Any]], *, received_at: datetime | None = None
+    ) -> int:
+        """Store webhook events, each unless the same (provider, event key) was stored before.
+
+        One executemany ``INSERT ... ON CONFLICT DO NOTHING``; every event is checked before
+        anything is written. A key that comes twice in ``events`` is stored once.
+
+        Args:
+            provider: e.g. ``"hubspot"``.
+            events: ``(event_key, payload)`` pairs, in the order received.
+            received_at: When they arrived; defaults to now.
+
+        Returns:
+            How many events were new (the others are redeliveries).
+        """
+        provider = text_value(provider, "webhook_inbox.provider", PROVIDER_LEN)
+        at = when(received_at, f"webhook_inbox[{provider}].received_at")
+        rows: dict[str, dict[str, Any]] = {}
+        for event_key, payload in events:
+            key = text_value(event_key, f"webhook_inbox[{provider}].event_key", EVENT_KEY_LEN)
+            if key not in rows:
+                rows[key] = {"provider": provider, "event_key": key, "received_at": at,
+                             "payload": json_document(payload, f"webhook_inbox[{provider}/{key}].payload")}
+        inserted = insert_many_or_ignore(self._session, InboxRow, list(rows.values()),
+                                         ["provider", "event_key"], returning=["id"])
+        return len(inserted)
 
     def unprocessed(
         self, provider: str | None = None, limit: int = 100, *, lock: bool = False

@@ -1,0 +1,80 @@
+"""Events a CRM pushed, stored in the webhook inbox before the sender is answered.
+
+The web layer checks and reads a request with its CRM unit (``read_webhook``) and hands the
+events here: one transaction stores them all, each logical event once however often the CRM
+delivers it, and only then does the sender get its 200. Processing the stored events is a
+job's work; nothing is decided here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, text
+
+from connector.crms.intake import WebhookEvent
+from connector.store.db import session_factory
+from connector.store.errors import StoreError
+from connector.store.health import shown_url, translate
+from connector.store.repositories import Inbox
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What one delivery added to the inbox.
+
+    Attributes:
+        received: Events in the request.
+        new: Events stored for the first time.
+        repeated: Events the inbox already held (a redelivery or a duplicate within the request).
+    """
+
+    received: int
+    new: int
+
+    @property
+    def repeated(self) -> int:
+        return self.received - self.new
+
+
+class EventInbox:
+    """The webhook inbox of one store, for the web layer."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = session_factory(engine)
+
+    def store(self, kind: str, connection: str, events: Sequence[WebhookEvent], *, now: datetime) -> Stored:
+        """Store ``events`` pushed by connection ``connection`` (a ``kind`` CRM) in one transaction.
+
+        The payload keeps the connection, the object, the record id and the event as sent, so
+        the job that processes it needs nothing else.
+
+        Raises:
+            StoreUnavailable: When the store cannot be reached (the sender should retry).
+        """
+        items = [(event.key, {"connection": connection, "object": event.object, "crm_id": event.crm_id,
+                              "kind": event.kind, "event": dict(event.payload)}) for event in events]
+        try:
+            with self._sessions.begin() as session:
+                new = Inbox(session).store_many(kind, items, received_at=now) if items else 0
+        except StoreError:
+            raise
+        except Exception as exc:
+            problem = translate(self.engine, exc)
+            if problem is not None:
+                raise problem from exc
+            raise
+        return Stored(received=len(events), new=new)
+
+    def problem(self) -> str | None:
+        """Why the store cannot take events now (one line naming it), or None when it can."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            found = translate(self.engine, exc)
+            return str(found) if found is not None else f"{shown_url(self.engine)}: {type(exc).__name__}: {exc}"
+        return None

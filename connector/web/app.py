@@ -1,0 +1,173 @@
+"""``relay serve``: the HTTP side of Relay (webhook intake, health, metrics).
+
+``POST /webhooks/{kind}`` (and ``/webhooks/{kind}/{connection}`` when several connections
+of a kind are configured) takes what a CRM pushes. Its CRM unit checks the request (for
+HubSpot the v3 signature and its age) and reads the events; the events are stored in the
+webhook inbox, each logical event once, **before** the CRM gets its 200. A request Relay
+refuses gets the status its unit names (401 for a bad or stale signature, 400 for a
+malformed body, 413 for one too large, 415 for a body that is not JSON), a JSON error
+naming what is wrong, a log line and a count in ``/metrics``; it never reaches the store
+or the decision core. A store that cannot be reached answers 503, so the CRM delivers
+again later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import Engine
+
+from connector.config.loader import RelayConfig
+from connector.crms import CrmUnit, UnknownCrm, crm_unit
+from connector.crms.intake import WebhookRefused, WebhookRequest
+from connector.pipeline.intake import EventInbox
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1_000_000
+"""The largest webhook body read (a HubSpot batch of 100 events is a few tens of kB)."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("relay_webhook_requests", "Webhook requests by CRM kind, connection and outcome",
+                                ["kind", "connection", "outcome"], registry=self.registry)
+        self.events = Counter("relay_webhook_events", "Webhook events stored (new) or recognised as repeats",
+                              ["kind", "connection", "result"], registry=self.registry)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def create_app(
+    config: RelayConfig,
+    engine: Engine,
+    *,
+    clock: Callable[[], datetime] = _utc_now,
+    public_url: str | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The ASGI app of ``relay serve`` for ``config``, storing into ``engine``.
+
+    Args:
+        config: Relay's configuration (its connections and their credentials).
+        engine: Relay's store.
+        clock: Now (signature ages are measured against it).
+        public_url: The scheme and host CRMs call Relay at, when a proxy stands in front
+            (``RELAY_PUBLIC_URL``); signatures cover the URL as called.
+        max_body_bytes: Larger bodies are refused with 413 before they are read whole.
+    """
+    app = FastAPI(title="Relay", summary="Webhook intake, health and metrics of Relay", docs_url=None,
+                  redoc_url=None)
+    inbox = EventInbox(engine)
+    metrics = _Metrics()
+    base = public_url.rstrip("/") if public_url else None
+
+    def refuse(kind: str, connection: str, request: Request, status: int, code: str, message: str) -> JSONResponse:
+        metrics.requests.labels(kind, connection or "-", code).inc()
+        client = request.client.host if request.client else "?"
+        log.warning("webhook %s %s from %s refused with %s %s: %s", kind, connection or "-", client, status, code,
+                    message)
+        return _error(status, code, message)
+
+    def connection_of(unit: CrmUnit, name: str | None) -> tuple[str, Any] | str:
+        ours = {n: c for n, c in config.relay.connections.items() if c.kind == unit.kind}
+        if name is not None:
+            return (name, ours[name]) if name in ours else (
+                f"no {unit.label} connection {name!r} in relay.yaml (configured: {', '.join(sorted(ours)) or 'none'})")
+        if len(ours) == 1:
+            return next(iter(ours.items()))
+        if not ours:
+            return f"no {unit.label} connection in relay.yaml"
+        return (f"{len(ours)} {unit.label} connections ({', '.join(sorted(ours))}): "
+                f"post to /webhooks/{unit.kind}/<connection>")
+
+    async def read_body(request: Request) -> bytes | None:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            return None
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > max_body_bytes:
+                return None
+        return bytes(body)
+
+    async def intake(request: Request, kind: str, name: str | None) -> Response:
+        try:
+            unit = crm_unit(kind)
+        except UnknownCrm:
+            unit = None
+        if unit is None or unit.read_webhook is None:
+            return refuse(kind, name or "", request, HTTPStatus.NOT_FOUND, "UNKNOWN_WEBHOOK",
+                          f"Relay takes no webhooks from {kind!r}")
+        found = connection_of(unit, name)
+        if isinstance(found, str):
+            return refuse(kind, name or "", request, HTTPStatus.NOT_FOUND, "UNKNOWN_CONNECTION", found)
+        connection, settings = found
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media != "application/json":
+            return refuse(kind, connection, request, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE",
+                          f"Content-Type {media or '(none)'!r}: {unit.label} webhooks are application/json")
+        body = await read_body(request)
+        if body is None:
+            return refuse(kind, connection, request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "BODY_TOO_LARGE",
+                          f"the body is over {max_body_bytes:,} bytes")
+        url = str(request.url) if base is None else base + request.url.path + (
+            f"?{request.url.query}" if request.url.query else "")
+        now = clock()
+        webhook = WebhookRequest(method=request.method, url=url, headers={k.lower(): v for k, v in
+                                                                          request.headers.items()}, body=body)
+        try:
+            events = unit.read_webhook(webhook, settings, int(now.timestamp() * 1000))
+        except WebhookRefused as refused:
+            return refuse(kind, connection, request, refused.status, refused.code, refused.message)
+        try:
+            stored = inbox.store(kind, connection, events, now=now)
+        except Exception as exc:  # the store is down or refused the rows: the CRM must deliver again
+            log.error("webhook %s %s: %d events not stored: %s", kind, connection, len(events), exc)
+            metrics.requests.labels(kind, connection, "STORE_UNAVAILABLE").inc()
+            return _error(HTTPStatus.SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE",
+                          "Relay could not store the events; deliver them again later")
+        metrics.requests.labels(kind, connection, "accepted").inc()
+        metrics.events.labels(kind, connection, "new").inc(stored.new)
+        metrics.events.labels(kind, connection, "repeated").inc(stored.repeated)
+        log.info("webhook %s %s: %d events, %d new, %d repeated", kind, connection, stored.received, stored.new,
+                 stored.repeated)
+        return JSONResponse({"received": stored.received, "new": stored.new, "repeated": stored.repeated})
+
+    @app.post("/webhooks/{kind}", summary="Take events a CRM pushes (its only connection of that kind)")
+    async def webhook(request: Request, kind: str) -> Response:
+        return await intake(request, kind, None)
+
+    @app.post("/webhooks/{kind}/{connection}", summary="Take events a CRM pushes, for one named connection")
+    async def webhook_for(request: Request, kind: str, connection: str) -> Response:
+        return await intake(request, kind, connection)
+
+    @app.get("/healthz", summary="Whether Relay can take events (its store answers)")
+    def healthz() -> Response:
+        problem = inbox.problem()
+        if problem is not None:
+            return JSONResponse({"status": "unavailable", "store": problem},
+                                status_code=HTTPStatus.SERVICE_UNAVAILABLE)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", summary="Counters in the Prometheus text format")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
