@@ -99,6 +99,8 @@ class CrmUnit:
         sandbox: The name of its sandbox in the ``crm_sandbox`` registry (``relay demo`` starts it), if any.
         read_webhook: ``(request, settings, now in ms) -> events``: checks and reads what the CRM
             pushes (``POST /webhooks/<kind>``), or raises ``WebhookRefused``; None when it pushes nothing.
+        webhook_reply: ``(status, code or None, message) -> (media type, body)``: the answer the
+            CRM expects (None: JSON, ``{"error": {code, message}}`` for a refusal).
     """
 
     kind: str
@@ -112,6 +114,7 @@ class CrmUnit:
     limits: CrmLimits = field(default_factory=lambda: CrmLimits(max_write_batch=100, max_page_size=100))
     sandbox: str | None = None
     read_webhook: Callable[[WebhookRequest, Any, int], list[WebhookEvent]] | None = None
+    webhook_reply: Callable[[int, str | None, str | None], tuple[str, bytes]] | None = None
 
     def field_noun(self, count: int) -> str:
         """``field``/``fields`` in the CRM's own word."""

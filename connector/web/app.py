@@ -5,8 +5,8 @@ of a kind are configured) takes what a CRM pushes. Its CRM unit checks the reque
 HubSpot the v3 signature and its age) and reads the events; the events are stored in the
 webhook inbox, each logical event once, **before** the CRM gets its 200. A request Relay
 refuses gets the status its unit names (401 for a bad or stale signature, 400 for a
-malformed body, 413 for one too large, 415 for a body that is not JSON), a JSON error
-naming what is wrong, a log line and a count in ``/metrics``; it never reaches the store
+malformed body, 413 for one too large, 415 for the wrong content type) and an error naming
+what is wrong (JSON, or the answer the CRM expects, e.g. a SOAP fault for Salesforce), a log line and a count in ``/metrics``; it never reaches the store
 or the decision core. A store that cannot be reached answers 503, so the CRM delivers
 again later.
 """
@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from connector.config.loader import RelayConfig
 from connector.crms import CrmUnit, UnknownCrm, crm_unit
 from connector.crms.intake import WebhookRefused, WebhookRequest
-from connector.pipeline.intake import EventInbox
+from connector.pipeline.intake import EventInbox, Stored
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +77,23 @@ def create_app(
     metrics = _Metrics()
     base = public_url.rstrip("/") if public_url else None
 
-    def refuse(kind: str, connection: str, request: Request, status: int, code: str, message: str) -> JSONResponse:
+    def answer(unit: CrmUnit | None, status: int, code: str | None, message: str | None,
+               stored: Stored | None = None) -> Response:
+        if unit is not None and unit.webhook_reply is not None:
+            media_type, body = unit.webhook_reply(status, code, message)
+            return Response(body, status_code=status, media_type=media_type)
+        if code is None:
+            assert stored is not None
+            return JSONResponse({"received": stored.received, "new": stored.new, "repeated": stored.repeated})
+        return _error(status, code, message or code)
+
+    def refuse(unit: CrmUnit | None, kind: str, connection: str, request: Request, status: int, code: str,
+               message: str) -> Response:
         metrics.requests.labels(kind, connection or "-", code).inc()
         client = request.client.host if request.client else "?"
         log.warning("webhook %s %s from %s refused with %s %s: %s", kind, connection or "-", client, status, code,
                     message)
-        return _error(status, code, message)
+        return answer(unit, status, code, message)
 
     def connection_of(unit: CrmUnit, name: str | None) -> tuple[str, Any] | str:
         ours = {n: c for n, c in config.relay.connections.items() if c.kind == unit.kind}
@@ -113,19 +124,15 @@ def create_app(
         except UnknownCrm:
             unit = None
         if unit is None or unit.read_webhook is None:
-            return refuse(kind, name or "", request, HTTPStatus.NOT_FOUND, "UNKNOWN_WEBHOOK",
+            return refuse(None, kind, name or "", request, HTTPStatus.NOT_FOUND, "UNKNOWN_WEBHOOK",
                           f"Relay takes no webhooks from {kind!r}")
         found = connection_of(unit, name)
         if isinstance(found, str):
-            return refuse(kind, name or "", request, HTTPStatus.NOT_FOUND, "UNKNOWN_CONNECTION", found)
+            return refuse(unit, kind, name or "", request, HTTPStatus.NOT_FOUND, "UNKNOWN_CONNECTION", found)
         connection, settings = found
-        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media != "application/json":
-            return refuse(kind, connection, request, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE",
-                          f"Content-Type {media or '(none)'!r}: {unit.label} webhooks are application/json")
         body = await read_body(request)
         if body is None:
-            return refuse(kind, connection, request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "BODY_TOO_LARGE",
+            return refuse(unit, kind, connection, request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "BODY_TOO_LARGE",
                           f"the body is over {max_body_bytes:,} bytes")
         url = str(request.url) if base is None else base + request.url.path + (
             f"?{request.url.query}" if request.url.query else "")
@@ -135,20 +142,20 @@ def create_app(
         try:
             events = unit.read_webhook(webhook, settings, int(now.timestamp() * 1000))
         except WebhookRefused as refused:
-            return refuse(kind, connection, request, refused.status, refused.code, refused.message)
+            return refuse(unit, kind, connection, request, refused.status, refused.code, refused.message)
         try:
             stored = inbox.store(kind, connection, events, now=now)
         except Exception as exc:  # the store is down or refused the rows: the CRM must deliver again
             log.error("webhook %s %s: %d events not stored: %s", kind, connection, len(events), exc)
             metrics.requests.labels(kind, connection, "STORE_UNAVAILABLE").inc()
-            return _error(HTTPStatus.SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE",
+            return answer(unit, HTTPStatus.SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE",
                           "Relay could not store the events; deliver them again later")
         metrics.requests.labels(kind, connection, "accepted").inc()
         metrics.events.labels(kind, connection, "new").inc(stored.new)
         metrics.events.labels(kind, connection, "repeated").inc(stored.repeated)
         log.info("webhook %s %s: %d events, %d new, %d repeated", kind, connection, stored.received, stored.new,
                  stored.repeated)
-        return JSONResponse({"received": stored.received, "new": stored.new, "repeated": stored.repeated})
+        return answer(unit, HTTPStatus.OK, None, None, stored)
 
     @app.post("/webhooks/{kind}", summary="Take events a CRM pushes (its only connection of that kind)")
     async def webhook(request: Request, kind: str) -> Response:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +17,17 @@ import httpx
 import pytest
 from hubspot import HubSpot
 from hubspot.crm.contacts import SimplePublicObjectInputForCreate
-from sqlalchemy import Engine, select
 
-from connector.config.loader import RelayConfig, load_config
+from connector.config.loader import load_config
 from connector.crms.hubspot.webhooks import read_events, verify
 from connector.crms.intake import WebhookRefused, WebhookRequest
-from connector.store.db import session_factory
 from connector.store.migrate import open_store
-from connector.store.models import InboxRow
 from connector.web.app import create_app
 from crm_sandbox.hubspot import HubSpotSandbox
 from crm_sandbox.hubspot.webhooks import WebhookSettings, sign_v3
 from crm_sandbox.runner import SandboxServer
+from tests.web.conftest import SECRET, Relay
 
-SECRET = "sandbox-secret"  # the default relay.yaml reads HUBSPOT_CLIENT_SECRET, sandbox-secret without it
 NOW_MS = 1_780_000_000_000
 
 
@@ -110,39 +105,6 @@ def test_an_event_repeated_by_hubspot_has_one_key_and_distinct_changes_have_thei
 
 
 # --- over HTTP: stored before the 200, each event once -------------------------------------------------
-
-@dataclass
-class Relay:
-    url: str
-    engine: Engine
-    config: RelayConfig
-
-    def post(self, body: bytes, *, timestamp: int | None = None, headers: dict[str, str] | None = None,
-             path: str = "/webhooks/hubspot") -> httpx.Response:
-        url = self.url + path
-        stamp = str(timestamp if timestamp is not None else int(time.time() * 1000))
-        sent = {"Content-Type": "application/json", "X-HubSpot-Signature-v3": sign_v3(SECRET, "POST", url,
-                                                                                      body.decode(), stamp),
-                "X-HubSpot-Request-Timestamp": stamp, **(headers or {})}
-        return httpx.post(url, content=body, headers=sent)
-
-    def stored(self) -> list[dict[str, Any]]:
-        with session_factory(self.engine).begin() as session:
-            return [dict(row.payload, key=row.event_key, provider=row.provider)
-                    for row in session.scalars(select(InboxRow).order_by(InboxRow.id))]
-
-
-@pytest.fixture()
-def relay(tmp_path: Path) -> Iterator[Relay]:
-    engine = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
-    config = load_config(env=dict(os.environ, HUBSPOT_CLIENT_SECRET=SECRET))
-    server = SandboxServer(create_app(config, engine, max_body_bytes=50_000), port=0, name="relay").start()
-    try:
-        yield Relay(server.url, engine, config)
-    finally:
-        server.stop()
-        engine.dispose()
-
 
 def test_events_are_stored_before_the_200_and_a_redelivery_adds_nothing(relay: Relay) -> None:
     body = json.dumps([_event(1), _event(2, object_id=502)]).encode()

@@ -136,10 +136,14 @@ def read_webhook(request: WebhookRequest, settings: HubSpotConnection, now_ms: i
     """Check and read one webhook request for the connection ``settings`` (the unit's ``read_webhook``).
 
     Raises:
-        WebhookRefused: 503 ``WEBHOOK_SECRET_MISSING`` when the connection has no client secret
+        WebhookRefused: 415 ``UNSUPPORTED_MEDIA_TYPE`` for a body that is not JSON; 503 ``WEBHOOK_SECRET_MISSING`` when the connection has no client secret
             (HubSpot retries a 5xx, so nothing is lost while it is configured); else as
             :func:`verify` and :func:`read_events`.
     """
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        raise WebhookRefused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE",
+                             f"Content-Type {media or '(none)'!r}: HubSpot webhooks are application/json")
     secret = settings.credentials.client_secret
     if secret is None or not secret_text(secret):
         raise WebhookRefused(HTTPStatus.SERVICE_UNAVAILABLE, "WEBHOOK_SECRET_MISSING",

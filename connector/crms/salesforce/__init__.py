@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from connector.adapters.errors import register_dialect
 from connector.crms import AdapterOptions, CrmLimits, CrmUnit, ValueStyle, secret_text
 from connector.crms.salesforce.errors import DIALECT
+from connector.crms.salesforce.outbound import read_webhook, reply
 from connector.crms.salesforce.settings import (
     SALESFORCE_MAX_WRITE_BATCH,
     SALESFORCE_PAGE_SIZE_RANGE,
@@ -56,4 +57,6 @@ UNIT = CrmUnit(
     limits=CrmLimits(max_write_batch=SALESFORCE_MAX_WRITE_BATCH, max_page_size=SALESFORCE_PAGE_SIZE_RANGE[1],
                      min_page_size=SALESFORCE_PAGE_SIZE_RANGE[0]),
     sandbox="salesforce",
+    read_webhook=read_webhook,  # outbound messages (SOAP), acknowledged with reply (outbound.py)
+    webhook_reply=reply,
 )

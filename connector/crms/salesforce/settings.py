@@ -47,6 +47,19 @@ class SalesforceConnection(ConnectionSettings):
         json_schema_extra={"maximum": SALESFORCE_MAX_WRITE_BATCH},
     )
 
+    organization_id: str | None = Field(
+        default=None,
+        description="The org's id (00D..., 15 or 18 characters). Outbound messages (POST /webhooks/salesforce) "
+        "are not signed: only those naming this org are taken; without it none are.",
+    )
+
+    @field_validator("organization_id")
+    @classmethod
+    def _organization_id_shape(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"00D[0-9A-Za-z]{12}(?:[0-9A-Za-z]{3})?", value.strip()):
+            raise ValueError(f"{value!r} is not a Salesforce org id: 00D followed by 12 or 15 letters and digits")
+        return value.strip() if value is not None else None
+
     @field_validator("api_version")
     @classmethod
     def _api_version_shape(cls, value: str) -> str:
