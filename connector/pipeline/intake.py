@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from http import HTTPStatus
 
 from sqlalchemy import Engine, text
 
-from connector.crms.intake import WebhookEvent
+from connector.crms.intake import WebhookEvent, WebhookRefused
 from connector.store.db import session_factory
-from connector.store.errors import StoreError
+from connector.store.errors import InvalidStoreValue, StoreError
 from connector.store.health import shown_url, translate
 from connector.store.repositories import Inbox
 
@@ -53,6 +54,8 @@ class EventInbox:
         the job that processes it needs nothing else.
 
         Raises:
+            WebhookRefused: 400 ``UNSTORABLE_EVENT`` when the store refuses an event's values (its
+                key or payload), naming it: sending it again would not help.
             StoreUnavailable: When the store cannot be reached (the sender should retry).
         """
         items = [(event.key, {"connection": connection, "object": event.object, "crm_id": event.crm_id,
@@ -60,6 +63,8 @@ class EventInbox:
         try:
             with self._sessions.begin() as session:
                 new = Inbox(session).store_many(kind, items, received_at=now) if items else 0
+        except InvalidStoreValue as exc:
+            raise WebhookRefused(HTTPStatus.BAD_REQUEST, "UNSTORABLE_EVENT", str(exc)) from exc
         except StoreError:
             raise
         except Exception as exc:

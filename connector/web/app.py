@@ -145,6 +145,8 @@ def create_app(
             return refuse(unit, kind, connection, request, refused.status, refused.code, refused.message)
         try:
             stored = inbox.store(kind, connection, events, now=now)
+        except WebhookRefused as refused:
+            return refuse(unit, kind, connection, request, refused.status, refused.code, refused.message)
         except Exception as exc:  # the store is down or refused the rows: the CRM must deliver again
             log.error("webhook %s %s: %d events not stored: %s", kind, connection, len(events), exc)
             metrics.requests.labels(kind, connection, "STORE_UNAVAILABLE").inc()

@@ -79,6 +79,11 @@ def test_characters_hubspot_decodes_before_signing_are_decoded_in_the_uri() -> N
 
 @pytest.mark.parametrize(("body", "status", "code", "says"), [
     (b"{not json", 400, "MALFORMED_BODY", "not JSON"),
+    (b"\xff\xfe", 400, "MALFORMED_BODY", "not JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, 400, "MALFORMED_BODY", "nests too deep"),
+    (b"[NaN]", 400, "MALFORMED_EVENT", "event #0 is not an object"),
+    (json.dumps([{**_event(1), "eventId": True}]).encode(), 400, "MALFORMED_EVENT", "eventId is True"),
+    (json.dumps([_event(1, propertyName="p" * 5_000)]).encode(), 400, "MALFORMED_EVENT", "propertyName"),
     (b'{"eventId": 1}', 400, "MALFORMED_BODY", "expected an array"),
     (json.dumps([_event(1), {"eventId": "7"}]).encode(), 400, "MALFORMED_EVENT", "event #1: eventId"),
     (json.dumps([{**_event(1), "subscriptionType": 5}]).encode(), 400, "MALFORMED_EVENT", "subscriptionType"),
@@ -137,6 +142,14 @@ def test_a_refused_request_gets_its_status_a_reason_and_stores_nothing(
     assert answer.json()["error"]["code"] == code
     assert relay.stored() == []
     assert any(code in record.getMessage() for record in caplog.records)  # and a log line
+
+
+def test_an_event_the_store_cannot_hold_is_refused_as_bad_not_as_a_passing_failure(relay: Relay) -> None:
+    answer = relay.post(json.dumps([_event(1), {**_event(2), "portalId": 10**600}]).encode())
+
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "UNSTORABLE_EVENT"
+    assert "event_key" in answer.json()["error"]["message"]
+    assert relay.stored() == []  # the batch is stored whole or not at all
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(relay: Relay) -> None:

@@ -106,6 +106,9 @@ def _event(index: int, item: Any) -> WebhookEvent:
                              f"event #{index}: subscriptionType is {kind!r}, expected e.g. contact.creation")
     prefix = kind.split(".", 1)[0]
     prop = item.get("propertyName")
+    if prop is not None and (not isinstance(prop, str) or len(prop) > 200):
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST, "MALFORMED_EVENT",
+                             f"event #{index}: propertyName is not a property name ({str(prop)[:40]!r}...)")
     key = ":".join(str(part) for part in (fields["portalId"], kind, fields["objectId"], fields["eventId"],
                                           fields["occurredAt"], prop if isinstance(prop, str) else ""))
     return WebhookEvent(key=key, object=_OBJECTS.get(prefix, prefix), crm_id=str(fields["objectId"]), kind=kind,
@@ -123,6 +126,8 @@ def read_events(body: bytes) -> list[WebhookEvent]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WebhookRefused(HTTPStatus.BAD_REQUEST, "MALFORMED_BODY", f"the body is not JSON: {exc}") from None
+    except RecursionError:  # arrays or objects nested thousands deep: no event looks like that
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST, "MALFORMED_BODY", "the body nests too deep to be events") from None
     if not isinstance(data, list):
         raise WebhookRefused(HTTPStatus.BAD_REQUEST, "MALFORMED_BODY",
                              f"the body is a JSON {type(data).__name__}, expected an array of events")

@@ -51,9 +51,12 @@ def _notification(index: int, item: Element, org: str) -> WebhookEvent:
     if not notification_id or record is None:
         raise WebhookRefused(HTTPStatus.BAD_REQUEST, "MALFORMED_NOTIFICATION",
                              f"notification #{index} has no Id or no sObject")
+    if len(notification_id) > 40:
+        raise WebhookRefused(HTTPStatus.BAD_REQUEST, "MALFORMED_NOTIFICATION",
+                             f"notification #{index}: Id {notification_id[:40]!r}... is not a notification id")
     declared = record.get(f"{{{XSI_NS}}}type") or ""
     object_name = declared.rsplit(":", 1)[-1]
-    if not object_name.isidentifier():
+    if not object_name.isidentifier() or len(object_name) > 100:
         raise WebhookRefused(HTTPStatus.BAD_REQUEST, "MALFORMED_NOTIFICATION",
                              f"notification #{index} ({notification_id}): sObject type {declared!r} is not an object")
     fields: dict[str, Any] = {}
