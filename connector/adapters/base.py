@@ -194,6 +194,14 @@ class CrmAdapter(Protocol):
         """Ids of records deleted since ``since``."""
         ...
 
+    def read_ids(self, object: str, fields: Sequence[str], ids: Sequence[str]) -> Page:
+        """The records of ``object`` with these ids, as ``read`` hands records over (batched; no cursor).
+
+        For changes a CRM pushed (webhooks): read by id in as few calls as the API allows. Ids
+        the CRM does not have (deleted, merged away, never there) are left out.
+        """
+        ...
+
     def owners(self) -> list[dict[str, Any]]:
         """Every owner (Salesforce Users; HubSpot owners, archived ones included).
 

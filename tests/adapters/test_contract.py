@@ -152,6 +152,25 @@ def test_deletions_are_reported_where_reads_deletions_says(crm: Contract) -> Non
         assert str(victim.crm_id) in deleted
 
 
+def test_records_are_read_by_id_as_a_read_hands_them_over_and_unknown_ids_are_left_out(crm: Contract) -> None:
+    pages, _ = full_read(crm)
+    as_read = {str(r[crm.person.id_field]): r for p in pages for r in p.records}
+    victim = crm.write(crm.new_people(1, "byid"), "create a person to delete")[0]
+    assert crm.write([WriteOp(crm.person.name, "delete", crm_id=victim.crm_id)], "delete it")[0].success
+    live = sorted(as_read)
+    wanted = [*live, str(victim.crm_id), "0" * 18, live[0]]  # a deleted id, one never there, a repeat
+
+    step = crm.mark()
+    page = crm.adapter.read_ids(crm.person.name, crm.person.crm_fields_to_read(), wanted)
+    crm.check(step, f"read_ids of {len(wanted)} {crm.person.name}", delivered=len(page.records))
+
+    assert sorted(record_ids(crm.person, [page])) == live  # each once; the unknown ones left out
+    assert page.cursor is None and page.deleted_ids == []
+    for record in page.records:  # the same shape and values as the read that synced them
+        known = as_read[str(record[crm.person.id_field])]
+        assert {k: record.get(k) for k in known} == known
+
+
 # --- writes --------------------------------------------------------------------------------
 
 

@@ -62,9 +62,11 @@ from connector.crms.salesforce.loopback import apply_default_timeout, loopback_s
 from connector.crms.salesforce.soql import (
     MODSTAMP,
     incremental_query,
+    is_salesforce_id,
     salesforce_position,
     select_fields,
     soql_name,
+    soql_quote,
 )
 
 T = TypeVar("T")
@@ -393,6 +395,28 @@ class SalesforceAdapter:
             position = page.cursor
             if page.records or page.deleted_ids:
                 yield page
+
+    def read_ids(self, object: str, fields: Sequence[str], ids: Sequence[str]) -> Page:
+        """Records of ``object`` by id: ``SELECT ... WHERE Id IN (...)``, 200 ids per query, its pages followed.
+
+        Deleted records are not queried (plain ``query``, not ``queryAll``), so they are left
+        out like ids the org never had; so are strings that are not record ids (one of them
+        would make Salesforce refuse the whole query).
+        """
+        soql_name(object, what="object")
+        select = select_fields(fields)
+        wanted = list(dict.fromkeys(str(i) for i in ids if is_salesforce_id(str(i))))
+        page = Page(object=object)
+        for start in range(0, len(wanted), COLLECTION_LIMIT):
+            chunk = wanted[start:start + COLLECTION_LIMIT]
+            context = f"query {len(chunk)} {object} by id"
+            soql = f"SELECT {', '.join(select)} FROM {object} WHERE Id IN ({', '.join(map(soql_quote, chunk))})"
+            answer = self._query("read", context, partial(str, soql))
+            for current in self._query_pages("read", context, answer, {}):
+                got = self._page(object, current["records"], None)
+                page.records.extend(got.records)
+                page.merged.extend(got.merged)
+        return page
 
     def _page_size(self, page_size: int | None) -> int:
         """``page_size`` (default 2,000), checked against what ``batchSize`` accepts."""

@@ -41,6 +41,29 @@ def soql_quote(value: str) -> str:
     return "'" + "".join(_ESCAPES.get(ch, ch) for ch in value) + "'"
 
 
+_ID_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def is_salesforce_id(value: str) -> bool:
+    """Whether ``value`` is a Salesforce record id: 15 letters and digits, or 18 whose last 3 are its checksum.
+
+    Salesforce refuses a whole query (``INVALID_QUERY_FILTER_OPERATOR: invalid ID field``) for
+    one malformed id in ``Id IN (...)``. The 18-character form adds, for each 5-character
+    block, the letter or digit whose bits say which of the block's characters are upper case.
+
+    Example:
+        >>> is_salesforce_id("00Q5e0000000001EAA"), is_salesforce_id("00Q5e0000000001"), is_salesforce_id("0" * 18)
+        (True, True, False)
+    """
+    if len(value) not in (15, 18) or not value.isascii() or not value.isalnum():
+        return False
+    if len(value) == 15:
+        return True
+    suffix = "".join(_ID_SUFFIX[sum(1 << bit for bit, ch in enumerate(value[block:block + 5]) if "A" <= ch <= "Z")]
+                     for block in (0, 5, 10))
+    return value[15:].upper() == suffix
+
+
 def soql_datetime(value: datetime) -> str:
     """A SOQL datetime literal (unquoted, UTC, milliseconds): ``2024-01-01T00:00:00.000Z``.
 
