@@ -63,9 +63,10 @@ ENV_EXAMPLE = """\
 # SALESFORCE_CLIENT_SECRET=...
 # SALESFORCE_API_VERSION=59.0
 # SALESFORCE_ORGANIZATION_ID=00D...                                     # outbound messages from other orgs are refused
+# SALESFORCE_OUTBOUND_TOKEN=...                                         # the ?token= of the outbound-message URL
 # HUBSPOT_BASE_URL=https://api.hubapi.com
 # HUBSPOT_ACCESS_TOKEN=...
-# HUBSPOT_CLIENT_SECRET=...
+# HUBSPOT_CLIENT_SECRET=...                                             # the app's secret: signs its webhooks
 """
 
 

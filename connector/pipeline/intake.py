@@ -14,6 +14,7 @@ from datetime import datetime
 from http import HTTPStatus
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
 from connector.crms.intake import WebhookEvent, WebhookRefused
 from connector.store.db import session_factory
@@ -40,6 +41,10 @@ class Stored:
         return self.received - self.new
 
 
+class InboxUnavailable(Exception):
+    """The store cannot take events now (down, unreachable, locked): the sender should deliver again."""
+
+
 class EventInbox:
     """The webhook inbox of one store, for the web layer."""
 
@@ -56,7 +61,8 @@ class EventInbox:
         Raises:
             WebhookRefused: 400 ``UNSTORABLE_EVENT`` when the store refuses an event's values (its
                 key or payload), naming it: sending it again would not help.
-            StoreUnavailable: When the store cannot be reached (the sender should retry).
+            InboxUnavailable: When the store cannot take them now (the sender should deliver
+                again). Anything else is a defect and is raised as it is.
         """
         items = [(event.key, {"connection": connection, "object": event.object, "crm_id": event.crm_id,
                               "kind": event.kind, "event": dict(event.payload)}) for event in events]
@@ -65,13 +71,14 @@ class EventInbox:
                 new = Inbox(session).store_many(kind, items, received_at=now) if items else 0
         except InvalidStoreValue as exc:
             raise WebhookRefused(HTTPStatus.BAD_REQUEST, "UNSTORABLE_EVENT", str(exc)) from exc
-        except StoreError:
-            raise
-        except Exception as exc:
+        except DataError as exc:  # e.g. PostgreSQL refusing a NUL character in JSON text
+            raise WebhookRefused(HTTPStatus.BAD_REQUEST, "UNSTORABLE_EVENT",
+                                 f"the store refused an event's values: {str(exc.orig).splitlines()[0]}") from exc
+        except StoreError as exc:
+            raise InboxUnavailable(str(exc)) from exc
+        except (OperationalError, InterfaceError) as exc:  # the database is down, unreachable or locked
             problem = translate(self.engine, exc)
-            if problem is not None:
-                raise problem from exc
-            raise
+            raise InboxUnavailable(str(problem) if problem is not None else str(exc).splitlines()[0]) from exc
         return Stored(received=len(events), new=new)
 
     def problem(self) -> str | None:

@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from connector.config.loader import RelayConfig
 from connector.crms import CrmUnit, UnknownCrm, crm_unit
 from connector.crms.intake import WebhookRefused, WebhookRequest
-from connector.pipeline.intake import EventInbox, Stored
+from connector.pipeline.intake import EventInbox, InboxUnavailable, Stored
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,11 @@ def create_app(
 
     def refuse(unit: CrmUnit | None, kind: str, connection: str, request: Request, status: int, code: str,
                message: str) -> Response:
-        metrics.requests.labels(kind, connection or "-", code).inc()
+        # Labels only name what relay.yaml configures: a path anyone can invent must not grow the metrics.
+        known = unit is not None and connection in config.relay.connections
+        metrics.requests.labels(kind if unit is not None else "-", connection if known else "-", code).inc()
         client = request.client.host if request.client else "?"
-        log.warning("webhook %s %s from %s refused with %s %s: %s", kind, connection or "-", client, status, code,
+        log.warning("webhook %r %r from %s refused with %s %s: %s", kind, connection or "-", client, status, code,
                     message)
         return answer(unit, status, code, message)
 
@@ -134,8 +136,11 @@ def create_app(
         if body is None:
             return refuse(unit, kind, connection, request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "BODY_TOO_LARGE",
                           f"the body is over {max_body_bytes:,} bytes")
-        url = str(request.url) if base is None else base + request.url.path + (
-            f"?{request.url.query}" if request.url.query else "")
+        # The path as sent (still percent-encoded): HubSpot signs the URI it called, decoding only a few characters.
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        query = request.scope.get("query_string") or b""
+        target = raw_path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
+        url = (base if base is not None else f"{request.url.scheme}://{request.url.netloc}") + target
         now = clock()
         webhook = WebhookRequest(method=request.method, url=url, headers={k.lower(): v for k, v in
                                                                           request.headers.items()}, body=body)
@@ -147,7 +152,7 @@ def create_app(
             stored = inbox.store(kind, connection, events, now=now)
         except WebhookRefused as refused:
             return refuse(unit, kind, connection, request, refused.status, refused.code, refused.message)
-        except Exception as exc:  # the store is down or refused the rows: the CRM must deliver again
+        except InboxUnavailable as exc:  # the store cannot take them now: the CRM must deliver again
             log.error("webhook %s %s: %d events not stored: %s", kind, connection, len(events), exc)
             metrics.requests.labels(kind, connection, "STORE_UNAVAILABLE").inc()
             return answer(unit, HTTPStatus.SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE",

@@ -32,6 +32,7 @@ from crm_sandbox.salesforce.rest import RestApi
 from crm_sandbox.salesforce.state import (
     ADMIN_USERNAME,
     DEFAULT_PASSWORD,
+    ORG_ID,
     Clock,
     Org,
     system_clock,
@@ -158,6 +159,7 @@ class SalesforceSandbox(ServedSandbox):
                 "SALESFORCE_INSTANCE_URL": url,
                 "SALESFORCE_CLIENT_ID": client_id,
                 "SALESFORCE_CLIENT_SECRET": secret,
+                "SALESFORCE_ORGANIZATION_ID": ORG_ID,
             },
             try_command=(
                 f"curl {cacert}-d grant_type=client_credentials -d client_id={shlex.quote(client_id)} "

@@ -20,7 +20,7 @@ Problems = Callable[[], list[str]]
 def test_typo_in_a_key_is_rejected_with_a_suggestion(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.edit("config/relay.yaml", "    page_size: 2000", "    page_sise: 2000")
     assert problems_of() == [
-        "config/relay.yaml:18: connections.salesforce.page_sise: unknown key 'page_sise'; did you mean "
+        "config/relay.yaml:19: connections.salesforce.page_sise: unknown key 'page_sise'; did you mean "
         "'page_size'? (allowed: kind, base_url, mapping, schedule, write_back, connect_timeout, read_timeout, "
         "max_attempts, read_lag_seconds, owners_cache_seconds, deletions_every_minutes, run_deadline_minutes, "
         "api_version, credentials, objects, page_size, write_batch_size, organization_id)"
@@ -33,7 +33,7 @@ def test_wrong_type_names_the_value(shipped: ConfigCopy) -> None:
     assert problem.file == "config/relay.yaml"
     assert problem.key_path == "connections.salesforce.write_back"
     assert problem.value == "sometimes"
-    assert problem.line == 21
+    assert problem.line == 22
     assert "valid boolean" in problem.message and "'sometimes'" in problem.message
 
 
@@ -41,9 +41,9 @@ def test_batch_size_over_the_api_maximum(shipped: ConfigCopy, problems_of: Probl
     shipped.edit("config/relay.yaml", "write_batch_size: 200", "write_batch_size: 500")
     shipped.edit("config/relay.yaml", "write_batch_size: 100", "write_batch_size: 250")
     assert problems_of() == [
-        "config/relay.yaml:19: connections.salesforce.write_batch_size: write_batch_size 500 is over the "
+        "config/relay.yaml:20: connections.salesforce.write_batch_size: write_batch_size 500 is over the "
         "Salesforce API maximum of 200 records per sObject Collections call",
-        "config/relay.yaml:31: connections.hubspot.write_batch_size: write_batch_size 250 is over the "
+        "config/relay.yaml:32: connections.hubspot.write_batch_size: write_batch_size 250 is over the "
         "HubSpot API maximum of 100 inputs per batch call",
     ]
 
@@ -60,7 +60,7 @@ def test_unknown_canonical_field(shipped: ConfigCopy) -> None:
 def test_bad_yaml_indentation_names_line_and_column(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.edit("config/relay.yaml", "    page_size: 100 ", "      page_size: 100 ")
     (message,) = problems_of()
-    assert message.startswith("config/relay.yaml:30: YAML syntax error at line 30, column 7:")
+    assert message.startswith("config/relay.yaml:31: YAML syntax error at line 31, column 7:")
     assert "indentation" in message
 
 
@@ -97,7 +97,7 @@ def test_rules_problems_name_the_rule_file(shipped: ConfigCopy, problems_of: Pro
 def test_connection_object_without_a_mapping(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.edit("mappings/salesforce.yaml", "  User:\n", "  UserX:\n")
     assert problems_of() == [
-        "config/relay.yaml:17: connections.salesforce.objects[3]: 'User' has no mapping in "
+        "config/relay.yaml:18: connections.salesforce.objects[3]: 'User' has no mapping in "
         "mappings/salesforce.yaml (mapped: Lead, Contact, Account, UserX, Task)"
     ]
 
@@ -105,7 +105,7 @@ def test_connection_object_without_a_mapping(shipped: ConfigCopy, problems_of: P
 def test_connection_without_a_mapping_file(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.path("mappings/hubspot.yaml").unlink()
     assert problems_of() == [
-        "config/relay.yaml:24: connections.hubspot.kind: no mapping file mappings/hubspot.yaml for this "
+        "config/relay.yaml:25: connections.hubspot.kind: no mapping file mappings/hubspot.yaml for this "
         "connection (known: salesforce)"
     ]
 
@@ -121,7 +121,7 @@ def test_duplicate_crm_field_is_flagged(shipped: ConfigCopy, problems_of: Proble
 def test_duplicate_yaml_key_is_flagged(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.edit("config/relay.yaml", "    write_back: true\n", "    write_back: true\n    write_back: false\n")
     assert problems_of() == [
-        "config/relay.yaml:22: connections.salesforce.write_back: key 'write_back' appears twice; remove one of them"
+        "config/relay.yaml:23: connections.salesforce.write_back: key 'write_back' appears twice; remove one of them"
     ]
 
 
@@ -158,14 +158,14 @@ def test_secrets_are_not_echoed_in_problems(shipped: ConfigCopy) -> None:
 def test_unknown_connection_kind(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.edit("config/relay.yaml", "kind: hubspot", "kind: pipedrive")
     (message,) = problems_of()
-    assert message.startswith("config/relay.yaml:23: connections.hubspot: ")
+    assert message.startswith("config/relay.yaml:24: connections.hubspot: ")
     assert "'pipedrive'" in message and "'hubspot', 'salesforce'" in message  # the registered CRM units
 
 
 def test_bad_cron_expression(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.edit("config/relay.yaml", "schedule: {every_minutes: 15}", "schedule: {cron: '*/15 25 * * *'}")
     assert problems_of() == [
-        "config/relay.yaml:20: connections.salesforce.schedule.cron: cron hour field '25': 25 is outside 0-23"
+        "config/relay.yaml:21: connections.salesforce.schedule.cron: cron hour field '25': 25 is outside 0-23"
     ]
 
 
@@ -189,7 +189,7 @@ def test_missing_files_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_connection_names_must_be_simple(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.edit("config/relay.yaml", "  hubspot:\n", "  HubSpot EU:\n")
     assert problems_of() == [
-        "config/relay.yaml:23: connections.HubSpot EU: connection name 'HubSpot EU' must be lower-case letters, "
+        "config/relay.yaml:24: connections.HubSpot EU: connection name 'HubSpot EU' must be lower-case letters, "
         "digits and underscores, starting with a letter"
     ]
 
@@ -241,5 +241,5 @@ def test_missing_connection_kind(shipped: ConfigCopy, problems_of: Problems) -> 
 def test_a_zero_is_shown_as_the_value_given(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.edit("config/relay.yaml", "write_batch_size: 200", "write_batch_size: 0")
     (problem,) = problems_of()
-    assert problem.startswith("config/relay.yaml:19: connections.salesforce.write_batch_size: ")
+    assert problem.startswith("config/relay.yaml:20: connections.salesforce.write_batch_size: ")
     assert problem.endswith("(got 0)")

@@ -84,6 +84,7 @@ def test_salesforce_credentials_log_a_client_in_and_read_a_seeded_lead(seed: See
         settings = sandbox.client_settings()
         assert settings.env == {
             "SALESFORCE_INSTANCE_URL": sandbox.url, "SALESFORCE_CLIENT_ID": "sandbox", "SALESFORCE_CLIENT_SECRET": "sandbox",
+            "SALESFORCE_ORGANIZATION_ID": "00D5e0000000001EAA",  # outbound messages name it; relay serve checks it
         }
         creds = settings.credentials
         sf = _salesforce(settings.base_url, creds["client_id"], creds["client_secret"])

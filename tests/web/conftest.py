@@ -21,7 +21,13 @@ from connector.web.app import create_app
 from crm_sandbox.hubspot.webhooks import sign_v3
 from crm_sandbox.runner import SandboxServer
 
-SECRET = "sandbox-secret"  # the default relay.yaml reads HUBSPOT_CLIENT_SECRET, sandbox-secret without it
+SECRET = "hubspot-app-secret"
+"""The HubSpot app's client secret (HUBSPOT_CLIENT_SECRET); the shipped relay.yaml has none."""
+TOKEN = "outbound-token-0f3a"
+"""The Salesforce outbound-message endpoint's ?token= (SALESFORCE_OUTBOUND_TOKEN)."""
+ORG = "00D5e0000000001EAA"
+"""The sandbox org's id (SALESFORCE_ORGANIZATION_ID)."""
+WEBHOOK_ENV = {"HUBSPOT_CLIENT_SECRET": SECRET, "SALESFORCE_OUTBOUND_TOKEN": TOKEN, "SALESFORCE_ORGANIZATION_ID": ORG}
 
 
 @dataclass
@@ -48,7 +54,7 @@ class Relay:
 @pytest.fixture()
 def relay(tmp_path: Path) -> Iterator[Relay]:
     engine = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
-    config = load_config(env=dict(os.environ, HUBSPOT_CLIENT_SECRET=SECRET))
+    config = load_config(env=dict(os.environ, **WEBHOOK_ENV))
     server = SandboxServer(create_app(config, engine, max_body_bytes=50_000), port=0, name="relay").start()
     try:
         yield Relay(server.url, engine, config)

@@ -26,7 +26,7 @@ from connector.web.app import create_app
 from crm_sandbox.hubspot import HubSpotSandbox
 from crm_sandbox.hubspot.webhooks import WebhookSettings, sign_v3
 from crm_sandbox.runner import SandboxServer
-from tests.web.conftest import SECRET, Relay
+from tests.web.conftest import SECRET, WEBHOOK_ENV, Relay
 
 NOW_MS = 1_780_000_000_000
 
@@ -177,7 +177,7 @@ def test_health_and_metrics(relay: Relay) -> None:
 
 def test_health_names_a_store_that_cannot_be_reached(tmp_path: Path) -> None:
     engine = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
-    config = load_config(env=dict(os.environ, HUBSPOT_CLIENT_SECRET=SECRET))
+    config = load_config(env=dict(os.environ, **WEBHOOK_ENV))
     server = SandboxServer(create_app(config, engine), port=0, name="relay").start()
     try:
         (tmp_path / "relay.db").unlink()
@@ -218,3 +218,59 @@ def test_the_sandbox_portal_delivers_to_relay_and_each_event_is_stored_once(rela
 def _counter(metrics: str, name: str) -> float:
     line = next(line for line in metrics.splitlines() if line.startswith(name + " "))
     return float(line.rsplit(" ", 1)[1])
+
+
+def test_without_the_apps_secret_no_webhook_is_taken(tmp_path: Path) -> None:
+    """The shipped relay.yaml has no client secret: nobody can sign with a default one."""
+    engine = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
+    server = SandboxServer(create_app(load_config(env=env), engine), port=0, name="relay").start()
+    try:
+        for secret in ("sandbox-secret", ""):
+            stamp = str(int(time.time() * 1000))
+            url = server.url + "/webhooks/hubspot"
+            answer = httpx.post(url, content=BODY, headers={
+                "Content-Type": "application/json", "X-HubSpot-Request-Timestamp": stamp,
+                "X-HubSpot-Signature-v3": sign_v3(secret, "POST", url, BODY.decode(), stamp)})
+            assert answer.status_code == 503 and answer.json()["error"]["code"] == "WEBHOOK_SECRET_MISSING"
+    finally:
+        server.stop()
+        engine.dispose()
+
+
+def test_an_association_change_is_taken_with_the_rest_of_its_batch(relay: Relay) -> None:
+    association = {**_event(7, kind="contact.associationChange"), "fromObjectId": 501, "toObjectId": 9001,
+                   "associationType": "CONTACT_TO_COMPANY"}
+    del association["objectId"]
+
+    answer = relay.post(json.dumps([_event(6), association]).encode())
+
+    assert answer.status_code == 200 and answer.json()["new"] == 2
+    assert [(e["kind"], e["crm_id"]) for e in relay.stored()] == [
+        ("contact.creation", "501"), ("contact.associationChange", None)]
+
+
+def test_paths_anyone_can_invent_do_not_grow_the_metrics(relay: Relay) -> None:
+    for i in range(30):
+        relay.post(BODY, path=f"/webhooks/kind{i}")
+        relay.post(BODY, path=f"/webhooks/hubspot/conn{i}")
+    series = [line for line in httpx.get(relay.url + "/metrics").text.splitlines()
+              if line.startswith("relay_webhook_requests_total")]
+    assert len(series) == 2, series  # one per (configured kind or "-", configured connection or "-", outcome)
+
+
+def test_the_signature_covers_the_path_as_hubspot_sent_it_behind_a_proxy(tmp_path: Path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+    app = create_app(load_config(env=dict(os.environ, **WEBHOOK_ENV)), engine, public_url="https://relay.example.com")
+    server = SandboxServer(app, port=0, name="relay").start()
+    try:
+        path = "/webhooks/hubspot/hub%73pot?source=ads%20eu"  # neither %73 nor %20 is among what HubSpot decodes
+        stamp = str(int(time.time() * 1000))
+        signature = sign_v3(SECRET, "POST", "https://relay.example.com" + path, BODY.decode(), stamp)
+        answer = httpx.post(server.url + path, content=BODY, headers={
+            "Content-Type": "application/json", "X-HubSpot-Request-Timestamp": stamp,
+            "X-HubSpot-Signature-v3": signature})
+        assert answer.status_code == 200, answer.text
+    finally:
+        server.stop()
+        engine.dispose()

@@ -8,6 +8,7 @@ its outbound messages to a running Relay over HTTP.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from crm_sandbox.salesforce import SalesforceSandbox
 from crm_sandbox.salesforce.outbound import is_ack, notification_xml
 from crm_sandbox.salesforce.state import ORG_ID
 from crm_sandbox.salesforce.transport import sandbox_session
-from tests.web.conftest import Relay
+from tests.web.conftest import TOKEN, Relay
 
 LEAD = {"Id": "00Q5e0000000001EAA", "LastName": "Out", "Company": "Bound", "Email": "o@b.example",
         "IsConverted": False}
@@ -30,8 +31,9 @@ def _message(*items: tuple[str, dict[str, object]], obj: str = "Lead") -> bytes:
     return notification_xml(obj, list(items), "04k5e0000000001AAA", URL).encode()
 
 
-def _post(relay: Relay, body: bytes, media: str = "text/xml; charset=utf-8") -> httpx.Response:
-    return httpx.post(relay.url + "/webhooks/salesforce", content=body,
+def _post(relay: Relay, body: bytes, media: str = "text/xml; charset=utf-8", token: str | None = TOKEN) -> httpx.Response:
+    query = f"?token={token}" if token is not None else ""
+    return httpx.post(relay.url + "/webhooks/salesforce" + query, content=body,
                       headers={"Content-Type": media, "SOAPAction": '""'})
 
 
@@ -56,6 +58,7 @@ EXTERNAL = b"""<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///et
     (b"<soapenv:Envelope", 400, "MALFORMED_XML"),
     (BILLION_LAUGHS, 400, "MALFORMED_XML"),
     (EXTERNAL, 400, "MALFORMED_XML"),
+    (b'<?xml version="1.0" encoding="bogus-enc"?><a/>', 400, "MALFORMED_XML"),
     (b"<a><b/></a>", 400, "NOT_NOTIFICATIONS"),
     (_message(("04l5e0000000001AAA", LEAD)).replace(ORG_ID.encode(), b"00D000000000001AAA"), 403,
      "ORGANIZATION_MISMATCH"),
@@ -83,6 +86,7 @@ def test_a_message_is_acknowledged_once_stored_and_a_redelivery_adds_nothing(rel
 
 @pytest.mark.parametrize(("body", "media", "status", "code"), [
     (b"<not xml", "text/xml", 400, "MALFORMED_XML"),
+    (b'<?xml version="1.0" encoding="bogus-enc"?><a/>', "text/xml", 400, "MALFORMED_XML"),
     (BILLION_LAUGHS, "text/xml", 400, "MALFORMED_XML"),
     (_message(("04l5e0000000001AAA", LEAD)), "application/json", 415, "UNSUPPORTED_MEDIA_TYPE"),
 ])
@@ -97,7 +101,7 @@ def test_a_refused_message_gets_a_soap_fault_never_a_500(relay: Relay, body: byt
 
 
 def test_the_sandbox_org_delivers_outbound_messages_to_relay(relay: Relay) -> None:
-    org = SalesforceSandbox(outbound_url=relay.url + "/webhooks/salesforce", outbound_retry_base=0.05)
+    org = SalesforceSandbox(outbound_url=f"{relay.url}/webhooks/salesforce?token={TOKEN}", outbound_retry_base=0.05)
     server = org.start()
     try:
         sf = Salesforce(instance_url="https://sandbox.my.salesforce.com", session_id=org.access_token(),
@@ -128,3 +132,40 @@ def test_an_org_id_that_is_not_one_refuses_the_config() -> None:
     with pytest.raises(ConfigError) as refused:
         load_config(env=dict(os.environ, SALESFORCE_ORGANIZATION_ID="00Dbad"))
     assert any("organization_id" in str(problem) and "00Dbad" in str(problem) for problem in refused.value.problems)
+
+
+@pytest.mark.parametrize(("token", "code"), [(None, "TOKEN_INVALID"), ("guess", "TOKEN_INVALID"),
+                                             (TOKEN + "x", "TOKEN_INVALID")])
+def test_a_message_without_the_endpoint_token_is_refused(relay: Relay, token: str | None, code: str) -> None:
+    answer = _post(relay, _message(("04l5e0000000001AAA", LEAD)), token=token)
+    assert answer.status_code == 401 and code.encode() in answer.content
+    assert relay.stored() == []
+
+
+def test_without_a_token_or_org_configured_no_message_is_taken(tmp_path: Path) -> None:
+    import os
+
+    from connector.config.loader import load_config
+    from connector.store.migrate import open_store
+    from connector.web.app import create_app
+    from crm_sandbox.runner import SandboxServer
+
+    engine = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SALESFORCE_", "HUBSPOT_"))}
+    server = SandboxServer(create_app(load_config(env=env), engine), port=0, name="relay").start()
+    try:
+        answer = httpx.post(server.url + "/webhooks/salesforce?token=", content=_message(("04l5e0000000001AAA", LEAD)),
+                            headers={"Content-Type": "text/xml"})
+        assert answer.status_code == 503 and b"OUTBOUND_NOT_CONFIGURED" in answer.content
+        assert b"soapenv:Server" in answer.content  # Salesforce delivers again once it is configured
+    finally:
+        server.stop()
+        engine.dispose()
+
+
+def test_a_related_record_in_a_notification_keeps_its_fields() -> None:
+    body = _message(("04l5e0000000001AAA", LEAD)).replace(
+        b"<sf:LastName>", b"<sf:Owner><sf:Name>Ana Rep</sf:Name><sf:Email>ana@x.example</sf:Email></sf:Owner>"
+                          b"<sf:LastName>")
+    fields = read_events(body, ORG_ID)[0].payload["fields"]
+    assert fields["Owner"] == {"Name": "Ana Rep", "Email": "ana@x.example"} and fields["LastName"] == "Out"

@@ -94,8 +94,11 @@ def _event(index: int, item: Any) -> WebhookEvent:
     if not isinstance(item, Mapping):
         raise WebhookRefused(HTTPStatus.BAD_REQUEST, "MALFORMED_EVENT", f"event #{index} is not an object")
     fields: dict[str, Any] = {}
-    for name in ("eventId", "portalId", "objectId", "occurredAt"):
+    for name in ("eventId", "portalId", "occurredAt", "objectId", "fromObjectId", "toObjectId"):
         value = item.get(name)
+        optional = name not in ("eventId", "portalId", "occurredAt")  # association changes name from/to objects
+        if optional and value is None:
+            continue
         if type(value) is not int:
             raise WebhookRefused(HTTPStatus.BAD_REQUEST, "MALFORMED_EVENT",
                                  f"event #{index}: {name} is {value!r}, expected an integer")
@@ -109,10 +112,11 @@ def _event(index: int, item: Any) -> WebhookEvent:
     if prop is not None and (not isinstance(prop, str) or len(prop) > 200):
         raise WebhookRefused(HTTPStatus.BAD_REQUEST, "MALFORMED_EVENT",
                              f"event #{index}: propertyName is not a property name ({str(prop)[:40]!r}...)")
-    key = ":".join(str(part) for part in (fields["portalId"], kind, fields["objectId"], fields["eventId"],
+    target = fields.get("objectId", f"{fields.get('fromObjectId', '')}>{fields.get('toObjectId', '')}")
+    key = ":".join(str(part) for part in (fields["portalId"], kind, target, fields["eventId"],
                                           fields["occurredAt"], prop if isinstance(prop, str) else ""))
-    return WebhookEvent(key=key, object=_OBJECTS.get(prefix, prefix), crm_id=str(fields["objectId"]), kind=kind,
-                        payload=dict(item))
+    crm_id = str(fields["objectId"]) if "objectId" in fields else None
+    return WebhookEvent(key=key, object=_OBJECTS.get(prefix, prefix), crm_id=crm_id, kind=kind, payload=dict(item))
 
 
 def read_events(body: bytes) -> list[WebhookEvent]:

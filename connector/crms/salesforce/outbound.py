@@ -2,10 +2,12 @@
 
 Salesforce POSTs a SOAP 1.1 envelope (``text/xml``) holding up to 100 ``Notification``
 elements of one object, each with its own ``Id`` and the record's fields, and delivers it
-again until the answer carries ``<Ack>true</Ack>``. Outbound messages are not signed: the
-``OrganizationId`` must be the connection's (``organization_id``), and the XML is parsed
-with ``defusedxml`` (no DTDs, no entities, so no billion laughs and no external entities).
-A repeated delivery carries the same notification ids, which name the events.
+again until the answer carries ``<Ack>true</Ack>``. Outbound messages are not signed, and
+an org id is no secret: the endpoint URL carries a secret of the admin's choice
+(``?token=``, the connection's ``credentials.outbound_token``, compared in constant time),
+the ``OrganizationId`` must be the connection's (``organization_id``), and the XML is
+parsed with ``defusedxml`` (no DTDs, no entities, so no billion laughs and no external
+entities). A repeated delivery carries the same notification ids, which name the events.
 
 A request Relay refuses gets a SOAP fault (``soapenv:Client``, or ``soapenv:Server`` when
 Relay cannot store it now) with the status the web layer names, never a 500.
@@ -13,14 +15,17 @@ Relay cannot store it now) with the status the web layer names, never a 500.
 
 from __future__ import annotations
 
+import hmac
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
+from connector.crms import secret_text
 from connector.crms.intake import WebhookEvent, WebhookRefused, WebhookRequest
 from connector.crms.salesforce.settings import SalesforceConnection
 
@@ -59,14 +64,24 @@ def _notification(index: int, item: Element, org: str) -> WebhookEvent:
     if not object_name.isidentifier() or len(object_name) > 100:
         raise WebhookRefused(HTTPStatus.BAD_REQUEST, "MALFORMED_NOTIFICATION",
                              f"notification #{index} ({notification_id}): sObject type {declared!r} is not an object")
-    fields: dict[str, Any] = {}
-    for cell in record:
-        nil = cell.get(f"{{{XSI_NS}}}nil") == "true"
-        fields[_local(cell.tag)] = None if nil else (cell.text or "")
+    fields = _cells(record)
     crm_id = fields.get("Id")
     return WebhookEvent(key=f"{org}:{notification_id}", object=object_name,
                         crm_id=str(crm_id) if crm_id else None, kind=f"{object_name}.outbound",
                         payload={"notification_id": notification_id, "object": object_name, "fields": fields})
+
+
+def _cells(element: Element) -> dict[str, Any]:
+    """An sObject's fields: text, None when ``xsi:nil``, and a related record (``sf:Owner``) as its own fields."""
+    fields: dict[str, Any] = {}
+    for cell in element:
+        if cell.get(f"{{{XSI_NS}}}nil") == "true":
+            fields[_local(cell.tag)] = None
+        elif len(cell):
+            fields[_local(cell.tag)] = _cells(cell)
+        else:
+            fields[_local(cell.tag)] = cell.text or ""
+    return fields
 
 
 def read_events(body: bytes, organization_id: str) -> list[WebhookEvent]:
@@ -78,7 +93,8 @@ def read_events(body: bytes, organization_id: str) -> list[WebhookEvent]:
     """
     try:
         root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (ParseError, DefusedXmlException, ValueError) as exc:
+    except (ParseError, DefusedXmlException, ValueError, LookupError, RecursionError) as exc:
+        # LookupError: an XML declaration naming an encoding Python does not know
         raise WebhookRefused(HTTPStatus.BAD_REQUEST, "MALFORMED_XML",
                              f"the body is not a well-formed XML document Relay reads: {exc}") from None
     body_element = _child(root, "Body") if _local(root.tag) == "Envelope" else None
@@ -102,18 +118,25 @@ def read_webhook(request: WebhookRequest, settings: SalesforceConnection, now_ms
     """Check and read one outbound message for the connection ``settings`` (the unit's ``read_webhook``).
 
     Raises:
-        WebhookRefused: 415 ``UNSUPPORTED_MEDIA_TYPE`` for a body that is not XML, 503
-            ``ORGANIZATION_ID_MISSING`` when the connection names no org to check against
-            (Salesforce delivers again once it is set); else as :func:`read_events`.
+        WebhookRefused: 415 ``UNSUPPORTED_MEDIA_TYPE`` for a body that is not XML; 503
+            ``OUTBOUND_NOT_CONFIGURED`` when the connection has no outbound token or org id
+            (Salesforce delivers again once they are set); 401 ``TOKEN_INVALID`` when the URL's
+            ``?token=`` is not the connection's; else as :func:`read_events`.
     """
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in _MEDIA_TYPES:
         raise WebhookRefused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE",
                              f"Content-Type {media or '(none)'!r}: outbound messages are text/xml (SOAP)")
-    if not settings.organization_id:
-        raise WebhookRefused(HTTPStatus.SERVICE_UNAVAILABLE, "ORGANIZATION_ID_MISSING",
-                             "the connection has no organization_id (SALESFORCE_ORGANIZATION_ID) to check "
-                             "outbound messages against")
+    token = settings.credentials.outbound_token
+    if token is None or not secret_text(token) or not settings.organization_id:
+        missing = "credentials.outbound_token (SALESFORCE_OUTBOUND_TOKEN)" if token is None or not secret_text(
+            token) else "organization_id (SALESFORCE_ORGANIZATION_ID)"
+        raise WebhookRefused(HTTPStatus.SERVICE_UNAVAILABLE, "OUTBOUND_NOT_CONFIGURED",
+                             f"the connection has no {missing}: outbound messages cannot be checked")
+    given = parse_qs(urlsplit(request.url).query).get("token", [""])[0]
+    if not hmac.compare_digest(given.encode(), secret_text(token).encode()):
+        raise WebhookRefused(HTTPStatus.UNAUTHORIZED, "TOKEN_INVALID",
+                             "the endpoint URL's ?token= is missing or is not the connection's outbound_token")
     return read_events(request.body, settings.organization_id)
 
 

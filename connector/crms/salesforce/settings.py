@@ -24,6 +24,11 @@ class SalesforceCredentials(ConfigModel):
 
     client_id: SecretStr = Field(description="Connected app consumer key.")
     client_secret: SecretStr = Field(description="Connected app consumer secret.")
+    outbound_token: SecretStr | None = Field(
+        default=None,
+        description="A secret of your choice in the outbound-message endpoint URL (?token=...): outbound "
+        "messages are not signed, so only requests that carry it are taken. Unset: none are.",
+    )
 
 
 class SalesforceConnection(ConnectionSettings):
@@ -56,9 +61,12 @@ class SalesforceConnection(ConnectionSettings):
     @field_validator("organization_id")
     @classmethod
     def _organization_id_shape(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"00D[0-9A-Za-z]{12}(?:[0-9A-Za-z]{3})?", value.strip()):
+        value = value.strip() if value is not None else None
+        if not value:
+            return None  # unset (an empty environment variable): no outbound message is taken
+        if not re.fullmatch(r"00D[0-9A-Za-z]{12}(?:[0-9A-Za-z]{3})?", value):
             raise ValueError(f"{value!r} is not a Salesforce org id: 00D followed by 12 or 15 letters and digits")
-        return value.strip() if value is not None else None
+        return value
 
     @field_validator("api_version")
     @classmethod
