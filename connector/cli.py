@@ -676,6 +676,46 @@ def _print_examples(summary: SyncSummary) -> None:
 
 
 @app.command()
+def events(
+    limit: Annotated[int, typer.Option(min=1, help="At most this many stored events in one pass.")] = 1_000,
+) -> None:
+    """Decide what the CRMs pushed: the records named by stored webhook events, read by id and written back.
+
+    One events run per connection, through the same decisions and write-back as a sync;
+    the events are marked processed once their run succeeded.
+
+    Exit codes: 0 done; 1 configuration, store or CRM error (the events stay stored);
+    3 a sync of the connection is running (the events wait for the next pass).
+    """
+    from connector.adapters.errors import CrmError
+    from connector.pipeline.events import process_events
+    from connector.store.errors import SyncAlreadyRunning
+
+    config = _load_config_or_exit()
+    engine = _open_store_or_exit()
+    try:
+        runs = process_events(config, engine, limit=limit)
+    except SyncAlreadyRunning as exc:
+        _error(f"{exc}; the events stay stored for the next pass")
+        raise typer.Exit(3) from None
+    except CrmError as exc:
+        _error(f"{exc}; the events stay stored for the next pass")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    if not runs:
+        console.print("no stored events to process", highlight=False)
+    for run in runs:
+        summary = run.summary
+        written = (f", records updated {summary.records_updated}, tasks created {summary.tasks_created}, "
+                   f"API calls {summary.api_call_total}") if summary is not None else ""
+        events_word = "event" if run.events == 1 else "events"
+        records_word = "record" if run.records == 1 else "records"
+        console.print(f"{run.connection}: {run.events} {events_word}, {run.records} {records_word} read by id and "
+                      f"decided{written}", highlight=False, markup=False)
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65_535, help="Port to listen on (0: one the OS picks).")] = 8700,

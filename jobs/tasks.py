@@ -59,6 +59,7 @@ def due_connections(now: datetime) -> list[str]:
     from connector.config.loader import load_config
     from connector.config.settings import config_location, get_settings
     from connector.store.migrate import open_store
+    from connector.store.models import SyncMode
     from connector.store.repositories import SyncRuns
 
     settings = get_settings()
@@ -75,7 +76,8 @@ def due_connections(now: datetime) -> list[str]:
             for name, conn in config.relay.connections.items():
                 schedule = conn.schedule
                 if schedule.every_minutes is not None:
-                    recent = runs.recent(name, limit=1)
+                    # Events runs decide pushed records only: the schedule counts the runs that read changes.
+                    recent = runs.recent(name, limit=1, modes=(SyncMode.FULL, SyncMode.INCREMENTAL))
                     last = recent[0].started_at if recent else None
                     if last is None or now - last >= timedelta(minutes=schedule.every_minutes):
                         due.append(name)

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
-from connector.adapters.base import CrmAdapter, Cursor, FieldSpec
+from connector.adapters.base import CrmAdapter, Cursor, FieldSpec, Page
 from connector.adapters.errors import ConfigurationError
 from connector.adapters.retry import deadline_applied
 from connector.config.loader import RelayConfig
@@ -75,6 +75,7 @@ def run_sync(
     force: bool = False,
     stale_after: timedelta = STALE_AFTER,
     heartbeat_every: float | None = None,
+    changed: Mapping[str, Sequence[str]] | None = None,
 ) -> SyncSummary:
     """Run one sync of ``connection`` and return what it did.
 
@@ -93,6 +94,9 @@ def run_sync(
         stale_after: A running sync with no heartbeat for this long is taken over.
         heartbeat_every: Seconds between heartbeats beaten while the run waits on the CRM
             (default ``HEARTBEAT_EVERY``).
+        changed: An ``events`` run: object -> ids of records the CRM said changed (webhooks).
+            Only those are read (by id, ``read_ids``) and decided, through the same page path;
+            no cursor moves, and deletions and owner propagation are left to scheduled runs.
 
     Returns:
         The run's summary.
@@ -106,7 +110,10 @@ def run_sync(
     resolved = resolve_connection(config, connection)  # once per run: settings, mapping, objects
     conn_config = resolved.settings
     deadline = run_deadline(conn_config)  # no API call starts, and no retry wait ends, after it
-    summary = SyncSummary(connection=connection, mode="full" if full else "incremental", dry_run=dry_run)
+    mode = SyncMode.EVENTS if changed is not None else SyncMode.FULL if full else SyncMode.INCREMENTAL
+    if changed is not None and full:
+        raise ValueError("a run reads either the records that changed (events) or everything (full), not both")
+    summary = SyncSummary(connection=connection, mode=mode.value, dry_run=dry_run)
     sessions = session_factory(engine)
     own_adapter = adapter is None
     adapter = adapter or open_adapter(config, connection)
@@ -128,10 +135,7 @@ def run_sync(
             cutoff = now() if force or gone else now() - min(stale_after, TAKE_OVER_AFTER)
         else:
             cutoff = now() - stale_after
-        summary.run_id = runs.start(
-            connection, SyncMode.FULL if full else SyncMode.INCREMENTAL, now=now(), take_over_stale_before=cutoff,
-            holder=this_process(),
-        )
+        summary.run_id = runs.start(connection, mode, now=now(), take_over_stale_before=cutoff, holder=this_process())
     if not dry_run and not isinstance(engine.pool, StaticPool):  # an in-memory store: nobody can take over
         options = {} if heartbeat_every is None else {"every": heartbeat_every}
         ctx.heartbeat = Heartbeat(sessions, summary.run_id, now, **options).start()
@@ -140,7 +144,10 @@ def run_sync(
     status, error = SyncStatus.SUCCEEDED, None
     try:
         with deadline_applied(adapter, deadline):
-            _run_steps(ctx, full)
+            if changed is not None:
+                _run_changed(ctx, changed)
+            else:
+                _run_steps(ctx, full)
     except RunNotRunning as exc:
         status, error = SyncStatus.CRASHED, str(exc)
         assert summary.run_id is not None
@@ -192,6 +199,53 @@ def _run_steps(ctx: RunContext, full: bool) -> None:
     ctx.check_not_taken_over()
     if ctx.writer is not None:
         ctx.writer.drain(final=True)
+
+
+def _run_changed(ctx: RunContext, changed: Mapping[str, Sequence[str]]) -> None:
+    """An events run: the records the CRM said changed, read by id, accounts before people."""
+    conn = ctx.resolved
+    page_size = conn.settings.page_size
+    if ctx.writer is not None:
+        ctx.writer.drain(final=True)  # what a crashed run left behind
+    _load_owners(ctx)
+    steps = [(m, accounts_page) for m in conn.account_objects] + [(m, people_page) for m in conn.person_objects]
+    for mapping, handle in steps:
+        ids = list(dict.fromkeys(changed.get(mapping.name, ())))
+        if not ids:
+            continue
+        ctx.check_not_taken_over()
+        ctx.progress.object_started(mapping.name)
+        page = ctx.adapter.read_ids(mapping.name, mapping.crm_fields_to_read(), ids)
+        for start in range(0, len(page.records), page_size):
+            _commit_page(ctx, mapping, Page(object=page.object, records=page.records[start:start + page_size],
+                                            merged=page.merged if start == 0 else []), handle)
+    ctx.check_not_taken_over()
+    if ctx.writer is not None:
+        ctx.writer.drain(final=True)
+
+
+def _commit_page(ctx: RunContext, mapping: ObjectMapping, page: Page, handle: PageHandler, *,
+                 full: bool = False, checkpointed: bool = True) -> None:
+    """One page in one transaction: mapped, decided, deletions and merges applied, checkpointed, then drained."""
+    ctx.check_not_taken_over()
+    mapped = [map_record(ctx.connection, mapping, record) for record in page.records]
+    with ctx.transaction() as session:
+        repos = Repositories(session)
+        plan = handle(ctx, mapping, mapped, repos)
+        apply_deletions(ctx, plan, mapping, page.deleted_ids, page.merged, repos)
+        plan.write(repos, ctx.now())
+        if page.cursor is not None:
+            repos.cursors.advance(
+                ctx.connection, mapping.name, page.cursor.last_modified, page.cursor.last_id or None, now=ctx.now(),
+                allow_backwards=full and not checkpointed,
+            )
+        assert ctx.summary.run_id is not None
+        repos.sync_runs.heartbeat(ctx.summary.run_id, now=ctx.now())
+    plan.add_to(ctx.summary)
+    ctx.summary.read[mapping.name] += len(page.records)
+    ctx.progress.page_done(mapping.name, len(page.records))
+    if ctx.writer is not None:
+        ctx.writer.drain(final=False)
 
 
 def _calls_since(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
@@ -333,26 +387,8 @@ def _sync_object(
     fields = mapping.crm_fields_to_read()
     checkpointed = False  # a full read starts over: its first checkpoint may lie before the stored cursor
     for page in ctx.adapter.read(mapping.name, fields, cursor, page_size=page_size):
-        ctx.check_not_taken_over()
-        mapped = [map_record(ctx.connection, mapping, record) for record in page.records]
-        with ctx.transaction() as session:
-            repos = Repositories(session)
-            plan = handle(ctx, mapping, mapped, repos)
-            apply_deletions(ctx, plan, mapping, page.deleted_ids, page.merged, repos)
-            plan.write(repos, ctx.now())
-            if page.cursor is not None:
-                repos.cursors.advance(
-                    ctx.connection, mapping.name, page.cursor.last_modified, page.cursor.last_id or None, now=ctx.now(),
-                    allow_backwards=full and not checkpointed,
-                )
-                checkpointed = True
-            assert ctx.summary.run_id is not None
-            repos.sync_runs.heartbeat(ctx.summary.run_id, now=ctx.now())
-        plan.add_to(ctx.summary)
-        ctx.summary.read[mapping.name] += len(page.records)
-        ctx.progress.page_done(mapping.name, len(page.records))
-        if ctx.writer is not None:
-            ctx.writer.drain(final=False)
+        _commit_page(ctx, mapping, page, handle, full=full, checkpointed=checkpointed)
+        checkpointed = checkpointed or page.cursor is not None
     if not ctx.adapter.reads_deletions:
         _list_deletions(ctx, mapping, cursor, full)
 

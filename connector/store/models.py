@@ -57,10 +57,11 @@ RELAY_ID_LEN = 36
 
 
 class SyncMode(StrEnum):
-    """How a sync run reads: everything, or what changed since the cursor."""
+    """How a sync run reads: everything, what changed since the cursor, or the records CRMs pushed."""
 
     FULL = "full"
     INCREMENTAL = "incremental"
+    EVENTS = "events"
 
 
 class SyncStatus(StrEnum):

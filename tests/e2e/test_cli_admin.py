@@ -117,3 +117,27 @@ def test_a_broken_store_is_named_in_one_line(
     assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
     assert lines[0].startswith(f"error: sqlite:///{path}: "), lines[0]
     assert "RELAY_DATABASE_URL" in lines[0] or "relay sync --full" in lines[0]
+
+
+def test_relay_events_decides_a_pushed_record_and_then_has_nothing_left(relay_env: RelayEnv) -> None:
+    from datetime import UTC, datetime
+
+    from connector.crms.intake import WebhookEvent
+    from connector.pipeline.intake import EventInbox
+    from connector.store.migrate import open_store
+
+    assert relay("events").stdout.strip() == "no stored events to process"
+    sync_summary("hubspot")
+    engine = open_store(relay_env.store_url)
+    try:
+        EventInbox(engine).store("hubspot", "hubspot", [
+            WebhookEvent("e1", "contacts", "no-such-contact", "contact.creation", {}),
+            WebhookEvent("e2", "contacts", None, "contact.associationChange", {})], now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+
+    result = relay("events")
+
+    assert result.exit_code == 0, result.output
+    assert "hubspot: 2 events, 1 record read by id and decided" in " ".join(result.stdout.split())
+    assert relay("events").stdout.strip() == "no stored events to process"

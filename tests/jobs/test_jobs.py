@@ -132,3 +132,21 @@ def test_make_huey_picks_storage_from_url(tmp_path: Path) -> None:
     assert isinstance(make_huey(f"sqlite:///{tmp_path / 'x.db'}"), SqliteHuey)
     with pytest.raises(JobsConfigError, match="amqp://x"):
         make_huey("amqp://x")
+
+
+def test_an_events_run_does_not_put_off_the_scheduled_sync(relay_env: str) -> None:
+    """Pushed records are decided by events runs; the schedule still reads the changes every 15 minutes."""
+    from connector.config.loader import load_config
+    from connector.pipeline.sync import run_sync
+    from connector.store.migrate import open_store
+
+    config = load_config()
+    engine = open_store(relay_env)
+    started = datetime.now(UTC)
+    try:
+        run_sync(config, "salesforce", engine, now=lambda: started)
+        run_sync(config, "salesforce", engine, changed={"Lead": []}, now=lambda: started + timedelta(minutes=14))
+    finally:
+        engine.dispose()
+
+    assert "salesforce" in due_connections(started + timedelta(minutes=15, seconds=1))

@@ -149,3 +149,18 @@ class Inbox:
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise InboxEventNotFound(event_id)
+
+    def mark_processed_many(self, event_ids: Sequence[int], *, now: datetime | None = None) -> int:
+        """Record that these events were processed (one UPDATE per 500); returns how many were not already."""
+        at = when(now, "webhook_inbox.processed_at")
+        done = 0
+        wanted = sorted(set(event_ids))
+        for start in range(0, len(wanted), 500):
+            result = self._session.execute(
+                update(InboxRow)
+                .where(InboxRow.id.in_(wanted[start:start + 500]), InboxRow.processed_at.is_(None))
+                .values(processed_at=at)
+                .execution_options(synchronize_session=False)
+            )
+            done += int(getattr(result, "rowcount", 0))
+        return done

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -199,8 +199,10 @@ class SyncRuns:
         ).first()
         return _run(row) if row else None
 
-    def recent(self, connection: str | None = None, limit: int = 20) -> list[SyncRun]:
-        """Return the latest runs, newest first, optionally of one connection.
+    def recent(
+        self, connection: str | None = None, limit: int = 20, *, modes: Collection[SyncMode] | None = None
+    ) -> list[SyncRun]:
+        """Return the latest runs, newest first, optionally of one connection and of some modes.
 
         Each :class:`SyncRun` carries what ``relay runs list`` shows: id, connection,
         object, mode, status, start, last heartbeat, finish, counts and error.
@@ -208,6 +210,8 @@ class SyncRuns:
         query = select(SyncRunRow).order_by(SyncRunRow.id.desc()).limit(limit)
         if connection is not None:
             query = query.where(SyncRunRow.connection == connection)
+        if modes is not None:
+            query = query.where(SyncRunRow.mode.in_(sorted(mode.value for mode in modes)))
         return [
             _run(row)
             for row in self._session.scalars(query.execution_options(populate_existing=True))
