@@ -1,8 +1,9 @@
-"""Relay's background jobs: scheduled syncs of each connection. Thin: they call the pipeline.
+"""Relay's background jobs: scheduled syncs of each connection, and the events CRMs pushed. Thin: they call the pipeline.
 
 ``enqueue_due_syncs`` runs every minute and enqueues ``sync_connection`` for each
 connection whose schedule (``config/relay.yaml``: ``every_minutes`` or ``cron``) is due;
-``sync_connection`` runs one incremental sync. Both are registered on a Huey instance by
+``sync_connection`` runs one incremental sync. ``process_pushed_events`` runs every minute
+too and decides what the webhook inbox holds (``relay events``). Both are registered on a Huey instance by
 :func:`register`, so tests can bind them to their own (Redis, memory) instance.
 """
 
@@ -27,6 +28,7 @@ class RelayJobs:
     huey: Huey
     sync_connection: Callable[..., Result]
     enqueue_due_syncs: Callable[..., Any]
+    process_pushed_events: Callable[..., Any]
 
 
 def run_connection_sync(connection: str, full: bool = False) -> dict[str, Any]:
@@ -52,6 +54,27 @@ def run_connection_sync(connection: str, full: bool = False) -> dict[str, Any]:
              connection, summary.seconds, summary.records_read, sum(summary.routed.values()),
              summary.records_updated, summary.tasks_created, len(summary.write_failures), summary.api_call_total)
     return summary.as_dict()
+
+
+def run_events_pass() -> list[dict[str, Any]]:
+    """One pass over the stored webhook events (``relay events``) with the process settings."""
+    from connector.config.loader import load_config
+    from connector.config.settings import config_location, get_settings
+    from connector.pipeline.events import process_events
+    from connector.store.migrate import open_store
+
+    settings = get_settings()
+    location = config_location(settings)
+    config = load_config(location.config_dir, location.mappings_dir)
+    engine = open_store(settings.database_url.get_secret_value())
+    try:
+        runs = process_events(config, engine)
+    finally:
+        engine.dispose()
+    for run in runs:
+        log.info("events of %s: %d processed, %d records decided", run.connection, run.events, run.records)
+    return [{"connection": r.connection, "events": r.events, "records": r.records,
+             "run_id": r.summary.run_id if r.summary is not None else None} for r in runs]
 
 
 def due_connections(now: datetime) -> list[str]:
@@ -106,7 +129,12 @@ def register(huey: Huey) -> RelayJobs:
             sync_connection(name)
         return due
 
-    return RelayJobs(huey=huey, sync_connection=sync_connection, enqueue_due_syncs=enqueue_due_syncs)
+    @huey.periodic_task(crontab(minute="*"), name="relay.process_pushed_events")
+    def process_pushed_events() -> list[dict[str, Any]]:
+        return run_events_pass()
+
+    return RelayJobs(huey=huey, sync_connection=sync_connection, enqueue_due_syncs=enqueue_due_syncs,
+                     process_pushed_events=process_pushed_events)
 
 
 def _default() -> RelayJobs:
@@ -118,4 +146,4 @@ def _default() -> RelayJobs:
 jobs = _default()
 """Relay's jobs on the Huey instance chosen by ``RELAY_HUEY_URL`` (``relay worker`` consumes them)."""
 
-__all__ = ["RelayJobs", "Task", "due_connections", "jobs", "register", "run_connection_sync"]
+__all__ = ["RelayJobs", "Task", "due_connections", "jobs", "register", "run_connection_sync", "run_events_pass"]

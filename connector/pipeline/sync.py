@@ -174,11 +174,7 @@ def _run_steps(ctx: RunContext, full: bool) -> None:
     """Steps 2-5 of a run (see the module docstring)."""
     conn = ctx.resolved
     page_size = conn.settings.page_size
-    if ctx.writer is not None:
-        ctx.writer.drain(final=True)  # what a crashed run left behind
-        if full or not _has_cursors(ctx):
-            _ensure_fields(ctx)  # on a connection's first sync and on full syncs only
-            check_mapped_fields(ctx.config, ctx.connection, ctx.adapter)
+    _before_reading(ctx, full)
     if full:
         ctx.adapter.forget_owners()  # a full sync re-evaluates everything: against today's users
     objects = [*conn.account_objects, *conn.person_objects]
@@ -201,12 +197,22 @@ def _run_steps(ctx: RunContext, full: bool) -> None:
         ctx.writer.drain(final=True)
 
 
+def _before_reading(ctx: RunContext, full: bool) -> None:
+    """What a crashed run left in the outbox is sent; on a connection's first run and on full
+    syncs, Relay's fields are created or checked and the mapped fields checked."""
+    if ctx.writer is None:
+        return
+    ctx.writer.drain(final=True)
+    if full or not _has_cursors(ctx):
+        _ensure_fields(ctx)
+        check_mapped_fields(ctx.config, ctx.connection, ctx.adapter)
+
+
 def _run_changed(ctx: RunContext, changed: Mapping[str, Sequence[str]]) -> None:
     """An events run: the records the CRM said changed, read by id, accounts before people."""
     conn = ctx.resolved
     page_size = conn.settings.page_size
-    if ctx.writer is not None:
-        ctx.writer.drain(final=True)  # what a crashed run left behind
+    _before_reading(ctx, full=False)  # pushed records may come before any sync: Relay's fields first
     _load_owners(ctx)
     steps = [(m, accounts_page) for m in conn.account_objects] + [(m, people_page) for m in conn.person_objects]
     for mapping, handle in steps:

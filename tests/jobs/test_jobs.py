@@ -150,3 +150,32 @@ def test_an_events_run_does_not_put_off_the_scheduled_sync(relay_env: str) -> No
         engine.dispose()
 
     assert "salesforce" in due_connections(started + timedelta(minutes=15, seconds=1))
+
+
+def test_the_worker_decides_pushed_records_every_minute(
+    relay_env: str, redis_jobs: RelayJobs, sandboxes: tuple[SalesforceSandbox, HubSpotSandbox, str, str]
+) -> None:
+    from hubspot import HubSpot
+    from hubspot.crm.contacts import SimplePublicObjectInputForCreate
+
+    from connector.crms.intake import WebhookEvent
+    from connector.pipeline.intake import EventInbox
+    from connector.store.migrate import open_store
+
+    hs = HubSpot(access_token="sandbox-token", host=sandboxes[3])
+    contact = hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={
+        "email": "worker.pushed@initech.example", "firstname": "Worker", "lastname": "Pushed", "jobtitle": "VP Sales",
+        "company": "Initech"})).id
+    engine = open_store(relay_env)
+    try:
+        EventInbox(engine).store("hubspot", "hubspot", [
+            WebhookEvent(f"62515:contact.creation:{contact}:1:1", "contacts", contact, "contact.creation", {})],
+            now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+
+    done = redis_jobs.huey.execute(redis_jobs.process_pushed_events.s())  # the periodic task, run once by hand
+
+    assert [(d["connection"], d["events"], d["records"]) for d in done] == [("hubspot", 1, 1)]
+    written = hs.crm.contacts.basic_api.get_by_id(contact, properties=["hubspot_owner_id", "relay_score"])
+    assert written.properties["hubspot_owner_id"] and written.properties["relay_score"]
