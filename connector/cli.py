@@ -719,6 +719,10 @@ def events(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65_535, help="Port to listen on (0: one the OS picks).")] = 8700,
+    decide: Annotated[bool, typer.Option(
+        "--decide/--no-decide",
+        help="Decide stored events as they arrive (default); --no-decide leaves them to relay worker or relay events.",
+    )] = True,
 ) -> None:
     """Serve Relay over HTTP: POST /webhooks/<crm> (events stored before the 200), /healthz, /metrics.
 
@@ -737,7 +741,7 @@ def serve(
     console.print(f"Relay serve on http://{host}:{port} (webhooks: POST /webhooks/<crm>); Ctrl-C to stop",
                   highlight=False)
     try:
-        uvicorn.run(create_app(config, engine, public_url=settings.public_url), host=host, port=port,
+        uvicorn.run(create_app(config, engine, public_url=settings.public_url, decide=decide), host=host, port=port,
                     log_level="info", access_log=False)
     finally:
         engine.dispose()

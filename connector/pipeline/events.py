@@ -81,3 +81,64 @@ def process_events(
         log.info("%s: %d events, %d records decided", connection, len(group), records)
         done.append(EventsRun(connection, len(group), records, summary))
     return done
+
+
+class EventPump:
+    """Decides stored events soon after they arrive: ``relay serve``'s own pass, woken by the intake.
+
+    ``poke()`` (the intake calls it once events are stored) wakes a background thread, which
+    waits ``settle_seconds`` so a burst of deliveries becomes one pass, then runs
+    :func:`process_events` until the inbox holds nothing it can process. One pass at a time;
+    a pass that fails (the CRM away, another run of the connection going on) is logged and
+    tried again after ``retry_seconds``: the events stay stored meanwhile.
+    """
+
+    def __init__(self, config: RelayConfig, engine: Engine, *, settle_seconds: float = 0.2,
+                 retry_seconds: float = 5.0, limit: int = 1_000) -> None:
+        import threading
+
+        self.config = config
+        self.engine = engine
+        self.settle_seconds = settle_seconds
+        self.retry_seconds = retry_seconds
+        self.limit = limit
+        self.passes = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="relay-event-pump", daemon=True)
+
+    def start(self) -> EventPump:
+        """Start the thread (and one pass for what is stored already) unless it runs; returns self."""
+        with self._lock:
+            if not self._thread.is_alive() and not self._stop.is_set():
+                self._thread.start()
+        self._wake.set()
+        return self
+
+    def poke(self) -> None:
+        """Events were stored: run a pass soon (starting the thread on first use)."""
+        self.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the pass under way, if any."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            if self._stop.is_set():
+                return
+            self._stop.wait(self.settle_seconds)  # a burst of deliveries becomes one pass
+            self._wake.clear()
+            try:
+                while not self._stop.is_set() and process_events(self.config, self.engine, limit=self.limit):
+                    self.passes += 1
+            except Exception as exc:  # the events stay stored: try again a little later
+                log.warning("deciding pushed events failed (%s: %s); trying again in %.0f s", type(exc).__name__,
+                            exc, self.retry_seconds)
+                if not self._stop.wait(self.retry_seconds):
+                    self._wake.set()

@@ -14,7 +14,8 @@ again later.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -28,6 +29,7 @@ from sqlalchemy import Engine
 from connector.config.loader import RelayConfig
 from connector.crms import CrmUnit, UnknownCrm, crm_unit
 from connector.crms.intake import WebhookRefused, WebhookRequest
+from connector.pipeline.events import EventPump
 from connector.pipeline.intake import EventInbox, InboxUnavailable, Stored
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ def create_app(
     clock: Callable[[], datetime] = _utc_now,
     public_url: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    decide: bool = False,
 ) -> FastAPI:
     """The ASGI app of ``relay serve`` for ``config``, storing into ``engine``.
 
@@ -70,9 +73,24 @@ def create_app(
         public_url: The scheme and host CRMs call Relay at, when a proxy stands in front
             (``RELAY_PUBLIC_URL``); signatures cover the URL as called.
         max_body_bytes: Larger bodies are refused with 413 before they are read whole.
+        decide: Decide stored events as they arrive (an :class:`EventPump` in this process),
+            instead of leaving them to ``relay events`` or the worker's minute.
     """
+    pump = EventPump(config, engine) if decide else None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if pump is not None:
+            pump.start()
+        try:
+            yield
+        finally:
+            if pump is not None:
+                pump.stop()
+
     app = FastAPI(title="Relay", summary="Webhook intake, health and metrics of Relay", docs_url=None,
-                  redoc_url=None)
+                  redoc_url=None, lifespan=lifespan)
+    app.state.event_pump = pump
     inbox = EventInbox(engine)
     metrics = _Metrics()
     base = public_url.rstrip("/") if public_url else None
@@ -157,6 +175,8 @@ def create_app(
             metrics.requests.labels(kind, connection, "STORE_UNAVAILABLE").inc()
             return answer(unit, HTTPStatus.SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE",
                           "Relay could not store the events; deliver them again later")
+        if pump is not None and stored.new:
+            pump.poke()
         metrics.requests.labels(kind, connection, "accepted").inc()
         metrics.events.labels(kind, connection, "new").inc(stored.new)
         metrics.events.labels(kind, connection, "repeated").inc(stored.repeated)

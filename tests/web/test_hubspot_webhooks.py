@@ -26,6 +26,7 @@ from connector.web.app import create_app
 from crm_sandbox.hubspot import HubSpotSandbox
 from crm_sandbox.hubspot.webhooks import WebhookSettings, sign_v3
 from crm_sandbox.runner import SandboxServer
+from crm_sandbox.seed import generate
 from tests.web.conftest import SECRET, WEBHOOK_ENV, Relay
 
 NOW_MS = 1_780_000_000_000
@@ -273,4 +274,37 @@ def test_the_signature_covers_the_path_as_hubspot_sent_it_behind_a_proxy(tmp_pat
         assert answer.status_code == 200, answer.text
     finally:
         server.stop()
+        engine.dispose()
+
+
+def test_a_contact_created_in_hubspot_is_decided_and_written_back_soon_after_its_webhook(tmp_path: Path) -> None:
+    """The whole way: the portal's webhook, Relay's intake, the pump's events run, the write-back."""
+    portal = HubSpotSandbox(generate(seed=3, leads=20), client_secret=SECRET, webhook_url="http://127.0.0.1:9/unset",
+                            webhook_settings=WebhookSettings(flush_seconds=0.05))
+    portal_url = portal.start().url
+    engine = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+    config = load_config(env=dict(os.environ, HUBSPOT_BASE_URL=portal_url, **WEBHOOK_ENV))
+    app = create_app(config, engine, decide=True)
+    relay = SandboxServer(app, port=0, name="relay").start()
+    assert portal.webhooks is not None
+    portal.webhooks.url = relay.url + "/webhooks/hubspot"  # the portal's app now points at this Relay
+    try:
+        sdk = HubSpot(access_token="sandbox-token", host=portal_url)
+        contact = sdk.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={
+            "email": "realtime@globex.example", "firstname": "Real", "lastname": "Time", "jobtitle": "VP Sales",
+            "company": "Globex"})).id
+        created = time.monotonic()
+        owner = None
+        while time.monotonic() - created < 15 and not owner:
+            owner = sdk.crm.contacts.basic_api.get_by_id(contact, properties=["hubspot_owner_id"]).properties.get(
+                "hubspot_owner_id")
+            time.sleep(0.05)
+        assert owner, "the pushed contact was not given an owner"
+        written = sdk.crm.contacts.basic_api.get_by_id(contact, properties=["relay_score", "relay_routing_reason"])
+        assert written.properties["relay_score"] and written.properties["relay_routing_reason"]
+        assert app.state.event_pump.passes >= 1
+    finally:
+        relay.stop()
+        app.state.event_pump.stop()
+        portal.stop()
         engine.dispose()
