@@ -7,8 +7,9 @@ default; the bands come from ``ScoringRules.categories``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import get_args
 
 from connector.core._cache import DerivedCache
@@ -62,11 +63,15 @@ class _Tables:
     demo_requested: ScoreItem | None
     memo: dict[tuple[str, object], ScoreItem | None] = field(default_factory=dict)
 
-    def remember(self, key: tuple[str, object], item: ScoreItem | None) -> ScoreItem | None:
-        """Keep ``item`` as the shared item for ``key`` while the memo has room; return it."""
+    def item(self, key: tuple[str, object], build: Callable[[], ScoreItem | None]) -> ScoreItem | None:
+        """The shared item for ``key``: remembered (while the memo has room), else built by ``build``."""
+        found = self.memo.get(key, _MISSING)
+        if found is not _MISSING:
+            return found
+        built = build()
         if len(self.memo) < _MEMO_MAX:
-            self.memo[key] = item
-        return item
+            self.memo[key] = built
+        return built
 
 
 def _item(component: str, rule: str, points: int, detail: str) -> ScoreItem | None:
@@ -136,14 +141,12 @@ def _demographic(cleaned: HygieneResult, tables: _Tables, items: list[ScoreItem]
             points += item.points
     domain = cleaned.email_domain
     if domain is not None:
-        key = ("free_mail" if cleaned.free_mail else "business_mail", domain)
-        item = tables.memo.get(key, _MISSING)
-        if item is _MISSING:
-            if cleaned.free_mail:
-                item = _item("demographic", "email", tables.free_mail, f"free-mail domain {domain}")
-            else:
-                item = _item("demographic", "email", tables.business_mail, f"business domain {domain}")
-            tables.remember(key, item)
+        if cleaned.free_mail:
+            item = tables.item(("free_mail", domain), lambda: _item(
+                "demographic", "email", tables.free_mail, f"free-mail domain {domain}"))
+        else:
+            item = tables.item(("business_mail", domain), lambda: _item(
+                "demographic", "email", tables.business_mail, f"business domain {domain}"))
         if item is not None:
             items.append(item)
             points += item.points
@@ -161,37 +164,33 @@ def _firmographic(person: Person, tables: _Tables, items: list[ScoreItem]) -> in
                 points += item.points
     industry = person.industry
     if tables.industry_points and industry and industry.strip().lower() in tables.industries:
-        item = tables.memo.get(("industry", industry), _MISSING)
-        if item is _MISSING:
-            item = tables.remember(("industry", industry),
-                                   _item("firmographic", "industry", tables.industry_points, industry))
+        item = tables.item(("industry", industry),
+                           lambda: _item("firmographic", "industry", tables.industry_points, industry))
         if item is not None:
             items.append(item)
             points += item.points
     country = person.country
     if tables.country_points and country and country in tables.countries:
-        item = tables.memo.get(("country", country), _MISSING)
-        if item is _MISSING:
-            item = tables.remember(("country", country),
-                                   _item("firmographic", "country", tables.country_points, country))
+        item = tables.item(("country", country),
+                           lambda: _item("firmographic", "country", tables.country_points, country))
         if item is not None:
             items.append(item)
             points += item.points
     return points
 
 
+def _count_item(name: str, count: int, rule: CountRule) -> ScoreItem | None:
+    return _item("behavioural", name, min(count * rule.points_each, rule.max_points),
+                 f"{count} x {rule.points_each}, max {rule.max_points}")
+
+
 def _behavioural(person: Person, tables: _Tables, items: list[ScoreItem]) -> int:
     """Add the behavioural items that earn points to ``items``; return their points (uncapped)."""
     points = 0
-    memo = tables.memo
     for name, rule in tables.counts:
         count = getattr(person, name)
         if count and count > 0 and rule.points_each:
-            item = memo.get((name, count), _MISSING)
-            if item is _MISSING:
-                item = tables.remember((name, count), _item(
-                    "behavioural", name, min(count * rule.points_each, rule.max_points),
-                    f"{count} x {rule.points_each}, max {rule.max_points}"))
+            item = tables.item((name, count), partial(_count_item, name, count, rule))
             if item is not None:
                 items.append(item)
                 points += item.points
