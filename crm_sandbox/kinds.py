@@ -9,6 +9,7 @@ declared here, so a third CRM's sandbox needs no change to any of them.
 from __future__ import annotations
 
 import shlex
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +84,7 @@ class Sandbox(Protocol):
         ...
 
 
-class ServedSandbox:
+class ServedSandbox(ABC):
     """What every sandbox CRM does alike: serve its app over HTTP or HTTPS, name its URL, stop and save.
 
     A kind sets :attr:`name`, builds ``app``, ``ledger``, ``faults`` and ``state_file`` in its
@@ -151,16 +152,23 @@ class ServedSandbox:
 
     def _start_delivery(self) -> None:
         """Start what the sandbox sends on its own (webhooks, outbound messages); nothing by default."""
+        return None  # a hook: this kind has nothing of its own to do here
 
     def _serving(self, server: SandboxServer) -> None:
         """Called once the server listens (its URL is known); nothing by default."""
+        return None  # a hook: this kind has nothing of its own to do here
 
     def _stop_delivery(self) -> None:
         """Stop what :meth:`_start_delivery` started; nothing by default."""
+        return None  # a hook: this kind has nothing of its own to do here
 
+    @abstractmethod
     def _save_state(self, path: Path) -> None:
         """Save the CRM's state to ``path``."""
-        raise NotImplementedError
+
+    @abstractmethod
+    def client_settings(self) -> ClientSettings:
+        """URL, credentials and environment of a client of the running sandbox."""
 
 
 @dataclass(frozen=True)
