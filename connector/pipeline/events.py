@@ -13,6 +13,7 @@ sync are marked processed with the rest: there is nothing of theirs to decide.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,7 +70,7 @@ def process_events(
             continue
         changed: dict[str, list[str]] = {}
         for event in group:
-            payload = event.payload
+            payload = event.payload if isinstance(event.payload, dict) else {}
             if payload.get("object") and payload.get("crm_id"):
                 ids = changed.setdefault(str(payload["object"]), [])
                 if str(payload["crm_id"]) not in ids:
@@ -95,8 +96,6 @@ class EventPump:
 
     def __init__(self, config: RelayConfig, engine: Engine, *, settle_seconds: float = 0.2,
                  retry_seconds: float = 5.0, limit: int = 1_000) -> None:
-        import threading
-
         self.config = config
         self.engine = engine
         self.settle_seconds = settle_seconds

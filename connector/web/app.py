@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -25,10 +25,12 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from connector.config.loader import RelayConfig
 from connector.crms import CrmUnit, UnknownCrm, crm_unit
 from connector.crms.intake import WebhookRefused, WebhookRequest
+from connector.pipeline.context import utc_now
 from connector.pipeline.events import EventPump
 from connector.pipeline.intake import EventInbox, InboxUnavailable, Stored
 
@@ -36,10 +38,6 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
 """The largest webhook body read (a HubSpot batch of 100 events is a few tens of kB)."""
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _Metrics:
@@ -59,7 +57,7 @@ def create_app(
     config: RelayConfig,
     engine: Engine,
     *,
-    clock: Callable[[], datetime] = _utc_now,
+    clock: Callable[[], datetime] = utc_now,
     public_url: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     decide: bool = False,
@@ -167,7 +165,8 @@ def create_app(
         except WebhookRefused as refused:
             return refuse(unit, kind, connection, request, refused.status, refused.code, refused.message)
         try:
-            stored = inbox.store(kind, connection, events, now=now)
+            # The store's calls block: in a worker thread, so one slow commit does not stall other deliveries.
+            stored = await run_in_threadpool(inbox.store, kind, connection, events, now=now)
         except WebhookRefused as refused:
             return refuse(unit, kind, connection, request, refused.status, refused.code, refused.message)
         except InboxUnavailable as exc:  # the store cannot take them now: the CRM must deliver again
@@ -193,7 +192,7 @@ def create_app(
         return await intake(request, kind, connection)
 
     @app.get("/healthz", summary="Whether Relay can take events (its store answers)")
-    def healthz() -> Response:
+    def healthz() -> Response:  # a plain def: FastAPI runs it in a worker thread
         problem = inbox.problem()
         if problem is not None:
             return JSONResponse({"status": "unavailable", "store": problem},
