@@ -42,7 +42,8 @@ def make_huey(url: str | None, *, name: str = "relay", sqlite_file: Path | None 
 
 def _from_settings() -> Huey:
     settings = get_settings()
-    return make_huey(settings.huey_url.get_secret_value(), sqlite_file=settings.huey_sqlite_file)
+    return make_huey(settings.huey_url.get_secret_value(), name=settings.huey_name,
+                     sqlite_file=settings.huey_sqlite_file)
 
 
 huey: Huey = _from_settings()

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     huey_sqlite_file: Path = Field(
         default=Path("relay-huey.db"), description="Huey SQLite storage file, used when huey_url is empty."
     )
+    huey_name: str = Field(
+        default="relay", min_length=1, max_length=100,
+        description="Name of Relay's job queue in its storage: deployments sharing one Redis database keep apart by it.",
+    )
     public_url: str | None = Field(
         default=None,
         description="The URL CRMs call Relay at (e.g. https://relay.example.com) when a proxy stands in front of "

@@ -41,6 +41,9 @@ class WebhookEvent:
         crm_id: The record's id, when the event names one.
         kind: What happened, in the CRM's words (``contact.creation``, ``contact.propertyChange``).
         payload: The event as the CRM sent it.
+        about: What the event is about when it names no record yet (a captured email,
+            ``email:ada@example.com``): events about one thing are never decided by two
+            workers at once. Defaults to the record id.
     """
 
     key: str
@@ -48,6 +51,7 @@ class WebhookEvent:
     crm_id: str | None
     kind: str
     payload: Mapping[str, Any] = field(hash=False)
+    about: str | None = None
 
 
 class WebhookRefused(Exception):

@@ -16,16 +16,18 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
 from connector.config.loader import RelayConfig
+from connector.pipeline.capture import capture_into
 from connector.pipeline.context import utc_now
+from connector.pipeline.heartbeat import holder_is_gone, this_process
 from connector.pipeline.summary import SyncSummary
 from connector.pipeline.sync import run_sync
 from connector.store.db import session_factory
-from connector.store.repositories import Inbox, InboxEvent
+from connector.store.repositories import Inbox, InboxEvent, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +49,55 @@ class EventsRun:
     summary: SyncSummary | None
 
 
-def process_events(
-    config: RelayConfig, engine: Engine, *, limit: int = 1_000, now: Callable[[], datetime] = utc_now
-) -> list[EventsRun]:
-    """Decide the records named by up to ``limit`` unprocessed events, oldest first, one run per connection.
+CLAIM_LEASE = timedelta(minutes=5)
+"""How long a pass holds the events it claimed. A worker that dies leaves its claim to run
+out; the next pass (any worker's, or the reconciling job each minute) takes the events again."""
 
-    Events of a connection ``relay.yaml`` no longer has stay unprocessed (logged), for when it
-    comes back. A run that fails raises after the connections before it were processed.
+
+def process_events(
+    config: RelayConfig,
+    engine: Engine,
+    *,
+    limit: int = 1_000,
+    now: Callable[[], datetime] = utc_now,
+    holder: str | None = None,
+    lease: timedelta = CLAIM_LEASE,
+) -> list[EventsRun]:
+    """Claim up to ``limit`` unprocessed events, oldest first, and decide the records they name, one run per connection.
+
+    Several workers may call this at once (on PostgreSQL; SQLite serialises them): each
+    claims its own events for ``lease``, and events about a record another worker holds
+    wait for it, so a record is never decided by two workers at once. Events of a
+    connection ``relay.yaml`` does not have are not claimed: they stay stored for when it
+    comes back. A run that fails gives its claims back (the next pass takes them at once)
+    and raises after the connections before it were processed.
+
+    Args:
+        config: The configuration.
+        engine: Relay's store.
+        limit: At most this many events per pass.
+        now: Clock.
+        holder: Who claims (default: this process and thread).
+        lease: How long the claim holds.
     """
+    holder = holder or f"{this_process()}/{threading.get_ident()}"
     sessions = session_factory(engine)
     with sessions.begin() as session:
-        events = Inbox(session).unprocessed(limit=limit)
+        inbox = Inbox(session)
+        inbox.release_abandoned(now=now(), is_gone=holder_is_gone)  # workers killed on this host
+        events = inbox.claim(holder, now=now(), lease=lease, limit=limit,
+                                      connections=list(config.relay.connections))
     by_connection: dict[str, list[InboxEvent]] = {}
     for event in events:
         payload = event.payload if isinstance(event.payload, dict) else {}
         by_connection.setdefault(str(payload.get("connection")), []).append(event)
     done: list[EventsRun] = []
     for connection, group in by_connection.items():
-        if connection not in config.relay.connections:
+        if connection not in config.relay.connections:  # stored before its columns named it (an old event)
             log.warning("%d events of connection %r, which relay.yaml does not have, are left unprocessed",
                         len(group), connection)
+            with sessions.begin() as session:
+                Inbox(session).release([event.id for event in group], holder)
             continue
         changed: dict[str, list[str]] = {}
         for event in group:
@@ -75,13 +106,46 @@ def process_events(
                 ids = changed.setdefault(str(payload["object"]), [])
                 if str(payload["crm_id"]) not in ids:
                     ids.append(str(payload["crm_id"]))
-        summary = run_sync(config, connection, engine, changed=changed, now=now) if changed else None
+        try:
+            capture_into(changed, config, engine, connection, group, now=now())  # form/list people: found or created
+            summary = run_sync(config, connection, engine, changed=changed, now=now) if changed else None
+        except BaseException:
+            with sessions.begin() as session:
+                Inbox(session).release([event.id for event in events], holder)  # processed ones stay processed
+            raise
         with sessions.begin() as session:
             Inbox(session).mark_processed_many([event.id for event in group], now=now())
         records = sum(len(ids) for ids in changed.values())
         log.info("%s: %d events, %d records decided", connection, len(group), records)
         done.append(EventsRun(connection, len(group), records, summary))
     return done
+
+
+LEFT_AFTER = timedelta(minutes=1)
+"""A message still waiting this long with no live claim was left by a writer that died: the reconciler sends it."""
+
+
+def send_left_messages(
+    config: RelayConfig, engine: Engine, *, now: Callable[[], datetime] = utc_now, left_after: timedelta = LEFT_AFTER
+) -> list[str]:
+    """Send what writers that died left in the outbox; returns the connections that had some.
+
+    A run sends the messages it enqueued within moments, and the next run of a connection
+    sends what a crashed one left; with events arriving rarely and the schedule far off,
+    this does it sooner: for each connection whose oldest unclaimed waiting message is
+    older than ``left_after``, an events run with no records (it only drains the outbox).
+    """
+    sessions = session_factory(engine)
+    sent: list[str] = []
+    for connection in config.relay.connections:
+        with sessions.begin() as session:
+            oldest = Outbox(session).oldest_unclaimed(connection, now=now())
+        if oldest is None or now() - oldest < left_after:
+            continue
+        log.info("%s: outbox messages waiting since %s: sending them", connection, oldest.isoformat())
+        run_sync(config, connection, engine, changed={}, now=now)
+        sent.append(connection)
+    return sent
 
 
 class EventPump:

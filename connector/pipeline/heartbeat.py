@@ -48,12 +48,14 @@ def this_process() -> str:
 def holder_is_gone(holder: str | None) -> bool:
     """Whether the process named by ``holder`` surely no longer runs.
 
+    ``holder`` may go on after a ``/`` (``host:pid:start/thread``, a claim's holder).
     Only a process on this host can be checked: its pid is gone, or now belongs to a
     process that started at another time (a reused pid). Anything else (another host,
     no holder recorded, a process that may be alive) is not known to be gone.
     """
     if not holder:
         return False
+    holder = holder.partition("/")[0]  # a claim's holder: the process, then which of its workers
     host, _, rest = holder.partition(":")
     pid_text, _, started = rest.partition(":")
     if host != socket.gethostname() or not pid_text.isdigit():

@@ -20,7 +20,7 @@ from connector.crms.intake import WebhookEvent, WebhookRefused
 from connector.store.db import session_factory
 from connector.store.errors import InvalidStoreValue, StoreError
 from connector.store.health import shown_url, translate
-from connector.store.repositories import Inbox
+from connector.store.repositories import EventRecord, Inbox
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,8 @@ class EventInbox:
                 again). Anything else is a defect and is raised as it is.
         """
         items = [(event.key, {"connection": connection, "object": event.object, "crm_id": event.crm_id,
-                              "kind": event.kind, "event": dict(event.payload)}) for event in events]
+                              "kind": event.kind, "event": dict(event.payload)},
+                  EventRecord(connection, event.object, event.crm_id or event.about)) for event in events]
         try:
             with self._sessions.begin() as session:
                 new = Inbox(session).store_many(kind, items, received_at=now) if items else 0

@@ -20,13 +20,14 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.adapters.base import CrmAdapter, WriteOp, WriteResult
 from connector.adapters.errors import CrmError, RecordError
+from connector.pipeline.heartbeat import holder_is_gone, this_process
 from connector.pipeline.summary import SyncSummary, WriteFailure
 from connector.store.models import OutboxOperation, OutboxStatus
 from connector.store.repositories import (
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCHES = 10
 """How many CRM batches' worth of messages one outbox read fetches."""
+CLAIM_LEASE = timedelta(minutes=5)
+"""How long a writer holds the messages it claimed; a writer that died leaves them to the next after it."""
 FINAL_PASSES = 4
 """How often the final drain of a run offers a passing failure to the CRM again."""
 OWNER_NOT_WRITTEN = "OWNER_NOT_WRITTEN"
@@ -150,7 +153,10 @@ class OutboxWriter:
         self.summary = summary
         self.now = now
         self.on_sent = on_sent
+        self.holder = f"{this_process()}/writer-{id(self):x}"
+        """Whose claim the messages this writer sends carry (writers of other runs send others)."""
         self._retry_later: set[int] = set()
+        self._released = False
 
     def drain(self, *, final: bool) -> int:
         """Send pending messages; unless ``final``, only whole batches (API calls are a budget).
@@ -186,8 +192,17 @@ class OutboxWriter:
         sent = 0
         while True:
             with self.sessions.begin() as session:
-                fetched = Outbox(session).pending(connection, limit=self.batch_size * FETCH_BATCHES, lock=True)
-            fresh = self._ready([m for m in fetched if m.id not in attempted])
+                if not self._released:  # what writers killed on this host claimed is free at once
+                    Outbox(session).release_abandoned(connection, now=self.now(), is_gone=holder_is_gone)
+                    self._released = True
+                fetched = Outbox(session).claim(connection, self.holder, now=self.now(), lease=CLAIM_LEASE,
+                                                limit=self.batch_size * FETCH_BATCHES)
+            offered = [m for m in fetched if m.id not in attempted]
+            fresh = self._ready(offered)
+            if len(fresh) < len(offered):  # held back (waiting for their owner's update): another writer may send them
+                ready = {m.id for m in fresh}
+                with self.sessions.begin() as session:
+                    Outbox(session).release([m.id for m in offered if m.id not in ready], self.holder)
             if not fresh:
                 return sent
             groups: dict[tuple[str, str], list[OutboxMessage]] = defaultdict(list)

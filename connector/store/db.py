@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -115,3 +115,18 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     owns the transaction, e.g. ``with factory.begin() as session: ...``.
     """
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def serialize_decisions(session: Session, connection: str) -> None:
+    """Hold the connection's decision lock until ``session``'s transaction ends.
+
+    Runs of one connection may go on side by side (a scheduled sync and events runs on
+    several workers): their CRM reads and writes overlap, but each page's decisions read
+    the store (a person's other records, active assignments, round-robin positions) and
+    write it, so those transactions must not interleave, or two runs could each give one
+    person an owner, or one rep the same turn. On PostgreSQL this takes a
+    transaction-level advisory lock keyed by the connection; SQLite transactions start
+    with ``BEGIN IMMEDIATE`` and are serialised already.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"relay.decide/{connection}"})

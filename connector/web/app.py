@@ -14,6 +14,7 @@ again later.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -33,9 +34,13 @@ from connector.crms.intake import WebhookRefused, WebhookRequest
 from connector.pipeline.context import utc_now
 from connector.pipeline.events import EventPump
 from connector.pipeline.intake import EventInbox, InboxUnavailable, Stored
+from connector.web.capture import capture_router
 
 log = logging.getLogger(__name__)
 
+HANDOFF_WINDOW = 0.2
+"""Seconds during which deliveries share one job for the workers (``relay serve --no-decide``); the
+job settles as long before its first claim (``jobs.tasks.EVENTS_SETTLE``)."""
 MAX_BODY_BYTES = 1_000_000
 """The largest webhook body read (a HubSpot batch of 100 events is a few tens of kB)."""
 
@@ -61,6 +66,7 @@ def create_app(
     public_url: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     decide: bool = False,
+    on_stored: Callable[[], object] | None = None,
 ) -> FastAPI:
     """The ASGI app of ``relay serve`` for ``config``, storing into ``engine``.
 
@@ -73,6 +79,8 @@ def create_app(
         max_body_bytes: Larger bodies are refused with 413 before they are read whole.
         decide: Decide stored events as they arrive (an :class:`EventPump` in this process),
             instead of leaving them to ``relay events`` or the worker's minute.
+        on_stored: Called (in a worker thread) once new events are stored, when this process
+            does not decide them: ``relay serve --no-decide`` enqueues a job for ``relay worker``.
     """
     pump = EventPump(config, engine) if decide else None
 
@@ -89,6 +97,29 @@ def create_app(
     app = FastAPI(title="Relay", summary="Webhook intake, health and metrics of Relay", docs_url=None,
                   redoc_url=None, lifespan=lifespan)
     app.state.event_pump = pump
+    next_handoff = [0.0]
+
+    async def events_stored() -> None:
+        """New events are in the inbox: wake whoever decides them (this process's pump, or the workers).
+
+        The workers are told at most once per ``HANDOFF_WINDOW``: the job waits that long
+        before it claims, so it takes every event stored in the window as one batch (one
+        read, one write per CRM batch: the API budget is per portal, not per event).
+        """
+        if pump is not None:
+            pump.poke()
+        elif on_stored is not None:
+            now = time.monotonic()
+            if now < next_handoff[0]:
+                return  # the job told at the window's start claims these too
+            next_handoff[0] = now + HANDOFF_WINDOW
+            try:
+                await run_in_threadpool(on_stored)
+            except Exception as exc:  # stored already: the worker's minute (the reconciler) decides them
+                log.warning("events stored, but the workers could not be told (%s: %s); the reconciler will decide "
+                            "them within a minute", type(exc).__name__, exc)
+
+    app.state.events_stored = events_stored
     inbox = EventInbox(engine)
     metrics = _Metrics()
     base = public_url.rstrip("/") if public_url else None
@@ -174,8 +205,8 @@ def create_app(
             metrics.requests.labels(kind, connection, "STORE_UNAVAILABLE").inc()
             return answer(unit, HTTPStatus.SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE",
                           "Relay could not store the events; deliver them again later")
-        if pump is not None and stored.new:
-            pump.poke()
+        if stored.new:
+            await events_stored()
         metrics.requests.labels(kind, connection, "accepted").inc()
         metrics.events.labels(kind, connection, "new").inc(stored.new)
         metrics.events.labels(kind, connection, "repeated").inc(stored.repeated)
@@ -190,6 +221,8 @@ def create_app(
     @app.post("/webhooks/{kind}/{connection}", summary="Take events a CRM pushes, for one named connection")
     async def webhook_for(request: Request, kind: str, connection: str) -> Response:
         return await intake(request, kind, connection)
+
+    app.include_router(capture_router(config, engine, metrics.registry, clock=clock))  # POST /capture/form/{source}
 
     @app.get("/healthz", summary="Whether Relay can take events (its store answers)")
     def healthz() -> Response:  # a plain def: FastAPI runs it in a worker thread

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -21,12 +21,14 @@ from connector.store.errors import (
 from connector.store.models import (
     CONNECTION_LEN,
     CRM_ID_LEN,
+    HOLDER_LEN,
     OBJECT_LEN,
     OutboxOperation,
     OutboxRow,
     OutboxStatus,
 )
 from connector.store.repositories._common import (
+    aware,
     chunked,
     enum_value,
     insert_many_or_ignore,
@@ -623,6 +625,74 @@ class Outbox:
             query = query.with_for_update(skip_locked=True)
         return [_message(row) for row in self._session.execute(query)]
 
+    def claim(
+        self, connection: str, holder: str, *, now: datetime, lease: timedelta, limit: int = 200
+    ) -> list[OutboxMessage]:
+        """Claim up to ``limit`` messages of ``connection`` waiting to be sent, oldest first, for ``holder``.
+
+        Like :meth:`pending`, for writers that may run side by side (runs of one connection
+        on several workers): a message is free when nobody claimed it, its claim ran out
+        (the writer died) or ``holder`` claimed it before; a claimed message is not given
+        to another writer until ``now + lease``. On PostgreSQL the rows are locked while
+        claimed (``FOR UPDATE SKIP LOCKED``), so two writers claiming at once take
+        disjoint messages; SQLite's write transaction serialises them.
+        """
+        if limit <= 0:
+            raise InvalidStoreValue(f"outbox.claim limit must be positive, got {limit}")
+        holder = text_value(holder, "outbox.claimed_by", HOLDER_LEN)
+        at = when(now, "outbox claim time")
+        table = table_of(OutboxRow)
+        free = or_(table.c.claimed_until.is_(None), table.c.claimed_until < at, table.c.claimed_by == holder)
+        query = (
+            select(table.c.id)
+            .where(table.c.connection == connection, table.c.status.in_(DRAINABLE), free)
+            .order_by(table.c.id)
+            .limit(limit)
+        )
+        if is_postgresql(self._session):
+            query = query.with_for_update(skip_locked=True)
+        ids = list(self._session.scalars(query))
+        if not ids:
+            return []
+        self._session.execute(
+            update(table).where(table.c.id.in_(ids)).values(claimed_by=holder, claimed_until=at + lease)
+        )
+        return [_message(row) for row in self._session.execute(select(table).where(table.c.id.in_(ids))
+                                                               .order_by(table.c.id))]
+
+    def release(self, message_ids: Collection[int], holder: str) -> int:
+        """Give up ``holder``'s claims on these messages (held back, not sent): any writer may take them at once."""
+        table = table_of(OutboxRow)
+        done = 0
+        for ids in chunked(sorted(set(message_ids))):
+            result = self._session.execute(
+                update(table).where(table.c.id.in_(list(ids)), table.c.claimed_by == holder)
+                .values(claimed_until=None)
+            )
+            done += int(getattr(result, "rowcount", 0))
+        return done
+
+    def release_abandoned(self, connection: str, *, now: datetime, is_gone: Callable[[str], bool]) -> int:
+        """Free the live claims on ``connection``'s messages of writers ``is_gone`` says are dead (killed runs).
+
+        A claim otherwise holds until its lease runs out; a run that takes over from a killed
+        one on the same host sends what the killed one claimed at once.
+        """
+        table = table_of(OutboxRow)
+        at = when(now, "outbox claim time")
+        holders = self._session.scalars(
+            select(table.c.claimed_by).distinct()
+            .where(table.c.connection == connection, table.c.status.in_(DRAINABLE), table.c.claimed_until >= at)
+        )
+        gone = sorted(holder for holder in holders if holder and is_gone(holder))
+        if not gone:
+            return 0
+        result = self._session.execute(
+            update(table).where(table.c.connection == connection, table.c.claimed_by.in_(gone),
+                                table.c.status.in_(DRAINABLE)).values(claimed_until=None)
+        )
+        return int(getattr(result, "rowcount", 0))
+
     def mark_sent(
         self,
         message_id: int,
@@ -811,6 +881,22 @@ class Outbox:
             error = _error_text(error, where)
             steps.append((_message_id(message_id, where), partial(failed, error=error, retriable=retriable)))
         return self._apply(steps, payloads=False)
+
+    def oldest_unclaimed(self, connection: str, *, now: datetime) -> datetime | None:
+        """When the oldest message of ``connection`` waiting to be sent with no live claim was enqueued (None: none waits).
+
+        A message a run enqueued is sent by that run within moments; one still waiting a
+        while later was left by a writer that died or gave up (the reconciler sends it).
+        """
+        at = when(now, "outbox claim time")
+        table = table_of(OutboxRow)
+        found: datetime | None = self._session.scalar(
+            select(func.min(table.c.created_at)).where(
+                table.c.connection == connection, table.c.status.in_(DRAINABLE),
+                or_(table.c.claimed_until.is_(None), table.c.claimed_until < at),
+            )
+        )
+        return aware(found, "outbox.created_at") if found is not None else None
 
     def counts(self, connection: str) -> dict[OutboxStatus, int]:
         """Return how many messages of ``connection`` are in each status."""

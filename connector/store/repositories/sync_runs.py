@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from connector.store._types import scrub_text
@@ -22,6 +22,7 @@ from connector.store.models import (
     CONNECTION_LEN,
     HOLDER_LEN,
     OBJECT_LEN,
+    ONE_RUNNING_WHERE,
     ApiCallRow,
     SyncMode,
     SyncRunRow,
@@ -106,12 +107,13 @@ class SyncRuns:
     ) -> int:
         """Start a sync run for ``connection``.
 
-        The database holds at most one running sync per connection (partial unique
-        index); a second start is refused.
+        The database holds at most one running full or incremental sync per connection
+        (partial unique index); a second start is refused. ``events`` runs (the records
+        pushed to Relay, read by id; no cursor moves) run beside it and beside each other.
 
         Args:
             connection: Connection name, e.g. ``"salesforce-prod"``.
-            mode: ``full`` or ``incremental``.
+            mode: ``full``, ``incremental`` or ``events``.
             object_name: The one CRM object this run reads, or ``None`` for all.
             now: Start time (aware); defaults to the current time.
             take_over_stale_before: If given, a running sync of this connection whose
@@ -137,8 +139,10 @@ class SyncRuns:
         object_name = optional_text(object_name, "sync_runs.object", OBJECT_LEN)
         started_at = when(now, "sync_runs.started_at")
         taken_over: list[int] = []
+        events = sync_mode is SyncMode.EVENTS
         if take_over_stale_before is not None:
-            taken_over = self.mark_stale_runs_crashed(connection, take_over_stale_before, now=started_at)
+            taken_over = self.mark_stale_runs_crashed(connection, take_over_stale_before, now=started_at,
+                                                      events=events)
         values = {
             "connection": connection,
             "object": object_name,
@@ -149,6 +153,8 @@ class SyncRuns:
             "counts": dict.fromkeys(COUNT_KEYS, 0),
             "holder": optional_text(holder, "sync_runs.holder", HOLDER_LEN),
         }
+        if events:  # side by side with any other run: nothing to refuse
+            return int(self._session.execute(insert(SyncRunRow).values(**values).returning(SyncRunRow.id)).scalar_one())
         row = None
         for _attempt in range(2):
             row = insert_or_ignore(
@@ -156,7 +162,7 @@ class SyncRuns:
                 SyncRunRow,
                 values,
                 conflict_columns=["connection"],
-                conflict_where=text("status = 'running'"),  # the index's own predicate, as a literal
+                conflict_where=text(ONE_RUNNING_WHERE),  # the index's own predicate, as a literal
                 returning=[SyncRunRow.id],
             )
             if row is not None:
@@ -189,11 +195,12 @@ class SyncRuns:
         return _run(row)
 
     def running(self, connection: str) -> SyncRun | None:
-        """Return the running sync of ``connection``, if any."""
+        """Return the running full or incremental sync of ``connection``, if any (events runs run beside it)."""
         row = self._session.scalars(
             select(SyncRunRow)
             .where(
-                SyncRunRow.connection == connection, SyncRunRow.status == SyncStatus.RUNNING.value
+                SyncRunRow.connection == connection, SyncRunRow.status == SyncStatus.RUNNING.value,
+                SyncRunRow.mode != SyncMode.EVENTS.value,
             )
             .execution_options(populate_existing=True)
         ).first()
@@ -311,12 +318,14 @@ class SyncRuns:
         return self.get(run_id)
 
     def mark_stale_runs_crashed(
-        self, connection: str, older_than: datetime, *, now: datetime | None = None
+        self, connection: str, older_than: datetime, *, now: datetime | None = None, events: bool = False
     ) -> list[int]:
         """Mark running syncs of ``connection`` whose last heartbeat is before ``older_than`` as crashed.
 
         A run whose process was killed stays ``running`` and blocks the connection;
-        this frees it. Returns the ids of the runs marked crashed.
+        this frees it. ``events`` picks the events runs instead of the full and
+        incremental ones (a dead worker's events run blocks nothing, but should not
+        show as running). Returns the ids of the runs marked crashed.
         """
         cutoff = when(older_than, "older_than")
         finished_at = when(now, "sync_runs.finished_at")
@@ -326,6 +335,7 @@ class SyncRuns:
                 SyncRunRow.connection == connection,
                 SyncRunRow.status == SyncStatus.RUNNING.value,
                 SyncRunRow.heartbeat_at < cutoff,
+                (SyncRunRow.mode == SyncMode.EVENTS.value) if events else (SyncRunRow.mode != SyncMode.EVENTS.value),
             )
             .values(
                 status=SyncStatus.CRASHED.value,
@@ -336,6 +346,31 @@ class SyncRuns:
             .execution_options(synchronize_session=False)
         )
         return [row[0] for row in result]
+
+    def mark_gone_events_runs_crashed(
+        self, connection: str, is_gone: Callable[[str], bool], *, now: datetime | None = None
+    ) -> list[int]:
+        """Mark running events runs of ``connection`` whose process ``is_gone`` says is dead as crashed; their ids.
+
+        A worker killed on this host leaves its events run ``running``; its events are taken
+        again at once (their claims are freed), and its run should not show as going on.
+        """
+        rows = self._session.execute(
+            select(SyncRunRow.id, SyncRunRow.holder).where(
+                SyncRunRow.connection == connection, SyncRunRow.status == SyncStatus.RUNNING.value,
+                SyncRunRow.mode == SyncMode.EVENTS.value)
+        ).all()
+        gone = [run_id for run_id, holder in rows if holder and is_gone(holder)]
+        if not gone:
+            return []
+        self._session.execute(
+            update(SyncRunRow)
+            .where(SyncRunRow.id.in_(gone), SyncRunRow.status == SyncStatus.RUNNING.value)
+            .values(status=SyncStatus.CRASHED.value, finished_at=when(now, "sync_runs.finished_at"),
+                    error="its process is gone (killed); marked crashed")
+            .execution_options(synchronize_session=False)
+        )
+        return gone
 
     def _require_running(self, run_id: int) -> SyncRun:
         run = self.get(run_id)
