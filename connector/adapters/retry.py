@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
@@ -38,6 +38,9 @@ from connector.adapters.errors import (
     RunDeadlineExceeded,
     format_duration,
 )
+
+if TYPE_CHECKING:
+    from connector.adapters.budget import Governor
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -262,6 +265,7 @@ def call_with_retry(
     prepare: Callable[[], object] | None = None,
     connection: str = "",
     crm: str = "",
+    governor: Governor | None = None,
 ) -> T:
     """Call ``fn`` (one HTTP call) under the retry policy: one attempt budget for the whole operation.
 
@@ -278,6 +282,8 @@ def call_with_retry(
             is no session); it counts its own HTTP calls and its failures use up the same budget.
         connection: The connection's name, for messages.
         crm: ``salesforce`` or ``hubspot``, for messages of errors Relay raises itself.
+        governor: The connection's API budget: each attempt takes a token first (waiting while none
+            is free, never past the deadline; see ``connector/adapters/budget.py``).
 
     Returns:
         What ``fn`` returned.
@@ -301,6 +307,8 @@ def call_with_retry(
         try:
             if prepare is not None:
                 prepare()
+            if governor is not None:
+                governor.acquire(kind, deadline=policy.deadline, context=context)
             calls.add(kind)
             return fn()
         except CrmError as error:

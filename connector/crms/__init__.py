@@ -27,6 +27,7 @@ from connector.adapters.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from connector.adapters.base import CrmAdapter
+    from connector.adapters.budget import Governor
     from connector.adapters.calls import ApiCallCounter
     from connector.adapters.retry import RetryPolicy
     from connector.config.connection import ConnectionSettings
@@ -79,6 +80,9 @@ class AdapterOptions:
     read_lag_seconds: float
     owners_cache_seconds: float = 0.0
     """How long ``owners()`` may answer from the process-wide cache (0: always ask the CRM)."""
+    governor: Governor | None = None
+    """The connection's API budget (``connector/adapters/budget.py``): every counted call takes a token
+    first (None: calls are not held)."""
 
 
 @dataclass(frozen=True)

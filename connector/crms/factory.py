@@ -12,6 +12,7 @@ from typing import Any
 
 from connector.adapters._paging import READ_LAG
 from connector.adapters.base import CrmAdapter
+from connector.adapters.budget import Governor
 from connector.adapters.calls import ApiCallCounter
 from connector.adapters.errors import ConfigurationError
 from connector.adapters.retry import (
@@ -60,6 +61,7 @@ def build_adapter(
     calls: ApiCallCounter | None = None,
     timeout: float | tuple[float, float] | None = None,
     deadline: Deadline | None = None,
+    governor: Governor | None = None,
 ) -> CrmAdapter:
     """The adapter for connection ``name``, opened by the CRM unit its ``kind`` names (``connector.crms``).
 
@@ -71,6 +73,8 @@ def build_adapter(
         timeout: ``(connect, read)`` seconds (default: the connection's ``connect_timeout`` and
             ``read_timeout``, else 5 s and 60 s).
         deadline: The run's deadline, bounding every call and retry wait of the adapter.
+        governor: The connection's API budget (see ``connector.pipeline.budget.open_governor``): every
+            counted call takes a token first.
 
     Raises:
         ConfigurationError: the connection's kind is not a CRM Relay knows.
@@ -89,7 +93,7 @@ def build_adapter(
     options = AdapterOptions(
         retry=retry, calls=calls, timeout=timeout if timeout is not None else connection_timeout(connection),
         read_lag_seconds=float(getattr(connection, "read_lag_seconds", DEFAULT_READ_LAG_SECONDS)),
-        owners_cache_seconds=float(getattr(connection, "owners_cache_seconds", 0.0)),
+        owners_cache_seconds=float(getattr(connection, "owners_cache_seconds", 0.0)), governor=governor,
     )
     return unit.open_adapter(name, connection, options)
 

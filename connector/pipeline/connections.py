@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.engine import Engine
+
 from connector.adapters.base import CrmAdapter
+from connector.adapters.budget import Priority
 from connector.adapters.retry import Deadline, RetryPolicy
 from connector.config.connection import ConnectionSettings
 from connector.config.loader import RelayConfig
@@ -12,10 +15,12 @@ from connector.config.mappings import MappingFile, ObjectMapping
 from connector.crms import CrmUnit, crm_unit
 from connector.crms.factory import build_adapter
 from connector.mapping.engine import MappingError
+from connector.pipeline.budget import open_governor
 
 
 def open_adapter(
-    config: RelayConfig, name: str, *, retry: RetryPolicy | None = None, deadline: Deadline | None = None
+    config: RelayConfig, name: str, *, retry: RetryPolicy | None = None, deadline: Deadline | None = None,
+    engine: Engine | None = None, priority: Priority | str = Priority.BACKGROUND,
 ) -> CrmAdapter:
     """The adapter for connection ``name`` of ``config``, with the connection's own settings.
 
@@ -29,11 +34,17 @@ def open_adapter(
         retry: The retry policy (the adapters' default when omitted).
         deadline: The run's deadline (see ``connector.crms.factory.run_deadline``): no call
             starts and no retry wait ends after it.
+        engine: Relay's database: every call then spends the connection's API budget kept there,
+            shared by every process (``connector.pipeline.budget``); None: calls are not held.
+        priority: With ``engine``: ``realtime`` for events runs and form capture (may spend the
+            reserve), ``background`` for full and incremental syncs.
 
     Raises:
         KeyError: naming the known connections when ``name`` is not one of them.
     """
-    return build_adapter(name, config.connection(name), retry=retry, deadline=deadline)
+    settings = config.connection(name)
+    governor = open_governor(name, settings, engine, priority) if engine is not None else None
+    return build_adapter(name, settings, retry=retry, deadline=deadline, governor=governor)
 
 
 @dataclass(frozen=True)

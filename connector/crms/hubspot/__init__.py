@@ -33,6 +33,7 @@ def open_adapter(name: str, settings: HubSpotConnection, options: AdapterOptions
         name, settings.base_url, secret_text(settings.credentials.access_token), timeout=options.timeout,
         retry=options.retry, calls=options.calls, write_batch_size=settings.write_batch_size,
         read_lag=timedelta(seconds=options.read_lag_seconds), owners_cache_seconds=options.owners_cache_seconds,
+        governor=options.governor,
     )
 
 

@@ -43,6 +43,7 @@ from connector.adapters._paging import (
 )
 from connector.adapters._writing import write_in_batches
 from connector.adapters.base import Cursor, FieldSpec, Page, WriteOp, WriteResult
+from connector.adapters.budget import Governor
 from connector.adapters.cache import PROCESS_CACHES, CacheKey, SharedCaches
 from connector.adapters.calls import ApiCallCounter
 from connector.adapters.errors import (
@@ -55,6 +56,7 @@ from connector.adapters.errors import (
 )
 from connector.adapters.retry import RetryPolicy, call_with_retry, http_timeout
 from connector.crms.hubspot.errors import hubspot_translator
+from connector.crms.hubspot.limits import observation as rate_limit_observation
 from connector.crms.hubspot.paging import (
     MERGED,
     MODIFIED,
@@ -167,6 +169,8 @@ class HubSpotAdapter:
             every time). An owner added or archived in the portal is seen after at most this long.
         caches: Where owners are shared (default: the process's ``PROCESS_CACHES``), keyed by
             base URL and a digest of the access token.
+        governor: The connection's API budget: every call takes a token first, and every answer's
+            ``X-HubSpot-RateLimit-*`` headers correct it (None: calls are not held).
     """
 
     crm = "hubspot"
@@ -189,6 +193,7 @@ class HubSpotAdapter:
         clock: Callable[[], datetime] | None = None,
         owners_cache_seconds: float = 0.0,
         caches: SharedCaches | None = None,
+        governor: Governor | None = None,
     ) -> None:
         parts = urlsplit(base_url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -224,6 +229,7 @@ class HubSpotAdapter:
         self.caches = caches if caches is not None else PROCESS_CACHES
         self._owners_key = CacheKey.of("hubspot", self.base_url, access_token)
         self.server_clock = ServerClock(fixed=clock)
+        self.governor = governor
         self.throttle = SearchThrottle(searches_per_second, sleep=self.retry.sleep)
         # Retries are Relay's (counted, Retry-After honoured): the SDK's urllib3 must not retry on its own.
         self.client = HubSpot(access_token=access_token, host=self.base_url, retry=urllib3.Retry(0, redirect=0))
@@ -250,7 +256,12 @@ class HubSpotAdapter:
         def once() -> Any:
             if kind == "search":
                 self.throttle.wait()
-            response = fn()
+            try:
+                response = fn()
+            except Exception as exc:  # the SDK's error carries the answer's headers
+                self._observe_budget(getattr(exc, "headers", None), getattr(exc, "status", None))
+                raise
+            self._observe_budget(getattr(response, "headers", None), getattr(response, "status", None))
             try:
                 data = response.data
             finally:
@@ -272,7 +283,8 @@ class HubSpotAdapter:
 
         try:
             return call_with_retry(once, calls=self.calls, kind=kind, translate=hubspot_translator(self.timeout),
-                                   policy=self.retry, context=context, connection=self.connection, crm=self.crm)
+                                   policy=self.retry, context=context, connection=self.connection, crm=self.crm,
+                                   governor=self.governor)
         except RecordError as error:
             if kind == "write":
                 raise
@@ -280,6 +292,11 @@ class HubSpotAdapter:
             raise ConfigurationError(error.message, crm="hubspot", status=error.status, code=error.code,
                                      fields=error.fields, context=error.context,
                                      connection=error.connection) from error
+
+    def _observe_budget(self, headers: Any, status: Any) -> None:
+        """Tell the governor what an answer's rate-limit headers said."""
+        if self.governor is not None and headers:
+            self.governor.observe(rate_limit_observation(headers, status if isinstance(status, int) else None))
 
     def _raw(self) -> dict[str, Any]:
         return {"_preload_content": False, "_request_timeout": self.timeout}
@@ -468,6 +485,34 @@ class HubSpotAdapter:
                 page.merged.extend(merged_pairs(row))
         return page
 
+    def read_by_email(self, object: str, fields: Sequence[str], emails: Sequence[str]) -> Page:
+        """Contacts by email: the batch read endpoint with ``idProperty: email``, 100 emails per call.
+
+        HubSpot keeps one contact per email (compared without case) and answers the emails it
+        does not have with an error entry beside the results (207); they are left out. Only
+        contacts can be looked up by email.
+        """
+        kind = object_type(object)
+        if kind != "contacts":
+            raise ConfigurationError(f"connection {self.connection!r}: HubSpot finds people by email among contacts "
+                                     f"only, not {object!r}", crm="hubspot", code="INVALID_OBJECT")
+        wanted = list(dict.fromkeys(str(e).strip().lower() for e in emails if str(e or "").strip()))
+        properties = list(dict.fromkeys([*fields, "email", MODIFIED, MERGED]))
+        page = Page(object=kind)
+        seen: set[str] = set()
+        for start in range(0, len(wanted), PAGE_LIMIT):
+            chunk = wanted[start:start + PAGE_LIMIT]
+            context = f"batch read {len(chunk)} {kind} by email"
+            body = {"inputs": [{"id": email} for email in chunk], "idProperty": "email", "properties": properties}
+            answer = self._call("read", context, self._checked(context, partial(
+                self._batch.read, kind, body, archived=False, **self._raw())))
+            for row in answer["results"]:
+                if str(row.get("id")) in seen:
+                    continue
+                seen.add(str(row.get("id")))
+                page.records.append(flatten(row))
+        return page
+
     def prepare_reads(
         self, reads: Sequence[tuple[str, Sequence[str], Cursor | None]], *, page_size: int | None = None
     ) -> None:
@@ -644,7 +689,9 @@ class HubSpotAdapter:
         self.caches.owners.discard(self._owners_key)
 
     def close(self) -> None:
-        """Nothing to release: the SDK's pools close with the process."""
+        """Give the API budget's unspent tokens back; the SDK's pools close with the process."""
+        if self.governor is not None:
+            self.governor.release()
 
 
 def _normalize(op: WriteOp) -> WriteOp:

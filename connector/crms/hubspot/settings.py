@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
 from connector.config._base import ConfigModel
 from connector.config.connection import ConnectionSettings
+from connector.crms.hubspot.limits import DAILY_CALLS, WINDOW_CALLS, WINDOW_SECONDS
 
 HUBSPOT_MAX_WRITE_BATCH = 100
 """HubSpot batch endpoints take at most 100 inputs per call."""
@@ -52,6 +53,28 @@ class HubSpotConnection(ConnectionSettings):
         default=60, ge=0, le=1_440,
         description="List archived records (the only way HubSpot reports deletions: every archived record, "
         "page by page) at most this often; 0 on every run. A full sync always does.",
+    )
+
+    api_window_calls: ClassVar[int] = WINDOW_CALLS
+    api_window_seconds: ClassVar[float] = WINDOW_SECONDS
+    api_daily_calls: ClassVar[int] = DAILY_CALLS
+    api_window_limit: int | None = Field(
+        default=None, ge=1,
+        description="API budget: calls Relay allows itself per rolling 10 s, all its processes together (null: "
+        "what the portal's X-HubSpot-RateLimit-Max says, 190 until it has answered).",
+    )
+    api_daily_limit: int | None = Field(
+        default=None, ge=1,
+        description="API budget: calls per day (null: X-HubSpot-RateLimit-Daily, 650,000 until the portal answers).",
+    )
+    api_reserve_percent: float = Field(
+        default=20, ge=0, le=90,
+        description="API budget: share of the window and of the day that only real time (events, form capture) "
+        "may spend; scheduled syncs and backfill wait before it.",
+    )
+    api_budget_block: int = Field(
+        default=10, ge=1, le=100,
+        description="API budget: tokens a process takes from the shared budget per database round trip.",
     )
 
     @field_validator("page_size")

@@ -40,6 +40,7 @@ def open_adapter(name: str, settings: SalesforceConnection, options: AdapterOpti
         retry=options.retry, calls=options.calls, write_batch_size=settings.write_batch_size,
         read_lag=timedelta(seconds=options.read_lag_seconds), owners_cache_seconds=options.owners_cache_seconds,
         token_cache_seconds=TOKEN_REUSE_SECONDS,
+        governor=options.governor,
     )
 
 

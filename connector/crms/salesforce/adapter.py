@@ -42,6 +42,7 @@ from connector.adapters._paging import (
 )
 from connector.adapters._writing import write_in_batches
 from connector.adapters.base import Cursor, FieldSpec, Page, WriteOp, WriteResult
+from connector.adapters.budget import Governor
 from connector.adapters.cache import PROCESS_CACHES, CacheKey, SharedCaches
 from connector.adapters.calls import ApiCallCounter
 from connector.adapters.errors import (
@@ -58,6 +59,7 @@ from connector.adapters.retry import RetryPolicy, call_with_retry, http_timeout
 from connector.adapters.transport import ResponseTap
 from connector.crms.salesforce.bulk import converters, csv_records
 from connector.crms.salesforce.errors import salesforce_translator
+from connector.crms.salesforce.limits import observation as api_usage_observation
 from connector.crms.salesforce.loopback import apply_default_timeout, loopback_session
 from connector.crms.salesforce.soql import (
     MODSTAMP,
@@ -136,6 +138,8 @@ class SalesforceAdapter:
             asks for its own). A token the org refuses is dropped and renewed once.
         caches: Where owners and tokens are shared (default: the process's ``PROCESS_CACHES``),
             keyed by org URL and a digest of the credentials.
+        governor: The connection's API budget: every call takes a token first, and every answer's
+            ``Sforce-Limit-Info`` corrects it (None: calls are not held).
     """
 
     crm = "salesforce"
@@ -162,6 +166,7 @@ class SalesforceAdapter:
         owners_cache_seconds: float = 0.0,
         token_cache_seconds: float = 0.0,
         caches: SharedCaches | None = None,
+        governor: Governor | None = None,
     ) -> None:
         parts = urlsplit(instance_url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -224,6 +229,8 @@ class SalesforceAdapter:
         self._tap = ResponseTap()
         self._tap.install(session)
         session.hooks.setdefault("response", []).append(self._observe_date)
+        self.governor = governor
+        session.hooks["response"].append(self._observe_budget)
         self._translate = salesforce_translator(self._tap.last_headers, self.timeout)
         self._sf: Salesforce | None = None
         self._describes: dict[str, dict[str, Any]] = {}
@@ -308,7 +315,7 @@ class SalesforceAdapter:
 
         return call_with_retry(lambda: fn(self.sf), calls=self.calls, kind=kind, translate=self._translate,
                                policy=self.retry, context=context, refresh_auth=self._drop_session, prepare=session,
-                               connection=self.connection, crm=self.crm)
+                               connection=self.connection, crm=self.crm, governor=self.governor)
 
     @property
     def api_usage(self) -> tuple[int, int] | None:
@@ -321,6 +328,12 @@ class SalesforceAdapter:
     def _observe_date(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
         """Session hook: learn the org's clock from every answer's ``Date`` header."""
         self.server_clock.observe(response.headers)
+        return response
+
+    def _observe_budget(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        """Session hook: tell the governor the org's API usage from every answer's ``Sforce-Limit-Info``."""
+        if self.governor is not None:
+            self.governor.observe(api_usage_observation(response.headers, response.status_code))
         return response
 
     def _hwm(self) -> datetime:
@@ -416,6 +429,27 @@ class SalesforceAdapter:
                 got = self._page(object, current["records"], None)
                 page.records.extend(got.records)
                 page.merged.extend(got.merged)
+        return page
+
+    def read_by_email(self, object: str, fields: Sequence[str], emails: Sequence[str]) -> Page:
+        """Records of ``object`` by email: ``SELECT ... WHERE Email IN (...)``, 200 emails per query.
+
+        SOQL compares text without case. Converted Leads are left out (``IsConverted = false``):
+        Salesforce refuses to update them, their person lives on as a Contact.
+        """
+        soql_name(object, what="object")
+        select = select_fields([*fields, "Email"])
+        wanted = list(dict.fromkeys(str(e).strip().lower() for e in emails if str(e or "").strip()))
+        page = Page(object=object)
+        live = " AND IsConverted = false" if object == "Lead" else ""
+        for start in range(0, len(wanted), COLLECTION_LIMIT):
+            chunk = wanted[start:start + COLLECTION_LIMIT]
+            context = f"query {len(chunk)} {object} by email"
+            soql = (f"SELECT {', '.join(select)} FROM {object} WHERE Email IN ({', '.join(map(soql_quote, chunk))})"
+                    f"{live} ORDER BY Id")
+            answer = self._query("read", context, partial(str, soql))
+            for current in self._query_pages("read", context, answer, {}):
+                page.records.extend(self._page(object, current["records"], None).records)
         return page
 
     def _page_size(self, page_size: int | None) -> int:
@@ -801,8 +835,13 @@ class SalesforceAdapter:
         self.caches.owners.discard(self._cache_key)
 
     def close(self) -> None:
-        """Close the HTTP session (and forget prepared pages; a shared token stays for the next adapter)."""
+        """Close the HTTP session (and forget prepared pages; a shared token stays for the next adapter).
+
+        The API budget's unspent tokens go back.
+        """
         self._prepared.clear()
+        if self.governor is not None:
+            self.governor.release()
         self.session.close()
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
 from connector.config._base import ConfigModel
 from connector.config.connection import ConnectionSettings
+from connector.crms.salesforce.limits import DAILY_CALLS
 
 SALESFORCE_MAX_WRITE_BATCH = 200
 """sObject Collections take at most 200 records per call."""
@@ -56,6 +57,22 @@ class SalesforceConnection(ConnectionSettings):
         default=None,
         description="The org's id (00D..., 15 or 18 characters). Outbound messages (POST /webhooks/salesforce) "
         "are not signed: only those naming this org are taken; without it none are.",
+    )
+
+    api_daily_calls: ClassVar[int] = DAILY_CALLS
+    api_daily_limit: int | None = Field(
+        default=None, ge=1,
+        description="API budget: calls per day Relay allows itself, all its processes together (null: the org's "
+        "allocation from Sforce-Limit-Info, 100,000 until the org answers).",
+    )
+    api_reserve_percent: float = Field(
+        default=20, ge=0, le=90,
+        description="API budget: share of the day that only real time (events, form capture) may spend; "
+        "scheduled syncs and backfill wait before it.",
+    )
+    api_budget_block: int = Field(
+        default=10, ge=1, le=200,
+        description="API budget: tokens a process takes from the shared budget per database round trip.",
     )
 
     @field_validator("organization_id")
