@@ -202,6 +202,15 @@ class CrmAdapter(Protocol):
         """
         ...
 
+    def read_by_email(self, object: str, fields: Sequence[str], emails: Sequence[str]) -> Page:
+        """The live records of person object ``object`` whose email is one of ``emails`` (exact, any case; batched).
+
+        For people a form or a list brings (capture): found before anything is created, in as
+        few calls as the API allows. Several records may share an email (Salesforce); records
+        the CRM keeps read-only (a converted Lead) are left out. No cursor.
+        """
+        ...
+
     def owners(self) -> list[dict[str, Any]]:
         """Every owner (Salesforce Users; HubSpot owners, archived ones included).
 

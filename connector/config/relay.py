@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import Field
 
 from connector.config._base import ConfigModel
+from connector.config.capture import CaptureSettings
 from connector.config.connection import (
     CONNECTION_NAME_PATTERN,
     ConnectionSettings,
@@ -43,4 +44,8 @@ class RelayFile(ConfigModel):
         min_length=1,
         description="Connections by name (lower-case letters, digits, underscores; used by `relay sync NAME`).",
         json_schema_extra={"propertyNames": {"pattern": CONNECTION_NAME_PATTERN}},
+    )
+    capture: CaptureSettings = Field(
+        default_factory=CaptureSettings,
+        description="Web forms and imported lists: POST /capture/form/{source} and `relay import --source NAME`.",
     )
