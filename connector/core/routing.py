@@ -11,7 +11,7 @@ weight within every cycle, and resumable from ``RoutingState`` (state in, state 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,6 +239,38 @@ def _round_robin(
         None, tier, rule.name, _reason(f"{head}: nobody active and no fallback available, unassigned{suffix}"),
         region=region, fallback="none",
     ), state
+
+
+def reassign(
+    group_key: str,
+    rules: RoutingRules,
+    state: RoutingState,
+    active_owners: Mapping[str, bool],
+    exclude: Collection[str] = (),
+) -> tuple[TeamMember | None, RoutingState]:
+    """The next member of a round-robin group who is not in ``exclude`` (aging re-queue).
+
+    The group is named by its state key, as routing keys it (``sales_reps:NA``,
+    ``sdr_team:*``, ``role:sales_manager:APAC``); the pick continues that group's own
+    rotation (:func:`pick_round_robin` over the eligible members less the excluded ones).
+
+    Returns:
+        The member (``None`` when nobody active is left, or the key names no group) and the
+        new state (``state`` itself when nobody was picked).
+    """
+    name, _, scope = group_key.rpartition(":")
+    if name.startswith("role:"):
+        role = name[len("role:"):]
+    elif name in rules.groups:
+        role = rules.groups[name].role
+    else:
+        return None, state
+    excluded = {email.strip().lower() for email in exclude}
+    members = [m for m in _members(rules, role, None if scope in ("*", "") else scope, active_owners)
+               if m.email not in excluded]
+    if not members:
+        return None, state
+    return pick_round_robin(group_key, members, state)
 
 
 def route(

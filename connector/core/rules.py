@@ -14,8 +14,11 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -599,6 +602,14 @@ class SlaTier(_Schema):
     reminder_percent: int = Field(default=50, gt=0, le=100)
     escalation_percent: int = Field(default=100, gt=0, le=1000)
     task_priority: TaskPriority = "Normal"
+    director_after_minutes: int | None = Field(default=None, gt=0)
+    """How long after the escalation to the manager an untouched lead goes to the next level
+    (the manager's manager); ``None``: the tier's ``response_minutes`` again."""
+
+    @property
+    def further_minutes(self) -> int:
+        """Minutes from the manager's escalation to the director's (``director_after_minutes`` or the SLA again)."""
+        return self.director_after_minutes if self.director_after_minutes is not None else self.response_minutes
 
     @model_validator(mode="after")
     def _check(self) -> SlaTier:
@@ -611,10 +622,155 @@ class SlaTier(_Schema):
         return self
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+PersonKind = Literal["lead", "contact"]
+_LEAD_ONLY: tuple[PersonKind, ...] = ("lead",)
+_CLOCK_TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+class SlaStatuses(_Schema):
+    """Which CRM lead statuses (the mapped canonical ``status``) mean what for the clocks.
+
+    ``new``: not touched yet (a blank status counts as new). ``contacted``: touched, not yet
+    further (the aging stage "Contacted"). Any other status stops the clock for good.
+    Compared case-insensitively, so one list covers Salesforce picklist labels and HubSpot
+    ``hs_lead_status`` values.
+    """
+
+    new: list[str] = Field(min_length=1)
+    contacted: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> SlaStatuses:
+        problems = _Problems("SlaStatuses")
+        seen = {value.strip().lower(): i for i, value in enumerate(self.new)}
+        for i, value in enumerate(self.contacted):
+            if value.strip().lower() in seen:
+                problems.add(("contacted", i), "duplicate",
+                             f"status '{value}' is already listed under new[{seen[value.strip().lower()]}]", value)
+        problems.raise_if_any()
+        return self
+
+
+class SlaAging(_Schema):
+    """Aging re-queue (seed 001 item 40): what happens to a lead that stays in a stage too long.
+
+    ``new_minutes``: still New this long after the assignment -> reassigned to the next
+    available rep of the same round-robin group (never a previous owner of the person).
+    ``contacted_minutes``: still Contacted this long after the first touch -> back to nurture.
+    ``requeue_group``: the group of leads assigned without one (a named account, a rep by hand).
+    ``nurture_owner``: who owns a lead returned to nurture (a queue user); ``None`` clears the owner.
+    ``None`` for a time switches that step off.
+    """
+
+    new_minutes: int | None = Field(default=2880, gt=0)
+    contacted_minutes: int | None = Field(default=4320, gt=0)
+    requeue_group: str | None = None
+    nurture_owner: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SlaAging:
+        problems = _Problems("SlaAging")
+        if self.nurture_owner is not None and not _EMAIL_RE.fullmatch(self.nurture_owner):
+            problems.add(("nurture_owner",), "invalid_email",
+                         f"'{self.nurture_owner}' is not a lower-case email address", self.nurture_owner)
+        problems.raise_if_any()
+        return self
+
+
+class WorkCalendar(_Schema):
+    """One team's working time: time zone, working days, hours and public holidays.
+
+    ``country`` (ISO alpha-2, optionally ``subdivision``) names the public holidays (the
+    ``holidays`` package); ``extra_holidays`` adds company days off.
+    """
+
+    timezone: str = Field(min_length=1)
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
+    start: str = "09:00"
+    end: str = "17:00"
+    country: str | None = None
+    subdivision: str | None = None
+    extra_holidays: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> WorkCalendar:
+        problems = _Problems("WorkCalendar")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.add(("timezone",), "unknown_timezone",
+                         f"'{self.timezone}' is not an IANA time zone such as Europe/London", self.timezone)
+        for key in ("start", "end"):
+            value = getattr(self, key)
+            if not _CLOCK_TIME_RE.fullmatch(value):
+                problems.add((key,), "invalid_time", f"'{value}' is not a time of day HH:MM (24 h)", value)
+        if _CLOCK_TIME_RE.fullmatch(self.start) and _CLOCK_TIME_RE.fullmatch(self.end) and self.start >= self.end:
+            problems.add(("end",), "empty_day", f"the working day ends ({self.end}) before it starts ({self.start})",
+                         self.end)
+        if self.country is not None:
+            supported = holidays.list_supported_countries()
+            if self.country not in supported:
+                problems.add(("country",), "unknown_country",
+                             f"'{self.country}' is not a country the holidays package knows (ISO alpha-2, "
+                             "e.g. US, GB, DE, JP)", self.country)
+            elif self.subdivision is not None and self.subdivision not in supported[self.country]:
+                problems.add(("subdivision",), "unknown_subdivision",
+                             f"'{self.subdivision}' is not a subdivision of {self.country} "
+                             f"(known: {_known(supported[self.country])})", self.subdivision)
+        elif self.subdivision is not None:
+            problems.add(("subdivision",), "missing", "a subdivision needs a country", self.subdivision)
+        problems.raise_if_any()
+        return self
+
+
+class BusinessHours(_Schema):
+    """Business-hours calendars per team (the roster region of the owner); off by default.
+
+    When ``enabled``, SLA, escalation and aging times count working minutes of the owner's
+    team calendar (``calendars[region]``, else ``default_calendar``); otherwise calendar minutes.
+    """
+
+    enabled: bool = False
+    calendars: dict[str, WorkCalendar] = Field(default_factory=dict)
+    default_calendar: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> BusinessHours:
+        problems = _Problems("BusinessHours")
+        if self.default_calendar is not None and self.default_calendar not in self.calendars:
+            problems.add(("default_calendar",), "unknown_calendar",
+                         f"'{self.default_calendar}' is not a calendar defined under calendars "
+                         f"(known: {_known(self.calendars)})", self.default_calendar)
+        if self.enabled and self.default_calendar is None:
+            problems.add(("default_calendar",), "missing",
+                         "business hours are enabled: name the calendar of owners outside every team "
+                         f"(known: {_known(self.calendars)})", None)
+        problems.raise_if_any()
+        return self
+
+    def calendar_for(self, region: str | None) -> WorkCalendar | None:
+        """The calendar of a team (roster region), else the default one; ``None`` when off."""
+        if not self.enabled:
+            return None
+        if region is not None and region in self.calendars:
+            return self.calendars[region]
+        return self.calendars.get(self.default_calendar or "")
+
+
 class SlaPolicy(_Schema):
-    """Response-time SLAs per tier (``config/rules/sla.yaml``)."""
+    """Response-time SLAs per tier and the clocks that act on them (``config/rules/sla.yaml``).
+
+    ``clock_person_kinds``: which person records get a clock (``lead``: Salesforce leads and
+    HubSpot contacts as shipped; ``contact`` adds the contacts of accounts).
+    """
 
     tiers: list[SlaTier] = Field(min_length=1)
+    statuses: SlaStatuses = Field(default_factory=lambda: SlaStatuses(new=["New"], contacted=["Contacted"]))
+    aging: SlaAging = Field(default_factory=SlaAging)
+    business_hours: BusinessHours = Field(default_factory=BusinessHours)
+    clock_person_kinds: list[PersonKind] = Field(default_factory=lambda: list(_LEAD_ONLY))
 
     @model_validator(mode="after")
     def _check(self) -> SlaPolicy:
@@ -701,6 +857,17 @@ class Rules(_Schema):
                 problems.add(("routing", "rules", i, "tier"), "unknown_tier",
                              f"tier '{rule.tier}' is not an SLA tier in sla.yaml "
                              f"(known: {_known(tiers)})", rule.tier)
+        group = self.sla.aging.requeue_group
+        if group is not None and group not in self.routing.groups:
+            problems.add(("sla", "aging", "requeue_group"), "unknown_group",
+                         f"'{group}' is not a group defined under groups in routing.yaml "
+                         f"(known: {_known(self.routing.groups)})", group)
+        teams = {*self.routing.regions, GLOBAL_REGION}
+        for name in self.sla.business_hours.calendars:
+            if name not in teams:
+                problems.add(("sla", "business_hours", "calendars", name), "unknown_region",
+                             f"calendar '{name}' names no team region of routing.yaml (known: {_known(teams)})",
+                             name)
         problems.raise_if_any()
         return self
 
