@@ -113,11 +113,11 @@ def _exports(lines: list[str]) -> dict[str, str]:
 
 def test_plain_http_on_free_ports_then_ctrl_c_saves_the_state(tmp_path: Path, commands: list[Command]) -> None:
     state = tmp_path / "state"
-    command = Command("--salesforce-port", "0", "--hubspot-port", "0", "--leads", "20", "--seed", "5",
-                      "--state-dir", str(state), cwd=tmp_path)
+    command = Command("--salesforce-port", "0", "--hubspot-port", "0", "--notify-port", "0", "--leads", "20",
+                      "--seed", "5", "--state-dir", str(state), cwd=tmp_path)
     commands.append(command)
     lines = command.read_until(r"^Faults at run time: ")
-    assert lines[0] == "sandbox CRMs running: Salesforce, HubSpot (Ctrl-C to stop)"
+    assert lines[0] == "sandbox CRMs running: Salesforce, HubSpot, Notification sink (Ctrl-C to stop)"
     assert json.loads(lines[1].removeprefix("seed 5: "))["salesforce"]["Lead"] == 20
     env = _exports(lines)
     sf_url, hs_url = env["SALESFORCE_INSTANCE_URL"], env["HUBSPOT_BASE_URL"]
@@ -126,7 +126,7 @@ def test_plain_http_on_free_ports_then_ctrl_c_saves_the_state(tmp_path: Path, co
     assert (env["SALESFORCE_CLIENT_ID"], env["SALESFORCE_CLIENT_SECRET"]) == ("sandbox", "sandbox")
     assert env["HUBSPOT_ACCESS_TOKEN"] == "sandbox-token"
     assert "REQUESTS_CA_BUNDLE" not in env
-    assert f"Call ledgers: {sf_url}/__sandbox/ledger  {hs_url}/__sandbox/ledger" in lines
+    assert any(line.startswith(f"Call ledgers: {sf_url}/__sandbox/ledger  {hs_url}/__sandbox/ledger") for line in lines)
 
     session = sandbox_session(sf_url)
     token = session.post(f"{sf_url}/services/oauth2/token", data={
@@ -147,7 +147,8 @@ def test_plain_http_on_free_ports_then_ctrl_c_saves_the_state(tmp_path: Path, co
 
 
 def test_tls_and_json_output_for_scripts(tmp_path: Path, commands: list[Command]) -> None:
-    command = Command("--salesforce-port", "0", "--hubspot-port", "0", "--leads", "10", "--tls", "--json",
+    command = Command("--salesforce-port", "0", "--hubspot-port", "0", "--notify-port", "0", "--leads", "10", "--tls",
+                      "--json",
                       "--tls-dir", str(tmp_path / "tls"), "--hubspot-access-token", "tok-2", cwd=tmp_path)
     commands.append(command)
     settings = json.loads(command.read_until(r"^\{")[-1])
@@ -203,7 +204,8 @@ def test_a_port_in_use_is_named_and_exits_1(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "crm_sandbox", "--salesforce-port", "0", "--hubspot-port", str(port), "--empty"],
+            [sys.executable, "-m", "crm_sandbox", "--salesforce-port", "0", "--hubspot-port", str(port), "--notify-port",
+             "0", "--empty"],
             capture_output=True, text=True, cwd=tmp_path, timeout=WAIT,
         )
     assert done.returncode == 1
