@@ -75,7 +75,7 @@ class Sandboxes:
     def __init__(self, leads: int, seed: int) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "crm_sandbox", "--json", "--seed", str(seed), "--leads", str(leads),
-             "--salesforce-port", "0", "--hubspot-port", "0", "--salesforce-daily-limit", "10000000",
+             "--salesforce-port", "0", "--hubspot-port", "0", "--notify-port", "0", "--salesforce-daily-limit", "10000000",
              "--hubspot-ten-second-limit", "1000000", "--hubspot-daily-limit", "100000000",
              "--hubspot-search-per-second", "1000"],
             cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, text=True)

@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -41,6 +42,9 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(runs_app, name="runs")
 app.add_typer(cursors_app, name="cursors")
+clocks_app = typer.Typer(help="SLA clocks: reminders, escalations and aging re-queues.", no_args_is_help=True,
+                         rich_markup_mode=None)
+app.add_typer(clocks_app, name="clocks")
 
 _PIPED_WIDTH = 200
 """Width of tables when output goes to a pipe or a log (a terminal's own width is used otherwise)."""
@@ -605,6 +609,58 @@ def cursors_reset(
 
 
 @app.command()
+def status(
+    connection: Annotated[str | None, typer.Argument(help="Only this connection (default: every one).")] = None,
+) -> None:
+    """Per connection: the API budget (window and day used of their limits, the reserve kept for real time,
+    what the CRM's last answer said), the last run and the outbox; then the webhook events waiting."""
+    from connector.pipeline.budget import connection_status, inbox_backlog
+
+    config = _load_config_or_exit()
+    if connection is not None:
+        _require_connection(config, connection)
+    names = [connection] if connection is not None else list(config.relay.connections)
+    engine = _open_store_or_exit()
+    try:
+        shown = [connection_status(name, config.connection(name), engine) for name in names]
+        backlog = inbox_backlog(engine)
+    finally:
+        engine.dispose()
+    table = Table("connection", "API window", "API day", "reserve (real time)", "last answer said", "last run",
+                  "outbox pending", box=None)
+    for item in shown:
+        window = (f"{item.window.used:,} / {item.window.limit:,} per {item.window_seconds:g} s"
+                  if item.window is not None else "-")
+        day = f"{item.day.used:,} / {item.day.limit:,}" if item.day is not None else "-"
+        reserve = ", ".join(part for part in (
+            f"{item.window.reserve:,} of the window" if item.window is not None else "",
+            f"{item.day.reserve:,} of the day" if item.day is not None else "") if part) or "-"
+        said = escape(_budget_said(item.seen))
+        run = item.last_run
+        last = (f"{run.id} {run.mode.value} {run.status.value} {_when(run.finished_at or run.started_at)}"
+                if run is not None else "-")
+        table.add_row(escape(item.name), window, day, reserve, said, last, f"{item.outbox_pending:,}")
+    console.print(table)
+    console.print(f"webhook events waiting: {backlog.get('waiting', 0):,} "
+                  f"(claimed {backlog.get('claimed', 0):,}, claim expired {backlog.get('expired', 0):,})")
+
+
+def _budget_said(seen: dict[str, Any] | None) -> str:
+    """What the CRM's last answer said of the budget, in a few words (``window 37 of 40 left; day ...``)."""
+    if not seen:
+        return "-"
+    parts = []
+    if seen.get("window_remaining") is not None and seen.get("window_limit") is not None:
+        parts.append(f"window {seen['window_remaining']:,} of {seen['window_limit']:,} left")
+    if seen.get("day_used") is not None and seen.get("day_limit") is not None:
+        parts.append(f"day {seen['day_used']:,} of {seen['day_limit']:,} used")
+    if seen.get("refused"):
+        parts.append(f"refused ({seen.get('status', '?')})")
+    at = str(seen.get("at", "")).replace("T", " ")[:19]
+    return "; ".join(parts) + (f" ({at} UTC)" if at else "") if parts else "-"
+
+
+@app.command()
 def demo(
     leads: Annotated[int, typer.Option(min=1, help="Leads to generate in each sandbox CRM.")] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 42,
@@ -619,8 +675,10 @@ def demo(
 
     console.print(f"[bold]Relay demo[/bold]: seeding the sandbox CRMs with {leads} leads each (seed {seed})")
     data = generate(seed=seed, leads=leads)
-    names = [unit.sandbox for unit in load_units().values() if unit.sandbox]
-    with SandboxGroup(names, seed_data=data) as group:
+    names = [*(unit.sandbox for unit in load_units().values() if unit.sandbox), "notify"]
+    # HubSpot pushes webhooks (to Relay's intake, started below once its port is known).
+    webhooks = {"webhook_url": "http://127.0.0.1:9/relay-not-started-yet"}
+    with SandboxGroup(names, seed_data=data, options={"hubspot": webhooks} if "hubspot" in names else None) as group:
         config = _load_config_or_exit(dict(os.environ, **group.env()))
         database.parent.mkdir(parents=True, exist_ok=True)
         database.unlink(missing_ok=True)
@@ -641,11 +699,62 @@ def demo(
         console.print("[bold]Third pass[/bold] over unchanged records: nothing to write")
         for name in config.relay.connections:
             _print_rerun(_run_sync_with_progress(config, name, engine))
+        if "hubspot" in config.relay.connections and "hubspot" in group.sandboxes:
+            _demo_real_time(config, engine, group)
         engine.dispose()
     failures = sum(len(s.write_failures) for s in summaries)
     console.print(f"\nDone. Audit log, ledger and outbox are in {database} (relay's store).")
     if failures:
         raise typer.Exit(4)
+
+
+def _demo_real_time(config: RelayConfig, engine: Engine, group: Any) -> None:
+    """A lead created in the sandbox HubSpot reaches Relay by webhook and gets its owner, score, task and alerts."""
+    import httpx
+
+    from connector.web.app import create_app
+    from crm_sandbox.runner import SandboxServer
+
+    portal, sink = group["hubspot"], group.sandboxes.get("notify")
+    console.print("\n[bold]Real time[/bold]: a lead created in HubSpot reaches Relay by webhook (relay serve)")
+    app = create_app(config, engine, decide=True)
+    relay = SandboxServer(app, port=0, name="relay").start()
+    try:
+        portal.webhooks.url = f"{relay.url}/webhooks/hubspot"
+        before = len(sink.messages.all()) if sink is not None else 0
+        api = httpx.Client(base_url=portal.url, headers={"Authorization": "Bearer sandbox-token"}, timeout=10)
+        started = time.monotonic()
+        contact = api.post("/crm/v3/objects/contacts", json={"properties": {
+            "email": "ada.realtime@initech.example", "firstname": "Ada", "lastname": "Realtime",
+            "jobtitle": "VP of Sales", "company": "Initech", "country": "United States", "phone": "+1 415 555 0100",
+            "demo_requested": "true", "pricing_page_visits": "3", "num_conversion_events": "2"}}).json()["id"]
+        shown: dict[str, Any] = {}
+        while time.monotonic() - started < 15 and not shown.get("hubspot_owner_id"):
+            time.sleep(0.05)
+            shown = api.get(f"/crm/v3/objects/contacts/{contact}", params={
+                "properties": "hubspot_owner_id,relay_score,relay_score_category,relay_routing_reason"}).json().get(
+                "properties", {})
+        took = time.monotonic() - started
+        if not shown.get("hubspot_owner_id"):
+            console.print(f"  contact {contact}: no owner written within 15 s (see relay's log)", highlight=False)
+            return
+        console.print(f"  contact {contact} Ada Realtime (Initech): owner {shown['hubspot_owner_id']} written back "
+                      f"{took:.2f} s after it was created; score {shown.get('relay_score')} "
+                      f"({shown.get('relay_score_category')})", highlight=False, markup=False)
+        console.print(f"    why: {shown.get('relay_routing_reason')}", highlight=False, markup=False)
+        deadline = time.monotonic() + 5
+        while sink is not None and time.monotonic() < deadline and not any(
+                "Ada Realtime" in m.text for m in sink.messages.all()[before:]):
+            time.sleep(0.05)
+        if sink is not None:
+            told = [m for m in sink.messages.all()[before:] if "Ada Realtime" in m.text]
+            channels = ", ".join(sorted({m.channel for m in told})) or "none"
+            console.print(f"    alerts in the notification sink: {len(told)} ({channels}) at {sink.url}/messages",
+                          highlight=False, markup=False)
+        api.close()
+    finally:
+        relay.stop()
+        app.state.event_pump.stop()
 
 
 def _print_rerun(summary: SyncSummary) -> None:
@@ -673,6 +782,62 @@ def _print_examples(summary: SyncSummary) -> None:
             due = datetime.fromisoformat(ex.sla_due).strftime("%Y-%m-%d %H:%M UTC")
             console.print(f"    SLA tier {ex.tier}: respond by {due}", highlight=False, markup=False)
     console.print()
+
+
+@clocks_app.command("list")
+def clocks_list(
+    connection: Annotated[str | None, typer.Option(help="Only this connection's clocks.")] = None,
+    due: Annotated[bool, typer.Option("--due", help="Only the clocks with a step due now.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many clocks.")] = 100,
+) -> None:
+    """The open SLA clocks, next due first: record, owner, tier, start, first touch, steps fired, next step."""
+    from connector.pipeline.clocks import list_clocks
+
+    engine = _open_store_or_exit()
+    try:
+        clocks = list_clocks(engine, connection=connection, due=due, limit=limit)
+    finally:
+        engine.dispose()
+    table = Table("clock", "record", "owner", "tier", "source", "started (UTC)", "stage", "first touch (UTC)",
+                  "fired", "next due (UTC)", box=None)
+    for clock in clocks:
+        table.add_row(str(clock.id), escape(clock.label), escape(clock.owner_email), escape(clock.tier),
+                      escape(clock.source), _when(clock.started_at), clock.stage, _when(clock.first_touch_at),
+                      escape(", ".join(clock.fired) or "-"), _when(clock.next_due_at))
+    console.print(table if clocks else ("no SLA clock is due" if due else "no open SLA clocks"))
+
+
+@clocks_app.command("fire")
+def clocks_fire(
+    connection: Annotated[str | None, typer.Option(help="Only this connection's clocks.")] = None,
+) -> None:
+    """Fire the SLA steps due now: reminders, escalations, re-queues, returns to nurture (the worker does it every minute).
+
+    Idempotent: a step fires once however often this runs. Exit codes: 0 done; 1 a
+    connection's clocks could not fire (named; what was committed is sent later).
+    """
+    from connector.pipeline.clocks import fire_due_clocks
+
+    config = _load_config_or_exit()
+    if connection is not None:
+        _require_connection(config, connection)
+    engine = _open_store_or_exit()
+    try:
+        summary = fire_due_clocks(config, engine, connection=connection)
+    finally:
+        engine.dispose()
+    table = Table("step", "record", "owner", "for", "task", "problem", box=None)
+    for step in summary.fired:
+        table.add_row(step.step, escape(f"{step.connection}/{step.object}/{step.crm_id}"), escape(step.owner_email),
+                      escape(step.notify_email or "-"), "yes" if step.task_key else "no", escape(step.problem or "-"))
+    console.print(table if summary.fired else "no SLA step was due")
+    for name, writes in summary.writes.items():
+        console.print(f"{name}: records updated {writes.records_updated}, tasks created {writes.tasks_created}, "
+                      f"refused {len(writes.write_failures)}", highlight=False, markup=False)
+    for error in summary.errors:
+        _error(error)
+    if summary.errors:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -715,13 +880,155 @@ def events(
                       f"decided{written}", highlight=False, markup=False)
 
 
+@app.command("import")
+def import_list(
+    file: Annotated[Path, typer.Argument(help="The CSV list (UTF-8, a header row naming the columns).")],
+    source: Annotated[str, typer.Option(help="The capture source in relay.yaml (e.g. events).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row and show what would be created or "
+                                                            "updated; write nothing.")] = False,
+    errors: Annotated[Path | None, typer.Option(help="Where to write the bad rows (CSV: line, column, value, "
+                                                     "reason); default FILE.errors.csv.")] = None,
+) -> None:
+    """Import a list of people (an event, a trade show): each found by email or created, then decided.
+
+    Columns are matched by name (email, first_name, last_name, company, title, phone, country,
+    utm_source/medium/campaign/term/content, consent, consent_version, submission_id;
+    "E-mail", "First Name"... work too). Every row is checked; bad rows go to the error file and
+    never stop the others. Good rows are stored like form posts (a repeated row stores nothing),
+    then found or created in batches and decided like pushed changes.
+
+    Exit codes: 0 done; 1 the file, the configuration, the store or the CRM failed (named);
+    2 an unknown source; 4 done, but some rows were bad or refused by the CRM.
+    """
+    from connector.pipeline.capture_import import ImportFileError, read_import, write_errors
+    from connector.pipeline.context import utc_now
+
+    config = _load_config_or_exit()
+    if source not in config.relay.capture.sources:
+        _error(f"no capture source {source!r} in relay.yaml (configured: "
+               f"{', '.join(sorted(config.relay.capture.sources)) or 'none'})")
+        raise typer.Exit(2)
+    started = utc_now()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=err_console, transient=True) as progress:
+        checking = progress.add_task(f"checking {file.name}", total=None)
+        try:
+            found = read_import(file, source, received_at=started,
+                                progress=lambda done, total: progress.update(checking, completed=done, total=total))
+        except ImportFileError as exc:
+            _error(exc)
+            raise typer.Exit(1) from None
+    bad = len(found.bad_rows)
+    console.print(f"{file}: {found.rows} rows, {len(found.submissions)} good, {bad} bad", highlight=False,
+                  markup=False)
+    if found.ignored_columns:
+        console.print(f"columns ignored (no such field): {', '.join(found.ignored_columns)}", highlight=False,
+                      markup=False)
+    if found.errors:
+        target = errors or file.with_name(file.name + ".errors.csv")
+        write_errors(target, found.errors)
+        console.print(f"bad rows: {target} ({len(found.errors)} problems)", highlight=False, markup=False)
+    refused = _import_dry_run(config, source, found.submissions) if dry_run else _import_store_and_decide(
+        config, source, found.submissions, started)
+    if bad or refused:
+        raise typer.Exit(4)
+
+
+def _import_dry_run(config: RelayConfig, source: str, submissions: list[Any]) -> int:
+    """Find the people of ``submissions`` and show what an import would create or update; write nothing."""
+    from connector.adapters.errors import CrmError
+    from connector.pipeline.capture import capture_changes
+    from connector.pipeline.connections import open_adapter
+    from connector.pipeline.context import utc_now
+    from connector.store.repositories import InboxEvent
+
+    connection = config.relay.capture.sources[source].connection
+    now = utc_now()
+    events = [InboxEvent(i, "capture", taken.key, {"connection": connection, "event": taken.as_json()}, now, None)
+              for i, taken in enumerate(submissions, start=1)]
+    if not events:
+        console.print("dry run: nothing to import", highlight=False)
+        return 0
+    adapter = open_adapter(config, connection)
+    try:
+        with err_console.status(f"finding {len(events)} people in {connection}"):
+            result = capture_changes(config, connection, adapter, events, now=now, dry_run=True)
+    except CrmError as exc:
+        _error(exc)
+        raise typer.Exit(1) from None
+    finally:
+        adapter.close()
+    table = Table("email", "action", "object", "record", "fields", box=None)
+    for plan in result.plans[:50]:
+        table.add_row(escape(plan.email), plan.action, escape(plan.object), escape(plan.crm_id or "(new)"),
+                      escape(", ".join(f"{k}={v}" for k, v in plan.fields.items())))
+    console.print(table)
+    if len(result.plans) > 50:
+        console.print(f"... and {len(result.plans) - 50} more", highlight=False)
+    console.print(f"dry run: would create {result.count('create')}, update {result.count('update')}, leave "
+                  f"{result.count('unchanged')} unchanged in {connection}; nothing was written", highlight=False,
+                  markup=False)
+    return 0
+
+
+def _import_store_and_decide(config: RelayConfig, source: str, submissions: list[Any], started: datetime) -> int:
+    """Store the good rows in the inbox, then decide everything stored; returns how many the CRM refused."""
+    from sqlalchemy import select
+
+    from connector.adapters.errors import CrmError
+    from connector.pipeline.capture import store_submissions
+    from connector.pipeline.events import process_events
+    from connector.pipeline.intake import InboxUnavailable
+    from connector.store.db import session_factory
+    from connector.store.errors import SyncAlreadyRunning
+    from connector.store.models import QuarantineRow
+
+    connection = config.relay.capture.sources[source].connection
+    engine = _open_store_or_exit()
+    try:
+        new = 0
+        for start in range(0, len(submissions), 1_000):
+            try:
+                new += store_submissions(config, engine, submissions[start:start + 1_000], now=started).new
+            except InboxUnavailable as exc:
+                _error(f"{exc}; {start} rows were stored, import the file again to store the rest")
+                raise typer.Exit(1) from None
+        console.print(f"stored {new} new submissions ({len(submissions) - new} already stored)", highlight=False)
+        updated = tasks = runs = 0
+        with err_console.status("finding, creating and deciding the people"):
+            try:
+                while passed := process_events(config, engine):
+                    runs += len(passed)
+                    for run in passed:
+                        if run.summary is not None:
+                            updated += run.summary.records_updated
+                            tasks += run.summary.tasks_created
+            except (CrmError, SyncAlreadyRunning) as exc:
+                _error(f"{exc}; the submissions stay stored for the next pass (relay events)")
+                raise typer.Exit(1) from None
+        with session_factory(engine).begin() as session:
+            refused = session.scalars(select(QuarantineRow).where(
+                QuarantineRow.connection == connection, QuarantineRow.at >= started,
+                QuarantineRow.reason.like(f"capture {source}:%"))).all()
+    finally:
+        engine.dispose()
+    console.print(f"decided: {runs} events runs, {updated} records updated, {tasks} tasks created", highlight=False)
+    if refused:
+        console.print(f"refused by {connection} ({len(refused)}; quarantined):", highlight=False)
+        for row in refused[:20]:
+            console.print(f"  {row.payload.get('submission', {}).get('origin', '?')}: {row.reason}", highlight=False,
+                          markup=False)
+    return len(refused)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65_535, help="Port to listen on (0: one the OS picks).")] = 8700,
     decide: Annotated[bool, typer.Option(
         "--decide/--no-decide",
-        help="Decide stored events as they arrive (default); --no-decide leaves them to relay worker or relay events.",
+        help="Decide stored events as they arrive, in this process (default); --no-decide hands each delivery to "
+             "relay worker (many workers on RELAY_HUEY_URL=redis://...).",
     )] = True,
 ) -> None:
     """Serve Relay over HTTP: POST /webhooks/<crm> (events stored before the 200), /healthz, /metrics.
@@ -740,9 +1047,14 @@ def serve(
     root.setLevel(min(root.level, logging.INFO))  # every refused webhook is a log line
     console.print(f"Relay serve on http://{host}:{port} (webhooks: POST /webhooks/<crm>); Ctrl-C to stop",
                   highlight=False)
+    on_stored = None
+    if not decide:
+        from jobs.tasks import jobs
+
+        on_stored = jobs.process_events_now  # a job each delivery; every worker claims its own share
     try:
-        uvicorn.run(create_app(config, engine, public_url=settings.public_url, decide=decide), host=host, port=port,
-                    log_level="info", access_log=False)
+        uvicorn.run(create_app(config, engine, public_url=settings.public_url, decide=decide, on_stored=on_stored),
+                    host=host, port=port, log_level="info", access_log=False)
     finally:
         engine.dispose()
 

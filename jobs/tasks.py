@@ -2,14 +2,21 @@
 
 ``enqueue_due_syncs`` runs every minute and enqueues ``sync_connection`` for each
 connection whose schedule (``config/relay.yaml``: ``every_minutes`` or ``cron``) is due;
-``sync_connection`` runs one incremental sync. ``process_pushed_events`` runs every minute
-too and decides what the webhook inbox holds (``relay events``). Both are registered on a Huey instance by
+``sync_connection`` runs one incremental sync. ``process_events_now`` decides what the webhook
+inbox holds (``relay events``): ``relay serve --no-decide`` enqueues it as events arrive, and
+every worker that takes one claims its own share of the events (many workers, one stream).
+``process_pushed_events`` runs every minute as the reconciler: events whose claim ran out (a
+worker died) are decided, and outbox messages a dead writer left are sent.
+``fire_sla_clocks`` fires the SLA clock steps that are due and ``send_notifications`` sends
+the alerts that are due, every minute. They are registered on a Huey instance by
 :func:`register`, so tests can bind them to their own (Redis, memory) instance.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +36,9 @@ class RelayJobs:
     sync_connection: Callable[..., Result]
     enqueue_due_syncs: Callable[..., Any]
     process_pushed_events: Callable[..., Any]
+    process_events_now: Callable[..., Result]
+    send_notifications: Callable[..., Any]
+    fire_sla_clocks: Callable[..., Any]
 
 
 def run_connection_sync(connection: str, full: bool = False) -> dict[str, Any]:
@@ -56,25 +66,95 @@ def run_connection_sync(connection: str, full: bool = False) -> dict[str, Any]:
     return summary.as_dict()
 
 
-def run_events_pass() -> list[dict[str, Any]]:
-    """One pass over the stored webhook events (``relay events``) with the process settings."""
+EVENTS_PER_PASS = 200
+"""Events one worker claims at a time: a burst is shared by the workers instead of taken whole by one."""
+EVENTS_SETTLE = 0.2
+"""Seconds a woken worker waits before it claims: the intake tells the workers once per window
+(``connector.web.app.HANDOFF_WINDOW``), and the job must take what was stored during it."""
+CONFIG_TTL = 30.0
+"""Seconds a worker keeps the configuration it loaded before reading it again (an event pass is frequent)."""
+
+_context_lock = threading.Lock()
+_context: dict[tuple[str, str, str], tuple[float, Any, Any]] = {}
+
+
+def _worker_context() -> tuple[Any, Any]:
+    """The configuration and the store of this worker process, loaded once and kept ``CONFIG_TTL`` seconds.
+
+    Events passes run many times a second under load; loading and validating the YAML
+    and opening the store each time would cost more than deciding the events.
+    """
     from connector.config.loader import load_config
     from connector.config.settings import config_location, get_settings
-    from connector.pipeline.events import process_events
     from connector.store.migrate import open_store
 
     settings = get_settings()
     location = config_location(settings)
-    config = load_config(location.config_dir, location.mappings_dir)
-    engine = open_store(settings.database_url.get_secret_value())
-    try:
-        runs = process_events(config, engine)
-    finally:
-        engine.dispose()
+    url = settings.database_url.get_secret_value()
+    key = (str(location.config_dir), str(location.mappings_dir), url)
+    with _context_lock:
+        found = _context.get(key)
+        if found is not None and time.monotonic() - found[0] < CONFIG_TTL:
+            return found[1], found[2]
+        config = load_config(location.config_dir, location.mappings_dir)
+        engine = found[2] if found is not None else open_store(url)
+        _context[key] = (time.monotonic(), config, engine)
+        return config, engine
+
+
+def run_events_pass(*, limit: int = 1_000, until_empty: bool = False) -> list[dict[str, Any]]:
+    """Decide stored webhook events (``relay events``) with the process settings.
+
+    Args:
+        limit: Events claimed per pass.
+        until_empty: Pass after pass until no event is left to claim (a worker woken by the intake).
+    """
+    from connector.pipeline.events import process_events
+
+    config, engine = _worker_context()
+    runs = []
+    while True:
+        found = process_events(config, engine, limit=limit)
+        runs.extend(found)
+        if not until_empty or not found:
+            break
     for run in runs:
         log.info("events of %s: %d processed, %d records decided", run.connection, run.events, run.records)
     return [{"connection": r.connection, "events": r.events, "records": r.records,
              "run_id": r.summary.run_id if r.summary is not None else None} for r in runs]
+
+
+def run_notifications_pass() -> dict[str, Any]:
+    """Send the alerts that are due (``connector.pipeline.alerts``) with the process settings."""
+    from connector.pipeline.alerts import send_pending_notifications
+
+    config, engine = _worker_context()
+    summary = send_pending_notifications(config, engine)
+    if summary.outcomes:
+        log.info("alerts: %s", ", ".join(f"{n} {status}" for status, n in sorted(summary.outcomes.items())))
+    return {"outcomes": dict(summary.outcomes), "errors": summary.errors}
+
+
+def run_clock_pass() -> dict[str, Any]:
+    """Fire the SLA clock steps that are due (``relay clocks fire``) with the process settings."""
+    from connector.pipeline.clocks import fire_due_clocks
+
+    config, engine = _worker_context()
+    summary = fire_due_clocks(config, engine)
+    if summary.fired or summary.errors:
+        log.info("SLA clocks: %d steps fired %s, %d errors", len(summary.fired), dict(summary.by_step),
+                 len(summary.errors))
+    return {"claimed": summary.claimed, "fired": dict(summary.by_step), "errors": summary.errors}
+
+
+def run_reconciler() -> dict[str, Any]:
+    """Re-drive what workers that died left: inbox events whose claim ran out, outbox messages nobody sends."""
+    from connector.pipeline.events import send_left_messages
+
+    config, engine = _worker_context()
+    events = run_events_pass(until_empty=True)
+    outboxes = send_left_messages(config, engine)
+    return {"events": events, "outboxes_sent": outboxes}
 
 
 def due_connections(now: datetime) -> list[str]:
@@ -130,11 +210,25 @@ def register(huey: Huey) -> RelayJobs:
         return due
 
     @huey.periodic_task(crontab(minute="*"), name="relay.process_pushed_events")
-    def process_pushed_events() -> list[dict[str, Any]]:
-        return run_events_pass()
+    def process_pushed_events() -> dict[str, Any]:
+        return run_reconciler()
+
+    @huey.task(name="relay.process_events_now")
+    def process_events_now(settle: float = EVENTS_SETTLE) -> list[dict[str, Any]]:
+        time.sleep(settle)  # deliveries of the intake's handoff window become one batch
+        return run_events_pass(limit=EVENTS_PER_PASS, until_empty=True)
+
+    @huey.periodic_task(crontab(minute="*"), name="relay.send_notifications")
+    def send_notifications() -> dict[str, Any]:
+        return run_notifications_pass()
+
+    @huey.periodic_task(crontab(minute="*"), name="relay.fire_sla_clocks")
+    def fire_sla_clocks() -> dict[str, Any]:
+        return run_clock_pass()
 
     return RelayJobs(huey=huey, sync_connection=sync_connection, enqueue_due_syncs=enqueue_due_syncs,
-                     process_pushed_events=process_pushed_events)
+                     process_pushed_events=process_pushed_events, process_events_now=process_events_now,
+                     send_notifications=send_notifications, fire_sla_clocks=fire_sla_clocks)
 
 
 def _default() -> RelayJobs:
@@ -146,4 +240,5 @@ def _default() -> RelayJobs:
 jobs = _default()
 """Relay's jobs on the Huey instance chosen by ``RELAY_HUEY_URL`` (``relay worker`` consumes them)."""
 
-__all__ = ["RelayJobs", "Task", "due_connections", "jobs", "register", "run_connection_sync", "run_events_pass"]
+__all__ = ["RelayJobs", "Task", "due_connections", "jobs", "register", "run_connection_sync", "run_events_pass",
+           "run_notifications_pass"]

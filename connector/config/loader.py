@@ -20,6 +20,7 @@ from connector.config.problems import ConfigError, ConfigProblem
 from connector.config.relay import RelayFile
 from connector.config.settings import config_location
 from connector.core import rules as core_rules
+from connector.notify.settings import AlertsFile, load_alerts
 
 RULE_FILES: dict[str, type[BaseModel]] = {
     "scoring": core_rules.ScoringRules, "routing": core_rules.RoutingRules, "sla": core_rules.SlaPolicy,
@@ -38,6 +39,7 @@ class RelayConfig:
             log records with each decision.
         config_dir: Where ``relay.yaml`` and ``rules/`` were read.
         mappings_dir: Where the mapping files were read.
+        alerts: Who hears about which lead and how (``rules/alerts.yaml``); None without that file.
     """
 
     relay: RelayFile
@@ -45,6 +47,7 @@ class RelayConfig:
     rules: core_rules.Rules
     config_dir: Path = field(default=Path("config"))
     mappings_dir: Path = field(default=Path("mappings"))
+    alerts: AlertsFile | None = None
 
     def connection(self, name: str) -> ConnectionSettings:
         """The connection called ``name``.
@@ -137,12 +140,14 @@ def _load(config_dir: Path, mappings_dir: Path, env: Mapping[str, str]) -> tuple
     relay = _load_relay(config_dir / "relay.yaml", env, problems)
     mappings = _load_mappings(mappings_dir, problems)
     rules = _load_rules(config_dir / "rules", problems)
+    alerts = load_alerts(config_dir / "rules" / "alerts.yaml", env, problems,
+                         [tier.name for tier in rules.sla.tiers] if rules is not None else None)
     if relay is not None:
         _check_connections(relay, mappings, config_dir / "relay.yaml", mappings_dir, problems)
     problems = _in_file_order(problems, config_dir / "relay.yaml", mappings_dir)
     if problems or relay is None or rules is None:
         return None, problems
-    return RelayConfig(relay, mappings, rules, config_dir, mappings_dir), problems
+    return RelayConfig(relay, mappings, rules, config_dir, mappings_dir, alerts), problems
 
 
 def _in_file_order(problems: list[ConfigProblem], relay_path: Path, mappings_dir: Path) -> list[ConfigProblem]:
@@ -248,6 +253,10 @@ def _check_connections(
 ) -> None:
     file = str(relay_path)
     document = read_yaml(relay_path, file)
+    for inner, value, message in relay.capture.problems_with(relay.connections):
+        key = ("capture", *inner)
+        line, column = document.position(key)
+        problems.append(ConfigProblem(file, format_path(key), value, message, line, column))
     for name, connection in relay.connections.items():
         base = ("connections", name)
         if not re.match(CONNECTION_NAME_PATTERN, name):

@@ -25,6 +25,7 @@ def _models() -> dict[str, type[BaseModel]]:
         "scoring": rules.ScoringRules,
         "routing": rules.RoutingRules,
         "sla": rules.SlaPolicy,
+        "alerts": importlib.import_module("connector.notify.settings").AlertsFile,
     }
 
 

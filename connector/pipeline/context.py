@@ -21,6 +21,7 @@ from connector.pipeline.writer import OutboxWriter
 from connector.store.repositories import (
     AssignmentIn,
     AuditEntryIn,
+    NotificationIn,
     OutboxMessageIn,
     QuarantineIn,
     Repositories,
@@ -109,6 +110,7 @@ class PagePlan:
     assignments: list[AssignmentIn] = field(default_factory=list)
     reassignments: list[AssignmentIn] = field(default_factory=list)
     quarantine: list[QuarantineIn] = field(default_factory=list)
+    notifications: list[NotificationIn] = field(default_factory=list)
     changed: int = 0
     deleted: int = 0
     merged: int = 0
@@ -123,7 +125,7 @@ class PagePlan:
         self.audit_entries.append(AuditEntryIn(self.connection, action, run_id=self.run_id, **entry))
 
     def write(self, repos: Repositories, now: datetime) -> None:
-        """Write the planned quarantine entries, assignments, outbox messages and audit entries (set-based)."""
+        """Write the planned quarantine entries, assignments, outbox messages, alerts and audit entries (set-based)."""
         if self.quarantine:
             repos.quarantine.add_many(self.quarantine)
         if self.reassignments:  # their old owner cannot own records here any more: superseded
@@ -132,6 +134,8 @@ class PagePlan:
             repos.assignments.record_new_many(self.assignments, now=now)
         if self.outbox:
             repos.outbox.enqueue_many(self.outbox, run_id=self.run_id, now=now)
+        if self.notifications:
+            repos.notifications.enqueue_many(self.notifications, now=now)
         if self.audit_entries:
             repos.audit.append_many(self.audit_entries)
 

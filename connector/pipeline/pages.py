@@ -25,6 +25,8 @@ from connector.core.models import (
     RoutingState,
 )
 from connector.mapping.engine import MappingError
+from connector.pipeline.alerts import assignment_alerts
+from connector.pipeline.clocks import Observed, track_clocks
 from connector.pipeline.context import EXAMPLES, PagePlan, RunContext
 from connector.pipeline.records import MappedRecord, account_from_snapshot, person_from_snapshot
 from connector.pipeline.summary import DecisionExample
@@ -245,6 +247,8 @@ def people_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRec
         ref = decision.ref
         _apply_decision(ctx, plan, Decided(mappings[ref], persons[ref], by_ref[ref], decision, relay_ids[ref],
                                            has_own_assignment=ref in own, supersede=ref in stale), repos)
+    # SLA clocks: every owned lead's clock opened, moved on (first touch) or closed, in this transaction.
+    track_clocks(ctx, plan, [Observed(mappings[d.ref], persons[d.ref], d, relay_ids[d.ref]) for d in decisions], repos)
     return plan
 
 
@@ -332,6 +336,8 @@ def _apply_decision(ctx: RunContext, plan: PagePlan, item: Decided, repos: Repos
         quarantine(ctx, plan, item.mapping, item.record, f"cannot write back: {exc}", repos)
         return
     _enqueue(ctx, plan, item, planned)
+    if assigned is not None and assigned.assignment_key is not None:  # the tier's alerts, queued with the page
+        plan.notifications.extend(assignment_alerts(ctx.config, item.person, item.decision, item.relay_id))
     if assigned is not None and assigned.assignment_key is not None and len(plan.examples) < EXAMPLES:
         plan.examples.append(_example(item.person, item.decision))
 

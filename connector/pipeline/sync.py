@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from connector.adapters.base import CrmAdapter, Cursor, FieldSpec, Page
+from connector.adapters.budget import Priority
 from connector.adapters.errors import ConfigurationError
 from connector.adapters.retry import deadline_applied
 from connector.config.loader import RelayConfig
@@ -39,6 +40,7 @@ from connector.config.mappings import ObjectMapping
 from connector.core.decide import keeps_crm_owner
 from connector.core.models import Owner, Person
 from connector.crms.factory import run_deadline
+from connector.pipeline.alerts import send_alerts_now
 from connector.pipeline.connections import open_adapter, resolve_connection
 from connector.pipeline.context import PagePlan, RunContext, utc_now
 from connector.pipeline.heartbeat import Heartbeat, SyncTakenOver, holder_is_gone, this_process
@@ -47,7 +49,7 @@ from connector.pipeline.plan import planned_writes
 from connector.pipeline.records import MappedRecord, map_record, person_from_snapshot
 from connector.pipeline.summary import NoProgress, SyncProgress, SyncSummary
 from connector.pipeline.writer import OutboxWriter
-from connector.store.db import session_factory
+from connector.store.db import serialize_decisions, session_factory
 from connector.store.errors import RunNotRunning
 from connector.store.models import SyncMode, SyncStatus
 from connector.store.repositories import Repositories
@@ -116,7 +118,11 @@ def run_sync(
     summary = SyncSummary(connection=connection, mode=mode.value, dry_run=dry_run)
     sessions = session_factory(engine)
     own_adapter = adapter is None
-    adapter = adapter or open_adapter(config, connection)
+    # Every call spends the connection's API budget; pushed records may spend the reserve kept for them. A dry
+    # run holds one transaction open to the end (SQLite's write lock): its few reads are not counted (the
+    # headers of the next counted answer correct the count).
+    adapter = adapter or open_adapter(config, connection, engine=None if dry_run else engine,
+                                      priority=Priority.REALTIME if mode is SyncMode.EVENTS else Priority.BACKGROUND)
     calls_before = adapter.calls.by_kind()
     progress = progress or NoProgress()
     dry_session = sessions() if dry_run else None
@@ -135,6 +141,8 @@ def run_sync(
             cutoff = now() if force or gone else now() - min(stale_after, TAKE_OVER_AFTER)
         else:
             cutoff = now() - stale_after
+        if mode is SyncMode.EVENTS:  # a worker killed on this host: its run is over
+            runs.mark_gone_events_runs_crashed(connection, holder_is_gone, now=now())
         summary.run_id = runs.start(connection, mode, now=now(), take_over_stale_before=cutoff, holder=this_process())
     if not dry_run and not isinstance(engine.pool, StaticPool):  # an in-memory store: nobody can take over
         options = {} if heartbeat_every is None else {"every": heartbeat_every}
@@ -167,6 +175,8 @@ def run_sync(
             _finish(ctx, status, error)
         if own_adapter:
             adapter.close()
+    if not dry_run:
+        send_alerts_now(config, engine, now=now())  # Hot leads are told within seconds, not at the minute
     return summary
 
 
@@ -236,6 +246,7 @@ def _commit_page(ctx: RunContext, mapping: ObjectMapping, page: Page, handle: Pa
     ctx.check_not_taken_over()
     mapped = [map_record(ctx.connection, mapping, record) for record in page.records]
     with ctx.transaction() as session:
+        serialize_decisions(session, ctx.connection)  # runs side by side decide one page at a time
         repos = Repositories(session)
         plan = handle(ctx, mapping, mapped, repos)
         apply_deletions(ctx, plan, mapping, page.deleted_ids, page.merged, repos)
@@ -427,6 +438,7 @@ def _list_deletions(ctx: RunContext, mapping: ObjectMapping, start: Cursor | Non
     deleted = ctx.adapter.read_deleted(mapping.name, since)
     plan = ctx.new_page()
     with ctx.transaction() as session:
+        serialize_decisions(session, ctx.connection)
         repos = Repositories(session)
         if deleted:
             apply_deletions(ctx, plan, mapping, deleted, (), repos)
@@ -460,6 +472,7 @@ def _propagate_owners(ctx: RunContext, mapping: ObjectMapping, page_size: int) -
     for start in range(0, len(waiting_records), page_size):
         records = waiting_records[start:start + page_size]
         with ctx.transaction() as session:
+            serialize_decisions(session, ctx.connection)
             repos = Repositories(session)
             plan = people_page(ctx, mapping, records, repos, decide_unchanged=True)
             plan.write(repos, ctx.now())

@@ -2,8 +2,9 @@
 
 Portable between SQLite and PostgreSQL. Invariants live in the database:
 
-* one running sync per connection: partial unique index on ``sync_runs(connection)``
-  where ``status = 'running'``;
+* one running full or incremental sync per connection: partial unique index on
+  ``sync_runs(connection)`` where ``status = 'running' AND mode <> 'events'`` (events runs
+  run side by side);
 * one active assignment per CRM record: partial unique index on
   ``assignments(connection, object, crm_id)`` where ``status = 'active'``;
 * one outbox row per idempotency key, one inbox row per (provider, event key);
@@ -128,6 +129,11 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
 
 
+ONE_RUNNING_WHERE = "status = 'running' AND mode <> 'events'"
+"""The runs of which a connection has at most one at a time: those that read changes (full,
+incremental). ``events`` runs read only the records pushed to Relay and run side by side."""
+
+
 class SyncRunRow(Base):
     """One sync of a connection (optionally limited to one CRM object)."""
 
@@ -139,8 +145,8 @@ class SyncRunRow(Base):
             "uq_sync_runs_one_running",
             "connection",
             unique=True,
-            sqlite_where=text("status = 'running'"),
-            postgresql_where=text("status = 'running'"),
+            sqlite_where=text(ONE_RUNNING_WHERE),
+            postgresql_where=text(ONE_RUNNING_WHERE),
         ),
         Index("ix_sync_runs_connection_started_at", "connection", "started_at"),
     )
@@ -276,6 +282,67 @@ class RoundRobinRow(Base):
     updated_at: Mapped[datetime]
 
 
+class ClockStatus(StrEnum):
+    """An SLA clock runs (``open``) until its lead is worked, re-queued, nurtured or changes owner."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class SlaClockRow(Base):
+    """One owner's SLA clock on one person record: its steps, first touch and stage.
+
+    At most one is open per CRM record (partial unique index); the periodic job claims the
+    open ones whose ``next_due_at`` has come (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+    """
+
+    __tablename__ = "sla_clocks"
+    __table_args__ = (
+        CheckConstraint(_in("status", ClockStatus), name="status"),
+        CheckConstraint("stage IN ('new', 'contacted', 'other')", name="stage"),
+        Index(
+            "uq_sla_clocks_one_open",
+            "connection",
+            "object",
+            "crm_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_sla_clocks_record", "connection", "object", "crm_id", "id"),
+        Index(
+            "ix_sla_clocks_due",
+            "next_due_at",
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_sla_clocks_relay_id", "relay_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN))
+    crm_id: Mapped[str] = mapped_column(String(CRM_ID_LEN))
+    relay_id: Mapped[str | None] = mapped_column(String(RELAY_ID_LEN))
+    owner_email: Mapped[str] = mapped_column(String(320))
+    owner_crm_id: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
+    tier: Mapped[str] = mapped_column(String(64))
+    group_key: Mapped[str | None] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    stage: Mapped[str] = mapped_column(String(16))
+    stage_since: Mapped[datetime]
+    first_touch_at: Mapped[datetime | None]
+    fired: Mapped[dict[str, Any]]
+    """Step -> when it fired (ISO-8601)."""
+    next_due_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))
+    closed_reason: Mapped[str | None] = mapped_column(String(64))
+    closed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
 class OutboxRow(Base):
     """A CRM write waiting to be sent, or its outcome."""
 
@@ -300,6 +367,66 @@ class OutboxRow(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id"))
+    claimed_by: Mapped[str | None] = mapped_column(String(HOLDER_LEN))
+    """The writer sending it (``host:pid:start/...``) until ``claimed_until``."""
+    claimed_until: Mapped[datetime | None]
+
+
+class NotificationStatus(StrEnum):
+    """Delivery state of an alert: ``failed`` is retried after its backoff, ``dead`` and ``skipped`` are final."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD = "dead"
+    SKIPPED = "skipped"
+
+
+class NotificationChannel(StrEnum):
+    """The channels a notification travels through."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    SLACK = "slack"
+
+
+class NotificationRow(Base):
+    """One alert to one recipient through one channel, queued with the decision that caused it.
+
+    One row per idempotency key (the decision, the event kind and the channel), so a decision
+    replayed queues nothing new; the sender claims due rows (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL) under a lease (``claimed_until``).
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        CheckConstraint(_in("status", NotificationStatus), name="status"),
+        CheckConstraint(_in("channel", NotificationChannel), name="channel"),
+        CheckConstraint("kind <> ''", name="kind_not_empty"),
+        Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_notifications_record", "connection", "object", "crm_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(320))
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN))
+    crm_id: Mapped[str] = mapped_column(String(CRM_ID_LEN))
+    relay_id: Mapped[str | None] = mapped_column(String(RELAY_ID_LEN))
+    tier: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
 
 
 class AuditRow(Base):
@@ -365,6 +492,34 @@ class ApiCallRow(Base):
     at: Mapped[datetime]
 
 
+class ApiBudgetRow(Base):
+    """One connection's API budget in one window (``window``: the CRM's short rolling window; ``day``).
+
+    Shared by every process that calls the connection's CRM; read and written under a row lock
+    (``connector/store/repositories/budgets.py``).
+    """
+
+    __tablename__ = "api_budgets"
+    __table_args__ = (
+        CheckConstraint("kind IN ('window', 'day')", name="kind"),
+        CheckConstraint("spent >= 0", name="spent_not_negative"),
+    )
+
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    limit_seen: Mapped[int | None] = mapped_column(Integer)
+    """The limit the CRM's headers last said (None: not yet)."""
+    spent: Mapped[int] = mapped_column(Integer)
+    """``day``: calls counted in ``period``; ``window``: the grants' sum when last written."""
+    period: Mapped[str | None] = mapped_column(String(10))
+    """``day``: the UTC day counted (``YYYY-MM-DD``)."""
+    grants: Mapped[Any] = mapped_column(JSON)
+    """``window``: ``[grant id, epoch seconds, calls]`` of the grants still counted."""
+    seen: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    """What the last answer's headers said."""
+    updated_at: Mapped[datetime]
+
+
 class InboxRow(Base):
     """A webhook event stored before it is acknowledged (at-least-once intake)."""
 
@@ -378,6 +533,14 @@ class InboxRow(Base):
             sqlite_where=text("processed_at IS NULL"),
             postgresql_where=text("processed_at IS NULL"),
         ),
+        Index(
+            "ix_webhook_inbox_record",
+            "connection",
+            "object",
+            "crm_id",
+            sqlite_where=text("processed_at IS NULL"),
+            postgresql_where=text("processed_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -386,3 +549,10 @@ class InboxRow(Base):
     payload: Mapped[Any] = mapped_column(JSON)
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
+    connection: Mapped[str | None] = mapped_column(String(CONNECTION_LEN))
+    """The connection, object and record the event is about (None: it names no record)."""
+    object: Mapped[str | None] = mapped_column(String(OBJECT_LEN))
+    crm_id: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
+    claimed_by: Mapped[str | None] = mapped_column(String(HOLDER_LEN))
+    """The worker processing it (``host:pid:start/thread``) until ``claimed_until``."""
+    claimed_until: Mapped[datetime | None]

@@ -23,7 +23,8 @@ def test_typo_in_a_key_is_rejected_with_a_suggestion(shipped: ConfigCopy, proble
         "config/relay.yaml:19: connections.salesforce.page_sise: unknown key 'page_sise'; did you mean "
         "'page_size'? (allowed: kind, base_url, mapping, schedule, write_back, connect_timeout, read_timeout, "
         "max_attempts, read_lag_seconds, owners_cache_seconds, deletions_every_minutes, run_deadline_minutes, "
-        "api_version, credentials, objects, page_size, write_batch_size, organization_id)"
+        "api_version, credentials, objects, page_size, write_batch_size, organization_id, api_daily_limit, "
+        "api_reserve_percent, api_budget_block)"
     ]
 
 
@@ -190,7 +191,10 @@ def test_connection_names_must_be_simple(shipped: ConfigCopy, problems_of: Probl
     shipped.edit("config/relay.yaml", "  hubspot:\n", "  HubSpot EU:\n")
     assert problems_of() == [
         "config/relay.yaml:24: connections.HubSpot EU: connection name 'HubSpot EU' must be lower-case letters, "
-        "digits and underscores, starting with a letter"
+        "digits and underscores, starting with a letter",
+        # ... and the form source that names it, reported with it rather than instead of it
+        "config/relay.yaml:44: capture.sources.website.connection: 'hubspot' is not a connection in relay.yaml "
+        "(known: HubSpot EU, salesforce)",
     ]
 
 
@@ -203,6 +207,7 @@ def test_problems_come_in_file_order(shipped: ConfigCopy) -> None:
     assert found == [
         ("config/relay.yaml", "connections.salesforce.objects[3]"),
         ("config/relay.yaml", "connections.Hub"),
+        ("config/relay.yaml", "capture.sources.website.connection"),
         ("mappings/hubspot.yaml", "objects.contacts.fields[9].direction"),
         ("config/rules/sla.yaml", "tiers[0].response_minutes"),
     ]

@@ -159,10 +159,13 @@ def relay_command(config_dir: Path, read_timeout: float) -> list[str]:
     for model in (SalesforceConnection, HubSpotConnection):
         assert "read_timeout" in model.model_fields, f"{model.__name__} has no read_timeout setting"
     relay_yaml = config_dir / "relay.yaml"
-    text, n = re.subn(r"(?m)^(  [A-Za-z0-9_-]+:\n)(?!    read_timeout:)", rf"\g<1>    read_timeout: {read_timeout}\n",
-                      relay_yaml.read_text())
+    text = relay_yaml.read_text()
+    block = re.search(r"(?ms)^connections:\n.*?(?=^\S|\Z)", text)  # the connections, not later sections
+    assert block is not None, f"no connections: section in {relay_yaml}"
+    connections, n = re.subn(r"(?m)^(  [A-Za-z0-9_-]+:\n)(?!    read_timeout:)",
+                             rf"\g<1>    read_timeout: {read_timeout}\n", block.group(0))
     assert n >= 1, f"no connection found in {relay_yaml} to set read_timeout on"
-    relay_yaml.write_text(text)
+    relay_yaml.write_text(text[:block.start()] + connections + text[block.end():])
     return list(RELAY)
 
 

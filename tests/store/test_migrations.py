@@ -28,6 +28,9 @@ EXPECTED_TABLES = {
     "quarantine",
     "api_calls",
     "webhook_inbox",
+    "sla_clocks",
+    "notifications",
+    "api_budgets",
 }
 
 

@@ -25,6 +25,14 @@ from sqlalchemy.orm import Session
 from connector.store.repositories.api_calls import ApiCalls
 from connector.store.repositories.assignments import Assignment, AssignmentIn, Assignments
 from connector.store.repositories.audit import Audit, AuditEntry, AuditEntryIn
+from connector.store.repositories.budgets import BudgetRecord, Budgets
+from connector.store.repositories.clocks import (
+    Clock,
+    ClockIn,
+    Clocks,
+    ClockUpdate,
+    OpenClockConflict,
+)
 from connector.store.repositories.cursors import Cursor, Cursors, id_order_key
 from connector.store.repositories.identities import (
     CrmRef,
@@ -34,7 +42,8 @@ from connector.store.repositories.identities import (
     relay_id_for_key,
     relay_id_for_record,
 )
-from connector.store.repositories.inbox import Inbox, InboxEvent
+from connector.store.repositories.inbox import EventRecord, Inbox, InboxEvent
+from connector.store.repositories.notifications import Notification, NotificationIn, Notifications
 from connector.store.repositories.outbox import (
     MessageStatus,
     Outbox,
@@ -63,6 +72,9 @@ class Repositories:
         self.quarantine = Quarantine(session)
         self.inbox = Inbox(session)
         self.api_calls = ApiCalls(session)
+        self.budgets = Budgets(session)
+        self.clocks = Clocks(session)
+        self.notifications = Notifications(session)
 
 
 __all__ = [
@@ -74,13 +86,24 @@ __all__ = [
     "Audit",
     "AuditEntry",
     "AuditEntryIn",
+    "BudgetRecord",
+    "Budgets",
+    "Clock",
+    "ClockIn",
+    "ClockUpdate",
+    "Clocks",
     "CrmRef",
     "Cursor",
     "Cursors",
+    "EventRecord",
     "Identities",
     "Inbox",
     "InboxEvent",
     "MessageStatus",
+    "Notification",
+    "NotificationIn",
+    "Notifications",
+    "OpenClockConflict",
     "Outbox",
     "OutboxMessage",
     "OutboxMessageIn",
