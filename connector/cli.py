@@ -876,8 +876,9 @@ def events(
                    f"API calls {summary.api_call_total}") if summary is not None else ""
         events_word = "event" if run.events == 1 else "events"
         records_word = "record" if run.records == 1 else "records"
-        console.print(f"{run.connection}: {run.events} {events_word}, {run.records} {records_word} read by id and "
-                      f"decided{written}", highlight=False, markup=False)
+        echoes = f" ({run.echoes} of them Relay's own writes coming back, not read)" if run.echoes else ""
+        console.print(f"{run.connection}: {run.events} {events_word}{echoes}, {run.records} {records_word} read by id "
+                      f"and decided{written}", highlight=False, markup=False)
 
 
 @app.command("import")

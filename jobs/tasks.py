@@ -119,8 +119,9 @@ def run_events_pass(*, limit: int = 1_000, until_empty: bool = False) -> list[di
         if not until_empty or not found:
             break
     for run in runs:
-        log.info("events of %s: %d processed, %d records decided", run.connection, run.events, run.records)
-    return [{"connection": r.connection, "events": r.events, "records": r.records,
+        log.info("events of %s: %d processed (%d echoes), %d records decided", run.connection, run.events,
+                 run.echoes, run.records)
+    return [{"connection": r.connection, "events": r.events, "records": r.records, "echoes": r.echoes,
              "run_id": r.summary.run_id if r.summary is not None else None} for r in runs]
 
 

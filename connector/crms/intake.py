@@ -44,6 +44,9 @@ class WebhookEvent:
         about: What the event is about when it names no record yet (a captured email,
             ``email:ada@example.com``): events about one thing are never decided by two
             workers at once. Defaults to the record id.
+        changes: The new values the event reports, by CRM field (a HubSpot property change:
+            its property and value), when it reports them. An event whose values the stored
+            record already holds (typically Relay's own write coming back) is not read again.
     """
 
     key: str
@@ -52,6 +55,7 @@ class WebhookEvent:
     kind: str
     payload: Mapping[str, Any] = field(hash=False)
     about: str | None = None
+    changes: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 class WebhookRefused(Exception):

@@ -14,20 +14,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from connector.config.loader import RelayConfig
 from connector.pipeline.capture import capture_into
+from connector.pipeline.connections import resolve_connection
 from connector.pipeline.context import utc_now
 from connector.pipeline.heartbeat import holder_is_gone, this_process
+from connector.pipeline.records import holds_values
 from connector.pipeline.summary import SyncSummary
 from connector.pipeline.sync import run_sync
 from connector.store.db import session_factory
-from connector.store.repositories import Inbox, InboxEvent, Outbox
+from connector.store.repositories import Inbox, InboxEvent, Outbox, Records
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +45,15 @@ class EventsRun:
         events: Events processed.
         records: Distinct records they named (read by id and decided).
         summary: The events run's summary (None when no event named a record).
+        echoes: Events whose values the stored records already held (Relay's own writes coming
+            back): processed without a read.
     """
 
     connection: str
     events: int
     records: int
     summary: SyncSummary | None
+    echoes: int = 0
 
 
 CLAIM_LEASE = timedelta(minutes=5)
@@ -100,9 +107,10 @@ def process_events(
                 Inbox(session).release([event.id for event in group], holder)
             continue
         changed: dict[str, list[str]] = {}
+        echoes = _echoes(config, connection, group, sessions)
         for event in group:
             payload = event.payload if isinstance(event.payload, dict) else {}
-            if payload.get("object") and payload.get("crm_id"):
+            if payload.get("object") and payload.get("crm_id") and event.id not in echoes:
                 ids = changed.setdefault(str(payload["object"]), [])
                 if str(payload["crm_id"]) not in ids:
                     ids.append(str(payload["crm_id"]))
@@ -116,9 +124,44 @@ def process_events(
         with sessions.begin() as session:
             Inbox(session).mark_processed_many([event.id for event in group], now=now())
         records = sum(len(ids) for ids in changed.values())
-        log.info("%s: %d events, %d records decided", connection, len(group), records)
-        done.append(EventsRun(connection, len(group), records, summary))
+        log.info("%s: %d events (%d echoes of what the store holds), %d records decided", connection, len(group),
+                 len(echoes), records)
+        done.append(EventsRun(connection, len(group), records, summary, len(echoes)))
     return done
+
+
+def _echoes(config: RelayConfig, connection: str, events: Sequence[InboxEvent],
+            sessions: sessionmaker[Session]) -> set[int]:
+    """The events whose reported values the stored records already hold: nothing new to read.
+
+    Relay's own writes come back as webhooks (HubSpot sends a property change for each
+    property Relay wrote). The snapshot of a record takes on what Relay wrote once it is sent,
+    so such a change reports what the store holds already: reading the record again would
+    cost an API call and decide nothing. Only events that report their values (the CRM unit
+    fills ``WebhookEvent.changes``) are judged; the others are read.
+    """
+    reported: dict[str, list[tuple[InboxEvent, str, dict[str, Any]]]] = {}
+    for event in events:
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        changes, obj, crm_id = payload.get("changes"), payload.get("object"), payload.get("crm_id")
+        if isinstance(changes, dict) and changes and obj and crm_id:
+            reported.setdefault(str(obj), []).append((event, str(crm_id), changes))
+    if not reported:
+        return set()
+    resolved = resolve_connection(config, connection)
+    echoes: set[int] = set()
+    with sessions.begin() as session:
+        records = Records(session)
+        for object_name, items in reported.items():
+            mapping = resolved.mapping(object_name)
+            if mapping is None:
+                continue
+            snapshots = records.get_many(connection, object_name, [crm_id for _, crm_id, _ in items])
+            for event, crm_id, changes in items:
+                snapshot = snapshots.get(crm_id)
+                if snapshot is not None and not snapshot.deleted and holds_values(mapping, snapshot.canonical, changes):
+                    echoes.add(event.id)
+    return echoes
 
 
 LEFT_AFTER = timedelta(minutes=1)

@@ -65,7 +65,8 @@ class EventInbox:
                 again). Anything else is a defect and is raised as it is.
         """
         items = [(event.key, {"connection": connection, "object": event.object, "crm_id": event.crm_id,
-                              "kind": event.kind, "event": dict(event.payload)},
+                              "kind": event.kind, "event": dict(event.payload),
+                              **({"changes": dict(event.changes)} if event.changes is not None else {})},
                   EventRecord(connection, event.object, event.crm_id or event.about)) for event in events]
         try:
             with self._sessions.begin() as session:

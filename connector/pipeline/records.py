@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -40,6 +41,18 @@ def _json_ready(canonical: dict[str, Any]) -> dict[str, Any]:
         if key not in VOLATILE_FIELDS:
             out[key] = value.isoformat() if hasattr(value, "isoformat") else value
     return out
+
+
+def holds_values(mapping: ObjectMapping, snapshot: Mapping[str, Any], crm_values: Mapping[str, Any]) -> bool:
+    """Whether a stored snapshot already holds these CRM values (a change a CRM pushed that tells nothing new).
+
+    Fields the mapping does not read tell Relay nothing and count as held; a value that cannot
+    be read does not (the record is read and the problem reported the usual way).
+    """
+    canonical, problems = to_canonical(mapping, crm_values)
+    if problems:
+        return False
+    return all(snapshot.get(name) == value for name, value in _json_ready(canonical).items())
 
 
 def _validation_reason(exc: ValidationError) -> str:

@@ -116,7 +116,10 @@ def _event(index: int, item: Any) -> WebhookEvent:
     key = ":".join(str(part) for part in (fields["portalId"], kind, target, fields["eventId"],
                                           fields["occurredAt"], prop if isinstance(prop, str) else ""))
     crm_id = str(fields["objectId"]) if "objectId" in fields else None
-    return WebhookEvent(key=key, object=_OBJECTS.get(prefix, prefix), crm_id=crm_id, kind=kind, payload=dict(item))
+    # A property change names the property and its new value: Relay's own write coming back is recognised by it.
+    changes = {prop: item.get("propertyValue")} if kind.endswith(".propertyChange") and isinstance(prop, str) else None
+    return WebhookEvent(key=key, object=_OBJECTS.get(prefix, prefix), crm_id=crm_id, kind=kind, payload=dict(item),
+                        changes=changes)
 
 
 def read_events(body: bytes) -> list[WebhookEvent]:
