@@ -180,3 +180,54 @@ def test_the_worker_decides_pushed_records_every_minute(
     assert done["outboxes_sent"] == []  # the events run sent its own writes: nothing was left
     written = hs.crm.contacts.basic_api.get_by_id(contact, properties=["hubspot_owner_id", "relay_score"])
     assert written.properties["hubspot_owner_id"] and written.properties["relay_score"]
+
+
+
+def test_relay_serve_hands_a_delivery_to_a_worker_on_the_embedded_sqlite_queue(
+    relay_env: str, tmp_path: Path, sandboxes: tuple[SalesforceSandbox, HubSpotSandbox, str, str]
+) -> None:
+    """The embedded default: ``relay serve --no-decide`` enqueues on Huey's SQLite storage; the worker decides."""
+    import json
+    import os
+    import time
+
+    import httpx
+    from hubspot import HubSpot
+    from hubspot.crm.contacts import SimplePublicObjectInputForCreate
+
+    from connector.config.loader import load_config
+    from connector.web.app import create_app
+    from crm_sandbox.hubspot.webhooks import sign_v3
+    from crm_sandbox.runner import SandboxServer
+    from tests.web.conftest import SECRET, WEBHOOK_ENV
+
+    huey = make_huey("", name="relay-embedded", sqlite_file=tmp_path / "relay-huey.db")
+    assert isinstance(huey, SqliteHuey)
+    jobs = register(huey)
+    engine = open_store(relay_env)
+    app = create_app(load_config(env=dict(os.environ, **WEBHOOK_ENV)), engine, on_stored=jobs.process_events_now)
+    relay = SandboxServer(app, port=0, name="relay").start()
+    portal = HubSpot(access_token="sandbox-token", host=sandboxes[3])
+    try:
+        contact = portal.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={
+            "email": "embedded.queue@initech.example", "firstname": "Embedded", "lastname": "Queue",
+            "jobtitle": "VP Sales", "company": "Initech", "demo_requested": "true"})).id
+        body = json.dumps([{"eventId": 1, "subscriptionId": 1, "portalId": 62515, "appId": 1,
+                            "occurredAt": int(time.time() * 1000), "subscriptionType": "contact.creation",
+                            "attemptNumber": 0, "objectId": int(contact), "changeSource": "CRM_UI"}])
+        url, stamp = relay.url + "/webhooks/hubspot", str(int(time.time() * 1000))
+        answer = httpx.post(url, content=body, headers={
+            "Content-Type": "application/json", "X-HubSpot-Request-Timestamp": stamp,
+            "X-HubSpot-Signature-v3": sign_v3(SECRET, "POST", url, body, stamp)})
+        assert answer.status_code == 200, answer.text
+        task = huey.dequeue()  # what relay worker takes from the SQLite queue
+        assert task is not None and task.name == "relay.process_events_now"
+        task.kwargs["settle"] = 0.0
+        done = huey.execute(task)
+    finally:
+        relay.stop()
+        engine.dispose()
+
+    assert [(d["connection"], d["events"], d["records"]) for d in done] == [("hubspot", 1, 1)]
+    written = portal.crm.contacts.basic_api.get_by_id(contact, properties=["hubspot_owner_id", "relay_score"])
+    assert written.properties["hubspot_owner_id"] and written.properties["relay_score"]
