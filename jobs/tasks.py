@@ -109,7 +109,7 @@ def run_events_pass(*, limit: int = 1_000, until_empty: bool = False) -> list[di
         limit: Events claimed per pass.
         until_empty: Pass after pass until no event is left to claim (a worker woken by the intake).
     """
-    from connector.pipeline.events import process_events
+    from connector.pipeline.events import pause_after, process_events
 
     config, engine = _worker_context()
     runs = []
@@ -118,6 +118,7 @@ def run_events_pass(*, limit: int = 1_000, until_empty: bool = False) -> list[di
         runs.extend(found)
         if not until_empty or not found:
             break
+        time.sleep(pause_after(config, found))  # within the CRM's call window: the next pass batches more
     for run in runs:
         log.info("events of %s: %d processed (%d echoes), %d records decided", run.connection, run.events,
                  run.echoes, run.records)

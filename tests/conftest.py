@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from connector.adapters.cache import PROCESS_CACHES
+from connector.pipeline.sync import forget_field_checks
 
 
 @pytest.fixture(autouse=True)
@@ -17,5 +18,7 @@ def _fresh_process_caches() -> Iterator[None]:
     reuse an ephemeral port with the same credentials, so a cached list would leak between them.
     """
     PROCESS_CACHES.clear()
+    forget_field_checks()
     yield
     PROCESS_CACHES.clear()
+    forget_field_checks()

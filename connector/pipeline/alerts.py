@@ -226,6 +226,8 @@ def plan_alerts(
         else:
             recipient, address = who, who.address(channel) or ""
             skipped = None if address or channel is ChannelName.SLACK else _unreachable(who, channel)
+        # A channel that is not configured is recorded as skipped now: no sender claims it (and no pass pays for it).
+        skipped = skipped or alerts.channels.missing(channel)
         alert = Alert(kind=kind, recipient=recipient, lead=lead.name, company=lead.company, score=lead.score,
                       category=lead.category, reasons=lead.reasons, tier=tier, due=due, link=link, owner=owner_email,
                       connection=lead.connection, object=lead.object, crm_id=lead.crm_id,

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector.adapters.budget import budget_limits
 from connector.config.loader import RelayConfig
 from connector.pipeline.capture import capture_into
 from connector.pipeline.connections import resolve_connection
@@ -164,6 +165,31 @@ def _echoes(config: RelayConfig, connection: str, events: Sequence[InboxEvent],
     return echoes
 
 
+def pause_after(config: RelayConfig, runs: Sequence[EventsRun]) -> float:
+    """Seconds to wait before the next pass, so that passes do not outrun the CRMs' call windows.
+
+    A pass costs a few calls however few events it holds (a batch read, a batch update, the
+    tasks). Back-to-back passes under a steady stream would spend a HubSpot portal's 190 calls
+    per 10 s in seconds and then stall every event behind the budget; waiting, after each
+    pass, the time its calls take at the window's rate lets the next pass gather the events
+    that arrived meanwhile into one batch instead.
+    """
+    pause = 0.0
+    for run in runs:
+        if run.summary is None or run.connection not in config.relay.connections:
+            continue
+        limits = budget_limits(config.connection(run.connection))
+        if limits.window is None:
+            continue
+        per_call = limits.window_seconds / max(1, limits.window.effective(None))
+        pause = max(pause, run.summary.api_call_total * per_call)
+    return min(pause, MAX_PAUSE)
+
+
+MAX_PAUSE = 2.0
+"""The longest wait between two passes (a pass that needed many calls still lets the next one start soon)."""
+
+
 LEFT_AFTER = timedelta(minutes=1)
 """A message still waiting this long with no live claim was left by a writer that died: the reconciler sends it."""
 
@@ -196,7 +222,9 @@ class EventPump:
 
     ``poke()`` (the intake calls it once events are stored) wakes a background thread, which
     waits ``settle_seconds`` so a burst of deliveries becomes one pass, then runs
-    :func:`process_events` until the inbox holds nothing it can process. One pass at a time;
+    :func:`process_events` until the inbox holds nothing it can process, waiting between two
+    passes the time the last one's calls take at the CRM's call window (:func:`pause_after`),
+    so that under a steady stream a pass batches what arrived meanwhile. One pass at a time;
     a pass that fails (the CRM away, another run of the connection going on) is logged and
     tried again after ``retry_seconds``: the events stay stored meanwhile.
     """
@@ -241,8 +269,12 @@ class EventPump:
             self._stop.wait(self.settle_seconds)  # a burst of deliveries becomes one pass
             self._wake.clear()
             try:
-                while not self._stop.is_set() and process_events(self.config, self.engine, limit=self.limit):
+                while not self._stop.is_set():
+                    runs = process_events(self.config, self.engine, limit=self.limit)
+                    if not runs:
+                        break
                     self.passes += 1
+                    self._stop.wait(pause_after(self.config, runs))  # the next pass takes what arrives meanwhile
             except Exception as exc:  # the events stay stored: try again a little later
                 log.warning("deciding pushed events failed (%s: %s); trying again in %.0f s", type(exc).__name__,
                             exc, self.retry_seconds)

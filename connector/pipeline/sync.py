@@ -23,6 +23,7 @@ page boundary; a run past its deadline stops with what it committed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -213,9 +214,38 @@ def _before_reading(ctx: RunContext, full: bool) -> None:
     if ctx.writer is None:
         return
     ctx.writer.drain(final=True)
-    if full or not _has_cursors(ctx):
+    if full:
         _ensure_fields(ctx)
         check_mapped_fields(ctx.config, ctx.connection, ctx.adapter)
+        _fields_checked(ctx, remember=True)
+    elif not _has_cursors(ctx) and not _fields_checked(ctx):
+        # No sync yet: events runs may come first (pushed records), and many of them. The
+        # check costs calls of the CRM's budget, so this process makes it once an hour.
+        _ensure_fields(ctx)
+        check_mapped_fields(ctx.config, ctx.connection, ctx.adapter)
+        _fields_checked(ctx, remember=True)
+
+
+FIELDS_CHECK_EVERY = 3600.0
+"""Seconds a process trusts its last check that Relay's fields exist (until a first sync moves a cursor)."""
+_fields_checked_at: dict[tuple[str, str, str], float] = {}
+
+
+def forget_field_checks() -> None:
+    """Check every connection's fields again at its next run (tests: sandboxes of one port come and go)."""
+    _fields_checked_at.clear()
+
+
+def _fields_checked(ctx: RunContext, *, remember: bool = False) -> bool:
+    """Whether this process checked the connection's fields, for this mapping, in the last hour (or remember it did)."""
+    resolved = ctx.resolved
+    key = (ctx.connection, str(getattr(resolved.settings, "base_url", "")),
+           hashlib.sha256(resolved.mappings.model_dump_json().encode()).hexdigest())
+    if remember:
+        _fields_checked_at[key] = time.monotonic()
+        return True
+    at = _fields_checked_at.get(key)
+    return at is not None and time.monotonic() - at < FIELDS_CHECK_EVERY
 
 
 def _run_changed(ctx: RunContext, changed: Mapping[str, Sequence[str]]) -> None:
