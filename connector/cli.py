@@ -877,6 +877,9 @@ def events(
         events_word = "event" if run.events == 1 else "events"
         records_word = "record" if run.records == 1 else "records"
         echoes = f" ({run.echoes} of them Relay's own writes coming back, not read)" if run.echoes else ""
+        if run.own_writes:
+            echoes += f" ({run.own_writes} {'record' if run.own_writes == 1 else 'records'} saved only by Relay's " \
+                      "own user, not read)"
         console.print(f"{run.connection}: {run.events} {events_word}{echoes}, {run.records} {records_word} read by id "
                       f"and decided{written}", highlight=False, markup=False)
 

@@ -123,6 +123,7 @@ def run_events_pass(*, limit: int = 1_000, until_empty: bool = False) -> list[di
         log.info("events of %s: %d processed (%d echoes), %d records decided", run.connection, run.events,
                  run.echoes, run.records)
     return [{"connection": r.connection, "events": r.events, "records": r.records, "echoes": r.echoes,
+             "own_writes": r.own_writes,
              "run_id": r.summary.run_id if r.summary is not None else None} for r in runs]
 
 

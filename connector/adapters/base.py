@@ -211,6 +211,14 @@ class CrmAdapter(Protocol):
         """
         ...
 
+    def integration_user_id(self) -> str | None:
+        """The CRM user Relay acts as, whose id the CRM stamps on Relay's own changes (None: the CRM does not say).
+
+        Events that name the user who made a change (a Salesforce outbound message's
+        ``LastModifiedById``) are Relay's own writes coming back when they name this user.
+        """
+        ...
+
     def owners(self) -> list[dict[str, Any]]:
         """Every owner (Salesforce Users; HubSpot owners, archived ones included).
 

@@ -47,6 +47,8 @@ class WebhookEvent:
         changes: The new values the event reports, by CRM field (a HubSpot property change:
             its property and value), when it reports them. An event whose values the stored
             record already holds (typically Relay's own write coming back) is not read again.
+        changed_by: The CRM user who made the change, when the event says (a Salesforce
+            outbound message's ``LastModifiedById``): Relay's own user means its own write.
     """
 
     key: str
@@ -56,6 +58,7 @@ class WebhookEvent:
     payload: Mapping[str, Any] = field(hash=False)
     about: str | None = None
     changes: Mapping[str, Any] | None = field(default=None, hash=False)
+    changed_by: str | None = None
 
 
 class WebhookRefused(Exception):

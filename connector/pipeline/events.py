@@ -48,6 +48,8 @@ class EventsRun:
         summary: The events run's summary (None when no event named a record).
         echoes: Events whose values the stored records already held (Relay's own writes coming
             back): processed without a read.
+        own_writes: Records not read because every change the CRM pushed about them was made by
+            the user Relay acts as (a Salesforce outbound message's ``LastModifiedById``).
     """
 
     connection: str
@@ -55,6 +57,7 @@ class EventsRun:
     records: int
     summary: SyncSummary | None
     echoes: int = 0
+    own_writes: int = 0
 
 
 CLAIM_LEASE = timedelta(minutes=5)
@@ -108,16 +111,22 @@ def process_events(
                 Inbox(session).release([event.id for event in group], holder)
             continue
         changed: dict[str, list[str]] = {}
+        authors: dict[str, dict[str, set[str | None]]] = {}
         echoes = _echoes(config, connection, group, sessions)
         for event in group:
             payload = event.payload if isinstance(event.payload, dict) else {}
             if payload.get("object") and payload.get("crm_id") and event.id not in echoes:
-                ids = changed.setdefault(str(payload["object"]), [])
-                if str(payload["crm_id"]) not in ids:
-                    ids.append(str(payload["crm_id"]))
+                obj, crm_id = str(payload["object"]), str(payload["crm_id"])
+                ids = changed.setdefault(obj, [])
+                if crm_id not in ids:
+                    ids.append(crm_id)
+                by = payload.get("changed_by")
+                authors.setdefault(obj, {}).setdefault(crm_id, set()).add(by if isinstance(by, str) else None)
+        changed_by = {obj: {i: frozenset(users) for i, users in records.items()} for obj, records in authors.items()}
         try:
             capture_into(changed, config, engine, connection, group, now=now())  # form/list people: found or created
-            summary = run_sync(config, connection, engine, changed=changed, now=now) if changed else None
+            summary = run_sync(config, connection, engine, changed=changed, changed_by=changed_by,
+                               now=now) if changed else None
         except BaseException:
             with sessions.begin() as session:
                 Inbox(session).release([event.id for event in events], holder)  # processed ones stay processed
@@ -125,9 +134,11 @@ def process_events(
         with sessions.begin() as session:
             Inbox(session).mark_processed_many([event.id for event in group], now=now())
         records = sum(len(ids) for ids in changed.values())
-        log.info("%s: %d events (%d echoes of what the store holds), %d records decided", connection, len(group),
-                 len(echoes), records)
-        done.append(EventsRun(connection, len(group), records, summary, len(echoes)))
+        own_writes = summary.echoes if summary is not None else 0  # records whose changes were all Relay's user's
+        records -= own_writes
+        log.info("%s: %d events (%d echoes of what the store holds, %d records changed only by Relay's own user), "
+                 "%d records decided", connection, len(group), len(echoes), own_writes, records)
+        done.append(EventsRun(connection, len(group), records, summary, len(echoes), own_writes))
     return done
 
 

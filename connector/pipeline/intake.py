@@ -66,7 +66,8 @@ class EventInbox:
         """
         items = [(event.key, {"connection": connection, "object": event.object, "crm_id": event.crm_id,
                               "kind": event.kind, "event": dict(event.payload),
-                              **({"changes": dict(event.changes)} if event.changes is not None else {})},
+                              **({"changes": dict(event.changes)} if event.changes is not None else {}),
+                              **({"changed_by": event.changed_by} if event.changed_by else {})},
                   EventRecord(connection, event.object, event.crm_id or event.about)) for event in events]
         try:
             with self._sessions.begin() as session:

@@ -157,6 +157,8 @@ class SyncSummary:
     merged: int = 0
     routed: Counter[str] = field(default_factory=Counter)
     propagated: int = 0
+    echoes: int = 0
+    """Records an events run did not read: every pushed change of theirs was Relay's own write (its CRM user)."""
     records_updated: int = 0
     tasks_created: int = 0
     quarantined: int = 0
@@ -203,6 +205,7 @@ class SyncSummary:
             "merged": self.merged,
             "routed": dict(self.routed),
             "propagated": self.propagated,
+            "echoes": self.echoes,
             "records_updated": self.records_updated,
             "tasks_created": self.tasks_created,
             "quarantined": self.quarantined,

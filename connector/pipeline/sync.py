@@ -79,6 +79,7 @@ def run_sync(
     stale_after: timedelta = STALE_AFTER,
     heartbeat_every: float | None = None,
     changed: Mapping[str, Sequence[str]] | None = None,
+    changed_by: Mapping[str, Mapping[str, frozenset[str | None]]] | None = None,
 ) -> SyncSummary:
     """Run one sync of ``connection`` and return what it did.
 
@@ -100,6 +101,10 @@ def run_sync(
         changed: An ``events`` run: object -> ids of records the CRM said changed (webhooks).
             Only those are read (by id, ``read_ids``) and decided, through the same page path;
             no cursor moves, and deletions and owner propagation are left to scheduled runs.
+        changed_by: With ``changed``: object -> record id -> the CRM users the pushed events say
+            made the changes (None: an event that does not say). A record every change of which
+            was made by the CRM user Relay acts as (``CrmAdapter.integration_user_id``) is Relay's
+            own write coming back: it is not read (``SyncSummary.echoes``).
 
     Returns:
         The run's summary.
@@ -154,7 +159,7 @@ def run_sync(
     try:
         with deadline_applied(adapter, deadline):
             if changed is not None:
-                _run_changed(ctx, changed)
+                _run_changed(ctx, changed, changed_by or {})
             else:
                 _run_steps(ctx, full)
     except RunNotRunning as exc:
@@ -248,15 +253,23 @@ def _fields_checked(ctx: RunContext, *, remember: bool = False) -> bool:
     return at is not None and time.monotonic() - at < FIELDS_CHECK_EVERY
 
 
-def _run_changed(ctx: RunContext, changed: Mapping[str, Sequence[str]]) -> None:
+def _run_changed(ctx: RunContext, changed: Mapping[str, Sequence[str]],
+                 changed_by: Mapping[str, Mapping[str, frozenset[str | None]]]) -> None:
     """An events run: the records the CRM said changed, read by id, accounts before people."""
     conn = ctx.resolved
     page_size = conn.settings.page_size
     _before_reading(ctx, full=False)  # pushed records may come before any sync: Relay's fields first
     _load_owners(ctx)
+    named = any(author for authors in changed_by.values() for users in authors.values() for author in users)
+    own = ctx.adapter.integration_user_id() if named else None
     steps = [(m, accounts_page) for m in conn.account_objects] + [(m, people_page) for m in conn.person_objects]
     for mapping, handle in steps:
         ids = list(dict.fromkeys(changed.get(mapping.name, ())))
+        if own is not None:  # every change Relay's own user made: its own writes coming back, nothing to read
+            authors = changed_by.get(mapping.name, {})
+            echoes = [i for i in ids if authors.get(i) == frozenset({own})]
+            ctx.summary.echoes += len(echoes)
+            ids = [i for i in ids if i not in set(echoes)]
         if not ids:
             continue
         ctx.check_not_taken_over()

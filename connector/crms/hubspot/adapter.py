@@ -518,6 +518,10 @@ class HubSpotAdapter:
     ) -> None:
         """Nothing: HubSpot has no way to ask several searches or listings in one call; each read asks its own."""
 
+    def integration_user_id(self) -> None:
+        """HubSpot events do not name who changed a record; its echoes are told by their values (see events)."""
+        return None
+
     def owners(self) -> list[dict[str, Any]]:
         """Every owner as the owners API sends it (id, email, firstName, lastName, archived...), archived included.
 

@@ -285,6 +285,17 @@ class SalesforceAdapter:
         self._token = token
         return self._sf
 
+    def integration_user_id(self) -> str | None:
+        """The user of the OAuth token: the last part of its identity URL (``.../id/<org id>/<user id>``).
+
+        Everything Relay writes carries it as ``LastModifiedById``. Asks for a token when this
+        adapter has none yet (one ``auth`` call, shared in the process).
+        """
+        self._session(retry=True)
+        identity = str((self._token or {}).get("id") or "")
+        user = identity.rstrip("/").rsplit("/", 1)[-1] if "/id/" in identity else ""
+        return user or None
+
     def _session(self, *, retry: bool) -> Salesforce:
         """This adapter's client, else one on the token the process shares for this org and user, else a new token."""
         if self._sf is not None:

@@ -66,9 +66,11 @@ def _notification(index: int, item: Element, org: str) -> WebhookEvent:
                              f"notification #{index} ({notification_id}): sObject type {declared!r} is not an object")
     fields = _cells(record)
     crm_id = fields.get("Id")
+    modified_by = fields.get("LastModifiedById")  # who saved the record: Relay's user means Relay's own write
     return WebhookEvent(key=f"{org}:{notification_id}", object=object_name,
                         crm_id=str(crm_id) if crm_id else None, kind=f"{object_name}.outbound",
-                        payload={"notification_id": notification_id, "object": object_name, "fields": fields})
+                        payload={"notification_id": notification_id, "object": object_name, "fields": fields},
+                        changed_by=modified_by if isinstance(modified_by, str) and modified_by else None)
 
 
 def _cells(element: Element) -> dict[str, Any]:
