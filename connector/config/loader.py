@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from connector.config.problems import ConfigError, ConfigProblem
 from connector.config.relay import RelayFile
 from connector.config.settings import config_location
 from connector.core import rules as core_rules
-from connector.notify.settings import AlertsFile, load_alerts
+from connector.notify.settings import SUBSTITUTED_SECTIONS, AlertsFile, tier_problems
 
 RULE_FILES: dict[str, type[BaseModel]] = {
     "scoring": core_rules.ScoringRules, "routing": core_rules.RoutingRules, "sla": core_rules.SlaPolicy,
@@ -140,8 +140,8 @@ def _load(config_dir: Path, mappings_dir: Path, env: Mapping[str, str]) -> tuple
     relay = _load_relay(config_dir / "relay.yaml", env, problems)
     mappings = _load_mappings(mappings_dir, problems)
     rules = _load_rules(config_dir / "rules", problems)
-    alerts = load_alerts(config_dir / "rules" / "alerts.yaml", env, problems,
-                         [tier.name for tier in rules.sla.tiers] if rules is not None else None)
+    alerts = _load_alerts(config_dir / "rules" / "alerts.yaml", env, problems,
+                          [tier.name for tier in rules.sla.tiers] if rules is not None else None)
     if relay is not None:
         _check_connections(relay, mappings, config_dir / "relay.yaml", mappings_dir, problems)
     problems = _in_file_order(problems, config_dir / "relay.yaml", mappings_dir)
@@ -198,6 +198,35 @@ def _load_relay(path: Path, env: Mapping[str, str], problems: list[ConfigProblem
             problems.append(ConfigProblem(file, format_path(key_path), value, message, line, column))
     result = _validate(RelayFile, document, file, problems)
     return result if isinstance(result, RelayFile) else None
+
+
+def _load_alerts(path: Path, env: Mapping[str, str], problems: list[ConfigProblem],
+                 tier_names: Collection[str] | None) -> AlertsFile | None:
+    """``rules/alerts.yaml``; None when it does not exist (no alerts: an older configuration keeps loading).
+
+    Its ``channels`` and ``links`` may read the environment (``${VAR:-default}``); its tiers
+    must be sla.yaml's (not checked when sla.yaml did not load: ``tier_names`` None).
+    """
+    if not path.is_file():
+        return None
+    file = str(path)
+    document = read_yaml(path, file)
+    if isinstance(document.data, dict):
+        data = dict(document.data)
+        for section in SUBSTITUTED_SECTIONS:
+            if section in data:
+                data[section], failures = substitute_tree(data[section], env, (section,))
+                for key_path, value, message in failures:
+                    line, column = document.position(key_path)
+                    problems.append(ConfigProblem(file, format_path(key_path), value, message, line, column))
+        document.data = data
+    alerts = _validate(AlertsFile, document, file, problems)
+    if not isinstance(alerts, AlertsFile):
+        return None
+    for key_path, value, message in tier_problems(alerts, tier_names) if tier_names is not None else []:
+        line, column = document.position(key_path)
+        problems.append(ConfigProblem(file, format_path(key_path), value, message, line, column))
+    return alerts
 
 
 def _load_mappings(mappings_dir: Path, problems: list[ConfigProblem]) -> dict[str, MappingFile]:

@@ -15,18 +15,13 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Collection, Mapping
-from pathlib import Path
+from collections.abc import Collection
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from connector.config._base import ConfigModel
-from connector.config._errors import problems_from_validation
-from connector.config._yaml import format_path, read_yaml
-from connector.config.envsubst import substitute_tree
-from connector.config.problems import ConfigProblem
 from connector.notify.alert import AlertKind, ChannelName
 
 Target = Literal["owner", "manager", "director", "queue"]
@@ -347,65 +342,32 @@ class AlertsFile(ConfigModel):
         return self.people.get((email or "").strip().lower()) or Contact()
 
 
-_SUBSTITUTED = ("channels", "links")
+SUBSTITUTED_SECTIONS = ("channels", "links")
 """The sections whose values may be environment references (secrets, hosts); templates use ``$`` themselves."""
 
 
-def load_alerts(
-    path: Path, env: Mapping[str, str], problems: list[ConfigProblem], tier_names: Collection[str] | None = None,
-) -> AlertsFile | None:
-    """Read and validate ``alerts.yaml``, adding every problem to ``problems``.
-
-    Args:
-        path: The file (``config/rules/alerts.yaml``).
-        env: The environment for ``${VAR:-default}`` references in ``channels`` and ``links``.
-        problems: Where problems go (file, key path, value, line).
-        tier_names: The SLA tiers of sla.yaml; a tier of alerts.yaml not among them is a problem.
-            None: not checked (sla.yaml did not load).
-
-    Returns:
-        The alerts settings; None when the file does not exist (no alerts: a configuration
-        written before alerts existed keeps loading) or when it is invalid (then ``problems``
-        says why).
-    """
-    if not path.is_file():
-        return None
-    file = str(path)
-    document = read_yaml(path, file)
-    problems.extend(document.problems)
-    if document.data is None:
-        if not document.problems:
-            problems.append(ConfigProblem(file, "", None, "file is empty"))
-        return None
-    if not isinstance(document.data, dict):
-        problems.append(ConfigProblem(file, "", document.data, "the file must hold a mapping of keys at its top level", 1, 1))
-        return None
-    data = dict(document.data)
-    found: list[ConfigProblem] = []
-    for section in _SUBSTITUTED:
-        if section in data:
-            data[section], failures = substitute_tree(data[section], env, (section,))
-            for key_path, value, message in failures:
-                line, column = document.position(key_path)
-                found.append(ConfigProblem(file, format_path(key_path), value, message, line, column))
-    document.data = data
-    alerts: AlertsFile | None = None
-    try:
-        alerts = AlertsFile.model_validate(data)
-    except ValidationError as exc:
-        found.extend(problems_from_validation(exc, AlertsFile, document, file))
-    if alerts is not None and tier_names is not None:
-        known = list(tier_names)
-        for tier in alerts.tiers:
-            if tier not in known:
-                line, column = document.position(("tiers", tier))
-                found.append(ConfigProblem(file, format_path(("tiers", tier)), tier,
-                                           f"no SLA tier '{tier}' in sla.yaml (tiers: {', '.join(known)})", line, column))
-    problems.extend(sorted(found, key=lambda p: p.line if p.line is not None else 0))
-    return None if found else alerts
+def tier_problems(alerts: AlertsFile, tier_names: Collection[str]) -> list[tuple[tuple[str, ...], str, str]]:
+    """The tiers of alerts.yaml that sla.yaml does not have: (key path, tier, why)."""
+    known = list(tier_names)
+    return [(("tiers", tier), tier, f"no SLA tier '{tier}' in sla.yaml (tiers: {', '.join(known)})")
+            for tier in alerts.tiers if tier not in known]
 
 
 __all__ = [
-    "DEFAULT_TARGETS", "DEFAULT_TEMPLATES", "PLACEHOLDERS", "AlertRoute", "AlertsFile", "Channels", "Contact",
-    "Delivery", "EmailChannel", "Queue", "SlackChannel", "SmsChannel", "Template", "TierAlerts", "load_alerts",
+    "DEFAULT_TARGETS",
+    "DEFAULT_TEMPLATES",
+    "PLACEHOLDERS",
+    "SUBSTITUTED_SECTIONS",
+    "AlertRoute",
+    "AlertsFile",
+    "Channels",
+    "Contact",
+    "Delivery",
+    "EmailChannel",
+    "Queue",
+    "SlackChannel",
+    "SmsChannel",
+    "Template",
+    "TierAlerts",
+    "tier_problems",
 ]
