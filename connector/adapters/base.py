@@ -108,6 +108,28 @@ class WriteResult:
 
 
 @dataclass(frozen=True)
+class MergeOutcome:
+    """What a CRM merge did (see :meth:`CrmAdapter.merge`).
+
+    Attributes:
+        object: The CRM object (``Lead``, ``contacts``).
+        survivor_id: The id of the merged record afterwards. Salesforce keeps the survivor's id;
+            HubSpot answers with the merged record's id, which is a new one where the portal
+            creates a new record for a merge, so read it from here rather than assume it.
+        merged_ids: The losers this call merged into the survivor (deleted, or archived, now).
+        already_merged_ids: Losers found already merged into the survivor (a retry after a crash).
+        updated_related_ids: Records the CRM re-parented to the survivor (Salesforce's
+            ``updatedRelatedIds``: tasks, contacts, opportunities...; HubSpot does not say).
+    """
+
+    object: str
+    survivor_id: str
+    merged_ids: tuple[str, ...] = ()
+    already_merged_ids: tuple[str, ...] = ()
+    updated_related_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class FieldSpec:
     """A field Relay needs in the CRM (created where the unit ``creates_fields``, else only checked).
 
@@ -232,6 +254,29 @@ class CrmAdapter(Protocol):
 
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
         """Write ``ops`` in the largest batches the API takes; one result per op, same order."""
+        ...
+
+    def merge(
+        self, object: str, survivor_id: str, loser_ids: Sequence[str], values: dict[str, Any] | None = None
+    ) -> MergeOutcome:
+        """Merge ``loser_ids`` into ``survivor_id`` in the CRM, setting ``values`` (native names) on the survivor.
+
+        Salesforce: the SOAP API's ``merge()`` (Lead, Contact, Account, Case), a master and up to
+        two records per merge request, as many requests as needed in one call; ``values`` travel
+        as the master record's fields. The losers are deleted (``IsDeleted``, ``MasterRecordId``
+        through ``queryAll``) and their related records re-parented to the survivor.
+        HubSpot: ``POST /crm/v3/objects/{type}/merge`` (contacts, companies, deals, tickets), one
+        pair per call, the losers one after another into the survivor, then ``values`` as a batch
+        update of the survivor. The losers are archived and their ids answer with the survivor.
+
+        Merging a loser already merged into the survivor counts as done (``already_merged_ids``):
+        Relay retries merges after a crash.
+
+        Raises:
+            RecordError: the CRM refused this merge: the survivor or a loser does not exist, was
+                deleted or was merged into another record (the message names both ids).
+            FatalError: auth, permission, configuration or daily-limit errors.
+        """
         ...
 
     def ensure_fields(self, object: str, fields: Sequence[FieldSpec]) -> list[str]:

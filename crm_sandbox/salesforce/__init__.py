@@ -1,4 +1,4 @@
-"""The Salesforce sandbox: a local server speaking the Salesforce REST and Bulk 2.0 APIs.
+"""The Salesforce sandbox: a local server speaking the Salesforce REST and Bulk 2.0 APIs (and SOAP merge).
 
 Example:
     >>> sandbox = SalesforceSandbox()                      # doctest: +SKIP
@@ -174,7 +174,7 @@ SANDBOX = SandboxKind(
     label="Salesforce",
     factory=SalesforceSandbox,
     default_port=8701,
-    description="REST (31.0-64.0), SOQL, Composite, Bulk API 2.0, OAuth and SOAP login, outbound messages",
+    description="REST (31.0-64.0), SOQL, Composite, Bulk API 2.0, OAuth, SOAP login and merge, outbound messages",
     options=(
         SandboxOption("daily_limit", "daily API allocation (Sforce-Limit-Info; 403 REQUEST_LIMIT_EXCEEDED past it)",
                       int, 100_000),

@@ -1,4 +1,4 @@
-"""The Starlette app: login, the versioned REST and Bulk resources, API usage and limits."""
+"""The Starlette app: login, the SOAP API, the versioned REST and Bulk resources, API usage and limits."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from crm_sandbox.common import ASGIApp, ErrorAnswer, Message, Receive, Scope, Send
-from crm_sandbox.salesforce.auth import Credentials, soap_login, token_endpoint
+from crm_sandbox.salesforce.auth import Credentials, token_endpoint
 from crm_sandbox.salesforce.compression import compressed
 from crm_sandbox.salesforce.errors import SalesforceError, invalid_session, not_found
 from crm_sandbox.salesforce.http import Ctx, Router, error_answer, json_answer
+from crm_sandbox.salesforce.soap import SoapApi
 from crm_sandbox.salesforce.state import Org
 
 _VERSION_RE = re.compile(r"^v(\d{2,3}\.\d)(?:/(.*))?$")
@@ -65,6 +66,14 @@ class ApiUsage:
                 )
             self.used += 1
         return None
+
+    def take(self) -> bool:
+        """Count one call the path does not tell (a SOAP call other than ``login``); False past the allocation."""
+        with self._lock:
+            if self.used >= self.daily_limit:
+                return False
+            self.used += 1
+            return True
 
     def rate_limited(self, retry_after: float) -> ErrorAnswer:
         """The answer to an injected rate limit (429 with ``Retry-After``)."""
@@ -133,8 +142,10 @@ def build_app(
     async def token(request: Request) -> Response:
         return await token_endpoint(request, org, creds)
 
-    async def soap(request: Request) -> Response:
-        return await soap_login(request, org, request.path_params["version"])
+    soap_api = SoapApi(org, usage, OLDEST_VERSION)
+
+    async def soap(request: Request) -> Response:  # login, merge... (soap.py)
+        return await soap_api.dispatch(request, request.path_params["version"])
 
     async def data(request: Request) -> Response:
         rest: str = request.path_params["rest"]
@@ -172,6 +183,7 @@ def build_app(
         routes=[
             Route("/services/oauth2/token", token, methods=["POST"]),
             Route("/services/Soap/u/{version}", soap, methods=["POST"]),
+            Route("/services/Soap/u/{version}/{org_id}", soap, methods=["POST"]),  # login's serverUrl
             Route("/services/data", versions, methods=["GET"]),
             Route("/services/data/", versions, methods=["GET"]),
             Route("/services/data/{rest:path}", data, methods=methods),

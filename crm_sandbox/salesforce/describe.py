@@ -111,6 +111,13 @@ _SYSTEM = (
 )
 _OWNER = _ref("OwnerId", "Owner ID", ("User",), "Owner", nillable=False)
 
+
+def _master(obj: str) -> Field:
+    """``MasterRecordId``: on a record deleted by a merge, the record it was merged into."""
+    return _ro("MasterRecordId", "reference", "Master Record ID", length=18, reference_to=(obj,),
+               relationship_name="MasterRecord")
+
+
 _STANDARD: dict[str, tuple[Field, ...]] = {
     "Lead": (
         _text("FirstName", "First Name", 40),
@@ -142,6 +149,7 @@ _STANDARD: dict[str, tuple[Field, ...]] = {
         Field("HasOptedOutOfEmail", "boolean", "Email Opt Out", nillable=False, default=False),
         Field("DoNotCall", "boolean", "Do Not Call", nillable=False, default=False),
         _ro("LastActivityDate", "date", "Last Activity"),
+        _master("Lead"),
     ),
     "Contact": (
         _text("FirstName", "First Name", 40),
@@ -165,6 +173,7 @@ _STANDARD: dict[str, tuple[Field, ...]] = {
         Field("HasOptedOutOfEmail", "boolean", "Email Opt Out", nillable=False, default=False),
         Field("DoNotCall", "boolean", "Do Not Call", nillable=False, default=False),
         _ro("LastActivityDate", "date", "Last Activity"),
+        _master("Contact"),
     ),
     "Account": (
         _text("Name", "Account Name", 255, nillable=False, required=True),
@@ -185,6 +194,7 @@ _STANDARD: dict[str, tuple[Field, ...]] = {
         _text("Description", "Account Description", 32000, type="textarea"),
         _OWNER,
         _ro("LastActivityDate", "date", "Last Activity"),
+        _master("Account"),
     ),
     "Opportunity": (
         _text("Name", "Name", 120, nillable=False, required=True),

@@ -284,8 +284,10 @@ class RestApi:
         fields = self._fields_param(ctx, sobj)
         with self.org.lock:
             rec = self.org.get(sobj.name, record_id)
-            if rec is None or rec.get("IsDeleted"):
+            if rec is None:
                 raise not_found()
+            if rec.get("IsDeleted"):  # in the recycle bin (deleted or merged away): Salesforce says so
+                raise not_found("entity is deleted", "ENTITY_IS_DELETED")
             body = record_json(sobj.name, rec, ctx.version, fields)
         counter = call_counter(ctx.request.scope)
         counter.read, counter.kind = 1, "read"

@@ -49,6 +49,10 @@ OWNED = frozenset({"Lead", "Contact", "Account", "Opportunity", "Task"})
 #: How long the deleted-record log reaches back (``deleted/``).
 DELETED_WINDOW = timedelta(days=15)
 SEED_ORDER = ("User", "Account", "Contact", "Lead", "Opportunity", "Task")
+#: Objects ``merge()`` takes (Salesforce also merges Person Accounts, Individuals and Cases, which
+#: the sandbox org does not have), and how many records one request merges into its master.
+MERGEABLE = frozenset({"Lead", "Contact", "Account"})
+MAX_RECORDS_TO_MERGE = 2
 
 
 def system_clock() -> datetime:
@@ -100,6 +104,17 @@ class SaveResult:
         if with_created:
             out["created"] = bool(self.created)
         return out
+
+
+@dataclass
+class MergeResult:
+    """The outcome of one merge request (the SOAP ``MergeResult``)."""
+
+    id: str | None
+    success: bool
+    errors: list[dict[str, Any]]
+    merged_record_ids: list[str] = field(default_factory=list)
+    updated_related_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -455,6 +470,99 @@ class Org:
         undo.append(_drop(table, new_id))
         return SaveResult(new_id, True, [], created=True)
 
+    # ------------------------------------------------------------------ merges
+    def merge(self, obj: SObjectType, master_id: str, values: Record, loser_ids: list[str], *, user_id: str) -> MergeResult:
+        """Merge up to two records into ``master_id`` as the SOAP ``merge()`` call does, in one transaction.
+
+        The master takes ``values`` (as an update would); every record that points to a loser
+        (``Task.WhoId``/``WhatId``, ``Contact.AccountId``, ``Opportunity.AccountId``,
+        ``Account.ParentId``...) is re-parented to the master; the losers are deleted with
+        ``MasterRecordId`` set to the master, so ``queryAll`` shows them and a REST read answers
+        ``ENTITY_IS_DELETED``. Any failure rolls the whole request back.
+
+        Args:
+            obj: the masterRecord's type (one of :data:`MERGEABLE`).
+            master_id: the master record's id.
+            values: field values to set on the master (deserialised).
+            loser_ids: the ``recordToMergeIds``.
+            user_id: the running user.
+
+        Returns:
+            The result: success with ``merged_record_ids`` and ``updated_related_ids``, or the error
+            (``INVALID_ID_FIELD``, ``INVALID_CROSS_REFERENCE_KEY``, ``ENTITY_IS_DELETED``,
+            ``LIMIT_EXCEEDED``, ``CIRCULAR_DEPENDENCY``...).
+        """
+        with self.lock:
+            stamp = format_datetime(self.now())
+            undo: list[Callable[[], None]] = []
+            changed: list[tuple[str, str]] = []
+            try:
+                result = self._merge(obj, master_id, values, loser_ids, stamp, user_id, undo, changed)
+            except RecordError as exc:
+                for step in reversed(undo):
+                    step()
+                return MergeResult(None, False, [exc.as_result()])
+            self._notify(changed)
+            return result
+
+    def _merge_target(self, obj: SObjectType, record_id: str) -> Record:
+        """The live record ``record_id`` of ``obj`` a merge may take (RecordError naming why not)."""
+        if not is_salesforce_id(record_id) or object_for_id(record_id) != obj.name:
+            raise RecordError("INVALID_ID_FIELD", f"Invalid id value for this SObject type ({obj.name}): {record_id}", [])
+        rec = self.records[obj.name].get(to_id18(record_id))
+        if rec is None:
+            raise RecordError("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {record_id}", [])
+        if rec.get("IsDeleted"):
+            raise RecordError("ENTITY_IS_DELETED", f"entity is deleted: {record_id}", [])
+        if obj.name == "Lead" and rec.get("IsConverted"):
+            raise RecordError("CANNOT_UPDATE_CONVERTED_LEAD", f"cannot reference converted lead: {record_id}", [])
+        return rec
+
+    def _merge(
+        self, obj: SObjectType, master_id: str, values: Record, loser_ids: list[str], stamp: str, user_id: str,
+        undo: list[Callable[[], None]], changed: list[tuple[str, str]],
+    ) -> MergeResult:
+        if not loser_ids:
+            raise RecordError("MISSING_ARGUMENT", "recordToMergeIds: a merge request needs at least one record to merge", [])
+        if len(loser_ids) > MAX_RECORDS_TO_MERGE:
+            raise RecordError(
+                "LIMIT_EXCEEDED",
+                f"a merge request merges at most {MAX_RECORDS_TO_MERGE} records into its master record, "
+                f"got {len(loser_ids)}: {', '.join(loser_ids)}",
+                [],
+            )
+        master = self._merge_target(obj, master_id)
+        losers = [self._merge_target(obj, rid) for rid in loser_ids]
+        ids = [master["Id"]] + [rec["Id"] for rec in losers]
+        if len(set(ids)) != len(ids):
+            raise RecordError("INVALID_ID_FIELD", f"a record appears twice in the merge request: {', '.join(loser_ids)} "
+                              f"into {master_id}", [])
+        self._apply(Write("update", obj, values, master["Id"]), stamp, user_id, "FALSE", undo)
+        changed.append((obj.name, master["Id"]))
+        related: list[str] = []
+        for loser in losers:
+            for other in SOBJECTS.values():
+                names = [f.name for f in other.fields.values()
+                         if f.type == "reference" and obj.name in f.reference_to and f.name != "MasterRecordId"]
+                if not names:
+                    continue
+                for rec in self.records[other.name].values():
+                    pointing = [name for name in names if rec.get(name) == loser["Id"]]
+                    if not pointing or rec.get("IsDeleted") or rec["Id"] in ids[1:]:
+                        continue
+                    if rec["Id"] == master["Id"]:
+                        raise RecordError("CIRCULAR_DEPENDENCY", f"merging {loser['Id']} into {master['Id']} would make "
+                                          f"{master['Id']}.{pointing[0]} point to itself", pointing)
+                    before = dict(rec)
+                    undo.append(_restore(rec, before))
+                    rec.update(dict.fromkeys(pointing, master["Id"]))
+                    rec.update(LastModifiedDate=stamp, SystemModstamp=stamp, LastModifiedById=user_id)
+                    related.append(rec["Id"])
+                    changed.append((other.name, rec["Id"]))
+            self._apply(Write("delete", obj, {}, loser["Id"]), stamp, user_id, "FALSE", undo)
+            loser["MasterRecordId"] = master["Id"]  # the delete's undo restores the record as it was
+        return MergeResult(master["Id"], True, [], [rec["Id"] for rec in losers], list(dict.fromkeys(related)))
+
     # ------------------------------------------------------------------ reads
     def live(self, obj: str, include_deleted: bool = False) -> Iterator[Record]:
         """Records of ``obj`` in creation order (deleted ones only when asked)."""
@@ -615,6 +723,14 @@ def _add(ids: set[str], record_id: str) -> Callable[[], None]:
     return undo
 
 
+def _restore(rec: Record, before: Record) -> Callable[[], None]:
+    def undo() -> None:
+        rec.clear()
+        rec.update(before)
+
+    return undo
+
+
 def _drop(table: dict[str, Record], record_id: str) -> Callable[[], None]:
     def undo() -> None:
         table.pop(record_id, None)
@@ -627,4 +743,4 @@ def deserialize_write(obj: SObjectType, body: Any) -> Record:
     return deserialize(obj, body)
 
 
-__all__ = ["Cursor", "Org", "SalesforceError", "SaveResult", "Write"]
+__all__ = ["MERGEABLE", "Cursor", "MergeResult", "Org", "SalesforceError", "SaveResult", "Write"]

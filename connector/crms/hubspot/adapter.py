@@ -11,6 +11,7 @@
   :class:`~connector.adapters._paging.LinkPaginator`, which refuses an ``after`` that does not grow.
 * Writes use the batch endpoints, 100 inputs per call; 207 multi-status answers
   are matched back to the ops. Tasks are linked to contacts in the create input.
+* Merges: ``POST /crm/v3/objects/{type}/merge`` through the SDK, one pair per call.
 * Records travel flat: ``id``, ``archived``, ``createdAt``, ``updatedAt`` and the
   properties (all strings), as ``mappings/hubspot.yaml`` expects.
 """
@@ -42,7 +43,7 @@ from connector.adapters._paging import (
     high_water_mark,
 )
 from connector.adapters._writing import write_in_batches
-from connector.adapters.base import Cursor, FieldSpec, Page, WriteOp, WriteResult
+from connector.adapters.base import Cursor, FieldSpec, MergeOutcome, Page, WriteOp, WriteResult
 from connector.adapters.budget import Governor
 from connector.adapters.cache import PROCESS_CACHES, CacheKey, SharedCaches
 from connector.adapters.calls import ApiCallCounter
@@ -240,6 +241,9 @@ class HubSpotAdapter:
         self._properties = self.client.crm.properties.core_api
         self._groups = self.client.crm.properties.groups_api
         self._associations = self.client.crm.associations.v4.batch_api
+        crm = self.client.crm
+        self._merge_apis: dict[str, Any] = {"contacts": crm.contacts.basic_api, "companies": crm.companies.basic_api,
+                                            "deals": crm.deals.basic_api, "tickets": crm.tickets.basic_api}
         self._properties_of: dict[str, dict[str, dict[str, Any]]] = {}
 
     # --- plumbing ----------------------------------------------------------------------------
@@ -630,6 +634,91 @@ class HubSpotAdapter:
                     r = out[i]
                     out[i] = WriteResult(op=r.op, success=False, crm_id=r.crm_id, created=r.created, error=error)
         return out
+
+    # --- merges ------------------------------------------------------------------------------
+
+    def merge(self, object: str, survivor_id: str, loser_ids: Sequence[str],
+              values: dict[str, Any] | None = None) -> MergeOutcome:
+        """Merge ``loser_ids`` into ``survivor_id``: ``POST /crm/v3/objects/{type}/merge``, one pair per call.
+
+        Contacts, companies, deals or tickets, through the SDK's ``basic_api.merge``. The losers
+        go in one after another, each into the merged record the previous merge answered (a
+        portal that gives the merged record a new id is followed); then ``values`` as a batch
+        update of the survivor. Before each merge one read of the loser tells whether it is
+        already merged into the survivor (done: Relay retries merges after a crash), gone, or
+        merged into another record (refused). Costs one read of the survivor, then a read and a
+        merge per loser, and one update when ``values`` are given.
+
+        Raises:
+            RecordError: the survivor or a loser does not exist or was archived, or a loser was
+                merged into another record (the message names both ids).
+            ConfigurationError: ``object`` is not a type HubSpot merges.
+            FatalError: auth, permission or daily-limit errors.
+        """
+        kind = object_type(object)
+        api = self._merge_apis.get(kind)
+        if api is None:
+            raise ConfigurationError(f"HubSpot merges only {', '.join(self._merge_apis)}, not {object!r}",
+                                     crm="hubspot", code="INVALID_OBJECT", context=f"merge {object}")
+        survivor = str(survivor_id).strip()
+        losers = list(dict.fromkeys(str(i).strip() for i in loser_ids))
+        context = f"merge {kind} {', '.join(losers)} into {survivor}"
+        if not losers:
+            raise ValueError(f"{context}: no records to merge")
+        head = f"cannot merge {kind} {', '.join(losers)} into {survivor}"
+        if survivor in losers:
+            raise record_error("hubspot", "INVALID_MERGE", f"{head}: the survivor is among the records to merge",
+                               context=f"merge {kind}")
+        current = self._answering_id(kind, survivor, context)
+        if current is None:
+            raise record_error("hubspot", "OBJECT_NOT_FOUND", f"{head}: the survivor {survivor} does not exist or "
+                               "was archived", context=f"merge {kind}")
+        merged: list[str] = []
+        already: list[str] = []
+        for loser in losers:
+            found = self._answering_id(kind, loser, context)
+            done = f" ({', '.join(merged)} merged)" if merged else ""
+            if found == current:
+                already.append(loser)
+                continue
+            if found is None or found != loser:
+                what = "does not exist or was archived" if found is None else f"was merged into {found}"
+                raise record_error("hubspot", "OBJECT_NOT_FOUND", f"{head}: {loser} {what}{done}", context=f"merge {kind}")
+            body = {"primaryObjectId": current, "objectIdToMerge": loser}
+            try:
+                answer = self._call("write", context, partial(api.merge, body, **self._raw()), repeatable=False)
+            except (RecordError, ConfigurationError) as error:
+                # The merge may have landed with its answer lost, and a retry been refused: look again.
+                now, after = self._answering_id(kind, current, context), self._answering_id(kind, loser, context)
+                if now is None or after != now:
+                    raise
+                log.info("%s: %s is merged into %s after all (%s)", context, loser, now, error)
+                current = now
+                already.append(loser)
+                continue
+            answered = str((answer or {}).get("id") or "") if isinstance(answer, dict) else ""
+            current = answered or current
+            merged.append(loser)
+        if values:
+            result = self.write([WriteOp(kind, "update", dict(values), crm_id=current)])[0]
+            if not result.success:
+                raise result.error or record_error("hubspot", "UNKNOWN", "update refused", context=context)
+        return MergeOutcome(object=kind, survivor_id=current, merged_ids=tuple(merged), already_merged_ids=tuple(already))
+
+    def _answering_id(self, kind: str, record_id: str, context: str) -> str | None:
+        """The id of the live record ``record_id`` answers with (another one when merged away); None when gone."""
+        try:
+            answer = self._call("read", context, self._checked(context, partial(
+                self._basic.get_by_id, kind, record_id, properties=["hs_object_id"], archived=False, **self._raw()),
+                results=False))
+        except (RecordError, ConfigurationError) as error:
+            if error.status == HTTPStatus.NOT_FOUND:
+                return None
+            raise
+        if not isinstance(answer, dict) or answer.get("id") in (None, ""):
+            raise FatalError(f"HubSpot answered {kind} {record_id} without an id: {str(answer)[:200]}",
+                             crm="hubspot", code=UNEXPECTED_ANSWER, context=context)
+        return str(answer["id"])
 
     # --- schema ------------------------------------------------------------------------------
 

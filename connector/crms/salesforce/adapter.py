@@ -11,6 +11,7 @@
   in one Composite call, which counts as ONE API call for up to five queries.
 * Writes: sObject Collections, 200 records per call, ``allOrNone: false``,
   ``Sforce-Auto-Assign: FALSE`` so the org's assignment rules keep Relay's owner.
+* Merges: the SOAP API's ``merge()`` on the same session (:mod:`.merge`).
 * A ``http://`` instance URL is the sandbox: its ``https://`` calls are looped back.
 """
 
@@ -41,7 +42,7 @@ from connector.adapters._paging import (
     high_water_mark,
 )
 from connector.adapters._writing import write_in_batches
-from connector.adapters.base import Cursor, FieldSpec, Page, WriteOp, WriteResult
+from connector.adapters.base import Cursor, FieldSpec, MergeOutcome, Page, WriteOp, WriteResult
 from connector.adapters.budget import Governor
 from connector.adapters.cache import PROCESS_CACHES, CacheKey, SharedCaches
 from connector.adapters.calls import ApiCallCounter
@@ -61,6 +62,7 @@ from connector.crms.salesforce.bulk import converters, csv_records
 from connector.crms.salesforce.errors import salesforce_translator
 from connector.crms.salesforce.limits import observation as api_usage_observation
 from connector.crms.salesforce.loopback import apply_default_timeout, loopback_session
+from connector.crms.salesforce.merge import merge_records
 from connector.crms.salesforce.soql import (
     MODSTAMP,
     incremental_query,
@@ -788,6 +790,22 @@ class SalesforceAdapter:
             error = record_error("salesforce", code, message, fields, context=f"{context} #{position}")
             results.append(WriteResult(op=op, success=False, crm_id=crm_id, created=False, error=error))
         return results
+
+    def merge(self, object: str, survivor_id: str, loser_ids: Sequence[str],
+              values: dict[str, Any] | None = None) -> MergeOutcome:
+        """Merge ``loser_ids`` into ``survivor_id`` through the SOAP API's ``merge()`` (see :mod:`.merge`).
+
+        Lead, Contact, Account or Case; two losers per merge request, as many requests as needed in
+        one call; ``values`` are set on the survivor by the merge itself. The losers are deleted
+        (``IsDeleted``, ``MasterRecordId`` through ``queryAll``), their tasks, contacts and
+        opportunities re-parented. A loser already merged into the survivor counts as done.
+
+        Raises:
+            RecordError: Salesforce refused the merge (names the survivor and the losers).
+            ConfigurationError: ``object`` cannot be merged, or a field of ``values`` is unknown.
+            FatalError: auth, permission or daily-limit errors.
+        """
+        return merge_records(self, object, survivor_id, loser_ids, values)
 
     # --- schema ------------------------------------------------------------------------------
 

@@ -52,6 +52,24 @@ DIALECT = ErrorDialect("salesforce", rules=(
     ErrorRule("salesforce", S.MULTIPLE_CHOICES, None, _SKIP, RecordError, "upsert key matches several records"),
     ErrorRule("salesforce", S.NOT_FOUND, "NOT_FOUND", _FAIL, ConfigurationError, "resource or API version missing"),
     ErrorRule("salesforce", S.SERVICE_UNAVAILABLE, "SERVER_UNAVAILABLE", _RETRY, RetriableError, "org busy or in maintenance"),
+    # SOAP faults (merge.py) come with HTTP 500 and the fault code: most are not worth retrying.
+    ErrorRule("salesforce", S.INTERNAL_SERVER_ERROR, "INVALID_SESSION_ID", _AUTH, AuthError, "SOAP: session expired"),
+    ErrorRule("salesforce", S.INTERNAL_SERVER_ERROR, "REQUEST_LIMIT_EXCEEDED", _FAIL, ApiLimitExceeded,
+              "SOAP: daily API allocation used up"),
+    ErrorRule("salesforce", S.INTERNAL_SERVER_ERROR, "API_DISABLED_FOR_ORG", _FAIL, PermissionError_, "SOAP: API off"),
+    ErrorRule("salesforce", S.INTERNAL_SERVER_ERROR, "INSUFFICIENT_ACCESS", _FAIL, PermissionError_,
+              "SOAP: integration user lacks rights"),
+    ErrorRule("salesforce", S.INTERNAL_SERVER_ERROR, "INVALID_TYPE", _FAIL, ConfigurationError, "SOAP: object not in the org"),
+    ErrorRule("salesforce", S.INTERNAL_SERVER_ERROR, "INVALID_TYPE_FOR_OPERATION", _FAIL, ConfigurationError,
+              "SOAP: the object cannot be merged"),
+    ErrorRule("salesforce", S.INTERNAL_SERVER_ERROR, "INVALID_FIELD", _FAIL, ConfigurationError,
+              "SOAP: mapped field missing in the org"),
+    ErrorRule("salesforce", S.INTERNAL_SERVER_ERROR, "UNSUPPORTED_API_VERSION", _FAIL, ConfigurationError,
+              "SOAP: API version retired"),
+    ErrorRule("salesforce", S.INTERNAL_SERVER_ERROR, "Client", _FAIL, ConfigurationError,
+              "SOAP: the envelope Relay built is malformed"),
+    ErrorRule("salesforce", S.INTERNAL_SERVER_ERROR, "INVALID_ID_FIELD", _SKIP, RecordError, "SOAP: a bad record id"),
+    ErrorRule("salesforce", S.INTERNAL_SERVER_ERROR, "MALFORMED_ID", _SKIP, RecordError, "SOAP: a malformed record id"),
 ))
 """Salesforce's own codes, tried before the rules every CRM shares (first match wins)."""
 
