@@ -556,3 +556,34 @@ class InboxRow(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(HOLDER_LEN))
     """The worker processing it (``host:pid:start/thread``) until ``claimed_until``."""
     claimed_until: Mapped[datetime | None]
+
+
+ENRICHMENT_PROVIDER_LEN = 50
+ENRICHMENT_KEY_LEN = 320
+
+
+class EnrichmentCacheRow(Base):
+    """What one enrichment provider answered about one company domain or person email.
+
+    One row per (provider, kind, key), replaced when asked again; ``version`` is the hash of the
+    provider's URL and mapping when it answered (``connector/enrich/settings.py``), so an answer
+    mapped another way is not reused. Whether it is still fresh is the reader's decision (the
+    provider's TTL, from ``fetched_at``). Failures are never stored.
+    """
+
+    __tablename__ = "enrichment_cache"
+    __table_args__ = (
+        CheckConstraint("kind IN ('company', 'person')", name="kind"),
+        CheckConstraint("outcome IN ('found', 'not_found')", name="outcome"),
+        Index("ix_enrichment_cache_fetched_at", "fetched_at"),
+    )
+
+    provider: Mapped[str] = mapped_column(String(ENRICHMENT_PROVIDER_LEN), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    lookup_key: Mapped[str] = mapped_column(String(ENRICHMENT_KEY_LEN), primary_key=True)
+    """The domain (company) or email (person) asked about, lower case."""
+    version: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """Canonical person field -> value (empty for ``not_found``)."""
+    fetched_at: Mapped[datetime]

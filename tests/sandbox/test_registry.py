@@ -40,11 +40,11 @@ def _salesforce(settings_url: str, client_id: str, client_secret: str) -> Salesf
     return Salesforce(instance_url=token["instance_url"], session_id=token["access_token"], session=session)
 
 
-def test_the_registry_lists_salesforce_then_hubspot_then_the_notification_sink() -> None:
+def test_the_registry_lists_salesforce_then_hubspot_then_the_notification_sink_and_enrichment() -> None:
     kinds = available()
-    assert list(kinds) == ["salesforce", "hubspot", "notify"]
+    assert list(kinds) == ["salesforce", "hubspot", "notify", "enrich"]
     assert [(k.label, k.default_port) for k in kinds.values()] == [
-        ("Salesforce", 8701), ("HubSpot", 8702), (kinds["notify"].label, 8725),
+        ("Salesforce", 8701), ("HubSpot", 8702), (kinds["notify"].label, 8725), (kinds["enrich"].label, 8726),
     ]
     assert [k.state_file_name for k in kinds.values()][:2] == ["salesforce.json", "hubspot.json"]
     assert kinds["salesforce"].factory is SalesforceSandbox
@@ -52,11 +52,11 @@ def test_the_registry_lists_salesforce_then_hubspot_then_the_notification_sink()
     # The package-level names are the registry's.
     assert crm_sandbox.SANDBOXES is SANDBOXES
     assert crm_sandbox.available() == kinds
-    assert list(SANDBOXES) == list(kinds) and len(SANDBOXES) == 3
+    assert list(SANDBOXES) == list(kinds) and len(SANDBOXES) == 4
 
 
 def test_an_unknown_name_says_which_sandboxes_there_are() -> None:
-    with pytest.raises(KeyError, match=r"no sandbox CRM named 'pipedrive' \(there are: salesforce, hubspot, notify\)"):
+    with pytest.raises(KeyError, match=r"no sandbox CRM named 'pipedrive' \(there are: salesforce, hubspot, notify, enrich\)"):
         get("pipedrive")
     with pytest.raises(KeyError, match="'pipedrive'"):
         SandboxGroup(["salesforce", "pipedrive"])
@@ -130,7 +130,7 @@ def test_a_kind_refuses_an_option_it_does_not_have_or_of_the_wrong_type() -> Non
 def test_a_group_shares_seed_and_faults_and_prints_what_a_client_needs(seed: SeedData) -> None:
     faults = FaultSettings(script=["server_error"])
     with SandboxGroup(seed_data=seed, faults=faults, options={"salesforce": {"daily_limit": 1234}}) as group:
-        assert [s.name for s in group.client_settings()] == ["salesforce", "hubspot", "notify"]
+        assert [s.name for s in group.client_settings()] == ["salesforce", "hubspot", "notify", "enrich"]
         env = group.env()
         assert env["SALESFORCE_INSTANCE_URL"] == group["salesforce"].url
         assert env["HUBSPOT_BASE_URL"] == group["hubspot"].url
@@ -149,7 +149,7 @@ def test_a_group_shares_seed_and_faults_and_prints_what_a_client_needs(seed: See
         assert len(hs.crm.contacts.basic_api.get_page(limit=5).results) == 5
         sf = _salesforce(group["salesforce"].url, "sandbox", "sandbox")
         assert sf.limits()["DailyApiRequests"]["Max"] == 1234
-        crms = [sandbox for sandbox in group if sandbox.name != "notify"]  # the sink was not called
+        crms = [sandbox for sandbox in group if sandbox.name not in ("notify", "enrich")]  # not called
         assert [sandbox.ledger.totals()["faults"] for sandbox in crms] == [{"server_error": 1}] * 2
     with pytest.raises(KeyError, match="no running sandbox 'hubspot'"):
         group["hubspot"]
@@ -174,7 +174,8 @@ def test_state_dir_keeps_changes_across_restarts_even_with_the_seed_given_again(
         _salesforce(group["salesforce"].url, "sandbox", "sandbox").Lead.update(lead["Id"], {"LastName": "Renamed"})
         HubSpot(access_token="sandbox-token", host=group["hubspot"].url).crm.contacts.basic_api.update(
             contact["id"], SimplePublicObjectInput(properties={"lastname": "Renamed"}))
-    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["hubspot.json", "notify.json", "salesforce.json"]
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["enrich.json", "hubspot.json", "notify.json",
+                                                                 "salesforce.json"]
 
     with SandboxGroup(seed_data=seed, state_dir=tmp_path / "state") as again:
         sf = _salesforce(again["salesforce"].url, "sandbox", "sandbox")
@@ -201,7 +202,7 @@ def third_kind() -> Iterator[SandboxKind]:
 def test_a_registered_third_kind_joins_groups_and_the_command_line(third_kind: SandboxKind, seed: SeedData) -> None:
     from crm_sandbox.cli import build_parser
 
-    assert list(available()) == ["salesforce", "hubspot", "pipedrive", "notify"]
+    assert list(available()) == ["salesforce", "hubspot", "pipedrive", "notify", "enrich"]
     args = build_parser().parse_args(["--pipedrive-port", "0", "--pipedrive-access-token", "pd-token"])
     assert (args.pipedrive__port, args.pipedrive__access_token) == (0, "pd-token")
     with SandboxGroup(["pipedrive"], seed_data=seed, options={"pipedrive": {"access_token": "pd-token"}}) as group:
@@ -216,4 +217,4 @@ def test_a_kind_with_a_taken_name_or_port_is_refused() -> None:
         SANDBOXES.register(SandboxKind("hubspot", "HubSpot again", HubSpotSandbox, 8799))
     with pytest.raises(ValueError, match="'salesforce' and 'other' both have default port 8701"):
         SANDBOXES.register(SandboxKind("other", "Other", HubSpotSandbox, 8701))
-    assert list(available()) == ["salesforce", "hubspot", "notify"]
+    assert list(available()) == ["salesforce", "hubspot", "notify", "enrich"]
