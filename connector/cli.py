@@ -884,6 +884,81 @@ def events(
                       f"and decided{written}", highlight=False, markup=False)
 
 
+@app.command()
+def match(
+    file: Annotated[Path, typer.Argument(help="The people (CSV, UTF-8, a header row): id plus any of first_name, "
+                                              "last_name, email, phone, company, website, title, country, state, "
+                                              "source.")],
+    out: Annotated[Path, typer.Option(help="Where to write id,cluster for every row.")],
+    pairs: Annotated[Path | None, typer.Option(help="Also write the matched and borderline pairs: ids, score, "
+                                                    "same/review, the reasons.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Score from which a pair is the same person (default: "
+                                                         "match_at in rules/matching.yaml).")] = None,
+) -> None:
+    """Find the duplicates in a list of people (before an import): the matcher a sync uses, on a file.
+
+    Every row gets a cluster (the id of the cluster's first row; a row alone is its own). A row
+    that cannot be read (not UTF-8, the wrong number of columns) is named with its line number in
+    FILE.bad-rows.csv and kept alone. Exit codes: 0 done; 1 the file or matching.yaml cannot be
+    used (named); 4 done, but some rows could not be read.
+    """
+    from connector.config.loader import load_matching_rules
+    from connector.config.problems import ConfigError
+    from connector.pipeline.match_file import (
+        MatchFileError,
+        match_file,
+        write_bad_rows,
+        write_clusters,
+        write_pairs,
+    )
+
+    try:
+        rules = load_matching_rules()
+    except ConfigError as exc:
+        _error(exc)
+        raise typer.Exit(1) from None
+    if threshold is not None:
+        if threshold <= rules.review_at:
+            _error(f"--threshold {threshold} must be above review_at ({rules.review_at}) of rules/matching.yaml")
+            raise typer.Exit(1)
+        rules = rules.model_copy(update={"match_at": threshold})
+    started = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} rows"),
+                  TimeElapsedColumn(), console=err_console, transient=True) as progress:
+        reading = progress.add_task(f"reading {file.name}", total=None)
+        try:
+            matched = match_file(file, rules, progress=lambda done: progress.advance(reading, done))
+        except MatchFileError as exc:
+            _error(exc)
+            raise typer.Exit(1) from None
+        progress.update(reading, description="writing")
+        write_clusters(out, matched.result)
+        written_pairs = write_pairs(pairs, matched.result) if pairs is not None else None
+    result = matched.result
+    clusters = result.clusters()
+    in_clusters = sum(len(ids) for ids in clusters.values())
+    console.print(f"{file}: {matched.rows:,} rows, {len(clusters):,} clusters of more than one row holding "
+                  f"{in_clusters:,} rows ({in_clusters - len(clusters):,} duplicates, "
+                  f"{(in_clusters - len(clusters)) / max(matched.rows, 1):.1%}); "
+                  f"{result.pairs_per_record():.1f} candidate pairs a row; {time.perf_counter() - started:.1f} s",
+                  highlight=False, markup=False)
+    console.print(f"clusters: {out}", highlight=False, markup=False)
+    if pairs is not None:
+        console.print(f"pairs: {pairs} ({written_pairs:,} at {rules.review_at} or more)", highlight=False,
+                      markup=False)
+    if matched.duplicate_ids:
+        shown = ", ".join(matched.duplicate_ids[:5])
+        console.print(f"ids used by more than one row: {len(matched.duplicate_ids):,} ({shown}"
+                      f"{', ...' if len(matched.duplicate_ids) > 5 else ''})", highlight=False, markup=False)
+    if matched.bad_rows:
+        target = file.with_name(file.name + ".bad-rows.csv")
+        write_bad_rows(target, matched.bad_rows)
+        first = matched.bad_rows[0]
+        console.print(f"rows kept alone, unreadable: {len(matched.bad_rows):,} (line {first.line}: {first.reason}); "
+                      f"all in {target}", highlight=False, markup=False)
+        raise typer.Exit(4)
+
+
 @app.command("import")
 def import_list(
     file: Annotated[Path, typer.Argument(help="The CSV list (UTF-8, a header row naming the columns).")],

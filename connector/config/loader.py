@@ -20,12 +20,16 @@ from connector.config.problems import ConfigError, ConfigProblem
 from connector.config.relay import RelayFile
 from connector.config.settings import config_location
 from connector.core import rules as core_rules
+from connector.enrich.settings import SUBSTITUTED_SECTIONS as ENRICHMENT_SUBSTITUTED
+from connector.enrich.settings import EnrichmentFile
 from connector.notify.settings import SUBSTITUTED_SECTIONS, AlertsFile, tier_problems
 
 RULE_FILES: dict[str, type[BaseModel]] = {
     "scoring": core_rules.ScoringRules, "routing": core_rules.RoutingRules, "sla": core_rules.SlaPolicy,
 }
 """Rule file stem (config/rules/<stem>.yaml) -> its model in ``connector.core.rules``."""
+OPTIONAL_RULE_FILES: dict[str, type[BaseModel]] = {"matching": core_rules.MatchingRules}
+"""Rule files an older configuration may lack: their models' defaults stand in."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class RelayConfig:
         config_dir: Where ``relay.yaml`` and ``rules/`` were read.
         mappings_dir: Where the mapping files were read.
         alerts: Who hears about which lead and how (``rules/alerts.yaml``); None without that file.
+        enrichment: Which providers enrich whom (``rules/enrichment.yaml``); None without that file.
     """
 
     relay: RelayFile
@@ -48,6 +53,7 @@ class RelayConfig:
     config_dir: Path = field(default=Path("config"))
     mappings_dir: Path = field(default=Path("mappings"))
     alerts: AlertsFile | None = None
+    enrichment: EnrichmentFile | None = None
 
     def connection(self, name: str) -> ConnectionSettings:
         """The connection called ``name``.
@@ -102,6 +108,25 @@ def validate_config(
     return problems
 
 
+def load_matching_rules(config_dir: str | Path | None = None) -> core_rules.MatchingRules:
+    """``rules/matching.yaml`` alone (``relay match`` needs no connection or credential).
+
+    The defaults when the file does not exist.
+
+    Raises:
+        ConfigError: naming file, key and value of every problem in the file.
+    """
+    config_path, _ = _where(config_dir, None)
+    path = config_path / "rules" / "matching.yaml"
+    if not path.is_file():
+        return core_rules.MatchingRules()
+    problems: list[ConfigProblem] = []
+    rules = _validate(core_rules.MatchingRules, read_yaml(path, str(path)), str(path), problems)
+    if problems or rules is None:
+        raise ConfigError(problems)
+    return rules
+
+
 def _where(config_dir: str | Path | None, mappings_dir: str | Path | None) -> tuple[Path, Path]:
     """The directories asked for, or those of :func:`connector.config.settings.config_location`."""
     if config_dir is not None and mappings_dir is not None:
@@ -142,12 +167,13 @@ def _load(config_dir: Path, mappings_dir: Path, env: Mapping[str, str]) -> tuple
     rules = _load_rules(config_dir / "rules", problems)
     alerts = _load_alerts(config_dir / "rules" / "alerts.yaml", env, problems,
                           [tier.name for tier in rules.sla.tiers] if rules is not None else None)
+    enrichment = _load_enrichment(config_dir / "rules" / "enrichment.yaml", env, problems)
     if relay is not None:
         _check_connections(relay, mappings, config_dir / "relay.yaml", mappings_dir, problems)
     problems = _in_file_order(problems, config_dir / "relay.yaml", mappings_dir)
     if problems or relay is None or rules is None:
         return None, problems
-    return RelayConfig(relay, mappings, rules, config_dir, mappings_dir, alerts), problems
+    return RelayConfig(relay, mappings, rules, config_dir, mappings_dir, alerts, enrichment=enrichment), problems
 
 
 def _in_file_order(problems: list[ConfigProblem], relay_path: Path, mappings_dir: Path) -> list[ConfigProblem]:
@@ -229,6 +255,28 @@ def _load_alerts(path: Path, env: Mapping[str, str], problems: list[ConfigProble
     return alerts
 
 
+def _load_enrichment(path: Path, env: Mapping[str, str], problems: list[ConfigProblem]) -> EnrichmentFile | None:
+    """``rules/enrichment.yaml``; None when it does not exist (no enrichment: an older configuration keeps loading).
+
+    Its ``enabled`` and ``providers`` may read the environment (``${VAR:-default}``: URLs, API keys).
+    """
+    if not path.is_file():
+        return None
+    file = str(path)
+    document = read_yaml(path, file)
+    if isinstance(document.data, dict):
+        data = dict(document.data)
+        for section in ENRICHMENT_SUBSTITUTED:
+            if section in data:
+                data[section], failures = substitute_tree(data[section], env, (section,))
+                for key_path, value, message in failures:
+                    line, column = document.position(key_path)
+                    problems.append(ConfigProblem(file, format_path(key_path), value, message, line, column))
+        document.data = data
+    enrichment = _validate(EnrichmentFile, document, file, problems)
+    return enrichment if isinstance(enrichment, EnrichmentFile) else None
+
+
 def _load_mappings(mappings_dir: Path, problems: list[ConfigProblem]) -> dict[str, MappingFile]:
     if not mappings_dir.is_dir():
         problems.append(ConfigProblem(str(mappings_dir), "", None, "mappings directory not found"))
@@ -261,7 +309,13 @@ def _load_rules(rules_dir: Path, problems: list[ConfigProblem]) -> core_rules.Ru
         document = read_yaml(path, file)
         documents[stem] = (file, document)
         parts[stem] = _validate(model, document, file, problems)
-    if len(parts) != len(RULE_FILES) or any(part is None for part in parts.values()):
+    for stem, model in OPTIONAL_RULE_FILES.items():
+        path = rules_dir / f"{stem}.yaml"
+        if path.is_file():
+            document = read_yaml(path, str(path))
+            documents[stem] = (str(path), document)
+            parts[stem] = _validate(model, document, str(path), problems)
+    if len(parts) < len(RULE_FILES) or any(part is None for part in parts.values()):
         return None
     try:
         return core_rules.Rules(**parts)

@@ -25,7 +25,9 @@ def _models() -> dict[str, type[BaseModel]]:
         "scoring": rules.ScoringRules,
         "routing": rules.RoutingRules,
         "sla": rules.SlaPolicy,
+        "matching": rules.MatchingRules,
         "alerts": importlib.import_module("connector.notify.settings").AlertsFile,
+        "enrichment": importlib.import_module("connector.enrich.settings").EnrichmentFile,
     }
 
 

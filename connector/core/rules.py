@@ -841,12 +841,97 @@ _sla_tables = DerivedCache(_build_sla_tables)
 # --------------------------------------------------------------------------- aggregate
 
 
+# --- matching (config/rules/matching.yaml) -------------------------------------------------------
+
+BlockKind = Literal["email", "phone", "name", "company_last", "company_first",
+                    "domain_last", "email_local", "sound_last"]
+"""The blocking keys of the matcher (``connector/core/matching/engine.py`` says what each is)."""
+
+DEFAULT_BLOCK_LIMITS: dict[BlockKind, int] = {
+    "email": 50, "phone": 12, "name": 25, "company_last": 25,
+    "company_first": 25, "domain_last": 25, "email_local": 8, "sound_last": 12,
+}
+
+
+class MatchWeights(_Schema):
+    """Points each kind of agreement (positive) or disagreement (negative) adds to a pair's score."""
+
+    email_exact: float = 9.0
+    email_role: float = 1.0
+    email_typo: float = 4.0
+    email_colleague: float = -10.0
+    email_other: float = -2.0
+    first_exact_max: float = 5.5
+    first_exact_min: float = 1.0
+    first_nickname: float = 2.5
+    first_fuzzy: float = 1.5
+    first_initial: float = 0.5
+    first_conflict: float = -6.0
+    last_exact_max: float = 6.5
+    last_exact_min: float = 1.5
+    last_fuzzy: float = 2.5
+    last_conflict: float = -6.0
+    middle_conflict: float = -2.0
+    phone_exact: float = 4.0
+    phone_shared: float = 0.5
+    phone_other: float = -1.0
+    company_exact_max: float = 4.0
+    company_exact_min: float = 1.0
+    company_fuzzy: float = 1.5
+    company_other: float = -1.5
+    domain_same: float = 1.0
+    country_other: float = -4.0
+    title_same: float = 0.5
+    title_other: float = -2.0
+
+
+class MatchingRules(_Schema):
+    """How people are matched: thresholds, blocking limits, weights (``matching.yaml``).
+
+    A pair scoring ``match_at`` or more is the same person; from ``review_at`` up to it, a
+    review item for a data steward; below, different people.
+    """
+
+    match_at: float = 7.0
+    review_at: float = 4.0
+    cluster_floor: float = 0.0
+    workplace_margin: float = 1.5
+    cluster_average: float = 5.5
+    max_cluster_size: int = Field(default=25, ge=2, le=1000)
+    max_component: int = Field(default=80, ge=2, le=5000)
+    block_limits: dict[BlockKind, int] = Field(default_factory=lambda: dict(DEFAULT_BLOCK_LIMITS))
+    weights: MatchWeights = Field(default_factory=MatchWeights)
+
+    @model_validator(mode="after")
+    def _check(self) -> MatchingRules:
+        problems = _Problems("MatchingRules")
+        if self.cluster_floor > self.match_at:
+            problems.add(("cluster_floor",), "thresholds_out_of_order",
+                         f"cluster_floor ({self.cluster_floor}) must not be above match_at ({self.match_at})",
+                         self.cluster_floor)
+        if self.review_at >= self.match_at:
+            problems.add(("review_at",), "thresholds_out_of_order",
+                         f"review_at ({self.review_at}) must be below match_at ({self.match_at})",
+                         self.review_at)
+        for kind, limit in self.block_limits.items():
+            if not 2 <= limit <= 1000:
+                problems.add(("block_limits", kind), "block_limit_out_of_range",
+                             f"a block limit must be 2..1000 records, got {limit}", limit)
+        problems.raise_if_any()
+        return self
+
+    def limit(self, kind: str) -> int:
+        """Largest block of ``kind`` whose records are compared (a larger block is too common to tell)."""
+        return self.block_limits.get(kind, DEFAULT_BLOCK_LIMITS[kind])  # type: ignore[call-overload,index]
+
+
 class Rules(_Schema):
     """All decision rules together; ``version`` identifies them in the audit log."""
 
     scoring: ScoringRules
     routing: RoutingRules
     sla: SlaPolicy
+    matching: MatchingRules = Field(default_factory=lambda: MatchingRules())
 
     @model_validator(mode="after")
     def _check(self) -> Rules:
@@ -882,7 +967,7 @@ class Rules(_Schema):
 
 
 def _rules_version_of(rules: Rules) -> str:
-    return rules_version(rules.scoring, rules.routing, rules.sla)
+    return rules_version(rules.scoring, rules.routing, rules.sla, rules.matching)
 
 
 _versions = DerivedCache(_rules_version_of)
