@@ -6,6 +6,9 @@ to trust over TLS), serves until SIGINT or SIGTERM, then stops them and saves th
 
 Exit codes: 0 stopped by a signal; 1 a sandbox could not start (port in use, unreadable state file
 or TLS directory); 2 bad arguments (each fault flag's problem is named).
+
+``python -m crm_sandbox people --rows N --out people.csv --truth truth.csv`` writes person records
+with ground truth for dedupe benchmarks instead (:mod:`crm_sandbox.seed.people`).
 """
 
 from __future__ import annotations
@@ -140,9 +143,14 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         argv: the arguments (default: ``sys.argv[1:]``).
         prog: the command's name in messages; another command line can delegate to this one.
     """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["people"]:  # people-only records with ground truth (dedupe benchmarks)
+        from crm_sandbox.seed.people import main as people_main
+
+        return people_main(arguments[1:], prog=f"{prog} people")
     kinds = available()
     parser = build_parser(kinds, prog)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     faults, problems = fault_settings(args)
     if problems:
         parser.error("; ".join(problems))

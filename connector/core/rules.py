@@ -895,7 +895,7 @@ class MatchingRules(_Schema):
     match_at: float = 7.0
     review_at: float = 4.0
     cluster_floor: float = 0.0
-    workplace_margin: float = 1.5
+    workplace_margin: float = 1.0
     cluster_average: float = 5.5
     max_cluster_size: int = Field(default=25, ge=2, le=1000)
     max_component: int = Field(default=80, ge=2, le=5000)
@@ -925,6 +925,36 @@ class MatchingRules(_Schema):
         return self.block_limits.get(kind, DEFAULT_BLOCK_LIMITS[kind])  # type: ignore[call-overload,index]
 
 
+# --- data quality (config/rules/quality.yaml) ------------------------------------------------------
+
+
+class QualityRules(_Schema):
+    """What a sync's data-quality figures are measured against (``quality.yaml``).
+
+    Seed 002 "Data Management SOP": the Data Entry Standards' required fields and the Data
+    Quality Metrics' targets (completeness > 95 %, duplicates < 2 %). Both targets are strict:
+    exactly 95 % complete, or exactly 2 % duplicates, misses. Nothing here changes a decision,
+    so these rules are not part of ``Rules.version``.
+    """
+
+    required_fields: list[PersonFieldName] = Field(
+        default_factory=lambda: ["first_name", "last_name", "email", "company", "lead_source"], min_length=1)
+    completeness_min_percent: float = Field(default=95.0, ge=0, le=100)
+    duplicates_max_percent: float = Field(default=2.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _check(self) -> QualityRules:
+        problems = _Problems("QualityRules")
+        seen: dict[str, int] = {}
+        for i, name in enumerate(self.required_fields):
+            if name in seen:
+                problems.add(("required_fields", i), "duplicate",
+                             f"'{name}' is already listed at required_fields[{seen[name]}]", name)
+            seen.setdefault(name, i)
+        problems.raise_if_any()
+        return self
+
+
 class Rules(_Schema):
     """All decision rules together; ``version`` identifies them in the audit log."""
 
@@ -932,6 +962,7 @@ class Rules(_Schema):
     routing: RoutingRules
     sla: SlaPolicy
     matching: MatchingRules = Field(default_factory=lambda: MatchingRules())
+    quality: QualityRules = Field(default_factory=lambda: QualityRules())
 
     @model_validator(mode="after")
     def _check(self) -> Rules:

@@ -117,7 +117,7 @@ def test_plain_http_on_free_ports_then_ctrl_c_saves_the_state(tmp_path: Path, co
                       "--seed", "5", "--state-dir", str(state), cwd=tmp_path)
     commands.append(command)
     lines = command.read_until(r"^Faults at run time: ")
-    assert lines[0] == "sandbox CRMs running: Salesforce, HubSpot, Notification sink (Ctrl-C to stop)"
+    assert lines[0] == "sandbox CRMs running: Salesforce, HubSpot, Notification sink, Enrichment API (Ctrl-C to stop)"
     assert json.loads(lines[1].removeprefix("seed 5: "))["salesforce"]["Lead"] == 20
     env = _exports(lines)
     sf_url, hs_url = env["SALESFORCE_INSTANCE_URL"], env["HUBSPOT_BASE_URL"]

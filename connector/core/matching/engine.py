@@ -216,9 +216,11 @@ def _features(records: Iterable[Mapping[str, Any]], progress: Callable[[int], No
 
 
 def _country(text: str) -> str | None:
+    """The ISO code of a country as typed; ``None`` when it cannot be read ("République française"
+    would otherwise disagree with "FR")."""
     from connector.core._geo import country_code
 
-    return country_code(text) or text.lower()
+    return country_code(text)
 
 
 # --- blocking ------------------------------------------------------------------------------------
