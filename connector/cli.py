@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from connector.config.loader import RelayConfig
+    from connector.pipeline.quality import QualityTally, SourceFigures
     from connector.pipeline.summary import PlannedChange, PlannedWrite, SyncSummary
 
 app = typer.Typer(
@@ -45,6 +46,9 @@ app.add_typer(cursors_app, name="cursors")
 clocks_app = typer.Typer(help="SLA clocks: reminders, escalations and aging re-queues.", no_args_is_help=True,
                          rich_markup_mode=None)
 app.add_typer(clocks_app, name="clocks")
+dedupe_app = typer.Typer(help="Duplicate people across everything Relay has read.", no_args_is_help=True,
+                         rich_markup_mode=None)
+app.add_typer(dedupe_app, name="dedupe")
 
 _PIPED_WIDTH = 200
 """Width of tables when output goes to a pipe or a log (a terminal's own width is used otherwise)."""
@@ -330,10 +334,59 @@ def _print_summary(summary: SyncSummary) -> None:
                       escape(", ".join(f"{k} {v}" for k, v in summary.findings.most_common())))
     table.add_row("time", f"{summary.seconds:.1f} s")
     console.print(table)
+    _print_quality(summary.quality)
     for failure in summary.write_failures[:20]:
         console.print(f"  [red]refused[/red] {escape(str(failure))}", highlight=False)
     if len(summary.write_failures) > 20:
         console.print(f"  ... and {len(summary.write_failures) - 20} more (see the audit log)")
+
+
+QUALITY_SOURCES_SHOWN = 15
+"""Lead sources a summary lists one by one (the largest first); the rest are added up in one line."""
+
+
+def _print_quality(quality: QualityTally | None) -> None:
+    """The run's data quality, all sources then each lead source, against the SOP targets."""
+    if quality is None:
+        console.print("data quality: not measured (no person record was decided)")
+        return
+    rules = quality.rules
+    table = Table(title=f"data quality (targets: completeness > {rules.completeness_min_percent:g} %, "
+                        f"duplicates < {rules.duplicates_max_percent:g} %)",
+                  box=None, title_justify="left")
+    for header in ("lead source", "people", "completeness", "duplicates", "invalid emails", "invalid phones",
+                   "enriched"):
+        table.add_column(header, justify="left" if header == "lead source" else "right")
+    by_size = sorted(quality.sources.items(), key=lambda kv: (-kv[1].records, kv[0]))
+    table.add_row("all sources", *_quality_cells(quality.total, quality))
+    for source, figures in by_size[:QUALITY_SOURCES_SHOWN]:
+        table.add_row(escape(source), *_quality_cells(figures, quality))
+    console.print(table)
+    if len(by_size) > QUALITY_SOURCES_SHOWN:
+        rest = sum(figures.records for _, figures in by_size[QUALITY_SOURCES_SHOWN:])
+        console.print(f"  ... and {len(by_size) - QUALITY_SOURCES_SHOWN} more lead sources ({rest:,} people)")
+    missing = quality.total.missing(rules.required_fields)
+    if missing:
+        console.print("  required fields missing: " + escape(", ".join(f"{k} {v:,}" for k, v in missing.items())))
+    if quality.not_mapped:
+        console.print("  not measured (the mapping does not read them): " + escape(", ".join(quality.not_mapped)))
+
+
+def _quality_cells(figures: SourceFigures, quality: QualityTally) -> tuple[str, ...]:
+    """One row of the data-quality table: each rate with its verdict (ok / BELOW / ABOVE target)."""
+    rules = quality.rules
+    completeness = figures.completeness_percent(rules.required_fields)
+    duplicates = figures.duplicate_percent or 0.0
+    enriched = figures.enrichment_percent
+    return (
+        f"{figures.records:,}",
+        "not measured" if completeness is None else
+        f"{completeness:.1f} % " + ("ok" if completeness > rules.completeness_min_percent else "BELOW"),
+        f"{figures.duplicates:,} = {duplicates:.1f} % " + ("ok" if duplicates < rules.duplicates_max_percent else "ABOVE"),
+        f"{figures.invalid_emails:,} of {figures.emails:,}",
+        f"{figures.invalid_phones:,} of {figures.phones:,}",
+        "not measured" if enriched is None else f"{enriched:.1f} %",
+    )
 
 
 def _print_planned(summary: SyncSummary) -> None:
@@ -882,6 +935,45 @@ def events(
                       "own user, not read)"
         console.print(f"{run.connection}: {run.events} {events_word}{echoes}, {run.records} {records_word} read by id "
                       f"and decided{written}", highlight=False, markup=False)
+
+
+@dedupe_app.command("report")
+def dedupe_report_command(
+    out: Annotated[Path, typer.Option(help="Where to write the report (CSV: action, set, record, score, reasons, "
+                                           "changes).")] = Path("dedupe-report.csv"),
+) -> None:
+    """What merging the duplicates would do, from the records the last syncs read; nothing is written.
+
+    Every live person of every connection in the store goes through the matcher (rules/matching.yaml).
+    A set of records of one CRM object is a merge (the survivor and each field's winning value, by
+    the survivorship rules); a person in several objects or CRMs is a link; borderline pairs are
+    review items. Says whether the blast-radius guard (merge_guard) would stop the merges.
+    """
+    from connector.pipeline.dedupe import dedupe_report, write_dedupe_report
+
+    config = _load_config_or_exit()
+    engine = _open_store_or_exit()
+    started = time.perf_counter()
+    with err_console.status("matching the people in the store"):
+        report = dedupe_report(config, engine)
+    rows = write_dedupe_report(out, report)
+    console.print(f"{report.records:,} people records, {report.candidate_pairs:,} pairs compared, "
+                  f"{time.perf_counter() - started:.1f} s", highlight=False, markup=False)
+    for source, (sets, away) in report.merges_by_source().items():
+        console.print(f"  merge {source}: {sets:,} duplicate sets, {away:,} records merged away", highlight=False,
+                      markup=False)
+    if not report.merges:
+        console.print("  merge: no duplicates within one CRM object", highlight=False, markup=False)
+    console.print(f"  link: {len(report.links):,} people with records in several objects or CRMs", highlight=False,
+                  markup=False)
+    console.print(f"  review: {len(report.reviews):,} borderline pairs for a data steward", highlight=False,
+                  markup=False)
+    if report.guard:
+        console.print(f"blast-radius guard: would stop: {report.guard}", highlight=False, markup=False)
+    else:
+        console.print(f"blast-radius guard: within limits ({report.merged_away:,} records merged away)",
+                      highlight=False, markup=False)
+    console.print(f"report: {out} ({rows:,} rows); nothing was written to a CRM", highlight=False, markup=False)
 
 
 @app.command()
