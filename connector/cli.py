@@ -976,6 +976,85 @@ def dedupe_report_command(
     console.print(f"report: {out} ({rows:,} rows); nothing was written to a CRM", highlight=False, markup=False)
 
 
+@dedupe_app.command("run")
+def dedupe_run_command() -> None:
+    """Act on the duplicates as each connection's `duplicates` setting in relay.yaml says.
+
+    report: nothing; merge: the CRM merges each set (the survivor takes the winning field values);
+    flag: each duplicate gets a task for its owner naming the record it duplicates. Every set is
+    recorded before its CRM is asked and acted on once; the blast-radius guard (merge_guard in
+    rules/matching.yaml) stops the whole run when it would merge too much. Exit codes: 0 done;
+    1 configuration or store; 3 stopped by the guard; 4 some sets failed (named).
+    """
+    from connector.pipeline.merges import run_dedupe
+
+    config = _load_config_or_exit()
+    engine = _open_store_or_exit()
+    with err_console.status("matching the people in the store"):
+        run = run_dedupe(config, engine)
+    if run.stopped:
+        _error(f"blast-radius guard: nothing merged: {run.stopped}; look at relay dedupe report, then raise "
+               f"merge_guard in rules/matching.yaml if the merges are right")
+        raise typer.Exit(3)
+    sources = sorted({*run.merged, *run.flagged, *run.reported, *run.already})
+    for source in sources:
+        console.print(f"  {source}: merged {run.merged[source]:,}, flagged {run.flagged[source]:,}, "
+                      f"left (report only) {run.reported[source]:,}, done before {run.already[source]:,}",
+                      highlight=False, markup=False)
+    if not sources:
+        console.print("no duplicates within one CRM object", highlight=False, markup=False)
+    if run.reviews_queued:
+        console.print(f"review queue: {run.reviews_queued:,} new borderline pairs (relay dedupe reviews)",
+                      highlight=False, markup=False)
+    for failure in run.failures:
+        _error(f"failed: {failure}")
+    if run.failures:
+        raise typer.Exit(4)
+
+
+@dedupe_app.command("reviews")
+def dedupe_reviews_command(
+    all_items: Annotated[bool, typer.Option("--all", help="Also the decided items.")] = False,
+) -> None:
+    """The review queue: borderline pairs for a data steward, both records side by side, with the reasons."""
+    from connector.pipeline.dedupe import review_rows
+
+    engine = _open_store_or_exit()
+    rows = review_rows(engine, open_only=not all_items)
+    if not rows:
+        console.print("no review items" + ("" if all_items else " open"), highlight=False, markup=False)
+        return
+    table = Table("id", "status", "score", "left", "right", "reasons", box=None, show_edge=False)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+@dedupe_app.command("decide")
+def dedupe_decide_command(
+    review_id: Annotated[int, typer.Argument(help="The review item (relay dedupe reviews).")],
+    decision: Annotated[str, typer.Argument(help="same or different")],
+    by: Annotated[str, typer.Option(help="Who decides (kept with the decision).")] = os.environ.get("USER", "steward"),
+) -> None:
+    """A data steward's decision on a review item: it binds every later match and is never asked again."""
+    from connector.store.db import session_factory
+    from connector.store.repositories.merges import Reviews
+
+    if decision not in ("same", "different"):
+        _error(f"the decision is 'same' or 'different', not {decision!r}")
+        raise typer.Exit(2)
+    engine = _open_store_or_exit()
+    try:
+        with session_factory(engine).begin() as session:
+            item = Reviews(session).decide(review_id, decision == "same", by)
+    except KeyError as exc:
+        _error(exc.args[0])
+        raise typer.Exit(2) from None
+    console.print(f"review {item.id}: {item.left_key} and {item.right_key} are "
+                  f"{'the same person' if item.status == 'same' else 'two people'} (by {item.decided_by})",
+                  highlight=False, markup=False)
+
+
 @app.command()
 def match(
     file: Annotated[Path, typer.Argument(help="The people (CSV, UTF-8, a header row): id plus any of first_name, "

@@ -25,6 +25,7 @@ class CustomField:
         external_id: usable for upsert by external id.
         unique: values must be unique (case-insensitive, as Salesforce does).
         picklist_values: allowed values of a picklist.
+        calculated: a roll-up summary or formula: read-only for clients (the seed fills it).
     """
 
     name: str
@@ -34,6 +35,7 @@ class CustomField:
     external_id: bool = False
     unique: bool = False
     picklist_values: tuple[str, ...] = ()
+    calculated: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ SALESFORCE_CUSTOM_FIELDS: dict[str, tuple[CustomField, ...]] = {
     "Account": (
         CustomField("Domain__c", "string", "Domain", length=255),
         CustomField("Relay_Id__c", "string", "Relay Id", length=64, external_id=True),
+        # Roll-up summary: COUNT(Opportunity) where IsClosed = false (Relay's account match reads it).
+        CustomField("Open_Opportunities__c", "double", "Open Opportunities", calculated=True),
     ),
     "Opportunity": (
         CustomField("Discovery_Call_Scheduled__c", "boolean", "Discovery Call Scheduled"),

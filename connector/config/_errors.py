@@ -157,10 +157,21 @@ def _unwrap(annotation: Any, node: Any) -> Any:
 
 
 def _choose_member(members: list[Any], node: Any) -> Any:
+    """The union member the data is meant for: the model none of whose literal fields (``kind:
+    salesforce``) the data contradicts, and with the most of them agreeing."""
     models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
     if isinstance(node, dict):
+        best: tuple[int, Any] | None = None
         for model in models:
+            agreeing = 0
             for name, field in model.model_fields.items():
-                if get_origin(field.annotation) is Literal and node.get(name) in get_args(field.annotation):
-                    return model
+                if get_origin(field.annotation) is Literal and name in node:
+                    if node[name] not in get_args(field.annotation):
+                        break
+                    agreeing += 1
+            else:
+                if agreeing and (best is None or agreeing > best[0]):
+                    best = (agreeing, model)
+        if best is not None:
+            return best[1]
     return models[0] if models else members[0]

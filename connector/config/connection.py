@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -127,6 +127,12 @@ class ConnectionSettings(ConfigModel):
         description="For a CRM that finds deleted records only by listing every archived one (HubSpot): list "
         "them at most this often (0: on every run); a full sync always does. A CRM that reports deletions "
         "with the changes (Salesforce) reads them on every run for nothing.",
+    )
+    duplicates: Literal["report", "merge", "flag"] = Field(
+        default="report",
+        description="What relay dedupe run does with the duplicates of one object in this CRM: report them "
+        "only, merge them in the CRM (survivor and field values by rules/matching.yaml's survivorship), or flag "
+        "each duplicate with a task for its owner naming the record it duplicates.",
     )
     run_deadline_minutes: int | None = Field(
         default=120, ge=1,

@@ -28,7 +28,8 @@ RULE_FILES: dict[str, type[BaseModel]] = {
     "scoring": core_rules.ScoringRules, "routing": core_rules.RoutingRules, "sla": core_rules.SlaPolicy,
 }
 """Rule file stem (config/rules/<stem>.yaml) -> its model in ``connector.core.rules``."""
-OPTIONAL_RULE_FILES: dict[str, type[BaseModel]] = {"matching": core_rules.MatchingRules}
+OPTIONAL_RULE_FILES: dict[str, type[BaseModel]] = {"matching": core_rules.MatchingRules,
+                                                     "quality": core_rules.QualityRules}
 """Rule files an older configuration may lack: their models' defaults stand in."""
 
 

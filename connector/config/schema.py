@@ -26,6 +26,7 @@ def _models() -> dict[str, type[BaseModel]]:
         "routing": rules.RoutingRules,
         "sla": rules.SlaPolicy,
         "matching": rules.MatchingRules,
+        "quality": rules.QualityRules,
         "alerts": importlib.import_module("connector.notify.settings").AlertsFile,
         "enrichment": importlib.import_module("connector.enrich.settings").EnrichmentFile,
     }

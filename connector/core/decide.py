@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from connector.core.accounts import AccountFound, is_generic_mail, manual_research_finding
 from connector.core.hygiene import clean_person
 from connector.core.identity import (
     AccountIndex,
@@ -63,6 +64,8 @@ class _Prepared:
     key: str | None
     score: ScoreResult
     account: Account | None
+    found: AccountFound | None
+    account_findings: tuple[Finding, ...]
     keeps_crm_owner: bool
 
 
@@ -87,17 +90,29 @@ def _prepare(person: Person, accounts: AccountIndex, owner_list: Sequence[Owner]
     if key is None and _blank(p.first_name) and _blank(p.last_name) and _blank(p.company):
         raise _Quarantine("no valid email, name or company: nothing identifies this person",
                           cleaned.findings)
-    account = accounts.match(cleaned.email_domain, person.ref.connection, owner_list)
+    domain = cleaned.email_domain
+    found = accounts.match_person(domain, p.website, p.company, person.ref.connection, owner_list,
+                                  rules.matching.accounts)
+    account_findings: tuple[Finding, ...] = ()
+    if domain is not None and is_generic_mail(domain):
+        account_findings = (manual_research_finding(person.ref, domain, found),)
     score = score_person(cleaned, rules.scoring)
-    return _Prepared(person=person, cleaned=cleaned, key=key, score=score, account=account,
-                     keeps_crm_owner=_keeps_crm_owner(person, rules, owners))
+    return _Prepared(person=person, cleaned=cleaned, key=key, score=score,
+                     account=found.account if found is not None else None, found=found,
+                     account_findings=account_findings, keeps_crm_owner=_keeps_crm_owner(person, rules, owners))
 
 
-def _matched_owner(account: Account | None, owners: OwnerIndex) -> MatchedAccountOwner | None:
-    if account is None:
+_METHOD_LABELS = {"email_domain": "", "website": " (by website)", "company_name": " (by company name)",
+                  "company_fuzzy": " (by similar company name)"}
+
+
+def _matched_owner(found: AccountFound | None, owners: OwnerIndex) -> MatchedAccountOwner | None:
+    if found is None:
         return None
+    account = found.account
     owner = account_owner(account, owners)
-    label = account.name or account.domain or account.website or account.ref.crm_id
+    label = (account.name or account.domain or account.website or account.ref.crm_id) \
+        + _METHOD_LABELS[found.match.method]
     return MatchedAccountOwner(
         account=account.ref,
         label=label,
@@ -162,7 +177,7 @@ def _crm_owner_decision(item: _Prepared, owners: OwnerIndex, tier: str) -> Routi
 
 _TASK_FIELDS = frozenset({"subject", "description", "due_at", "owner_email", "priority"})
 _DECISION_FIELDS = frozenset({"ref", "identity_id", "person_key", "duplicates", "hygiene", "matched_account",
-                              "score", "routing", "sla", "task", "field_updates", "findings",
+                              "account_match", "score", "routing", "sla", "task", "field_updates", "findings",
                               "rules_version", "decided_at"})
 
 
@@ -258,7 +273,7 @@ def _decide_cluster(
             ref=p.ref, score=primary.score.total, category=primary.score.category,
             country=p.country, email_domain=primary.cleaned.email_domain,
             website_domain=registered_domain(p.website),
-            matched_account=_matched_owner(primary.account, owners), existing=existing,
+            matched_account=_matched_owner(primary.found, owners), existing=existing,
             shared_by=len(candidates),
         )
         shared, state = route(lead, rules.routing, rules.sla, state, active)
@@ -283,7 +298,8 @@ def _decide_cluster(
         if item is primary and routing is not None and member_sla is not None:
             task = _task(item, routing, member_sla)
         ref = item.person.ref
-        findings = item.cleaned.findings
+        findings = item.cleaned.findings + item.account_findings if item.account_findings \
+            else item.cleaned.findings
         if routing is not None and routing.owner_email is None and routing.fallback == "none":
             findings += (Finding(ref=ref, field="owner_id", code="no_active_owner", message=routing.reason),)
         if routing is not None and routing.kept_existing and routing.owner_email \
@@ -301,6 +317,7 @@ def _decide_cluster(
             "duplicates": tuple(r for r in cluster.members if r != ref) if len(cluster.members) > 1 else (),
             "hygiene": item.cleaned,
             "matched_account": item.account.ref if item.account else None,
+            "account_match": item.found.match if item.found is not None else None,
             "score": item.score,
             "routing": routing,
             "sla": member_sla,
@@ -325,7 +342,7 @@ def decide_people(
 ) -> tuple[list[LeadDecision], RoutingState]:
     """Decide score, owner and SLA for a batch of people.
 
-    Stages: hygiene -> identity (clusters across CRMs, account match by domain) ->
+    Stages: hygiene -> identity (clusters across CRMs, account match: ``connector.core.accounts``) ->
     scoring -> routing -> SLA. Records with the same identity key (e.g. the same
     person as a Salesforce lead and a HubSpot contact) are routed ONCE and share the
     owner and SLA; the follow-up task goes to the best-scoring record only. A record
@@ -336,7 +353,7 @@ def decide_people(
     Args:
         people: Canonical people from every connection. Round robin follows this order.
             A ref listed twice is decided once, with its last version.
-        accounts: Known accounts (for the account match by email domain): an
+        accounts: Known accounts (for the account match, by domain, website and name): an
             ``AccountIndex`` built once per run and kept up to date (the fast way, for a
             caller that decides page after page), or a sequence of accounts, indexed for
             this call only. Both give the same decisions.

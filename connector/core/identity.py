@@ -1,25 +1,30 @@
 """Identity: who is the same person, and which account a person belongs to.
 
 Seed 002 "Lead Capture / Duplicate check": email match -> same person; company match
--> associate to account. Keys are deterministic so that the same records always give
+-> associate to account (``connector.core.accounts``, re-exported here). Keys are deterministic so that the same records always give
 the same identity ids, whatever order they arrive in.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from connector.core._cache import value_cache
-from connector.core._email import clean_email, extract_address, is_free_mail
-from connector.core.models import Account, Owner, Person, RecordRef
+from connector.core._email import clean_email, extract_address
+
+# Which account a person belongs to is connector.core.accounts'; these names stay importable here.
+from connector.core.accounts import AccountIndex as AccountIndex
+from connector.core.accounts import OwnerIndex as OwnerIndex
+from connector.core.accounts import account_domains as account_domains
+from connector.core.accounts import account_owner as account_owner
+from connector.core.accounts import match_account as match_account
+from connector.core.accounts import owners_by_id as owners_by_id
+from connector.core.accounts import registered_domain as registered_domain
+from connector.core.models import Owner, Person, RecordRef
 
 _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
-
-OwnerIndex = Mapping[tuple[str | None, str], Owner]
-"""Owners keyed by (connection, CRM owner id); connection ``None`` matches any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,30 +69,6 @@ def person_key(email: str | None) -> str | None:
     if not local:
         return None
     return f"{local}@{domain}"
-
-
-@value_cache
-def registered_domain(value: str | None) -> str | None:
-    """Return the host of a domain or website, lower-case, without ``www.`` or port.
-
-    ``https://www.Acme.example/about`` -> ``acme.example``. ``None`` when empty.
-    Cached per distinct value: ``urlsplit`` is the costly part of indexing accounts.
-    """
-    if not value or not value.strip():
-        return None
-    text = value.strip().lower()
-    if "://" not in text:
-        text = "//" + text
-    try:
-        host = urlsplit(text).hostname
-    except ValueError:
-        return None
-    if not host:
-        return None
-    host = host.rstrip(".")
-    if host.startswith("www."):
-        host = host[4:]
-    return host if "." in host else None
 
 
 def _identity_id(seed: str) -> str:
@@ -139,153 +120,6 @@ def cluster_keys(keyed: Iterable[tuple[RecordRef, str | None]]) -> list[Identity
             members = tuple(sorted(set(refs), key=_ref_sort_key)) if len(refs) > 1 else tuple(refs)
             clusters.append(IdentityCluster(_identity_id("email:" + key), key, members))
     return clusters
-
-
-def account_domains(account: Account) -> set[str]:
-    """Return the domains an account is known by (its domain and website host)."""
-    found = {registered_domain(account.domain), registered_domain(account.website)}
-    return {d for d in found if d}
-
-
-_MATCH_MEMO_MAX = 1 << 16
-"""Matches an ``AccountIndex`` remembers (by email domain and connection) before starting over."""
-
-
-class AccountIndex:
-    """Accounts by domain, for fast matching of many people against many accounts.
-
-    Build it once per run and keep it up to date with :meth:`add` (a new or changed
-    account) and :meth:`remove` (a deleted one) rather than rebuilding it for every page:
-    indexing parses every account's domain and website. One entry per account
-    reference: adding an account whose ``ref`` is already indexed replaces it.
-    """
-
-    def __init__(self, accounts: Iterable[Account] = ()) -> None:
-        self._by_domain: dict[str, dict[RecordRef, Account]] = {}
-        self._by_ref: dict[RecordRef, tuple[Account, frozenset[str]]] = {}
-        self._matches: dict[tuple[str, str | None], Account | None] = {}
-        self._matches_owners: tuple[Owner, ...] | None = None
-        self._owner_index: OwnerIndex = {}
-        for account in accounts:
-            self.add(account)
-
-    def __len__(self) -> int:
-        return len(self._by_ref)
-
-    def __iter__(self) -> Iterator[Account]:
-        return (account for account, _ in self._by_ref.values())
-
-    def __contains__(self, ref: object) -> bool:
-        return ref in self._by_ref
-
-    def add(self, account: Account) -> None:
-        """Index ``account``, replacing the indexed account with the same ``ref``, if any."""
-        self.remove(account.ref)
-        self._matches.clear()
-        domains = frozenset(account_domains(account))
-        self._by_ref[account.ref] = (account, domains)
-        for domain in domains:
-            self._by_domain.setdefault(domain, {})[account.ref] = account
-
-    def update(self, accounts: Iterable[Account]) -> None:
-        """Index each of ``accounts`` (new ones added, known ones replaced)."""
-        for account in accounts:
-            self.add(account)
-
-    def remove(self, ref: RecordRef) -> Account | None:
-        """Forget the account ``ref`` (deleted or merged away); return it, or ``None`` if unknown."""
-        found = self._by_ref.pop(ref, None)
-        if found is None:
-            return None
-        self._matches.clear()
-        account, domains = found
-        for domain in domains:
-            bucket = self._by_domain.get(domain)
-            if bucket is not None:
-                bucket.pop(ref, None)
-                if not bucket:
-                    del self._by_domain[domain]
-        return account
-
-    def match(self, email_domain: str | None, connection: str | None, owners: Sequence[Owner]) -> Account | None:
-        """:func:`match_account` against this index, remembered per (email domain, connection).
-
-        Many people share a company domain, page after page. The answer depends on the
-        accounts (adding or removing one forgets every answer) and on the owners (asked
-        with other owners than last time, it forgets them too).
-        """
-        if email_domain is None:
-            return None
-        if self._matches_owners != tuple(owners):
-            self._matches.clear()
-            self._matches_owners = tuple(owners)
-            self._owner_index = owners_by_id(owners)
-        key = (email_domain, connection)
-        if key in self._matches:
-            return self._matches[key]
-        if len(self._matches) >= _MATCH_MEMO_MAX:
-            self._matches.clear()
-        found = self._matches[key] = match_account(email_domain, self, self._owner_index, connection)
-        return found
-
-    def candidates(self, email_domain: str) -> list[tuple[Account, bool]]:
-        """Accounts whose domain is ``email_domain`` or a parent of it, with exactness."""
-        found: list[tuple[Account, bool]] = []
-        labels = email_domain.split(".")
-        for i in range(len(labels) - 1):
-            bucket = self._by_domain.get(".".join(labels[i:]))
-            if bucket:
-                found.extend((a, i == 0) for a in bucket.values())
-        return found
-
-
-def match_account(
-    email_domain: str | None,
-    accounts: AccountIndex | Sequence[Account],
-    owners: OwnerIndex | None = None,
-    connection: str | None = None,
-) -> Account | None:
-    """Return the account a person belongs to by email domain, if any.
-
-    Free-mail domains never match. A subdomain (``eu.acme.example``) matches its
-    parent account. When several accounts match, the preference is: same connection
-    as the person, an active owner, the exact domain over a parent domain, then the
-    lowest record reference (so the choice is deterministic).
-
-    Args:
-        email_domain: The person's email domain (from hygiene).
-        accounts: Known accounts (an ``AccountIndex`` for many lookups).
-        owners: Owners from ``owners_by_id``, to prefer accounts with an active owner.
-        connection: The person's connection, to prefer accounts in the same CRM.
-    """
-    if not email_domain or is_free_mail(email_domain):
-        return None
-    index = accounts if isinstance(accounts, AccountIndex) else AccountIndex(accounts)
-    best: tuple[tuple[int, int, int, tuple[str, str, str]], Account] | None = None
-    for account, exact in index.candidates(email_domain):
-        owner = account_owner(account, owners or {})
-        rank = (
-            0 if account.ref.connection == connection else 1,
-            0 if owner is not None and owner.active else 1,
-            0 if exact else 1,
-            _ref_sort_key(account.ref),
-        )
-        if best is None or rank < best[0]:
-            best = (rank, account)
-    return best[1] if best else None
-
-
-def account_owner(account: Account, owners: OwnerIndex) -> Owner | None:
-    """Return the owner of ``account`` from an index built by ``owners_by_id``."""
-    if not account.owner_id:
-        return None
-    found = owners.get((account.ref.connection, account.owner_id))
-    return found if found is not None else owners.get((None, account.owner_id))
-
-
-def owners_by_id(owners: Iterable[Owner]) -> dict[tuple[str | None, str], Owner]:
-    """Index owners by (connection, id); an owner without a connection is (None, id)."""
-    return {(owner.connection, owner.id): owner for owner in owners}
 
 
 def active_owner_emails(owners: Iterable[Owner]) -> dict[str, bool]:

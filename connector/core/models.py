@@ -127,6 +127,9 @@ class Account(_Frozen):
     state: str | None = None
     owner_id: str | None = None
     relay_id: str | None = None
+    # Tie-breakers of the account match (several accounts match a lead equally well).
+    open_opportunities: int | None = None
+    last_activity_at: AwareDatetime | None = None
 
 
 class Owner(_Frozen):
@@ -156,6 +159,35 @@ class Finding:
     code: str
     message: str
     value: str | None = None
+
+
+AccountMatchMethod = Literal["email_domain", "website", "company_name", "company_fuzzy"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountMatch:
+    """Why a person was matched to an account: what agreed, how strongly, what chose.
+
+    A plain frozen dataclass (the core makes one per matched person); ``LeadDecision``
+    serialises it with ``model_dump``, so the audit shows "why this account".
+
+    Attributes:
+        account: The matched account.
+        method: What agreed, strongest first: ``email_domain``, ``website``,
+            ``company_name`` (the cleaned name, exactly) or ``company_fuzzy``.
+        score: How strongly, 0-1 (1.0: the email's host is the account's domain).
+        detail: The values that agreed, e.g. ``email domain eu.acme.example ~ acme.example``.
+        candidates: Accounts the method found equally (before the tie-breakers).
+        tie_break: What chose among several candidates (``open opportunities``,
+            ``recent activity``...), ``None`` when there was one.
+    """
+
+    account: RecordRef
+    method: AccountMatchMethod
+    score: float
+    detail: str
+    candidates: int = 1
+    tie_break: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +317,8 @@ class LeadDecision(_Frozen):
         person_key: Normalised email used to cluster, or ``None``.
         duplicates: Other records in the same cluster (same person in either CRM).
         hygiene: Cleaning result (``None`` only when the record was quarantined early).
-        matched_account: The account matched by email domain, if any.
+        matched_account: The account the person matched, if any.
+        account_match: How it matched (method, score, tie-breaker), for the audit.
         score: Score result.
         routing: Routing decision (``None`` when quarantined or converted).
         sla: SLA timers for a NEW assignment (``None`` when kept/nurture/unassigned).
@@ -304,6 +337,7 @@ class LeadDecision(_Frozen):
     duplicates: tuple[RecordRef, ...] = ()
     hygiene: HygieneResult | None = None
     matched_account: RecordRef | None = None
+    account_match: AccountMatch | None = None
     score: ScoreResult | None = None
     routing: RoutingDecision | None = None
     sla: SlaDecision | None = None

@@ -885,6 +885,92 @@ class MatchWeights(_Schema):
     title_other: float = -2.0
 
 
+SurvivorRule = Literal["source_priority", "most_complete", "most_recent", "oldest"]
+FieldRule = Literal["most_recent", "most_complete", "source_priority", "survivor"]
+DEFAULT_SURVIVOR_TESTS: tuple[SurvivorRule, ...] = ("source_priority", "most_complete", "oldest")
+
+
+class SurvivorshipRules(_Schema):
+    """Which record of a duplicate set survives a merge, and which value each field keeps.
+
+    ``survivor``: the tests in order, each breaking the previous one's ties (the lowest record
+    reference breaks the last tie). ``fields``: per canonical field, how its value is chosen among
+    the set (``default`` for fields not named). A non-empty value is never replaced by an empty one.
+    ``source_priority``: connection/object names, most trusted first (``salesforce/Contact``).
+    """
+
+    survivor: list[SurvivorRule] = Field(default_factory=lambda: list(DEFAULT_SURVIVOR_TESTS))
+    source_priority: list[str] = Field(default_factory=list)
+    default: FieldRule = "most_recent"
+    fields: dict[str, FieldRule] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> SurvivorshipRules:
+        problems = _Problems("SurvivorshipRules")
+        if len(set(self.survivor)) != len(self.survivor) or not self.survivor:
+            problems.add(("survivor",), "bad_survivor_rules", "list each survivor test once, at least one",
+                         self.survivor)
+        for i, source in enumerate(self.source_priority):
+            if source.count("/") != 1 or not all(source.split("/")):
+                problems.add(("source_priority", i), "bad_source",
+                             f"a source is connection/object (e.g. salesforce/Contact), got {source!r}", source)
+        problems.raise_if_any()
+        return self
+
+
+class MergeGuard(_Schema):
+    """The blast-radius guard: a run that would merge more than this stops and alerts, merging nothing."""
+
+    max_records: int = Field(default=200, ge=0)
+    max_share: float = Field(default=0.05, ge=0.0, le=1.0)
+
+
+AccountMatchMethod = Literal["email_domain", "website", "company_name", "company_fuzzy"]
+ACCOUNT_MATCH_METHODS: tuple[AccountMatchMethod, ...] = ("email_domain", "website", "company_name", "company_fuzzy")
+
+
+class AccountMatchRules(_Schema):
+    """How a person is matched to an account (``matching.yaml``, section ``accounts``).
+
+    Methods are tried in the order of their strength (email domain, website, exact company
+    name, similar company name); the first that finds an account decides. ``methods`` turns
+    methods off (its order is not used). A company name made only of ``generic_words``
+    ("Global Solutions Group") never matches by name; a similar name must also agree on its
+    distinctive words (the name without generic words, at least ``fuzzy_min_length`` letters).
+    """
+
+    methods: list[AccountMatchMethod] = Field(
+        default_factory=lambda: list(ACCOUNT_MATCH_METHODS))
+    fuzzy_threshold: float = Field(default=90.0, ge=50.0, le=100.0)
+    fuzzy_min_length: int = Field(default=4, ge=1, le=50)
+    fuzzy_block_limit: int = Field(default=100, ge=10, le=100_000)
+    free_mail_by_name: bool = True
+    generic_words: list[str] = Field(default_factory=lambda: list(DEFAULT_GENERIC_COMPANY_WORDS))
+
+    @model_validator(mode="after")
+    def _check(self) -> AccountMatchRules:
+        problems = _Problems("AccountMatchRules")
+        for i, word in enumerate(self.generic_words):
+            if not word.strip() or word != word.strip().lower() or " " in word:
+                problems.add(("generic_words", i), "bad_generic_word",
+                             f"a generic word is one lower-case word without spaces, got {word!r}", word)
+        if len(set(self.methods)) != len(self.methods):
+            problems.add(("methods",), "duplicate_method", "each method may be listed once", self.methods)
+        problems.raise_if_any()
+        return self
+
+
+DEFAULT_GENERIC_COMPANY_WORDS: tuple[str, ...] = (
+    "global", "group", "solutions", "solution", "international", "holdings", "holding", "systems", "services",
+    "service", "technology", "consulting", "consultants", "partners", "enterprises", "enterprise", "company",
+    "industries", "associates", "digital", "management", "capital", "media", "laboratories", "ventures",
+    "network", "networks", "software", "trading", "worldwide", "america", "americas", "europe", "usa", "national",
+    "and", "of", "the", "corporation", "inc", "limited", "ltd", "agency", "studio", "studios", "labs", "data",
+    "cloud", "tech", "products", "marketing", "design", "health", "healthcare", "financial", "finance",
+)
+"""Words that tell no company apart: a name made only of them never matches by name."""
+
+
 class MatchingRules(_Schema):
     """How people are matched: thresholds, blocking limits, weights (``matching.yaml``).
 
@@ -901,6 +987,9 @@ class MatchingRules(_Schema):
     max_component: int = Field(default=80, ge=2, le=5000)
     block_limits: dict[BlockKind, int] = Field(default_factory=lambda: dict(DEFAULT_BLOCK_LIMITS))
     weights: MatchWeights = Field(default_factory=MatchWeights)
+    accounts: AccountMatchRules = Field(default_factory=AccountMatchRules)
+    survivorship: SurvivorshipRules = Field(default_factory=SurvivorshipRules)
+    merge_guard: MergeGuard = Field(default_factory=MergeGuard)
 
     @model_validator(mode="after")
     def _check(self) -> MatchingRules:
@@ -928,6 +1017,10 @@ class MatchingRules(_Schema):
 # --- data quality (config/rules/quality.yaml) ------------------------------------------------------
 
 
+SOP_REQUIRED_FIELDS: tuple[PersonFieldName, ...] = ("first_name", "last_name", "email", "company", "lead_source")
+"""Seed 002 "Data Entry Standards": the fields marked Required, and Email (Unique, so present)."""
+
+
 class QualityRules(_Schema):
     """What a sync's data-quality figures are measured against (``quality.yaml``).
 
@@ -937,8 +1030,7 @@ class QualityRules(_Schema):
     so these rules are not part of ``Rules.version``.
     """
 
-    required_fields: list[PersonFieldName] = Field(
-        default_factory=lambda: ["first_name", "last_name", "email", "company", "lead_source"], min_length=1)
+    required_fields: list[PersonFieldName] = Field(default_factory=lambda: list(SOP_REQUIRED_FIELDS), min_length=1)
     completeness_min_percent: float = Field(default=95.0, ge=0, le=100)
     duplicates_max_percent: float = Field(default=2.0, ge=0, le=100)
 

@@ -16,6 +16,7 @@ from connector.core.identity import AccountIndex
 from connector.core.models import Owner
 from connector.pipeline.connections import ResolvedConnection
 from connector.pipeline.heartbeat import Heartbeat, SyncTakenOver
+from connector.pipeline.quality import QualityTally
 from connector.pipeline.summary import DecisionExample, SyncProgress, SyncSummary
 from connector.pipeline.writer import OutboxWriter
 from connector.store.repositories import (
@@ -119,6 +120,8 @@ class PagePlan:
     routed: Counter[str] = field(default_factory=Counter)
     findings: Counter[str] = field(default_factory=Counter)
     examples: list[DecisionExample] = field(default_factory=list)
+    quality: QualityTally | None = None
+    """The data quality of the records this page read and decided (``connector.pipeline.quality``)."""
 
     def audit(self, action: str, **entry: Any) -> None:
         """Plan an audit entry (written with the page, one statement for all)."""
@@ -149,3 +152,7 @@ class PagePlan:
         summary.routed.update(self.routed)
         summary.findings.update(self.findings)
         summary.examples.extend(self.examples[: max(0, EXAMPLES - len(summary.examples))])
+        if self.quality is not None:  # the run's figures: every committed page's, added up
+            if summary.quality is None:
+                summary.quality = QualityTally(self.quality.rules)
+            summary.quality.add(self.quality)

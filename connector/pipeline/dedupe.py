@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from connector.core.matching.survivorship import Member, MergePlan, plan_merge
 from connector.core.rules import MatchingRules
 from connector.store.db import session_factory
 from connector.store.repositories import Records
+from connector.store.repositories.merges import Reviews
 
 _MATCHED = ("first_name", "last_name", "email", "phone", "company", "website", "title", "country", "state")
 
@@ -43,6 +44,8 @@ class PlannedMerge:
     source: str
     plan: MergePlan
     evidence: dict[str, tuple[float, str]]
+    owners: dict[str, str] = field(default_factory=dict)
+    """Each record's CRM owner id, where it has one."""
 
 
 @dataclass
@@ -99,10 +102,16 @@ def _evidence(result: MatchResult) -> dict[tuple[str, str], tuple[float, str]]:
     return found
 
 
-def plan_dedupe(members: Sequence[Member], rules: MatchingRules) -> DedupeReport:
-    """Match ``members`` (every live person record) and plan merges, links and review items. Pure."""
+def plan_dedupe(members: Sequence[Member], rules: MatchingRules,
+                decisions: Mapping[tuple[str, str], bool] | None = None) -> DedupeReport:
+    """Match ``members`` (every live person record) and plan merges, links and review items. Pure.
+
+    ``decisions`` are data stewards' answers on pairs (``True``: the same person): they bind the
+    matcher, and a decided pair is never a review item again.
+    """
     result = match_people(({"id": m.key, **{k: m.values.get(k) for k in _MATCHED},
-                            "source": m.values.get("lead_source")} for m in members), rules)
+                            "source": m.values.get("lead_source")} for m in members), rules,
+                          decisions=decisions)
     by_key = {m.key: m for m in members}
     evidence = _evidence(result)
     report = DedupeReport(records=len(members), candidate_pairs=result.candidate_pairs)
@@ -121,8 +130,11 @@ def plan_dedupe(members: Sequence[Member], rules: MatchingRules) -> DedupeReport
                 scored = [evidence[(loser, other.key)] for other in group
                           if other.key != loser and (loser, other.key) in evidence]
                 best[loser] = max(scored) if scored else (0.0, "joined through the set's other records")
-            report.merges.append(PlannedMerge(source, plan, best))
-    report.reviews = [pair for pair in result.pairs() if pair.decision == "review"]
+            owners = {m.key: str(m.values["owner_id"]) for m in group if m.values.get("owner_id")}
+            report.merges.append(PlannedMerge(source, plan, best, owners))
+    decided = {tuple(sorted(pair)) for pair in (decisions or {})}
+    report.reviews = [pair for pair in result.pairs()
+                      if pair.decision == "review" and tuple(sorted((pair.left, pair.right))) not in decided]
     guard = rules.merge_guard
     away = report.merged_away
     if away > guard.max_records:
@@ -141,7 +153,8 @@ def dedupe_report(config: RelayConfig, engine: Engine) -> DedupeReport:
         records = Records(session)
         for connection in sorted(config.relay.connections):
             members.extend(_member(s) for s in records.live_of_kind(connection, "person"))
-    return plan_dedupe(members, config.rules.matching)
+        decisions = Reviews(session).decisions()
+    return plan_dedupe(members, config.rules.matching, decisions)
 
 
 def write_dedupe_report(path: Path, report: DedupeReport) -> int:
@@ -172,4 +185,26 @@ def write_dedupe_report(path: Path, report: DedupeReport) -> int:
         for pair in report.reviews:
             writer.writerow(("review", pair.left, pair.right, f"{pair.score:.2f}", pair.reasons, ""))
             rows += 1
+    return rows
+
+
+def review_rows(engine: Engine, *, open_only: bool = True) -> list[tuple[str, ...]]:
+    """The review queue as table rows: id, status, score, both records side by side, the reasons.
+
+    Each record is shown as the store last saw it (name, email, phone, company).
+    """
+    with session_factory(engine)() as session:
+        items = Reviews(session).list("open" if open_only else None)
+        records = Records(session)
+        rows: list[tuple[str, ...]] = []
+        for item in items:
+            sides = []
+            for key in (item.left_key, item.right_key):
+                connection, obj, crm_id = key.split("/", 2)
+                snapshot = records.get(connection, obj, crm_id)
+                values = snapshot.canonical if snapshot is not None else {}
+                shown = " ".join(str(values[k]) for k in ("first_name", "last_name") if values.get(k))
+                extra = ", ".join(str(values[k]) for k in ("email", "phone", "company") if values.get(k))
+                sides.append(f"{key}: {shown}" + (f" ({extra})" if extra else ""))
+            rows.append((str(item.id), item.status, f"{item.score:.1f}", sides[0], sides[1], item.reasons))
     return rows

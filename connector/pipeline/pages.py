@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from connector.config.mappings import ObjectMapping
+from connector.core.accounts import match_summary
 from connector.core.decide import decide_people
 from connector.core.identity import AccountIndex, person_key, registered_domain
 from connector.core.models import (
@@ -28,6 +29,7 @@ from connector.mapping.engine import MappingError
 from connector.pipeline.alerts import assignment_alerts
 from connector.pipeline.clocks import Observed, track_clocks
 from connector.pipeline.context import EXAMPLES, PagePlan, RunContext
+from connector.pipeline.quality import measure_page
 from connector.pipeline.records import MappedRecord, account_from_snapshot, person_from_snapshot
 from connector.pipeline.summary import DecisionExample
 from connector.pipeline.writeback import (
@@ -249,6 +251,9 @@ def people_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRec
                                            has_own_assignment=ref in own, supersede=ref in stale), repos)
     # SLA clocks: every owned lead's clock opened, moved on (first touch) or closed, in this transaction.
     track_clocks(ctx, plan, [Observed(mappings[d.ref], persons[d.ref], d, relay_ids[d.ref]) for d in decisions], repos)
+    # Data quality of the page's own records (their siblings count with the pages that read them).
+    own = {p.ref for p in people}
+    plan.quality = measure_page(ctx.config.rules.quality, mapping, [d for d in decisions if d.ref in own], persons)
     return plan
 
 
@@ -400,6 +405,7 @@ def _assign(ctx: RunContext, plan: PagePlan, item: Decided, repos: Repositories)
             "score": decision.score.model_dump(mode="json") if decision.score else None,
             "sla": decision.sla.model_dump(mode="json") if decision.sla else None,
             "matched_account": str(decision.matched_account) if decision.matched_account else None,
+            "account_match": match_summary(decision.account_match) if decision.account_match else None,
             "duplicates": [str(r) for r in decision.duplicates],
         },
         at=decision.decided_at,

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from connector.pipeline.quality import QualityTally
+
 
 @dataclass(frozen=True)
 class WriteFailure:
@@ -167,6 +169,8 @@ class SyncSummary:
     api_calls: dict[str, int] = field(default_factory=dict)
     planned: list[PlannedWrite] = field(default_factory=list)
     examples: list[DecisionExample] = field(default_factory=list)
+    quality: QualityTally | None = None
+    """Data quality of the person records decided, per lead source (None: none was decided)."""
     seconds: float = 0.0
 
     @property
@@ -214,6 +218,7 @@ class SyncSummary:
             "api_calls": dict(self.api_calls),
             "planned_writes": len(self.planned),
             "planned": [write.as_dict() for write in self.planned],
+            "quality": self.quality.as_dict() if self.quality is not None else None,
             "seconds": round(self.seconds, 3),
         }
 

@@ -47,6 +47,7 @@ from connector.pipeline.context import PagePlan, RunContext, utc_now
 from connector.pipeline.heartbeat import Heartbeat, SyncTakenOver, holder_is_gone, this_process
 from connector.pipeline.pages import accounts_page, apply_deletions, people_page
 from connector.pipeline.plan import planned_writes
+from connector.pipeline.quality import store_run_quality
 from connector.pipeline.records import MappedRecord, map_record, person_from_snapshot
 from connector.pipeline.summary import NoProgress, SyncProgress, SyncSummary
 from connector.pipeline.writer import OutboxWriter
@@ -330,6 +331,7 @@ def _finish(ctx: RunContext, status: SyncStatus, error: str | None) -> None:
             repos = Repositories(session)
             for kind, count in summary.api_calls.items():
                 repos.api_calls.add(ctx.connection, kind, count, at=ctx.now())
+            store_run_quality(repos, summary.quality, summary.run_id, ctx.connection, ctx.now())
             repos.sync_runs.finish(summary.run_id, status, counts=summary.counts(), error=error, now=ctx.now())
     except RunNotRunning as exc:  # taken over after its last page: the run that took over owns the row now
         if status is SyncStatus.SUCCEEDED:
@@ -518,6 +520,7 @@ def _propagate_owners(ctx: RunContext, mapping: ObjectMapping, page_size: int) -
             serialize_decisions(session, ctx.connection)
             repos = Repositories(session)
             plan = people_page(ctx, mapping, records, repos, decide_unchanged=True)
+            plan.quality = None  # not read in this run: their data quality counted when they were
             plan.write(repos, ctx.now())
             assert ctx.summary.run_id is not None
             repos.sync_runs.heartbeat(ctx.summary.run_id, now=ctx.now())

@@ -26,6 +26,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -587,3 +588,115 @@ class EnrichmentCacheRow(Base):
     answer: Mapped[dict[str, Any]] = mapped_column(JSON)
     """Canonical person field -> value (empty for ``not_found``)."""
     fetched_at: Mapped[datetime]
+
+
+SOURCE_LEN = 255
+"""A lead source as the CRM holds it (Salesforce's ``LeadSource`` picklist values are up to 255 characters)."""
+
+
+class DataQualityRow(Base):
+    """The data-quality figures of one sync run for one lead source (``connector/pipeline/quality.py``).
+
+    Counts, not only rates, so reports can add runs and sources up; the targets in force when
+    the run measured are kept with them. Written in the run's final transaction.
+    """
+
+    __tablename__ = "data_quality"
+    __table_args__ = (
+        CheckConstraint("records > 0", name="records_positive"),
+        Index("ix_data_quality_connection_measured_at", "connection", "measured_at"),
+    )
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(SOURCE_LEN), primary_key=True)
+    """The records' lead source (``(none)``: no source given)."""
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    records: Mapped[int] = mapped_column(Integer)
+    """Person records decided in the run with this source."""
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """Required field -> ``{"filled": n, "measured": n}`` (measured: records whose mapping reads it)."""
+    completeness_percent: Mapped[float | None] = mapped_column(Float)
+    """Required values filled in, per cent of those measured (None: the mapping reads none of them)."""
+    duplicates: Mapped[int] = mapped_column(Integer)
+    duplicate_percent: Mapped[float] = mapped_column(Float)
+    emails: Mapped[int] = mapped_column(Integer)
+    invalid_emails: Mapped[int] = mapped_column(Integer)
+    phones: Mapped[int] = mapped_column(Integer)
+    invalid_phones: Mapped[int] = mapped_column(Integer)
+    enriched: Mapped[int | None] = mapped_column(Integer)
+    """Records enrichment gave a value (None: enrichment was not measured in this run)."""
+    completeness_target: Mapped[float] = mapped_column(Float)
+    duplicates_target: Mapped[float] = mapped_column(Float)
+    measured_at: Mapped[datetime]
+
+
+class MergeStatus(StrEnum):
+    """Where a merge of duplicates stands: ``pending`` is retried by the next run, ``done`` and ``failed`` are final."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class MergeRow(Base):
+    """One merge (or flag) of one CRM object's duplicates, recorded before the CRM is asked.
+
+    ``set_key`` names the set (its sorted CRM ids): a set is acted on once, and a run that
+    crashed between the CRM's answer and the store's commit finds its row ``pending`` and asks
+    again (a merge already made counts as done).
+    """
+
+    __tablename__ = "merges"
+    __table_args__ = (
+        CheckConstraint(_in("status", MergeStatus), name="status"),
+        CheckConstraint("mode IN ('merge', 'flag')", name="mode"),
+        UniqueConstraint("connection", "object", "set_key", name="uq_merges_set"),
+        Index("ix_merges_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN))
+    set_key: Mapped[str] = mapped_column(String(200))
+    mode: Mapped[str] = mapped_column(String(8))
+    survivor_id: Mapped[str] = mapped_column(String(CRM_ID_LEN))
+    loser_ids: Mapped[list[str]] = mapped_column(JSON)
+    plan: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+
+
+class ReviewStatus(StrEnum):
+    """A review item: ``open`` until a data steward says ``same`` or ``different``."""
+
+    OPEN = "open"
+    SAME = "same"
+    DIFFERENT = "different"
+
+
+class MatchReviewRow(Base):
+    """A borderline pair of person records for a data steward; decided once, never asked again.
+
+    ``left_key``/``right_key`` are ``connection/object/crm_id``, the smaller first.
+    """
+
+    __tablename__ = "match_reviews"
+    __table_args__ = (
+        CheckConstraint(_in("status", ReviewStatus), name="status"),
+        UniqueConstraint("left_key", "right_key", name="uq_match_reviews_pair"),
+        Index("ix_match_reviews_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    left_key: Mapped[str] = mapped_column(String(300))
+    right_key: Mapped[str] = mapped_column(String(300))
+    score: Mapped[float] = mapped_column(Float)
+    reasons: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+

@@ -182,6 +182,8 @@ def _builtin() -> dict[str, list[PropertyDefinition]]:
         _p("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", co,
            options=_opts(*LIFECYCLE_STAGES, labels=_LIFECYCLE_LABELS)),
         _p("hs_merged_object_ids", "Merged Company IDs", "enumeration", "checkbox", co, read_only_value=True),
+        _p("hs_num_open_deals", "Number of Open Deals", "number", "number", co, read_only_value=True),
+        _p("notes_last_updated", "Last Activity Date", "datetime", "date", co, read_only_value=True),
         *_common(co, "createdate"),
     ]
     di = "dealinformation"

@@ -269,6 +269,8 @@ def _custom(obj: str) -> tuple[Field, ...]:
                 picklist_values=cf.picklist_values,
                 default=False if cf.type == "boolean" else None,
                 nillable=cf.type != "boolean",
+                createable=not cf.calculated,
+                updateable=not cf.calculated,
             )
         )
     return tuple(fields)

@@ -474,6 +474,55 @@ class SeedBuilder:
         for contact_id in self._hs_contacts_of.get(company.key, [])[:2]:
             self.assocs.append(("deals", deal_id, "contacts", contact_id, ASSOC_DEAL_CONTACT))
 
+    # ------------------------------------------------------------------ account roll-ups
+    def fill_account_rollups(self) -> None:
+        """What the CRMs calculate on accounts: open opportunities and the last activity.
+
+        Salesforce: ``Open_Opportunities__c`` (a roll-up summary, COUNT of open opportunities)
+        and ``LastActivityDate`` (the latest task on the account, its opportunities or its
+        contacts). HubSpot: ``hs_num_open_deals`` and ``notes_last_updated`` (the latest task
+        or note on the company's contacts). Derived from the records, no random draw.
+        """
+        sf = self.sf
+        open_opps: dict[str, int] = {}
+        account_of: dict[str | None, str] = {}
+        for record in sf["Opportunity"]:
+            account_of[record["Id"]] = record["AccountId"]
+            if not record["IsClosed"]:
+                open_opps[record["AccountId"]] = open_opps.get(record["AccountId"], 0) + 1
+        for record in sf["Contact"]:
+            if record.get("AccountId"):
+                account_of[record["Id"]] = record["AccountId"]
+        last: dict[str, str] = {}
+        for task in sf["Task"]:
+            for ref in (task.get("WhatId"), task.get("WhoId")):
+                account_id = ref if ref is not None and ref.startswith("001") else account_of.get(ref)
+                if account_id is not None and task.get("ActivityDate") and task["ActivityDate"] > last.get(account_id, ""):
+                    last[account_id] = task["ActivityDate"]
+        for record in sf["Account"]:
+            record["Open_Opportunities__c"] = float(open_opps.get(record["Id"], 0))
+            record["LastActivityDate"] = last.get(record["Id"])
+        open_deals: dict[str, int] = {}
+        closed = {"closedwon", "closedlost"}
+        stage = {d["id"]: d["properties"].get("dealstage") for d in self.hs["deals"]}
+        companies_of: dict[str, list[str]] = {}
+        for from_type, from_id, to_type, to_id, _ in self.assocs:
+            if from_type == "deals" and to_type == "companies" and stage.get(from_id) not in closed:
+                open_deals[to_id] = open_deals.get(to_id, 0) + 1
+            elif from_type == "contacts" and to_type == "companies":
+                companies_of.setdefault(from_id, []).append(to_id)
+        activity: dict[str, str] = {}
+        stamps = {e["id"]: e["properties"].get("hs_timestamp") for kind in ("tasks", "notes") for e in self.hs[kind]}
+        for from_type, from_id, to_type, to_id, _ in self.assocs:
+            stamp = stamps.get(from_id) if from_type in ("tasks", "notes") and to_type == "contacts" else None
+            if stamp:
+                for company_id in companies_of.get(to_id, ()):
+                    if stamp > activity.get(company_id, ""):
+                        activity[company_id] = stamp
+        for company in self.hs["companies"]:
+            company["properties"]["hs_num_open_deals"] = str(open_deals.get(company["id"], 0))
+            company["properties"]["notes_last_updated"] = activity.get(company["id"])
+
     # ---------------------------------------------------------------------------- activity
     def _add_sf_task(self, who_id: str | None, what_id: str | None, owner: str, after: int) -> None:
         rng = self.rng
@@ -535,6 +584,7 @@ class SeedBuilder:
         self.build_leads()
         self.build_hubspot_only()
         self.build_opportunities()
+        self.fill_account_rollups()
         return SeedData(
             seed=self.seed, anchor=self.anchor, salesforce=self.sf, hubspot_owners=self.owners,
             hubspot=self.hs, hubspot_associations=self.assocs, truth=self.truth,

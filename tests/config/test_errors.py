@@ -22,7 +22,7 @@ def test_typo_in_a_key_is_rejected_with_a_suggestion(shipped: ConfigCopy, proble
     assert problems_of() == [
         "config/relay.yaml:19: connections.salesforce.page_sise: unknown key 'page_sise'; did you mean "
         "'page_size'? (allowed: kind, base_url, mapping, schedule, write_back, connect_timeout, read_timeout, "
-        "max_attempts, read_lag_seconds, owners_cache_seconds, deletions_every_minutes, run_deadline_minutes, "
+        "max_attempts, read_lag_seconds, owners_cache_seconds, deletions_every_minutes, duplicates, run_deadline_minutes, "
         "api_version, credentials, objects, page_size, write_batch_size, organization_id, api_daily_limit, "
         "api_reserve_percent, api_budget_block)"
     ]
@@ -44,7 +44,7 @@ def test_batch_size_over_the_api_maximum(shipped: ConfigCopy, problems_of: Probl
     assert problems_of() == [
         "config/relay.yaml:20: connections.salesforce.write_batch_size: write_batch_size 500 is over the "
         "Salesforce API maximum of 200 records per sObject Collections call",
-        "config/relay.yaml:32: connections.hubspot.write_batch_size: write_batch_size 250 is over the "
+        "config/relay.yaml:33: connections.hubspot.write_batch_size: write_batch_size 250 is over the "
         "HubSpot API maximum of 100 inputs per batch call",
     ]
 
@@ -61,7 +61,7 @@ def test_unknown_canonical_field(shipped: ConfigCopy) -> None:
 def test_bad_yaml_indentation_names_line_and_column(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.edit("config/relay.yaml", "    page_size: 100 ", "      page_size: 100 ")
     (message,) = problems_of()
-    assert message.startswith("config/relay.yaml:31: YAML syntax error at line 31, column 7:")
+    assert message.startswith("config/relay.yaml:32: YAML syntax error at line 32, column 7:")
     assert "indentation" in message
 
 
@@ -106,7 +106,7 @@ def test_connection_object_without_a_mapping(shipped: ConfigCopy, problems_of: P
 def test_connection_without_a_mapping_file(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.path("mappings/hubspot.yaml").unlink()
     assert problems_of() == [
-        "config/relay.yaml:25: connections.hubspot.kind: no mapping file mappings/hubspot.yaml for this "
+        "config/relay.yaml:26: connections.hubspot.kind: no mapping file mappings/hubspot.yaml for this "
         "connection (known: salesforce)"
     ]
 
@@ -159,7 +159,7 @@ def test_secrets_are_not_echoed_in_problems(shipped: ConfigCopy) -> None:
 def test_unknown_connection_kind(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.edit("config/relay.yaml", "kind: hubspot", "kind: pipedrive")
     (message,) = problems_of()
-    assert message.startswith("config/relay.yaml:24: connections.hubspot: ")
+    assert message.startswith("config/relay.yaml:25: connections.hubspot: ")
     assert "'pipedrive'" in message and "'hubspot', 'salesforce'" in message  # the registered CRM units
 
 
@@ -175,7 +175,7 @@ def test_create_properties_only_for_hubspot(shipped: ConfigCopy, problems_of: Pr
                  "      - {canonical: idempotency_key, crm: Relay_Idempotency_Key__c, direction: write}\n"
                  "    create_properties:\n      - {name: relay_x, label: X, type: string, fieldType: number}\n")
     assert sorted(problems_of()) == [
-        "mappings/salesforce.yaml:127: objects.Task.create_properties[0]: fieldType 'number' does not fit type 'string' (use text or textarea)",
+        "mappings/salesforce.yaml:134: objects.Task.create_properties[0]: fieldType 'number' does not fit type 'string' (use text or textarea)",
     ]
 
 
@@ -190,10 +190,10 @@ def test_missing_files_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_connection_names_must_be_simple(shipped: ConfigCopy, problems_of: Problems) -> None:
     shipped.edit("config/relay.yaml", "  hubspot:\n", "  HubSpot EU:\n")
     assert problems_of() == [
-        "config/relay.yaml:24: connections.HubSpot EU: connection name 'HubSpot EU' must be lower-case letters, "
+        "config/relay.yaml:25: connections.HubSpot EU: connection name 'HubSpot EU' must be lower-case letters, "
         "digits and underscores, starting with a letter",
         # ... and the form source that names it, reported with it rather than instead of it
-        "config/relay.yaml:44: capture.sources.website.connection: 'hubspot' is not a connection in relay.yaml "
+        "config/relay.yaml:46: capture.sources.website.connection: 'hubspot' is not a connection in relay.yaml "
         "(known: HubSpot EU, salesforce)",
     ]
 

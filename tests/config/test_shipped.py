@@ -93,11 +93,11 @@ def test_committed_schemas_are_up_to_date() -> None:
     assert stale == [], f"regenerate with: python -m connector.config.schema config/schema (stale: {stale})"
 
 
-def test_export_writes_all_eight_schemas(tmp_path: Path) -> None:
+def test_export_writes_all_nine_schemas(tmp_path: Path) -> None:
     written = export_schemas(tmp_path / "out")
     assert sorted(p.name for p in written) == sorted(
         ["relay.schema.json", "mappings.schema.json", "scoring.schema.json", "routing.schema.json", "sla.schema.json",
-         "alerts.schema.json", "enrichment.schema.json", "matching.schema.json"]
+         "alerts.schema.json", "enrichment.schema.json", "matching.schema.json", "quality.schema.json"]
     )
 
 

@@ -112,8 +112,11 @@ def test_prebuilt_index_and_warm_caches_decide_as_a_cold_call(
         assert decision.hygiene == cleaned
         assert decision.score == score_person(cleaned, fresh_scoring)
         assert decision.person_key == person_key(cleaned.person.email)
-        matched = match_account(cleaned.email_domain, accounts, owners, decision.ref.connection)
-        assert decision.matched_account == (matched.ref if matched is not None else None)
+        found = AccountIndex(accounts).match_person(
+            cleaned.email_domain, cleaned.person.website, cleaned.person.company, decision.ref.connection,
+            list(owners.values()), rules.matching.accounts)
+        assert decision.matched_account == (found.account.ref if found is not None else None)
+        assert decision.account_match == (found.match if found is not None else None)
 
 
 @settings(max_examples=60, deadline=None)
@@ -156,11 +159,11 @@ def test_readding_an_account_replaces_its_domains() -> None:
 
 
 def test_rules_version_is_computed_once_and_follows_copies(rules: Rules) -> None:
-    assert rules.version == rules_version(rules.scoring, rules.routing, rules.sla)
+    assert rules.version == rules_version(rules.scoring, rules.routing, rules.sla, rules.matching)
     assert rules.version is rules.version  # the same string object: computed once
     routing = rules.routing.model_copy(update={"reroute_owned_contacts": True})
     changed = rules.model_copy(update={"routing": routing})
-    assert changed.version == rules_version(rules.scoring, routing, rules.sla) != rules.version
+    assert changed.version == rules_version(rules.scoring, routing, rules.sla, rules.matching) != rules.version
 
 
 def test_roster_lookups_follow_a_copied_roster(rules: Rules) -> None:

@@ -78,7 +78,7 @@ def test_the_blast_radius_guard_says_when_it_would_stop(
     config_dir = config_copy(tmp_path / "config")
     monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_dir))
     rules = config_dir / "rules" / "matching.yaml"
-    rules.write_text(rules.read_text(encoding="utf-8") + "\nmerge_guard:\n  max_records: 1\n", encoding="utf-8")
+    rules.write_text(rules.read_text(encoding="utf-8").replace("max_records: 200", "max_records: 1"), encoding="utf-8")
     sync_summary("salesforce")
     sync_summary("hubspot")
     result = relay("dedupe", "report", "--out", str(tmp_path / "dedupe.csv"))

@@ -44,7 +44,7 @@ NAMED = {
 STANDARD_FIELDS = {
     "User": {"Id", "FirstName", "LastName", "Name", "Email", "Username", "IsActive", "Title", "Department"},
     "Account": {"Id", "Name", "Website", "Industry", "NumberOfEmployees", "AnnualRevenue", "BillingCountry",
-                "BillingState", "OwnerId"},
+                "BillingState", "OwnerId", "LastActivityDate"},
     "Lead": {"Id", "FirstName", "LastName", "Email", "Phone", "Title", "Company", "Website", "Industry",
              "NumberOfEmployees", "AnnualRevenue", "Country", "State", "City", "LeadSource", "Status",
              "OwnerId", "IsConverted", "HasOptedOutOfEmail"},

@@ -354,6 +354,7 @@ class _Scorer:
     last_weight: FloatArray = field(init=False)
     phone_people: IntArray = field(init=False)
     company_weight: FloatArray = field(init=False)
+    decisions: _Decisions | None = field(init=False, default=None)
     first_is_name: BoolArray = field(init=False)
     groups: list[frozenset[str]] = field(init=False)
 
@@ -375,8 +376,9 @@ class _Scorer:
         people = f.last[mask]
         pairs = np.unique(np.stack((f.phone[mask], people), axis=1), axis=0) if mask.any() else np.empty((0, 2),
                                                                                                          np.int64)
-        self.phone_people = np.bincount(pairs[:, 0], minlength=int(f.phone.max(initial=-1)) + 2) if len(
-            pairs) else np.zeros(1, np.int64)
+        phones = int(f.phone.max(initial=-1)) + 2
+        self.phone_people = (np.bincount(pairs[:, 0], minlength=phones) if len(pairs)
+                             else np.zeros(phones, np.int64))
 
     def score(self, i: IntArray, j: IntArray) -> tuple[FloatArray, dict[str, FloatArray], BoolArray]:
         """Scores of the pairs ``(i[k], j[k])``, their components, and which pairs conflict."""
@@ -691,7 +693,14 @@ class MatchResult:
 
 
 def _score_all(scorer: _Scorer, i: IntArray, j: IntArray) -> tuple[FloatArray, dict[str, FloatArray], BoolArray]:
-    """:meth:`_Scorer.score` in chunks (bounded memory at millions of pairs)."""
+    """:meth:`_Scorer.score` in chunks (bounded memory at millions of pairs), stewards' decisions applied."""
+    total, parts, conflict = _score_chunks(scorer, i, j)
+    if scorer.decisions is not None:
+        scorer.decisions.apply(scorer.f.n, i, j, total, conflict)
+    return total, parts, conflict
+
+
+def _score_chunks(scorer: _Scorer, i: IntArray, j: IntArray) -> tuple[FloatArray, dict[str, FloatArray], BoolArray]:
     if len(i) <= _PAIR_CHUNK:
         return scorer.score(i, j)
     totals, conflicts = [], []
@@ -772,8 +781,49 @@ def _cluster(n: int, i: IntArray, j: IntArray, score: FloatArray, conflict: Bool
     return labels
 
 
+DECIDED_SAME = 1000.0
+"""The score of a pair a data steward said is one person: above any threshold."""
+DECIDED_DIFFERENT = -1000.0
+"""The score of a pair a data steward said is two people: never joined, not even through others."""
+
+
+class _Decisions:
+    """Stewards' decisions on pairs, as codes ``i * n + j`` (``i < j``) -> same."""
+
+    def __init__(self, ids: list[str], decisions: Mapping[tuple[str, str], bool] | None) -> None:
+        self.codes: dict[int, bool] = {}
+        if not decisions:
+            return
+        position: dict[str, int] = {}
+        for k, record_id in enumerate(ids):
+            position.setdefault(record_id, k)
+        n = len(ids)
+        for (a, b), same in decisions.items():
+            x, y = position.get(a), position.get(b)
+            if x is None or y is None or x == y:
+                continue
+            self.codes[min(x, y) * n + max(x, y)] = same
+
+    def same_codes(self) -> IntArray:
+        return np.asarray(sorted(c for c, same in self.codes.items() if same), np.int64)
+
+    def apply(self, n: int, i: IntArray, j: IntArray, score: FloatArray, conflict: BoolArray) -> None:
+        """Override the scores (in place) of the pairs a steward decided."""
+        if not self.codes:
+            return
+        keys = np.asarray(sorted(self.codes), np.int64)
+        same = np.asarray([self.codes[k] for k in keys.tolist()], np.bool_)
+        codes = i * n + j
+        at = np.minimum(np.searchsorted(keys, codes), len(keys) - 1)
+        hit = keys[at] == codes
+        decided_same = same[at[hit]]
+        score[hit] = np.where(decided_same, DECIDED_SAME, DECIDED_DIFFERENT)
+        conflict[hit] = ~decided_same
+
+
 def match_people(records: Iterable[Mapping[str, Any]], rules: MatchingRules | None = None,
-                 progress: Callable[[int], None] | None = None) -> MatchResult:
+                 progress: Callable[[int], None] | None = None,
+                 decisions: Mapping[tuple[str, str], bool] | None = None) -> MatchResult:
     """Find the records that are the same person (see the module docstring for how).
 
     Args:
@@ -781,6 +831,9 @@ def match_people(records: Iterable[Mapping[str, Any]], rules: MatchingRules | No
             absent or empty fields are unknown). Read once, so a ``csv.DictReader`` streams.
         rules: Thresholds, blocking limits and weights; the shipped defaults when ``None``.
         progress: Called with the number of records normalised since the last call.
+        decisions: A data steward's word on pairs of record ids: ``True`` the same person (they
+            join whatever the score), ``False`` two people (they never share a cluster). Pairs
+            naming unknown ids are ignored.
 
     Returns:
         The clusters, the candidate count and every pair at ``review_at`` or more with its parts.
@@ -788,8 +841,12 @@ def match_people(records: Iterable[Mapping[str, Any]], rules: MatchingRules | No
     rules = rules or MatchingRules()
     features = _features(records, progress)
     codes = _candidates(features, rules)
+    steward = _Decisions(features.ids, decisions)
+    if steward.codes:
+        codes = np.union1d(codes, steward.same_codes())
     i, j = codes // max(features.n, 1), codes % max(features.n, 1)
     scorer = _Scorer(features, rules)
+    scorer.decisions = steward
     score, comps, conflict = _score_all(scorer, i, j)
     labels = _cluster(features.n, i, j, score, conflict, scorer, rules)
     keep = score >= rules.review_at

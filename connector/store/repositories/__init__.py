@@ -34,6 +34,12 @@ from connector.store.repositories.clocks import (
     OpenClockConflict,
 )
 from connector.store.repositories.cursors import Cursor, Cursors, id_order_key
+from connector.store.repositories.data_quality import (
+    DataQuality,
+    DataQualityIn,
+    DataQualityRecord,
+    FieldFill,
+)
 from connector.store.repositories.identities import (
     CrmRef,
     Identities,
@@ -75,6 +81,7 @@ class Repositories:
         self.budgets = Budgets(session)
         self.clocks = Clocks(session)
         self.notifications = Notifications(session)
+        self.data_quality = DataQuality(session)
 
 
 __all__ = [
@@ -95,7 +102,11 @@ __all__ = [
     "CrmRef",
     "Cursor",
     "Cursors",
+    "DataQuality",
+    "DataQualityIn",
+    "DataQualityRecord",
     "EventRecord",
+    "FieldFill",
     "Identities",
     "Inbox",
     "InboxEvent",

@@ -1,0 +1,138 @@
+"""``relay dedupe run``: the duplicates merged or flagged in the CRMs, read back through the official SDKs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from connector.store.db import create_engine_for
+from connector.store.models import AuditRow, MergeRow
+
+from ._cli import relay, sync_summary
+from ._crm import hubspot_client, salesforce_client
+from ._world import Crms, RelayEnv, config_copy
+
+
+def _store(relay_env: RelayEnv) -> Engine:
+    return create_engine_for(relay_env.store_url)
+
+
+def test_duplicates_are_merged_in_hubspot_and_flagged_in_salesforce_once(
+        relay_env: RelayEnv, crms: Crms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config_dir = config_copy(tmp_path / "config", salesforce={"duplicates": "flag"}, hubspot={"duplicates": "merge"})
+    monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_dir))
+    # a duplicate HubSpot contact of a seeded one: same person, another address form
+    hs = hubspot_client(crms.hubspot)
+    first = hs.crm.contacts.basic_api.get_page(limit=1, properties=["email", "firstname", "lastname", "phone",
+                                                                      "company"]).results[0]
+    local, domain = first.properties["email"].split("@")
+    from hubspot.crm.contacts import SimplePublicObjectInputForCreate
+
+    twin = hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={
+        "email": f"{local.upper()}+events@{domain}", "firstname": first.properties["firstname"],
+        "lastname": first.properties["lastname"], "phone": "", "company": first.properties["company"] or "",
+        "jobtitle": "Head of Things"}))
+    sync_summary("salesforce")
+    sync_summary("hubspot")
+
+    result = relay("dedupe", "run")
+
+    assert result.exit_code == 0, result.output
+    assert "hubspot/contacts: merged" in result.output and "salesforce/Lead: merged 0, flagged" in result.output
+    engine = _store(relay_env)
+    with engine.connect() as db:
+        merges = db.execute(select(MergeRow)).all()
+        audit = db.execute(select(AuditRow).where(AuditRow.action.in_(["merged", "duplicate_flagged"]))).all()
+    assert merges and all(m.status == "done" for m in merges)
+    hubspot_merges = [m for m in merges if m.connection == "hubspot"]
+    assert any({first.id, twin.id} == {m.survivor_id, *m.loser_ids} for m in hubspot_merges), hubspot_merges
+    # HubSpot: the loser now answers with the survivor, and the survivor kept the filled title
+    merged = next(m for m in hubspot_merges if {first.id, twin.id} == {m.survivor_id, *m.loser_ids})
+    loser = merged.loser_ids[0]
+    answer = hs.crm.contacts.basic_api.get_by_id(loser, properties=["jobtitle", "hs_merged_object_ids"])
+    assert answer.id == merged.outcome["survivor_id"]
+    # Salesforce: each flagged duplicate lead has a task naming the record it duplicates
+    sf = salesforce_client(crms.salesforce)
+    flagged = [m for m in merges if m.connection == "salesforce"]
+    assert flagged
+    for merge in flagged:
+        for lead in merge.loser_ids:
+            tasks = sf.query_all(f"SELECT Subject, OwnerId FROM Task WHERE WhoId = '{lead}'")["records"]
+            assert any(t["Subject"] == f"Possible duplicate of Lead {merge.survivor_id}" for t in tasks), tasks
+        assert sf.Lead.get(merge.survivor_id)["IsDeleted"] is False  # flagged, not merged
+    assert {a.action for a in audit} == {"merged", "duplicate_flagged"}
+    assert all(a.detail["score"] > 0 and a.detail["reasons"] for a in audit)
+
+    # a second run does nothing new
+    again = relay("dedupe", "run")
+    assert again.exit_code == 0, again.output
+    assert "merged 0, flagged 0" in again.output or "no duplicates" in again.output
+    with engine.connect() as db:
+        assert len(db.execute(select(MergeRow)).all()) == len(merges)
+
+
+def test_the_guard_stops_a_run_that_would_merge_too_much(
+        relay_env: RelayEnv, crms: Crms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config_dir = config_copy(tmp_path / "config", salesforce={"duplicates": "merge"})
+    rules = config_dir / "rules" / "matching.yaml"
+    rules.write_text(rules.read_text(encoding="utf-8").replace("max_records: 200", "max_records: 0"), encoding="utf-8")
+    monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_dir))
+    sync_summary("salesforce")
+    leads_before = len(salesforce_client(crms.salesforce).query_all("SELECT Id FROM Lead")["records"])
+
+    result = relay("dedupe", "run")
+
+    assert result.exit_code == 3, result.output
+    assert "blast-radius guard: nothing merged" in result.output
+    assert len(salesforce_client(crms.salesforce).query_all("SELECT Id FROM Lead")["records"]) == leads_before
+    with _store(relay_env).connect() as db:
+        stopped = db.execute(select(AuditRow).where(AuditRow.action == "merge_guard_stopped")).all()
+        assert [row.connection for row in stopped] == ["salesforce"]
+        assert db.execute(select(MergeRow)).all() == []
+
+
+def test_a_stewards_decision_binds_the_matcher_and_is_never_asked_again(
+        relay_env: RelayEnv, crms: Crms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector import cli
+
+    monkeypatch.setattr(cli.console, "width", 250)  # as piped (pytest-xdist exports COLUMNS=80)
+    hs = hubspot_client(crms.hubspot)
+    from hubspot.crm.contacts import SimplePublicObjectInputForCreate
+
+    made = [hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties=props)).id for props in (
+        {"firstname": "Ottoline", "lastname": "Quennell", "company": "Brackenfield Instruments Ltd",
+         "email": "ottoline.quennell@gmail.com"},
+        {"firstname": "Ottoline", "lastname": "Quennell", "jobtitle": "Buyer"},  # the name alone: a review item
+    )]
+    keys = sorted(f"hubspot/contacts/{crm_id}" for crm_id in made)
+    sync_summary("hubspot")
+
+    first = relay("dedupe", "run")
+    assert first.exit_code == 0, first.output
+    listed = relay("dedupe", "reviews")
+    assert keys[0] in listed.output and keys[1] in listed.output, listed.output
+    assert "Ottoline Quennell" in listed.output
+    engine = _store(relay_env)
+    from connector.store.models import MatchReviewRow
+
+    with engine.connect() as db:
+        review = db.execute(select(MatchReviewRow).where(MatchReviewRow.left_key == keys[0])).one()
+    assert review.right_key == keys[1] and review.status == "open"
+
+    decided = relay("dedupe", "decide", str(review.id), "same", "--by", "dana@revops.example")
+    assert decided.exit_code == 0, decided.output
+    assert "are the same person (by dana@revops.example)" in decided.output
+
+    report = relay("dedupe", "report", "--out", str(tmp_path / "report.csv"))
+    assert report.exit_code == 0, report.output
+    rows = (tmp_path / "report.csv").read_text(encoding="utf-8")
+    assert all(f"merge,{keys[0]}" in rows or f"merge,{keys[1]}" in rows for _ in keys), rows
+    again = relay("dedupe", "run")
+    assert "review queue" not in again.output  # nothing new to ask
+    with engine.connect() as db:
+        assert len(db.execute(select(MatchReviewRow).where(MatchReviewRow.left_key == keys[0])).all()) == 1
+    assert relay("dedupe", "decide", "999999", "same").exit_code == 2
+    assert relay("dedupe", "decide", str(review.id), "maybe").exit_code == 2
