@@ -1003,6 +1003,9 @@ def dedupe_run_command() -> None:
                       highlight=False, markup=False)
     if not sources:
         console.print("no duplicates within one CRM object", highlight=False, markup=False)
+    if run.linked:
+        console.print(f"identity graph: {run.linked:,} records joined the person they are (decided as one from the "
+                      f"next sync of each)", highlight=False, markup=False)
     if run.reviews_queued:
         console.print(f"review queue: {run.reviews_queued:,} new borderline pairs (relay dedupe reviews)",
                       highlight=False, markup=False)

@@ -24,8 +24,13 @@ from typing import Any
 
 from huey import Huey, crontab
 from huey.api import Result, Task
+from huey.exceptions import TaskLockedException
 
 log = logging.getLogger(__name__)
+
+
+DEDUPE_MINUTE = "30"
+"""The minute of every hour the dedupe pass runs (``relay dedupe run``: links, review queue, merges)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class RelayJobs:
     process_events_now: Callable[..., Result]
     send_notifications: Callable[..., Any]
     fire_sla_clocks: Callable[..., Any]
+    dedupe: Callable[..., Any]
 
 
 def run_connection_sync(connection: str, full: bool = False) -> dict[str, Any]:
@@ -150,6 +156,21 @@ def run_clock_pass() -> dict[str, Any]:
     return {"claimed": summary.claimed, "fired": dict(summary.by_step), "errors": summary.errors}
 
 
+def run_dedupe_pass() -> dict[str, Any]:
+    """``relay dedupe run`` with the process settings: links, review queue, merges as configured."""
+    from connector.pipeline.merges import run_dedupe
+
+    config, engine = _worker_context()
+    run = run_dedupe(config, engine)
+    if run.stopped:
+        log.warning("dedupe: stopped by the blast-radius guard: %s", run.stopped)
+    elif run.merged or run.flagged or run.linked or run.reviews_queued or run.failures:
+        log.info("dedupe: merged %s, flagged %s, %d records linked, %d reviews queued, %d failures",
+                 dict(run.merged), dict(run.flagged), run.linked, run.reviews_queued, len(run.failures))
+    return {"merged": dict(run.merged), "flagged": dict(run.flagged), "linked": run.linked,
+            "reviews_queued": run.reviews_queued, "failures": run.failures, "stopped": run.stopped}
+
+
 def run_reconciler() -> dict[str, Any]:
     """Re-drive what workers that died left: inbox events whose claim ran out, outbox messages nobody sends."""
     from connector.pipeline.events import send_left_messages
@@ -229,9 +250,18 @@ def register(huey: Huey) -> RelayJobs:
     def fire_sla_clocks() -> dict[str, Any]:
         return run_clock_pass()
 
+    @huey.periodic_task(crontab(minute=DEDUPE_MINUTE), name="relay.dedupe")
+    def dedupe() -> dict[str, Any] | None:
+        try:
+            with huey.lock_task("relay.dedupe"):  # one pass at a time, however many workers
+                return run_dedupe_pass()
+        except TaskLockedException:
+            log.info("dedupe: a pass is already running elsewhere")
+            return None
+
     return RelayJobs(huey=huey, sync_connection=sync_connection, enqueue_due_syncs=enqueue_due_syncs,
                      process_pushed_events=process_pushed_events, process_events_now=process_events_now,
-                     send_notifications=send_notifications, fire_sla_clocks=fire_sla_clocks)
+                     send_notifications=send_notifications, fire_sla_clocks=fire_sla_clocks, dedupe=dedupe)
 
 
 def _default() -> RelayJobs:

@@ -20,7 +20,7 @@ from connector.core.identity import (
     OwnerIndex,
     account_owner,
     active_owner_emails,
-    cluster_keys,
+    cluster_linked,
     owners_by_id,
     person_key,
     record_identity_id,
@@ -339,6 +339,7 @@ def decide_people(
     state: RoutingState,
     now: datetime,
     existing_assignments: Mapping[RecordRef, ExistingAssignment] | None = None,
+    identities: Mapping[RecordRef, str] | None = None,
 ) -> tuple[list[LeadDecision], RoutingState]:
     """Decide score, owner and SLA for a batch of people.
 
@@ -362,6 +363,9 @@ def decide_people(
         state: Round-robin state loaded from the store; not modified.
         now: Decision/assignment time, timezone-aware.
         existing_assignments: Active Relay assignments by record ref.
+        identities: The identity graph's id of each record (the store's relay ids): records
+            sharing one are one person even with different emails (a link the matcher made
+            across CRMs or objects). Without it, records are one person by email alone.
 
     Returns:
         One ``LeadDecision`` per distinct record ref, in input order, and the new
@@ -394,7 +398,8 @@ def decide_people(
                 ref, f"could not decide: {type(exc).__name__}: {exc}", (), version, now)
 
     # Clusters in the order of their first record: round robin follows the input order.
-    for cluster in cluster_keys((ref, item.key) for ref, item in prepared.items()):
+    links = identities or {}
+    for cluster in cluster_linked((ref, item.key, links.get(ref)) for ref, item in prepared.items()):
         try:
             decided, state = _decide_cluster(cluster, prepared, owner_index, active, rules,
                                              state, now, existing, version)

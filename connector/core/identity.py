@@ -122,6 +122,55 @@ def cluster_keys(keyed: Iterable[tuple[RecordRef, str | None]]) -> list[Identity
     return clusters
 
 
+def cluster_linked(keyed: Iterable[tuple[RecordRef, str | None, str | None]]) -> list[IdentityCluster]:
+    """Group records by identity key and by the identity graph's links, whichever joins them.
+
+    ``keyed`` holds ``(record, identity key, linked identity)``: two records are one person when
+    they share a key (the normalised email) or a linked identity (the store's identity graph,
+    which ``relay dedupe run`` extends with the matcher's links across CRMs and objects). Without
+    links this is :func:`cluster_keys`.
+
+    Returns:
+        Clusters in the order of their first record; a cluster's key is its first record's key
+        (its identity id follows from it as in :func:`cluster_keys`).
+    """
+    items = list(keyed)
+    if not any(link for _, _, link in items):
+        return cluster_keys((ref, key) for ref, key, _ in items)
+    parent: dict[RecordRef, RecordRef] = {}
+
+    def find(ref: RecordRef) -> RecordRef:
+        root = ref
+        while parent.get(root, root) != root:
+            root = parent[root]
+        parent[ref] = root
+        return root
+
+    first_of: dict[tuple[str, str], RecordRef] = {}
+    for ref, key, link in items:
+        parent.setdefault(ref, ref)
+        for label in (("key", key), ("link", link)):
+            if label[1] is None:
+                continue
+            seen = first_of.setdefault((label[0], label[1]), ref)
+            if seen != ref:
+                a, b = find(seen), find(ref)
+                if a != b:
+                    parent[b] = a
+    groups: dict[RecordRef, list[tuple[RecordRef, str | None]]] = {}
+    for ref, key, _ in items:
+        groups.setdefault(find(ref), []).append((ref, key))
+    clusters: list[IdentityCluster] = []
+    for members in groups.values():
+        key = next((k for _, k in members if k is not None), None)
+        refs = sorted({ref for ref, _ in members}, key=_ref_sort_key)
+        if key is None:
+            clusters.append(IdentityCluster(record_identity_id(refs[0]), None, tuple(refs)))
+        else:
+            clusters.append(IdentityCluster(_identity_id("email:" + key), key, tuple(refs)))
+    return clusters
+
+
 def active_owner_emails(owners: Iterable[Owner]) -> dict[str, bool]:
     """Return email -> active from CRM owners: inactive in any CRM means inactive."""
     active: dict[str, bool] = {}

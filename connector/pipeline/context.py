@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.adapters.base import CrmAdapter
 from connector.config.loader import RelayConfig
 from connector.core.identity import AccountIndex
-from connector.core.models import Owner
+from connector.core.models import Owner, RecordRef
+from connector.enrich.waterfall import Enrichment
 from connector.pipeline.connections import ResolvedConnection
+from connector.pipeline.enrichment import PageEnricher
 from connector.pipeline.heartbeat import Heartbeat, SyncTakenOver
 from connector.pipeline.quality import QualityTally
 from connector.pipeline.summary import DecisionExample, SyncProgress, SyncSummary
@@ -54,6 +56,10 @@ class RunContext:
     accounts: AccountIndex | None = None
     """The connection's accounts, indexed once the account objects were read (see ``pages._accounts``)."""
     heartbeat: Heartbeat | None = None
+    enricher: PageEnricher | None = None
+    """The run's enrichment providers (None: enrichment off, or a dry run)."""
+    enrichments: dict[RecordRef, Enrichment] = field(default_factory=dict)
+    """What enrichment did for the people of the page being decided."""
 
     @property
     def resolved(self) -> ResolvedConnection:

@@ -58,6 +58,8 @@ class DedupeReport:
     links: list[list[str]] = field(default_factory=list)
     reviews: list[ScoredPair] = field(default_factory=list)
     guard: str | None = None
+    people: list[list[str]] = field(default_factory=list)
+    """Every set of more than one record the matcher found to be one person (sorted keys)."""
 
     @property
     def merged_away(self) -> int:
@@ -116,6 +118,7 @@ def plan_dedupe(members: Sequence[Member], rules: MatchingRules,
     evidence = _evidence(result)
     report = DedupeReport(records=len(members), candidate_pairs=result.candidate_pairs)
     for ids in result.clusters().values():
+        report.people.append(sorted(ids))
         groups: dict[str, list[Member]] = defaultdict(list)
         for key in ids:
             groups[by_key[key].source].append(by_key[key])

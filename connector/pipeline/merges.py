@@ -6,6 +6,9 @@ Salesforce's SOAP ``merge()``, HubSpot's merge API; the survivor takes the winni
 Relay may write) or ``flag`` (each duplicate gets a task for its owner naming the record it
 duplicates). Before anything is asked of a CRM:
 
+* each person's records join one identity in the identity graph (a HubSpot contact, a
+  Salesforce lead and a Salesforce contact with different emails): every sync then decides them
+  as one person, one owner and one task;
 * borderline pairs join the review queue (``relay dedupe reviews``), each once; a steward's
   decision binds every later match (``relay dedupe decide``);
 * the blast-radius guard (``merge_guard``) may stop the whole run: nothing is merged and the
@@ -39,8 +42,9 @@ from connector.pipeline.dedupe import DedupeReport, PlannedMerge, dedupe_report
 from connector.pipeline.writeback import TASK_STATUS
 from connector.store.db import session_factory
 from connector.store.models import MergeStatus
-from connector.store.repositories import Audit, Records
+from connector.store.repositories import Audit, Identities, Records
 from connector.store.repositories.audit import AuditEntryIn
+from connector.store.repositories.identities import CrmRef
 from connector.store.repositories.merges import Merges, Reviews
 
 log = logging.getLogger(__name__)
@@ -65,6 +69,8 @@ class DedupeRun:
     stopped: str | None = None
     reviews_queued: int = 0
     """Borderline pairs put in the review queue by this run (a pair is queued once)."""
+    linked: int = 0
+    """Records moved to the identity of the person they are (the identity graph)."""
 
 
 def _split(key: str) -> tuple[str, str, str]:
@@ -93,6 +99,8 @@ def run_dedupe(config: RelayConfig, engine: Engine, *, now: datetime | None = No
                     "records": sum(len(m.plan.losers) for m in acting)})
         log.warning("dedupe stopped by the blast-radius guard: %s", report.guard)
         return run
+    with sessions.begin() as session:
+        run.linked = _link(session, report, now or utc_now())
     adapters: dict[str, CrmAdapter] = {}
     try:
         for merge in acting:
@@ -106,6 +114,26 @@ def run_dedupe(config: RelayConfig, engine: Engine, *, now: datetime | None = No
             if callable(close):
                 close()
     return run
+
+
+def _link(session: Any, report: DedupeReport, now: datetime) -> int:
+    """Join each person's records in the identity graph, so that every sync decides them as one
+    person (one owner, one task) although their emails differ; audit each record moved."""
+    identities = Identities(session)
+    audit = Audit(session)
+    moved = 0
+    for keys in report.people:
+        refs = [CrmRef(*_split(key)) for key in keys]
+        before = {ref: identities.relay_id_for(ref) for ref in refs}
+        target = identities.join(refs, now=now)
+        if target is None:
+            continue
+        for ref, relay_id in before.items():
+            if relay_id is not None and relay_id != target:
+                moved += 1
+                audit.append(ref.connection, "linked", object_name=ref.object, crm_id=ref.crm_id,
+                             relay_id=target, detail={"from": relay_id, "with": keys}, at=now)
+    return moved
 
 
 def _act(config: RelayConfig, engine: Engine, adapter: CrmAdapter, merge: PlannedMerge, run: DedupeRun,

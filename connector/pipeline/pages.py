@@ -25,10 +25,11 @@ from connector.core.models import (
     RoutingDecision,
     RoutingState,
 )
-from connector.mapping.engine import MappingError
+from connector.mapping.engine import MappingError, written_fields
 from connector.pipeline.alerts import assignment_alerts
 from connector.pipeline.clocks import Observed, track_clocks
 from connector.pipeline.context import EXAMPLES, PagePlan, RunContext
+from connector.pipeline.enrichment import audit_detail
 from connector.pipeline.quality import measure_page
 from connector.pipeline.records import MappedRecord, account_from_snapshot, person_from_snapshot
 from connector.pipeline.summary import DecisionExample
@@ -239,7 +240,7 @@ def people_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRec
     state = RoutingState.model_validate({"groups": repos.round_robin.load(for_update=True)})
     now = ctx.now()
     decisions, new_state = decide_people(
-        everyone, _accounts(ctx, repos), ctx.owners, ctx.config.rules, state, now, existing
+        everyone, _accounts(ctx, repos), ctx.owners, ctx.config.rules, state, now, existing, relay_ids
     )
     changed_groups = {k: v.model_dump() for k, v in new_state.groups.items() if state.groups.get(k) != v}
     if changed_groups:
@@ -253,7 +254,9 @@ def people_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRec
     track_clocks(ctx, plan, [Observed(mappings[d.ref], persons[d.ref], d, relay_ids[d.ref]) for d in decisions], repos)
     # Data quality of the page's own records (their siblings count with the pages that read them).
     own = {p.ref for p in people}
-    plan.quality = measure_page(ctx.config.rules.quality, mapping, [d for d in decisions if d.ref in own], persons)
+    plan.quality = measure_page(ctx.config.rules.quality, mapping, [d for d in decisions if d.ref in own], persons,
+                                enriched={ref for ref, e in ctx.enrichments.items() if e.enriched}
+                                if ctx.enricher is not None else None)
     return plan
 
 
@@ -332,6 +335,10 @@ def _apply_decision(ctx: RunContext, plan: PagePlan, item: Decided, repos: Repos
         quarantine(ctx, plan, item.mapping, item.record, item.decision.quarantine_reason or "could not decide", repos)
         return
     _note_findings(plan, item)
+    enrichment = ctx.enrichments.get(item.person.ref)
+    if enrichment is not None and (enrichment.values or enrichment.skipped):
+        plan.audit("enriched" if enrichment.enriched else "not_enriched", object_name=item.mapping.name,
+                   crm_id=item.person.ref.crm_id, relay_id=item.relay_id, detail=audit_detail(enrichment))
     assigned = _assign(ctx, plan, item, repos)
     if item.person.is_converted:
         return  # a converted lead is read-only in the CRM (Salesforce refuses updates): write nothing
@@ -427,8 +434,13 @@ def _planned_writes(ctx: RunContext, item: Decided, assigned: Assigned | None) -
     person, decision = item.person, item.decision
     owner_crm_id = assigned.owner_crm_id if assigned is not None else None
     desired = desired_values(decision, item.relay_id, owner_crm_id)
+    enrichment = ctx.enrichments.get(person.ref)
+    enriched = {k: v for k, v in enrichment.field_updates().items()
+                if k in written_fields(item.mapping)} if enrichment is not None else {}
     current = dict(item.record.canonical)
-    current.update(person.model_dump(include=set(desired) | set(DECISION_FIELDS)))
+    # the record as the CRM holds it: an enriched value is on the person, not yet in the CRM
+    current.update(person.model_dump(include=(set(desired) | set(DECISION_FIELDS)) - set(enriched)))
+    desired.update(enriched)
     planned: list[PlannedMessage] = []
     update = record_update(item.mapping, person, current, desired, item.record.meta.modified_at)
     if update is not None:

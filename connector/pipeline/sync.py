@@ -44,6 +44,7 @@ from connector.crms.factory import run_deadline
 from connector.pipeline.alerts import send_alerts_now
 from connector.pipeline.connections import open_adapter, resolve_connection
 from connector.pipeline.context import PagePlan, RunContext, utc_now
+from connector.pipeline.enrichment import PageEnricher
 from connector.pipeline.heartbeat import Heartbeat, SyncTakenOver, holder_is_gone, this_process
 from connector.pipeline.pages import accounts_page, apply_deletions, people_page
 from connector.pipeline.plan import planned_writes
@@ -158,6 +159,7 @@ def run_sync(
         ctx.writer = OutboxWriter(adapter, sessions, conn_config.write_batch_size, summary, now, progress.writes_sent)
     status, error = SyncStatus.SUCCEEDED, None
     try:
+        ctx.enricher = PageEnricher.for_run(config, engine, dry_run=dry_run)
         with deadline_applied(adapter, deadline):
             if changed is not None:
                 _run_changed(ctx, changed, changed_by or {})
@@ -176,6 +178,8 @@ def run_sync(
     finally:
         if ctx.heartbeat is not None:
             ctx.heartbeat.stop()
+        if ctx.enricher is not None:
+            ctx.enricher.close()
         summary.api_calls = _calls_since(calls_before, adapter.calls.by_kind())
         summary.seconds = time.perf_counter() - started
         if status is not SyncStatus.CRASHED:  # a run taken over is closed by the run that took it over
@@ -289,6 +293,9 @@ def _commit_page(ctx: RunContext, mapping: ObjectMapping, page: Page, handle: Pa
     """One page in one transaction: mapped, decided, deletions and merges applied, checkpointed, then drained."""
     ctx.check_not_taken_over()
     mapped = [map_record(ctx.connection, mapping, record) for record in page.records]
+    # Enriched before the page's transaction: no provider call holds the page's locks.
+    ctx.enrichments = (ctx.enricher.enrich_page(mapped, ctx.now()) if ctx.enricher is not None
+                       and mapping.entity == "person" else {})
     with ctx.transaction() as session:
         serialize_decisions(session, ctx.connection)  # runs side by side decide one page at a time
         repos = Repositories(session)

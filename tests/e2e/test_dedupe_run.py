@@ -136,3 +136,34 @@ def test_a_stewards_decision_binds_the_matcher_and_is_never_asked_again(
         assert len(db.execute(select(MatchReviewRow).where(MatchReviewRow.left_key == keys[0])).all()) == 1
     assert relay("dedupe", "decide", "999999", "same").exit_code == 2
     assert relay("dedupe", "decide", str(review.id), "maybe").exit_code == 2
+
+
+def test_one_person_in_both_crms_with_two_addresses_becomes_one_identity(
+        relay_env: RelayEnv, crms: Crms) -> None:
+    from hubspot.crm.contacts import SimplePublicObjectInputForCreate
+
+    hs = hubspot_client(crms.hubspot)
+    sf = salesforce_client(crms.salesforce)
+    contact = hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={
+        "firstname": "Philippa", "lastname": "Wrenfield", "email": "pippa.wrenfield@gmail.com",
+        "phone": "+44 20 7946 0321", "company": "Kestrelmoor Analytics Ltd"})).id
+    lead = sf.Lead.create({"FirstName": "Philippa", "LastName": "Wrenfield", "Company": "Kestrelmoor Analytics",
+                           "Email": "p.wrenfield@kestrelmoor.co.uk", "Phone": "020 7946 0321"})["id"]
+    sync_summary("salesforce")
+    sync_summary("hubspot")
+    assert sf.Lead.get(lead)["Relay_Id__c"] != hs.crm.contacts.basic_api.get_by_id(
+        contact, properties=["relay_id"]).properties["relay_id"]  # two emails: two identities so far
+
+    result = relay("dedupe", "run")
+    assert result.exit_code == 0, result.output
+    assert "identity graph:" in result.output
+
+    # the next full syncs decide and write them as one person: one relay id in both CRMs
+    sync_summary("salesforce", "--full")
+    sync_summary("hubspot", "--full")
+    relay_in_sf = sf.Lead.get(lead)["Relay_Id__c"]
+    relay_in_hs = hs.crm.contacts.basic_api.get_by_id(contact, properties=["relay_id"]).properties["relay_id"]
+    assert relay_in_sf and relay_in_sf == relay_in_hs
+    with _store(relay_env).connect() as db:
+        linked = db.execute(select(AuditRow).where(AuditRow.action == "linked")).all()
+    assert any(row.crm_id in (lead, contact) for row in linked)

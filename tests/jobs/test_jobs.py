@@ -231,3 +231,19 @@ def test_relay_serve_hands_a_delivery_to_a_worker_on_the_embedded_sqlite_queue(
     assert [(d["connection"], d["events"], d["records"]) for d in done] == [("hubspot", 1, 1)]
     written = portal.crm.contacts.basic_api.get_by_id(contact, properties=["hubspot_owner_id", "relay_score"])
     assert written.properties["hubspot_owner_id"] and written.properties["relay_score"]
+
+
+def test_the_hourly_dedupe_pass_runs_once_at_a_time_and_links_people(
+        relay_env: str, redis_jobs: RelayJobs, sandboxes: tuple[SalesforceSandbox, HubSpotSandbox, str, str]) -> None:
+    from jobs.tasks import run_connection_sync
+
+    run_connection_sync("salesforce")
+    run_connection_sync("hubspot")
+
+    done = redis_jobs.huey.execute(redis_jobs.dedupe.s())  # the periodic task, run once by hand
+    assert done is not None and done["stopped"] is None and done["failures"] == []
+    assert done["merged"] == {} and done["flagged"] == {}  # the shipped setting only reports duplicates
+    again = redis_jobs.huey.execute(redis_jobs.dedupe.s())
+    assert again is not None and again["linked"] == 0 and again["reviews_queued"] == 0  # nothing new
+    with redis_jobs.huey.lock_task("relay.dedupe"):  # another worker's pass holds the lock
+        assert redis_jobs.huey.execute(redis_jobs.dedupe.s()) is None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.store.errors import InvalidStoreValue, StoreError
@@ -18,6 +18,7 @@ from connector.store.models import (
     IdentityKind,
     IdentityLinkRow,
     IdentityRow,
+    RecordRow,
 )
 from connector.store.repositories._common import (
     chunked,
@@ -414,3 +415,30 @@ class Identities:
             .order_by(IdentityLinkRow.connection, IdentityLinkRow.object, IdentityLinkRow.crm_id)
         )
         return [CrmRef(connection, object_name, crm_id) for connection, object_name, crm_id in rows]
+
+    def join(self, refs: Sequence[CrmRef], *, now: datetime | None = None) -> str | None:
+        """Link ``refs`` (records the matcher found to be one person) to one identity; return it.
+
+        The identity kept is the one the first record (by connection, object, id) already has;
+        the others' links and snapshots move to it. Records not linked yet are left alone (a
+        record is linked when a sync first reads it). ``None`` when none of them is linked.
+        """
+        links = self._links_of(list(refs))
+        ordered = sorted(links, key=lambda r: (r.connection, r.object, r.crm_id))
+        if not ordered:
+            return None
+        target = links[ordered[0]]
+        moving = [ref for ref in ordered if links[ref] != target]
+        at = when(now, "identity_links.linked_at")
+        for ref in moving:
+            self._session.execute(
+                update(IdentityLinkRow)
+                .where(IdentityLinkRow.connection == ref.connection, IdentityLinkRow.object == ref.object,
+                       IdentityLinkRow.crm_id == ref.crm_id)
+                .values(relay_id=target, linked_at=at))
+            self._session.execute(
+                update(RecordRow)
+                .where(RecordRow.connection == ref.connection, RecordRow.object == ref.object,
+                       RecordRow.crm_id == ref.crm_id)
+                .values(relay_id=target))
+        return target
