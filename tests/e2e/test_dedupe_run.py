@@ -167,3 +167,30 @@ def test_one_person_in_both_crms_with_two_addresses_becomes_one_identity(
     with _store(relay_env).connect() as db:
         linked = db.execute(select(AuditRow).where(AuditRow.action == "linked")).all()
     assert any(row.crm_id in (lead, contact) for row in linked)
+
+
+def test_salesforce_duplicates_are_merged_when_configured(
+        relay_env: RelayEnv, crms: Crms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_copy(tmp_path / "config", salesforce={"duplicates": "merge"})))
+    sync_summary("salesforce")
+
+    result = relay("dedupe", "run")
+
+    assert result.exit_code == 0, result.output
+    engine = _store(relay_env)
+    with engine.connect() as db:
+        merges = [m for m in db.execute(select(MergeRow)).all() if m.connection == "salesforce"]
+    assert merges and all(m.status == "done" and m.mode == "merge" for m in merges)
+    sf = salesforce_client(crms.salesforce)
+    for merge in merges:
+        ids = "','".join(merge.loser_ids)
+        gone = sf.query_all(f"SELECT Id, IsDeleted, MasterRecordId FROM Lead WHERE Id IN ('{ids}')",
+                            include_deleted=True)["records"]
+        assert {(r["Id"], r["IsDeleted"], r["MasterRecordId"]) for r in gone} == \
+            {(loser, True, merge.survivor_id) for loser in merge.loser_ids}
+    # the next sync sees the losers gone and keeps deciding the survivors only
+    after = sync_summary("salesforce")
+    assert after["write_failures"] == []
+    again = relay("dedupe", "run")
+    assert again.exit_code == 0, again.output
+    assert "merged 0" in again.output or "no duplicates" in again.output
