@@ -1009,6 +1009,9 @@ def dedupe_run_command() -> None:
     if run.reviews_queued:
         console.print(f"review queue: {run.reviews_queued:,} new borderline pairs (relay dedupe reviews)",
                       highlight=False, markup=False)
+    if run.review_tasks or run.reviews_decided:
+        console.print(f"data steward: {run.review_tasks:,} review tasks created, {run.reviews_decided:,} answers "
+                      f"read back", highlight=False, markup=False)
     for failure in run.failures:
         _error(f"failed: {failure}")
     if run.failures:

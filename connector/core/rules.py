@@ -918,6 +918,28 @@ class SurvivorshipRules(_Schema):
         return self
 
 
+class ReviewRules(_Schema):
+    """Where review items go: a task for the data steward in one connection's CRM.
+
+    Both unset (the default): the queue is kept in Relay's store only (``relay dedupe reviews``).
+    """
+
+    connection: str | None = None
+    steward: str | None = Field(default=None, description="The data steward's email, a user of that CRM.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ReviewRules:
+        problems = _Problems("ReviewRules")
+        if (self.connection is None) != (self.steward is None):
+            problems.add(("connection" if self.connection is None else "steward",), "review_half_set",
+                         "set both connection and steward (the CRM the review tasks go to and who gets them), "
+                         "or neither", self.connection or self.steward)
+        if self.steward is not None and not _EMAIL_RE.match(self.steward.strip().lower()):
+            problems.add(("steward",), "bad_email", f"{self.steward!r} is not an email address", self.steward)
+        problems.raise_if_any()
+        return self
+
+
 class MergeGuard(_Schema):
     """The blast-radius guard: a run that would merge more than this stops and alerts, merging nothing."""
 
@@ -990,6 +1012,7 @@ class MatchingRules(_Schema):
     accounts: AccountMatchRules = Field(default_factory=AccountMatchRules)
     survivorship: SurvivorshipRules = Field(default_factory=SurvivorshipRules)
     merge_guard: MergeGuard = Field(default_factory=MergeGuard)
+    review: ReviewRules = Field(default_factory=ReviewRules)
 
     @model_validator(mode="after")
     def _check(self) -> MatchingRules:

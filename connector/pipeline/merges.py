@@ -39,6 +39,7 @@ from connector.mapping.engine import MappingError, to_crm, written_fields
 from connector.pipeline.connections import open_adapter, resolve_connection
 from connector.pipeline.context import utc_now
 from connector.pipeline.dedupe import DedupeReport, PlannedMerge, dedupe_report
+from connector.pipeline.reviews import StewardPass, create_tasks, read_answers
 from connector.pipeline.writeback import TASK_STATUS
 from connector.store.db import session_factory
 from connector.store.models import MergeStatus
@@ -71,6 +72,10 @@ class DedupeRun:
     """Borderline pairs put in the review queue by this run (a pair is queued once)."""
     linked: int = 0
     """Records moved to the identity of the person they are (the identity graph)."""
+    review_tasks: int = 0
+    """Tasks created for the data steward (``review`` in matching.yaml)."""
+    reviews_decided: int = 0
+    """Review items the steward answered in the CRM, read back by this pass."""
 
 
 def _split(key: str) -> tuple[str, str, str]:
@@ -80,6 +85,27 @@ def _split(key: str) -> tuple[str, str, str]:
 
 def run_dedupe(config: RelayConfig, engine: Engine, *, now: datetime | None = None) -> DedupeRun:
     """Plan (:func:`dedupe_report`) and act on the duplicates as each connection is configured."""
+    adapters: dict[str, CrmAdapter] = {}
+    steward = config.rules.matching.review.connection
+    stewards = StewardPass()
+    try:
+        if steward is not None:  # the steward's answers first: they bind this pass's matching
+            adapters[steward] = open_adapter(config, steward, engine=engine)
+            read_answers(config, engine, adapters[steward], stewards)
+        run = _run(config, engine, adapters, now)
+        if steward is not None:
+            create_tasks(config, engine, adapters[steward], now or utc_now(), stewards)
+    finally:
+        for adapter in adapters.values():
+            close = getattr(adapter, "close", None)
+            if callable(close):
+                close()
+    run.review_tasks, run.reviews_decided = stewards.created, stewards.decided
+    run.failures.extend(stewards.problems)
+    return run
+
+
+def _run(config: RelayConfig, engine: Engine, adapters: dict[str, CrmAdapter], now: datetime | None) -> DedupeRun:
     report = dedupe_report(config, engine)
     run = DedupeRun(report=report)
     sessions = session_factory(engine)
@@ -101,18 +127,11 @@ def run_dedupe(config: RelayConfig, engine: Engine, *, now: datetime | None = No
         return run
     with sessions.begin() as session:
         run.linked = _link(session, report, now or utc_now())
-    adapters: dict[str, CrmAdapter] = {}
-    try:
-        for merge in acting:
-            connection = _split(merge.plan.survivor)[0]
-            if connection not in adapters:
-                adapters[connection] = open_adapter(config, connection, engine=engine)
-            _act(config, engine, adapters[connection], merge, run, now or utc_now())
-    finally:
-        for adapter in adapters.values():
-            close = getattr(adapter, "close", None)
-            if callable(close):
-                close()
+    for merge in acting:
+        connection = _split(merge.plan.survivor)[0]
+        if connection not in adapters:
+            adapters[connection] = open_adapter(config, connection, engine=engine)
+        _act(config, engine, adapters[connection], merge, run, now or utc_now())
     return run
 
 

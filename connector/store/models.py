@@ -699,4 +699,7 @@ class MatchReviewRow(Base):
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(200))
+    task_connection: Mapped[str | None] = mapped_column(String(CONNECTION_LEN))
+    task_id: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
+    """The steward's task in that connection's CRM (its decision is read back from it)."""
 

@@ -194,3 +194,49 @@ def test_salesforce_duplicates_are_merged_when_configured(
     again = relay("dedupe", "run")
     assert again.exit_code == 0, again.output
     assert "merged 0" in again.output or "no duplicates" in again.output
+
+
+def test_review_items_become_steward_tasks_and_their_answer_is_read_back(
+        relay_env: RelayEnv, crms: Crms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sf = salesforce_client(crms.salesforce)
+    steward = next(u for u in sf.query_all("SELECT Id, Email, IsActive FROM User WHERE IsActive = true ORDER BY Id")[
+        "records"] if u["Email"])
+    config_dir = config_copy(tmp_path / "config")
+    rules = config_dir / "rules" / "matching.yaml"
+    rules.write_text(rules.read_text(encoding="utf-8").replace(
+        "  connection: null         # e.g. salesforce\n  steward: null ",
+        f"  connection: salesforce\n  steward: {steward['Email']} "), encoding="utf-8")
+    monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_dir))
+    from hubspot.crm.contacts import SimplePublicObjectInputForCreate
+
+    hs = hubspot_client(crms.hubspot)
+    made = sorted(hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties=props)).id for props in (
+        {"firstname": "Ottoline", "lastname": "Quennell", "company": "Brackenfield Instruments Ltd",
+         "email": "ottoline.quennell@gmail.com"},
+        {"firstname": "Ottoline", "lastname": "Quennell", "jobtitle": "Buyer"},
+    ))
+    sync_summary("hubspot")
+
+    first = relay("dedupe", "run")
+    assert first.exit_code == 0, first.output
+    assert "review tasks created" in first.output
+    tasks = sf.query_all("SELECT Id, Subject, OwnerId, Description, Status FROM Task WHERE Subject LIKE "
+                         "'Relay review %'")["records"]
+    mine = [t for t in tasks if all(crm_id in (t["Description"] or "") for crm_id in made)]
+    assert len(mine) == 1 and mine[0]["OwnerId"] == steward["Id"] and mine[0]["Status"] == "Not Started"
+    assert "Ottoline" in mine[0]["Description"] and "SAME or DIFFERENT" in mine[0]["Description"]
+
+    sf.Task.update(mine[0]["Id"], {"Description": "SAME - one buyer, two forms\n" + mine[0]["Description"],
+                                   "Status": "Completed"})
+    second = relay("dedupe", "run")
+    assert second.exit_code == 0, second.output
+    assert "1 answers read back" in second.output
+    from connector.store.models import MatchReviewRow
+
+    with _store(relay_env).connect() as db:
+        review = db.execute(select(MatchReviewRow).where(MatchReviewRow.task_id == mine[0]["Id"])).one()
+    assert (review.status, review.decided_by) == ("same", f"crm task {mine[0]['Id']}")
+    # decided: no task again, and the two are one person from now on
+    third = relay("dedupe", "run")
+    assert "review tasks created" not in third.output
+    assert len(sf.query_all("SELECT Id FROM Task WHERE Subject LIKE 'Relay review %'")["records"]) == len(tasks)

@@ -163,3 +163,35 @@ class Reviews:
         if status is not None:
             query = query.where(MatchReviewRow.status == status)
         return [_review(row) for row in self._session.scalars(query)]
+
+
+@dataclass(frozen=True)
+class ReviewTask:
+    """An open review item with its steward task, if it has one."""
+
+    id: int
+    left_key: str
+    right_key: str
+    score: float
+    reasons: str
+    task_connection: str | None
+    task_id: str | None
+
+
+class ReviewTasks:
+    """The review items' steward tasks."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def open(self) -> list[ReviewTask]:
+        """Open review items, oldest first."""
+        rows = self._session.scalars(select(MatchReviewRow).where(MatchReviewRow.status == ReviewStatus.OPEN)
+                                     .order_by(MatchReviewRow.id))
+        return [ReviewTask(r.id, r.left_key, r.right_key, r.score, r.reasons, r.task_connection, r.task_id)
+                for r in rows]
+
+    def set_task(self, review_id: int, connection: str, task_id: str) -> None:
+        """Remember the steward task created for a review item."""
+        self._session.execute(update(MatchReviewRow).where(MatchReviewRow.id == review_id).values(
+            task_connection=connection, task_id=task_id))
