@@ -1004,7 +1004,7 @@ class MatchingRules(_Schema):
     review_at: float = 4.0
     cluster_floor: float = 0.0
     workplace_margin: float = 1.0
-    cluster_average: float = 5.5
+    cluster_average: float = 4.5
     max_cluster_size: int = Field(default=25, ge=2, le=1000)
     max_component: int = Field(default=80, ge=2, le=5000)
     block_limits: dict[BlockKind, int] = Field(default_factory=lambda: dict(DEFAULT_BLOCK_LIMITS))

@@ -60,6 +60,8 @@ class DedupeReport:
     guard: str | None = None
     people: list[list[str]] = field(default_factory=list)
     """Every set of more than one record the matcher found to be one person (sorted keys)."""
+    best_pair: dict[str, tuple[str, float, str]] = field(default_factory=dict)
+    """For each record of those sets: the other record it scored best with, the score, the reasons."""
 
     @property
     def merged_away(self) -> int:
@@ -119,6 +121,12 @@ def plan_dedupe(members: Sequence[Member], rules: MatchingRules,
     report = DedupeReport(records=len(members), candidate_pairs=result.candidate_pairs)
     for ids in result.clusters().values():
         report.people.append(sorted(ids))
+        for key in ids:
+            ranked = [(evidence[(key, other)][0], other, evidence[(key, other)][1]) for other in ids
+                      if other != key and (key, other) in evidence]
+            if ranked:
+                score, other, reasons = max(ranked)
+                report.best_pair[key] = (other, score, reasons)
         groups: dict[str, list[Member]] = defaultdict(list)
         for key in ids:
             groups[by_key[key].source].append(by_key[key])

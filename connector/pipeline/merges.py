@@ -150,8 +150,11 @@ def _link(session: Any, report: DedupeReport, now: datetime) -> int:
         for ref, relay_id in before.items():
             if relay_id is not None and relay_id != target:
                 moved += 1
+                key = f"{ref.connection}/{ref.object}/{ref.crm_id}"
+                other, score, reasons = report.best_pair.get(key, ("", 0.0, ""))
                 audit.append(ref.connection, "linked", object_name=ref.object, crm_id=ref.crm_id,
-                             relay_id=target, detail={"from": relay_id, "with": keys}, at=now)
+                             relay_id=target, detail={"from": relay_id, "with": keys, "matched": other,
+                                                      "score": score, "reasons": reasons}, at=now)
     return moved
 
 

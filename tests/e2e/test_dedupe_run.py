@@ -167,6 +167,8 @@ def test_one_person_in_both_crms_with_two_addresses_becomes_one_identity(
     with _store(relay_env).connect() as db:
         linked = db.execute(select(AuditRow).where(AuditRow.action == "linked")).all()
     assert any(row.crm_id in (lead, contact) for row in linked)
+    assert all(row.detail["score"] >= 7 and "first_name" in row.detail["reasons"] for row in linked
+               if row.crm_id in (lead, contact))
 
 
 def test_salesforce_duplicates_are_merged_when_configured(
