@@ -444,6 +444,10 @@ class _Scorer:
         email = np.where(differ & ~same_domain & work_pair, w.email_other, email)
         email = np.where(same_domain & ~work_pair & ~close, w.email_other, email)
         comps["email"] = email
+        # the same personal address and first name with another last name: a name changed (marriage)
+        # or mistyped past one letter, rather than another person, who would have another first name
+        renamed = same & ~either_role & (first_c > 0) & (last_c < 0)
+        comps["last_name"] = np.where(renamed, last_c / 2, last_c)
 
         # phone: a line more than one person answers is weak evidence
         pi, pj = f.phone[i], f.phone[j]
