@@ -296,3 +296,12 @@ def test_weights_are_configurable() -> None:
     strong, _ = score_records(_person(first_name="A", last_name="B", phone="+1 415 555 0100"),
                               _person(first_name="A", last_name="B", phone="4155550100"), heavy)
     assert strong == light + 16.0
+
+
+def test_a_changed_last_name_on_the_same_address_is_still_the_person() -> None:
+    score, reasons = score_records(
+        _person(first_name="Maria", last_name="Lopez", email="maria.l.writes@gmail.com", phone="+1 415 555 0177"),
+        _person(first_name="Maria", last_name="Henderson", email="Maria.L.Writes@gmail.com"),
+    )
+    assert score >= MatchingRules().match_at
+    assert "last_name -3.0" in reasons  # half the conflict: a name change, not another person
