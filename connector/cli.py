@@ -752,6 +752,7 @@ def demo(
         console.print("[bold]Third pass[/bold] over unchanged records: nothing to write")
         for name in config.relay.connections:
             _print_rerun(_run_sync_with_progress(config, name, engine))
+        _demo_duplicates(config, engine)
         if "hubspot" in config.relay.connections and "hubspot" in group.sandboxes:
             _demo_real_time(config, engine, group)
         engine.dispose()
@@ -759,6 +760,26 @@ def demo(
     console.print(f"\nDone. Audit log, ledger and outbox are in {database} (relay's store).")
     if failures:
         raise typer.Exit(4)
+
+
+def _demo_duplicates(config: RelayConfig, engine: Engine) -> None:
+    """What ``relay dedupe report`` finds among the people the syncs read (nothing is merged)."""
+    from connector.pipeline.dedupe import dedupe_report
+
+    report = dedupe_report(config, engine)
+    console.print("\n[bold]Duplicates[/bold] (relay dedupe report; the shipped setting only reports them)")
+    for source, (sets, away) in report.merges_by_source().items():
+        console.print(f"  {source}: {sets} duplicate sets, {away} records a merge would remove", highlight=False,
+                      markup=False)
+    console.print(f"  {len(report.links)} people with records in both CRMs or objects; {len(report.reviews)} "
+                  f"borderline pairs for review", highlight=False, markup=False)
+    shown = 0
+    for merge in report.merges:
+        for loser, (score, reasons) in merge.evidence.items():
+            if shown < 2:
+                console.print(f"    {loser} -> {merge.plan.survivor}: score {score:.1f} ({reasons})", highlight=False,
+                              markup=False)
+                shown += 1
 
 
 def _demo_real_time(config: RelayConfig, engine: Engine, group: Any) -> None:
