@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from connector.core._cache import value_cache
-from connector.core._email import clean_email, extract_address
+from connector.core._email import clean_email
 
 # Which account a person belongs to is connector.core.accounts'; these names stay importable here.
 from connector.core.accounts import AccountIndex as AccountIndex
@@ -22,9 +22,8 @@ from connector.core.accounts import account_owner as account_owner
 from connector.core.accounts import match_account as match_account
 from connector.core.accounts import owners_by_id as owners_by_id
 from connector.core.accounts import registered_domain as registered_domain
+from connector.core.matching.normalize import email_key
 from connector.core.models import Owner, Person, RecordRef
-
-_GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +57,7 @@ def person_key(email: str | None) -> str | None:
     aliases are kept: a wrong merge is worse than a missed one. Never raises.
     Cached per distinct value (the pipeline asks for the same emails several times).
     """
-    address = extract_address(email)
-    if address is None:
-        return None
-    local, domain = address.split("@")
-    local = local.split("+", 1)[0]
-    if domain in _GMAIL_DOMAINS:
-        local = local.replace(".", "")
-        domain = "gmail.com"
-    if not local:
-        return None
-    return f"{local}@{domain}"
+    return email_key(email)  # the matcher's key: one definition of "the same address"
 
 
 def _identity_id(seed: str) -> str:
