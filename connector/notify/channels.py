@@ -24,7 +24,7 @@ from http import HTTPStatus
 
 import httpx
 
-from connector.notify.alert import Alert, ChannelName
+from connector.notify.alert import Alert, ChannelName, OperationsAlert
 from connector.notify.settings import Channels, EmailChannel, SlackChannel, SmsChannel
 from connector.notify.templates import Message
 
@@ -57,9 +57,9 @@ def message_id(idempotency_key: str, sender: str) -> str:
     return f"<relay.{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}@{domain}>"
 
 
-def send(channels: Channels, channel: ChannelName, alert: Alert, address: str, message: Message,
+def send(channels: Channels, channel: ChannelName, alert: Alert | OperationsAlert, address: str, message: Message,
          idempotency_key: str) -> Delivery:
-    """Send ``message`` about ``alert`` to ``address`` through ``channel``.
+    """Send ``message`` about ``alert`` (a lead's, or one of Relay's own events) to ``address`` through ``channel``.
 
     Raises:
         ChannelError: naming the channel, the server or URL and what it answered.

@@ -9,6 +9,10 @@ Secrets and addresses of the channels are environment references (``${RELAY_SMTP
 read in ``channels`` and ``links`` only (templates use ``$placeholders`` of their own). A channel
 whose required values are empty is *not configured*: its alerts are recorded as skipped with the
 reason, never sent and never an error.
+
+The optional ``operations`` section names who hears about Relay's own events rather than a
+lead's (the RevOps admins: an address and/or a Slack channel) and the words of each event kind
+(:data:`OPERATIONS_EVENTS`: a merge run stopped by the blast-radius guard, ...).
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from connector.config._base import ConfigModel
-from connector.notify.alert import AlertKind, ChannelName
+from connector.notify.alert import AlertKind, ChannelName, OperationsKind
 
 Target = Literal["owner", "manager", "director", "queue"]
 
@@ -289,6 +294,137 @@ DEFAULT_TEMPLATES: dict[AlertKind, Template] = {
 """The words used when ``templates`` leaves a kind out (the shipped alerts.yaml repeats them to edit)."""
 
 
+OPERATIONS_PLACEHOLDERS: dict[str, str] = {
+    "event": "what happened, in words (\"Merges stopped by the blast-radius guard\", ...)",
+    "recipient": "who hears it (operations.name)",
+    "at": "when it happened, e.g. 2026-12-07 14:00 UTC",
+}
+"""What every operations template may use, besides the facts of its kind (:data:`OPERATIONS_EVENTS`)."""
+
+
+def _template_errors(loc: tuple[str | int, ...], value: str, known: Collection[str]) -> list[InitErrorDetails]:
+    """The problems of one template text: a stray ``$``, or a placeholder not in ``known``."""
+    template = string.Template(value)
+    if not template.is_valid():
+        return [_custom(loc, "invalid_template",
+                        "a $ must start a placeholder ($records or ${records}); write $$ for a dollar sign", value)]
+    unknown = [p for p in template.get_identifiers() if p not in known]
+    if unknown:
+        return [_custom(loc, "unknown_placeholder",
+                        f"unknown placeholder ${unknown[0]} (known: {', '.join(known)})", value)]
+    return []
+
+
+class OperationsTemplate(ConfigModel):
+    """The words of one kind of operations alert: ``subject`` and ``text`` (email and Slack; no SMS).
+
+    Placeholders: :data:`OPERATIONS_PLACEHOLDERS` and the facts of the kind (checked by
+    :class:`OperationsAlerts`, which knows the kind).
+    """
+
+    subject: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class OperationsEvent:
+    """One kind of Relay's own events: its words, its facts, what makes two of them the same alert.
+
+    Attributes:
+        words: What happened, in words (the ``$event`` placeholder).
+        facts: The facts the caller gives (each one a placeholder of the kind's template), with their meaning.
+        key: The facts that make two events the same news: an event whose key facts match one
+            already queued on the same UTC day queues nothing (see ``queue_operations_alert``).
+        template: The default words, used when alerts.yaml's ``operations.templates`` leaves the kind out.
+    """
+
+    words: str
+    facts: dict[str, str]
+    key: tuple[str, ...]
+    template: OperationsTemplate
+
+
+OPERATIONS_EVENTS: dict[OperationsKind, OperationsEvent] = {
+    OperationsKind.MERGE_GUARD_STOPPED: OperationsEvent(
+        words="Merges stopped by the blast-radius guard",
+        facts={
+            "reason": "why the guard stopped the run (the limit of matching.yaml merge_guard that was passed)",
+            "planned_sets": "how many duplicate sets the run would have merged or flagged",
+            "records": "how many records the run would have merged away",
+            "connections": "the connections whose duplicates it would have acted on",
+        },
+        key=("connections", "records"),
+        template=OperationsTemplate(
+            subject="[Relay] Dedupe stopped: $records records would have been merged away",
+            text="Hi $recipient,\n\nThe dedupe run at $at merged nothing: $reason.\n\n"
+                 "It planned $planned_sets duplicate sets ($records records) in $connections.\n"
+                 "Look at `relay dedupe report`, then raise merge_guard in matching.yaml or fix the data; "
+                 "the next run tries again.\n",
+        ),
+    ),
+}
+"""Relay's own events the admins hear about. A new kind is one more member of
+:class:`~connector.notify.alert.OperationsKind` and one more entry here."""
+
+
+class OperationsAlerts(ConfigModel):
+    """Who hears about Relay's own events (a merge run stopped by the blast-radius guard): the RevOps admins.
+
+    Every kind of :data:`OPERATIONS_EVENTS` goes through ``channels``; a channel that is not
+    configured (``channels`` at the top of the file) is recorded as skipped with the reason.
+    """
+
+    channels: list[ChannelName] = Field(min_length=1, description="email and/or slack, each once.")
+    email: str | None = Field(default=None, description="The admins' address; needed when channels has email.")
+    slack: str | None = Field(
+        default=None, description="The Slack channel or handle the posts name (#revops-alerts); the incoming "
+        "webhook posts to its own channel.")
+    name: str = Field(default="RevOps", min_length=1, description="How the messages greet the admins.")
+    templates: dict[OperationsKind, OperationsTemplate] = Field(
+        default_factory=dict, description="Event kind -> its words (subject, text); a kind left out has the default.")
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError(f"'{value}' is not an email address")
+        return value
+
+    @field_validator("slack")
+    @classmethod
+    def _slack_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[#@][^\s#@]+$", value):
+            raise ValueError(f"'{value}' is not a Slack channel (#revops-alerts) or handle (@dana)")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> OperationsAlerts:
+        errors: list[InitErrorDetails] = []
+        seen: set[ChannelName] = set()
+        for index, channel in enumerate(self.channels):
+            if channel is ChannelName.SMS:
+                errors.append(_custom(("channels", index), "unsupported_channel",
+                                      "operations alerts go by email or slack, not sms", channel.value))
+            elif channel in seen:
+                errors.append(_custom(("channels", index), "duplicate", f"channel {channel.value} is listed twice",
+                                      channel.value))
+            seen.add(channel)
+        if ChannelName.EMAIL in seen and not self.email:
+            errors.append(_custom(("email",), "missing_email",
+                                  "channels has email: give the admins' address (email: revops@example.com)", None))
+        for kind, template in self.templates.items():
+            known = [*OPERATIONS_PLACEHOLDERS, *OPERATIONS_EVENTS[kind].facts]
+            for name in ("subject", "text"):
+                errors.extend(_template_errors(("templates", kind.value, name), getattr(template, name), known))
+        if errors:
+            raise ValidationError.from_exception_data("OperationsAlerts", errors)
+        return self
+
+    def template(self, kind: OperationsKind) -> OperationsTemplate:
+        """The words of ``kind``: the file's, else the default."""
+        return self.templates.get(kind) or OPERATIONS_EVENTS[kind].template
+
+
 class Delivery(ConfigModel):
     """How sending is retried: ``backoff_seconds`` doubling per failed attempt up to ``max_backoff_seconds``,
     dead (given up, error kept) after ``max_attempts``."""
@@ -302,7 +438,8 @@ class Delivery(ConfigModel):
 
 
 class AlertsFile(ConfigModel):
-    """Alerts (``config/rules/alerts.yaml``): channels, routes per tier, contacts, templates, delivery."""
+    """Alerts (``config/rules/alerts.yaml``): channels, routes per tier, contacts, templates, delivery, and
+    who hears about Relay's own events (``operations``)."""
 
     enabled: bool = Field(default=True, description="false: no alert is queued at all.")
     channels: Channels = Field(default_factory=Channels)
@@ -314,6 +451,8 @@ class AlertsFile(ConfigModel):
     links: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Connection name -> what its CRM unit needs to link to records (HubSpot: portal_id).")
+    operations: OperationsAlerts | None = Field(
+        default=None, description="Who hears about Relay's own events (the RevOps admins); none: nobody.")
 
     @model_validator(mode="after")
     def _check(self) -> AlertsFile:
@@ -356,6 +495,8 @@ def tier_problems(alerts: AlertsFile, tier_names: Collection[str]) -> list[tuple
 __all__ = [
     "DEFAULT_TARGETS",
     "DEFAULT_TEMPLATES",
+    "OPERATIONS_EVENTS",
+    "OPERATIONS_PLACEHOLDERS",
     "PLACEHOLDERS",
     "SUBSTITUTED_SECTIONS",
     "AlertRoute",
@@ -364,6 +505,9 @@ __all__ = [
     "Contact",
     "Delivery",
     "EmailChannel",
+    "OperationsAlerts",
+    "OperationsEvent",
+    "OperationsTemplate",
     "Queue",
     "SlackChannel",
     "SmsChannel",

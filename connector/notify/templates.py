@@ -1,4 +1,5 @@
-"""An :class:`~connector.notify.alert.Alert` in words: subject, text and a short SMS, from its kind's template."""
+"""An alert in words: a lead's :class:`~connector.notify.alert.Alert` as subject, text and a short SMS,
+an :class:`~connector.notify.alert.OperationsAlert` as subject and text, from its kind's template."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from connector.notify.alert import Alert, AlertKind
-from connector.notify.settings import Template
+from connector.notify.alert import Alert, AlertKind, FactValue, OperationsAlert
+from connector.notify.settings import OPERATIONS_EVENTS, OperationsTemplate, Template
 
 EVENT_WORDS: dict[AlertKind, str] = {
     AlertKind.ASSIGNED: "New lead assigned",
@@ -67,3 +68,30 @@ def render(alert: Alert, template: Template) -> Message:
         sms = sms[: SMS_MAX - 1] + "…"
     subject = " ".join(string.Template(template.subject).safe_substitute(filled).split())
     return Message(subject=subject, text=string.Template(template.text).safe_substitute(filled), sms=sms)
+
+
+def format_fact(value: FactValue) -> str:
+    """One fact of an operations alert as the admins read it: a list joined with commas, ``-`` for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(value) or "-"
+    return str(value)
+
+
+def operations_values(alert: OperationsAlert) -> dict[str, str]:
+    """The placeholders of an operations alert: ``event``, ``recipient``, ``at`` and the facts of its kind."""
+    filled = {name: format_fact(alert.facts.get(name)) for name in OPERATIONS_EVENTS[alert.kind].facts}
+    filled.update(event=OPERATIONS_EVENTS[alert.kind].words, recipient=alert.recipient.name,
+                  at=format_due(alert.at))
+    return filled
+
+
+def render_operations(alert: OperationsAlert, template: OperationsTemplate) -> Message:
+    """The message of an operations alert in the words of ``template``; its ``sms`` is the subject
+    (operations alerts go by email and Slack only)."""
+    filled = operations_values(alert)
+    subject = " ".join(string.Template(template.subject).safe_substitute(filled).split())
+    return Message(subject=subject, text=string.Template(template.text).safe_substitute(filled), sms=subject[:SMS_MAX])

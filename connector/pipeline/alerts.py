@@ -8,13 +8,20 @@ outside any transaction, and marks it sent, failed (tried again after a backoff)
 (given up after ``delivery.max_attempts``, its error kept); a channel that is not configured
 marks its alerts skipped, with the reason. It runs right after a run's writer drained and
 every minute from the worker (``relay.send_notifications``).
+
+Operational alerts (:func:`queue_operations_alert`) are about Relay itself, not a lead: a
+merge run the blast-radius guard stopped, told to the RevOps admins of alerts.yaml's
+``operations`` section. They share the table, the sender, the retries and the dead letters;
+each is queued at most once per UTC day for the same key facts of its kind.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,11 +30,21 @@ from sqlalchemy import Engine
 
 from connector.config.loader import RelayConfig
 from connector.core.models import LeadDecision, Person
-from connector.notify.alert import Alert, AlertKind, ChannelName, Recipient
+from connector.notify.alert import (
+    Alert,
+    AlertKind,
+    ChannelName,
+    FactValue,
+    OperationsAlert,
+    OperationsKind,
+    Recipient,
+    alert_from_json,
+    check_fact,
+)
 from connector.notify.channels import ChannelError, send
 from connector.notify.links import record_url
-from connector.notify.settings import DEFAULT_TARGETS, AlertsFile, Target
-from connector.notify.templates import render
+from connector.notify.settings import DEFAULT_TARGETS, OPERATIONS_EVENTS, AlertsFile, Target
+from connector.notify.templates import render, render_operations
 from connector.store.db import session_factory
 from connector.store.models import NotificationStatus
 from connector.store.repositories import Notification, NotificationIn, Repositories
@@ -277,6 +294,132 @@ def assignment_alerts(
     )
 
 
+OPERATIONS_CONNECTION = "relay"
+"""The ``connection`` of an operations alert's notification row: Relay itself, not a CRM."""
+
+OPERATIONS_OBJECT = "operations"
+"""The ``object`` of an operations alert's notification row; its ``crm_id`` is the UTC day it was queued for."""
+
+
+def operations_facts(kind: OperationsKind | str, facts: Mapping[str, object]) -> dict[str, FactValue]:
+    """``facts`` checked against the facts of ``kind`` (:data:`~connector.notify.settings.OPERATIONS_EVENTS`):
+    each one given, none unknown, each a JSON scalar or a list of texts (a tuple is taken as a list, a set
+    as a sorted list).
+
+    Raises:
+        ValueError: naming the kind and the fact that is missing, unknown or of the wrong type.
+    """
+    try:
+        event_kind = OperationsKind(kind)
+    except ValueError:
+        raise ValueError(f"unknown operations alert kind {kind!r} (known: {', '.join(OPERATIONS_EVENTS)})") from None
+    expected = OPERATIONS_EVENTS[event_kind].facts
+    missing = [name for name in expected if name not in facts]
+    if missing:
+        raise ValueError(f"{event_kind} alert misses the fact(s) {', '.join(missing)} (it needs: {', '.join(expected)})")
+    unknown = sorted(str(name) for name in facts if name not in expected)
+    if unknown:
+        raise ValueError(f"{event_kind} alert has the unknown fact(s) {', '.join(unknown)} "
+                         f"(it takes: {', '.join(expected)})")
+    checked: dict[str, FactValue] = {}
+    for name in expected:
+        value = facts[name]
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, (set, frozenset)):
+            value = sorted(value)
+        checked[name] = check_fact(event_kind, name, value)
+    return checked
+
+
+def operations_idempotency_key(kind: OperationsKind, facts: Mapping[str, FactValue], day: str,
+                               channel: ChannelName, recipient: str) -> str:
+    """The key of one operations alert: its kind, the UTC ``day``, the values of the kind's key facts,
+    the channel and the recipient. The same event again that day queues nothing; another value of a
+    key fact (a different planned merge count) is news at once, and the next day tells again."""
+    key = json.dumps({name: facts[name] for name in OPERATIONS_EVENTS[kind].key}, sort_keys=True)
+    digest = hashlib.sha256(
+        f"operations\x1f{kind.value}\x1f{day}\x1f{key}\x1f{channel.value}\x1f{recipient}".encode()).hexdigest()
+    return f"{kind.value}:{channel.value}:{digest[:48]}"
+
+
+def plan_operations_alerts(
+    config: RelayConfig, kind: OperationsKind | str, facts: Mapping[str, object], now: datetime,
+) -> list[NotificationIn]:
+    """The alerts of one of Relay's own events to the RevOps admins (alerts.yaml ``operations``), to queue.
+
+    One notification per channel of the section; a channel that is not configured is queued as
+    skipped, with the reason, as a lead's alerts are.
+
+    Args:
+        config: Relay's configuration (alerts.yaml's ``operations`` and channels).
+        kind: The event (``merge_guard_stopped``).
+        facts: What its message names: exactly the facts of the kind (``OPERATIONS_EVENTS``).
+        now: When it happened (time-zone aware); its UTC day is part of the idempotency key.
+
+    Returns:
+        The notifications (none when alerts are off or alerts.yaml has no ``operations`` section).
+
+    Raises:
+        ValueError: the kind is unknown, a fact is missing, unknown or malformed, or ``now`` is naive.
+    """
+    checked = operations_facts(kind, facts)
+    event_kind = OperationsKind(kind)
+    if now.tzinfo is None:
+        raise ValueError(f"{event_kind} alert: now {now.isoformat()} has no time zone")
+    alerts = config.alerts
+    if alerts is None or not alerts.enabled or alerts.operations is None:
+        return []
+    operations = alerts.operations
+    recipient = Recipient(email=operations.email, name=operations.name, slack=operations.slack, role="operations")
+    day = now.astimezone(UTC).date().isoformat()
+    alert = OperationsAlert(kind=event_kind, recipient=recipient, facts=checked, at=now)
+    items: list[NotificationIn] = []
+    for channel in operations.channels:
+        address = recipient.address(channel) or ""
+        items.append(NotificationIn(
+            idempotency_key=operations_idempotency_key(event_kind, checked, day, channel, address),
+            kind=event_kind.value, channel=channel.value, recipient=address, connection=OPERATIONS_CONNECTION,
+            object_name=OPERATIONS_OBJECT, crm_id=day, payload=alert.to_json(),
+            # A channel that is not configured is recorded as skipped now: no sender claims it.
+            skipped=alerts.channels.missing(channel),
+        ))
+    return items
+
+
+def queue_operations_alert(
+    config: RelayConfig, engine: Engine, kind: OperationsKind | str, facts: Mapping[str, object], now: datetime,
+) -> int:
+    """Queue the alerts of one of Relay's own events for the RevOps admins, in a transaction of its own.
+
+    Idempotent per kind, UTC day and the kind's key facts (``merge_guard_stopped``: the
+    connections and the planned merge count): a guard that stops every hour on the same
+    planned merges tells the admins once a day; a run planning a different count is news at
+    once. The sender (:func:`send_pending_notifications`) sends them with the lead alerts.
+
+    Args:
+        config: Relay's configuration.
+        engine: Relay's database.
+        kind: The event (``merge_guard_stopped``).
+        facts: Exactly the facts of the kind (``OPERATIONS_EVENTS``), e.g. ``reason``, ``planned_sets``,
+            ``records``, ``connections`` for ``merge_guard_stopped``.
+        now: When it happened (time-zone aware).
+
+    Returns:
+        How many notifications were newly queued, skipped ones (channel not configured) included;
+        0 when alerts are off, alerts.yaml has no ``operations`` section, or the same alert was
+        queued earlier that day.
+
+    Raises:
+        ValueError: the kind is unknown, a fact is missing, unknown or malformed, or ``now`` is naive.
+    """
+    items = plan_operations_alerts(config, kind, facts, now)
+    if not items:
+        return 0
+    with session_factory(engine).begin() as session:
+        return Repositories(session).notifications.enqueue_many(items, now=now)
+
+
 @dataclass
 class SendSummary:
     """What one sending pass did: notifications by outcome, and the errors of those that failed."""
@@ -368,10 +511,17 @@ def _deliver(alerts: AlertsFile, claim: Notification) -> tuple[NotificationStatu
     if missing is not None:
         return NotificationStatus.SKIPPED, missing, None
     try:
-        alert = Alert.from_json(claim.payload)
+        alert = alert_from_json(claim.payload)
+        if isinstance(alert, OperationsAlert):
+            operations_facts(alert.kind, alert.facts)  # each fact of its kind, none other
     except ValueError as exc:
         return NotificationStatus.DEAD, f"notification {claim.id}: {exc}", None
-    message = render(alert, alerts.template(alert.kind))
+    if isinstance(alert, OperationsAlert):
+        template = (alerts.operations.template(alert.kind) if alerts.operations is not None
+                    else OPERATIONS_EVENTS[alert.kind].template)
+        message = render_operations(alert, template)
+    else:
+        message = render(alert, alerts.template(alert.kind))
     try:
         delivery = send(alerts.channels, channel, alert, claim.recipient, message, claim.idempotency_key)
     except ChannelError as exc:

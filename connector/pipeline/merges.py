@@ -11,8 +11,8 @@ duplicates). Before anything is asked of a CRM:
   as one person, one owner and one task;
 * borderline pairs join the review queue (``relay dedupe reviews``), each once; a steward's
   decision binds every later match (``relay dedupe decide``);
-* the blast-radius guard (``merge_guard``) may stop the whole run: nothing is merged and the
-  reason is audited;
+* the blast-radius guard (``merge_guard``) may stop the whole run: nothing is merged, the
+  reason is audited and the RevOps admins are alerted (alerts.yaml ``operations``);
 * each set is recorded in the ``merges`` table (``pending``) in its own transaction, so a run
   killed after the CRM answered finds it and asks again (a merge already made counts as done);
   a set whose merge is ``done`` is never acted on again.
@@ -36,6 +36,7 @@ from connector.adapters.base import CrmAdapter, WriteOp
 from connector.adapters.errors import CrmError
 from connector.config.loader import RelayConfig
 from connector.mapping.engine import MappingError, to_crm, written_fields
+from connector.pipeline.alerts import queue_operations_alert, send_alerts_now
 from connector.pipeline.connections import open_adapter, resolve_connection
 from connector.pipeline.context import utc_now
 from connector.pipeline.dedupe import DedupeReport, PlannedMerge, dedupe_report
@@ -118,11 +119,16 @@ def _run(config: RelayConfig, engine: Engine, adapters: dict[str, CrmAdapter], n
             run.reported[merge.source] += len(merge.plan.losers)
     if report.guard and acting:
         run.stopped = report.guard
+        connections = sorted({_split(m.plan.survivor)[0] for m in acting})
+        records = sum(len(m.plan.losers) for m in acting)
+        facts = {"reason": report.guard, "planned_sets": len(acting), "records": records}
         with sessions.begin() as session:
-            for connection in sorted({_split(m.plan.survivor)[0] for m in acting}):
-                Audit(session).append(connection, "merge_guard_stopped", detail={
-                    "reason": report.guard, "planned_sets": len(acting),
-                    "records": sum(len(m.plan.losers) for m in acting)})
+            for connection in connections:
+                Audit(session).append(connection, "merge_guard_stopped", detail=facts)
+        # the RevOps admins hear of it (alerts.yaml operations; once a day for the same plan)
+        queue_operations_alert(config, engine, "merge_guard_stopped", {**facts, "connections": connections},
+                               now or utc_now())
+        send_alerts_now(config, engine, now=now)
         log.warning("dedupe stopped by the blast-radius guard: %s", report.guard)
         return run
     with sessions.begin() as session:

@@ -92,6 +92,17 @@ def test_the_guard_stops_a_run_that_would_merge_too_much(
         stopped = db.execute(select(AuditRow).where(AuditRow.action == "merge_guard_stopped")).all()
         assert [row.connection for row in stopped] == ["salesforce"]
         assert db.execute(select(MergeRow)).all() == []
+        from connector.store.models import NotificationRow
+
+        alerts = db.execute(select(NotificationRow).where(NotificationRow.kind == "merge_guard_stopped")).all()
+    # the RevOps admins are told (by email and Slack in the shipped alerts.yaml; no SMTP host or Slack
+    # webhook is configured here, so the messages are kept as skipped, with the reason)
+    assert sorted(a.channel for a in alerts) == ["email", "slack"]
+    again = relay("dedupe", "run")
+    assert again.exit_code == 3
+    with _store(relay_env).connect() as db:
+        assert len(db.execute(select(NotificationRow).where(NotificationRow.kind == "merge_guard_stopped")).all()) \
+            == 2  # the same stop, the same day: told once
 
 
 def test_a_stewards_decision_binds_the_matcher_and_is_never_asked_again(
