@@ -227,6 +227,24 @@ def _load_relay(path: Path, env: Mapping[str, str], problems: list[ConfigProblem
     return result if isinstance(result, RelayFile) else None
 
 
+def _substituted(document: YamlDocument, file: str, env: Mapping[str, str], sections: Collection[str],
+                 problems: list[ConfigProblem]) -> YamlDocument:
+    """``document`` with the ``${VAR:-default}`` references of its top-level ``sections`` resolved.
+
+    Each reference that cannot be resolved is a problem naming file, key and line.
+    """
+    if isinstance(document.data, dict):
+        data = dict(document.data)
+        for section in sections:
+            if section in data:
+                data[section], failures = substitute_tree(data[section], env, (section,))
+                for key_path, value, message in failures:
+                    line, column = document.position(key_path)
+                    problems.append(ConfigProblem(file, format_path(key_path), value, message, line, column))
+        document.data = data
+    return document
+
+
 def _load_alerts(path: Path, env: Mapping[str, str], problems: list[ConfigProblem],
                  tier_names: Collection[str] | None) -> AlertsFile | None:
     """``rules/alerts.yaml``; None when it does not exist (no alerts: an older configuration keeps loading).
@@ -237,16 +255,7 @@ def _load_alerts(path: Path, env: Mapping[str, str], problems: list[ConfigProble
     if not path.is_file():
         return None
     file = str(path)
-    document = read_yaml(path, file)
-    if isinstance(document.data, dict):
-        data = dict(document.data)
-        for section in SUBSTITUTED_SECTIONS:
-            if section in data:
-                data[section], failures = substitute_tree(data[section], env, (section,))
-                for key_path, value, message in failures:
-                    line, column = document.position(key_path)
-                    problems.append(ConfigProblem(file, format_path(key_path), value, message, line, column))
-        document.data = data
+    document = _substituted(read_yaml(path, file), file, env, SUBSTITUTED_SECTIONS, problems)
     alerts = _validate(AlertsFile, document, file, problems)
     if not isinstance(alerts, AlertsFile):
         return None
@@ -264,16 +273,7 @@ def _load_enrichment(path: Path, env: Mapping[str, str], problems: list[ConfigPr
     if not path.is_file():
         return None
     file = str(path)
-    document = read_yaml(path, file)
-    if isinstance(document.data, dict):
-        data = dict(document.data)
-        for section in ENRICHMENT_SUBSTITUTED:
-            if section in data:
-                data[section], failures = substitute_tree(data[section], env, (section,))
-                for key_path, value, message in failures:
-                    line, column = document.position(key_path)
-                    problems.append(ConfigProblem(file, format_path(key_path), value, message, line, column))
-        document.data = data
+    document = _substituted(read_yaml(path, file), file, env, ENRICHMENT_SUBSTITUTED, problems)
     enrichment = _validate(EnrichmentFile, document, file, problems)
     return enrichment if isinstance(enrichment, EnrichmentFile) else None
 
