@@ -335,6 +335,16 @@ def _print_summary(summary: SyncSummary) -> None:
     table.add_row("time", f"{summary.seconds:.1f} s")
     console.print(table)
     _print_quality(summary.quality)
+    if summary.duplicates is not None:
+        done = summary.duplicates
+        if "error" in done:
+            console.print(f"  [red]dedupe pass failed[/red]: {escape(str(done['error']))}", highlight=False)
+        elif done.get("stopped"):
+            console.print(f"  [red]dedupe: blast-radius guard stopped the merges[/red]: {escape(str(done['stopped']))}",
+                          highlight=False)
+        else:
+            console.print(f"  dedupe: merged {done['merged']}, flagged {done['flagged']}, linked {done['linked']}, "
+                          f"{done['reviews_queued']} new review items", highlight=False)
     for failure in summary.write_failures[:20]:
         console.print(f"  [red]refused[/red] {escape(str(failure))}", highlight=False)
     if len(summary.write_failures) > 20:

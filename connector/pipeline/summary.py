@@ -171,6 +171,9 @@ class SyncSummary:
     examples: list[DecisionExample] = field(default_factory=list)
     quality: QualityTally | None = None
     """Data quality of the person records decided, per lead source (None: none was decided)."""
+    duplicates: dict[str, Any] | None = None
+    """What the dedupe pass after the run did, for a connection that merges or flags duplicates
+    (``duplicates`` in relay.yaml; None: it only reports them, or the run was dry)."""
     seconds: float = 0.0
 
     @property
@@ -219,6 +222,7 @@ class SyncSummary:
             "planned_writes": len(self.planned),
             "planned": [write.as_dict() for write in self.planned],
             "quality": self.quality.as_dict() if self.quality is not None else None,
+            "duplicates": self.duplicates,
             "seconds": round(self.seconds, 3),
         }
 

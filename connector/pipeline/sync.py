@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
@@ -188,7 +189,23 @@ def run_sync(
             adapter.close()
     if not dry_run:
         send_alerts_now(config, engine, now=now())  # Hot leads are told within seconds, not at the minute
+        if changed is None and conn_config.duplicates != "report":
+            summary.duplicates = _dedupe_after(config, engine, now())
     return summary
+
+
+def _dedupe_after(config: RelayConfig, engine: Engine, now: datetime) -> dict[str, Any]:
+    """The dedupe pass after a sync of a connection that merges or flags its duplicates (the same pass
+    as ``relay dedupe run`` and the hourly job); its failures are reported, never the sync's."""
+    from connector.pipeline.merges import run_dedupe
+
+    try:
+        run = run_dedupe(config, engine, now=now)
+    except Exception as exc:  # the sync itself succeeded: say what the pass could not do
+        log.exception("dedupe pass after the sync failed")
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"merged": sum(run.merged.values()), "flagged": sum(run.flagged.values()), "linked": run.linked,
+            "reviews_queued": run.reviews_queued, "stopped": run.stopped, "failures": run.failures}
 
 
 def _run_steps(ctx: RunContext, full: bool) -> None:

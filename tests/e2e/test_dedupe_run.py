@@ -253,3 +253,26 @@ def test_review_items_become_steward_tasks_and_their_answer_is_read_back(
     third = relay("dedupe", "run")
     assert "review tasks created" not in third.output
     assert len(sf.query_all("SELECT Id FROM Task WHERE Subject LIKE 'Relay review %'")["records"]) == len(tasks)
+
+
+def test_a_sync_of_a_connection_that_merges_runs_the_dedupe_pass_after_it(
+        relay_env: RelayEnv, crms: Crms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_copy(tmp_path / "config", hubspot={"duplicates": "merge"})))
+    from hubspot.crm.contacts import SimplePublicObjectInputForCreate
+
+    hs = hubspot_client(crms.hubspot)
+    first = hs.crm.contacts.basic_api.get_page(limit=1, properties=["email", "firstname", "lastname"]).results[0]
+    local, domain = first.properties["email"].split("@")
+    twin = hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={
+        "email": f"{local}+webinar@{domain}", "firstname": first.properties["firstname"],
+        "lastname": first.properties["lastname"]})).id
+
+    summary = sync_summary("hubspot")
+
+    assert summary["duplicates"] is not None and summary["duplicates"]["merged"] >= 1, summary["duplicates"]
+    assert summary["duplicates"]["stopped"] is None and summary["duplicates"]["failures"] == []
+    merged = hs.crm.contacts.basic_api.get_by_id(twin).id
+    assert merged != twin or hs.crm.contacts.basic_api.get_by_id(first.id).id == twin  # one record answers both
+    again = sync_summary("hubspot")
+    assert again["duplicates"]["merged"] == 0  # a second run does nothing new
+    assert sync_summary("salesforce")["duplicates"] is None  # salesforce only reports its duplicates
