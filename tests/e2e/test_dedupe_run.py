@@ -23,7 +23,6 @@ def _store(relay_env: RelayEnv) -> Engine:
 def test_duplicates_are_merged_in_hubspot_and_flagged_in_salesforce_once(
         relay_env: RelayEnv, crms: Crms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config_dir = config_copy(tmp_path / "config", salesforce={"duplicates": "flag"}, hubspot={"duplicates": "merge"})
-    monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_dir))
     # a duplicate HubSpot contact of a seeded one: same person, another address form
     hs = hubspot_client(crms.hubspot)
     first = hs.crm.contacts.basic_api.get_page(limit=1, properties=["email", "firstname", "lastname", "phone",
@@ -35,8 +34,9 @@ def test_duplicates_are_merged_in_hubspot_and_flagged_in_salesforce_once(
         "email": f"{local.upper()}+events@{domain}", "firstname": first.properties["firstname"],
         "lastname": first.properties["lastname"], "phone": "", "company": first.properties["company"] or "",
         "jobtitle": "Head of Things"}))
-    sync_summary("salesforce")
+    sync_summary("salesforce")  # with the shipped setting (report only): the syncs merge nothing
     sync_summary("hubspot")
+    monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_dir))  # then the admin chooses merge and flag
 
     result = relay("dedupe", "run")
 
@@ -79,8 +79,8 @@ def test_the_guard_stops_a_run_that_would_merge_too_much(
     config_dir = config_copy(tmp_path / "config", salesforce={"duplicates": "merge"})
     rules = config_dir / "rules" / "matching.yaml"
     rules.write_text(rules.read_text(encoding="utf-8").replace("max_records: 200", "max_records: 0"), encoding="utf-8")
+    sync_summary("salesforce")  # report only: the sync's own pass does not run
     monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_dir))
-    sync_summary("salesforce")
     leads_before = len(salesforce_client(crms.salesforce).query_all("SELECT Id FROM Lead")["records"])
 
     result = relay("dedupe", "run")
@@ -184,8 +184,8 @@ def test_one_person_in_both_crms_with_two_addresses_becomes_one_identity(
 
 def test_salesforce_duplicates_are_merged_when_configured(
         relay_env: RelayEnv, crms: Crms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_copy(tmp_path / "config", salesforce={"duplicates": "merge"})))
     sync_summary("salesforce")
+    monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_copy(tmp_path / "config", salesforce={"duplicates": "merge"})))
 
     result = relay("dedupe", "run")
 
