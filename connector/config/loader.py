@@ -29,7 +29,11 @@ RULE_FILES: dict[str, type[BaseModel]] = {
 }
 """Rule file stem (config/rules/<stem>.yaml) -> its model in ``connector.core.rules``."""
 OPTIONAL_RULE_FILES: dict[str, type[BaseModel]] = {"matching": core_rules.MatchingRules,
-                                                     "quality": core_rules.QualityRules}
+                                                     "quality": core_rules.QualityRules,
+                                                     "stages": core_rules.StageRules,
+                                                     "approvals": core_rules.ApprovalRules,
+                                                     "dispositions": core_rules.DispositionRules,
+                                                     "handoffs": core_rules.HandoffRules}
 """Rule files an older configuration may lack: their models' defaults stand in."""
 
 

@@ -27,6 +27,10 @@ def _models() -> dict[str, type[BaseModel]]:
         "sla": rules.SlaPolicy,
         "matching": rules.MatchingRules,
         "quality": rules.QualityRules,
+        "stages": rules.StageRules,
+        "approvals": rules.ApprovalRules,
+        "dispositions": rules.DispositionRules,
+        "handoffs": rules.HandoffRules,
         "alerts": importlib.import_module("connector.notify.settings").AlertsFile,
         "enrichment": importlib.import_module("connector.enrich.settings").EnrichmentFile,
     }

@@ -24,6 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from connector.core._cache import DerivedCache
+from connector.core.governance.rules import (
+    ApprovalRules,
+    DispositionRules,
+    HandoffRules,
+    StageRules,
+    cross_problems,
+)
 
 DEMOGRAPHIC_MAX = 30
 FIRMOGRAPHIC_MAX = 30
@@ -1078,10 +1085,21 @@ class Rules(_Schema):
     sla: SlaPolicy
     matching: MatchingRules = Field(default_factory=lambda: MatchingRules())
     quality: QualityRules = Field(default_factory=lambda: QualityRules())
+    # Handoff governance (issue 11, connector/core/governance): no lead decision reads these,
+    # so they are not part of ``version``.
+    stages: StageRules = Field(default_factory=lambda: StageRules())
+    approvals: ApprovalRules = Field(default_factory=lambda: ApprovalRules())
+    dispositions: DispositionRules = Field(default_factory=lambda: DispositionRules())
+    handoffs: HandoffRules = Field(default_factory=lambda: HandoffRules())
 
     @model_validator(mode="after")
     def _check(self) -> Rules:
         problems = _Problems("Rules")
+        given = self.model_fields_set  # defaults are not checked against a roster they were not written for
+        for loc, code, message, value in cross_problems(
+                self.routing, self.stages, self.approvals if "approvals" in given else None,
+                self.handoffs if "handoffs" in given else None):
+            problems.add(loc, code, message, value)
         tiers = [t.name for t in self.sla.tiers]
         for i, rule in enumerate(self.routing.rules):
             if rule.tier is not None and rule.action != "nurture" and rule.tier not in tiers:
