@@ -22,6 +22,9 @@ KEY_PREFIXES: dict[str, str] = {
     "Opportunity": "006",
     "Lead": "00Q",
     "Task": "00T",
+    "OpportunityHistory": "008",
+    "OpportunityContactRole": "00K",
+    "OpportunityLineItem": "00k",
     "Organization": "00D",
 }
 POD = "5e"

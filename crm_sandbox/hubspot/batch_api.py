@@ -60,6 +60,9 @@ class BatchApi:
         names = body.get("properties")
         if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
             raise errors.validation_error("properties must be a list of property names")
+        history = body.get("propertiesWithHistory")
+        if history is not None and (not isinstance(history, list) or not all(isinstance(n, str) for n in history)):
+            raise errors.validation_error("propertiesWithHistory must be a list of property names")
         id_property = body.get("idProperty")
         if id_property is not None and not isinstance(id_property, str):
             raise errors.validation_error("idProperty must be a property name")
@@ -82,7 +85,8 @@ class BatchApi:
                 if record["id"] in seen:
                     continue
                 seen.add(record["id"])
-                results.append(self.state.render(object_type, record, names or None))
+                rendered = self.state.render(object_type, record, names or None)
+                results.append(self.objects.with_history(object_type, rendered, record, history or None))
         call_counter(request.scope).read = len(results)
         return batch_answer(results, [self.objects.missing_error(object_type, missing)] if missing else [], started, HTTPStatus.OK)
 

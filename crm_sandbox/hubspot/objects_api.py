@@ -85,9 +85,10 @@ class ObjectsApi:
     ) -> dict[str, Any]:
         """``body`` with ``propertiesWithHistory`` for ``names``, placed after ``properties`` as HubSpot does.
 
-        The sandbox keeps no per-property history, so each set value has one entry (its current
-        value, stamped with the record's ``updatedAt``); an unset property has an empty list and an
-        unknown property is left out.
+        Each property's entries are newest first (:meth:`HubSpotState.property_history`); an unset
+        property never written has an empty list and an unknown property is left out ("If any of
+        the specified properties are not present on the requested object(s), they will be ignored",
+        CRM v3 deals reference, GET /crm/v3/objects/deals/{dealId}).
         """
         if not names:
             return body
@@ -96,8 +97,7 @@ class ObjectsApi:
         for name in names:
             if name not in defined:
                 continue
-            value = record["properties"].get(name)
-            history[name] = [] if value is None else [{"value": value, "timestamp": record["updatedAt"], "sourceType": "API"}]
+            history[name] = self.state.property_history(object_type, record, name)
         ordered: dict[str, Any] = {}
         for key, item in body.items():
             ordered[key] = item

@@ -1,4 +1,9 @@
-"""``/crm/v3/pipelines/deals``: the default sales pipeline and its stages (the ``dealstage`` options)."""
+"""``/crm/v3/pipelines/deals``: the deal pipelines and their stages (the ``dealstage`` options).
+
+Read-only: list (``GET /crm/v3/pipelines/{objectType}``), one pipeline
+(``/{pipelineId}``), its stages (``/{pipelineId}/stages``) and one stage
+(``/{pipelineId}/stages/{stageId}``), as HubSpot's CRM v3 pipelines reference shows them.
+"""
 
 from __future__ import annotations
 
@@ -11,37 +16,20 @@ from starlette.routing import Route
 
 from crm_sandbox.hubspot import errors
 from crm_sandbox.hubspot._http import endpoint, json_response
-from crm_sandbox.hubspot.properties import DEAL_STAGE_LABELS, DEAL_STAGES
+from crm_sandbox.hubspot.pipelines import (
+    DEAL_PIPELINES,
+    DEFAULT_PIPELINE,
+    Pipeline,
+    pipeline,
+    pipeline_json,
+    stage_json,
+)
 from crm_sandbox.hubspot.state import resolve_type
-
-CREATED_AT = "2024-01-08T09:00:00.000Z"
-PROBABILITIES = ("0.2", "0.4", "0.6", "0.8", "0.9", "1.0", "0.0")
 
 
 def default_pipeline() -> dict[str, Any]:
     """HubSpot's default deal pipeline in the API's shape."""
-    stages = [
-        {
-            "id": stage,
-            "label": label,
-            "displayOrder": order,
-            "metadata": {"isClosed": str(stage in ("closedwon", "closedlost")).lower(), "probability": probability},
-            "createdAt": CREATED_AT,
-            "updatedAt": CREATED_AT,
-            "archived": False,
-            "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
-        }
-        for order, (stage, label, probability) in enumerate(zip(DEAL_STAGES, DEAL_STAGE_LABELS, PROBABILITIES, strict=True))
-    ]
-    return {
-        "id": "default",
-        "label": "Sales Pipeline",
-        "displayOrder": 0,
-        "stages": stages,
-        "createdAt": CREATED_AT,
-        "updatedAt": CREATED_AT,
-        "archived": False,
-    }
+    return pipeline_json(DEFAULT_PIPELINE)
 
 
 class PipelinesApi:
@@ -52,18 +40,39 @@ class PipelinesApi:
         if object_type != "deals":
             raise errors.validation_error(f"Pipelines are not supported for object type {object_type}")
 
+    def _pipeline(self, request: Request) -> Pipeline:
+        self._deals(request)
+        pipeline_id = request.path_params["pipeline_id"]
+        found = pipeline(pipeline_id)
+        if found is None:
+            raise errors.not_found(f"No pipeline with id {pipeline_id} for object type deals")
+        return found
+
     async def list_pipelines(self, request: Request) -> Response:
         self._deals(request)
-        return json_response(HTTPStatus.OK, {"results": [default_pipeline()]})
+        return json_response(HTTPStatus.OK, {"results": [pipeline_json(p) for p in DEAL_PIPELINES]})
 
     async def get_pipeline(self, request: Request) -> Response:
-        self._deals(request)
-        if request.path_params["pipeline_id"] != "default":
-            raise errors.not_found(f"No pipeline with id {request.path_params['pipeline_id']}")
-        return json_response(HTTPStatus.OK, default_pipeline())
+        return json_response(HTTPStatus.OK, pipeline_json(self._pipeline(request)))
+
+    async def list_stages(self, request: Request) -> Response:
+        found = self._pipeline(request)
+        stages = [stage_json(s, order, found.created_at) for order, s in enumerate(found.stages)]
+        return json_response(HTTPStatus.OK, {"results": stages})
+
+    async def get_stage(self, request: Request) -> Response:
+        found = self._pipeline(request)
+        stage_id = request.path_params["stage_id"]
+        for order, stage in enumerate(found.stages):
+            if stage.id == stage_id:
+                return json_response(HTTPStatus.OK, stage_json(stage, order, found.created_at))
+        raise errors.not_found(f"No stage with id {stage_id} in pipeline {found.id}")
 
     def routes(self) -> list[Route]:
+        base = "/crm/v3/pipelines/{object_type}"
         return [
-            Route("/crm/v3/pipelines/{object_type}", endpoint("pipelines")(self.list_pipelines), methods=["GET"]),
-            Route("/crm/v3/pipelines/{object_type}/{pipeline_id}", endpoint("pipelines")(self.get_pipeline), methods=["GET"]),
+            Route(base, endpoint("pipelines")(self.list_pipelines), methods=["GET"]),
+            Route(f"{base}/{{pipeline_id}}", endpoint("pipelines")(self.get_pipeline), methods=["GET"]),
+            Route(f"{base}/{{pipeline_id}}/stages", endpoint("pipelines")(self.list_stages), methods=["GET"]),
+            Route(f"{base}/{{pipeline_id}}/stages/{{stage_id}}", endpoint("pipelines")(self.get_stage), methods=["GET"]),
         ]

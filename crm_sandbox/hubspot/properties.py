@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from crm_sandbox.hubspot.pipelines import pipeline_options, stage_options
 from crm_sandbox.schema import HUBSPOT_CUSTOM_PROPERTIES
 
 PROPERTY_TYPES = ("string", "number", "date", "datetime", "enumeration", "bool")
@@ -191,13 +192,15 @@ def _builtin() -> dict[str, list[PropertyDefinition]]:
         _p("dealname", "Deal Name", group=di),
         _p("amount", "Amount", "number", "number", di),
         _p("closedate", "Close Date", "datetime", "date", di),
-        _p("pipeline", "Pipeline", "enumeration", "select", di, options=[("Sales Pipeline", "default")]),
-        _p("dealstage", "Deal Stage", "enumeration", "radio", di, options=_opts(*DEAL_STAGES, labels=DEAL_STAGE_LABELS)),
+        # The options of every deal pipeline (crm_sandbox.hubspot.pipelines), as HubSpot lists them.
+        _p("pipeline", "Pipeline", "enumeration", "select", di, options=pipeline_options()),
+        _p("dealstage", "Deal Stage", "enumeration", "radio", di, options=stage_options()),
         _p("dealtype", "Deal Type", "enumeration", "radio", di,
            options=_opts("newbusiness", "existingbusiness", labels=("New Business", "Existing Business"))),
         _p("description", "Deal Description", "string", "textarea", di),
         _p("hs_deal_stage_probability", "Deal probability", "number", "number", di),
         _p("closed_lost_reason", "Closed Lost Reason", "string", "textarea", di),
+        _p("hs_next_step", "Next step", "string", "textarea", di),
         _p("closed_won_reason", "Closed Won Reason", "string", "textarea", di),
         *_common(di, "createdate"),
     ]

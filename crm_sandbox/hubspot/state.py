@@ -115,6 +115,8 @@ class HubSpotState:
         self.owners: dict[str, dict[str, Any]] = {}
         self.unique: dict[str, dict[str, dict[str, str]]] = {t: {} for t in OBJECT_TYPES}
         self.merged_into: dict[str, dict[str, str]] = {t: {} for t in OBJECT_TYPES}
+        #: object type -> record id -> property -> history entries, newest first (see :meth:`property_history`).
+        self.history: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {t: {} for t in OBJECT_TYPES}
         self.next_id = 1
         self.version = 0
         self.listeners: list[Callable[[Change], None]] = []
@@ -190,6 +192,13 @@ class HubSpotState:
         if stored["archived"]:
             stored["archivedAt"] = record.get("archivedAt") or updated
         self.records[object_type][rid] = stored
+        seeded_history = record.get("propertiesWithHistory") or {}
+        if seeded_history:
+            self.history[object_type][rid] = {
+                name: sorted((dict(e) for e in entries), key=lambda e: str(e["timestamp"]), reverse=True)
+                for name, entries in seeded_history.items()
+                if name in defined
+            }
 
     def _reindex(self) -> None:
         highest = self.next_id - 1
@@ -248,6 +257,7 @@ class HubSpotState:
                 "custom_properties": custom,
                 "groups": {t: list(groups.values()) for t, groups in self.groups.items()},
                 "merged_into": self.merged_into,
+                "history": self.history,
             }
 
     @staticmethod
@@ -283,6 +293,8 @@ class HubSpotState:
             self.merged_into = {t: dict(v) for t, v in data.get("merged_into", {}).items()}
             for object_type in OBJECT_TYPES:
                 self.merged_into.setdefault(object_type, {})
+            saved_history = data.get("history", {})
+            self.history = {t: {rid: dict(props) for rid, props in saved_history.get(t, {}).items()} for t in OBJECT_TYPES}
             self._reindex()
 
     def save(self, path: Path) -> None:
@@ -376,6 +388,40 @@ class HubSpotState:
                 body["associations"] = linked
         return body
 
+    # -- property history --------------------------------------------------------------------
+
+    def property_history(self, object_type: str, record: dict[str, Any], name: str) -> list[dict[str, Any]]:
+        """The history of one property of a record, newest first (the ``propertiesWithHistory`` entries).
+
+        Entries carry ``value``, ``timestamp`` and ``sourceType`` and, where known, ``sourceId``
+        and ``updatedByUserId`` (HubSpot CRM v3 objects reference, ``ValueWithTimestamp``). A
+        property no API write or seed history ever touched shows one entry: its current value
+        stamped with the record's ``updatedAt``; an unset one shows none.
+        """
+        stored = self.history[object_type].get(record["id"], {}).get(name)
+        if stored is not None:
+            return [dict(entry) for entry in stored]
+        value = record["properties"].get(name)
+        if value is None:
+            return []
+        return [{"value": value, "timestamp": record["updatedAt"], "sourceType": "API"}]
+
+    def _record_history(
+        self, object_type: str, record: dict[str, Any], before: dict[str, str | None], after: dict[str, str | None], stamp: str
+    ) -> None:
+        """Prepend an API entry for each changed property (keeping what the property showed before)."""
+        kept = self.history[object_type].setdefault(record["id"], {})
+        for name, value in after.items():
+            entries = kept.get(name)
+            if entries is None:
+                previous = before.get(name)
+                entries = [] if previous is None else [
+                    {"value": previous, "timestamp": record["createdAt"], "sourceType": "API"}
+                ]
+                kept[name] = entries
+            # HubSpot records a cleared value as an empty string.
+            entries.insert(0, {"value": "" if value is None else value, "timestamp": stamp, "sourceType": "API"})
+
     # -- validation -------------------------------------------------------------------------
 
     def check_properties(self, object_type: str, raw: Any, *, creating: bool) -> dict[str, str | None]:
@@ -454,6 +500,7 @@ class HubSpotState:
                 properties["lastmodifieddate"] = now
             record = {"id": rid, "properties": properties, "createdAt": now, "updatedAt": now, "archived": False}
             self.records[object_type][rid] = record
+            self._record_history(object_type, record, {}, dict(properties), now)
             self.active_ids[object_type].append(int(rid))
             self._index_unique(object_type, record)
             self.version += 1
@@ -472,6 +519,7 @@ class HubSpotState:
             if not changed:
                 return record
             self._unindex_unique(object_type, record)
+            before = {name: props.get(name) for name in changed}
             for name, value in changed.items():
                 if value is None:
                     props.pop(name, None)
@@ -482,6 +530,7 @@ class HubSpotState:
             if object_type == "contacts":
                 props["lastmodifieddate"] = now
             record["updatedAt"] = now
+            self._record_history(object_type, record, before, changed, now)
             self._index_unique(object_type, record)
             self.version += 1
             occurred = self.clock()

@@ -94,6 +94,12 @@ STAGES: dict[str, tuple[int, str, bool, bool]] = {
     "Perception Analysis": (70, "Pipeline", False, False),
     "Proposal/Price Quote": (75, "Pipeline", False, False),
     "Negotiation/Review": (90, "Commit", False, False),
+    # The stages of the RevOps team's sales process (seed 002 "Sales Stages & Exit Criteria"),
+    # added to the org's StageName picklist as an admin would.
+    "Discovery": (20, "Pipeline", False, False),
+    "Solution Design": (40, "Pipeline", False, False),
+    "Proposal": (60, "Best Case", False, False),
+    "Negotiation": (80, "Commit", False, False),
     "Closed Won": (100, "Closed", True, True),
     "Closed Lost": (0, "Omitted", True, False),
 }
@@ -110,6 +116,8 @@ _SYSTEM = (
     _ro("SystemModstamp", "datetime", "System Modstamp", nillable=False),
 )
 _OWNER = _ref("OwnerId", "Owner ID", ("User",), "Owner", nillable=False)
+#: Objects the org writes itself; clients may only describe, query and retrieve them.
+READ_ONLY_OBJECTS = frozenset({"OpportunityHistory"})
 
 
 def _master(obj: str) -> Field:
@@ -213,6 +221,47 @@ _STANDARD: dict[str, tuple[Field, ...]] = {
         _text("Description", "Description", 32000, type="textarea"),
         _OWNER,
         _ro("LastActivityDate", "date", "Last Activity"),
+        # Standard since API 52.0: when StageName last changed (set by the org, read-only).
+        _ro("LastStageChangeDate", "datetime", "Last Stage Change Date"),
+    ),
+    # Object reference, OpportunityHistory: "Represents the stage history of an opportunity";
+    # describe/query/retrieve only. A row is written when an opportunity is created and whenever its
+    # Amount, Probability, StageName or CloseDate changes. It has no LastModified* fields.
+    "OpportunityHistory": (
+        _ro("OpportunityId", "reference", "Opportunity ID", length=18, reference_to=("Opportunity",),
+            relationship_name="Opportunity", nillable=False),
+        _ro("StageName", "picklist", "Stage Name", length=255, picklist_values=tuple(STAGES), nillable=False),
+        _ro("Amount", "currency", "Amount"),
+        _ro("CloseDate", "date", "Close Date"),
+        _ro("Probability", "percent", "Probability"),
+        _ro("ExpectedRevenue", "currency", "Expected Revenue"),
+        _ro("ForecastCategory", "picklist", "To Forecast Category", length=40,
+            picklist_values=("Omitted", "Pipeline", "BestCase", "MostLikely", "Forecast", "Closed")),
+        _ro("PrevAmount", "currency", "Previous Amount"),
+        _ro("PrevCloseDate", "date", "Previous Close Date"),
+    ),
+    # Object reference, OpportunityContactRole: the role a contact plays on an opportunity.
+    "OpportunityContactRole": (
+        _ref("OpportunityId", "Opportunity ID", ("Opportunity",), "Opportunity", nillable=False, required=True,
+             updateable=False),
+        _ref("ContactId", "Contact ID", ("Contact",), "Contact", nillable=False, required=True),
+        _pick("Role", "Role", ("Business User", "Decision Maker", "Economic Buyer", "Economic Decision Maker",
+                               "Evaluator", "Executive Sponsor", "Influencer", "Technical Buyer", "Other")),
+        Field("IsPrimary", "boolean", "Primary", nillable=False, default=False),
+    ),
+    # Object reference, OpportunityLineItem (deviation: no PricebookEntryId/Product2Id, the sandbox
+    # has no price books). TotalPrice is Quantity x UnitPrice less Discount (percent).
+    "OpportunityLineItem": (
+        _ref("OpportunityId", "Opportunity ID", ("Opportunity",), "Opportunity", nillable=False, required=True,
+             updateable=False),
+        _text("Name", "Opportunity Product Name", 376, createable=False, updateable=False),
+        _text("Description", "Line Description", 255),
+        Field("Quantity", "double", "Quantity", nillable=False, required=True),
+        Field("UnitPrice", "currency", "Sales Price"),
+        Field("ListPrice", "currency", "List Price", createable=False, updateable=False),
+        Field("Discount", "percent", "Discount"),
+        _ro("TotalPrice", "currency", "Total Price"),
+        Field("ServiceDate", "date", "Date"),
     ),
     "Task": (
         _text("Subject", "Subject", 255, type="combobox"),
@@ -250,6 +299,9 @@ _LABELS = {
     "Account": ("Account", "Accounts"),
     "Opportunity": ("Opportunity", "Opportunities"),
     "Task": ("Task", "Tasks"),
+    "OpportunityHistory": ("Opportunity History", "Opportunity History"),
+    "OpportunityContactRole": ("Opportunity Contact Role", "Opportunity Contact Role"),
+    "OpportunityLineItem": ("Opportunity Product", "Opportunity Product"),
     "User": ("User", "Users"),
 }
 
@@ -298,7 +350,10 @@ class SObjectType:
 def _build() -> dict[str, SObjectType]:
     types = {}
     for name, standard in _STANDARD.items():
-        types[name] = SObjectType(name, _SYSTEM[:1] + standard + _SYSTEM[1:] + _custom(name))
+        system: tuple[Field, ...] = _SYSTEM[1:]
+        if name in READ_ONLY_OBJECTS:  # history rows are never modified: no LastModified* fields
+            system = tuple(f for f in system if not f.name.startswith("LastModified"))
+        types[name] = SObjectType(name, _SYSTEM[:1] + standard + system + _custom(name))
     return types
 
 
@@ -323,12 +378,13 @@ def _urls(obj: SObjectType, version: str) -> dict[str, str]:
 
 def basic_info(obj: SObjectType, version: str) -> dict[str, Any]:
     """The ``sobjects/`` entry of one object (also the ``objectDescribe`` of ``sobjects/{Obj}/``)."""
+    writable = obj.name not in READ_ONLY_OBJECTS
     return {
         "activateable": False,
-        "createable": True,
+        "createable": writable,
         "custom": False,
         "customSetting": False,
-        "deletable": obj.name != "User",
+        "deletable": obj.name != "User" and writable,
         "deprecatedAndHidden": False,
         "feedEnabled": True,
         "hasSubtypes": False,
@@ -345,8 +401,8 @@ def basic_info(obj: SObjectType, version: str) -> dict[str, Any]:
         "retrieveable": True,
         "searchable": True,
         "triggerable": True,
-        "undeletable": obj.name != "User",
-        "updateable": True,
+        "undeletable": obj.name != "User" and writable,
+        "updateable": writable,
         "urls": _urls(obj, version),
     }
 

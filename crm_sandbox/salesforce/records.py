@@ -115,6 +115,11 @@ def derive(obj: SObjectType, rec: Record, changed: Record) -> None:
     """Compute the fields Salesforce derives: Name, IsClosed, IsWon, Probability..."""
     if obj.name in _NAMED and ("FirstName" in changed or "LastName" in changed or "Name" not in rec):
         rec["Name"] = " ".join(part for part in (rec.get("FirstName"), rec.get("LastName")) if part) or None
+    if obj.name == "OpportunityLineItem":
+        quantity, price = rec.get("Quantity"), rec.get("UnitPrice")
+        if quantity is not None and price is not None:
+            rec["TotalPrice"] = round(quantity * price * (1 - (rec.get("Discount") or 0) / 100), 2)
+        rec.setdefault("ListPrice", price)
     if obj.name == "Task":
         rec["IsClosed"] = rec.get("Status") in ("Completed",)
         rec["IsHighPriority"] = rec.get("Priority") == "High"

@@ -25,7 +25,7 @@ from crm_sandbox.ids import (
     salesforce_id,
     to_id18,
 )
-from crm_sandbox.salesforce.describe import SOBJECTS, SObjectType, sobject
+from crm_sandbox.salesforce.describe import READ_ONLY_OBJECTS, SOBJECTS, SObjectType, sobject
 from crm_sandbox.salesforce.errors import RecordError, SalesforceError
 from crm_sandbox.salesforce.records import (
     check_reference,
@@ -48,7 +48,12 @@ QUEUE_USERNAME = "lead.intake@sandbox.example"
 OWNED = frozenset({"Lead", "Contact", "Account", "Opportunity", "Task"})
 #: How long the deleted-record log reaches back (``deleted/``).
 DELETED_WINDOW = timedelta(days=15)
-SEED_ORDER = ("User", "Account", "Contact", "Lead", "Opportunity", "Task")
+SEED_ORDER = (
+    "User", "Account", "Contact", "Lead", "Opportunity", "OpportunityHistory", "OpportunityContactRole",
+    "OpportunityLineItem", "Task",
+)
+#: Opportunity fields whose change writes an OpportunityHistory row (object reference, OpportunityHistory usage).
+HISTORY_FIELDS = ("StageName", "Amount", "Probability", "CloseDate")
 #: Objects ``merge()`` takes (Salesforce also merges Person Accounts, Individuals and Cases, which
 #: the sandbox org does not have), and how many records one request merges into its master.
 MERGEABLE = frozenset({"Lead", "Contact", "Account"})
@@ -382,6 +387,9 @@ class Org:
         self, write: Write, stamp: str, user_id: str, auto_assign: str | None, undo: list[Callable[[], None]]
     ) -> SaveResult:
         obj = write.obj
+        if obj.name in READ_ONLY_OBJECTS:
+            verb = {"create": "inserted", "upsert": "inserted", "update": "updated", "delete": "deleted"}[write.kind]
+            raise RecordError("INVALID_TYPE_FOR_OPERATION", f"entity type cannot be {verb}: {obj.label}", [])
         if write.kind == "upsert":
             assert write.ext_field is not None
             matches = self.find_by_external_id(obj, write.ext_field, str(write.ext_value))
@@ -432,6 +440,11 @@ class Org:
             rec["OwnerId"] = self.queue_user_id
         derive(obj, rec, values)
         rec.update(LastModifiedDate=stamp, SystemModstamp=stamp, LastModifiedById=user_id)
+        if obj.name == "Opportunity":
+            if rec.get("StageName") != before.get("StageName"):
+                rec["LastStageChangeDate"] = stamp
+            if any(rec.get(name) != before.get(name) for name in HISTORY_FIELDS):
+                self._add_history(rec, before, stamp, user_id, undo)
         self._index(obj, rec, undo, add=True)
 
         def restore_update(rec: Record = rec, before: Record = before) -> None:
@@ -466,9 +479,33 @@ class Org:
         table[new_id] = rec
         if obj.name == "Lead":
             self.auto_assign_log.append((new_id, auto_assign))
+        if obj.name == "OpportunityLineItem":
+            parent = self.records["Opportunity"].get(rec["OpportunityId"], {})
+            rec["Name"] = f"{parent.get('Name') or ''} {rec.get('Description') or 'Product'}".strip()
         self._index(obj, rec, undo, add=True)
         undo.append(_drop(table, new_id))
+        if obj.name == "Opportunity":
+            self._add_history(rec, {}, stamp, user_id, undo)
         return SaveResult(new_id, True, [], created=True)
+
+    def _add_history(self, rec: Record, before: Record, stamp: str, user_id: str, undo: list[Callable[[], None]]) -> None:
+        """Write the OpportunityHistory row of an opportunity just created or changed (fields as of now).
+
+        ``PrevAmount``/``PrevCloseDate`` hold the values before the change (API 50.0+, null on create).
+        """
+        history_id = self.new_id("OpportunityHistory")
+        amount, probability = rec.get("Amount"), rec.get("Probability")
+        row: Record = {
+            "Id": history_id, "OpportunityId": rec["Id"], "StageName": rec.get("StageName"),
+            "Amount": amount, "CloseDate": rec.get("CloseDate"), "Probability": probability,
+            "ExpectedRevenue": None if amount is None or probability is None else round(amount * probability / 100, 2),
+            "ForecastCategory": rec.get("ForecastCategory"),
+            "PrevAmount": before.get("Amount"), "PrevCloseDate": before.get("CloseDate"),
+            "IsDeleted": False, "CreatedDate": stamp, "CreatedById": user_id, "SystemModstamp": stamp,
+        }
+        table = self.records["OpportunityHistory"]
+        table[history_id] = row
+        undo.append(_drop(table, history_id))
 
     # ------------------------------------------------------------------ merges
     def merge(self, obj: SObjectType, master_id: str, values: Record, loser_ids: list[str], *, user_id: str) -> MergeResult:
@@ -621,10 +658,12 @@ class Org:
                 rec["Id"] = record_id
                 rec.setdefault("IsDeleted", False)
                 rec.setdefault("CreatedDate", stamp)
-                rec.setdefault("LastModifiedDate", rec["CreatedDate"])
-                rec.setdefault("SystemModstamp", rec["LastModifiedDate"])
+                if "LastModifiedDate" in obj.fields:
+                    rec.setdefault("LastModifiedDate", rec["CreatedDate"])
+                rec.setdefault("SystemModstamp", rec.get("LastModifiedDate", rec["CreatedDate"]))
                 rec.setdefault("CreatedById", self.admin_id)
-                rec.setdefault("LastModifiedById", rec["CreatedById"])
+                if "LastModifiedById" in obj.fields:
+                    rec.setdefault("LastModifiedById", rec["CreatedById"])
                 if obj.name in OWNED:
                     rec.setdefault("OwnerId", self.admin_id)
                 derive(obj, rec, {})

@@ -50,23 +50,33 @@ CRITERIA: dict[str, tuple[str, str | None]] = {
     "bant_qualified": ("BANT_Qualified__c", "bant_qualified"),
     "champion_identified": ("Champion_Identified__c", "champion_identified"),
     "demo_scheduled": ("Demo_Scheduled__c", "demo_scheduled"),
+    "mutual_evaluation_plan": ("Mutual_Evaluation_Plan__c", "mutual_evaluation_plan"),
+    "solution_fit_confirmed": ("Solution_Fit_Confirmed__c", "solution_fit_confirmed"),
     "roi_validated": ("ROI_Validated__c", "roi_validated"),
+    "proposal_requested": ("Proposal_Requested__c", "proposal_requested"),
+    "decision_makers_engaged": ("Decision_Makers_Engaged__c", "decision_makers_engaged"),
     "proposal_delivered": ("Proposal_Delivered__c", "proposal_delivered"),
+    "feedback_received": ("Feedback_Received__c", "feedback_received"),
+    "negotiation_points_identified": ("Negotiation_Points_Identified__c", "negotiation_points_identified"),
     "decision_date": ("Decision_Date__c", "decision_date"),
     "discount_approval": ("Discount_Approved_By__c", None),
     "terms_agreed": ("Terms_Agreed__c", "terms_agreed"),
     "contract_sent": ("Contract_Sent__c", "contract_sent"),
+    "signatures_scheduled": ("Signatures_Scheduled__c", "signatures_scheduled"),
+    "implementation_planned": ("Implementation_Planned__c", "implementation_planned"),
     "handoff_csm": ("Handoff_CSM__c", None),
     "success_criteria": ("Success_Criteria__c", "success_criteria"),
     "go_live_date": ("Go_Live_Date__c", None),
     "contract_term": ("Contract_Term_Months__c", None),
 }
+#: Seed 002 "Sales Stages & Exit Criteria", one criterion per checklist item ("Decision date
+#: confirmed" is the Decision_Date__c date being set).
 _EXIT: dict[str, tuple[str, ...]] = {
     "Prospecting": ("discovery_call_scheduled", "decision_maker_identified", "pain_points"),
-    "Discovery": ("bant_qualified", "champion_identified", "demo_scheduled"),
-    "Solution Design": ("roi_validated",),
-    "Proposal": ("proposal_delivered", "decision_date"),
-    "Negotiation": ("terms_agreed", "contract_sent"),
+    "Discovery": ("bant_qualified", "champion_identified", "demo_scheduled", "mutual_evaluation_plan"),
+    "Solution Design": ("solution_fit_confirmed", "roi_validated", "proposal_requested", "decision_makers_engaged"),
+    "Proposal": ("proposal_delivered", "feedback_received", "negotiation_points_identified", "decision_date"),
+    "Negotiation": ("terms_agreed", "contract_sent", "signatures_scheduled", "implementation_planned"),
 }
 #: What an opportunity in each stage must show (criteria names of CRITERIA).
 STAGE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
@@ -104,6 +114,7 @@ _SUCCESS = (
     "1. All inbound leads routed within 5 minutes\n2. Forecast accuracy within 10%",
     "1. Stage compliance above 85%\n2. Handoff form complete for every win",
 )
+_LOSS_REASONS = ("Price", "Lost to competitor", "No budget", "No decision", "Timing", "Missing feature")
 _PRODUCTS = ("Platform", "Routing Add-on", "Enterprise Suite", "Team Plan", "Expansion", "Renewal", "Pilot")
 
 
@@ -170,6 +181,11 @@ def criteria_values(
     values["Success_Criteria__c"] = rng.choice(_SUCCESS) if won else None
     values["Go_Live_Date__c"] = (close + timedelta(days=rng.randint(14, 60))).isoformat() if won else None
     values["Contract_Term_Months__c"] = float(rng.choice((12, 12, 24, 36))) if won else None
+    values["Key_Stakeholders__c"] = "Champion, Executive and Technical contacts named" if won else None
+    values["Risk_Factors__c"] = None
+    # Closed Lost: a reason is required by the SOP; about a quarter of the lost deals lack one.
+    lost = stage == "Closed Lost"
+    values["Loss_Reason__c"] = rng.choice(_LOSS_REASONS) if lost and rng.random() < 0.75 else None
     values["Relay_Stage_Gate_Status__c"] = None
     values["Relay_Id__c"] = None
     return values
@@ -228,4 +244,5 @@ def to_hubspot_props(values: Mapping[str, Any], as_string: Callable[[object], st
         if prop is not None:
             props[prop] = as_string(values.get(field))
     props["discount_percent"] = as_string(values.get("Discount_Percent__c"))
+    props["closed_lost_reason"] = as_string(values.get("Loss_Reason__c"))
     return props

@@ -68,6 +68,15 @@ BOOL_FIELD = {
     "proposal_delivered": ("Proposal_Delivered__c", "proposal_delivered"),
     "terms_agreed": ("Terms_Agreed__c", "terms_agreed"),
     "contract_sent": ("Contract_Sent__c", "contract_sent"),
+    # the rest of seed 002's exit criteria (issue 11)
+    "mutual_evaluation_plan": ("Mutual_Evaluation_Plan__c", "mutual_evaluation_plan"),
+    "solution_fit_confirmed": ("Solution_Fit_Confirmed__c", "solution_fit_confirmed"),
+    "proposal_requested": ("Proposal_Requested__c", "proposal_requested"),
+    "decision_makers_engaged": ("Decision_Makers_Engaged__c", "decision_makers_engaged"),
+    "feedback_received": ("Feedback_Received__c", "feedback_received"),
+    "negotiation_points_identified": ("Negotiation_Points_Identified__c", "negotiation_points_identified"),
+    "signatures_scheduled": ("Signatures_Scheduled__c", "signatures_scheduled"),
+    "implementation_planned": ("Implementation_Planned__c", "implementation_planned"),
 }
 VALUE_FIELD = {
     "pain_points": ("Pain_Points__c", "pain_points"),
