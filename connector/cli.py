@@ -1023,6 +1023,10 @@ def dedupe_run_command() -> None:
     engine = _open_store_or_exit()
     with err_console.status("matching the people in the store"):
         run = run_dedupe(config, engine)
+    if run.busy:
+        console.print("another dedupe pass is running (a worker's, or a sync's): this one did nothing",
+                      highlight=False, markup=False)
+        return
     if run.stopped:
         _error(f"blast-radius guard: nothing merged: {run.stopped}; look at relay dedupe report, then raise "
                f"merge_guard in rules/matching.yaml if the merges are right")

@@ -37,6 +37,7 @@ from connector.core.matching.normalize import (
     company_key,
     is_disposable_domain,
     is_free_mail_domain,
+    website_domain,
 )
 from connector.core.matching.normalize import (
     registered_domain as psl_domain,
@@ -203,7 +204,7 @@ class AccountIndex:
         """Index ``account``, replacing the indexed account with the same ``ref``, if any."""
         self.remove(account.ref)
         self._forget()
-        hosts = frozenset(account_domains(account))
+        hosts = frozenset(h for h in account_domains(account) if website_domain(h) is not None)
         registered = frozenset(r for r in (psl_domain(h) for h in hosts) if r)
         entry = _Entry(account, hosts, registered, company_key(account.name))
         self._by_ref[account.ref] = entry
@@ -307,7 +308,8 @@ class AccountIndex:
                 return found
         if website and "website" in methods:
             host = registered_domain(website)
-            if host and not is_generic_mail(host):
+            # a page on a shared site (a LinkedIn profile, a Wix page) names no organisation
+            if host and not is_generic_mail(host) and website_domain(website) is not None:
                 found = self._remembered("website", host, connection)
                 if found is not None:
                     return found

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from connector.config.loader import RelayConfig
 from connector.core.matching import MatchResult, ScoredPair, match_people
 from connector.core.matching.survivorship import Member, MergePlan, plan_merge
-from connector.core.rules import MatchingRules
+from connector.core.rules import MatchingRules, MergeGuard
 from connector.store.db import session_factory
 from connector.store.repositories import Records
 from connector.store.repositories.merges import Reviews
@@ -146,15 +146,18 @@ def plan_dedupe(members: Sequence[Member], rules: MatchingRules,
     decided = {tuple(sorted(pair)) for pair in (decisions or {})}
     report.reviews = [pair for pair in result.pairs()
                       if pair.decision == "review" and tuple(sorted((pair.left, pair.right))) not in decided]
-    guard = rules.merge_guard
-    away = report.merged_away
-    if away > guard.max_records:
-        report.guard = (f"{away} records would be merged away, more than merge_guard.max_records "
-                        f"({guard.max_records})")
-    elif report.records and away / report.records > guard.max_share:
-        report.guard = (f"{away} of {report.records} records ({away / report.records:.1%}) would be merged away, "
-                        f"more than merge_guard.max_share ({guard.max_share:.0%})")
+    report.guard = guard_reason(rules.merge_guard, report.records, report.merged_away)
     return report
+
+
+def guard_reason(guard: MergeGuard, records: int, away: int) -> str | None:
+    """Why the blast-radius guard stops merging ``away`` of ``records`` records, or ``None``."""
+    if away > guard.max_records:
+        return f"{away} records would be merged away, more than merge_guard.max_records ({guard.max_records})"
+    if records and away / records > guard.max_share:
+        return (f"{away} of {records} records ({away / records:.1%}) would be merged away, "
+                f"more than merge_guard.max_share ({guard.max_share:.0%})")
+    return None
 
 
 def dedupe_report(config: RelayConfig, engine: Engine) -> DedupeReport:
@@ -181,7 +184,8 @@ def write_dedupe_report(path: Path, report: DedupeReport) -> int:
         writer.writerow(("action", "set", "record", "score", "reasons", "changes"))
         for merge in report.merges:
             plan = merge.plan
-            changes = "; ".join(f"{name}: {value!r} (from {plan.values[name].from_key}, {plan.values[name].rule})"
+            changes = "; ".join(f"{name}: {plan.survivor_values.get(name)!r} -> {value!r} (from "
+                                f"{plan.values[name].from_key}, {plan.values[name].rule})"
                                 for name, value in sorted(plan.updates.items()))
             writer.writerow(("merge", plan.survivor, plan.survivor, "", f"survivor ({plan.survivor_rule})", changes))
             rows += 1

@@ -19,6 +19,10 @@ from connector.core.rules import MatchingRules
 _COLUMNS = frozenset(PERSON_COLUMNS)
 
 
+FIELD_SIZE_LIMIT = 16 * 1024 * 1024
+"""Characters a field may hold (the csv module's default, 131,072, would refuse a long notes column)."""
+
+
 class MatchFileError(Exception):
     """The file cannot be matched at all (missing, unreadable header, no ``id``, unknown columns)."""
 
@@ -72,6 +76,8 @@ def _records(path: Path, columns: Sequence[str], bad: list[BadRow], ids: list[st
     """The file's rows as records; an unreadable row becomes a record with its id only."""
     width = len(columns)
     id_at = columns.index("id")
+    first_seen: dict[str, int] = {}
+    csv.field_size_limit(FIELD_SIZE_LIMIT)
     with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)
         next(reader, None)
@@ -93,12 +99,22 @@ def _records(path: Path, columns: Sequence[str], bad: list[BadRow], ids: list[st
                 continue
             raw_id = row[id_at].strip() if len(row) > id_at else ""
             record_id = raw_id if raw_id and not _has_bad_bytes(raw_id) else f"line:{first_line}"
+            earlier = first_seen.get(record_id)
+            if earlier is not None:  # two rows under one id: the output would not tell them apart
+                record_id = f"{record_id}@line:{first_line}"
+            first_seen.setdefault(record_id, first_line)
             ids.append(record_id)
+            lines = f"lines {first_line}-{line}: " if line > first_line else ""
             if any(_has_bad_bytes(value) for value in row):
-                bad.append(BadRow(first_line, record_id, "not UTF-8 text"))
+                bad.append(BadRow(first_line, record_id, f"{lines}not UTF-8 text"))
                 yield {"id": record_id}
             elif len(row) != width:
-                bad.append(BadRow(first_line, record_id, f"{len(row)} columns, the header has {width}"))
+                hint = " (an unclosed quote takes the lines after it)" if lines else ""
+                bad.append(BadRow(first_line, record_id, f"{lines}{len(row)} columns, the header has {width}{hint}"))
+                yield {"id": record_id}
+            elif earlier is not None:
+                bad.append(BadRow(first_line, record_id, f"the id {raw_id!r} is also the id of line {earlier}: "
+                                                         f"this row is {record_id} in the output"))
                 yield {"id": record_id}
             elif not raw_id:
                 bad.append(BadRow(first_line, record_id, "the id is empty"))

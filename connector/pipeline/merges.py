@@ -39,15 +39,15 @@ from connector.mapping.engine import MappingError, to_crm, written_fields
 from connector.pipeline.alerts import queue_operations_alert, send_alerts_now
 from connector.pipeline.connections import open_adapter, resolve_connection
 from connector.pipeline.context import utc_now
-from connector.pipeline.dedupe import DedupeReport, PlannedMerge, dedupe_report
+from connector.pipeline.dedupe import DedupeReport, PlannedMerge, dedupe_report, guard_reason
 from connector.pipeline.reviews import StewardPass, create_tasks, read_answers
 from connector.pipeline.writeback import TASK_STATUS
-from connector.store.db import session_factory
+from connector.store.db import held_alone, serialize_decisions, session_factory
 from connector.store.models import MergeStatus
 from connector.store.repositories import Audit, Identities, Records
 from connector.store.repositories.audit import AuditEntryIn
 from connector.store.repositories.identities import CrmRef
-from connector.store.repositories.merges import Merges, Reviews
+from connector.store.repositories.merges import Merges, Reviews, set_key
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ class DedupeRun:
     """Tasks created for the data steward (``review`` in matching.yaml)."""
     reviews_decided: int = 0
     """Review items the steward answered in the CRM, read back by this pass."""
+    busy: bool = False
+    """Another pass was running (PostgreSQL: one pass at a time across processes); this one did nothing."""
 
 
 def _split(key: str) -> tuple[str, str, str]:
@@ -86,6 +88,14 @@ def _split(key: str) -> tuple[str, str, str]:
 
 def run_dedupe(config: RelayConfig, engine: Engine, *, now: datetime | None = None) -> DedupeRun:
     """Plan (:func:`dedupe_report`) and act on the duplicates as each connection is configured."""
+    with held_alone(engine, "relay.dedupe") as held:
+        if not held:
+            log.info("dedupe: another pass is running; this one does nothing")
+            return DedupeRun(report=DedupeReport(records=0, candidate_pairs=0), busy=True)
+        return _locked(config, engine, now)
+
+
+def _locked(config: RelayConfig, engine: Engine, now: datetime | None) -> DedupeRun:
     adapters: dict[str, CrmAdapter] = {}
     steward = config.rules.matching.review.connection
     stewards = StewardPass()
@@ -117,11 +127,19 @@ def _run(config: RelayConfig, engine: Engine, adapters: dict[str, CrmAdapter], n
     for merge in report.merges:
         if merge not in acting:
             run.reported[merge.source] += len(merge.plan.losers)
-    if report.guard and acting:
-        run.stopped = report.guard
-        connections = sorted({_split(m.plan.survivor)[0] for m in acting})
-        records = sum(len(m.plan.losers) for m in acting)
-        facts = {"reason": report.guard, "planned_sets": len(acting), "records": records}
+    # The guard weighs what this pass would merge away: merge-mode sets not merged before (a flag
+    # removes nothing, and a set done in an earlier pass is not done again).
+    with sessions() as session:
+        merges = Merges(session)
+        to_merge = [m for m in acting if _mode(config, m) == "merge"
+                    and not _done(merges, m, "merge")]
+    guard = guard_reason(config.rules.matching.merge_guard, report.records,
+                         sum(len(m.plan.losers) for m in to_merge))
+    if guard and to_merge:
+        run.stopped = guard
+        connections = sorted({_split(m.plan.survivor)[0] for m in to_merge})
+        records = sum(len(m.plan.losers) for m in to_merge)
+        facts = {"reason": guard, "planned_sets": len(to_merge), "records": records}
         with sessions.begin() as session:
             for connection in connections:
                 Audit(session).append(connection, "merge_guard_stopped", detail=facts)
@@ -129,7 +147,7 @@ def _run(config: RelayConfig, engine: Engine, adapters: dict[str, CrmAdapter], n
         queue_operations_alert(config, engine, "merge_guard_stopped", {**facts, "connections": connections},
                                now or utc_now())
         send_alerts_now(config, engine, now=now)
-        log.warning("dedupe stopped by the blast-radius guard: %s", report.guard)
+        log.warning("dedupe stopped by the blast-radius guard: %s", guard)
         return run
     with sessions.begin() as session:
         run.linked = _link(session, report, now or utc_now())
@@ -141,11 +159,23 @@ def _run(config: RelayConfig, engine: Engine, adapters: dict[str, CrmAdapter], n
     return run
 
 
+def _mode(config: RelayConfig, merge: PlannedMerge) -> str:
+    return config.connection(_split(merge.plan.survivor)[0]).duplicates
+
+
+def _done(merges: Merges, merge: PlannedMerge, mode: str) -> bool:
+    connection, obj, survivor = _split(merge.plan.survivor)
+    found = merges.find(connection, obj, set_key([survivor, *(_split(k)[2] for k in merge.plan.losers)], mode))
+    return found is not None and found.status == MergeStatus.DONE
+
+
 def _link(session: Any, report: DedupeReport, now: datetime) -> int:
     """Join each person's records in the identity graph, so that every sync decides them as one
     person (one owner, one task) although their emails differ; audit each record moved."""
     identities = Identities(session)
     audit = Audit(session)
+    for connection in sorted({_split(key)[0] for keys in report.people for key in keys}):
+        serialize_decisions(session, connection)  # no page decision reads these identities meanwhile
     moved = 0
     for keys in report.people:
         refs = [CrmRef(*_split(key)) for key in keys]
@@ -206,7 +236,8 @@ def _act(config: RelayConfig, engine: Engine, adapter: CrmAdapter, merge: Planne
                              "survivor": survivor_after, "score": merge.evidence[f"{connection}/{obj}/{loser}"][0],
                              "reasons": merge.evidence[f"{connection}/{obj}/{loser}"][1],
                              "survivor_rule": plan.survivor_rule,
-                             "changes": {k: str(v) for k, v in values.items()} if mode == "merge" else {}})
+                             "changes": {k: {"from": _text(plan.survivor_values.get(k)), "to": _text(v)}
+                                         for k, v in values.items()} if mode == "merge" else {}})
             for loser in loser_ids])
     (run.merged if mode == "merge" else run.flagged)[merge.source] += len(loser_ids)
 
@@ -258,3 +289,8 @@ def _flag(resolved: Any, adapter: CrmAdapter, merge: PlannedMerge, obj: str, sur
 def failures_text(failures: Sequence[str]) -> str:
     """The failures, one a line."""
     return "\n".join(failures)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+

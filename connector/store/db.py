@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -130,3 +132,26 @@ def serialize_decisions(session: Session, connection: str) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"relay.decide/{connection}"})
+
+
+@contextmanager
+def held_alone(engine: Engine, name: str) -> Iterator[bool]:
+    """Hold the store-wide lock ``name`` for the block if nobody else holds it; yields whether it is held.
+
+    On PostgreSQL a session-level advisory lock on a connection of its own (taken without waiting,
+    released at the end, and by the server if the process dies): two processes on two machines
+    never run the block at once. SQLite stores live on one machine, where the callers' own locks
+    (the job queue's) serialise; there it always yields ``True``.
+    """
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as connection:
+        held = bool(connection.execute(text("SELECT pg_try_advisory_lock(hashtext(:key))"), {"key": name}).scalar())
+        connection.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": name})
+                connection.commit()

@@ -305,3 +305,17 @@ def test_a_changed_last_name_on_the_same_address_is_still_the_person() -> None:
     )
     assert score >= MatchingRules().match_at
     assert "last_name -3.0" in reasons  # half the conflict: a name change, not another person
+
+
+def test_a_page_on_a_shared_site_is_no_organisation() -> None:
+    left = _person(first_name="Xanthippe", last_name="Quaglierini", website="https://www.linkedin.com/in/xq")
+    right = _person(first_name="Xanthippe", last_name="Quaglierini", website="linkedin.com/in/xquag")
+    score, reasons = score_records(left, right)
+    assert score < MatchingRules().match_at and "domain" not in reasons
+    assert registered_domain("a.github.io") != registered_domain("b.github.io")  # private suffixes count
+
+
+def test_any_value_reads_as_text_and_a_missing_id_is_its_row() -> None:
+    result = match_people([{"id": "1", "first_name": 42, "phone": ["+1 415 555 0100"]}, {"first_name": None},
+                           {"id": "1"}])
+    assert result.ids == ["1", "row:2", "1"]

@@ -84,3 +84,13 @@ def test_a_plan_keeps_every_value_someone_had_and_does_not_depend_on_order(
             assert plan.values[name].value  # a field someone filled stays filled
         else:
             assert name not in plan.values
+
+
+def test_a_placeholder_never_wins_and_an_equal_value_is_no_update() -> None:
+    survivor = _m("hubspot/contacts/1", days=0, company="Acme", title="VP", first_name="Ann", last_name="Lee",
+                  email="ann@acme.com")
+    newer = _m("hubspot/contacts/2", days=5, company="[not provided]", title="VP", first_name="Ann")
+    plan = plan_merge([survivor, newer], SurvivorshipRules())
+    assert plan.survivor == "hubspot/contacts/1"
+    assert plan.values["company"].value == "Acme"
+    assert plan.updates == {}  # the newer record's title is the survivor's own

@@ -276,3 +276,20 @@ def test_a_sync_of_a_connection_that_merges_runs_the_dedupe_pass_after_it(
     again = sync_summary("hubspot")
     assert again["duplicates"]["merged"] == 0  # a second run does nothing new
     assert sync_summary("salesforce")["duplicates"] is None  # salesforce only reports its duplicates
+
+
+def test_sets_flagged_before_are_merged_when_the_admin_switches_to_merge(
+        relay_env: RelayEnv, crms: Crms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sync_summary("salesforce")
+    monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_copy(tmp_path / "flag", salesforce={"duplicates": "flag"})))
+    flagged = relay("dedupe", "run")
+    assert flagged.exit_code == 0 and "flagged 0" not in flagged.output, flagged.output
+    monkeypatch.setenv("RELAY_CONFIG_DIR", str(config_copy(tmp_path / "merge", salesforce={"duplicates": "merge"})))
+
+    merged = relay("dedupe", "run")
+
+    assert merged.exit_code == 0, merged.output
+    assert "salesforce/Lead: merged 0" not in merged.output, merged.output
+    with _store(relay_env).connect() as db:
+        modes = {(m.mode, m.status) for m in db.execute(select(MergeRow)).all()}
+    assert modes == {("flag", "done"), ("merge", "done")}

@@ -95,3 +95,15 @@ def test_a_generated_list_with_ground_truth_is_matched_well_and_better_than_exac
     assert relay_scores.pairwise_precision >= 0.99
     assert relay_scores.pairwise_f1 >= 0.93
     assert relay_scores.pairwise_f1 > baseline.pairwise_f1 + 0.15
+
+
+def test_a_repeated_id_and_an_unclosed_quote_are_named(tmp_path: Path) -> None:
+    people = tmp_path / "people.csv"
+    people.write_text('id,first_name,last_name\n1,Ann,Lee\n1,Bob,Roe\n2,"Cai,Ng\n3,Dee,Orr\n', encoding="utf-8")
+    result = relay("match", str(people), "--out", str(tmp_path / "clusters.csv"))
+    assert result.exit_code == 4, result.output
+    bad = _rows(people.with_name("people.csv.bad-rows.csv"))
+    assert [(b["line"], b["id"]) for b in bad] == [("3", "1@line:3"), ("4", "2")]
+    assert "the id '1' is also the id of line 2" in bad[0]["reason"]
+    assert bad[1]["reason"].startswith("lines 4-5: 2 columns") and "unclosed quote" in bad[1]["reason"]
+    assert [c["id"] for c in _rows(tmp_path / "clusters.csv")] == ["1", "1@line:3", "2"]

@@ -16,9 +16,9 @@ interned ids:
    that need them. Name weights fall with how common the name is in the data. The
    reasons of a pair are its non-zero components (:meth:`MatchResult.reasons`).
 4. **Clustering.** Pairs at ``match_at`` or more join records, strongest first, only while
-   the cluster stays consistent: every member scores at least ``review_at`` with every
+   the cluster stays consistent: every member scores at least ``cluster_floor`` with every
    member of the other side, none of them conflicts (two different first names), and the
-   two sides' average is at least ``match_at``. A shared phone, domain or name alone
+   two sides' pairs average at least ``cluster_average``. A shared phone, domain or name alone
    never joins two people, and a chain of neighbours never becomes one cluster.
 """
 
@@ -41,6 +41,7 @@ from connector.core.matching.normalize import (
     first_name_groups,
     is_disposable_domain,
     is_free_mail_domain,
+    is_placeholder,
     is_role_local,
     last_name_key,
     local_fits_name,
@@ -48,6 +49,7 @@ from connector.core.matching.normalize import (
     registered_domain,
     split_first,
     title_key,
+    website_domain,
 )
 from connector.core.rules import MatchingRules
 
@@ -121,22 +123,14 @@ class _Features:
         return cached
 
 
-PLACEHOLDERS: frozenset[str] = frozenset({
-    "[not provided]", "not provided", "n/a", "na", "none", "null", "unknown", "-", "--", "?", "tbd", "test",
-    "no company", "not applicable", "[unknown]", "self", "self-employed", "self employed", "individual",
-})
-"""Values forms and imports put in required fields that say nothing (Salesforce web-to-lead's
-``[not provided]``): read as absent, or every such record would agree with every other."""
+
 
 
 def _clean(value: object) -> str | None:
-    """A field's text, stripped; ``None`` when empty or a placeholder."""
-    if value is None:
+    """A field's text, stripped; ``None`` when empty or a placeholder (``is_placeholder``)."""
+    if is_placeholder(value):
         return None
-    text = (value if isinstance(value, str) else str(value)).strip()
-    if not text or text.lower() in PLACEHOLDERS:
-        return None
-    return text
+    return (value if isinstance(value, str) else str(value)).strip()
 
 
 _RAW_FIELDS = ("email", "first_name", "last_name", "phone", "company", "website", "country", "title")
@@ -160,9 +154,11 @@ def _features(records: Iterable[Mapping[str, Any]], progress: Callable[[int], No
     for count, record in enumerate(records, 1):
         get = record.get
         record_id = get("id")
-        ids.append(str(record_id) if record_id is not None and record_id != "" else str(count - 1))
+        ids.append(str(record_id) if record_id is not None and record_id != "" else f"row:{count}")
         for k, append in columns:
-            append(get(k))
+            value = get(k)
+            # any value reads as text (a number, a list from a JSON export): never a crash of the whole run
+            append(value if value is None or isinstance(value, str) else str(value))
         if progress is not None and count % 10_000 == 0:
             progress(10_000)
     n = len(ids)
@@ -182,7 +178,7 @@ def _features(records: Iterable[Mapping[str, Any]], progress: Callable[[int], No
     cols["last"] = _column(raw["last_name"], names, last_name_key)
     cols["phone"] = _column(raw["phone"], phones, phone_key)
     cols["company"] = _column(raw["company"], companies, company_key)
-    cols["site"] = _column(raw["website"], sites, registered_domain)
+    cols["site"] = _column(raw["website"], sites, website_domain)
     cols["country"] = _column(raw["country"], countries, _country)
     cols["title"] = _column(raw["title"], titles, title_key)
     # email: the key, its local part and registrable domain, free or work, shared mailbox

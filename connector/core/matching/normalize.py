@@ -65,7 +65,32 @@ _COMPANY_ABBREVIATIONS: dict[str, str] = {
 PHONE_KEY_DIGITS = 9
 """Digits of a phone number that identify the line: country and trunk prefixes drop out."""
 
-_PSL = PublicSuffixList(only_icann=True)
+_PSL = PublicSuffixList()
+"""ICANN and private suffixes: ``a.github.io`` and ``b.github.io`` are two sites, not one."""
+
+SHARED_SITE_DOMAINS: frozenset[str] = frozenset({
+    "linkedin.com", "facebook.com", "fb.com", "twitter.com", "x.com", "instagram.com", "youtube.com",
+    "tiktok.com", "medium.com", "github.com", "gitlab.com", "about.me", "linktr.ee", "google.com",
+    "sites.google.com", "wordpress.com", "wixsite.com", "wix.com", "squarespace.com", "weebly.com",
+    "blogspot.com", "substack.com", "notion.site", "carrd.co", "godaddysites.com", "shopify.com",
+    "myshopify.com", "yelp.com", "crunchbase.com", "angel.co", "wellfound.com", "bit.ly",
+})
+"""Sites many people and companies have pages on: a website there tells no organisation apart."""
+
+PLACEHOLDERS: frozenset[str] = frozenset({
+    "[not provided]", "not provided", "n/a", "na", "none", "null", "unknown", "-", "--", "?", "tbd", "test",
+    "no company", "not applicable", "[unknown]", "self", "self-employed", "self employed", "individual",
+})
+"""Values forms and imports put in required fields that say nothing (Salesforce web-to-lead's
+``[not provided]``): read as absent, or every such record would agree with every other."""
+
+
+def is_placeholder(value: object) -> bool:
+    """True for an empty value or one of :data:`PLACEHOLDERS` (case and spaces ignored)."""
+    if value is None:
+        return True
+    text = (value if isinstance(value, str) else str(value)).strip()
+    return not text or text.lower() in PLACEHOLDERS
 _NICKNAMES = NickNamer()
 
 
@@ -121,6 +146,15 @@ def registered_domain(value: str | None) -> str | None:
     except (ValueError, UnicodeError):
         return None
     return found or None
+
+
+def website_domain(value: str | None) -> str | None:
+    """The registrable domain of a website, or ``None`` for a page on a shared site (a LinkedIn
+    profile, a GitHub or Wix page: :data:`SHARED_SITE_DOMAINS`), which names no organisation."""
+    domain = registered_domain(value)
+    if domain is None or domain in SHARED_SITE_DOMAINS:
+        return None
+    return domain
 
 
 def is_free_mail_domain(domain: str | None) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from connector.core.matching.normalize import is_placeholder
 from connector.core.rules import FieldRule, SurvivorshipRules
 
 MERGED_FIELDS: tuple[str, ...] = (
@@ -69,13 +70,19 @@ class MergePlan:
     survivor_rule: str
     values: dict[str, FieldChoice] = field(default_factory=dict)
 
+    survivor_values: dict[str, Any] = field(default_factory=dict)
+    """The survivor's own values before the merge (what an update replaces)."""
+
     @property
     def updates(self) -> dict[str, Any]:
-        return {name: choice.value for name, choice in self.values.items() if choice.from_key != self.survivor}
+        """The fields whose value on the survivor changes, and their new values."""
+        return {name: choice.value for name, choice in self.values.items()
+                if choice.from_key != self.survivor and choice.value != self.survivor_values.get(name)}
 
 
 def _filled(value: Any) -> bool:
-    return value is not None and not (isinstance(value, str) and not value.strip())
+    """A value that says something: not empty, not a placeholder ("[not provided]", "n/a")."""
+    return not is_placeholder(value)
 
 
 def _completeness(member: Member) -> int:
@@ -88,9 +95,6 @@ def _priority(rules: SurvivorshipRules, member: Member) -> int:
     except ValueError:
         return len(rules.source_priority)
 
-
-_OLDEST = datetime.min
-_NEWEST = datetime.max
 
 
 def _rank(rules: SurvivorshipRules, test: str, member: Member) -> Any:
@@ -152,4 +156,5 @@ def plan_merge(members: Sequence[Member], rules: SurvivorshipRules) -> MergePlan
             continue
         values[name] = FieldChoice(winner.values[name], winner.key, rule)
     losers = tuple(sorted(m.key for m in members if m.key != survivor.key))
-    return MergePlan(survivor=survivor.key, losers=losers, survivor_rule=decided_by, values=values)
+    return MergePlan(survivor=survivor.key, losers=losers, survivor_rule=decided_by, values=values,
+                     survivor_values={name: survivor.values.get(name) for name in MERGED_FIELDS})

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.store.models import MatchReviewRow, MergeRow, MergeStatus, ReviewStatus
@@ -36,9 +37,10 @@ class MergeRecord:
     done_at: datetime | None
 
 
-def set_key(crm_ids: Sequence[str]) -> str:
-    """The name of a duplicate set: its CRM ids, sorted (a hash past the column's length)."""
-    text = ",".join(sorted(crm_ids))
+def set_key(crm_ids: Sequence[str], mode: str) -> str:
+    """The name of a duplicate set acted on in ``mode``: the mode and its CRM ids, sorted (a hash past
+    the column's length). A set flagged before and merged now is another act on it."""
+    text = mode + ":" + ",".join(sorted(crm_ids))
     if len(text) <= 200:
         return text
     import hashlib
@@ -67,21 +69,31 @@ class Merges:
     def begin(self, connection: str, object_name: str, *, mode: str, survivor_id: str, loser_ids: Sequence[str],
               plan: dict[str, Any], now: datetime | None = None) -> MergeRecord:
         """Record a merge about to be asked of the CRM (``pending``); the set's existing row if there is one."""
-        key = set_key([survivor_id, *loser_ids])
+        key = set_key([survivor_id, *loser_ids], mode)
         found = self.find(connection, object_name, key)
         if found is not None:
             return found
         row = MergeRow(connection=connection, object=object_name, set_key=key, mode=mode, survivor_id=survivor_id,
                        loser_ids=list(loser_ids), plan=plan, status=MergeStatus.PENDING, outcome=None, error=None,
                        created_at=now or utcnow(), done_at=None)
-        self._session.add(row)
-        self._session.flush()
+        try:
+            with self._session.begin_nested():  # another pass may record the same set at the same time
+                self._session.add(row)
+        except IntegrityError:
+            found = self.find(connection, object_name, key)
+            if found is None:
+                raise
+            return found
         return _record(row)
 
     def finish(self, merge_id: int, *, outcome: dict[str, Any] | None = None, error: str | None = None,
                now: datetime | None = None) -> None:
-        """Close a merge: ``done`` with the CRM's outcome, or ``failed`` with the error."""
-        self._session.execute(update(MergeRow).where(MergeRow.id == merge_id).values(
+        """Close a pending merge: ``done`` with the CRM's outcome, or ``failed`` with the error.
+
+        A merge another pass closed first keeps that pass's outcome.
+        """
+        self._session.execute(update(MergeRow).where(MergeRow.id == merge_id,
+                                                     MergeRow.status == MergeStatus.PENDING).values(
             status=MergeStatus.FAILED if error is not None else MergeStatus.DONE, outcome=outcome, error=error,
             done_at=now or utcnow()))
 
@@ -130,11 +142,14 @@ class Reviews:
             if (a, b) in known:
                 continue
             known.add((a, b))
-            self._session.add(MatchReviewRow(left_key=a, right_key=b, score=score, reasons=reasons,
-                                             status=ReviewStatus.OPEN, created_at=now or utcnow(),
-                                             decided_at=None, decided_by=None))
+            try:
+                with self._session.begin_nested():  # another pass may queue the same pair at the same time
+                    self._session.add(MatchReviewRow(left_key=a, right_key=b, score=score, reasons=reasons,
+                                                     status=ReviewStatus.OPEN, created_at=now or utcnow(),
+                                                     decided_at=None, decided_by=None))
+            except IntegrityError:
+                continue
             added += 1
-        self._session.flush()
         return added
 
     def decide(self, review_id: int, same: bool, by: str, now: datetime | None = None) -> ReviewItem:
