@@ -72,7 +72,7 @@ _Rank = tuple[bool, bool, float, bool, float, int, float, tuple[str, str, str]]
 
 
 @value_cache
-def registered_domain(value: str | None) -> str | None:
+def site_host(value: str | None) -> str | None:
     """Return the host of a domain or website, lower-case, without ``www.`` or port.
 
     ``https://www.Acme.example/about`` -> ``acme.example``. ``None`` when empty.
@@ -98,7 +98,7 @@ def registered_domain(value: str | None) -> str | None:
 
 def account_domains(account: Account) -> set[str]:
     """Return the hosts an account is known by (its domain and website host)."""
-    found = {registered_domain(account.domain), registered_domain(account.website)}
+    found = {site_host(account.domain), site_host(account.website)}
     return {d for d in found if d}
 
 
@@ -307,7 +307,7 @@ class AccountIndex:
             if found is not None:
                 return found
         if website and "website" in methods:
-            host = registered_domain(website)
+            host = site_host(website)
             # a page on a shared site (a LinkedIn profile, a Wix page) names no organisation
             if host and not is_generic_mail(host) and website_domain(website) is not None:
                 found = self._remembered("website", host, connection)

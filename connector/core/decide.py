@@ -24,7 +24,7 @@ from connector.core.identity import (
     owners_by_id,
     person_key,
     record_identity_id,
-    registered_domain,
+    site_host,
 )
 from connector.core.models import (
     Account,
@@ -272,7 +272,7 @@ def _decide_cluster(
         lead = RoutingInput(
             ref=p.ref, score=primary.score.total, category=primary.score.category,
             country=p.country, email_domain=primary.cleaned.email_domain,
-            website_domain=registered_domain(p.website),
+            website_domain=site_host(p.website),
             matched_account=_matched_owner(primary.found, owners), existing=existing,
             shared_by=len(candidates),
         )

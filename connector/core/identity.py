@@ -21,7 +21,7 @@ from connector.core.accounts import account_domains as account_domains
 from connector.core.accounts import account_owner as account_owner
 from connector.core.accounts import match_account as match_account
 from connector.core.accounts import owners_by_id as owners_by_id
-from connector.core.accounts import registered_domain as registered_domain
+from connector.core.accounts import site_host as site_host
 from connector.core.matching.normalize import email_key
 from connector.core.models import Owner, Person, RecordRef
 

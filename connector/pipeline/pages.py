@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from connector.config.mappings import ObjectMapping
 from connector.core.accounts import match_summary
 from connector.core.decide import decide_people
-from connector.core.identity import AccountIndex, person_key, registered_domain
+from connector.core.identity import AccountIndex, person_key, site_host
 from connector.core.models import (
     Account,
     ExistingAssignment,
@@ -105,7 +105,7 @@ def accounts_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedR
         account.ref: CrmRef(ctx.connection, mapping.name, account.ref.crm_id) for account, _ in live
     }
     keys = [
-        ((account.domain or registered_domain(account.website) or "").lower() or None, refs[account.ref],
+        ((account.domain or site_host(account.website) or "").lower() or None, refs[account.ref],
          account.relay_id)  # the id the CRM holds is adopted by a new identity (a new or rebuilt store)
         for account, _ in live
     ]

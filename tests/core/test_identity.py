@@ -13,7 +13,7 @@ from connector.core.identity import (
     match_account,
     owners_by_id,
     person_key,
-    registered_domain,
+    site_host,
 )
 
 from .helpers import account, lead, owner, team
@@ -50,8 +50,8 @@ def test_person_key_never_raises_and_is_stable(raw: str) -> None:
      ("www.acme.example:8080", "acme.example"), ("http://eu.acme.example", "eu.acme.example"),
      ("localhost", None), ("", None), (None, None), ("http://[::1", None)],
 )
-def test_registered_domain(value: str | None, domain: str | None) -> None:
-    assert registered_domain(value) == domain
+def test_site_host(value: str | None, domain: str | None) -> None:
+    assert site_host(value) == domain
 
 
 def test_same_person_in_both_crms_is_one_cluster_with_a_stable_id() -> None:
