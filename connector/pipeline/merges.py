@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -284,11 +283,6 @@ def _flag(resolved: Any, adapter: CrmAdapter, merge: PlannedMerge, obj: str, sur
         error = failed[0].error
         raise error if isinstance(error, CrmError) else MappingError(f"task not created: {error}")
     return [str(r.crm_id) for r in results]
-
-
-def failures_text(failures: Sequence[str]) -> str:
-    """The failures, one a line."""
-    return "\n".join(failures)
 
 
 def _text(value: Any) -> str | None:

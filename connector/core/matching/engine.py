@@ -669,8 +669,7 @@ class MatchResult:
 
     def reasons(self, k: int) -> str:
         """The non-zero parts of pair ``k``'s score, e.g. ``"email +9.0; last_name +4.2; phone -0.5"``."""
-        parts = [(name, float(self.components[name][k])) for name in COMPONENTS]
-        return "; ".join(f"{name} {value:+.1f}" for name, value in parts if value != 0.0)
+        return _reasons(self.components, k)
 
     def decision(self, k: int) -> str:
         """``same`` when both records ended in one cluster, ``review`` otherwise."""
@@ -868,7 +867,11 @@ def score_records(left: Mapping[str, Any], right: Mapping[str, Any],
     features = _features([left, right], None)
     scorer = _Scorer(features, rules)
     total, comps, _ = scorer.score(np.asarray([0], np.int64), np.asarray([1], np.int64))
-    parts = [(name, float(comps[name][0])) for name in COMPONENTS]
-    reasons = "; ".join(f"{name} {value:+.1f}" for name, value in parts if value != 0.0)
-    return float(total[0]), reasons
+    return float(total[0]), _reasons(comps, 0)
+
+
+def _reasons(components: Mapping[str, FloatArray], k: int) -> str:
+    """The non-zero parts of the ``k``-th pair's score, in ``COMPONENTS`` order."""
+    parts = [(name, float(components[name][k])) for name in COMPONENTS]
+    return "; ".join(f"{name} {value:+.1f}" for name, value in parts if value != 0.0)
 
