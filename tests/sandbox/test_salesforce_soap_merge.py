@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -234,8 +235,12 @@ def test_a_login_session_merges_at_the_server_url_and_the_call_is_counted(box: S
 
     assert answer.status_code == HTTPStatus.OK and "<success>true</success>" in answer.text
     assert box.usage.used == used + 1 and answer.headers["sforce-limit-info"] == f"api-usage={used + 1}/100000"
-    # the login's own entry may land after the merge's (a ledger entry is written as its answer ends)
-    entry = next(e for e in reversed(box.ledger.entries()) if e.path == server_url.group(1))
+    # a ledger entry is written as its answer ends, so it may land just after the client has the answer
+    deadline = time.monotonic() + 5
+    while not (found := [e for e in box.ledger.entries() if e.path == server_url.group(1)]):
+        assert time.monotonic() < deadline, "the merge call never reached the ledger"
+        time.sleep(0.01)
+    entry = found[-1]
     assert (entry.path, entry.kind, entry.status, entry.records_written) == (server_url.group(1), "merge", 200, 3)
     assert box.state.records["Lead"][ANA]["Email"] is None
 
