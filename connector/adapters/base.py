@@ -130,6 +130,47 @@ class MergeOutcome:
 
 
 @dataclass(frozen=True)
+class HistoryValue:
+    """One value a record's field held, from when (see :meth:`CrmAdapter.read_history`).
+
+    Attributes:
+        field: The CRM field (``StageName``, ``dealstage``): one of the fields asked for.
+        value: The value as the CRM sends it (HubSpot: text; Salesforce: JSON types), None when cleared.
+        at: When the field took this value (aware, UTC).
+        by: The CRM user who set it, when the CRM says (Salesforce ``CreatedById``, HubSpot
+            ``updatedByUserId`` / ``sourceId``); None otherwise.
+    """
+
+    field: str
+    value: Any
+    at: datetime
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What converting a lead into an opportunity did (see :meth:`CrmAdapter.convert_lead`).
+
+    Attributes:
+        object: The converted record's object (``Lead``, ``contacts``).
+        crm_id: The converted record.
+        opportunity_id: The opportunity or deal created (None when the CRM created none).
+        contact_id: The contact the lead became (Salesforce; HubSpot: the contact itself).
+        account_id: The account the contact belongs to (Salesforce; HubSpot: the company
+            associated, when any).
+        already_converted: The lead was converted before this call (a retry after a crash):
+            nothing was created, the ids are the earlier conversion's where the CRM says.
+    """
+
+    object: str
+    crm_id: str
+    opportunity_id: str | None = None
+    contact_id: str | None = None
+    account_id: str | None = None
+    already_converted: bool = False
+
+
+@dataclass(frozen=True)
 class FieldSpec:
     """A field Relay needs in the CRM (created where the unit ``creates_fields``, else only checked).
 
@@ -275,6 +316,39 @@ class CrmAdapter(Protocol):
         Raises:
             RecordError: the CRM refused this merge: the survivor or a loser does not exist, was
                 deleted or was merged into another record (the message names both ids).
+            FatalError: auth, permission, configuration or daily-limit errors.
+        """
+        ...
+
+    def read_history(self, object: str, ids: Sequence[str], fields: Sequence[str]) -> dict[str, list[HistoryValue]]:
+        """Each record's past values of ``fields`` (CRM names), oldest first, the current value included.
+
+        Salesforce: ``OpportunityHistory`` (StageName, Amount, CloseDate, Probability,
+        ForecastCategory; one row per change of any of them, so a field appears only where
+        its value differed from the row before), one SOQL query per up to 500 ids.
+        HubSpot: batch read with ``propertiesWithHistory`` (50 ids per call: HubSpot's limit for history). Records with
+        no history are absent; fields the CRM keeps no history of are left out.
+
+        Raises:
+            ConfigurationError: ``object`` keeps no field history in this CRM (the message names it).
+            FatalError: auth, permission, configuration or daily-limit errors.
+        """
+        ...
+
+    def convert_lead(self, object: str, crm_id: str, *, opportunity_name: str, owner_id: str | None,
+                     status: str | None = None, stage: str | None = None,
+                     pipeline: str | None = None) -> Conversion:
+        """Turn a qualified lead into an opportunity (seed 002 disposition "Qualified").
+
+        Salesforce: SOAP ``convertLead`` (converted status ``status``, an opportunity called
+        ``opportunity_name``, owned by ``owner_id``; the lead becomes a contact of a new or
+        matched account). HubSpot: a deal in ``pipeline``/``stage`` associated with the contact
+        (and its primary company), and the contact's ``lifecyclestage`` set to ``opportunity``.
+
+        Converting a lead already converted answers ``already_converted`` (Relay retries).
+
+        Raises:
+            RecordError: the CRM refused this conversion (the message names the record).
             FatalError: auth, permission, configuration or daily-limit errors.
         """
         ...

@@ -171,7 +171,7 @@ class HubSpotSandbox(ServedSandbox):
         self.access_token = access_token
         self.client_secret = client_secret
         self.state_file = Path(state_file) if state_file else None
-        self.state = HubSpotState(portal_id=portal_id, clock=clock)
+        self.state = HubSpotState(portal_id=portal_id, clock=clock, app_id=app_id)
         if self.state_file is not None and self.state_file.exists():
             self.state.load_json(json.loads(self.state_file.read_text()))
         elif seed_data is not None:

@@ -25,6 +25,9 @@ from crm_sandbox.hubspot.objects_api import ObjectsApi
 from crm_sandbox.hubspot.state import OBJECT_TYPES, HubSpotState
 
 TRACE = "objectWriteTraceId"
+HISTORY_BATCH_LIMIT = 50
+"""A batch read with ``propertiesWithHistory`` takes at most 50 inputs (HubSpot answers 400 VALIDATION_ERROR
+"The maximum number of inputs supported in a batch request for property histories is 50...")."""
 
 
 def write_trace(item: Any, index: int) -> str | None:
@@ -63,6 +66,12 @@ class BatchApi:
         history = body.get("propertiesWithHistory")
         if history is not None and (not isinstance(history, list) or not all(isinstance(n, str) for n in history)):
             raise errors.validation_error("propertiesWithHistory must be a list of property names")
+        if history and len(inputs) > HISTORY_BATCH_LIMIT:
+            # HubSpot's own words for a batch read asking property histories of more than 50 records.
+            raise errors.validation_error(
+                f"The maximum number of inputs supported in a batch request for property histories is "
+                f"{HISTORY_BATCH_LIMIT}. Please reduce the number of items and try again"
+            )
         id_property = body.get("idProperty")
         if id_property is not None and not isinstance(id_property, str):
             raise errors.validation_error("idProperty must be a property name")

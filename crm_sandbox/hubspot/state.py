@@ -97,10 +97,13 @@ class HubSpotState:
     Args:
         portal_id: the portal (hub) id, echoed in errors and webhooks.
         clock: returns ms since the epoch (injectable for tests).
+        app_id: the id of the app whose token writes through the API: the ``sourceId`` of the
+            history entries those writes leave (see :meth:`property_history`).
     """
 
-    def __init__(self, portal_id: int = 62515, clock: Callable[[], int] | None = None) -> None:
+    def __init__(self, portal_id: int = 62515, clock: Callable[[], int] | None = None, app_id: int = 1_234_567) -> None:
         self.portal_id = portal_id
+        self.app_id = app_id
         self.clock: Callable[[], int] = clock or (lambda: int(time.time() * 1000))
         self.lock = threading.RLock()
         self.records: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in OBJECT_TYPES}
@@ -395,6 +398,8 @@ class HubSpotState:
 
         Entries carry ``value``, ``timestamp`` and ``sourceType`` and, where known, ``sourceId``
         and ``updatedByUserId`` (HubSpot CRM v3 objects reference, ``ValueWithTimestamp``). A
+        write through the API leaves an entry whose ``sourceId`` is the writing app's id (HubSpot
+        names the app, not a user, for a private app's writes: no ``updatedByUserId``). A
         property no API write or seed history ever touched shows one entry: its current value
         stamped with the record's ``updatedAt``; an unset one shows none.
         """
@@ -420,7 +425,8 @@ class HubSpotState:
                 ]
                 kept[name] = entries
             # HubSpot records a cleared value as an empty string.
-            entries.insert(0, {"value": "" if value is None else value, "timestamp": stamp, "sourceType": "API"})
+            entries.insert(0, {"value": "" if value is None else value, "timestamp": stamp, "sourceType": "API",
+                               "sourceId": str(self.app_id)})
 
     # -- validation -------------------------------------------------------------------------
 
@@ -520,6 +526,9 @@ class HubSpotState:
                 return record
             self._unindex_unique(object_type, record)
             before = {name: props.get(name) for name in changed}
+            # The modification dates move too, and HubSpot keeps their history like any property's.
+            dates = ("hs_lastmodifieddate", "lastmodifieddate") if object_type == "contacts" else ("hs_lastmodifieddate",)
+            before.update({name: props.get(name) for name in dates})
             for name, value in changed.items():
                 if value is None:
                     props.pop(name, None)
@@ -530,7 +539,7 @@ class HubSpotState:
             if object_type == "contacts":
                 props["lastmodifieddate"] = now
             record["updatedAt"] = now
-            self._record_history(object_type, record, before, changed, now)
+            self._record_history(object_type, record, before, {**changed, **dict.fromkeys(dates, now)}, now)
             self._index_unique(object_type, record)
             self.version += 1
             occurred = self.clock()

@@ -154,6 +154,7 @@ _STANDARD: dict[str, tuple[Field, ...]] = {
         _ro("ConvertedDate", "date", "Converted Date"),
         _ro("ConvertedAccountId", "reference", "Converted Account ID", length=18, reference_to=("Account",), relationship_name="ConvertedAccount"),
         _ro("ConvertedContactId", "reference", "Converted Contact ID", length=18, reference_to=("Contact",), relationship_name="ConvertedContact"),
+        _ro("ConvertedOpportunityId", "reference", "Converted Opportunity ID", length=18, reference_to=("Opportunity",), relationship_name="ConvertedOpportunity"),
         Field("HasOptedOutOfEmail", "boolean", "Email Opt Out", nillable=False, default=False),
         Field("DoNotCall", "boolean", "Do Not Call", nillable=False, default=False),
         _ro("LastActivityDate", "date", "Last Activity"),

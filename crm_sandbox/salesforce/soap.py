@@ -1,4 +1,4 @@
-"""The partner SOAP API (``POST /services/Soap/u/{version}``): every call but ``login``, and ``merge()``.
+"""The partner SOAP API (``POST /services/Soap/u/{version}``): every call but ``login``, ``merge()`` and ``convertLead()``.
 
 ``login`` stays in :mod:`crm_sandbox.salesforce.auth`; this module parses the envelope (with
 defusedxml), hands ``login`` over, and answers the other calls after checking the
@@ -12,7 +12,13 @@ defusedxml), hands ``login`` over, and answers the other calls after checking th
   ``sf:REQUEST_LIMIT_EXCEEDED`` (each call other than ``login`` counts one API call);
 * ``merge()``: one ``MergeResult`` per request, each request its own transaction (up to 200 per
   call, a master and up to 2 records each), refused records as ``success=false`` with a
-  ``statusCode`` (https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_merge.htm).
+  ``statusCode`` (https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_merge.htm);
+* ``convertLead()``: one ``LeadConvertResult`` per ``leadConverts`` (up to 200 per call), each its own
+  transaction (:meth:`Org.convert_lead`): a lead converted before answers ``CANNOT_UPDATE_CONVERTED_LEAD``
+  ("cannot reference converted lead"), an unknown one ``INVALID_CROSS_REFERENCE_KEY``, a status not
+  marked Converted ``INVALID_STATUS``. The sandbox converts into a new or a given account and always a
+  new contact: ``contactId``, ``opportunityId`` and the ``*Record`` elements answer a client fault
+  (https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_convertlead.htm).
 
 Example request::
 
@@ -45,7 +51,7 @@ from starlette.responses import Response
 from crm_sandbox.common import CallCounter, call_counter
 from crm_sandbox.salesforce.auth import soap_login
 from crm_sandbox.salesforce.describe import sobject
-from crm_sandbox.salesforce.state import MERGEABLE, MergeResult, Org, Record
+from crm_sandbox.salesforce.state import MERGEABLE, ConvertResult, MergeResult, Org, Record
 from crm_sandbox.salesforce.values import ValueProblem, coerce
 
 if TYPE_CHECKING:
@@ -56,6 +62,15 @@ PARTNER_NS = "urn:partner.soap.sforce.com"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 MAX_MERGE_REQUESTS = 200
 """``merge()`` takes up to 200 merge requests per call."""
+MAX_LEAD_CONVERTS = 200
+"""``convertLead()`` takes up to 200 ``LeadConvert`` per call (the SOAP API's array limit)."""
+_CONVERT_FIELDS = frozenset({"leadId", "convertedStatus", "accountId", "ownerId", "opportunityName",
+                             "doNotCreateOpportunity", "overwriteLeadSource", "sendNotificationEmail"})
+"""The ``LeadConvert`` elements the sandbox honours."""
+_CONVERT_UNSUPPORTED = frozenset({"contactId", "opportunityId", "accountRecord", "contactRecord", "opportunityRecord",
+                                  "bypassAccountDedupeCheck", "bypassContactDedupeCheck", "relatedPersonAccountId",
+                                  "relatedPersonAccountRecord"})
+"""``LeadConvert`` elements of the real API the sandbox does not implement (a client fault when set)."""
 _FAULT_TYPES = {
     "INVALID_FIELD": "InvalidFieldFault",
     "INVALID_TYPE": "InvalidSObjectFault",
@@ -145,7 +160,7 @@ class SoapApi:
         self.org = org
         self.usage = usage
         self.oldest_version = oldest_version
-        self.calls: dict[str, Callable[[SoapCall], Response]] = {"merge": self.merge}
+        self.calls: dict[str, Callable[[SoapCall], Response]] = {"merge": self.merge, "convertLead": self.convert_lead}
 
     async def dispatch(self, request: Request, version: str) -> Response:
         """Answer ``POST /services/Soap/u/{version}[/{org id}]``."""
@@ -254,6 +269,58 @@ class SoapApi:
         losers = [(element.text or "").strip() for element in _children(request, "recordToMergeIds")]
         return obj, master_id, values, losers
 
+    # ------------------------------------------------------------------ convertLead
+    def convert_lead(self, call: SoapCall) -> Response:
+        """``convertLead()``: each ``LeadConvert`` converts one lead, in its own transaction."""
+        converts = [child for child in call.element if isinstance(child.tag, str)]
+        if not converts:
+            raise SoapFault("", "convertLead needs at least one leadConverts (LeadConvert)")
+        if len(converts) > MAX_LEAD_CONVERTS:
+            raise SoapFault("LIMIT_EXCEEDED", f"convertLead takes at most {MAX_LEAD_CONVERTS} leadConverts per call, "
+                            f"got {len(converts)}")
+        parsed = [self._lead_convert(index, element) for index, element in enumerate(converts)]
+        results = [self.org.convert_lead(**args, user_id=call.user_id) for args in parsed]
+        call.counter.written = sum(result.written for result in results)
+        return envelope("<convertLeadResponse>" + "".join(_convert_result(r) for r in results)
+                        + "</convertLeadResponse>")
+
+    @staticmethod
+    def _lead_convert(index: int, element: ET.Element) -> dict[str, Any]:
+        """The :meth:`Org.convert_lead` arguments of one ``LeadConvert`` (SoapFault when malformed)."""
+        where = f"leadConverts #{index}"
+        if _local(element.tag) != "leadConverts":
+            raise SoapFault("", f"Unexpected element {{{PARTNER_NS}}}{_local(element.tag)}: convertLead takes "
+                            "leadConverts elements")
+        values: dict[str, str] = {}
+        for child in element:
+            if not isinstance(child.tag, str) or _is_nil(child):
+                continue
+            name = _local(child.tag)
+            if name in _CONVERT_UNSUPPORTED:
+                raise SoapFault("", f"{where}: the sandbox does not support LeadConvert.{name}")
+            if name not in _CONVERT_FIELDS:
+                raise SoapFault("", f"{where}: Unexpected element {{{PARTNER_NS}}}{name} during simple type "
+                                "deserialization")
+            values[name] = (child.text or "").strip()
+
+        def flag(name: str) -> bool:
+            text = values.get(name, "false").lower()
+            if text not in ("true", "false", "1", "0"):
+                raise SoapFault("", f"{where}: '{values[name]}' is not a valid value for the type xsd:boolean "
+                                f"({name})")
+            return text in ("true", "1")
+
+        flag("sendNotificationEmail")  # checked; the sandbox sends no e-mail
+        return {
+            "lead_id": values.get("leadId", ""),
+            "converted_status": values.get("convertedStatus", ""),
+            "account_id": values.get("accountId") or None,
+            "owner_id": values.get("ownerId") or None,
+            "opportunity_name": values.get("opportunityName") or None,
+            "create_opportunity": not flag("doNotCreateOpportunity"),
+            "overwrite_lead_source": flag("overwriteLeadSource"),
+        }
+
 
 def _served(version: str, oldest: int) -> bool:
     try:
@@ -262,14 +329,30 @@ def _served(version: str, oldest: int) -> bool:
         return False
 
 
-def _merge_result(result: MergeResult) -> str:
-    """One ``<result>`` of a ``mergeResponse`` (fields in the WSDL's order)."""
-    errors = "".join(
+def _errors(errors: list[dict[str, Any]]) -> str:
+    """The ``<errors>`` of a result (``Error``: fields, message, statusCode)."""
+    return "".join(
         "<errors>" + "".join(f"<fields>{escape(str(f))}</fields>" for f in error.get("fields") or [])
         + f"<message>{escape(str(error.get('message', '')))}</message>"
         f"<statusCode>{escape(str(error.get('statusCode', '')))}</statusCode></errors>"
-        for error in result.errors
+        for error in errors
     )
+
+
+def _id(name: str, value: str | None) -> str:
+    return f"<{name}>{value}</{name}>" if value else f'<{name} xsi:nil="true"/>'
+
+
+def _convert_result(result: ConvertResult) -> str:
+    """One ``<result>`` of a ``convertLeadResponse`` (``LeadConvertResult``, fields in the WSDL's order)."""
+    return (f"<result>{_id('accountId', result.account_id)}{_id('contactId', result.contact_id)}"
+            f"{_errors(result.errors)}{_id('leadId', result.lead_id)}{_id('opportunityId', result.opportunity_id)}"
+            f"<success>{'true' if result.success else 'false'}</success></result>")
+
+
+def _merge_result(result: MergeResult) -> str:
+    """One ``<result>`` of a ``mergeResponse`` (fields in the WSDL's order)."""
+    errors = _errors(result.errors)
     record_id = f"<id>{result.id}</id>" if result.id else '<id xsi:nil="true"/>'
     merged = "".join(f"<mergedRecordIds>{rid}</mergedRecordIds>" for rid in result.merged_record_ids)
     related = "".join(f"<updatedRelatedIds>{rid}</updatedRelatedIds>" for rid in result.updated_related_ids)

@@ -25,7 +25,13 @@ from crm_sandbox.ids import (
     salesforce_id,
     to_id18,
 )
-from crm_sandbox.salesforce.describe import READ_ONLY_OBJECTS, SOBJECTS, SObjectType, sobject
+from crm_sandbox.salesforce.describe import (
+    READ_ONLY_OBJECTS,
+    SOBJECTS,
+    STAGES,
+    SObjectType,
+    sobject,
+)
 from crm_sandbox.salesforce.errors import RecordError, SalesforceError
 from crm_sandbox.salesforce.records import (
     check_reference,
@@ -58,6 +64,33 @@ HISTORY_FIELDS = ("StageName", "Amount", "Probability", "CloseDate")
 #: the sandbox org does not have), and how many records one request merges into its master.
 MERGEABLE = frozenset({"Lead", "Contact", "Account"})
 MAX_RECORDS_TO_MERGE = 2
+#: The Lead Status values marked "Converted" (the LeadStatus rows with IsConverted = true of a new org).
+CONVERTED_LEAD_STATUSES = ("Closed - Converted",)
+#: Days from the conversion to the new opportunity's CloseDate.
+CONVERTED_CLOSE_DAYS = 30
+#: What a conversion copies from the Lead: (lead field, account field, contact field, opportunity field).
+CONVERT_FIELD_MAP = (
+    ("Company", "Name", None, None),
+    ("FirstName", None, "FirstName", None),
+    ("LastName", None, "LastName", None),
+    ("Title", None, "Title", None),
+    ("Email", None, "Email", None),
+    ("Phone", "Phone", "Phone", None),
+    ("MobilePhone", None, "MobilePhone", None),
+    ("Website", "Website", None, None),
+    ("Industry", "Industry", None, None),
+    ("NumberOfEmployees", "NumberOfEmployees", None, None),
+    ("AnnualRevenue", "AnnualRevenue", None, None),
+    ("LeadSource", "AccountSource", "LeadSource", "LeadSource"),
+    ("Street", "BillingStreet", "MailingStreet", None),
+    ("City", "BillingCity", "MailingCity", None),
+    ("State", "BillingState", "MailingState", None),
+    ("PostalCode", "BillingPostalCode", "MailingPostalCode", None),
+    ("Country", "BillingCountry", "MailingCountry", None),
+    ("HasOptedOutOfEmail", None, "HasOptedOutOfEmail", None),
+    ("DoNotCall", None, "DoNotCall", None),
+    ("Description", None, "Description", None),
+)
 
 
 def system_clock() -> datetime:
@@ -120,6 +153,29 @@ class MergeResult:
     errors: list[dict[str, Any]]
     merged_record_ids: list[str] = field(default_factory=list)
     updated_related_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ConvertResult:
+    """The outcome of one lead conversion (the SOAP ``LeadConvertResult``).
+
+    Attributes:
+        lead_id: the converted lead (None when the conversion failed).
+        account_id: the new account, or the one the lead was converted into.
+        contact_id: the new contact.
+        opportunity_id: the new opportunity (None when none was asked for).
+        success: whether the lead was converted.
+        errors: ``{statusCode, message, fields}`` of a failed conversion.
+        written: records created or changed (for the ledger).
+    """
+
+    lead_id: str | None
+    account_id: str | None
+    contact_id: str | None
+    opportunity_id: str | None
+    success: bool
+    errors: list[dict[str, Any]]
+    written: int = 0
 
 
 @dataclass
@@ -600,6 +656,101 @@ class Org:
             loser["MasterRecordId"] = master["Id"]  # the delete's undo restores the record as it was
         return MergeResult(master["Id"], True, [], [rec["Id"] for rec in losers], list(dict.fromkeys(related)))
 
+    # ------------------------------------------------------------------ lead conversion
+    def convert_lead(
+        self, lead_id: str, converted_status: str, *, user_id: str, account_id: str | None = None,
+        owner_id: str | None = None, opportunity_name: str | None = None, create_opportunity: bool = True,
+        overwrite_lead_source: bool = False,
+    ) -> ConvertResult:
+        """Convert a lead as the SOAP ``convertLead()`` call does, in one transaction.
+
+        Creates an Account named after the lead's Company (unless ``account_id`` names one), a
+        Contact of it and, unless told not to, an Opportunity (``opportunity_name``, else the
+        Company; the first open stage; CloseDate 30 days on; its OpportunityHistory row), all
+        owned by ``owner_id`` (else the lead's owner), with the lead's values copied as the
+        standard lead field mapping does. The lead becomes read-only: ``IsConverted``, ``Status``,
+        ``ConvertedDate`` and ``Converted*Id`` set; its tasks move to the contact. Any failure
+        rolls everything back.
+
+        Args:
+            lead_id: the lead (15 or 18 characters).
+            converted_status: a Lead Status marked "Converted" (:data:`CONVERTED_LEAD_STATUSES`).
+            user_id: the running user.
+            account_id: an existing account to convert into (it is not changed).
+            owner_id: the owner of the new records.
+            opportunity_name: the new opportunity's name.
+            create_opportunity: False for ``doNotCreateOpportunity``.
+            overwrite_lead_source: accepted; it only matters when converting into an existing contact,
+                which the sandbox does not do.
+
+        Returns:
+            The result: the ids, or the error (``INVALID_ID_FIELD``, ``INVALID_CROSS_REFERENCE_KEY``,
+            ``ENTITY_IS_DELETED``, ``CANNOT_UPDATE_CONVERTED_LEAD``, ``INVALID_STATUS``, an owner's or
+            a field's error...).
+        """
+        del overwrite_lead_source
+        with self.lock:
+            stamp = format_datetime(self.now())
+            undo: list[Callable[[], None]] = []
+            changed: list[tuple[str, str]] = []
+            try:
+                result = self._convert(lead_id, converted_status, account_id, owner_id, opportunity_name,
+                                       create_opportunity, stamp, user_id, undo, changed)
+            except RecordError as exc:
+                for step in reversed(undo):
+                    step()
+                return ConvertResult(None, None, None, None, False, [exc.as_result()])
+            self._notify(changed)
+            return result
+
+    def _convert(
+        self, lead_id: str, converted_status: str, account_id: str | None, owner_id: str | None,
+        opportunity_name: str | None, create_opportunity: bool, stamp: str, user_id: str,
+        undo: list[Callable[[], None]], changed: list[tuple[str, str]],
+    ) -> ConvertResult:
+        lead = self._merge_target(SOBJECTS["Lead"], lead_id)  # unknown, deleted or converted: its error
+        wanted = converted_status.strip().lower()
+        status = next((s for s in CONVERTED_LEAD_STATUSES if s.lower() == wanted), None)
+        if status is None:
+            raise RecordError("INVALID_STATUS", f"invalid convertedStatus: {converted_status}", [])
+        owner = owner_id or lead.get("OwnerId")
+        copied: tuple[Record, Record, Record] = ({"OwnerId": owner}, {"OwnerId": owner}, {"OwnerId": owner})
+        for source, *targets in CONVERT_FIELD_MAP:
+            for values, target in zip(copied, targets, strict=True):
+                if target is not None and lead.get(source) is not None:
+                    values[target] = lead[source]
+        account_values, contact_values, opportunity_values = copied
+        if account_id:
+            account = self._merge_target(SOBJECTS["Account"], account_id)["Id"]
+        else:
+            account = self._create(SOBJECTS["Account"], account_values, stamp, user_id, "FALSE", undo).id
+            changed.append(("Account", str(account)))
+        contact_values["AccountId"] = account
+        contact = str(self._create(SOBJECTS["Contact"], contact_values, stamp, user_id, "FALSE", undo).id)
+        changed.append(("Contact", contact))
+        opportunity: str | None = None
+        today = self.now().date()
+        if create_opportunity:
+            first_open = next(name for name, (_, _, closed, _) in STAGES.items() if not closed)
+            opportunity_values.update(
+                Name=(opportunity_name or "").strip() or lead.get("Company"), AccountId=account, StageName=first_open,
+                CloseDate=(today + timedelta(days=CONVERTED_CLOSE_DAYS)).isoformat())
+            opportunity = str(self._create(SOBJECTS["Opportunity"], opportunity_values, stamp, user_id, "FALSE",
+                                           undo).id)
+            changed.append(("Opportunity", opportunity))
+        undo.append(_restore(lead, dict(lead)))
+        lead.update(
+            IsConverted=True, Status=status, ConvertedDate=today.isoformat(), ConvertedAccountId=account,
+            ConvertedContactId=contact, ConvertedOpportunityId=opportunity,
+            LastModifiedDate=stamp, SystemModstamp=stamp, LastModifiedById=user_id)
+        changed.append(("Lead", lead["Id"]))
+        for task in self.records["Task"].values():
+            if task.get("WhoId") == lead["Id"] and not task.get("IsDeleted"):
+                undo.append(_restore(task, dict(task)))
+                task.update(WhoId=contact, LastModifiedDate=stamp, SystemModstamp=stamp, LastModifiedById=user_id)
+                changed.append(("Task", task["Id"]))
+        return ConvertResult(lead["Id"], account, contact, opportunity, True, [], written=len(changed))
+
     # ------------------------------------------------------------------ reads
     def live(self, obj: str, include_deleted: bool = False) -> Iterator[Record]:
         """Records of ``obj`` in creation order (deleted ones only when asked)."""
@@ -782,4 +933,4 @@ def deserialize_write(obj: SObjectType, body: Any) -> Record:
     return deserialize(obj, body)
 
 
-__all__ = ["MERGEABLE", "Cursor", "MergeResult", "Org", "SalesforceError", "SaveResult", "Write"]
+__all__ = ["MERGEABLE", "ConvertResult", "Cursor", "MergeResult", "Org", "SalesforceError", "SaveResult", "Write"]

@@ -12,6 +12,8 @@
 * Writes use the batch endpoints, 100 inputs per call; 207 multi-status answers
   are matched back to the ops. Tasks are linked to contacts in the create input.
 * Merges: ``POST /crm/v3/objects/{type}/merge`` through the SDK, one pair per call.
+* Governance: property history by batch read with ``propertiesWithHistory`` (50 ids per
+  call); a qualified contact becomes a deal (see :meth:`HubSpotAdapter.convert_lead`).
 * Records travel flat: ``id``, ``archived``, ``createdAt``, ``updatedAt`` and the
   properties (all strings), as ``mappings/hubspot.yaml`` expects.
 """
@@ -43,7 +45,16 @@ from connector.adapters._paging import (
     high_water_mark,
 )
 from connector.adapters._writing import write_in_batches
-from connector.adapters.base import Cursor, FieldSpec, MergeOutcome, Page, WriteOp, WriteResult
+from connector.adapters.base import (
+    Conversion,
+    Cursor,
+    FieldSpec,
+    HistoryValue,
+    MergeOutcome,
+    Page,
+    WriteOp,
+    WriteResult,
+)
 from connector.adapters.budget import Governor
 from connector.adapters.cache import PROCESS_CACHES, CacheKey, SharedCaches
 from connector.adapters.calls import ApiCallCounter
@@ -57,6 +68,17 @@ from connector.adapters.errors import (
 )
 from connector.adapters.retry import RetryPolicy, call_with_retry, http_timeout
 from connector.crms.hubspot.errors import hubspot_translator
+from connector.crms.hubspot.governance import (
+    CONVERSION_KEY,
+    HISTORY_BATCH_LIMIT,
+    LIFECYCLE_STAGE,
+    OPPORTUNITY,
+    conversion_key,
+    deal_stage,
+    history_values,
+    moves_forward,
+    primary_company,
+)
 from connector.crms.hubspot.limits import observation as rate_limit_observation
 from connector.crms.hubspot.paging import (
     MERGED,
@@ -245,6 +267,8 @@ class HubSpotAdapter:
         self._merge_apis: dict[str, Any] = {"contacts": crm.contacts.basic_api, "companies": crm.companies.basic_api,
                                             "deals": crm.deals.basic_api, "tickets": crm.tickets.basic_api}
         self._properties_of: dict[str, dict[str, dict[str, Any]]] = {}
+        self._pipelines = self.client.crm.pipelines.pipelines_api
+        self._deal_pipelines: list[dict[str, Any]] | None = None
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -719,6 +743,165 @@ class HubSpotAdapter:
             raise FatalError(f"HubSpot answered {kind} {record_id} without an id: {str(answer)[:200]}",
                              crm="hubspot", code=UNEXPECTED_ANSWER, context=context)
         return str(answer["id"])
+
+    # --- governance --------------------------------------------------------------------------
+
+    def read_history(self, object: str, ids: Sequence[str], fields: Sequence[str]) -> dict[str, list[HistoryValue]]:
+        """Past values of ``fields`` per record, oldest first: batch read with ``propertiesWithHistory``.
+
+        50 ids per call (HubSpot refuses more in a batch read that asks history), counted as
+        reads. Ids the portal does not have (archived, never there) are left out (HubSpot lists
+        them in the 207 answer's ``errors``); a merged-away id answers as the record it was
+        merged into, under that record's id. Property names the object lacks are ignored, as
+        HubSpot ignores them; a record with no value in any of ``fields`` is absent. ``by`` is
+        ``updatedByUserId`` when HubSpot names a user, else ``sourceId`` (an app id for API
+        writes, ``userId:...`` for some CRM edits).
+
+        Raises:
+            ConfigurationError: ``object`` is not a CRM object (``owners``), or HubSpot refused
+                the request (unknown object type).
+            FatalError: an answer without HubSpot's history shape; auth, permission or daily limit.
+        """
+        kind = object_type(object)
+        if kind == "owners":
+            raise ConfigurationError(f"connection {self.connection!r}: HubSpot keeps no property history of owners "
+                                     "(not a CRM object)", crm="hubspot", code="INVALID_OBJECT",
+                                     context=f"history {kind}")
+        wanted = list(dict.fromkeys(str(i).strip() for i in ids if str(i or "").strip()))
+        names = list(dict.fromkeys(str(f) for f in fields if str(f or "").strip()))
+        history: dict[str, list[HistoryValue]] = {}
+        if not wanted or not names:
+            return history
+        for start in range(0, len(wanted), HISTORY_BATCH_LIMIT):
+            chunk = wanted[start:start + HISTORY_BATCH_LIMIT]
+            context = f"batch read history of {', '.join(names)} for {len(chunk)} {kind}"
+            body = {"inputs": [{"id": i} for i in chunk], "properties": ["hs_object_id"],
+                    "propertiesWithHistory": names}
+            answer = self._call("read", context, self._checked(context, partial(
+                self._batch.read, kind, body, archived=False, **self._raw())))
+            for row in answer["results"]:
+                values = history_values(row, names, context)
+                if values and row.get("id") not in (None, ""):
+                    history.setdefault(str(row["id"]), []).extend(values)
+        return history
+
+    def convert_lead(self, object: str, crm_id: str, *, opportunity_name: str, owner_id: str | None,
+                     status: str | None = None, stage: str | None = None,
+                     pipeline: str | None = None) -> Conversion:
+        """Turn a qualified contact into a deal: the deal, its associations, the contact's lifecycle stage.
+
+        1. The contact, its ``lifecyclestage`` and its primary company (one read; 404: refused).
+        2. The deal pipeline and stage (``pipeline`` default ``default``, ``stage`` default its
+           first stage; ids or labels), from the pipelines read once per adapter.
+        3. The deal already made for this contact and name, found by its unique
+           ``relay_conversion_key`` (a batch read by that property; the property is created
+           on first use through :meth:`ensure_fields`). Found: ``already_converted``, nothing
+           created. Else one batch create: ``dealname``, ``pipeline``, ``dealstage``,
+           ``hubspot_owner_id`` (when given), the key, associated to the contact (type 3) and
+           its primary company (341). A create refused as a duplicate of the key (a concurrent
+           conversion) or whose answer was lost is settled by reading the key again.
+        4. ``lifecyclestage`` set to ``opportunity`` when that moves it forward (HubSpot keeps a
+           later stage: customer, evangelist stay), also on a retry, so a crash between the
+           calls is repaired.
+
+        ``status`` is Salesforce's and ignored. Costs 3-4 calls (a first conversion also reads
+        the deal properties, the pipelines and the contact properties, once per adapter).
+
+        Raises:
+            ConfigurationError: ``object`` is not ``contacts``; an unknown pipeline or stage.
+            RecordError: the contact does not exist or was archived, or HubSpot refused the deal
+                or the contact's update (the message names the contact).
+            FatalError: auth, permission or daily-limit errors.
+        """
+        kind = object_type(object)
+        if kind != "contacts":
+            raise ConfigurationError(f"connection {self.connection!r}: HubSpot converts contacts into deals, not "
+                                     f"{object!r}", crm="hubspot", code="INVALID_OBJECT", context=f"convert {object}")
+        contact_id = str(crm_id or "").strip()
+        name = str(opportunity_name or "").strip()
+        context = f"convert contact {contact_id}"
+        if not contact_id:
+            raise ValueError("convert_lead needs the contact's id, got an empty one")
+        if not name:
+            raise ValueError(f"{context}: the deal needs a name (opportunity_name is empty)")
+        contact = self._contact_to_convert(contact_id, context)
+        live_id = str(contact["id"])
+        company = primary_company(contact)
+        pipeline_id, stage_id = deal_stage(self._read_deal_pipelines(), pipeline, stage, context)
+        self.ensure_fields("deals", [CONVERSION_KEY])
+        key = conversion_key(contact_id, name)
+        deal_id = self._deal_by_conversion_key(key, context)
+        already = deal_id is not None
+        if deal_id is None:
+            fields = {"dealname": name, "pipeline": pipeline_id, "dealstage": stage_id, CONVERSION_KEY.name: key}
+            if owner_id not in (None, ""):
+                fields["hubspot_owner_id"] = str(owner_id)
+            links = (("contacts", live_id),) + ((("companies", company),) if company else ())
+            made = self.write([WriteOp("deals", "create", fields, idempotency_key=key, associations=links)])[0]
+            if made.success and made.crm_id:
+                deal_id = made.crm_id
+            else:
+                deal_id = self._deal_by_conversion_key(key, context)  # a concurrent conversion, or a lost answer
+                error = made.error
+                if deal_id is None:
+                    raise RecordError(f"cannot convert contact {contact_id}: HubSpot refused the deal {name!r}: "
+                                      f"{error.message if error else 'no result'}", crm="hubspot",
+                                      status=error.status if error else None,
+                                      code=(error.code if error else None) or "UNKNOWN",
+                                      fields=error.fields if error else (), context=context)
+                already = error is not None and error.status == HTTPStatus.CONFLICT
+        properties = contact.get("properties")
+        current = properties.get(LIFECYCLE_STAGE) if isinstance(properties, dict) else None
+        if moves_forward(self._property_names("contacts").get(LIFECYCLE_STAGE), current):
+            updated = self.write([WriteOp("contacts", "update", {LIFECYCLE_STAGE: OPPORTUNITY}, crm_id=live_id,
+                                          idempotency_key=f"{key}-lifecycle")])[0]
+            if not updated.success:
+                error = updated.error
+                raise RecordError(f"cannot convert contact {contact_id}: deal {deal_id} is made but HubSpot refused "
+                                  f"lifecyclestage {OPPORTUNITY}: {error.message if error else 'no result'}",
+                                  crm="hubspot", status=error.status if error else None,
+                                  code=(error.code if error else None) or "UNKNOWN",
+                                  fields=error.fields if error else (), context=context)
+        elif current != OPPORTUNITY:
+            log.info("%s: lifecyclestage stays %s (HubSpot does not move it back to %s)", context, current, OPPORTUNITY)
+        return Conversion(object=kind, crm_id=contact_id, opportunity_id=deal_id, contact_id=live_id,
+                          account_id=company, already_converted=already)
+
+    def _contact_to_convert(self, contact_id: str, context: str) -> dict[str, Any]:
+        """The live contact (its lifecycle stage and companies); a RecordError naming it when HubSpot has none."""
+        try:
+            answer = self._call("read", context, self._checked(context, partial(
+                self._basic.get_by_id, "contacts", contact_id, properties=[LIFECYCLE_STAGE],
+                associations=["companies"], archived=False, **self._raw()), results=False))
+        except (RecordError, ConfigurationError) as error:
+            if error.status == HTTPStatus.NOT_FOUND:
+                raise RecordError(f"cannot convert contact {contact_id}: HubSpot has no such contact (it does not "
+                                  "exist or was archived)", crm="hubspot", status=error.status,
+                                  code=error.code or "OBJECT_NOT_FOUND", context=context) from error
+            raise
+        if not isinstance(answer, dict) or answer.get("id") in (None, ""):
+            raise FatalError(f"HubSpot answered contact {contact_id} without an id: {str(answer)[:200]}",
+                             crm="hubspot", code=UNEXPECTED_ANSWER, context=context)
+        return answer
+
+    def _read_deal_pipelines(self) -> list[dict[str, Any]]:
+        """The portal's deal pipelines with their stages (``GET /crm/v3/pipelines/deals``), read once per adapter."""
+        if self._deal_pipelines is None:
+            context = "deal pipelines"
+            answer = self._call("schema", context, self._checked(
+                context, partial(self._pipelines.get_all, "deals", **self._raw())))
+            self._deal_pipelines = list(answer["results"])
+        return self._deal_pipelines
+
+    def _deal_by_conversion_key(self, key: str, context: str) -> str | None:
+        """The id of the live deal whose ``relay_conversion_key`` is ``key``; None when there is none."""
+        body = {"inputs": [{"id": key}], "idProperty": CONVERSION_KEY.name, "properties": [CONVERSION_KEY.name]}
+        answer = self._call("read", context, self._checked(context, partial(
+            self._batch.read, "deals", body, archived=False, **self._raw())))
+        for row in answer["results"]:
+            if row.get("id") not in (None, ""):
+                return str(row["id"])
+        return None
 
     # --- schema ------------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ HUBSPOT_MAX_WRITE_BATCH = 100
 HUBSPOT_MAX_PAGE_SIZE = 100
 """HubSpot list and search endpoints return at most 100 records per page."""
 
-HubSpotObject = Literal["contacts", "companies", "owners"]
-HUBSPOT_OBJECTS: tuple[HubSpotObject, ...] = ("contacts", "companies", "owners")
+HubSpotObject = Literal["contacts", "companies", "owners", "deals"]
+HUBSPOT_OBJECTS: tuple[HubSpotObject, ...] = ("contacts", "companies", "owners", "deals")
 
 
 class HubSpotCredentials(ConfigModel):

@@ -11,7 +11,9 @@
   in one Composite call, which counts as ONE API call for up to five queries.
 * Writes: sObject Collections, 200 records per call, ``allOrNone: false``,
   ``Sforce-Auto-Assign: FALSE`` so the org's assignment rules keep Relay's owner.
-* Merges: the SOAP API's ``merge()`` on the same session (:mod:`.merge`).
+* Merges: the SOAP API's ``merge()`` on the same session (:mod:`.merge`); lead conversion: its
+  ``convertLead()`` (:mod:`.convert`).
+* Field history: ``OpportunityHistory``, 500 opportunities per query (:mod:`.history`).
 * A ``http://`` instance URL is the sandbox: its ``https://`` calls are looped back.
 """
 
@@ -42,7 +44,16 @@ from connector.adapters._paging import (
     high_water_mark,
 )
 from connector.adapters._writing import write_in_batches
-from connector.adapters.base import Cursor, FieldSpec, MergeOutcome, Page, WriteOp, WriteResult
+from connector.adapters.base import (
+    Conversion,
+    Cursor,
+    FieldSpec,
+    HistoryValue,
+    MergeOutcome,
+    Page,
+    WriteOp,
+    WriteResult,
+)
 from connector.adapters.budget import Governor
 from connector.adapters.cache import PROCESS_CACHES, CacheKey, SharedCaches
 from connector.adapters.calls import ApiCallCounter
@@ -59,7 +70,9 @@ from connector.adapters.errors import (
 from connector.adapters.retry import RetryPolicy, call_with_retry, http_timeout
 from connector.adapters.transport import ResponseTap
 from connector.crms.salesforce.bulk import converters, csv_records
+from connector.crms.salesforce.convert import convert_lead
 from connector.crms.salesforce.errors import salesforce_translator
+from connector.crms.salesforce.history import read_history
 from connector.crms.salesforce.limits import observation as api_usage_observation
 from connector.crms.salesforce.loopback import apply_default_timeout, loopback_session
 from connector.crms.salesforce.merge import merge_records
@@ -236,6 +249,8 @@ class SalesforceAdapter:
         self._translate = salesforce_translator(self._tap.last_headers, self.timeout)
         self._sf: Salesforce | None = None
         self._describes: dict[str, dict[str, Any]] = {}
+        self.converted_lead_status: str | None = None
+        """The org's converted Lead Status, once asked (:func:`.convert.converted_status`)."""
 
     # --- auth --------------------------------------------------------------------------------
 
@@ -806,6 +821,53 @@ class SalesforceAdapter:
             FatalError: auth, permission or daily-limit errors.
         """
         return merge_records(self, object, survivor_id, loser_ids, values)
+
+    def convert_lead(self, object: str, crm_id: str, *, opportunity_name: str, owner_id: str | None,
+                     status: str | None = None, stage: str | None = None, pipeline: str | None = None,
+                     account_id: str | None = None) -> Conversion:
+        """Convert a Lead through the SOAP API's ``convertLead()`` (see :mod:`.convert`).
+
+        The lead becomes a contact of a new account named after its Company (or of ``account_id``),
+        and an opportunity called ``opportunity_name`` is created in the org's first open stage;
+        all are owned by ``owner_id`` (None: the lead's owner). One SOAP call, counted as a write.
+
+        Args:
+            object: ``Lead`` (anything else is a ConfigurationError).
+            crm_id: The lead.
+            opportunity_name: The new opportunity's name.
+            owner_id: The owner of the new account, contact and opportunity.
+            status: The converted Lead Status; None asks the org for its first status marked
+                Converted (``LeadStatus``, one query per adapter).
+            stage: A StageName for the new opportunity, set by one update after the conversion.
+            pipeline: Ignored: Salesforce has no deal pipelines (sales processes follow record types).
+            account_id: An existing account to convert into.
+
+        Returns:
+            The ids made; a lead converted before (``CANNOT_UPDATE_CONVERTED_LEAD``) answers
+            ``already_converted`` with its ``Converted*Id`` values (one query).
+
+        Raises:
+            RecordError: Salesforce refused the conversion (code and message, naming the lead).
+            ConfigurationError: ``object`` is not Lead, or the org has no converted Lead Status.
+            FatalError: auth, permission or daily-limit errors.
+        """
+        del pipeline
+        return convert_lead(self, object, crm_id, opportunity_name=opportunity_name, owner_id=owner_id,
+                            status=status, stage=stage, account_id=account_id)
+
+    def read_history(self, object: str, ids: Sequence[str], fields: Sequence[str]) -> dict[str, list[HistoryValue]]:
+        """Past values of ``fields`` of each record, oldest first, from ``OpportunityHistory`` (see :mod:`.history`).
+
+        One query per 500 ids (pages followed), each counted as a read. A field appears where its
+        value differed from the history row before (the first row: every field asked for, null
+        included); fields that are not history columns (StageName, Amount, CloseDate,
+        Probability, ForecastCategory) are left out, and records without history rows.
+
+        Raises:
+            ConfigurationError: ``object`` is not Opportunity (the message names the objects that keep history).
+            FatalError: auth, permission or daily-limit errors.
+        """
+        return read_history(self, object, ids, fields)
 
     # --- schema ------------------------------------------------------------------------------
 

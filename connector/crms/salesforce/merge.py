@@ -13,6 +13,9 @@ request. A request refused because a record is deleted or unknown is explained b
 ``queryAll`` (``IsDeleted``, ``MasterRecordId``): a loser already merged into the survivor is
 done (Relay retries merges after a crash); anything else is a :class:`RecordError` naming both ids.
 
+The envelope (:func:`soap_envelope`), the POST (:func:`soap_post`) and the reading of faults
+(:func:`parse_soap_answer`) serve the other SOAP calls too (``convertLead``, :mod:`.convert`).
+
 Example:
     >>> body = merge_envelope("SESSION", [MergeRequest("Lead", "00Q000000000001", ("00Q000000000002",),
     ...                                                {"Title": "VP", "Phone": None})])
@@ -48,6 +51,8 @@ from connector.adapters.errors import (
 from connector.crms.salesforce.soql import is_salesforce_id, soql_name, soql_quote
 
 if TYPE_CHECKING:
+    from requests import Response
+
     from connector.crms.salesforce.adapter import SalesforceAdapter
 
 MERGEABLE = ("Lead", "Contact", "Account", "Case")
@@ -111,6 +116,27 @@ def soap_value(value: Any) -> str:
     return escape(str(value))
 
 
+def soap_envelope(session_id: str, call: str) -> str:
+    """A partner SOAP envelope: ``call`` (``<urn:merge>...</urn:merge>``) in the body, the session in the header.
+
+    The prefixes ``urn`` (partner), ``urn1`` (sObject) and ``xsi`` are declared for ``call``.
+    """
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<soapenv:Envelope xmlns:soapenv="{_SOAP_ENV}" xmlns:urn="urn:partner.soap.sforce.com" '
+        f'xmlns:urn1="urn:sobject.partner.soap.sforce.com" xmlns:xsi="{_XSI}">'
+        f"<soapenv:Header><urn:SessionHeader><urn:sessionId>{escape(session_id)}</urn:sessionId></urn:SessionHeader>"
+        f"</soapenv:Header><soapenv:Body>{call}</soapenv:Body></soapenv:Envelope>"
+    )
+
+
+def soap_post(adapter: SalesforceAdapter, sf: Salesforce, action: str, envelope: str) -> Response:
+    """POST one SOAP call to the org's partner endpoint on the adapter's session (one attempt, no retry)."""
+    return adapter.session.post(
+        f"https://{sf.sf_instance}/services/Soap/u/{sf.sf_version}", data=envelope.encode("utf-8"),
+        headers={"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": action}, timeout=adapter.timeout)
+
+
 def merge_envelope(session_id: str, requests: Sequence[MergeRequest]) -> str:
     """The SOAP envelope of a ``merge()`` call (field names are checked as SOQL names first).
 
@@ -126,13 +152,7 @@ def merge_envelope(session_id: str, requests: Sequence[MergeRequest]) -> str:
         parts.append(
             f'<urn:request><urn:masterRecord xsi:type="urn1:sObject"><urn1:type>{soql_name(request.object)}</urn1:type>'
             f"{nulls}<urn1:Id>{escape(request.master_id)}</urn1:Id>{values}</urn:masterRecord>{losers}</urn:request>")
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        f'<soapenv:Envelope xmlns:soapenv="{_SOAP_ENV}" xmlns:urn="urn:partner.soap.sforce.com" '
-        f'xmlns:urn1="urn:sobject.partner.soap.sforce.com" xmlns:xsi="{_XSI}">'
-        f"<soapenv:Header><urn:SessionHeader><urn:sessionId>{escape(session_id)}</urn:sessionId></urn:SessionHeader>"
-        f"</soapenv:Header><soapenv:Body><urn:merge>{''.join(parts)}</urn:merge></soapenv:Body></soapenv:Envelope>"
-    )
+    return soap_envelope(session_id, f"<urn:merge>{''.join(parts)}</urn:merge>")
 
 
 def _local(tag: Any) -> str:
@@ -143,14 +163,15 @@ def _texts(element: ET.Element, name: str) -> tuple[str, ...]:
     return tuple((child.text or "").strip() for child in element if _local(child.tag) == name)
 
 
-def parse_merge_answer(status: int, body: bytes, headers: Mapping[str, str], context: str) -> list[MergeAnswer]:
-    """The ``MergeResult`` list of a ``merge()`` answer; a fault or another failure as Relay's error.
+def parse_soap_answer(status: int, body: bytes, headers: Mapping[str, str], context: str,
+                      call: str) -> ET.Element:
+    """The ``{call}Response`` element of a SOAP answer; a fault or another failure as Relay's error.
 
     Raises:
         CrmError: a SOAP fault classified by its code (``INVALID_SESSION_ID`` renews the session,
             ``REQUEST_LIMIT_EXCEEDED`` stops the run, ``INVALID_FIELD`` is a configuration error...),
             another failed answer by its status, or an answer that is not the expected XML
-            (retried: a merge that landed is recognised on the retry).
+            (retried: a call that landed is recognised on the retry).
     """
     try:
         root = fromstring(body)
@@ -167,12 +188,19 @@ def parse_merge_answer(status: int, body: bytes, headers: Mapping[str, str], con
                                 context=context)
     if root is None:
         shown = body[:200].decode("utf-8", errors="replace")
-        raise RetriableError(f"Salesforce answered the SOAP merge with something that is not XML: {shown!r}",
+        raise RetriableError(f"Salesforce answered the SOAP {call} with something that is not XML: {shown!r}",
                              crm="salesforce", status=status, code=MALFORMED_ANSWER, context=context)
-    response = next((e for e in root.iter() if _local(e.tag) == "mergeResponse"), None)
+    response = next((e for e in root.iter() if _local(e.tag) == f"{call}Response"), None)
     if response is None:
-        raise RetriableError("Salesforce answered the SOAP merge without a mergeResponse", crm="salesforce",
+        raise RetriableError(f"Salesforce answered the SOAP {call} without a {call}Response", crm="salesforce",
                              status=status, code=UNEXPECTED_ANSWER, context=context)
+    return response
+
+
+def parse_merge_answer(status: int, body: bytes, headers: Mapping[str, str], context: str) -> list[MergeAnswer]:
+    """The ``MergeResult`` list of a ``merge()`` answer; a fault or another failure as Relay's error (see
+    :func:`parse_soap_answer`)."""
+    response = parse_soap_answer(status, body, headers, context, "merge")
     answers = []
     for result in (e for e in response if _local(e.tag) == "result"):
         errors = tuple(
@@ -258,10 +286,7 @@ def _send(adapter: SalesforceAdapter, requests: list[MergeRequest], context: str
         chunk = requests[start:start + MAX_REQUESTS_PER_CALL]
 
         def call(sf: Salesforce, chunk: list[MergeRequest] = chunk) -> list[MergeAnswer]:
-            response = adapter.session.post(
-                f"https://{sf.sf_instance}/services/Soap/u/{sf.sf_version}",
-                data=merge_envelope(str(sf.session_id), chunk).encode("utf-8"),
-                headers={"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": "merge"}, timeout=adapter.timeout)
+            response = soap_post(adapter, sf, "merge", merge_envelope(str(sf.session_id), chunk))
             return parse_merge_answer(response.status_code, response.content, response.headers, context)
 
         got = adapter._call("write", context, call)

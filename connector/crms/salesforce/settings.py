@@ -16,8 +16,8 @@ SALESFORCE_MAX_WRITE_BATCH = 200
 SALESFORCE_PAGE_SIZE_RANGE = (200, 2000)
 """Sforce-Query-Options batchSize accepts 200..2000."""
 
-SalesforceObject = Literal["Lead", "Contact", "Account", "User"]
-SALESFORCE_OBJECTS: tuple[SalesforceObject, ...] = ("Lead", "Contact", "Account", "User")
+SalesforceObject = Literal["Lead", "Contact", "Account", "User", "Opportunity"]
+SALESFORCE_OBJECTS: tuple[SalesforceObject, ...] = ("Lead", "Contact", "Account", "User", "Opportunity")
 
 
 class SalesforceCredentials(ConfigModel):
