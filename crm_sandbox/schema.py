@@ -77,11 +77,29 @@ _RELAY_PERSON = (
     CustomField("Relay_SLA_Due__c", "datetime", "Relay SLA Due"),
     CustomField("Relay_Matched_Account__c", "string", "Relay Matched Account", length=18),
     CustomField("Relay_Id__c", "string", "Relay Id", length=64, external_id=True),
+    CustomField("Relay_Nurture_Track__c", "string", "Relay Nurture Track", length=40),
 )
+#: Seed 002 "Lead Disposition" options, as the rep's picklist shows them.
+DISPOSITIONS = ("Qualified", "Not Ready", "Bad Fit", "No Response", "Do Not Contact")
+# The rep's disposition and the SDR -> AE handoff checklist (meeting outcome, notes, next step, BANT).
+_DISPOSITION_PERSON = (
+    CustomField("Disposition__c", "picklist", "Disposition", length=255, picklist_values=DISPOSITIONS),
+    CustomField("Disposition_Date__c", "datetime", "Disposition Date"),
+    CustomField("Meeting_Outcome__c", "string", "Meeting Outcome", length=255),
+    CustomField("Handoff_Notes__c", "textarea", "Handoff Notes", length=32768),
+    CustomField("Next_Step__c", "string", "Next Step", length=255),
+    CustomField("Budget__c", "string", "Budget", length=255),
+    CustomField("Authority__c", "string", "Authority", length=255),
+    CustomField("Need__c", "string", "Need", length=255),
+    CustomField("Timeline__c", "string", "Timeline", length=255),
+)
+#: Closed Won carry-over picklists (seed 002 "Customer Handoff SOP": payment and contract state).
+PAYMENT_STATES = ("Not Invoiced", "Invoiced", "Paid", "Overdue")
+CONTRACT_STATES = ("Draft", "Sent for Signature", "Signed", "Activated")
 
 SALESFORCE_CUSTOM_FIELDS: dict[str, tuple[CustomField, ...]] = {
-    "Lead": _BEHAVIOUR + _RELAY_PERSON,
-    "Contact": _BEHAVIOUR + _RELAY_PERSON,
+    "Lead": _BEHAVIOUR + _RELAY_PERSON + _DISPOSITION_PERSON,
+    "Contact": _BEHAVIOUR + _RELAY_PERSON + _DISPOSITION_PERSON,
     "Account": (
         CustomField("Domain__c", "string", "Domain", length=255),
         CustomField("Relay_Id__c", "string", "Relay Id", length=64, external_id=True),
@@ -117,6 +135,12 @@ SALESFORCE_CUSTOM_FIELDS: dict[str, tuple[CustomField, ...]] = {
         CustomField("Go_Live_Date__c", "date", "Go-Live Date"),
         CustomField("Success_Criteria__c", "textarea", "Success Criteria", length=32768),
         CustomField("Contract_Term_Months__c", "double", "Contract Term (Months)"),
+        # Carried over to Customer Success at Closed Won (seed 002 "Customer Handoff SOP").
+        CustomField("Payment_State__c", "picklist", "Payment State", length=255, picklist_values=PAYMENT_STATES),
+        CustomField("Contract_State__c", "picklist", "Contract State", length=255, picklist_values=CONTRACT_STATES),
+        CustomField("Kickoff_Date__c", "date", "Kickoff Date"),
+        CustomField("Onboarding_Owner__c", "string", "Onboarding Owner", length=80),
+        CustomField("Launch_Blockers__c", "textarea", "Launch Blockers", length=32768),
         CustomField("Relay_Stage_Gate_Status__c", "string", "Relay Stage Gate Status", length=255),
         CustomField("Relay_Id__c", "string", "Relay Id", length=64, external_id=True),
     ),
@@ -135,6 +159,17 @@ HUBSPOT_CUSTOM_PROPERTIES: dict[str, tuple[HubSpotProperty, ...]] = {
         HubSpotProperty("pricing_page_visits", "Pricing Page Visits", "number", "number", "contactinformation"),
         HubSpotProperty("webinar_attended", "Webinar Attended", "bool", "booleancheckbox", "contactinformation", _HS_BOOL),
         HubSpotProperty("demo_requested", "Demo Requested", "bool", "booleancheckbox", "contactinformation", _HS_BOOL),
+        # The rep's disposition (seed 002 "Lead Disposition") and the SDR -> AE handoff checklist.
+        HubSpotProperty("disposition", "Disposition", "enumeration", "select", "sales_properties",
+                        tuple((d, d) for d in DISPOSITIONS)),
+        HubSpotProperty("disposition_date", "Disposition Date", "datetime", "date", "sales_properties"),
+        HubSpotProperty("meeting_outcome", "Meeting Outcome", "string", "text", "sales_properties"),
+        HubSpotProperty("handoff_notes", "Handoff Notes", "string", "textarea", "sales_properties"),
+        HubSpotProperty("next_step", "Next Step", "string", "text", "sales_properties"),
+        HubSpotProperty("budget", "Budget", "string", "text", "sales_properties"),
+        HubSpotProperty("authority", "Authority", "string", "text", "sales_properties"),
+        HubSpotProperty("need", "Need", "string", "text", "sales_properties"),
+        HubSpotProperty("timeline", "Timeline", "string", "text", "sales_properties"),
     ),
     "companies": (),
     "deals": (
@@ -159,6 +194,20 @@ HUBSPOT_CUSTOM_PROPERTIES: dict[str, tuple[HubSpotProperty, ...]] = {
         HubSpotProperty("signatures_scheduled", "Signatures Scheduled", "bool", "booleancheckbox", "dealinformation", _HS_BOOL),
         HubSpotProperty("implementation_planned", "Implementation Planned", "bool", "booleancheckbox", "dealinformation", _HS_BOOL),
         HubSpotProperty("success_criteria", "Success Criteria", "string", "textarea", "dealinformation"),
+        HubSpotProperty("discount_approved_by", "Discount Approved By", "string", "text", "dealinformation"),
+        # The Closed Won handoff form and what is carried over to Customer Success (seed 002).
+        HubSpotProperty("handoff_csm", "Handoff CSM (owner id)", "string", "text", "dealinformation"),
+        HubSpotProperty("go_live_date", "Go-Live Date", "date", "date", "dealinformation"),
+        HubSpotProperty("contract_term_months", "Contract Term (Months)", "number", "number", "dealinformation"),
+        HubSpotProperty("key_stakeholders", "Key Stakeholders", "string", "textarea", "dealinformation"),
+        HubSpotProperty("risk_factors", "Risk Factors", "string", "textarea", "dealinformation"),
+        HubSpotProperty("payment_state", "Payment State", "enumeration", "select", "dealinformation",
+                        tuple((s, s) for s in PAYMENT_STATES)),
+        HubSpotProperty("contract_state", "Contract State", "enumeration", "select", "dealinformation",
+                        tuple((s, s) for s in CONTRACT_STATES)),
+        HubSpotProperty("kickoff_date", "Kickoff Date", "date", "date", "dealinformation"),
+        HubSpotProperty("onboarding_owner", "Onboarding Owner", "string", "text", "dealinformation"),
+        HubSpotProperty("launch_blockers", "Launch Blockers", "string", "textarea", "dealinformation"),
     ),
     "tasks": (),
     "notes": (),

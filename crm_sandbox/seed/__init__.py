@@ -37,7 +37,8 @@ from crm_sandbox.seed._model import GroundTruth, RecordKey, SeedData
 __all__ = ["GroundTruth", "RecordKey", "SeedData", "generate", "summary"]
 
 
-def generate(seed: int = 42, leads: int = 500, anchor: datetime | None = None) -> SeedData:
+def generate(seed: int = 42, leads: int = 500, anchor: datetime | None = None, *,
+             dispositions: bool = True) -> SeedData:
     """Generate the sandbox CRMs' seed data.
 
     Args:
@@ -47,6 +48,8 @@ def generate(seed: int = 42, leads: int = 500, anchor: datetime | None = None) -
             opportunities (at least 14, so every stage appears at least twice).
         anchor: "now" for the data, an aware datetime (converted to UTC, truncated to the
             millisecond). Default: today at 00:00 UTC.
+        dispositions: put the dispositions reps set (seed 002 "Lead Disposition") on a share of the
+            owned people; False leaves every disposition empty (the rest of the data is the same).
 
     Returns:
         The data set; the same arguments always give byte-identical ``to_json()``.
@@ -71,7 +74,7 @@ def generate(seed: int = 42, leads: int = 500, anchor: datetime | None = None) -
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return SeedBuilder(seed, leads, anchor).build()
+        return SeedBuilder(seed, leads, anchor).build(dispositions=dispositions)
     finally:
         if collecting:
             gc.enable()

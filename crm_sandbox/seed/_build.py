@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from crm_sandbox.ids import KEY_PREFIXES, salesforce_id
@@ -22,7 +23,7 @@ from crm_sandbox.seed._clock import (
 )
 from crm_sandbox.seed._companies import Company, CompanyFactory
 from crm_sandbox.seed._geo import region_of
-from crm_sandbox.seed._model import GroundTruth, RecordKey, SeedData
+from crm_sandbox.seed._model import DealTruth, DispositionTruth, GroundTruth, RecordKey, SeedData
 from crm_sandbox.seed._people import Person, PersonFactory
 from crm_sandbox.seed._rand import SeedRandom, cumulative, weighted
 from crm_sandbox.seed._records import (
@@ -37,6 +38,7 @@ from crm_sandbox.seed._records import (
 from crm_sandbox.seed._team import (
     MEMBER_BY_LOCAL,
     TEAM,
+    Member,
     hubspot_owners,
     reps_by_region,
     salesforce_users,
@@ -65,6 +67,46 @@ ASSOC_NOTE_CONTACT = 202
 
 Stamps = tuple[str, str, str]
 
+#: Seed 002 "Lead Disposition": No Response recycles after 90 days. Seeded "No Response" dates
+#: stay this far from the 90-day line, so that a run a day or two after the anchor sees the same.
+RECYCLE_DAYS = 90
+RECYCLE_MARGIN = timedelta(days=3)
+#: Of the candidates (owned, contacted people) beyond the ones every value needs: given a disposition.
+DISPOSITION_RATE = 0.6
+#: Of the "Qualified" people: the SDR -> AE handoff checklist is not complete.
+CHECKLIST_INCOMPLETE_RATE = 0.3
+_DISPOSITION_WEIGHTS = {"Qualified": 20, "Not Ready": 25, "Bad Fit": 15, "No Response": 30, "Do Not Contact": 10}
+#: What each CRM gets first: (value, checklist incomplete, recycle due or None for either).
+_DISPOSITION_SLOTS: tuple[tuple[str, bool, bool | None], ...] = (
+    ("Qualified", False, None), ("Qualified", True, None), ("Not Ready", False, None), ("Bad Fit", False, None),
+    ("No Response", False, True), ("No Response", False, False), ("Do Not Contact", False, None),
+)
+#: Lead statuses under which a rep would not have qualified the person.
+_NOT_QUALIFIED_STATUSES = frozenset({"Closed - Not Converted", "UNQUALIFIED", "BAD_TIMING"})
+DISPOSITION_FIELD = ("Disposition__c", "disposition")
+DISPOSITION_DATE_FIELD = ("Disposition_Date__c", "disposition_date")
+#: The SDR -> AE handoff checklist (config/rules/handoffs.yaml sdr_to_ae: meeting outcome, notes,
+#: next step and the BANT fields), canonical name -> (Salesforce field, HubSpot property).
+CHECKLIST: dict[str, tuple[str, str]] = {
+    "meeting_outcome": ("Meeting_Outcome__c", "meeting_outcome"),
+    "handoff_notes": ("Handoff_Notes__c", "handoff_notes"),
+    "next_step": ("Next_Step__c", "next_step"),
+    "budget": ("Budget__c", "budget"),
+    "authority": ("Authority__c", "authority"),
+    "need": ("Need__c", "need"),
+    "timeline": ("Timeline__c", "timeline"),
+}
+_CHECKLIST_TEXT: dict[str, tuple[str, ...]] = {
+    "meeting_outcome": ("Discovery call held: wants a demo", "Qualified on the call: pilot interest"),
+    "handoff_notes": ("Runs lead routing in spreadsheets; 3 regions, 40 reps.",
+                      "Evaluating two vendors; current CRM contract ends in Q3."),
+    "next_step": ("AE demo next week", "Send the pricing overview, then book the demo"),
+    "budget": ("$20k-50k approved this fiscal year", "Budget from the RevOps line, about $30k"),
+    "authority": ("VP Sales signs; CFO above $50k", "Head of RevOps decides"),
+    "need": ("Faster lead routing and SLA tracking", "Clean duplicates between HubSpot and Salesforce"),
+    "timeline": ("Decision this quarter", "Go live before the next fiscal year"),
+}
+
 # HubSpot lifecycle stages and lead statuses, by who the contact is (value, weight)
 _LIFECYCLE_ACCOUNT = cumulative((("customer", 45), ("opportunity", 25), ("salesqualifiedlead", 15), ("lead", 15)))
 _LIFECYCLE_OWNED = cumulative((("salesqualifiedlead", 40), ("opportunity", 20), ("lead", 25),
@@ -88,8 +130,9 @@ class SeedBuilder:
         team_since = anchor - timedelta(days=1000)  # the team predates every record
         self.users, self.sf_user = salesforce_users(team_since)
         self.owners, self.hs_owner = hubspot_owners(team_since)
+        self._hs_user = {o["id"]: int(o["userId"]) for o in self.owners}  # owner id -> HubSpot user id
         self.sf: dict[str, list[dict[str, Any]]] = {
-            name: [] for name in ("User", "Account", "Lead", "Contact", "Opportunity", "Task")
+            name: [] for name in ("User", "Account", "Lead", "Contact", "Opportunity", "OpportunityHistory", "Task")
         }
         self.sf["User"] = self.users
         self.hs: dict[str, list[dict[str, Any]]] = {
@@ -122,8 +165,10 @@ class SeedBuilder:
         self._hs_next[obj] = value + 1
         return str(value)
 
-    def _stamps(self, created: int) -> Stamps:
+    def _stamps(self, created: int, not_before: int | None = None) -> Stamps:
         modified = modified_after(self.rng, created, self.now)
+        if not_before is not None and modified < not_before:
+            modified = not_before
         created_s = sf_datetime(created)
         modified_s = created_s if modified == created else sf_datetime(modified)
         if self.rng.random() < MASS_UPDATE_RATE and modified <= self.mass_update:
@@ -407,72 +452,203 @@ class SeedBuilder:
 
     # ----------------------------------------------------------------------- opportunities
     def build_opportunities(self) -> None:
-        """Salesforce opportunities and HubSpot deals at every stage, some breaking their gate."""
+        """Salesforce opportunities and HubSpot deals in every stage and pipeline, with their
+        stage history, gates, discounts and handoff fields (``seed.opportunities``), and their truth."""
         rng = self.rng
-        csms = [self.sf_user[m.local] for m in TEAM if m.role == "csm"]
+        csms = [m for m in TEAM if m.role == "csm"]
         managers = {m.region: f"{m.first} {m.last}" for m in TEAM if m.role == "sales_manager"}
+        planner = opp.DealPlanner(rng, self.anchor, "salesforce")
         for index in range(max(14, self.target_leads // 5)):
             company = self._pick_account_company(with_account=True)
-            stage = opp.pick_stage(rng, index)
             owner = self._owner_local[company.key]
-            close = opp.close_date(rng, stage, self.anchor)
-            values = opp.criteria_values(rng, stage, self.anchor, close,
-                                         managers[MEMBER_BY_LOCAL[owner].region], rng.choice(csms))
-            if opp.STAGE_REQUIREMENTS[stage] and rng.random() < opp.STAGE_VIOLATION_RATE:
-                opp.break_some(rng, stage, values)
+            plan = planner.plan(index, company.employees)
+            csm = rng.choice(csms)
+            values = planner.values(plan, managers[MEMBER_BY_LOCAL[owner].region], self.sf_user[csm.local],
+                                    f"{csm.first} {csm.last}")
             opp_id = self._sf_id("Opportunity")
-            created = days_before(rng, self.now, 20.0, 400.0)
-            if stage.startswith("Closed"):
-                created = min(created, ms_of_date(close) - 10 * DAY)
-            created_s, modified_s, modstamp_s = self._stamps(created)
+            first, last = plan.steps[0].at, plan.steps[-1].at
+            created_s, modified_s, modstamp_s = self._stamps(first, not_before=last)
+            stage = plan.stage
             record: dict[str, Any] = {
                 "Id": opp_id, "Name": opp.opportunity_name(rng, mess.company_display(company.name, company.suffix)),
                 "AccountId": self._account_id[company.key], "OwnerId": self.sf_user[owner],
-                "StageName": stage, "Amount": opp.amount_for(rng, company.employees),
-                "CloseDate": close.isoformat(), "Probability": float(opp.PROBABILITY[stage]),
-                "ForecastCategoryName": opp.FORECAST_CATEGORY[stage],
+                "StageName": stage, "Amount": plan.amount, "CloseDate": plan.close.isoformat(),
+                "Probability": float(opp.PROBABILITY[stage]), "ForecastCategoryName": opp.FORECAST_CATEGORY[stage],
                 "IsClosed": stage.startswith("Closed"), "IsWon": stage == "Closed Won",
                 **values,
+                "Relay_Stage_Gate_Status__c": None, "Relay_Id__c": None,
+                # set by the org on a stage change: none yet for a deal still in its first stage
+                "LastStageChangeDate": sf_datetime(last) if len(plan.steps) > 1 else None,
                 "CreatedDate": created_s, "LastModifiedDate": modified_s, "SystemModstamp": modstamp_s,
                 "IsDeleted": False,
             }
             self.sf["Opportunity"].append(record)
-            broken = opp.violations(stage, record)
-            if broken:
-                self.truth.stage_violations[("salesforce", "Opportunity", opp_id)] = broken
+            self._add_sf_history(opp_id, plan, self.sf_user[owner])
+            self._deal_truth(("salesforce", "Opportunity", opp_id), plan, record, stage)
             if not stage.startswith("Closed") and rng.random() < 0.3:
-                self._add_sf_task(None, opp_id, owner, created)
+                self._add_sf_task(None, opp_id, owner, first)
+        planner = opp.DealPlanner(rng, self.anchor, "hubspot")
         for index in range(max(14, self.target_leads // 10)):
-            self._add_deal(index, managers, csms)
+            self._add_deal(index, planner, managers, csms)
 
-    def _add_deal(self, index: int, managers: dict[str, str], csms: list[str]) -> None:
+    def _add_sf_history(self, opp_id: str, plan: opp.DealPlan, user_id: str) -> None:
+        """One OpportunityHistory row per stage the opportunity entered, with the fields as of then."""
+        previous: opp.Step | None = None
+        for step in plan.steps:
+            probability = float(opp.PROBABILITY[step.stage])
+            stamp = sf_datetime(step.at)
+            self.sf["OpportunityHistory"].append({
+                "Id": self._sf_id("OpportunityHistory"), "OpportunityId": opp_id, "StageName": step.stage,
+                "Amount": step.amount, "CloseDate": step.close.isoformat(), "Probability": probability,
+                "ExpectedRevenue": None if step.amount is None else round(step.amount * probability / 100, 2),
+                "ForecastCategory": opp.FORECAST_API[opp.FORECAST_CATEGORY[step.stage]],
+                "PrevAmount": None if previous is None else previous.amount,
+                "PrevCloseDate": None if previous is None else previous.close.isoformat(),
+                "CreatedDate": stamp, "CreatedById": user_id, "SystemModstamp": stamp, "IsDeleted": False,
+            })
+            previous = step
+
+    def _add_deal(self, index: int, planner: opp.DealPlanner, managers: dict[str, str], csms: list[Member]) -> None:
         rng = self.rng
         company = self._pick_account_company(with_hs=True)
-        stage = opp.pick_stage(rng, index)
         owner = self._owner_local[company.key]
-        close = opp.close_date(rng, stage, self.anchor)
-        values = opp.criteria_values(rng, stage, self.anchor, close,
-                                     managers[MEMBER_BY_LOCAL[owner].region], rng.choice(csms))
-        if opp.STAGE_REQUIREMENTS[stage] and rng.random() < opp.STAGE_VIOLATION_RATE:
-            opp.break_some(rng, stage, values, crm="hubspot")
+        plan = planner.plan(index, company.employees)
+        csm = rng.choice(csms)
+        values = planner.values(plan, managers[MEMBER_BY_LOCAL[owner].region], self.hs_owner[csm.local],
+                                f"{csm.first} {csm.last}")
         deal_id = self._hs_id("deals")
-        created = days_before(rng, self.now, 20.0, 400.0)
-        created_s, modified_s = self._hs_times(created)
+        first, last = plan.steps[0].at, plan.steps[-1].at
+        modified = max(last, modified_after(rng, first, self.now))
+        pipeline = plan.pipeline or opp.SOP_PIPELINES[0]
+        stage_ids = opp.HUBSPOT_STAGE_IDS[pipeline]
         props: dict[str, str | None] = {
-            "dealname": opp.opportunity_name(rng, mess.company_display(company.name, company.suffix)),
-            "amount": as_hubspot_string(opp.amount_for(rng, company.employees)),
-            "dealstage": opp.HUBSPOT_STAGE[stage], "pipeline": "default",
-            "closedate": hs_iso(ms_of_date(close) + 12 * HOUR),
+            "dealname": opp.opportunity_name(rng, mess.company_display(company.name, company.suffix),
+                                             renewal=pipeline == opp.RENEWALS),
+            "amount": as_hubspot_string(plan.amount),
+            "dealstage": stage_ids[plan.stage], "pipeline": pipeline,
+            "closedate": _hs_close(plan.close),
             "hubspot_owner_id": self.hs_owner[owner],
         }
         props.update(opp.to_hubspot_props(values, as_hubspot_string))
-        self.hs["deals"].append(hubspot_record(deal_id, props, created_s, modified_s))
-        broken = opp.violations(stage, props, crm="hubspot")
-        if broken:
-            self.truth.stage_violations[("hubspot", "deals", deal_id)] = broken
+        record = hubspot_record(deal_id, props, hs_iso(first), hs_iso(modified))
+        user_id = self._hs_user[self.hs_owner[owner]]
+        record["propertiesWithHistory"] = {
+            "dealstage": _hs_history(plan.steps, lambda step: stage_ids[step.stage], user_id),
+            "amount": _hs_history(plan.steps, lambda step: as_hubspot_string(step.amount), user_id),
+            "closedate": _hs_history(plan.steps, lambda step: _hs_close(step.close), user_id),
+        }
+        self.hs["deals"].append(record)
+        self._deal_truth(("hubspot", "deals", deal_id), plan, props, stage_ids[plan.stage])
         self.assocs.append(("deals", deal_id, "companies", self._hs_company_id[company.key], ASSOC_DEAL_COMPANY))
         for contact_id in self._hs_contacts_of.get(company.key, [])[:2]:
             self.assocs.append(("deals", deal_id, "contacts", contact_id, ASSOC_DEAL_CONTACT))
+
+    def _deal_truth(self, key: RecordKey, plan: opp.DealPlan, fields: dict[str, Any], stage_value: str) -> None:
+        """Record what is true of a written deal, read back from its fields and its path."""
+        renewal = plan.pipeline == opp.RENEWALS
+        found = opp.assess(key[0], plan.stage, renewal, fields)
+        days = (self.now - plan.steps[-1].at) // DAY
+        expected = opp.EXPECTED_DAYS.get(plan.stage) if not renewal else None
+        self.truth.deals[key] = DealTruth(
+            pipeline=plan.pipeline, stage=plan.stage, stage_value=stage_value,
+            path=[(step.stage, datetime.fromtimestamp(step.at / 1000, UTC)) for step in plan.steps],
+            gate_misses=found.gate_misses, skipped=list(plan.skipped), reopened=plan.features.reopen,
+            stale=expected is not None and days > expected[1], days_in_stage=days,
+            discount=found.discount, approval=found.approval, approved=found.approved,
+            form_missing=found.form_missing, carry_over_missing=found.carry_over_missing,
+            loss_reason_missing=found.loss_reason_missing, next_step_missing=found.next_step_missing,
+            late_quarter=opp.late_quarter_changes(plan.steps),
+        )
+        broken = opp.violations(found, plan.stage)
+        if broken:
+            self.truth.stage_violations[key] = broken
+
+    # -------------------------------------------------------------------------- dispositions
+    def build_dispositions(self) -> None:
+        """Dispositions (seed 002 "Lead Disposition") on a share of the owned, contacted people.
+
+        Candidates: Salesforce leads owned by a rep, contacted and not converted, Salesforce
+        contacts, and owned HubSpot contacts past the first touch, each edited after it was
+        created. The disposition is that last edit: its date is the record's LastModifiedDate /
+        updatedAt, so no other field (and no person-matching truth) changes. Each CRM gets every
+        value at least once when it has the candidates, "No Response" both more and less than
+        90 days before the anchor, and "Qualified" with a complete and an incomplete SDR -> AE
+        checklist; the rest of the candidates get one with ``DISPOSITION_RATE``.
+        """
+        queue = self.sf_user["lead.queue"]
+        people: list[tuple[RecordKey, dict[str, Any], str]] = []
+        for lead in self.sf["Lead"]:
+            if (lead["OwnerId"] != queue and not lead["IsConverted"] and lead["Status"] != "Open - Not Contacted"
+                    and lead["LastModifiedDate"] != lead["CreatedDate"]):
+                people.append((("salesforce", "Lead", lead["Id"]), lead, lead["Status"]))
+        for contact in self.sf["Contact"]:
+            if contact["LastModifiedDate"] != contact["CreatedDate"]:
+                people.append((("salesforce", "Contact", contact["Id"]), contact, ""))
+        self._dispose(people)
+        people = []
+        for record in self.hs["contacts"]:
+            props = record["properties"]
+            if (props["hubspot_owner_id"] and props["hs_lead_status"] not in (None, "NEW", "OPEN")
+                    and record["updatedAt"] != record["createdAt"]):
+                people.append((("hubspot", "contacts", record["id"]), record, props["hs_lead_status"]))
+        self._dispose(people)
+
+    def _dispose(self, people: list[tuple[RecordKey, dict[str, Any], str]]) -> None:
+        rng = self.rng
+        order = list(range(len(people)))
+        rng.shuffle(order)
+        chosen: dict[int, tuple[str, bool]] = {}
+        recycle = timedelta(days=RECYCLE_DAYS)
+        for value, incomplete, due in _DISPOSITION_SLOTS:
+            for n in order:
+                key, record, _ = people[n]
+                if n in chosen or value not in self._fitting(*people[n]):
+                    continue
+                if due is None or (self.anchor - self._set_at(key, record) > recycle) == due:
+                    chosen[n] = (value, incomplete)
+                    break
+        for n in order:
+            if n in chosen or rng.random() >= DISPOSITION_RATE:
+                continue
+            fitting = self._fitting(*people[n])
+            if fitting:
+                value = rng.choices(fitting, [_DISPOSITION_WEIGHTS[v] for v in fitting])[0]
+                chosen[n] = (value, rng.random() < CHECKLIST_INCOMPLETE_RATE)
+        for n in sorted(chosen):
+            key, record, _ = people[n]
+            self._set_disposition(key, record, *chosen[n])
+
+    def _set_at(self, key: RecordKey, record: dict[str, Any]) -> datetime:
+        return datetime.fromisoformat(record["LastModifiedDate"] if key[0] == "salesforce" else record["updatedAt"])
+
+    def _fitting(self, key: RecordKey, record: dict[str, Any], status: str) -> list[str]:
+        """The dispositions a rep could have set on this record (by object, status and age)."""
+        age = self.anchor - self._set_at(key, record)
+        values = ["Not Ready", "Bad Fit", "Do Not Contact"]
+        if key[1] != "Contact" and status not in _NOT_QUALIFIED_STATUSES:  # a contact is converted already
+            values.insert(0, "Qualified")
+        recycle = timedelta(days=RECYCLE_DAYS)
+        if age > recycle + RECYCLE_MARGIN or age < recycle - RECYCLE_MARGIN:
+            values.append("No Response")
+        return values
+
+    def _set_disposition(self, key: RecordKey, record: dict[str, Any], value: str, incomplete: bool) -> None:
+        rng = self.rng
+        column = 0 if key[0] == "salesforce" else 1
+        fields = record if key[0] == "salesforce" else record["properties"]
+        set_at = self._set_at(key, record)
+        fields[DISPOSITION_FIELD[column]] = value
+        fields[DISPOSITION_DATE_FIELD[column]] = record["LastModifiedDate"] if column == 0 else record["updatedAt"]
+        missing: list[str] = []
+        if value == "Qualified":
+            for name, (sf_field, hs_prop) in CHECKLIST.items():
+                fields[sf_field if column == 0 else hs_prop] = rng.choice(_CHECKLIST_TEXT[name])
+            if incomplete:
+                missing = sorted(rng.sample(list(CHECKLIST), rng.choice((1, 1, 2))), key=list(CHECKLIST).index)
+                for name in missing:
+                    fields[CHECKLIST[name][column]] = None
+        due = value == "No Response" and self.anchor - set_at > timedelta(days=RECYCLE_DAYS)
+        self.truth.dispositions[key] = DispositionTruth(value, set_at, due, missing)
 
     # ------------------------------------------------------------------ account roll-ups
     def fill_account_rollups(self) -> None:
@@ -577,15 +753,38 @@ class SeedBuilder:
         self.assocs.append(("notes", note_id, "contacts", contact_id, ASSOC_NOTE_CONTACT))
 
     # -------------------------------------------------------------------------------- all
-    def build(self) -> SeedData:
+    def build(self, dispositions: bool = True) -> SeedData:
         """Generate everything, in a fixed order (the order is part of determinism)."""
         self.build_companies()
         self.build_contacts()
         self.build_leads()
         self.build_hubspot_only()
         self.build_opportunities()
+        if dispositions:
+            self.build_dispositions()
         self.fill_account_rollups()
         return SeedData(
             seed=self.seed, anchor=self.anchor, salesforce=self.sf, hubspot_owners=self.owners,
             hubspot=self.hs, hubspot_associations=self.assocs, truth=self.truth,
         )
+
+
+def _hs_close(day: date) -> str:
+    """A HubSpot ``closedate`` (a datetime property; the UI stores noon UTC of the chosen day)."""
+    return hs_iso(ms_of_date(day) + 12 * HOUR)
+
+
+def _hs_history(steps: Sequence[opp.Step], value_of: Callable[[opp.Step], str | None], user_id: int) -> list[dict[str, Any]]:
+    """``propertiesWithHistory`` entries of one property, newest first: one per change a user made
+    in the HubSpot UI (the first is the value the deal was created with)."""
+    entries: list[dict[str, Any]] = []
+    previous: str | None = None
+    for n, step in enumerate(steps):
+        value = value_of(step)
+        if n and value == previous:
+            continue
+        entries.append({"value": "" if value is None else value, "timestamp": hs_iso(step.at), "sourceType": "CRM_UI",
+                        "sourceId": f"userId:{user_id}", "updatedByUserId": user_id})
+        previous = value
+    entries.reverse()
+    return entries

@@ -134,6 +134,12 @@ def present(
     )
 
 
+_DISPOSITION_FIELDS = ("Disposition__c", "Disposition_Date__c", "Meeting_Outcome__c", "Handoff_Notes__c",
+                       "Next_Step__c", "Budget__c", "Authority__c", "Need__c", "Timeline__c")
+_DISPOSITION_PROPERTIES = ("disposition", "disposition_date", "meeting_outcome", "handoff_notes", "next_step",
+                           "budget", "authority", "need", "timeline")
+
+
 def _person_custom_fields(record: dict[str, Any], person: Person) -> dict[str, Any]:
     """Add the behavioural custom fields (doubles, checkboxes) and the empty Relay fields."""
     b = person.behaviour
@@ -146,6 +152,9 @@ def _person_custom_fields(record: dict[str, Any], person: Person) -> dict[str, A
     record["Demo_Requested__c"] = b.demo_requested
     record["Relay_Score__c"] = record["Relay_Score_Category__c"] = record["Relay_Routing_Reason__c"] = None
     record["Relay_SLA_Due__c"] = record["Relay_Matched_Account__c"] = record["Relay_Id__c"] = None
+    record["Relay_Nurture_Track__c"] = None
+    for name in _DISPOSITION_FIELDS:  # the rep's disposition and SDR handoff checklist (set later, if ever)
+        record[name] = None
     return record
 
 
@@ -218,6 +227,7 @@ def hubspot_contact(
         "createdate": created, "lastmodifieddate": modified, "hs_lastmodifieddate": modified,
         "hs_object_id": contact_id,
     }
+    props.update(dict.fromkeys(_DISPOSITION_PROPERTIES))
     return {"id": contact_id, "properties": props, "createdAt": created, "updatedAt": modified,
             "archived": False}
 
