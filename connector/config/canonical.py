@@ -12,18 +12,20 @@ from typing import Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel
 
+from connector.core.governance.models import Deal
 from connector.core.models import Account, Owner, Person
 
-Entity = Literal["person", "account", "owner", "task"]
+Entity = Literal["person", "account", "owner", "deal", "task"]
 FieldType = Literal["str", "int", "float", "bool", "date", "datetime"]
 
-_NOT_MAPPED = frozenset({"kind", "ref", "connection"})
+_NOT_MAPPED = frozenset({"kind", "ref", "connection", "criteria", "qualification", "approvals", "owner_email"})
 """Model fields Relay fills itself: which CRM and record a model is, and the person's kind."""
 
-VOLATILE_FIELDS = frozenset({"updated_at"})
-"""Canonical fields that every write changes, Relay's own included (the CRM's last-modified time).
-They are kept out of stored snapshots, so a record Relay wrote reads back unchanged: it is not
-counted as changed and, in an incremental sync, not decided again."""
+VOLATILE_FIELDS = frozenset({"updated_at", "stage_entered_at"})
+"""Canonical fields that Relay's own writes change (the CRM's last-modified time; the time a deal
+entered its stage, which moves when Relay sets an enforced gate's stage back). They are kept out
+of stored snapshots, so a record Relay wrote reads back unchanged: it is not counted as changed
+and, in an incremental sync, not decided again."""
 
 
 def _field_type(annotation: Any) -> FieldType:
@@ -45,6 +47,7 @@ CANONICAL_FIELDS: dict[str, dict[str, FieldType]] = {
     "person": _catalogue(Person),
     "account": _catalogue(Account),
     "owner": _catalogue(Owner),
+    "deal": _catalogue(Deal),
     "task": {
         "subject": "str",
         "description": "str",
@@ -53,10 +56,18 @@ CANONICAL_FIELDS: dict[str, dict[str, FieldType]] = {
         "priority": "str",
         "status": "str",
         "person_id": "str",
+        "related_id": "str",
         "idempotency_key": "str",
     },
 }
-"""Entity -> canonical field -> type. ``task.person_id`` is the related person's CRM id."""
+"""Entity -> canonical field -> type. ``task.person_id`` is the related person's CRM id; ``task.related_id``
+the related record that is not a person (a deal: Salesforce ``WhatId``)."""
+
+
+OPEN_ENTITIES = frozenset({"deal"})
+"""Entities whose mappings may name canonical fields of their own: a deal's exit criteria, checklists,
+handoff form and approval fields are whatever the stage, approval and handoff rules name (``relay config
+validate`` checks each rule's field against the mapping). Their type comes from their transforms."""
 
 
 def field_type(entity: str, name: str) -> FieldType | None:

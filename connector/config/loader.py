@@ -175,6 +175,8 @@ def _load(config_dir: Path, mappings_dir: Path, env: Mapping[str, str]) -> tuple
     enrichment = _load_enrichment(config_dir / "rules" / "enrichment.yaml", env, problems)
     if relay is not None:
         _check_connections(relay, mappings, config_dir / "relay.yaml", mappings_dir, problems)
+        if rules is not None:
+            _check_governed_fields(relay, mappings, rules, config_dir / "rules", mappings_dir, problems)
     problems = _in_file_order(problems, config_dir / "relay.yaml", mappings_dir)
     if problems or relay is None or rules is None:
         return None, problems
@@ -334,6 +336,71 @@ def _load_rules(rules_dir: Path, problems: list[ConfigProblem]) -> core_rules.Ru
             message = str(item["msg"]).removeprefix("Value error, ")
             problems.append(ConfigProblem(file, format_path(tuple(inner)), item.get("input"), message, line, column))
         return None
+
+
+def governed_fields(rules: core_rules.Rules) -> list[tuple[str, tuple[str | int, ...], str]]:
+    """Every canonical deal field the governance rules read or write: (rules file stem, key path, field).
+
+    Exit criteria (a framework's fields where a criterion names one), the approval matrices that
+    gate a stage (what they measure, where the approval is recorded), hygiene's next step, the
+    Closed Won form, its carry-over and CS fields, the Closed Lost reason.
+    """
+    found: list[tuple[str, tuple[str | int, ...], str]] = []
+    stages = rules.stages
+    for key, pipeline in stages.pipelines.items():
+        for i, stage in enumerate(pipeline.stages):
+            for j, criterion in enumerate(stage.exit_criteria):
+                where: tuple[str | int, ...] = ("pipelines", key, "stages", i, "exit_criteria", j)
+                if criterion.field is not None:
+                    found.append(("stages", (*where, "field"), criterion.field))
+                for name in stages.frameworks.get(criterion.framework or "", ()):
+                    found.append(("stages", (*where, "framework"), name))
+    if stages.hygiene.missing_next_step:
+        found.append(("stages", ("hygiene", "missing_next_step"), "next_step"))
+    for key, matrix in rules.approvals.matrices.items():
+        if matrix.required_before is None:
+            continue  # not a deal's matrix (campaign budgets)
+        found.append(("approvals", ("matrices", key, "measure"), matrix.measure))
+        if matrix.approved_by is not None:
+            found.append(("approvals", ("matrices", key, "approved_by"), matrix.approved_by))
+    won = rules.handoffs.closed_won
+    found += [("handoffs", ("closed_won", "form_fields", i), name) for i, name in enumerate(won.form_fields)]
+    found += [("handoffs", ("closed_won", "carry_over", i), name) for i, name in enumerate(won.carry_over)]
+    for attr in ("cs_owner_field", "onboarding_owner_field", "kickoff_date_field"):
+        if getattr(won, attr) is not None:
+            found.append(("handoffs", ("closed_won", attr), getattr(won, attr)))
+    found.append(("handoffs", ("closed_lost", "reason_field"), rules.handoffs.closed_lost.reason_field))
+    return found
+
+
+def _check_governed_fields(relay: RelayFile, mappings: dict[str, MappingFile], rules: core_rules.Rules,
+                           rules_dir: Path, mappings_dir: Path, problems: list[ConfigProblem]) -> None:
+    """Each deal field a governance rule names must be mapped on every deal object a connection syncs."""
+    synced: list[tuple[str, str, MappingFile]] = []
+    for name, connection in relay.connections.items():
+        mapping = mappings.get(connection.mapping_name)
+        if mapping is None:
+            continue
+        synced += [(name, obj, mapping) for obj in connection.objects
+                   if obj in mapping.objects and mapping.objects[obj].entity == "deal"]
+    if not synced:
+        return
+    documents: dict[str, YamlDocument] = {}
+    for stem, where, field_name in governed_fields(rules):
+        missing = [(conn, obj, m) for conn, obj, m in synced
+                   if field_name not in {f.canonical for f in m.objects[obj].fields}]
+        if not missing:
+            continue
+        path = rules_dir / f"{stem}.yaml"
+        if stem not in documents:
+            documents[stem] = read_yaml(path, str(path)) if path.is_file() else YamlDocument(None)
+        line, column = documents[stem].position(where)
+        gaps = "; ".join(f"{mappings_dir / f'{relay.connections[conn].mapping_name}.yaml'} object {obj} "
+                         f"(connection {conn})" for conn, obj, _ in missing)
+        problems.append(ConfigProblem(str(path), format_path(where), field_name,
+                                      f"deal field '{field_name}' is used here but no field maps it in {gaps}: "
+                                      f"add {{canonical: {field_name}, crm: <the CRM field>}} to that object's fields",
+                                      line, column))
 
 
 def _check_connections(

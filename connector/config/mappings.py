@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -19,7 +20,7 @@ from pydantic import (
 )
 
 from connector.config._base import ConfigModel
-from connector.config.canonical import CANONICAL_FIELDS, Entity, field_type
+from connector.config.canonical import CANONICAL_FIELDS, OPEN_ENTITIES, Entity, field_type
 from connector.crms import UnknownCrm, crm_kinds, crm_unit
 
 CrmKind = str
@@ -212,7 +213,7 @@ class HubSpotPropertySpec(ConfigModel):
 class ObjectMapping(ConfigModel):
     """How one CRM object (Lead, contacts...) maps to one canonical entity."""
 
-    entity: Entity = Field(description="Canonical entity: person, account, owner or task.")
+    entity: Entity = Field(description="Canonical entity: person, account, owner, deal or task.")
     id_field: str = Field(description="The CRM's record id field (Salesforce Id, HubSpot id).")
     modified_field: str | None = Field(
         default=None, description="Last-modified field used as the incremental cursor (SystemModstamp, hs_lastmodifieddate)."
@@ -221,6 +222,11 @@ class ObjectMapping(ConfigModel):
     fields: list[FieldMapping] = Field(min_length=1)
     create_properties: list[HubSpotPropertySpec] = Field(
         default_factory=list, description="HubSpot only: properties Relay creates (group relay) before writing."
+    )
+    history: list[str] = Field(
+        default_factory=list,
+        description="Deal objects: canonical fields whose past values Relay reads with the record (the stage "
+        "history: Salesforce OpportunityHistory, HubSpot propertiesWithHistory).",
     )
     person_kind: PersonKind | None = Field(
         default=None,
@@ -268,6 +274,11 @@ class ObjectMapping(ConfigModel):
     def write_fields(self) -> Iterator[FieldMapping]:
         """Fields Relay may write to the CRM, in file order."""
         return (f for f in self.fields if f.writes)
+
+    def history_fields(self) -> dict[str, str]:
+        """CRM field -> canonical name of the fields whose history Relay reads (``history``)."""
+        by_canonical = {f.canonical: f.crm for f in self.read_fields()}
+        return {by_canonical[name]: name for name in self.history if name in by_canonical}
 
     def crm_fields_to_read(self) -> list[str]:
         """Every CRM field a sync must fetch: id, modified, deleted and the read fields."""
@@ -320,7 +331,9 @@ def check_mapping_file(mapping_file: MappingFile) -> list[tuple[tuple[str | int,
         for index, fm in enumerate(mapping.fields):
             where = (*base, "fields", index)
             expected = field_type(mapping.entity, fm.canonical)
-            if expected is None:
+            if expected is None and mapping.entity in OPEN_ENTITIES:
+                problems.extend(_open_field_problems(where, fm))
+            elif expected is None:
                 close = difflib.get_close_matches(fm.canonical, list(known), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 problems.append(((*where, "canonical"), fm.canonical,
@@ -343,7 +356,17 @@ def check_mapping_file(mapping_file: MappingFile) -> list[tuple[tuple[str | int,
                                      f"canonical field {fm.canonical!r} is already read from fields[{first}] "
                                      f"({mapping.fields[first].crm}); read it from one CRM field only"))
         problems.extend(_property_problems(mapping_file.crm, base, mapping))
+        problems.extend(_history_problems(base, mapping, set(canonical_read)))
     return problems
+
+
+def _history_problems(base: tuple[str | int, ...], mapping: ObjectMapping,
+                      read: set[str]) -> list[tuple[tuple[str | int, ...], Any, str]]:
+    if mapping.history and mapping.entity != "deal":
+        return [((*base, "history"), mapping.history,
+                 f"history is read for deal objects only; {mapping.name} maps to {mapping.entity}")]
+    return [((*base, "history", i), name, f"history names {name!r}, which no field of {mapping.name} reads; "
+             "map it under fields first") for i, name in enumerate(mapping.history) if name not in read]
 
 
 def _type_problems(where: tuple[str | int, ...], fm: FieldMapping, expected: str) -> list[tuple[tuple[str | int, ...], Any, str]]:
@@ -365,6 +388,21 @@ def _type_problems(where: tuple[str | int, ...], fm: FieldMapping, expected: str
     if wrong:
         return [((*where, "transform"), wrong[0], f"{fm.canonical} is {what}; remove transform {wrong[0]!r}")]
     return []
+
+
+_CANONICAL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _open_field_problems(where: tuple[str | int, ...], fm: FieldMapping) -> list[tuple[tuple[str | int, ...], Any, str]]:
+    """A field of an entity's own (a deal's criterion): a snake_case name and at most one type transform."""
+    problems: list[tuple[tuple[str | int, ...], Any, str]] = []
+    if not _CANONICAL_NAME.match(fm.canonical):
+        problems.append(((*where, "canonical"), fm.canonical,
+                         f"{fm.canonical!r} is not a canonical field name: use lower_snake_case, as the rules name it"))
+    typed = [t.name for t in fm.transform if t.name in TYPE_TRANSFORMS]
+    if len(typed) > 1:
+        problems.append(((*where, "transform"), typed, f"{fm.canonical} has two type transforms ({', '.join(typed)}); keep one"))
+    return problems
 
 
 _TYPE_WORDS = {

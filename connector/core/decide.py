@@ -2,7 +2,9 @@
 
 ``decide_people`` is pure: records, rules, round-robin state and the current time in;
 decisions and the new round-robin state out. The pipeline stores the decisions (ledger,
-audit, outbox) and persists the returned state in the same transaction.
+audit, outbox) and persists the returned state in the same transaction. What Relay's
+disposition ledger knows of a person (suppressed, held, recycled: :class:`Disposed`) comes in
+with the records, read by the pipeline; the core never reads the store.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from connector.core.accounts import AccountFound, is_generic_mail, manual_research_finding
+from connector.core.governance.dispositions import nurture_track
+from connector.core.governance.rules import DispositionRules
 from connector.core.hygiene import clean_person
 from connector.core.identity import (
     AccountIndex,
@@ -53,6 +57,54 @@ from connector.core.routing import (
 from connector.core.rules import Rules
 from connector.core.scoring import score_person
 from connector.core.sla import sla_for
+
+DisposedState = Literal["suppressed", "recycled", "held"]
+
+
+@dataclass(frozen=True, slots=True)
+class Disposed:
+    """What Relay's disposition ledger says of one person record, for its decision (the pipeline reads it).
+
+    A person's records are decided together: one suppressed record suppresses the person, one
+    recycled record recycles it (unless suppressed), one held record holds it (unless either).
+
+    Attributes:
+        state: ``suppressed`` (Do Not Contact, on this record or another of the person's: never
+            routed, no SLA, no task, no nurture track), ``recycled`` (its recycle date has come:
+            routed again now, whatever owner it has, never to ``excluded``; the record's disposition
+            and its date are cleared: the person comes back as a fresh lead) or ``held`` (returned
+            to nurture, disqualified, converted or waiting to be recycled: it keeps the owner it has
+            and gets no new one).
+        note: How the routing reason cites the disposition (``No Response set 2026-01-02 by ...``).
+        excluded: Owner emails a recycled person is never routed to (who returned it).
+        status: A lead status to write with this decision (the disposition is acted on now).
+        nurture: Returned to marketing nurture: the nurture track is written whatever the score.
+        dated: The date to write on a disposition the record gives none for (when Relay first saw
+            it), so that every store reads the same disposition from the CRM.
+    """
+
+    state: DisposedState
+    note: str
+    excluded: frozenset[str] = frozenset()
+    status: str | None = None
+    nurture: bool = False
+    dated: datetime | None = None
+
+
+def nurture_track_name(score: int, rules: DispositionRules, *, returned: bool = False) -> str | None:
+    """The nurture track written for a score (None: no track covers it, sales works it).
+
+    ``returned``: the person was returned to nurture by a disposition; a score above every track
+    gets the highest track (marketing nurtures them whatever the score).
+    """
+    found = nurture_track(score, rules)
+    if found is None and returned and rules.tracks:
+        found = max(rules.tracks, key=lambda t: t.max)
+    return found.name if found is not None else None
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= REASON_MAX else text[: REASON_MAX - 3] + "..."
 
 
 @dataclass(slots=True)
@@ -208,8 +260,25 @@ def _task(item: _Prepared, routing: RoutingDecision, sla: SlaDecision) -> TaskDe
     }, _TASK_FIELDS)
 
 
+def _recycled_routing(routing: RoutingDecision, recycled: Disposed, rules: Rules,
+                      active: Mapping[str, bool]) -> RoutingDecision:
+    """A recycled person's routing, its reason citing the disposition.
+
+    Routed to nobody by the rules (a score for marketing nurture), it goes to the aging nurture
+    owner (``sla.yaml`` ``aging.nurture_owner``, a queue) when there is one: never back to
+    whoever returned it. Its reason is then the rules' own (the one any later decision gives a
+    lead in that queue, so a new store writes nothing); the ``recycled`` audit entry tells the rest.
+    """
+    nurture = rules.sla.aging.nurture_owner
+    if routing.owner_email is None and routing.fallback != "none" and nurture is not None \
+            and nurture not in recycled.excluded and _owner_active(nurture, rules, active):
+        return routing_decision(nurture, routing.tier, "recycled_to_nurture", routing.reason, region=routing.region)
+    return routing.model_copy(update={"reason": _cut(f"Recycled ({recycled.note}): {routing.reason}")})
+
+
 def _field_updates(
-    item: _Prepared, identity_id: str, routing: RoutingDecision | None, sla: SlaDecision | None
+    item: _Prepared, identity_id: str, routing: RoutingDecision | None, sla: SlaDecision | None,
+    rules: Rules, own: Disposed | None = None, suppressed: bool = False,
 ) -> dict[str, Any]:
     person = item.person
     # Hygiene's changes differ from the record by construction; Relay's own fields are
@@ -233,6 +302,22 @@ def _field_updates(
     if account is not None and account.ref.connection == person.ref.connection \
             and person.relay_matched_account != account.ref.crm_id:
         updates["relay_matched_account"] = account.ref.crm_id
+    # What marketing receives: the track of the score below the sales bands (none when suppressed).
+    track = None if suppressed else nurture_track_name(score.total, rules.dispositions,
+                                                        returned=own is not None and own.nurture)
+    nurture_field = rules.dispositions.nurture_field  # relay_nurture_track as shipped
+    if getattr(person, nurture_field, None) != track:
+        updates[nurture_field] = track
+    if own is not None and own.status is not None and person.status != own.status:
+        updates["status"] = own.status  # the disposition's lead status, written once when it is acted on
+    recycled = own is not None and own.state == "recycled" and routing is not None \
+        and not (routing.owner_email is None and routing.fallback == "none")  # nobody available: tried again
+    if recycled:  # back as a fresh lead: its next disposition is a new one
+        for name in (rules.dispositions.field, "disposition_at"):
+            if getattr(person, name, None) is not None:
+                updates[name] = None
+    elif own is not None and own.state != "recycled" and own.dated is not None and person.disposition_at is None:
+        updates["disposition_at"] = own.dated
     return updates
 
 
@@ -255,15 +340,36 @@ def _decide_cluster(
     now: datetime,
     existing_assignments: Mapping[RecordRef, ExistingAssignment],
     version: str,
+    dispositions: Mapping[RecordRef, Disposed],
 ) -> tuple[dict[RecordRef, LeadDecision], RoutingState]:
     members = [items[r] for r in cluster.members]
     existing = next((existing_assignments[r] for r in cluster.members
                      if r in existing_assignments), None) if existing_assignments else None
-    routable = [m for m in members if not m.person.is_converted and not m.keeps_crm_owner]
+    disposed = [dispositions[r] for r in cluster.members if r in dispositions] if dispositions else []
+    suppressed = next((d for d in disposed if d.state == "suppressed"), None)
+    recycled = next((d for d in disposed if d.state == "recycled"), None) if suppressed is None else None
+    held = next((d for d in disposed if d.state == "held"), None) if suppressed is None and recycled is None \
+        else None
+    if suppressed is not None or recycled is not None:
+        existing = None  # a suppressed person keeps no Relay owner; a recycled one is routed afresh
+
+    def keeps(member: _Prepared) -> bool:  # a recycled person is routed again whoever owns it in the CRM
+        return member.keeps_crm_owner and recycled is None
+
+    routable = [m for m in members if not m.person.is_converted and not keeps(m)]
     shared: RoutingDecision | None = None
     sla: SlaDecision | None = None
     primary: _Prepared | None = None
-    if routable or existing is not None:
+    if suppressed is not None:
+        shared = routing_decision(
+            None, "Suppressed", "disposition_suppressed",
+            _cut(f"Suppressed: {suppressed.note}; never routed, enriched or sent outreach again"))
+    elif held is not None and existing is None:
+        best = max((m.score.total for m in members), default=0)
+        shared = routing_decision(
+            None, rules.sla.tier_for_score(best).name, "disposition_held",
+            _cut(f"Held: {held.note}; keeps the owner it has, no new one"))
+    elif routable or existing is not None:
         # One routing decision per person: the best-scoring record speaks for the cluster.
         candidates = routable or members
         primary = candidates[0] if len(candidates) == 1 else \
@@ -276,7 +382,12 @@ def _decide_cluster(
             matched_account=_matched_owner(primary.found, owners), existing=existing,
             shared_by=len(candidates),
         )
+        if recycled is not None:  # never back to whoever returned it
+            excluded = set().union(*(d.excluded for d in disposed if d.state == "recycled"))
+            active = {**active, **{email: False for email in excluded}}
         shared, state = route(lead, rules.routing, rules.sla, state, active)
+        if recycled is not None:
+            shared = _recycled_routing(shared, recycled, rules, active)
         if shared.owner_email is not None and not shared.kept_existing:
             chain = rules.routing.escalation_chain(shared.owner_email)
             sla = sla_for(shared.tier, now, rules.sla, chain)
@@ -284,7 +395,9 @@ def _decide_cluster(
     decisions: dict[RecordRef, LeadDecision] = {}
     for item in members:
         routing: RoutingDecision | None
-        if item.keeps_crm_owner:
+        if suppressed is not None:
+            routing = shared
+        elif keeps(item):
             # The CRM owner of a contact wins, even over the owner of the same person elsewhere.
             routing = _crm_owner_decision(item, owners, rules.sla.tier_for_score(item.score.total).name)
         elif existing is not None:
@@ -322,7 +435,9 @@ def _decide_cluster(
             "routing": routing,
             "sla": member_sla,
             "task": task,
-            "field_updates": _field_updates(item, cluster.identity_id, routing, member_sla),
+            "field_updates": _field_updates(item, cluster.identity_id, routing, member_sla, rules,
+                                            dispositions.get(item.person.ref) if dispositions else None,
+                                            suppressed is not None),
             "findings": findings,
             "quarantine_reason": None,
             "rules_version": version,
@@ -340,6 +455,7 @@ def decide_people(
     now: datetime,
     existing_assignments: Mapping[RecordRef, ExistingAssignment] | None = None,
     identities: Mapping[RecordRef, str] | None = None,
+    dispositions: Mapping[RecordRef, Disposed] | None = None,
 ) -> tuple[list[LeadDecision], RoutingState]:
     """Decide score, owner and SLA for a batch of people.
 
@@ -366,6 +482,11 @@ def decide_people(
         identities: The identity graph's id of each record (the store's relay ids): records
             sharing one are one person even with different emails (a link the matcher made
             across CRMs or objects). Without it, records are one person by email alone.
+        dispositions: What Relay's disposition ledger says of records (see :class:`Disposed`):
+            a suppressed person is never routed and gets no SLA, task or nurture track; a
+            recycled one is routed afresh (its assignment ignored, its CRM owner too), never to
+            the owners it excludes; a held one keeps the owner it has and gets no new one. A
+            disposition's ``status`` is written with the decision.
 
     Returns:
         One ``LeadDecision`` per distinct record ref, in input order, and the new
@@ -402,7 +523,7 @@ def decide_people(
     for cluster in cluster_linked((ref, item.key, links.get(ref)) for ref, item in prepared.items()):
         try:
             decided, state = _decide_cluster(cluster, prepared, owner_index, active, rules,
-                                             state, now, existing, version)
+                                             state, now, existing, version, dispositions or {})
         except Exception as exc:  # keep going: quarantine this person's records only
             decided = {
                 r: _quarantined(r, f"could not route: {type(exc).__name__}: {exc}",

@@ -104,6 +104,9 @@ class Person(_Frozen):
     pricing_page_visits: int | None = None
     webinar_attended: bool | None = None
     demo_requested: bool | None = None
+    # the rep's disposition (config/rules/dispositions.yaml) and when it was set
+    disposition: str | None = None
+    disposition_at: AwareDatetime | None = None
     # Relay write-back fields
     relay_score: int | None = None
     relay_score_category: str | None = None
@@ -111,6 +114,8 @@ class Person(_Frozen):
     relay_sla_due: AwareDatetime | None = None
     relay_matched_account: str | None = None
     relay_id: str | None = None
+    relay_nurture_track: str | None = None
+    """The marketing nurture track of the person's score (dispositions.yaml ``tracks``): what marketing sends."""
 
 
 class Account(_Frozen):

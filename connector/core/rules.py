@@ -1131,7 +1131,7 @@ class Rules(_Schema):
 
 
 def _rules_version_of(rules: Rules) -> str:
-    return rules_version(rules.scoring, rules.routing, rules.sla, rules.matching)
+    return rules_version(rules.scoring, rules.routing, rules.sla, rules.matching, rules.dispositions)
 
 
 _versions = DerivedCache(_rules_version_of)

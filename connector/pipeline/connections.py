@@ -82,6 +82,11 @@ class ResolvedConnection:
         """Synced objects that hold people."""
         return tuple(m for m in self.synced if m.entity == "person")
 
+    @property
+    def deal_objects(self) -> tuple[ObjectMapping, ...]:
+        """Synced objects that hold deals (read after people: governed, not routed)."""
+        return tuple(m for m in self.synced if m.entity == "deal")
+
     def mapping(self, object_name: str) -> ObjectMapping | None:
         """The mapping of ``object_name`` (synced or not), None when the file does not map it."""
         return self.mappings.objects.get(object_name)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.adapters.base import CrmAdapter
 from connector.config.loader import RelayConfig
+from connector.core.governance.models import FieldChange, StageChange
 from connector.core.identity import AccountIndex
 from connector.core.models import Owner, RecordRef
 from connector.enrich.waterfall import Enrichment
@@ -59,6 +60,8 @@ class RunContext:
     enricher: PageEnricher | None = None
     """The run's enrichment providers (None: enrichment off, or a dry run)."""
     enrichments: dict[RecordRef, Enrichment] = field(default_factory=dict)
+    histories: dict[str, list[StageChange | FieldChange]] = field(default_factory=dict)
+    """The current deal page's stage history by CRM id, read before its transaction."""
     """What enrichment did for the people of the page being decided."""
 
     @property
@@ -125,6 +128,7 @@ class PagePlan:
     propagated: int = 0
     routed: Counter[str] = field(default_factory=Counter)
     findings: Counter[str] = field(default_factory=Counter)
+    governance: Counter[str] = field(default_factory=Counter)
     examples: list[DecisionExample] = field(default_factory=list)
     quality: QualityTally | None = None
     """The data quality of the records this page read and decided (``connector.pipeline.quality``)."""
@@ -157,6 +161,7 @@ class PagePlan:
         summary.propagated += self.propagated
         summary.routed.update(self.routed)
         summary.findings.update(self.findings)
+        summary.governance.update(self.governance)
         summary.examples.extend(self.examples[: max(0, EXAMPLES - len(summary.examples))])
         if self.quality is not None:  # the run's figures: every committed page's, added up
             if summary.quality is None:

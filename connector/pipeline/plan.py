@@ -44,7 +44,8 @@ def planned_writes(repos: Repositories, connection: str, mappings: MappingFile,
     messages = repos.outbox.pending(connection, limit=ALL_PENDING)
     if not messages:
         return []
-    snapshots = {(s.object, s.crm_id): s for s in repos.records.live_of_kind(connection, "person")}
+    snapshots = {(s.object, s.crm_id): s for kind in ("person", "deal")
+                 for s in repos.records.live_of_kind(connection, kind)}
     return describe_writes(messages, snapshots, mappings, owners)
 
 
@@ -131,8 +132,8 @@ def _task(message: OutboxMessage, payload: OutboxPayload, known: _Known) -> Plan
         return payload.fields.get(name) if name is not None else None
 
     linked: tuple[str, str] | None = None
-    person_id = value("person_id")
-    if person_id:  # Salesforce: the task names its person (WhoId); find which object it is
+    person_id = value("person_id") or value("related_id")
+    if person_id:  # Salesforce: the task names its person (WhoId) or deal (WhatId); find which object it is
         linked = known.by_id.get(str(person_id), ("", str(person_id)))
     elif payload.associations:  # HubSpot: the task is associated with its contact
         linked = payload.associations[0]
@@ -162,7 +163,7 @@ def _label(snapshot: RecordSnapshot | None) -> str | None:
     email = str(values.get("email") or "").strip()
     if name and email:
         return f"{name} <{email}>"
-    return name or email or None
+    return name or email or (str(values["name"]).strip() if values.get("name") else None)  # a deal: its name
 
 
 def same_value(old: Any, new: Any) -> bool:

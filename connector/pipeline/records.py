@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from connector.config.canonical import VOLATILE_FIELDS
 from connector.config.mappings import ObjectMapping
+from connector.core.governance.models import Deal
 from connector.core.models import Account, Owner, Person, RecordRef
 from connector.mapping.engine import MappingProblem, RecordMeta, record_meta, to_canonical
 
@@ -30,7 +31,7 @@ class MappedRecord:
     meta: RecordMeta
     canonical: dict[str, Any]
     problems: list[MappingProblem] = field(default_factory=list)
-    model: Person | Account | Owner | None = None
+    model: Person | Account | Owner | Deal | None = None
     error: str | None = None
 
 
@@ -77,6 +78,8 @@ def map_record(connection: str, mapping: ObjectMapping, crm_record: dict[str, An
             mapped.model = Person(kind=_person_kind(mapping), ref=ref, **canonical)
         elif mapping.entity == "account":
             mapped.model = Account(ref=ref, **canonical)
+        elif mapping.entity == "deal":
+            mapped.model = deal_model(ref, canonical)
         elif mapping.entity == "owner":
             values = {k: v for k, v in canonical.items() if k != "id"}
             mapped.model = Owner(id=meta.record_id, connection=connection, **values)
@@ -85,6 +88,20 @@ def map_record(connection: str, mapping: ObjectMapping, crm_record: dict[str, An
     except ValidationError as exc:
         mapped.error = f"{mapping.name} {meta.record_id}: {_validation_reason(exc)}"
     return mapped
+
+
+_DEAL_FIELDS = frozenset(Deal.model_fields) - {"ref", "criteria", "qualification", "approvals", "owner_email"}
+
+
+def deal_model(ref: RecordRef, canonical: Mapping[str, Any], owner_email: str | None = None) -> Deal:
+    """A deal from its canonical values: the deal's own fields, every other one a criterion.
+
+    Raises:
+        ValidationError: a value does not fit (the record is quarantined with the reason).
+    """
+    own = {k: v for k, v in canonical.items() if k in _DEAL_FIELDS}
+    criteria = {k: v for k, v in canonical.items() if k not in _DEAL_FIELDS}
+    return Deal(ref=ref, owner_email=owner_email, criteria=criteria, **own)
 
 
 def _person_kind(mapping: ObjectMapping) -> Literal["lead", "contact"]:

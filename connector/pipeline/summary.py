@@ -165,6 +165,8 @@ class SyncSummary:
     tasks_created: int = 0
     quarantined: int = 0
     findings: Counter[str] = field(default_factory=Counter)
+    governance: Counter[str] = field(default_factory=Counter)
+    """Deal governance this run: findings by code (gate_flagged...), approvals, resets and handoffs."""
     write_failures: list[WriteFailure] = field(default_factory=list)
     api_calls: dict[str, int] = field(default_factory=dict)
     planned: list[PlannedWrite] = field(default_factory=list)
@@ -217,6 +219,7 @@ class SyncSummary:
             "tasks_created": self.tasks_created,
             "quarantined": self.quarantined,
             "findings": dict(self.findings),
+            "governance": dict(self.governance),
             "write_failures": [str(f) for f in self.write_failures],
             "api_calls": dict(self.api_calls),
             "planned_writes": len(self.planned),

@@ -45,6 +45,8 @@ from connector.crms.factory import run_deadline
 from connector.pipeline.alerts import send_alerts_now
 from connector.pipeline.connections import open_adapter, resolve_connection
 from connector.pipeline.context import PagePlan, RunContext, utc_now
+from connector.pipeline.deals import deals_page, read_histories
+from connector.pipeline.dispositions import run_disposition_pass
 from connector.pipeline.enrichment import PageEnricher
 from connector.pipeline.heartbeat import Heartbeat, SyncTakenOver, holder_is_gone, this_process
 from connector.pipeline.pages import accounts_page, apply_deletions, people_page
@@ -215,7 +217,7 @@ def _run_steps(ctx: RunContext, full: bool) -> None:
     _before_reading(ctx, full)
     if full:
         ctx.adapter.forget_owners()  # a full sync re-evaluates everything: against today's users
-    objects = [*conn.account_objects, *conn.person_objects]
+    objects = [*conn.account_objects, *conn.person_objects, *conn.deal_objects]
     # The first page of every object (and the owners) may come in one call (Salesforce Composite).
     ctx.adapter.prepare_reads([(m.name, m.crm_fields_to_read(), _stored_cursor(ctx, m.name, full)) for m in objects],
                               page_size=page_size)
@@ -230,6 +232,11 @@ def _run_steps(ctx: RunContext, full: bool) -> None:
     for mapping in people:
         ctx.check_not_taken_over()
         _propagate_owners(ctx, mapping, page_size)
+    ctx.check_not_taken_over()
+    run_disposition_pass(ctx)  # recycles due, suppression, overdue dispositions, conversions
+    for mapping in conn.deal_objects:  # after people: a deal's owner, approver and CSM are the team's
+        ctx.check_not_taken_over()
+        _sync_object(ctx, mapping, full, page_size, deals_page)
     ctx.check_not_taken_over()
     if ctx.writer is not None:
         ctx.writer.drain(final=True)
@@ -284,7 +291,8 @@ def _run_changed(ctx: RunContext, changed: Mapping[str, Sequence[str]],
     _load_owners(ctx)
     named = any(author for authors in changed_by.values() for users in authors.values() for author in users)
     own = ctx.adapter.integration_user_id() if named else None
-    steps = [(m, accounts_page) for m in conn.account_objects] + [(m, people_page) for m in conn.person_objects]
+    steps = ([(m, accounts_page) for m in conn.account_objects] + [(m, people_page) for m in conn.person_objects]
+             + [(m, deals_page) for m in conn.deal_objects])
     for mapping, handle in steps:
         ids = list(dict.fromkeys(changed.get(mapping.name, ())))
         if own is not None:  # every change Relay's own user made: its own writes coming back, nothing to read
@@ -313,6 +321,7 @@ def _commit_page(ctx: RunContext, mapping: ObjectMapping, page: Page, handle: Pa
     # Enriched before the page's transaction: no provider call holds the page's locks.
     ctx.enrichments = (ctx.enricher.enrich_page(mapped, ctx.now()) if ctx.enricher is not None
                        and mapping.entity == "person" else {})
+    ctx.histories = read_histories(ctx, mapping, mapped) if mapping.entity == "deal" else {}
     with ctx.transaction() as session:
         serialize_decisions(session, ctx.connection)  # runs side by side decide one page at a time
         repos = Repositories(session)
@@ -382,7 +391,7 @@ def _ensure_fields(ctx: RunContext) -> None:
     conn = ctx.resolved
     synced = {m.name for m in conn.synced}
     for mapping in conn.mappings.objects.values():
-        written = (mapping.entity in ("person", "account") and mapping.name in synced) or mapping.entity == "task"
+        written = (mapping.entity in ("person", "account", "deal") and mapping.name in synced) or mapping.entity == "task"
         if not written:
             continue
         specs = [FieldSpec.of(spec.model_dump(by_alias=True)) for spec in mapping.create_properties]
@@ -401,7 +410,7 @@ def mapped_field_problems(config: RelayConfig, connection: str, adapter: CrmAdap
     conn = resolve_connection(config, connection)
     problems = []
     for mapping in conn.synced:
-        if mapping.entity not in ("person", "account"):  # owners come from the CRM's user list, not its objects
+        if mapping.entity not in ("person", "account", "deal"):  # owners come from the CRM's user list, not its objects
             continue
         created = {spec.name for spec in mapping.create_properties}  # Relay creates these on its first sync
         missing = adapter.check_fields(mapping.name, [f for f in mapping.crm_fields_to_read() if f not in created])

@@ -22,7 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from connector.config.mappings import ObjectMapping
-from connector.core.models import LeadDecision, Person, TaskDecision
+from connector.core.governance.models import TaskSpec
+from connector.core.models import LeadDecision, Person, RecordRef, TaskDecision
 from connector.mapping.engine import (
     MappingError,
     as_read_back,
@@ -35,7 +36,7 @@ from connector.pipeline.writer import OutboxPayload
 TASK_STATUS = "Not Started"
 DECISION_FIELDS = (
     "owner_id", "relay_score", "relay_score_category", "relay_routing_reason", "relay_sla_due",
-    "relay_matched_account", "relay_id",
+    "relay_matched_account", "relay_id", "relay_nurture_track",
 )
 """Canonical person fields that carry a decision: written together or not at all."""
 RELAY_FIELDS = frozenset(DECISION_FIELDS) - {"owner_id"}
@@ -149,12 +150,19 @@ def task_message(
         "status": TASK_STATUS,
         "idempotency_key": key,
     }
+    return _task_upsert(task_mapping, canonical, "person_id", ref, key, after)
+
+
+def _task_upsert(task_mapping: ObjectMapping, canonical: dict[str, Any], link: str, ref: RecordRef, key: str,
+                 after: str | None) -> PlannedMessage:
+    """The upsert of a task by its idempotency key, linked to ``ref`` through the task field ``link`` when the
+    mapping writes it (Salesforce ``WhoId``/``WhatId``), else by an association (HubSpot)."""
     writable = {fm.canonical for fm in task_mapping.write_fields()}
-    if "person_id" in writable:
-        canonical["person_id"] = ref.crm_id
+    if link in writable:
+        canonical = {**canonical, link: ref.crm_id}
     fields = to_crm(task_mapping, {k: v for k, v in canonical.items() if k in writable})
     key_field = next(fm.crm for fm in task_mapping.write_fields() if fm.canonical == "idempotency_key")
-    associations = () if "person_id" in writable else ((ref.object, ref.crm_id),)
+    associations = () if link in writable else ((ref.object, ref.crm_id),)
     payload = OutboxPayload(fields=fields, external_id_field=key_field, associations=associations, purpose="task",
                             after=after)
     return PlannedMessage(task_mapping.name, "upsert", None, payload, key)
@@ -167,3 +175,41 @@ def desired_values(decision: LeadDecision, relay_id: str, owner_crm_id: str | No
     if owner_crm_id is not None:
         desired["owner_id"] = owner_crm_id
     return desired
+
+
+def deal_update(mapping: ObjectMapping, ref: RecordRef, current: Mapping[str, Any], desired: Mapping[str, Any],
+                source_version: datetime | None) -> PlannedMessage | None:
+    """The update that writes Relay's decision about a deal (gate status, a stage set back, the CS owner).
+
+    Only canonical fields the mapping writes and whose value differs from ``current`` are sent
+    (None when nothing differs). The key covers the record, the values and the version read.
+    """
+    crm_names = written_fields(mapping)
+    wanted = {k: v for k, v in desired.items() if k in crm_names}
+    changes = changed_fields(mapping, current, wanted) if wanted else {}
+    if not changes:
+        return None
+    fields = to_crm(mapping, changes)
+    read_back = as_read_back(mapping, changes)
+    canonical = {crm_names[k]: [k, _json_ready(v)] for k, v in read_back.items()}
+    key = "upd:" + _digest(ref.connection, ref.object, ref.crm_id, fields, source_version)
+    return PlannedMessage(mapping.name, "update", ref.crm_id, OutboxPayload(fields=fields, purpose="update",
+                                                                            canonical=canonical), key)
+
+
+def record_task_message(task_mapping: ObjectMapping | None, ref: RecordRef, task: TaskSpec, owner_crm_id: str,
+                        key: str, after: str | None = None) -> PlannedMessage:
+    """A task about a record that is not a person (a deal): Salesforce ``WhatId``, HubSpot an association.
+
+    ``key`` is the task's idempotency key (stable for the finding or handoff it is created for).
+
+    Raises:
+        MappingError: the mapping has no task object.
+    """
+    if task_mapping is None:
+        raise MappingError(f"the {ref.connection} mapping has no object with entity: task, so Relay cannot create tasks")
+    canonical: dict[str, Any] = {
+        "subject": task.subject[:255], "description": task.description, "due_at": task.due_at,
+        "owner_id": owner_crm_id, "priority": task.priority, "status": TASK_STATUS, "idempotency_key": key,
+    }
+    return _task_upsert(task_mapping, canonical, "related_id", ref, key, after)

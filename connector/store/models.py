@@ -703,3 +703,189 @@ class MatchReviewRow(Base):
     task_id: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
     """The steward's task in that connection's CRM (its decision is read back from it)."""
 
+
+
+class FindingStatus(StrEnum):
+    """A governance finding: ``open`` while the deal still shows it, ``resolved`` once it does not."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class GovernanceFindingRow(Base):
+    """One governance finding about a deal (a gate not met, a hygiene problem, a handoff blocked).
+
+    ``key`` is the core's stable finding key: the finding's task is created once, when the row is
+    made (or reopened: ``occurrence`` counts the times, so a reopened finding gets a new task).
+    """
+
+    __tablename__ = "governance_findings"
+    __table_args__ = (
+        CheckConstraint(_in("status", FindingStatus), name="status"),
+        UniqueConstraint("connection", "key", name="uq_governance_findings_key"),
+        Index("ix_governance_findings_record", "connection", "object", "crm_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN))
+    crm_id: Mapped[str] = mapped_column(String(CRM_ID_LEN))
+    key: Mapped[str] = mapped_column(String(400))
+    code: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    occurrence: Mapped[int] = mapped_column(Integer)
+    task_key: Mapped[str | None] = mapped_column(String(200))
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+
+
+class ApprovalStatus(StrEnum):
+    """An approval: ``requested`` (a task for the approver) until it is ``approved``."""
+
+    REQUESTED = "requested"
+    APPROVED = "approved"
+
+
+class ApprovalRow(Base):
+    """An approval a deal needs for one measured value (a discount of 25 %): requested, then recorded."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        CheckConstraint(_in("status", ApprovalStatus), name="status"),
+        UniqueConstraint("connection", "object", "crm_id", "matrix", "value", name="uq_approvals_value"),
+        Index("ix_approvals_record", "connection", "object", "crm_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN))
+    crm_id: Mapped[str] = mapped_column(String(CRM_ID_LEN))
+    matrix: Mapped[str] = mapped_column(String(60))
+    value: Mapped[float] = mapped_column(Float)
+    approver_title: Mapped[str | None] = mapped_column(String(60))
+    approver_email: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    task_key: Mapped[str | None] = mapped_column(String(200))
+    requested_at: Mapped[datetime | None]
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    approved_at: Mapped[datetime | None]
+
+
+class HandoffRow(Base):
+    """One handoff of a record to the next team (Closed Won -> Customer Success, Closed Lost), once.
+
+    ``occurred_at``: when the transition happened in the CRM (the move to Closed Won);
+    ``recorded_at``: when Relay handed it over (the form complete); ``due_at``: the kickoff's due
+    time; ``done_at``: when the kickoff happened (the kickoff date CS records), for the metrics.
+    """
+
+    __tablename__ = "handoffs"
+    __table_args__ = (
+        UniqueConstraint("connection", "object", "crm_id", "kind", name="uq_handoffs_record"),
+        Index("ix_handoffs_kind", "kind", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN))
+    crm_id: Mapped[str] = mapped_column(String(CRM_ID_LEN))
+    kind: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    owner_email: Mapped[str | None] = mapped_column(String(200))
+    receiver_email: Mapped[str | None] = mapped_column(String(200))
+    due_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    detail: Mapped[dict[str, Any]]
+
+
+class DispositionStatus(StrEnum):
+    """Where Relay stands with one disposition a rep set on one person record.
+
+    ``done``: acted on (status written, held, suppressed); ``waiting``: recycled at its
+    ``recycle_at``; ``recycled``: routed again; ``pending``: a conversion to ask the CRM for
+    (retried until the CRM answers); ``converted``; ``failed``: the CRM refused the conversion, or
+    the value is not in dispositions.yaml; ``superseded``: a later disposition on the record
+    replaced it before it was recycled or converted.
+    """
+
+    DONE = "done"
+    WAITING = "waiting"
+    RECYCLED = "recycled"
+    PENDING = "pending"
+    CONVERTED = "converted"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+class DispositionRow(Base):
+    """One disposition value seen on one person record: acted on once, whatever reads it again.
+
+    ``stamp`` is the disposition's date as the record gives it (ISO-8601, empty when it gives none):
+    the same value set again with a new date is a new disposition. ``decided_at`` is that date, else
+    when Relay first saw the value. ``owner_email``: who owned the record then (who returned it).
+    ``suppressed``: the person (every record of its ``relay_id``) is never routed, enriched or sent
+    outreach again.
+    """
+
+    __tablename__ = "dispositions"
+    __table_args__ = (
+        CheckConstraint(_in("status", DispositionStatus), name="status"),
+        UniqueConstraint("connection", "object", "crm_id", "value", "stamp", name="uq_dispositions_value"),
+        Index("ix_dispositions_due", "connection", "status", "recycle_at"),
+        Index("ix_dispositions_relay_id", "relay_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN))
+    crm_id: Mapped[str] = mapped_column(String(CRM_ID_LEN))
+    relay_id: Mapped[str | None] = mapped_column(String(RELAY_ID_LEN))
+    value: Mapped[str] = mapped_column(String(255))
+    stamp: Mapped[str] = mapped_column(String(40))
+    seen_at: Mapped[datetime]
+    decided_at: Mapped[datetime]
+    owner_email: Mapped[str | None] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    recycle_at: Mapped[datetime | None]
+    excluded_owner_email: Mapped[str | None] = mapped_column(String(320))
+    suppressed: Mapped[bool] = mapped_column(Boolean)
+    new_owner_email: Mapped[str | None] = mapped_column(String(320))
+    """The owner a recycled person was routed to."""
+    acted_at: Mapped[datetime | None]
+    """When it was recycled, converted or failed."""
+    opportunity_id: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
+    contact_id: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
+    account_id: Mapped[str | None] = mapped_column(String(CRM_ID_LEN))
+    attempts: Mapped[int] = mapped_column(Integer)
+    """Conversions asked of the CRM (each recorded before the CRM is asked)."""
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class DispositionFindingRow(Base):
+    """A disposition missing ``due_hours`` after a lead's first touch: found, and its owner's task made, once.
+
+    ``key`` is the core's finding key (record and first touch).
+    """
+
+    __tablename__ = "disposition_findings"
+    __table_args__ = (
+        UniqueConstraint("connection", "key", name="uq_disposition_findings_key"),
+        Index("ix_disposition_findings_record", "connection", "object", "crm_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN))
+    object: Mapped[str] = mapped_column(String(OBJECT_LEN))
+    crm_id: Mapped[str] = mapped_column(String(CRM_ID_LEN))
+    relay_id: Mapped[str | None] = mapped_column(String(RELAY_ID_LEN))
+    key: Mapped[str] = mapped_column(String(400))
+    first_touch_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    owner_email: Mapped[str | None] = mapped_column(String(320))
+    task_key: Mapped[str | None] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]

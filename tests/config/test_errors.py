@@ -99,7 +99,7 @@ def test_connection_object_without_a_mapping(shipped: ConfigCopy, problems_of: P
     shipped.edit("mappings/salesforce.yaml", "  User:\n", "  UserX:\n")
     assert problems_of() == [
         "config/relay.yaml:18: connections.salesforce.objects[3]: 'User' has no mapping in "
-        "mappings/salesforce.yaml (mapped: Lead, Contact, Account, UserX, Task)"
+        "mappings/salesforce.yaml (mapped: Lead, Contact, Account, UserX, Opportunity, Task)"
     ]
 
 
@@ -174,8 +174,11 @@ def test_create_properties_only_for_hubspot(shipped: ConfigCopy, problems_of: Pr
     shipped.edit("mappings/salesforce.yaml", "      - {canonical: idempotency_key, crm: Relay_Idempotency_Key__c, direction: write}\n",
                  "      - {canonical: idempotency_key, crm: Relay_Idempotency_Key__c, direction: write}\n"
                  "    create_properties:\n      - {name: relay_x, label: X, type: string, fieldType: number}\n")
+    line = next(n for n, text in enumerate(shipped.path("mappings/salesforce.yaml").read_text().splitlines(), 1)
+                if "relay_x" in text)
     assert sorted(problems_of()) == [
-        "mappings/salesforce.yaml:134: objects.Task.create_properties[0]: fieldType 'number' does not fit type 'string' (use text or textarea)",
+        f"mappings/salesforce.yaml:{line}: objects.Task.create_properties[0]: fieldType 'number' does not fit type "
+        "'string' (use text or textarea)",
     ]
 
 

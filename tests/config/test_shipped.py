@@ -32,11 +32,11 @@ def test_default_connections_point_at_the_sandboxes(config: RelayConfig) -> None
     assert salesforce.base_url == "http://127.0.0.1:8701"
     assert salesforce.api_version == "59.0"
     assert salesforce.credentials.client_id.get_secret_value() == "sandbox"
-    assert salesforce.objects == ["Lead", "Contact", "Account", "User"]
+    assert salesforce.objects == ["Lead", "Contact", "Account", "User", "Opportunity"]
     assert salesforce.write_batch_size == 200
     assert hubspot.base_url == "http://127.0.0.1:8702"
     assert hubspot.credentials.access_token.get_secret_value() == "sandbox-token"
-    assert hubspot.objects == ["contacts", "companies", "owners"]
+    assert hubspot.objects == ["contacts", "companies", "owners", "deals"]
     assert hubspot.write_batch_size == 100
     assert "sandbox-token" not in repr(hubspot)
 
@@ -125,8 +125,8 @@ def test_yaml_files_point_editors_at_their_schema(path: str, schema: str) -> Non
 
 def test_objects_to_sync_in_relay_yaml_order(config: RelayConfig) -> None:
     assert [(m.name, m.entity) for m in config.objects_to_sync("salesforce")] == [
-        ("Lead", "person"), ("Contact", "person"), ("Account", "account"), ("User", "owner")]
+        ("Lead", "person"), ("Contact", "person"), ("Account", "account"), ("User", "owner"), ("Opportunity", "deal")]
     assert [(m.name, m.entity) for m in config.objects_to_sync("hubspot")] == [
-        ("contacts", "person"), ("companies", "account"), ("owners", "owner")]
+        ("contacts", "person"), ("companies", "account"), ("owners", "owner"), ("deals", "deal")]
     with pytest.raises(KeyError, match="no connection 'pipedrive' \\(known: salesforce, hubspot\\)"):
         config.objects_to_sync("pipedrive")

@@ -164,7 +164,15 @@ def test_criteria_fields_lists_every_field_the_rules_read() -> None:
 def test_shipped_files_are_the_sop_defaults() -> None:
     from connector.config.loader import load_config
     rules = load_config(REPO / "config", REPO / "mappings", env={}).rules
-    assert rules.stages == StageRules() and rules.approvals == ApprovalRules()
+    assert rules.approvals == ApprovalRules()
+    sop, shipped = StageRules().pipelines["sales"], rules.stages.pipelines["sales"]
+    # The shipped file adds the portal's Enterprise pipeline ids, the Renewals pipeline and one enforced gate.
+    assert [(s.name, s.outcome, s.expected_days, s.exit_criteria) for s in shipped.stages] == [
+        (s.name, s.outcome, s.expected_days, s.exit_criteria) for s in sop.stages]
+    assert all(set(a.ids) <= set(b.ids) for a, b in zip(sop.stages, shipped.stages, strict=True))
+    assert [s.name for s in shipped.stages if s.gate == "enforce"] == ["Proposal"]
+    assert (rules.stages.policies, rules.stages.hygiene, rules.stages.frameworks) == (
+        StageRules().policies, StageRules().hygiene, StageRules().frameworks)
     assert rules.dispositions == DispositionRules()
     assert [s.name for s in rules.stages.pipelines["sales"].stages] == [
         "Prospecting", "Discovery", "Solution Design", "Proposal", "Negotiation", "Closed Won", "Closed Lost"]
@@ -209,7 +217,7 @@ def test_validate_names_an_unknown_disposition_action(config_copy: Path) -> None
     _edit(config_copy / "rules" / "dispositions.yaml", "{action: disqualify,", "{action: dq,")
     problems = validate_config(config_copy, REPO / "mappings", env={})
     assert [(Path(p.file).name, p.key_path, p.value, p.line) for p in problems] == [
-        ("dispositions.yaml", "dispositions.Bad Fit.action", "dq", 20)]
+        ("dispositions.yaml", "dispositions.Bad Fit.action", "dq", 22)]
     assert "known: create_opportunity, return_to_nurture, disqualify, recycle, suppress" in problems[0].message
 
 

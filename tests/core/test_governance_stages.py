@@ -162,7 +162,7 @@ def test_closed_won_kickoff_due_within_three_days() -> None:
         "Send the internal win notification", "Introduce Customer Success to the customer", "Request referrals"]
     incomplete = closed_won(deal("Closed Won", {**form, "risk_factors": ""}), won_at, rules, None, NOW)
     assert not incomplete.complete and incomplete.missing == ("risk_factors",) and incomplete.tasks == ()
-    assert "8/9" in incomplete.findings[0].message
+    assert "6/7" in incomplete.findings[0].message
 
 
 def test_closed_lost_needs_a_reason() -> None:
@@ -180,3 +180,14 @@ def test_sdr_to_ae_checklist_blocks_the_owner_change() -> None:
     done = sdr_to_ae(REF, {**values, "timeline": "Q2"}, HandoffRules(), StageRules(), "chloe.martin@northwind.example",
                      OWNER, NOW)
     assert done.complete and done.tasks[0].assignee_email == OWNER and "Pain: routing" in done.tasks[0].description
+
+
+def test_an_enforced_stage_gate_only_flags_a_won_deal(rules: Rules) -> None:
+    enforced = rules.model_copy(update={"stages": StageRules.model_validate(
+        {**StageRules().model_dump(), "policies": {**StagePolicies().model_dump(), "gate": "enforce"}})})
+    criteria = {**_all_met("Closed Won"), "decision_date": None}
+    won = evaluate_deal(deal("Closed Won", criteria), [], enforced, NOW)
+    assert won.reset is None and won.gate_status == "flagged"
+    assert [(v.stage, v.policy) for v in won.violations] == [("Proposal", "flag")]
+    negotiation = evaluate_deal(deal("Negotiation", criteria), [], enforced, NOW)
+    assert negotiation.reset is not None and negotiation.reset.to_stage == "Proposal"

@@ -48,7 +48,7 @@ def test_audit_entries_are_readable_per_record_and_per_run(db: Database) -> None
 
 def test_the_audit_repository_offers_no_way_to_change_history() -> None:
     public = {name for name in dir(Audit) if not name.startswith("_")}
-    assert public == {"append", "append_many", "for_record", "for_run"}
+    assert public == {"append", "append_many", "for_record", "for_run", "of_action"}
 
 
 @pytest.mark.parametrize(

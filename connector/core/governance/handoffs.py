@@ -34,6 +34,8 @@ class HandoffDecision:
     carry_over: Mapping[str, Any] = field(default_factory=dict)
     findings: tuple[GovernanceFinding, ...] = ()
     due_at: datetime | None = None
+    before_relay: bool = False
+    """The transition is older than ``recent_days``: recorded as made before Relay, nothing to do."""
 
 
 def _task(spec: HandoffTask, at: datetime, description: str, emails: Mapping[TaskAssignee, str | None]) -> TaskSpec:
@@ -89,7 +91,10 @@ def closed_won(deal: Deal, won_at: datetime, rules: HandoffRules, cs_owner_email
     emails: dict[TaskAssignee, str | None] = {"owner": deal.owner_email, "cs_owner": cs_owner_email}
     context = f"deal {deal.label}, won {won_at.date().isoformat()}, owner {deal.owner_email or deal.owner_id}"
     kickoff_due = won_at + timedelta(days=spec.kickoff_days)
-    kickoff = TaskSpec(spec.kickoff_task.subject, f"{context}: kickoff due by {kickoff_due.date().isoformat()}",
+    carried = "; ".join(f"{name}: {carry[name]}" for name in spec.carry_over if filled(carry.get(name)))
+    kickoff_text = f"{context}: kickoff due by {kickoff_due.date().isoformat()}" + (
+        f". Carried over: {carried}" if carried else "")
+    kickoff = TaskSpec(spec.kickoff_task.subject, kickoff_text,
                        kickoff_due, spec.kickoff_task.assignee, emails.get(spec.kickoff_task.assignee), "High")
     tasks = (kickoff, *(_task(t, won_at, context, emails) for t in spec.tasks))
     return HandoffDecision(deal.ref, "closed_won", True, tasks=tasks, carry_over=carry, due_at=kickoff_due)

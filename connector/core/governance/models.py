@@ -39,9 +39,10 @@ class Deal(BaseModel):
 
     ``stage``: the CRM's value (a Salesforce ``StageName`` or a HubSpot stage id); ``pipeline``:
     the HubSpot pipeline id (None for Salesforce). ``owner_email``: the owner as a member of
-    routing.yaml's team (the mapping resolves the CRM owner id). ``criteria``: checklist and exit
-    criteria fields by canonical name (bools or filled-in values); ``qualification``: the
-    qualification framework fields (budget, authority...).
+    routing.yaml's team (the pipeline resolves the CRM owner id). ``criteria``: every other mapped
+    field by canonical name: exit criteria and checklists (bools or filled-in values), the handoff
+    form, approvals recorded on the deal; ``qualification``: the qualification framework fields
+    (budget, authority...). ``relay_gate_status``: the value Relay last wrote to the gate-status field.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -61,6 +62,8 @@ class Deal(BaseModel):
     is_closed: bool | None = None
     is_won: bool | None = None
     loss_reason: str | None = None
+    updated_at: AwareDatetime | None = None
+    relay_gate_status: str | None = None
     criteria: dict[str, Any] = Field(default_factory=dict)
     qualification: dict[str, Any] = Field(default_factory=dict)
     approvals: tuple[ApprovalRecord, ...] = ()

@@ -398,6 +398,9 @@ class ApprovalMatrix(_Schema):
     rows: list[MatrixRow] = Field(min_length=1)
     required_before: str | None = None
     policy: GatePolicy = "flag"
+    approved_by: str | None = None
+    """The deal field where the approver records the approval (their name or email): filled, the
+    approval counts for the value measured when Relay first saw it filled."""
 
     @model_validator(mode="after")
     def _check(self) -> ApprovalMatrix:
@@ -434,7 +437,8 @@ marketing team: its director stands in; a real roster names them)."""
 def sop_matrices() -> dict[str, ApprovalMatrix]:
     """Seed 002 "Negotiation" discount matrix and "Campaign Planning" budget matrix."""
     return {
-        "discount": ApprovalMatrix(measure="discount_percent", unit="percent", required_before="Closed Won", rows=[
+        "discount": ApprovalMatrix(measure="discount_percent", unit="percent", required_before="Closed Won",
+                                   approved_by="discount_approved_by", rows=[
             MatrixRow(max=10, approver="Sales Rep"), MatrixRow(min=11, max=20, approver="Sales Manager"),
             MatrixRow(min=21, max=30, approver="VP Sales"), MatrixRow(above=30, approver="CEO")]),
         "campaign_budget": ApprovalMatrix(measure="campaign_budget", unit="USD", rows=[
@@ -485,12 +489,15 @@ class Disposition(_Schema):
     """What a disposition value does (``action`` one of DISPOSITION_ACTIONS).
 
     ``recycle_days``: for ``recycle``, when the person comes back to be routed again.
-    ``status``: the lead status to set (None: leave it).
+    ``status``: the lead status to set (None: leave it). ``converted_status``: for
+    ``create_opportunity``, the converted lead status a Salesforce conversion sets (None: the org's
+    first LeadStatus marked converted, which the adapter asks for).
     """
 
     action: str = Field(min_length=1)
     recycle_days: int | None = Field(default=None, ge=1)
     status: str | None = None
+    converted_status: str | None = None
 
 
 class NurtureTrack(_Schema):
@@ -504,7 +511,7 @@ class NurtureTrack(_Schema):
 
 
 SOP_DISPOSITIONS: dict[str, Disposition] = {
-    "Qualified": Disposition(action="create_opportunity", status="Qualified"),
+    "Qualified": Disposition(action="create_opportunity", status="Qualified", converted_status="Closed - Converted"),
     "Not Ready": Disposition(action="return_to_nurture", status="Unqualified"),
     "Bad Fit": Disposition(action="disqualify", status="Unqualified"),
     "No Response": Disposition(action="recycle", recycle_days=90, status="Unqualified"),
@@ -596,8 +603,16 @@ class ClosedWon(_Schema):
     """
 
     form_fields: list[str] = Field(default_factory=lambda: [
-        "handoff_csm", "contract_value", "contract_term", "go_live_date", "champion", "executive_sponsor",
-        "technical_contact", "success_criteria", "risk_factors"])
+        "handoff_csm", "amount", "contract_term", "go_live_date", "key_stakeholders", "success_criteria",
+        "risk_factors"])
+    pipelines: list[str] | None = None
+    """The stages.yaml pipelines whose wins are handed to Customer Success (None: every pipeline)."""
+    cs_owner_field: str | None = "handoff_csm"
+    """The form field naming the CS owner: Relay routes one among ``cs_role`` when it is empty, and writes it."""
+    onboarding_owner_field: str | None = "onboarding_owner"
+    """Where Relay writes the CS owner's email for onboarding (None: nowhere)."""
+    kickoff_date_field: str | None = "kickoff_date"
+    """The field CS sets to the kickoff call's date: time to kickoff is measured from it."""
     cs_role: str = "csm"
     kickoff_days: int = Field(default=3, ge=0)
     kickoff_task: HandoffTask = Field(default_factory=lambda: HandoffTask(
@@ -621,7 +636,14 @@ class ClosedLost(_Schema):
 
 
 class HandoffRules(_Schema):
-    """The handoffs where an owner changes (``handoffs.yaml``)."""
+    """The handoffs where an owner changes (``handoffs.yaml``).
+
+    ``recent_days``: a win or loss older than this when Relay first reads the deal was handed over
+    before Relay: it is recorded as such, without tasks, and left out of the handoff metrics (so a
+    first sync of an org does not send a kickoff task for every deal ever won). None: every one.
+    """
+
+    recent_days: int | None = Field(default=30, ge=1)
 
     sdr_to_ae: SdrToAe = Field(default_factory=SdrToAe)
     closed_won: ClosedWon = Field(default_factory=ClosedWon)

@@ -120,8 +120,8 @@ def evaluate_deal(deal: Deal, history: History, rules: Rules, now: datetime) -> 
     findings += [ctx.approval_flag(r) for r in approval_flags]
     if reset is not None:
         findings.append(ctx.reset_finding(reset))
-    if current.outcome == "open" and reset is None:
-        findings += ctx.hygiene(current)
+    if current.outcome == "open":  # a deal set back is in a new stage now: not overdue there
+        findings += ctx.hygiene(current, stale=reset is None)
     findings += ctx.late_quarter(history)
     status: GateStatus = ("reset" if reset is not None else "flagged" if flagged or approval_flags
                           else "awaiting_approval" if requests else "passed")
@@ -165,8 +165,12 @@ class _Context:
                 continue
             missing = missing_criteria(self.deal, stage, self.stages)
             if missing:
+                policy = stage.gate or self.policies.gate
+                if current.outcome != "open":
+                    policy = "flag"  # a won deal is booked: a stage gate flags what it skipped, never reopens it
+                    # (an approval matrix's own gate may still enforce: that is what it is for)
                 violations.append(GateViolation(stage.name, tuple(c.name for c in missing),
-                                                tuple(c.label for c in missing), stage.gate or self.policies.gate))
+                                                tuple(c.label for c in missing), policy))
         return violations
 
     def approval_gates(self, requests: Sequence[ApprovalRequest], rules: Rules) -> list[tuple[int, str, ApprovalRequest]]:
@@ -271,7 +275,7 @@ class _Context:
                 found.append(self._finding("stage_backwards", message, when, (), "Deal moved backwards: confirm"))
         return found, target
 
-    def hygiene(self, current: StageDef) -> list[GovernanceFinding]:
+    def hygiene(self, current: StageDef, *, stale: bool = True) -> list[GovernanceFinding]:
         rules, deal, today = self.stages.hygiene, self.deal, self.now.date()
         found = []
         if rules.past_close_date and deal.close_date is not None and deal.close_date < today:
@@ -280,7 +284,7 @@ class _Context:
                 f"before today ({today.isoformat()})", deal.close_date.isoformat(), ("close_date",),
                 "Update the close date or close the deal"))
         entered = self.entered_at()
-        if rules.stale_stage and current.expected_days is not None and entered is not None:
+        if stale and rules.stale_stage and current.expected_days is not None and entered is not None:
             days = (self.now - entered).days
             if days > current.expected_days.max:
                 found.append(self._finding(

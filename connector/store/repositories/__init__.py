@@ -40,6 +40,17 @@ from connector.store.repositories.data_quality import (
     DataQualityRecord,
     FieldFill,
 )
+from connector.store.repositories.dispositions import Dispositions
+from connector.store.repositories.governance import (
+    ApprovalRecordRow,
+    Approvals,
+    FindingIn,
+    FindingRecord,
+    Findings,
+    HandoffIn,
+    HandoffRecord,
+    Handoffs,
+)
 from connector.store.repositories.identities import (
     CrmRef,
     Identities,
@@ -82,11 +93,17 @@ class Repositories:
         self.clocks = Clocks(session)
         self.notifications = Notifications(session)
         self.data_quality = DataQuality(session)
+        self.dispositions = Dispositions(session)
+        self.findings = Findings(session)
+        self.approvals = Approvals(session)
+        self.handoffs = Handoffs(session)
 
 
 __all__ = [
     "COUNT_KEYS",
     "ApiCalls",
+    "ApprovalRecordRow",
+    "Approvals",
     "Assignment",
     "AssignmentIn",
     "Assignments",
@@ -107,6 +124,12 @@ __all__ = [
     "DataQualityRecord",
     "EventRecord",
     "FieldFill",
+    "FindingIn",
+    "FindingRecord",
+    "Findings",
+    "HandoffIn",
+    "HandoffRecord",
+    "Handoffs",
     "Identities",
     "Inbox",
     "InboxEvent",

@@ -228,6 +228,11 @@ class Audit:
         )
         return [_entry(row) for row in rows]
 
+    def of_action(self, action: str, *, limit: int = 10_000) -> list[AuditEntry]:
+        """Return the entries of one action (``handed_off``...), oldest first."""
+        rows = self._session.scalars(select(AuditRow).where(AuditRow.action == action).order_by(AuditRow.id).limit(limit))
+        return [_entry(row) for row in rows]
+
     def for_run(self, run_id: int, *, limit: int = 10_000) -> list[AuditEntry]:
         """Return the entries a sync run wrote, oldest first."""
         rows = self._session.scalars(
