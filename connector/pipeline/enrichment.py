@@ -18,11 +18,12 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from connector.config.loader import RelayConfig
+from connector.core.governance.rules import DispositionRules
 from connector.core.models import Person, RecordRef
 from connector.enrich.cache import SqlEnrichmentCache
 from connector.enrich.providers import HttpJsonProvider, open_providers
 from connector.enrich.settings import EnrichmentFile
-from connector.enrich.waterfall import Enrichment, enrich
+from connector.enrich.waterfall import Enrichment, Skip, enrich
 from connector.pipeline.records import MappedRecord
 from connector.store.db import session_factory
 
@@ -30,10 +31,12 @@ from connector.store.db import session_factory
 class PageEnricher:
     """The providers and cache of one run, and what each page's people got."""
 
-    def __init__(self, settings: EnrichmentFile, engine: Engine) -> None:
+    def __init__(self, settings: EnrichmentFile, engine: Engine, dispositions: DispositionRules | None = None) -> None:
         self.settings = settings
         self._providers: dict[str, HttpJsonProvider] = open_providers(settings)
-        self._cache = SqlEnrichmentCache(session_factory(engine))
+        self._sessions = session_factory(engine)
+        self._cache = SqlEnrichmentCache(self._sessions)
+        self._dispositions = dispositions or DispositionRules()
 
     @classmethod
     def for_run(cls, config: RelayConfig, engine: Engine | None, *, dry_run: bool) -> PageEnricher | None:
@@ -41,7 +44,7 @@ class PageEnricher:
         settings = config.enrichment
         if settings is None or not settings.enabled or not settings.providers or dry_run or engine is None:
             return None
-        return cls(settings, engine)
+        return cls(settings, engine, config.rules.dispositions)
 
     def enrich_page(self, records: Sequence[MappedRecord], now: datetime) -> dict[RecordRef, Enrichment]:
         """Enrich the page's readable, live people in place (their models carry the appended values).
@@ -53,8 +56,15 @@ class PageEnricher:
                   if isinstance(r.model, Person) and not r.meta.deleted]
         if not people:
             return {}
-        results = enrich([person for _, person in people], self.settings, self._providers, self._cache, now)
+        # Imported here: the dispositions module imports the run context, which imports this one.
+        from connector.pipeline.dispositions import suppressed_people
+
         found: dict[RecordRef, Enrichment] = {}
+        suppressed = suppressed_people(self._sessions, [person for _, person in people], self._dispositions)
+        for person_ref, reason in suppressed.items():  # Do Not Contact: never enriched (a consent refusal)
+            found[person_ref] = Enrichment(person_ref, skipped=(Skip("no_consent", reason),))
+        people = [(record, person) for record, person in people if person.ref not in suppressed]
+        results = enrich([person for _, person in people], self.settings, self._providers, self._cache, now)
         for (record, person), result in zip(people, results, strict=True):
             found[person.ref] = result
             if result.enriched:

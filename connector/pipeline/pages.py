@@ -29,6 +29,7 @@ from connector.mapping.engine import MappingError, written_fields
 from connector.pipeline.alerts import assignment_alerts
 from connector.pipeline.clocks import Observed, track_clocks
 from connector.pipeline.context import EXAMPLES, PagePlan, RunContext
+from connector.pipeline.dispositions import page_dispositions
 from connector.pipeline.enrichment import audit_detail
 from connector.pipeline.quality import measure_page
 from connector.pipeline.records import MappedRecord, account_from_snapshot, person_from_snapshot
@@ -237,10 +238,14 @@ def people_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRec
         relay_ids[sibling.model.ref] = relay_id
         mappings[sibling.model.ref] = sibling_mapping
     existing, own, stale = _existing_assignments(ctx, everyone, relay_ids, repos)
+    # Dispositions: first seen ones recorded (once); suppressed, recycled and held people told to the core.
+    disposed = page_dispositions(ctx, plan, everyone, relay_ids, mappings, existing, repos)
+    disposed.adjust(relay_ids, existing, own, stale)
     state = RoutingState.model_validate({"groups": repos.round_robin.load(for_update=True)})
     now = ctx.now()
     decisions, new_state = decide_people(
-        everyone, _accounts(ctx, repos), ctx.owners, ctx.config.rules, state, now, existing, relay_ids
+        everyone, _accounts(ctx, repos), ctx.owners, ctx.config.rules, state, now, existing, relay_ids,
+        disposed.disposed,
     )
     changed_groups = {k: v.model_dump() for k, v in new_state.groups.items() if state.groups.get(k) != v}
     if changed_groups:
@@ -250,14 +255,23 @@ def people_page(ctx: RunContext, mapping: ObjectMapping, records: list[MappedRec
         ref = decision.ref
         _apply_decision(ctx, plan, Decided(mappings[ref], persons[ref], by_ref[ref], decision, relay_ids[ref],
                                            has_own_assignment=ref in own, supersede=ref in stale), repos)
+    disposed.after(ctx, plan, decisions, relay_ids, repos)  # recycled people: their ledger rows closed
     # SLA clocks: every owned lead's clock opened, moved on (first touch) or closed, in this transaction.
-    track_clocks(ctx, plan, [Observed(mappings[d.ref], persons[d.ref], d, relay_ids[d.ref]) for d in decisions], repos)
+    # A status Relay writes now (a disposition's) is the status the clock sees.
+    track_clocks(ctx, plan, [Observed(mappings[d.ref], _as_written(persons[d.ref], d), d, relay_ids[d.ref])
+                             for d in decisions], repos)
     # Data quality of the page's own records (their siblings count with the pages that read them).
     own = {p.ref for p in people}
     plan.quality = measure_page(ctx.config.rules.quality, mapping, [d for d in decisions if d.ref in own], persons,
                                 enriched={ref for ref, e in ctx.enrichments.items() if e.enriched}
                                 if ctx.enricher is not None else None)
     return plan
+
+
+def _as_written(person: Person, decision: LeadDecision) -> Person:
+    """The person with the lead status the decision writes (a disposition's), as the CRM will hold it."""
+    status = decision.field_updates.get("status")
+    return person.model_copy(update={"status": status}) if status is not None and status != person.status else person
 
 
 def _siblings(

@@ -24,11 +24,11 @@ from ._world import HUBSPOT_TOKEN
 
 SF_PERSON_FIELDS = (
     "Id, OwnerId, Email, Relay_Score__c, Relay_Score_Category__c, Relay_Routing_Reason__c, Relay_SLA_Due__c, "
-    "Relay_Matched_Account__c, Relay_Id__c, LastModifiedDate, SystemModstamp"
+    "Relay_Matched_Account__c, Relay_Id__c, LastModifiedDate, SystemModstamp, Disposition__c"
 )
 HS_CONTACT_PROPERTIES = [
     "email", "hubspot_owner_id", "relay_score", "relay_score_category", "relay_routing_reason",
-    "relay_sla_due", "relay_matched_company", "relay_id", "hs_lastmodifieddate",
+    "relay_sla_due", "relay_matched_company", "relay_id", "hs_lastmodifieddate", "disposition",
 ]
 HS_TASK_PROPERTIES = [
     "hs_task_subject", "hs_task_status", "hs_timestamp", "hubspot_owner_id", "relay_idempotency_key",
@@ -53,6 +53,8 @@ class PersonInCrm:
     converted: bool
     modified: tuple[str, ...]
     """The CRM's last-modified stamps (they move on any write)."""
+    disposition: str | None = None
+    """The disposition a rep set (dispositions.yaml acts on it: recycle, suppress, convert...)."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def read_salesforce(sandbox: SalesforceSandbox) -> CrmView:
                 reason=row["Relay_Routing_Reason__c"], sla_due=_sf_datetime(row["Relay_SLA_Due__c"]),
                 matched_account=row["Relay_Matched_Account__c"], relay_id=row["Relay_Id__c"],
                 converted=bool(row.get("IsConverted")),
-                modified=(row["LastModifiedDate"], row["SystemModstamp"]),
+                modified=(row["LastModifiedDate"], row["SystemModstamp"]), disposition=row.get("Disposition__c"),
             )
     tasks = [
         TaskInCrm(
@@ -147,7 +149,9 @@ def read_salesforce(sandbox: SalesforceSandbox) -> CrmView:
             is_open=not row["IsClosed"], idempotency_key=row["Relay_Idempotency_Key__c"], subject=row["Subject"],
         )
         for row in sf.query_all(
-            "SELECT Id, WhoId, OwnerId, ActivityDate, IsClosed, Subject, Relay_Idempotency_Key__c FROM Task"
+            # people's tasks: Relay's deal governance tasks name an opportunity (WhatId), not a person
+            "SELECT Id, WhoId, OwnerId, ActivityDate, IsClosed, Subject, Relay_Idempotency_Key__c FROM Task "
+            "WHERE WhatId = null"
         )["records"]
     ]
     users = sf.query_all("SELECT Id, Email FROM User WHERE IsActive = true")["records"]
@@ -167,9 +171,12 @@ def read_hubspot(sandbox: HubSpotSandbox) -> CrmView:
             reason=p.get("relay_routing_reason") or None, sla_due=_hs_datetime(p.get("relay_sla_due")),
             matched_account=p.get("relay_matched_company") or None, relay_id=p.get("relay_id") or None,
             converted=False, modified=(p.get("hs_lastmodifieddate") or "", contact.updated_at.isoformat()),
+            disposition=p.get("disposition") or None,
         )
     tasks = []
-    for task in client.crm.objects.get_all("tasks", properties=HS_TASK_PROPERTIES, associations=["contacts"]):
+    for task in client.crm.objects.get_all("tasks", properties=HS_TASK_PROPERTIES, associations=["contacts", "deals"]):
+        if task.associations and task.associations.get("deals"):
+            continue  # a deal governance task, not a person's
         p = task.properties
         linked = task.associations.get("contacts") if task.associations else None
         contact_ids = tuple(sorted({str(a.id) for a in linked.results})) if linked else ()

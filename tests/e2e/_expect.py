@@ -182,14 +182,24 @@ class Expectation:
         return emails.get(person.owner_id, "") in self.rules.team
 
     def people(self) -> dict[str, list[PersonInCrm]]:
-        """The records of each person (by the Relay id the CRM now shows)."""
+        """The records of each person (by the Relay id the CRM now shows).
+
+        People a rep gave a disposition are left out, with every record of theirs: dispositions.yaml
+        decides them (recycled to another owner, suppressed, converted; tests/pipeline/test_dispositions
+        checks that), not the routing rules these expectations follow. So are records a conversion created.
+        """
         found: dict[str, list[PersonInCrm]] = defaultdict(list)
         for record in self.after.people.values():
             found[record.relay_id or f"(no relay id: {record.id})"].append(record)
-        return found
+        disposed = {key for key, records in found.items()
+                    if any(r.id not in self.before.people or self.before.people[r.id].disposition for r in records)}
+        return {key: records for key, records in found.items() if key not in disposed}
 
     def routable(self, records: list[PersonInCrm]) -> list[PersonInCrm]:
-        return [r for r in records if not r.converted and not self.keeps_crm_owner(self.before.people[r.id])]
+        """Records Relay routes: not converted, not keeping their CRM owner, and there before the sync (a
+        contact a Qualified lead's conversion created keeps the lead's owner)."""
+        return [r for r in records if not r.converted and r.id in self.before.people
+                and not self.keeps_crm_owner(self.before.people[r.id])]
 
     def problems(self, engine: Engine) -> list[str]:
         """Everything wrong with how this CRM's people were routed."""

@@ -32,9 +32,14 @@ _CREDENTIAL_VARIABLES = (
 )
 
 
-def seed_for(seed: int, leads: int) -> SeedData:
-    """The generated sandbox data for ``seed`` and ``leads``, at the fixed anchor."""
-    return generate(seed=seed, leads=leads, anchor=ANCHOR)
+def seed_for(seed: int, leads: int, *, dispositions: bool = False) -> SeedData:
+    """The generated sandbox data for ``seed`` and ``leads``, at the fixed anchor.
+
+    Without the dispositions reps set, unless asked: the routing invariants these tests check hold
+    for people without one (dispositions.yaml recycles, suppresses and converts the others;
+    tests/pipeline/test_dispositions.py checks that).
+    """
+    return generate(seed=seed, leads=leads, anchor=ANCHOR, dispositions=dispositions)
 
 
 @dataclass

@@ -177,7 +177,7 @@ def test_dry_run_shows_each_change_old_to_new_and_lists_exactly_what_the_real_sy
     assert old_score is not None
     webinar = config.rules.scoring.behavioural.webinar_attended
     assert (changed[score_field]["old"], changed[score_field]["new"]) == (old_score, old_score + webinar), rescored
-    order = [(w["purpose"] == "task", w["object"], w["record"]["crm_id"]) for w in planned]
+    order = [(w["purpose"] == "task", w["object"], w["record"]["object"], w["record"]["crm_id"]) for w in planned]
     assert order == sorted(order)
     assert write_calls(sandbox.ledger) == [], "a dry run called the CRM to write"
     assert len(rows(engine, OutboxRow)) == messages_before, "a dry run left outbox messages"

@@ -40,7 +40,9 @@ class World:
 
 @pytest.fixture()
 def world(tmp_path: Path) -> Iterator[World]:
-    data = generate(seed=5, leads=40, anchor=ANCHOR)
+    # Without dispositions: a Qualified one converts its lead, which is a change of the CRM's own
+    # (new contact, account, opportunity), not an echo (tests/pipeline/test_dispositions.py).
+    data = generate(seed=5, leads=40, anchor=ANCHOR, dispositions=False)
     sf_box, hs_box = SalesforceSandbox(data), HubSpotSandbox(data)
     sf_url, hs_url = sf_box.start().url, hs_box.start().url
     env = dict(os.environ, SALESFORCE_INSTANCE_URL=sf_url, HUBSPOT_BASE_URL=hs_url)
@@ -121,22 +123,22 @@ def test_hubspot_lists_archived_records_at_most_every_interval_and_misses_none(
     assert world.config.connection("hubspot").deletions_every_minutes == 60
     start = datetime.now(UTC)
     run_sync(world.config, "hubspot", world.engine, now=lambda: start)
-    assert listings == {"contacts": 1, "companies": 1}  # listed once to begin with
+    assert listings == {"contacts": 1, "companies": 1, "deals": 1}  # listed once to begin with
     contact_id = world.hs.crm.contacts.basic_api.get_page(limit=1).results[0].id
     world.hs.crm.contacts.basic_api.archive(contact_id)
 
     soon = run_sync(world.config, "hubspot", world.engine, now=lambda: start + timedelta(minutes=30))
-    assert sum(listings.values()) == 2 and soon.deleted == 0  # not due: the calls are saved
+    assert sum(listings.values()) == 3 and soon.deleted == 0  # not due: the calls are saved
     time.sleep(1.1)  # the CRM's clock counts whole seconds: the next changes come after this run's read
     world.hs.crm.contacts.basic_api.update(
         world.hs.crm.contacts.basic_api.get_page(limit=2).results[1].id,
         SimplePublicObjectInput(properties={"jobtitle": "Head of Growth"}))
     moved = run_sync(world.config, "hubspot", world.engine, now=lambda: start + timedelta(minutes=45))
-    assert sum(listings.values()) == 2 and moved.changed == 1  # the read position moved past the archiving
+    assert sum(listings.values()) == 3 and moved.changed == 1  # the read position moved past the archiving
 
     due = run_sync(world.config, "hubspot", world.engine, now=lambda: start + timedelta(minutes=61))
 
-    assert listings == {"contacts": 2, "companies": 2}
+    assert listings == {"contacts": 2, "companies": 2, "deals": 2}
     assert due.deleted == 1  # looked back to where the last listing stood, not to this run's start
     assert _snapshot(world, "hubspot", "contacts", contact_id) == (True, None)
 
@@ -149,7 +151,7 @@ def test_a_full_sync_always_lists_archived_records(world: World, listings: Count
 
     full = run_sync(world.config, "hubspot", world.engine, full=True, now=lambda: start + timedelta(minutes=1))
 
-    assert listings == {"contacts": 2, "companies": 2} and full.deleted == 1
+    assert listings == {"contacts": 2, "companies": 2, "deals": 2} and full.deleted == 1
 
 
 def test_contacts_merged_in_hubspot_are_recorded_as_merged(world: World) -> None:

@@ -103,8 +103,9 @@ def _lead(world: World, lead_id: str) -> dict[str, Any]:
 
 
 def _relay_tasks(world: World) -> list[dict[str, Any]]:
+    """Relay's follow-up tasks on people (deal governance tasks name an opportunity, not a person)."""
     return [dict(t) for t in world.sf.query_all(
-        "SELECT Id, WhoId, OwnerId, Subject, Description, Relay_Idempotency_Key__c FROM Task"
+        "SELECT Id, WhoId, OwnerId, Subject, Description, Relay_Idempotency_Key__c FROM Task WHERE WhatId = null"
     )["records"] if t["Relay_Idempotency_Key__c"]]
 
 
