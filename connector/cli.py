@@ -332,6 +332,9 @@ def _print_summary(summary: SyncSummary) -> None:
     if summary.findings:
         table.add_row("data-quality findings",
                       escape(", ".join(f"{k} {v}" for k, v in summary.findings.most_common())))
+    if summary.governance:
+        table.add_row("deal governance",
+                      escape(", ".join(f"{k} {v}" for k, v in summary.governance.most_common())))
     table.add_row("time", f"{summary.seconds:.1f} s")
     console.print(table)
     _print_quality(summary.quality)
@@ -763,6 +766,7 @@ def demo(
         for name in config.relay.connections:
             _print_rerun(_run_sync_with_progress(config, name, engine))
         _demo_duplicates(config, engine)
+        _demo_governance(engine)
         if "hubspot" in config.relay.connections and "hubspot" in group.sandboxes:
             _demo_real_time(config, engine, group)
         engine.dispose()
@@ -790,6 +794,45 @@ def _demo_duplicates(config: RelayConfig, engine: Engine) -> None:
                 console.print(f"    {loser} -> {merge.plan.survivor}: score {score:.1f} ({reasons})", highlight=False,
                               markup=False)
                 shown += 1
+
+
+DEMO_GOVERNANCE = (
+    ("governance_finding", "gate_flagged", "Stage gate flagged"),
+    ("stage_reset", None, "Stage gate enforced"),
+    ("approval_requested", None, "Approval requested"),
+    ("approval_recorded", None, "Approval recorded"),
+    ("handed_off", "closed_won", "Closed Won handed to Customer Success"),
+)
+"""What the demo shows of deal governance: (audit action, code or kind, heading)."""
+
+
+def _demo_governance(engine: Engine) -> None:
+    """One of each governance decision the syncs made, from the audit log, and how many there were."""
+    from connector.pipeline.deals import governance_examples
+
+    examples = governance_examples(engine, DEMO_GOVERNANCE)
+    console.print("\n[bold]Deals[/bold]: stage gates, approvals and handoffs (config/rules/stages.yaml, "
+                  "approvals.yaml, handoffs.yaml)")
+    for (_, _, heading), (count, entry) in zip(DEMO_GOVERNANCE, examples, strict=True):
+        if entry is None:
+            console.print(f"  {heading}: none", highlight=False, markup=False)
+            continue
+        detail = entry.detail or {}
+        what = (detail.get("message") or detail.get("reason") or
+                (f"{detail.get('matrix')} {detail.get('value')} by {detail.get('approved_by') or detail.get('approver')}"
+                 if "matrix" in detail else "") or
+                f"to {detail.get('to')} ({detail.get('why')}), kickoff due {str(detail.get('due'))[:10]}, "
+                f"tasks: {', '.join(detail.get('tasks') or [])}")
+        if entry.action == "stage_reset":
+            what = f"{detail.get('from')} -> {detail.get('to')}: {what}"
+        console.print(f"  {heading} ({count} in all): {entry.connection} {entry.object} {entry.crm_id}",
+                      highlight=False, markup=False)
+        console.print(f"    {what}", highlight=False, markup=False)
+        if detail.get("task"):
+            console.print(f"    task for {detail.get('assignee')}: {detail.get('task')}", highlight=False,
+                          markup=False)
+        elif detail.get("task_to"):
+            console.print(f"    approval task for {detail.get('task_to')}", highlight=False, markup=False)
 
 
 def _demo_real_time(config: RelayConfig, engine: Engine, group: Any) -> None:
@@ -1094,6 +1137,63 @@ def dedupe_decide_command(
     console.print(f"review {item.id}: {item.left_key} and {item.right_key} are "
                   f"{'the same person' if item.status == 'same' else 'two people'} (by {item.decided_by})",
                   highlight=False, markup=False)
+
+
+report_app = typer.Typer(help="Reports from what the store holds (no CRM is called).", no_args_is_help=True,
+                         rich_markup_mode=None)
+app.add_typer(report_app, name="report")
+_MARKS = {"pass": "[green]pass[/green]", "miss": "[red]miss[/red]", "n/a": "n/a"}
+
+
+@report_app.command("handoffs")
+def report_handoffs_command(
+    connection: Annotated[str | None, typer.Option(help="Only this connection (default: every one).")] = None,
+    since: Annotated[datetime | None, typer.Option(
+        metavar="DATE", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
+        help="Only what started on or after DATE (UTC, YYYY-MM-DD).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Handoff metrics per transition, each with its SOP target and pass or miss: lead -> owner (time to
+    first touch, lead acceptance), the funnel (Lead -> MQL -> SQL -> Opportunity -> Closed Won), opportunity
+    -> closed (governance findings, approvals), Closed Won -> Customer Success (handoff completeness, time to
+    kickoff, kickoff on time) and Closed Lost (loss reason recorded). Read from the store only."""
+    from datetime import UTC
+
+    from connector.pipeline.handoff_report import handoff_report
+
+    config = _load_config_or_exit()
+    if connection is not None:
+        _require_connection(config, connection)
+    engine = _open_store_or_exit()
+    try:
+        report = handoff_report(engine, config=config, now=datetime.now(UTC), connection=connection,
+                                since=since.replace(tzinfo=UTC) if since is not None else None)
+    finally:
+        engine.dispose()
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    scope = (f"{'connection ' + connection if connection else 'every connection'}, "
+             f"{'since ' + report.since.strftime('%Y-%m-%d %H:%M') + ' UTC' if report.since else 'all time'}")
+    if report.empty:
+        console.print(f"no SLA clocks, leads, deals, governance findings, approvals or handoffs in the store "
+                      f"({scope}): nothing to report yet (relay sync reads them)", highlight=False, markup=False)
+        return
+    console.print(f"handoff metrics ({scope}) at {_when(report.now)} UTC", highlight=False, markup=False)
+    for key, title, metrics in report.sections():
+        table = Table("metric", "value", "target", "", title=title, title_justify="left", box=None)
+        for metric in metrics:
+            table.add_row(escape(metric.label), escape(metric.shown()),
+                          escape(metric.target.describe()) if metric.target else "",
+                          _MARKS[metric.status] if metric.status else "")
+        console.print(table)
+        if key == "opportunity_to_closed" and report.deals.findings:
+            codes = Table("finding", "open", "resolved", box=None)
+            for code, counts in report.deals.findings.items():
+                codes.add_row(escape(code), f"{counts.get('open', 0):,}", f"{counts.get('resolved', 0):,}")
+            console.print(codes)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
 
 
 @app.command()
