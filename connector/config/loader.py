@@ -375,27 +375,19 @@ def governed_fields(rules: core_rules.Rules) -> list[tuple[str, tuple[str | int,
 
 def _check_governed_fields(relay: RelayFile, mappings: dict[str, MappingFile], rules: core_rules.Rules,
                            rules_dir: Path, mappings_dir: Path, problems: list[ConfigProblem]) -> None:
-    """Each field a governance rule names must be mapped on every object of its entity a connection syncs.
-
-    Deals: the stage, approval and handoff fields (``governed_fields``). People: the disposition
-    field the reps set and the nurture-track field Relay writes (dispositions.yaml).
-    """
-    synced: dict[str, list[tuple[str, str, MappingFile]]] = {"deal": [], "person": []}
+    """Each deal field a governance rule names must be mapped on every deal object a connection syncs."""
+    synced: list[tuple[str, str, MappingFile]] = []
     for name, connection in relay.connections.items():
         mapping = mappings.get(connection.mapping_name)
         if mapping is None:
             continue
-        for obj in connection.objects:
-            entity: str = mapping.objects[obj].entity if obj in mapping.objects else ""
-            if entity in synced:
-                synced[entity].append((name, obj, mapping))
-    used: list[tuple[str, str, tuple[str | int, ...], str]] = [
-        ("deal", stem, where, name) for stem, where, name in governed_fields(rules)]
-    used += [("person", "dispositions", ("field",), rules.dispositions.field),
-             ("person", "dispositions", ("nurture_field",), rules.dispositions.nurture_field)]
+        synced += [(name, obj, mapping) for obj in connection.objects
+                   if obj in mapping.objects and mapping.objects[obj].entity == "deal"]
+    if not synced:
+        return
     documents: dict[str, YamlDocument] = {}
-    for entity, stem, where, field_name in used:
-        missing = [(conn, obj, m) for conn, obj, m in synced[entity]
+    for stem, where, field_name in governed_fields(rules):
+        missing = [(conn, obj, m) for conn, obj, m in synced
                    if field_name not in {f.canonical for f in m.objects[obj].fields}]
         if not missing:
             continue
@@ -406,7 +398,7 @@ def _check_governed_fields(relay: RelayFile, mappings: dict[str, MappingFile], r
         gaps = "; ".join(f"{mappings_dir / f'{relay.connections[conn].mapping_name}.yaml'} object {obj} "
                          f"(connection {conn})" for conn, obj, _ in missing)
         problems.append(ConfigProblem(str(path), format_path(where), field_name,
-                                      f"{entity} field '{field_name}' is used here but no field maps it in {gaps}: "
+                                      f"deal field '{field_name}' is used here but no field maps it in {gaps}: "
                                       f"add {{canonical: {field_name}, crm: <the CRM field>}} to that object's fields",
                                       line, column))
 

@@ -251,16 +251,3 @@ def test_a_zero_is_shown_as_the_value_given(shipped: ConfigCopy, problems_of: Pr
     (problem,) = problems_of()
     assert problem.startswith("config/relay.yaml:20: connections.salesforce.write_batch_size: ")
     assert problem.endswith("(got 0)")
-
-
-def test_a_governance_field_no_synced_object_maps_is_named_with_the_rule(shipped: ConfigCopy,
-                                                                          problems_of: Problems) -> None:
-    shipped.edit("mappings/hubspot.yaml", "      - {canonical: roi_validated, crm: roi_validated, direction: read, "
-                 "transform: [bool]}\n", "")
-    shipped.edit("mappings/salesforce.yaml", "      - {canonical: disposition, crm: Disposition__c, transform: [strip]}\n",
-                 "", count=1)
-    found = problems_of()
-    assert any(p.startswith("config/rules/stages.yaml:") and "exit_criteria[1].field: deal field 'roi_validated'"
-               in p and "mappings/hubspot.yaml object deals (connection hubspot)" in p for p in found), found
-    assert any(p.startswith("config/rules/dispositions.yaml:") and "field: person field 'disposition'" in p
-               and "mappings/salesforce.yaml object Lead (connection salesforce)" in p for p in found), found
