@@ -14,6 +14,7 @@ from typing import Any
 
 from hubspot import HubSpot
 from simple_salesforce import Salesforce, SFType
+from urllib3.util.retry import Retry
 
 from crm_sandbox.common import Ledger, LedgerEntry
 from crm_sandbox.hubspot import HubSpotSandbox
@@ -122,9 +123,15 @@ def salesforce_client(sandbox: SalesforceSandbox) -> Salesforce:
 
 
 def hubspot_client(sandbox: HubSpotSandbox) -> HubSpot:
-    """hubspot-api-client pointed at the sandbox portal."""
+    """hubspot-api-client pointed at the sandbox portal.
+
+    Reading back shares the portal's ten-second limit with the workers under test: a 429 is waited
+    out (urllib3 honours its Retry-After) rather than failing the read-back.
+    """
     assert sandbox.server is not None, "the HubSpot sandbox is not running"
-    return HubSpot(access_token=HUBSPOT_TOKEN, host=str(sandbox.server.url))
+    retry = Retry(total=8, status_forcelist=(429,), backoff_factor=0.5, allowed_methods=None,
+                  respect_retry_after_header=True)
+    return HubSpot(access_token=HUBSPOT_TOKEN, host=str(sandbox.server.url), retry=retry)
 
 
 def read_salesforce(sandbox: SalesforceSandbox) -> CrmView:
