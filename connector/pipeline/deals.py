@@ -18,10 +18,9 @@ decides gates, approvals and the handoff; this module makes the decision durable
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -45,7 +44,7 @@ from connector.mapping.engine import MappingError, to_canonical
 from connector.pipeline.context import PagePlan, RunContext
 from connector.pipeline.pages import quarantine
 from connector.pipeline.records import MappedRecord
-from connector.pipeline.writeback import PlannedMessage, deal_update, record_task_message
+from connector.pipeline.writeback import PlannedMessage, deal_update, digest, record_task_message
 from connector.store.db import session_factory
 from connector.store.repositories import (
     ApprovalRecordRow,
@@ -280,10 +279,6 @@ def _update(ctx: RunContext, plan: PagePlan, item: _Decided, page: _PageState, *
     return update
 
 
-def _key(*parts: Any) -> str:
-    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).hexdigest()[:40]
-
-
 def _assignee(ctx: RunContext, deal: Deal, task: TaskSpec) -> tuple[str | None, str]:
     """The active CRM user a task goes to, and who that is in words.
 
@@ -334,7 +329,7 @@ def _findings(ctx: RunContext, plan: PagePlan, item: _Decided, page: _PageState,
         occurrence = 1 if row is None else row.occurrence + 1
         task_key = None
         if finding.task is not None:
-            task_key = "gov:" + _key(ctx.connection, key, occurrence)
+            task_key = "gov:" + digest(ctx.connection, key, occurrence)
             message = None if item.adopt else _task(ctx, plan, deal, finding.task, task_key)
             if message is not None:
                 messages.append(message)
@@ -375,7 +370,7 @@ def _approval_requests(ctx: RunContext, plan: PagePlan, item: _Decided, page: _P
     for request in item.decision.governance.approvals:
         if any(r.matrix == request.matrix and r.value == request.value for r in rows):
             continue
-        task_key = "approval:" + _key(ctx.connection, deal.ref.object, deal.ref.crm_id, request.matrix, request.value)
+        task_key = "approval:" + digest(ctx.connection, deal.ref.object, deal.ref.crm_id, request.matrix, request.value)
         message = None if item.adopt else _task(ctx, plan, deal, request.task, task_key)
         repos.approvals.request(ctx.connection, mapping.name, deal.ref.crm_id, matrix=request.matrix,
                                 value=request.value, approver_title=request.approver_title,
@@ -402,14 +397,11 @@ def _handoff(ctx: RunContext, plan: PagePlan, item: _Decided, page: _PageState, 
     if handoff.before_relay:  # won or lost long before Relay first read it: on record, nothing to do
         new_handoffs.append(HandoffIn(mapping.name, deal.ref.crm_id, handoff.kind, decision.transition_at,
                                       deal.owner_email, None, None, {"before_relay": True}))
-        page.handoffs[(deal.ref.crm_id, handoff.kind)] = HandoffRecord(
-            0, ctx.connection, mapping.name, deal.ref.crm_id, handoff.kind, decision.transition_at, now,
-            deal.owner_email, None, None, None, {"before_relay": True})
         plan.governance[f"{handoff.kind}_before_relay"] += 1
         return []
     messages = []
     for n, task in enumerate(() if item.adopt else handoff.tasks):
-        message = _task(ctx, plan, deal, task, "handoff:" + _key(ctx.connection, deal.ref.object, deal.ref.crm_id,
+        message = _task(ctx, plan, deal, task, "handoff:" + digest(ctx.connection, deal.ref.object, deal.ref.crm_id,
                                                                  handoff.kind, n, task.subject))
         if message is not None:
             messages.append(message)
@@ -417,12 +409,9 @@ def _handoff(ctx: RunContext, plan: PagePlan, item: _Decided, page: _PageState, 
     detail: dict[str, Any] = {"carry_over": carry, "tasks": [t.subject for t in handoff.tasks],
                               "cs_reason": decision.cs_reason}
     kickoff_field = ctx.config.rules.handoffs.closed_won.kickoff_date_field
-    kickoff = _as_datetime(deal.value(kickoff_field)) if kickoff_field and handoff.kind == "closed_won" else None
+    kickoff = as_moment(deal.value(kickoff_field)) if kickoff_field and handoff.kind == "closed_won" else None
     new_handoffs.append(HandoffIn(mapping.name, deal.ref.crm_id, handoff.kind, decision.transition_at,
                                   deal.owner_email, decision.cs_owner_email, handoff.due_at, detail, kickoff))
-    page.handoffs[(deal.ref.crm_id, handoff.kind)] = HandoffRecord(
-        0, ctx.connection, mapping.name, deal.ref.crm_id, handoff.kind, decision.transition_at, now, deal.owner_email,
-        decision.cs_owner_email, handoff.due_at, None, detail)
     plan.governance[f"handoff_{handoff.kind}"] += 1
     plan.audit("handed_off", object_name=mapping.name, crm_id=deal.ref.crm_id, rules_version=page.version,
                detail={"kind": handoff.kind, "at": decision.transition_at.isoformat(),
@@ -435,10 +424,10 @@ def _kickoff_done(ctx: RunContext, plan: PagePlan, item: _Decided, page: _PageSt
     """The kickoff date CS entered on a deal handed over before: its handoff is done (time to kickoff)."""
     field = ctx.config.rules.handoffs.closed_won.kickoff_date_field
     row = page.handoffs.get((item.deal.ref.crm_id, "closed_won"))
-    if field is None or row is None or row.done_at is not None or row.id == 0 or row.detail.get("before_relay"):
+    if field is None or row is None or row.done_at is not None or row.detail.get("before_relay"):
         return
     value = item.deal.value(field)
-    when = _as_datetime(value)
+    when = as_moment(value)
     if when is None:
         return
     repos.handoffs.done(row.id, when)
@@ -448,18 +437,18 @@ def _kickoff_done(ctx: RunContext, plan: PagePlan, item: _Decided, page: _PageSt
                        "on_time": row.due_at is None or when.date() <= row.due_at.date()}, at=ctx.now())
 
 
-def _as_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value.strip():
+def as_moment(value: Any) -> datetime | None:
+    """A deal's date or datetime value as an aware datetime (a date: noon UTC, as the core reads a close
+    date); None when it is empty or neither."""
+    if isinstance(value, str):
+        text = value.strip()
         try:
-            parsed = datetime.fromisoformat(value.strip())
+            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
         except ValueError:
             return None
-        if len(value.strip()) == 10:
-            return datetime.combine(parsed.date(), time(12), tzinfo=UTC)
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    if hasattr(value, "isoformat") and hasattr(value, "year"):
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
         return datetime.combine(value, time(12), tzinfo=UTC)
     return None
 
@@ -477,4 +466,4 @@ def governance_examples(engine: Engine, wanted: Sequence[tuple[str, str | None, 
     return found
 
 
-__all__ = ["deals_page", "governance_examples", "governance_version", "history_changes", "read_histories"]
+__all__ = ["as_moment", "deals_page", "governance_examples", "governance_version", "history_changes", "read_histories"]

@@ -51,7 +51,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -63,6 +63,7 @@ from connector.core.clocks import add_working_time, calendar_for
 from connector.core.governance.models import filled
 from connector.core.governance.rules import StageOutcome, StageRules
 from connector.core.rules import Rules
+from connector.pipeline.deals import as_moment
 from connector.store.models import (
     ApprovalRow,
     ApprovalStatus,
@@ -542,19 +543,13 @@ class _Unreadable:
 
 
 def _moment(value: Any, where: str, what: str, unreadable: _Unreadable) -> datetime | None:
-    """An ISO date or datetime of a snapshot as an aware datetime (a date: noon UTC, as deals.py reads it)."""
+    """An ISO date or datetime of a snapshot as an aware datetime (``deals.as_moment``); an unreadable one is noted."""
     if value is None or value == "":
         return None
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if len(text) == 10:
-                return datetime.combine(date.fromisoformat(text), time(12), tzinfo=UTC)
-            return _aware(datetime.fromisoformat(text))
-        except ValueError:
-            pass
-    unreadable.add(what, where, value)
-    return None
+    found = as_moment(value)
+    if found is None:
+        unreadable.add(what, where, value)
+    return found
 
 
 def _lead_owner(conn: Connection, report: HandoffReport, rules: Rules) -> None:

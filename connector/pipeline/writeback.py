@@ -62,7 +62,8 @@ _DIGEST_JSON = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":
 """Built once: ``json.dumps`` with these options built an encoder per call (a fifth of an update's planning)."""
 
 
-def _digest(*parts: Any) -> str:
+def digest(*parts: Any) -> str:
+    """A stable 32-hex key of ``parts`` (JSON, sorted keys): idempotency keys are built from it."""
     return hashlib.sha256(_DIGEST_JSON.encode(parts).encode()).hexdigest()[:32]
 
 
@@ -108,7 +109,7 @@ def record_update(
     read_back = as_read_back(mapping, {k: v for k, v in {**hygiene, **decision}.items() if k in crm_names})
     canonical = {crm_names[k]: [k, _json_ready(v)] for k, v in read_back.items()}
     ref = person.ref
-    key = "upd:" + _digest(ref.connection, ref.object, ref.crm_id, fields, source_version)
+    key = "upd:" + digest(ref.connection, ref.object, ref.crm_id, fields, source_version)
     payload = OutboxPayload(fields=fields, purpose="update",
                             hygiene_fields=tuple(k for k in hygiene_fields if k in fields), canonical=canonical)
     return PlannedMessage(mapping.name, "update", ref.crm_id, payload, key)
@@ -192,7 +193,7 @@ def deal_update(mapping: ObjectMapping, ref: RecordRef, current: Mapping[str, An
     fields = to_crm(mapping, changes)
     read_back = as_read_back(mapping, changes)
     canonical = {crm_names[k]: [k, _json_ready(v)] for k, v in read_back.items()}
-    key = "upd:" + _digest(ref.connection, ref.object, ref.crm_id, fields, source_version)
+    key = "upd:" + digest(ref.connection, ref.object, ref.crm_id, fields, source_version)
     return PlannedMessage(mapping.name, "update", ref.crm_id, OutboxPayload(fields=fields, purpose="update",
                                                                             canonical=canonical), key)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -23,9 +23,10 @@ from connector.store.models import (
 )
 
 _CHUNK = 500
+T = TypeVar("T")
 
 
-def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
+def _chunks(ids: Sequence[T]) -> Iterable[Sequence[T]]:
     for start in range(0, len(ids), _CHUNK):
         yield ids[start:start + _CHUNK]
 
@@ -100,26 +101,16 @@ class Findings:
 
     def seen_many(self, ids: Sequence[int], *, now: datetime) -> None:
         """Open findings seen again: their last sighting moves on."""
-        for chunk in _chunks([str(i) for i in ids]):
+        for chunk in _chunks(ids):
             self._session.execute(update(GovernanceFindingRow).where(
-                GovernanceFindingRow.id.in_([int(i) for i in chunk])).values(last_seen=now))
+                GovernanceFindingRow.id.in_(chunk)).values(last_seen=now))
 
     def resolve_many(self, ids: Sequence[int], *, now: datetime) -> None:
         """Findings the record no longer shows."""
-        for chunk in _chunks([str(i) for i in ids]):
+        for chunk in _chunks(ids):
             self._session.execute(update(GovernanceFindingRow).where(
-                GovernanceFindingRow.id.in_([int(i) for i in chunk])).values(
-                status=FindingStatus.RESOLVED, resolved_at=now))
+                GovernanceFindingRow.id.in_(chunk)).values(status=FindingStatus.RESOLVED, resolved_at=now))
 
-    def counts(self, connection: str | None = None) -> dict[tuple[str, str], int]:
-        """(code, status) -> number of findings (of one connection, or all)."""
-        from sqlalchemy import func
-
-        query = select(GovernanceFindingRow.code, GovernanceFindingRow.status, func.count()).group_by(
-            GovernanceFindingRow.code, GovernanceFindingRow.status)
-        if connection is not None:
-            query = query.where(GovernanceFindingRow.connection == connection)
-        return {(code, status): int(n) for code, status, n in self._session.execute(query)}
 
 
 @dataclass(frozen=True)
@@ -186,15 +177,6 @@ class Approvals:
             requested_at=None, approved_by=approved_by, approved_at=now))
         self._session.flush()
 
-    def counts(self, connection: str | None = None) -> dict[tuple[str, str], int]:
-        """(matrix, status) -> number of approvals."""
-        from sqlalchemy import func
-
-        query = select(ApprovalRow.matrix, ApprovalRow.status, func.count()).group_by(
-            ApprovalRow.matrix, ApprovalRow.status)
-        if connection is not None:
-            query = query.where(ApprovalRow.connection == connection)
-        return {(matrix, status): int(n) for matrix, status, n in self._session.execute(query)}
 
 
 @dataclass(frozen=True)
