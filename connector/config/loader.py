@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Collection, Mapping
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from connector.config._errors import problems_from_validation
 from connector.config._yaml import YamlDocument, format_path, read_yaml
+from connector.config.canonical import CANONICAL_FIELDS, field_type
 from connector.config.connection import CONNECTION_NAME_PATTERN, ConnectionSettings
 from connector.config.envsubst import substitute_tree
 from connector.config.mappings import MappingFile, ObjectMapping, check_mapping_file
@@ -373,34 +375,72 @@ def governed_fields(rules: core_rules.Rules) -> list[tuple[str, tuple[str | int,
     return found
 
 
+def handoff_person_fields(rules: core_rules.Rules) -> list[tuple[str, tuple[str | int, ...], str]]:
+    """The canonical person fields the SDR -> AE handoff reads: (rules file stem, key path, field).
+
+    The checklist, then the fields of its qualification framework (stages.yaml ``frameworks``).
+    """
+    spec = rules.handoffs.sdr_to_ae
+    found: list[tuple[str, tuple[str | int, ...], str]] = [
+        ("handoffs", ("sdr_to_ae", "checklist", i), name) for i, name in enumerate(spec.checklist)]
+    if spec.framework is not None:
+        found += [("handoffs", ("sdr_to_ae", "framework"), name)
+                  for name in rules.stages.frameworks.get(spec.framework, ()) if name not in spec.checklist]
+    return found
+
+
 def _check_governed_fields(relay: RelayFile, mappings: dict[str, MappingFile], rules: core_rules.Rules,
                            rules_dir: Path, mappings_dir: Path, problems: list[ConfigProblem]) -> None:
-    """Each deal field a governance rule names must be mapped on every deal object a connection syncs."""
-    synced: list[tuple[str, str, MappingFile]] = []
+    """Each field a governance rule names must be mapped where it is read.
+
+    Deal fields: on every deal object a connection syncs. The SDR -> AE checklist: on every synced
+    lead object that maps the disposition (only those are converted); a checklist field that is no
+    canonical person field is named as such (no mapping could map it).
+    """
+    deals: list[tuple[str, str, MappingFile]] = []
+    leads: list[tuple[str, str, MappingFile]] = []
     for name, connection in relay.connections.items():
         mapping = mappings.get(connection.mapping_name)
         if mapping is None:
             continue
-        synced += [(name, obj, mapping) for obj in connection.objects
-                   if obj in mapping.objects and mapping.objects[obj].entity == "deal"]
-    if not synced:
-        return
+        for obj in connection.objects:
+            found = mapping.objects.get(obj)
+            if found is None:
+                continue
+            if found.entity == "deal":
+                deals.append((name, obj, mapping))
+            elif found.entity == "person" and found.person_kind == "lead" \
+                    and rules.dispositions.field in {f.canonical for f in found.fields}:
+                leads.append((name, obj, mapping))
     documents: dict[str, YamlDocument] = {}
-    for stem, where, field_name in governed_fields(rules):
-        missing = [(conn, obj, m) for conn, obj, m in synced
-                   if field_name not in {f.canonical for f in m.objects[obj].fields}]
-        if not missing:
-            continue
+
+    def report(stem: str, where: tuple[str | int, ...], value: str, message: str) -> None:
         path = rules_dir / f"{stem}.yaml"
         if stem not in documents:
             documents[stem] = read_yaml(path, str(path)) if path.is_file() else YamlDocument(None)
         line, column = documents[stem].position(where)
-        gaps = "; ".join(f"{mappings_dir / f'{relay.connections[conn].mapping_name}.yaml'} object {obj} "
-                         f"(connection {conn})" for conn, obj, _ in missing)
-        problems.append(ConfigProblem(str(path), format_path(where), field_name,
-                                      f"deal field '{field_name}' is used here but no field maps it in {gaps}: "
-                                      f"add {{canonical: {field_name}, crm: <the CRM field>}} to that object's fields",
-                                      line, column))
+        problems.append(ConfigProblem(str(path), format_path(where), value, message, line, column))
+
+    checks = [("deal", deals, governed_fields(rules))] if deals else []
+    if leads:
+        checks.append(("person", leads, handoff_person_fields(rules)))
+    for entity, synced, fields in checks:
+        for stem, where, field_name in fields:
+            if entity == "person" and field_type("person", field_name) is None:
+                close = difflib.get_close_matches(field_name, list(CANONICAL_FIELDS["person"]), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                report(stem, where, field_name, f"'{field_name}' is not a canonical person field{hint}: the "
+                                                "handoff checklist can only name fields a lead mapping can map")
+                continue
+            missing = [(conn, obj) for conn, obj, m in synced
+                       if field_name not in {f.canonical for f in m.objects[obj].fields}]
+            if not missing:
+                continue
+            gaps = "; ".join(f"{mappings_dir / f'{relay.connections[conn].mapping_name}.yaml'} object {obj} "
+                             f"(connection {conn})" for conn, obj in missing)
+            report(stem, where, field_name,
+                   f"{entity} field '{field_name}' is used here but no field maps it in {gaps}: "
+                   f"add {{canonical: {field_name}, crm: <the CRM field>}} to that object's fields")
 
 
 def _check_connections(

@@ -107,6 +107,14 @@ class Person(_Frozen):
     # the rep's disposition (config/rules/dispositions.yaml) and when it was set
     disposition: str | None = None
     disposition_at: AwareDatetime | None = None
+    # the SDR -> AE handoff checklist (handoffs.yaml sdr_to_ae): meeting outcome, notes, next step, BANT
+    meeting_outcome: str | None = None
+    handoff_notes: str | None = None
+    next_step: str | None = None
+    budget: str | None = None
+    authority: str | None = None
+    need: str | None = None
+    timeline: str | None = None
     # Relay write-back fields
     relay_score: int | None = None
     relay_score_category: str | None = None

@@ -186,6 +186,65 @@ def _members(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class GroupPick:
+    """Who a round-robin group gives a record to (see :func:`pick_in_group`).
+
+    Attributes:
+        email: The member (or fallback owner) chosen; None when nobody is available.
+        key: The rotation's state key (``sales_reps:NA``, ``role:director:*``); None for a
+            fixed fallback owner or nobody.
+        position: How many the rotation has assigned, this pick included.
+        fallback: The label of the fallback step that chose (None: the group itself did).
+    """
+
+    email: str | None
+    key: str | None = None
+    position: int | None = None
+    fallback: str | None = None
+
+
+def pick_in_group(
+    group_name: str,
+    group: RoundRobinGroup,
+    region: str,
+    rules: RoutingRules,
+    state: RoutingState,
+    active_owners: Mapping[str, bool],
+) -> tuple[GroupPick, RoutingState]:
+    """The next active member of a routing group for a record of ``region``, walking its fallback.
+
+    The group's members of the region (all regions unless ``by_region``) in rotation; when none is
+    active, each ``fallback`` step in order (a fixed owner, every region, a role in the region or
+    anywhere). ``GroupPick(None)`` and ``state`` itself when every step fails.
+    """
+    scope = region if group.by_region else None
+    members = _members(rules, group.role, scope, active_owners)
+    if members:
+        key = f"{group_name}:{scope or '*'}"
+        chosen, state = pick_round_robin(key, members, state)
+        return GroupPick(chosen.email, key, state.position(key).assigned), state
+    for step in group.fallback:
+        if step.kind == "owner":
+            assert step.email is not None
+            if _is_active(step.email, rules, active_owners):
+                return GroupPick(step.email, fallback=step.label), state
+            continue
+        if step.kind == "all_regions":
+            role, where, key_name = group.role, None, group_name
+        else:
+            assert step.role is not None
+            role = step.role
+            where = region if step.kind == "role_in_region" else None
+            key_name = f"role:{step.role}"  # never collides with a group name
+        members = _members(rules, role, where, active_owners)
+        if members:
+            key = f"{key_name}:{where or '*'}"
+            chosen, state = pick_round_robin(key, members, state)
+            return GroupPick(chosen.email, key, state.position(key).assigned, step.label), state
+    return GroupPick(None, fallback="none"), state
+
+
 def _round_robin(
     lead: RoutingInput,
     rule: RoutingRule,
@@ -200,44 +259,26 @@ def _round_robin(
     region = rules.region_for(lead.country)
     head = f"{_capital(_lead_score(lead))}, SLA tier {tier} -> {group.label}, region {region}"
     suffix = "".join(f"; {n}" for n in notes)
-    scope = region if group.by_region else None
-    members = _members(rules, group.role, scope, active_owners)
-    if members:
-        key = f"{group_name}:{scope or '*'}"
-        chosen, state = pick_round_robin(key, members, state)
+    pick, state = pick_in_group(group_name, group, region, rules, state, active_owners)
+    if pick.email is None:
         return routing_decision(
-            chosen.email, tier, rule.name, _reason(f"{head}, round robin{suffix}"), region=region, group=key,
-            position=state.position(key).assigned,
+            None, tier, rule.name, _reason(f"{head}: nobody active and no fallback available, unassigned{suffix}"),
+            region=region, fallback="none",
         ), state
-    for step in group.fallback:
-        if step.kind == "owner":
-            assert step.email is not None
-            if _is_active(step.email, rules, active_owners):
-                return routing_decision(
-                    step.email, tier, rule.name, _reason(f"{head}: nobody active, fallback {step.label}{suffix}"),
-                    region=region, fallback=step.label,
-                ), state
-            continue
-        if step.kind == "all_regions":
-            role, where, key_name = group.role, None, group_name
-        else:
-            assert step.role is not None
-            role = step.role
-            where = region if step.kind == "role_in_region" else None
-            key_name = f"role:{step.role}"  # never collides with a group name
-        members = _members(rules, role, where, active_owners)
-        if members:
-            key = f"{key_name}:{where or '*'}"
-            chosen, state = pick_round_robin(key, members, state)
-            return routing_decision(
-                chosen.email, tier, rule.name,
-                _reason(f"{head}: nobody active, fallback {step.label}, round robin{suffix}"),
-                region=region, group=key, position=state.position(key).assigned,
-                fallback=step.label,
-            ), state
+    if pick.fallback is None:
+        return routing_decision(
+            pick.email, tier, rule.name, _reason(f"{head}, round robin{suffix}"), region=region, group=pick.key,
+            position=pick.position,
+        ), state
+    if pick.key is None:
+        return routing_decision(
+            pick.email, tier, rule.name, _reason(f"{head}: nobody active, fallback {pick.fallback}{suffix}"),
+            region=region, fallback=pick.fallback,
+        ), state
     return routing_decision(
-        None, tier, rule.name, _reason(f"{head}: nobody active and no fallback available, unassigned{suffix}"),
-        region=region, fallback="none",
+        pick.email, tier, rule.name,
+        _reason(f"{head}: nobody active, fallback {pick.fallback}, round robin{suffix}"),
+        region=region, group=pick.key, position=pick.position, fallback=pick.fallback,
     ), state
 
 

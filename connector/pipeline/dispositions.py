@@ -17,7 +17,8 @@ recycle after 90 days, ``Do Not Contact`` -> suppress). Two halves:
   has come are decided again from their snapshots (as the owner propagation does: no read),
   open SLA clocks of suppressed people are closed (their reminders are outreach), leads first
   touched ``due_hours`` ago without a disposition get a finding and one task for their owner, and
-  ``Qualified`` leads are converted (``CrmAdapter.convert_lead``). A conversion is in the ledger
+  ``Qualified`` leads are converted (``CrmAdapter.convert_lead``) once their SDR -> AE checklist is
+  complete, owned by their AE (``sdr_handoff``). A conversion is in the ledger
   (``pending``) before the CRM is asked and closed with its answer; a run killed in between asks
   again (a lead converted already answers ``already_converted``).
 
@@ -44,6 +45,7 @@ from connector.core.models import ExistingAssignment, LeadDecision, Person, Reco
 from connector.mapping.engine import MappingError, as_read_back, written_fields
 from connector.pipeline.context import PagePlan, RunContext
 from connector.pipeline.records import MappedRecord, person_from_snapshot
+from connector.pipeline.sdr_handoff import hand_over, handed_over
 from connector.pipeline.writeback import task_message
 from connector.store.db import serialize_decisions
 from connector.store.models import DispositionStatus
@@ -516,6 +518,9 @@ def opportunity_name(person: Person) -> str:
 def convert_qualified(ctx: RunContext) -> int:
     """Convert the qualified leads waiting in the ledger (``CrmAdapter.convert_lead``); returns how many converted.
 
+    A lead whose SDR -> AE checklist is incomplete waits (``sdr_handoff.hand_over``: one task for
+    the SDR); a complete one is converted for its AE, who then gets a task on the new opportunity.
+
     Each conversion is in the ledger before the CRM is asked (``pending``, attempts counted) and
     closed with its answer: ``converted`` with the opportunity, contact and account ids, or
     ``failed`` when the CRM refuses it (audited, counted). A CRM that cannot answer now leaves it
@@ -532,9 +537,7 @@ def convert_qualified(ctx: RunContext) -> int:
         ctx.check_not_taken_over()
         mapping = ctx.resolved.mapping(row.object)
         with ctx.transaction() as session:
-            repos = Repositories(session)
-            snapshot = repos.records.get(ctx.connection, row.object, row.crm_id)
-            repos.dispositions.attempt(row.id)  # recorded before the CRM is asked
+            snapshot = Repositories(session).records.get(ctx.connection, row.object, row.crm_id)
         person: Person | None = None
         if mapping is not None and snapshot is not None and not snapshot.deleted and not snapshot.merged_into:
             model = person_from_snapshot(ctx.connection, mapping, row.crm_id, dict(snapshot.canonical),
@@ -544,10 +547,16 @@ def convert_qualified(ctx: RunContext) -> int:
             _conversion_failed(ctx, row, f"{row.label} cannot be converted: Relay has no live copy of it "
                                          "(deleted, merged away or never read)")
             continue
+        handover = hand_over(ctx, person)  # SDR -> AE: the checklist first, then the AE who owns it
+        if handover is None:
+            ctx.summary.findings["conversion_waiting"] += 1
+            continue
+        with ctx.transaction() as session:
+            Repositories(session).dispositions.attempt(row.id)  # recorded before the CRM is asked
         try:
             spec = ctx.config.rules.dispositions.dispositions.get(person.disposition or "")
             result = ctx.adapter.convert_lead(row.object, row.crm_id, opportunity_name=opportunity_name(person),
-                                              owner_id=person.owner_id,
+                                              owner_id=handover.owner_id or person.owner_id,
                                               status=spec.converted_status if spec is not None else None)
         except RecordError as exc:
             if exc.retriable:
@@ -573,7 +582,11 @@ def convert_qualified(ctx: RunContext) -> int:
                                    detail={"disposition": row.value, "opportunity_id": result.opportunity_id,
                                            "contact_id": result.contact_id, "account_id": result.account_id,
                                            "already_converted": result.already_converted,
-                                           "opportunity_name": opportunity_name(person), "owner_id": person.owner_id})
+                                           "opportunity_name": opportunity_name(person),
+                                           "owner_id": handover.owner_id or person.owner_id,
+                                           "ae_email": handover.handoff.receiver_email})
+        if done:
+            handed_over(ctx, person, handover, result)
         converted += int(done)
     return converted
 

@@ -213,6 +213,35 @@ def test_validate_names_file_key_and_value_of_cross_file_problems(config_copy: P
     assert "no stage of any pipeline" in by_key["matrices.discount.required_before"]
 
 
+def test_validate_names_the_sdr_to_ae_roles_group_and_checklist_gaps(config_copy: Path, tmp_path: Path) -> None:
+    rules_dir = config_copy / "rules"
+    _edit(rules_dir / "handoffs.yaml", "ae_roles: [senior_rep, sales_rep]", "ae_roles: [senior_rep, account_exec]")
+    _edit(rules_dir / "handoffs.yaml", "ae_group: sales_reps", "ae_group: aes")
+    problems = validate_config(config_copy, REPO / "mappings", env={})
+    assert {(Path(p.file).name, p.key_path, p.value) for p in problems} == {
+        ("handoffs.yaml", "sdr_to_ae.ae_roles[1]", "account_exec"), ("handoffs.yaml", "sdr_to_ae.ae_group", "aes")}
+    assert "not a group of routing.yaml (known: sales_reps, sdr_team, senior_reps)" in problems[-1].message
+    _edit(rules_dir / "handoffs.yaml", "ae_roles: [senior_rep, account_exec]", "ae_roles: [senior_rep, sales_rep]")
+    _edit(rules_dir / "handoffs.yaml", "ae_group: aes", "ae_group: sales_reps")
+    # rules that load: each checklist field must be a person field, mapped on every converted lead object
+    _edit(rules_dir / "handoffs.yaml", "checklist: [meeting_outcome, handoff_notes, next_step]",
+          "checklist: [meeting_outcome, handoff_note, next_step]")
+    mappings = tmp_path / "mappings"
+    shutil.copytree(REPO / "mappings", mappings)
+    _edit(mappings / "hubspot.yaml", "      - {canonical: timeline, crm: timeline, direction: read, transform: [strip]}\n", "")
+    problems = validate_config(config_copy, mappings, env={})
+    found = {(Path(p.file).name, p.key_path, p.value) for p in problems}
+    assert found == {
+        ("handoffs.yaml", "sdr_to_ae.checklist[1]", "handoff_note"),
+        ("handoffs.yaml", "sdr_to_ae.framework", "timeline"),
+    }, problems
+    by_value = {p.value: p.message for p in problems}
+    assert "did you mean 'handoff_notes'?" in by_value["handoff_note"]
+    assert "hubspot.yaml object contacts (connection hubspot)" in by_value["timeline"]
+    assert "salesforce" not in by_value["timeline"]
+    assert all(p.line for p in problems)
+
+
 def test_validate_names_an_unknown_disposition_action(config_copy: Path) -> None:
     _edit(config_copy / "rules" / "dispositions.yaml", "{action: disqualify,", "{action: dq,")
     problems = validate_config(config_copy, REPO / "mappings", env={})

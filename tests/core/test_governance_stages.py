@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.core.governance.handoffs import closed_lost, closed_won, sdr_to_ae
+from connector.core.governance.handoffs import closed_lost, closed_won, decide_sdr_to_ae, sdr_to_ae
 from connector.core.governance.models import ApprovalRecord, Deal, FieldChange, StageChange
 from connector.core.governance.rules import HandoffRules, StagePolicies, StageRules
 from connector.core.governance.stages import evaluate_deal, quarter_end
-from connector.core.models import RecordRef
+from connector.core.models import RecordRef, RoutingState
 from connector.core.rules import Rules
 
 from .helpers import NOW
@@ -191,3 +191,58 @@ def test_an_enforced_stage_gate_only_flags_a_won_deal(rules: Rules) -> None:
     assert [(v.stage, v.policy) for v in won.violations] == [("Proposal", "flag")]
     negotiation = evaluate_deal(deal("Negotiation", criteria), [], enforced, NOW)
     assert negotiation.reset is not None and negotiation.reset.to_stage == "Proposal"
+
+
+LEAD = RecordRef(connection="salesforce", object="Lead", crm_id="00QA")
+CHECKLIST = {"meeting_outcome": "Held", "handoff_notes": "Pain: routing", "next_step": "Demo", "budget": "50k",
+             "authority": "VP Ops", "need": "routing", "timeline": "Q2"}
+SDR = "chloe.martin@northwind.example"
+
+
+def test_an_incomplete_checklist_routes_nobody_and_tasks_the_sdr(rules: Rules) -> None:
+    values = {**CHECKLIST, "next_step": " ", "budget": None}
+    decision, state = decide_sdr_to_ae(LEAD, values, SDR, "US", rules, RoutingState(), {}, NOW)
+    assert not decision.complete and decision.missing == ("next_step", "budget")
+    assert decision.receiver_email is None and state == RoutingState()  # the rotation did not move
+    [finding] = decision.findings
+    assert finding.task is not None and finding.task.assignee_email == SDR
+    assert "next_step, budget" in finding.message
+
+
+def test_an_sdr_hands_over_to_the_next_sales_rep_of_the_region(rules: Rules) -> None:
+    state = RoutingState()
+    picked = []
+    for _ in range(4):
+        decision, state = decide_sdr_to_ae(LEAD, CHECKLIST, SDR, "US", rules, state, {}, NOW)
+        assert decision.complete and decision.tasks[0].assignee_email == decision.receiver_email
+        picked.append(decision.receiver_email)
+    # NA sales reps in roster order, the inactive one (lucas.silva) never
+    assert picked == ["liam.walsh@northwind.example", "emma.rossi@northwind.example",
+                      "ava.thompson@northwind.example", "liam.walsh@northwind.example"]
+    assert "round robin (sales_reps:NA, pick 1)" in (decide_sdr_to_ae(
+        LEAD, CHECKLIST, SDR, "US", rules, RoutingState(), {}, NOW)[0].reason or "")
+    emea, _ = decide_sdr_to_ae(LEAD, CHECKLIST, SDR, "DE", rules, RoutingState(), {}, NOW)
+    assert emea.receiver_email == "noah.fischer@northwind.example"
+    task = emea.tasks[0]
+    assert task.due_at == NOW + timedelta(days=1) and "Pain: routing" in task.description and SDR in task.description
+
+
+def test_an_ae_owner_keeps_the_lead_and_an_inactive_region_falls_back(rules: Rules) -> None:
+    kept, state = decide_sdr_to_ae(LEAD, CHECKLIST, "Olivia.Grant@northwind.example", "US", rules, RoutingState(), {},
+                                   NOW)
+    assert kept.receiver_email == "olivia.grant@northwind.example" and state == RoutingState()
+    assert "AE already" in (kept.reason or "")
+    # an AE the CRM says is inactive hands over like an SDR would
+    moved, _ = decide_sdr_to_ae(LEAD, CHECKLIST, "olivia.grant@northwind.example", "US", rules, RoutingState(),
+                                {"olivia.grant@northwind.example": False}, NOW)
+    assert moved.receiver_email == "liam.walsh@northwind.example"
+    # APAC has one sales rep: when the CRM says he left, the group's fallback (every region) answers
+    apac, _ = decide_sdr_to_ae(LEAD, CHECKLIST, None, "JP", rules, RoutingState(),
+                               {"ethan.park@northwind.example": False}, NOW)
+    assert apac.receiver_email == "liam.walsh@northwind.example" and "fallback" in (apac.reason or "")
+
+
+def test_nobody_available_leaves_the_owner(rules: Rules) -> None:
+    everyone_gone = {m.email: False for m in rules.routing.team}
+    decision, _ = decide_sdr_to_ae(LEAD, CHECKLIST, SDR, "US", rules, RoutingState(), everyone_gone, NOW)
+    assert decision.complete and decision.receiver_email is None and "nobody available" in (decision.reason or "")

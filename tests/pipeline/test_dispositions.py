@@ -49,6 +49,13 @@ QUALIFIED_SF = {"FirstName": "Ines", "LastName": "Costa", "Company": "Acme Widge
                 "Country": "US", "Phone": "+1 212 555 0101", "Website": "acme-widgets.example",
                 "Industry": "Software", "NumberOfEmployees": 500, "AnnualRevenue": 50000000}
 NO_AUTO_ASSIGN = {"Sforce-Auto-Assign": "FALSE"}
+# The SDR -> AE handoff checklist (handoffs.yaml sdr_to_ae: meeting outcome, notes, next step, BANT).
+CHECKLIST_SF = {"Meeting_Outcome__c": "Discovery call held", "Handoff_Notes__c": "Routes leads in spreadsheets",
+                "Next_Step__c": "Demo on Tuesday", "Budget__c": "$40k approved", "Authority__c": "VP Sales signs",
+                "Need__c": "SLA tracking", "Timeline__c": "This quarter"}
+CHECKLIST_HS = {"meeting_outcome": "Discovery call held", "handoff_notes": "Routes leads in spreadsheets",
+                "next_step": "Demo on Tuesday", "budget": "$40k approved", "authority": "VP Sales signs",
+                "need": "SLA tracking", "timeline": "This quarter"}
 
 
 @dataclass
@@ -307,23 +314,46 @@ def test_do_not_contact_is_never_routed_nor_enriched_on_any_record_of_the_person
 # --------------------------------------------------------------------------- Qualified: converted once
 
 
-def test_qualified_lead_is_converted_once_in_salesforce(world: World) -> None:
+def test_qualified_lead_waits_for_its_checklist_then_is_converted_once_for_an_ae(world: World) -> None:
     lead = _create_lead(world, "ines.costa@acme-widgets.example")
     _sync(world, "salesforce")
-    owner = world.sf.Lead.get(lead)["OwnerId"]
-    _set_lead(world, lead, Disposition__c="Qualified", Disposition_Date__c=_sf_when(datetime.now(UTC)))
+    sdr = world.sf.Lead.get(lead)["OwnerId"]
+    users = _sf_users(world)
+    assert sdr in {users[JACK], users[CHLOE]}
+    _set_lead(world, lead, Disposition__c="Qualified", Disposition_Date__c=_sf_when(datetime.now(UTC)),
+              Meeting_Outcome__c="Discovery call held", Handoff_Notes__c="Routes leads in spreadsheets")
 
+    _sync(world, "salesforce")
+    _sync(world, "salesforce")
+
+    # the checklist misses the next step and BANT: not converted, one task for the SDR naming them
+    assert world.sf.Lead.get(lead)["IsConverted"] is False
+    [asked] = [t for t in _sf_tasks(world, lead) if t["Subject"].startswith("Complete the handoff checklist")]
+    assert asked["OwnerId"] == sdr
+    [finding] = _audit(world, "salesforce", "Lead", lead, "governance_finding")
+    assert finding.detail["fields"] == ["next_step", "budget", "authority", "need", "timeline"]
+    assert [r.attempts for r in _ledger(world, "salesforce", "Lead", lead)] == [0]
+
+    _set_lead(world, lead, **CHECKLIST_SF)
     _sync(world, "salesforce")
 
     converted = world.sf.Lead.get(lead)
     assert converted["IsConverted"] is True and converted["ConvertedOpportunityId"]
     opportunity = world.sf.Opportunity.get(converted["ConvertedOpportunityId"])
-    assert opportunity["Name"] == "Acme Widgets - Ines Costa" and opportunity["OwnerId"] == owner
+    na_reps = {users[f"{n}{TEAM}"] for n in ("liam.walsh", "emma.rossi", "ava.thompson")}
+    assert opportunity["Name"] == "Acme Widgets - Ines Costa" and opportunity["OwnerId"] in na_reps
+    [task] = world.sf.query_all("SELECT OwnerId, Subject, Description, ActivityDate FROM Task "
+                                f"WHERE WhatId = '{opportunity['Id']}'")["records"]
+    assert task["OwnerId"] == opportunity["OwnerId"] and task["Subject"].startswith("New opportunity from SDR")
+    assert "budget: $40k approved" in task["Description"] and "next_step: Demo on Tuesday" in task["Description"]
     [row] = _ledger(world, "salesforce", "Lead", lead)
     assert (row.status, row.opportunity_id, row.contact_id) == ("converted", converted["ConvertedOpportunityId"],
                                                                 converted["ConvertedContactId"])
     [entry] = _audit(world, "salesforce", "Lead", lead, "converted")
     assert entry.detail["opportunity_id"] == converted["ConvertedOpportunityId"]
+    [handoff] = _audit(world, "salesforce", "Lead", lead, "handoff")
+    assert handoff.detail["kind"] == "sdr_to_ae" and users[handoff.detail["to"]] == opportunity["OwnerId"]
+    assert len(_audit(world, "salesforce", "Lead", lead, "finding_resolved")) == 1
 
     _sync(world, "salesforce")
     _sync(world, "salesforce")
@@ -331,23 +361,35 @@ def test_qualified_lead_is_converted_once_in_salesforce(world: World) -> None:
     assert named["totalSize"] == 1
     assert len(_audit(world, "salesforce", "Lead", lead, "converted")) == 1
     assert [r.attempts for r in _ledger(world, "salesforce", "Lead", lead)] == [1]
+    assert world.sf.query(f"SELECT Id FROM Task WHERE WhatId = '{opportunity['Id']}'")["totalSize"] == 1
 
 
 def test_qualified_contact_becomes_a_deal_once_in_hubspot(world: World) -> None:
-    contact = _create_contact(world, "pat.doe@acme-widgets.example")
+    contact = _create_contact(world, "pat.doe@acme-widgets.example", **CHECKLIST_HS)
     _sync(world, "hubspot")
+    sdr = _contact(world, contact, "hubspot_owner_id")["hubspot_owner_id"]
     _set_contact(world, contact, disposition="Qualified")
 
     _sync(world, "hubspot")
 
-    shown = world.hs.crm.contacts.basic_api.get_by_id(contact, properties=["lifecyclestage", "hs_lead_status"],
+    shown = world.hs.crm.contacts.basic_api.get_by_id(contact, properties=["lifecyclestage", "hs_lead_status",
+                                                                            "hubspot_owner_id"],
                                                       associations=["deals"])
     assert shown.properties["lifecyclestage"] == "opportunity"
     assert shown.properties["hs_lead_status"] == "OPEN_DEAL"  # "Qualified", through the mapping
+    assert shown.properties["hubspot_owner_id"] == sdr  # the contact stays the SDR's; the deal is the AE's
     deals = [str(d.id) for d in shown.associations["deals"].results]
     assert len(deals) == 1
-    deal = world.hs.crm.deals.basic_api.get_by_id(deals[0], properties=["dealname"])
-    assert deal.properties["dealname"] == "Acme Widgets - Pat Doe"
+    deal = world.hs.crm.deals.basic_api.get_by_id(deals[0], properties=["dealname", "hubspot_owner_id"],
+                                                  associations=["tasks"])
+    owners = _hs_owners(world)
+    na_reps = {owners[f"{n}{TEAM}"] for n in ("liam.walsh", "emma.rossi", "ava.thompson")}
+    assert deal.properties["dealname"] == "Acme Widgets - Pat Doe" and deal.properties["hubspot_owner_id"] in na_reps
+    [task_id] = [str(t.id) for t in deal.associations["tasks"].results]
+    task = world.hs.crm.objects.basic_api.get_by_id("tasks", task_id, properties=["hs_task_subject", "hs_task_body",
+                                                                                  "hubspot_owner_id"])
+    assert task.properties["hubspot_owner_id"] == deal.properties["hubspot_owner_id"]
+    assert "authority: VP Sales signs" in task.properties["hs_task_body"]
     [row] = _ledger(world, "hubspot", "contacts", contact)
     assert (row.status, row.opportunity_id) == ("converted", deals[0])
 
@@ -355,6 +397,7 @@ def test_qualified_contact_becomes_a_deal_once_in_hubspot(world: World) -> None:
     again = world.hs.crm.contacts.basic_api.get_by_id(contact, associations=["deals"])
     assert [str(d.id) for d in again.associations["deals"].results] == deals
     assert len(_audit(world, "hubspot", "contacts", contact, "converted")) == 1
+    assert _audit(world, "hubspot", "contacts", contact, "governance_finding") == []
 
 
 # --------------------------------------------------------------------------- held, nurtured, unknown

@@ -8,13 +8,17 @@ Seed 001 5-7 (SAL qualification, assign the AE owner); seed 002 "Closed Won Acti
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.core.governance.models import Deal, GovernanceFinding, TaskAssignee, TaskSpec, filled
 from connector.core.governance.rules import HandoffRules, HandoffTask, StageRules
-from connector.core.models import RecordRef
+from connector.core.models import RecordRef, RoutingState
+from connector.core.routing import pick_in_group
+
+if TYPE_CHECKING:
+    from connector.core.rules import Rules
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ class HandoffDecision:
     due_at: datetime | None = None
     before_relay: bool = False
     """The transition is older than ``recent_days``: recorded as made before Relay, nothing to do."""
+    receiver_email: str | None = None
+    """Who takes over (SDR -> AE: the AE)."""
+    reason: str | None = None
+    """Why the receiver was chosen."""
 
 
 def _task(spec: HandoffTask, at: datetime, description: str, emails: Mapping[TaskAssignee, str | None]) -> TaskSpec:
@@ -56,9 +64,7 @@ def sdr_to_ae(ref: RecordRef, values: Mapping[str, Any], rules: HandoffRules, st
     Complete: the AE owner may be set, and the AE gets a task with the context. Incomplete: a
     finding and a task for the SDR listing exactly what is missing; the owner stays.
     """
-    checklist = list(rules.sdr_to_ae.checklist)
-    if rules.sdr_to_ae.framework is not None:
-        checklist += [f for f in stages.frameworks.get(rules.sdr_to_ae.framework, []) if f not in checklist]
+    checklist = sdr_checklist(rules, stages)
     missing = tuple(name for name in checklist if not filled(values.get(name)))
     if missing:
         message = f"{ref}: the SDR -> AE handoff checklist is incomplete: missing {', '.join(missing)}"
@@ -68,7 +74,52 @@ def sdr_to_ae(ref: RecordRef, values: Mapping[str, Any], rules: HandoffRules, st
     context = "; ".join(f"{name}: {values.get(name)}" for name in checklist)
     task = _task(rules.sdr_to_ae.ae_task, now, f"{ref} handed over by {sdr_email or 'the SDR'}. {context}",
                  {"ae_owner": ae_email, "owner": sdr_email})
-    return HandoffDecision(ref, "sdr_to_ae", True, tasks=(task,))
+    return HandoffDecision(ref, "sdr_to_ae", True, tasks=(task,), receiver_email=ae_email)
+
+
+def sdr_checklist(rules: HandoffRules, stages: StageRules) -> list[str]:
+    """The fields the SDR -> AE handoff needs: the checklist, then the framework's fields not in it."""
+    checklist = list(rules.sdr_to_ae.checklist)
+    if rules.sdr_to_ae.framework is not None:
+        checklist += [f for f in stages.frameworks.get(rules.sdr_to_ae.framework, []) if f not in checklist]
+    return checklist
+
+
+def decide_sdr_to_ae(ref: RecordRef, values: Mapping[str, Any], owner_email: str | None, country: str | None,
+                     rules: Rules, state: RoutingState, active_owners: Mapping[str, bool],
+                     now: datetime) -> tuple[HandoffDecision, RoutingState]:
+    """The SDR -> AE handoff of a qualified person: the checklist first, then who the AE is.
+
+    Incomplete: the finding for the SDR (the owner), nobody routed (the rotation does not move).
+    Complete: an owner whose roster role is one of ``ae_roles`` is the AE already and keeps it;
+    anyone else (an SDR, a queue, a stranger) hands over to the next AE of ``ae_group`` in the
+    person's region, walking the group's fallback. ``reason`` says which; the AE task carries the
+    checklist's values. Nobody available: complete, ``receiver_email`` None and the owner stays.
+    """
+    spec = rules.handoffs.sdr_to_ae
+    decision = sdr_to_ae(ref, values, rules.handoffs, rules.stages, owner_email, None, now)
+    if not decision.complete:
+        return decision, state
+    owner = (owner_email or "").strip().lower() or None
+    member = rules.routing.member(owner) if owner is not None else None
+    if member is not None and member.role in spec.ae_roles and member.active \
+            and active_owners.get(member.email, True):
+        ae: str | None = member.email
+        reason = f"the owner {member.email} is an AE already (role {member.role}): keeps it"
+    else:
+        region = rules.routing.region_for(country)
+        group = rules.routing.groups[spec.ae_group]
+        pick, state = pick_in_group(spec.ae_group, group, region, rules.routing, state, active_owners)
+        ae = pick.email
+        who = f"the owner {owner}" if owner is not None else "nobody"
+        if ae is None:
+            reason = f"{who} hands over, but {group.label} ({spec.ae_group}) has nobody available in region {region}"
+        else:
+            how = "round robin" if pick.fallback is None else f"fallback {pick.fallback}"
+            where = f" ({pick.key}, pick {pick.position})" if pick.key is not None else ""
+            reason = f"{who} hands over to {group.label} in region {region}, {how}{where}"
+    done = sdr_to_ae(ref, values, rules.handoffs, rules.stages, owner, ae, now)
+    return replace(done, reason=reason), state
 
 
 def closed_won(deal: Deal, won_at: datetime, rules: HandoffRules, cs_owner_email: str | None,

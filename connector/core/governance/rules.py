@@ -584,12 +584,16 @@ class HandoffTask(_Schema):
 class SdrToAe(_Schema):
     """SDR -> AE: the checklist that must be complete before the AE owner is set.
 
-    ``checklist``: canonical fields that must be filled; ``framework``: a qualification framework
-    of stages.yaml whose fields must be filled too (None: none).
+    ``checklist``: canonical person fields that must be filled; ``framework``: a qualification
+    framework of stages.yaml whose fields must be filled too (None: none). ``ae_roles``: roster roles
+    whose members are AEs already (a lead they own keeps its owner); ``ae_group``: the routing.yaml
+    group the AE is routed in otherwise (the person's region, then the group's fallback).
     """
 
     checklist: list[str] = Field(default_factory=lambda: ["meeting_outcome", "handoff_notes", "next_step"])
     framework: str | None = "BANT"
+    ae_roles: list[str] = Field(default_factory=lambda: ["senior_rep", "sales_rep"])
+    ae_group: str = "sales_reps"
     ae_task: HandoffTask = Field(default_factory=lambda: HandoffTask(
         subject="New opportunity from SDR: review the handoff", assignee="ae_owner", due_days=1))
 
@@ -679,7 +683,8 @@ def cross_problems(
 ) -> list[Problem]:
     """Problems between the governance files and routing.yaml; each loc starts with the file stem.
 
-    Checked: approver roles and members, and the CS routing role, against routing.yaml's team;
+    Checked: approver roles and members, the CS routing role and the AE roles, against routing.yaml's
+    team; the AE routing group against its groups;
     stages named by approval gates against the pipelines; frameworks named by handoffs against
     stages.yaml. Pass None for a file that was not given (its defaults are not checked against a
     roster they were not written for).
@@ -707,6 +712,14 @@ def cross_problems(
             found.append((("handoffs", "closed_won", "cs_role"), "unknown_role",
                           f"no team member of routing.yaml has role '{handoffs.closed_won.cs_role}' "
                           f"(known: {_known(roles)})", handoffs.closed_won.cs_role))
+        for i, role in enumerate(handoffs.sdr_to_ae.ae_roles):
+            if role not in roles:
+                found.append((("handoffs", "sdr_to_ae", "ae_roles", i), "unknown_role",
+                              f"no team member of routing.yaml has role '{role}' (known: {_known(roles)})", role))
+        if handoffs.sdr_to_ae.ae_group not in routing.groups:
+            found.append((("handoffs", "sdr_to_ae", "ae_group"), "unknown_group",
+                          f"'{handoffs.sdr_to_ae.ae_group}' is not a group of routing.yaml "
+                          f"(known: {_known(routing.groups)})", handoffs.sdr_to_ae.ae_group))
         framework = handoffs.sdr_to_ae.framework
         if framework is not None and framework not in stages.frameworks:
             found.append((("handoffs", "sdr_to_ae", "framework"), "unknown_framework",
