@@ -260,25 +260,48 @@ def _task(item: _Prepared, routing: RoutingDecision, sla: SlaDecision) -> TaskDe
     }, _TASK_FIELDS)
 
 
+def _has_user(email: str, connection: str, owners: OwnerIndex) -> bool:
+    """Whether ``email`` is an active user of ``connection`` (a recycled person lands only with one there)."""
+    return any(o.active and o.email and o.email.strip().lower() == email and c in (connection, None)
+               for (c, _), o in owners.items())
+
+
+def _recycle_lands(routing: RoutingDecision | None, connection: str, owners: OwnerIndex) -> bool:
+    """Whether a recycled record's routing gives it a new home in its own CRM.
+
+    Routed to nobody by the rules (marketing nurture) lands; nobody available, or an owner with no
+    active user in the record's CRM, does not: the record stays recycled and is tried again (its
+    disposition is kept), as the acting layer sees it (``PageDispositions.after``).
+    """
+    if routing is None:
+        return False
+    if routing.owner_email is None:
+        return routing.fallback != "none"
+    return _has_user(routing.owner_email, connection, owners)
+
+
 def _recycled_routing(routing: RoutingDecision, recycled: Disposed, rules: Rules,
-                      active: Mapping[str, bool]) -> RoutingDecision:
+                      active: Mapping[str, bool], connections: frozenset[str],
+                      owners: OwnerIndex) -> RoutingDecision:
     """A recycled person's routing, its reason citing the disposition.
 
     Routed to nobody by the rules (a score for marketing nurture), it goes to the aging nurture
     owner (``sla.yaml`` ``aging.nurture_owner``, a queue) when there is one: never back to
-    whoever returned it. Its reason is then the rules' own (the one any later decision gives a
+    whoever returned it, and only when the queue has an active user in every CRM of the person's
+    records (``connections``). Its reason is then the rules' own (the one any later decision gives a
     lead in that queue, so a new store writes nothing); the ``recycled`` audit entry tells the rest.
     """
     nurture = rules.sla.aging.nurture_owner
     if routing.owner_email is None and routing.fallback != "none" and nurture is not None \
-            and nurture not in recycled.excluded and _owner_active(nurture, rules, active):
+            and nurture not in recycled.excluded and _owner_active(nurture, rules, active) \
+            and all(_has_user(nurture, c, owners) for c in connections):
         return routing_decision(nurture, routing.tier, "recycled_to_nurture", routing.reason, region=routing.region)
     return routing.model_copy(update={"reason": _cut(f"Recycled ({recycled.note}): {routing.reason}")})
 
 
 def _field_updates(
     item: _Prepared, identity_id: str, routing: RoutingDecision | None, sla: SlaDecision | None,
-    rules: Rules, own: Disposed | None = None, suppressed: bool = False,
+    rules: Rules, own: Disposed | None = None, suppressed: bool = False, recycle_landed: bool = False,
 ) -> dict[str, Any]:
     person = item.person
     # Hygiene's changes differ from the record by construction; Relay's own fields are
@@ -310,12 +333,12 @@ def _field_updates(
         updates[nurture_field] = track
     if own is not None and own.status is not None and person.status != own.status:
         updates["status"] = own.status  # the disposition's lead status, written once when it is acted on
-    recycled = own is not None and own.state == "recycled" and routing is not None \
-        and not (routing.owner_email is None and routing.fallback == "none")  # nobody available: tried again
-    if recycled:  # back as a fresh lead: its next disposition is a new one
+    if recycle_landed:  # back as a fresh lead: its next disposition is a new one (else: tried again, kept)
         for name in (rules.dispositions.field, "disposition_at"):
             if getattr(person, name, None) is not None:
                 updates[name] = None
+        if routing is not None and routing.owner_email is None and not _blank(person.owner_id):
+            updates["owner_id"] = None  # to marketing nurture with no queue here: never left with who returned it
     elif own is not None and own.state != "recycled" and own.dated is not None and person.disposition_at is None:
         updates["disposition_at"] = own.dated
     return updates
@@ -387,7 +410,8 @@ def _decide_cluster(
             active = {**active, **{email: False for email in excluded}}
         shared, state = route(lead, rules.routing, rules.sla, state, active)
         if recycled is not None:
-            shared = _recycled_routing(shared, recycled, rules, active)
+            shared = _recycled_routing(shared, recycled, rules, active,
+                                       frozenset(m.person.ref.connection for m in candidates), owners)
         if shared.owner_email is not None and not shared.kept_existing:
             chain = rules.routing.escalation_chain(shared.owner_email)
             sla = sla_for(shared.tier, now, rules.sla, chain)
@@ -411,6 +435,7 @@ def _decide_cluster(
         if item is primary and routing is not None and member_sla is not None:
             task = _task(item, routing, member_sla)
         ref = item.person.ref
+        own = dispositions.get(ref) if dispositions else None
         findings = item.cleaned.findings + item.account_findings if item.account_findings \
             else item.cleaned.findings
         if routing is not None and routing.owner_email is None and routing.fallback == "none":
@@ -435,9 +460,10 @@ def _decide_cluster(
             "routing": routing,
             "sla": member_sla,
             "task": task,
-            "field_updates": _field_updates(item, cluster.identity_id, routing, member_sla, rules,
-                                            dispositions.get(item.person.ref) if dispositions else None,
-                                            suppressed is not None),
+            "field_updates": _field_updates(item, cluster.identity_id, routing, member_sla, rules, own,
+                                            suppressed is not None,
+                                            own is not None and own.state == "recycled"
+                                            and _recycle_lands(routing, ref.connection, owners)),
             "findings": findings,
             "quarantine_reason": None,
             "rules_version": version,

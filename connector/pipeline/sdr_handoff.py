@@ -25,9 +25,9 @@ from connector.adapters.base import Conversion
 from connector.core.governance.handoffs import decide_sdr_to_ae, sdr_checklist, sdr_to_ae
 from connector.core.governance.models import GovernanceFinding
 from connector.core.models import Person, RecordRef, RoutingState, TaskDecision
-from connector.mapping.engine import MappingError
+from connector.mapping.engine import MappingError, written_fields
 from connector.pipeline.context import PagePlan, RunContext
-from connector.pipeline.writeback import digest, record_task_message, task_message
+from connector.pipeline.writeback import deal_update, digest, record_task_message, task_message
 from connector.store.db import serialize_decisions
 from connector.store.repositories import OutboxMessageIn, Repositories
 from connector.store.repositories.governance import (
@@ -116,7 +116,9 @@ def handed_over(ctx: RunContext, person: Person, handover: HandOver, result: Con
     message: OutboxMessageIn | None = None
     spec = ctx.config.rules.handoffs.sdr_to_ae.ae_task
     # The mapping's deal object, synced or not: the task only needs to name what it goes on.
-    deal_object = next((m.name for m in ctx.resolved.mappings.objects.values() if m.entity == "deal"), None)
+    deal_mapping = next((m for m in ctx.resolved.mappings.objects.values() if m.entity == "deal"), None)
+    deal_object = deal_mapping.name if deal_mapping is not None else None
+    messages: list[OutboxMessageIn] = []
     if handover.owner_id is None:
         problem = "no AE with a user in this CRM: no AE task"
     elif result.opportunity_id is None or deal_object is None:
@@ -134,6 +136,14 @@ def handed_over(ctx: RunContext, person: Person, handover: HandOver, result: Con
                                               "sdr-ae:" + digest(ctx.connection, person.ref.object, person.ref.crm_id))
                 message = OutboxMessageIn(ctx.connection, planned.object, planned.operation,
                                           planned.payload.to_json(), planned.idempotency_key, crm_id=planned.crm_id)
+            # The SDR's next step goes on the new deal (the AE starts from it; hygiene asks for one).
+            next_step = checklist.get("next_step")
+            if deal_mapping is not None and next_step and "next_step" in written_fields(deal_mapping):
+                update = deal_update(deal_mapping, opportunity, {}, {"next_step": next_step}, None)
+                if update is not None:
+                    messages.append(OutboxMessageIn(ctx.connection, update.object, update.operation,
+                                                    update.payload.to_json(), update.idempotency_key,
+                                                    crm_id=update.crm_id))
         except MappingError as exc:
             problem = str(exc)
     with ctx.transaction() as session:
@@ -141,6 +151,7 @@ def handed_over(ctx: RunContext, person: Person, handover: HandOver, result: Con
         repos.handoffs.done(handoff.id, now)
         if message is not None:
             plan.outbox.append(message)
+        plan.outbox.extend(messages)
         plan.audit("handoff_done", object_name=person.ref.object, crm_id=person.ref.crm_id, relay_id=person.relay_id,
                    at=now, detail={"kind": KIND, "to": handoff.receiver_email, "opportunity_id": result.opportunity_id,
                                    "task": spec.subject if message is not None else None,

@@ -138,8 +138,33 @@ def test_a_recycled_person_is_routed_again_never_to_who_returned_it(rules: Rules
 def test_a_recycled_record_comes_back_without_its_disposition(rules: Rules) -> None:
     person = lead(1, disposition="No Response", disposition_at=NOW - timedelta(days=91), **WARM)
     disposed = {person.ref: Disposed("recycled", "No Response", excluded=frozenset({team("liam.walsh")}))}
-    (d,), _ = decide_people([person], [], [], rules, RoutingState(), NOW, dispositions=disposed)
+    users = [Owner(id=f"005{i}", email=m.email, connection=person.ref.connection)
+             for i, m in enumerate(rules.routing.team)]
+    (d,), _ = decide_people([person], [], users, rules, RoutingState(), NOW, dispositions=disposed)
+    assert d.routing is not None and d.routing.owner_email != team("liam.walsh")
     assert d.field_updates["disposition"] is None and d.field_updates["disposition_at"] is None
+
+
+def test_a_recycled_record_whose_new_owner_has_no_user_in_its_crm_keeps_its_disposition(rules: Rules) -> None:
+    # The acting layer cannot give it to someone with no user there: it is tried again, nothing is lost.
+    person = lead(1, disposition="No Response", disposition_at=NOW - timedelta(days=91), **WARM)
+    disposed = {person.ref: Disposed("recycled", "No Response", excluded=frozenset({team("liam.walsh")}))}
+    elsewhere = [Owner(id=f"005{i}", email=m.email, connection="hubspot") for i, m in enumerate(rules.routing.team)]
+    (d,), _ = decide_people([person], [], elsewhere, rules, RoutingState(), NOW, dispositions=disposed)
+    assert d.routing is not None and d.routing.owner_email is not None
+    assert "disposition" not in d.field_updates and "disposition_at" not in d.field_updates
+
+
+def test_a_recycled_nurture_score_with_no_queue_in_its_crm_loses_the_owner_who_returned_it(rules: Rules) -> None:
+    person = lead(1, disposition="No Response", disposition_at=NOW - timedelta(days=91), owner_id="005R")
+    returned = team("zoe.adams")
+    disposed = {person.ref: Disposed("recycled", "No Response", excluded=frozenset({returned}))}
+    # the nurture queue is a user of another CRM only; the returning rep is this CRM's owner of the record
+    users = [Owner(id="005R", email=returned, connection=person.ref.connection),
+             Owner(id="005Q", email=rules.sla.aging.nurture_owner or "", connection="other")]
+    (d,), _ = decide_people([person], [], users, rules, RoutingState(), NOW, dispositions=disposed)
+    assert d.routing is not None and d.routing.owner_email is None and d.routing.fallback != "none"
+    assert d.field_updates["owner_id"] is None and d.field_updates["disposition"] is None
 
 
 def test_a_disposition_without_a_date_gets_the_one_relay_keyed_it_by(rules: Rules) -> None:
@@ -190,7 +215,9 @@ def test_a_status_already_there_is_not_written_again(rules: Rules) -> None:
 
 def test_a_recycled_person_below_the_sales_bands_goes_to_the_nurture_queue_not_back(rules: Rules) -> None:
     cold = lead(1, email="x@gmail.com", title=None, company=None, owner_id="005R")
-    owners = [Owner(id="005R", email=team("liam.walsh"), connection="salesforce")]
+    queue = rules.sla.aging.nurture_owner or ""
+    owners = [Owner(id="005R", email=team("liam.walsh"), connection="salesforce"),
+              Owner(id="005Q", email=queue, connection="salesforce")]  # the queue has a user in the record's CRM
     disposed = {cold.ref: Disposed("recycled", "No Response", excluded=frozenset({team("liam.walsh")}))}
     (d,), _ = decide_people([cold], [], owners, rules, RoutingState(), NOW, dispositions=disposed)
     assert rules.sla.aging.nurture_owner is not None

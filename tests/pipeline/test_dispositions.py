@@ -342,6 +342,7 @@ def test_qualified_lead_waits_for_its_checklist_then_is_converted_once_for_an_ae
     opportunity = world.sf.Opportunity.get(converted["ConvertedOpportunityId"])
     na_reps = {users[f"{n}{TEAM}"] for n in ("liam.walsh", "emma.rossi", "ava.thompson")}
     assert opportunity["Name"] == "Acme Widgets - Ines Costa" and opportunity["OwnerId"] in na_reps
+    assert opportunity["NextStep"] == "Demo on Tuesday"  # the SDR's next step, carried to the AE's opportunity
     [task] = world.sf.query_all("SELECT OwnerId, Subject, Description, ActivityDate FROM Task "
                                 f"WHERE WhatId = '{opportunity['Id']}'")["records"]
     assert task["OwnerId"] == opportunity["OwnerId"] and task["Subject"].startswith("New opportunity from SDR")
@@ -380,11 +381,13 @@ def test_qualified_contact_becomes_a_deal_once_in_hubspot(world: World) -> None:
     assert shown.properties["hubspot_owner_id"] == sdr  # the contact stays the SDR's; the deal is the AE's
     deals = [str(d.id) for d in shown.associations["deals"].results]
     assert len(deals) == 1
-    deal = world.hs.crm.deals.basic_api.get_by_id(deals[0], properties=["dealname", "hubspot_owner_id"],
+    deal = world.hs.crm.deals.basic_api.get_by_id(deals[0], properties=["dealname", "hubspot_owner_id",
+                                                                         "hs_next_step"],
                                                   associations=["tasks"])
     owners = _hs_owners(world)
     na_reps = {owners[f"{n}{TEAM}"] for n in ("liam.walsh", "emma.rossi", "ava.thompson")}
     assert deal.properties["dealname"] == "Acme Widgets - Pat Doe" and deal.properties["hubspot_owner_id"] in na_reps
+    assert deal.properties["hs_next_step"] == "Demo on Tuesday"
     [task_id] = [str(t.id) for t in deal.associations["tasks"].results]
     task = world.hs.crm.objects.basic_api.get_by_id("tasks", task_id, properties=["hs_task_subject", "hs_task_body",
                                                                                   "hubspot_owner_id"])
