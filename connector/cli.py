@@ -49,6 +49,9 @@ app.add_typer(clocks_app, name="clocks")
 dedupe_app = typer.Typer(help="Duplicate people across everything Relay has read.", no_args_is_help=True,
                          rich_markup_mode=None)
 app.add_typer(dedupe_app, name="dedupe")
+users_app = typer.Typer(help="Who may use the admin API (/api/v1), with which role.", no_args_is_help=True,
+                        rich_markup_mode=None)
+app.add_typer(users_app, name="users")
 
 _PIPED_WIDTH = 200
 """Width of tables when output goes to a pipe or a log (a terminal's own width is used otherwise)."""
@@ -534,11 +537,11 @@ def sync(
 
     Exit codes: 0 done; 1 configuration, store or CRM error, or an unknown connection;
     2 usage error; 3 another sync of the connection is running; 4 done, but the CRM
-    refused some records (listed); 5 this run was taken over by another.
+    refused some records (listed); 5 this run was taken over by another; 6 the connection is paused.
     """
     from connector.adapters.errors import CrmError
     from connector.pipeline.heartbeat import SyncTakenOver
-    from connector.store.errors import SyncAlreadyRunning
+    from connector.store.errors import ConnectionPaused, SyncAlreadyRunning
 
     config = _load_config_or_exit()
     _require_connection(config, connection)
@@ -554,6 +557,9 @@ def sync(
     except SyncTakenOver as exc:
         _error(exc)
         raise typer.Exit(5) from None
+    except ConnectionPaused as exc:
+        _error(exc)
+        raise typer.Exit(6) from None
     except CrmError as exc:
         _error(exc)
         raise typer.Exit(1) from None
@@ -1422,7 +1428,7 @@ def serve(
              "relay worker (many workers on RELAY_HUEY_URL=redis://...).",
     )] = True,
 ) -> None:
-    """Serve Relay over HTTP: POST /webhooks/<crm> (events stored before the 200), /healthz, /metrics.
+    """Serve Relay over HTTP: POST /webhooks/<crm> (events stored before the 200), /healthz, /metrics, /api/v1.
 
     Webhook signatures cover the URL the CRM called: behind a proxy, set RELAY_PUBLIC_URL.
     """
@@ -1439,15 +1445,80 @@ def serve(
     console.print(f"Relay serve on http://{host}:{port} (webhooks: POST /webhooks/<crm>); Ctrl-C to stop",
                   highlight=False)
     on_stored = None
+    start_sync = None
     if not decide:
         from jobs.tasks import jobs
 
         on_stored = jobs.process_events_now  # a job each delivery; every worker claims its own share
+
+        def start_sync(connection: str, full: bool) -> str:  # the admin API's syncs go to the workers too
+            jobs.sync_connection(connection, full)
+            return "queued for relay worker"
     try:
-        uvicorn.run(create_app(config, engine, public_url=settings.public_url, decide=decide, on_stored=on_stored),
+        uvicorn.run(create_app(config, engine, public_url=settings.public_url, decide=decide, on_stored=on_stored,
+                               start_sync=start_sync),
                     host=host, port=port, log_level="info", access_log=False)
     finally:
         engine.dispose()
+
+
+def _console_or_exit() -> Any:
+    from connector.pipeline.console import Console
+    from connector.pipeline.context import utc_now
+
+    return Console(_load_config_or_exit(), _open_store_or_exit(), clock=utc_now)
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Who (a person or a system), unique among active users.")],
+    role: Annotated[str, typer.Option(help="admin, manager, rep, marketing or read-only (seed 002 access table).")],
+    email: Annotated[str | None, typer.Option(
+        help="Their CRM user's email: a rep's or marketing user's own records are the ones assigned to it.")] = None,
+) -> None:
+    """Create an API user and print its token (shown once: Relay keeps only its hash)."""
+    relay = _console_or_exit()
+    try:
+        user, token = relay.add_user(name, role, email)
+    except ValueError as exc:
+        _error(exc)
+        raise typer.Exit(2) from None
+    finally:
+        relay.engine.dispose()
+    console.print(f"API user {user['name']} ({user['role']}{', ' + user['email'] if user['email'] else ''}) added. "
+                  "Its token, shown only now:", highlight=False)
+    _write_plain(token + "\n")
+
+
+@users_app.command("list")
+def users_list(
+    revoked: Annotated[bool, typer.Option("--revoked", help="Show revoked users too.")] = False,
+) -> None:
+    """List API users (never their tokens: the first characters tell them apart)."""
+    relay = _console_or_exit()
+    try:
+        users = relay.users(include_revoked=revoked)
+    finally:
+        relay.engine.dispose()
+    table = Table("name", "role", "email", "token", "created", "last used", "revoked")
+    for user in users:
+        when = [(user[k] or "-")[:19].replace("T", " ") for k in ("created_at", "last_used_at", "revoked_at")]
+        table.add_row(user["name"], user["role"], user["email"] or "-", user["token_prefix"] + "...", *when)
+    console.print(table)
+
+
+@users_app.command("revoke")
+def users_revoke(name: Annotated[str, typer.Argument(help="The active user to revoke.")]) -> None:
+    """Revoke an API user: its token stops working at once."""
+    relay = _console_or_exit()
+    try:
+        found = relay.revoke_user(name)
+    finally:
+        relay.engine.dispose()
+    if found is None:
+        _error(f"no active API user {name!r} (relay users list)")
+        raise typer.Exit(1)
+    console.print(f"API user {name} revoked.", highlight=False)
 
 
 @app.command()

@@ -52,6 +52,7 @@ def run_connection_sync(connection: str, full: bool = False) -> dict[str, Any]:
     from connector.config.loader import load_config
     from connector.config.settings import config_location, get_settings
     from connector.pipeline.sync import run_sync
+    from connector.store.errors import ConnectionPaused
     from connector.store.migrate import open_store
 
     settings = get_settings()
@@ -61,6 +62,9 @@ def run_connection_sync(connection: str, full: bool = False) -> dict[str, Any]:
     log.info("sync of %s started (%s)", connection, "full" if full else "incremental")
     try:
         summary = run_sync(config, connection, engine, full=full)
+    except ConnectionPaused as exc:  # an admin paused it: not a failure to retry
+        log.info("sync of %s skipped: %s", connection, exc)
+        return {"connection": connection, "skipped": "paused", "reason": str(exc)}
     except Exception as exc:
         log.error("sync of %s failed: %s", connection, exc)
         raise
@@ -187,7 +191,7 @@ def due_connections(now: datetime) -> list[str]:
     from connector.config.settings import config_location, get_settings
     from connector.store.migrate import open_store
     from connector.store.models import SyncMode
-    from connector.store.repositories import SyncRuns
+    from connector.store.repositories import ConnectionStates, SyncRuns
 
     settings = get_settings()
     location = config_location(settings)
@@ -200,7 +204,10 @@ def due_connections(now: datetime) -> list[str]:
 
             session = Session(bind=connection)
             runs = SyncRuns(session)
+            paused = ConnectionStates(session).all_paused()
             for name, conn in config.relay.connections.items():
+                if name in paused:
+                    continue
                 schedule = conn.schedule
                 if schedule.every_minutes is not None:
                     # Events runs decide pushed records only: the schedule counts the runs that read changes.

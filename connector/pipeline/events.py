@@ -32,7 +32,7 @@ from connector.pipeline.records import holds_values
 from connector.pipeline.summary import SyncSummary
 from connector.pipeline.sync import run_sync
 from connector.store.db import session_factory
-from connector.store.repositories import Inbox, InboxEvent, Outbox, Records
+from connector.store.repositories import ConnectionStates, Inbox, InboxEvent, Outbox, Records
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,9 @@ def process_events(
     with sessions.begin() as session:
         inbox = Inbox(session)
         inbox.release_abandoned(now=now(), is_gone=holder_is_gone)  # workers killed on this host
+        paused = ConnectionStates(session).all_paused()  # their events wait in the inbox until resumed
         events = inbox.claim(holder, now=now(), lease=lease, limit=limit,
-                                      connections=list(config.relay.connections))
+                             connections=[c for c in config.relay.connections if c not in paused])
     by_connection: dict[str, list[InboxEvent]] = {}
     for event in events:
         payload = event.payload if isinstance(event.payload, dict) else {}

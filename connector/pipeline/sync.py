@@ -53,10 +53,11 @@ from connector.pipeline.pages import accounts_page, apply_deletions, people_page
 from connector.pipeline.plan import planned_writes
 from connector.pipeline.quality import store_run_quality
 from connector.pipeline.records import MappedRecord, map_record, person_from_snapshot
+from connector.pipeline.rule_sets import record_rule_sets
 from connector.pipeline.summary import NoProgress, SyncProgress, SyncSummary
 from connector.pipeline.writer import OutboxWriter
 from connector.store.db import serialize_decisions, session_factory
-from connector.store.errors import RunNotRunning
+from connector.store.errors import ConnectionPaused, RunNotRunning
 from connector.store.models import SyncMode, SyncStatus
 from connector.store.repositories import Repositories
 
@@ -146,6 +147,9 @@ def run_sync(
     )
     with ctx.transaction() as session:
         runs = Repositories(session).sync_runs
+        pause = Repositories(session).connection_states.paused(connection)
+        if pause is not None and not dry_run:  # a dry run writes nothing: it may look while paused
+            raise ConnectionPaused(connection, pause.paused_at, pause.paused_by, pause.reason)
         if take_over:
             running = runs.running(connection)
             gone = running is not None and holder_is_gone(running.holder)  # killed on this host: no need to wait
@@ -155,6 +159,7 @@ def run_sync(
         if mode is SyncMode.EVENTS:  # a worker killed on this host: its run is over
             runs.mark_gone_events_runs_crashed(connection, holder_is_gone, now=now())
         summary.run_id = runs.start(connection, mode, now=now(), take_over_stale_before=cutoff, holder=this_process())
+        record_rule_sets(Repositories(session), config.rules, now=now(), source=str(config.config_dir))
     if not dry_run and not isinstance(engine.pool, StaticPool):  # an in-memory store: nobody can take over
         options = {} if heartbeat_every is None else {"every": heartbeat_every}
         ctx.heartbeat = Heartbeat(sessions, summary.run_id, now, **options).start()

@@ -38,6 +38,26 @@ class SyncAlreadyRunning(StoreError):
         )
 
 
+class ConnectionPaused(StoreError):
+    """An admin paused the connection (``relay serve``'s console, ``POST /api/v1/connections/{name}/pause``).
+
+    Attributes:
+        connection: The connection.
+        paused_at: Since when.
+        paused_by: Who paused it.
+        reason: Why, as they said.
+    """
+
+    def __init__(self, connection: str, paused_at: datetime, paused_by: str | None, reason: str | None) -> None:
+        self.connection = connection
+        self.paused_at = paused_at
+        self.paused_by = paused_by
+        self.reason = reason
+        why = f": {reason}" if reason else ""
+        super().__init__(f"connection {connection!r} is paused since {paused_at.isoformat()} by "
+                         f"{paused_by or 'an admin'}{why}; resume it before syncing (its webhook events wait in the inbox)")
+
+
 class RunNotFound(StoreError):
     """No sync run has the given id."""
 

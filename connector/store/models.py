@@ -889,3 +889,69 @@ class DispositionFindingRow(Base):
     task_key: Mapped[str | None] = mapped_column(String(200))
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class ApiRole(StrEnum):
+    """The console's roles (seed 002 "Data Governance" access table: Admin, Manager, Rep, Marketing, Read-only)."""
+
+    ADMIN = "admin"
+    MANAGER = "manager"
+    REP = "rep"
+    MARKETING = "marketing"
+    READ_ONLY = "read_only"
+
+
+class ApiUserRow(Base):
+    """Someone who may call the admin API: a role, and a token Relay keeps only as its SHA-256.
+
+    ``email``: the CRM user they are (a Rep or Marketing user's "own" records are those they
+    own in the CRM). ``token_prefix``: the token's first characters, to tell tokens apart in
+    listings. A revoked user keeps its row (the audit names it).
+    """
+
+    __tablename__ = "api_users"
+    __table_args__ = (
+        CheckConstraint(_in("role", ApiRole), name="role"),
+        UniqueConstraint("token_hash", name="uq_api_users_token_hash"),
+        Index("ix_api_users_name", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(320))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    token_prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class RulesVersionRow(Base):
+    """A rule set decisions were made under, by its version (``Rules.version``): what the rules said.
+
+    Recorded when a run starts under it; the console shows the history and the difference between
+    two versions.
+    """
+
+    __tablename__ = "rules_versions"
+    __table_args__ = (Index("ix_rules_versions_first_seen", "first_seen"),)
+
+    version: Mapped[str] = mapped_column(String(128), primary_key=True)
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    source: Mapped[str | None] = mapped_column(String(1000))
+
+
+class ConnectionStateRow(Base):
+    """A connection an admin paused (``paused_at`` set): no sync, scheduled or asked for, runs until resumed."""
+
+    __tablename__ = "connection_states"
+
+    connection: Mapped[str] = mapped_column(String(CONNECTION_LEN), primary_key=True)
+    paused_at: Mapped[datetime | None]
+    paused_by: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]

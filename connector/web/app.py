@@ -31,10 +31,12 @@ from starlette.concurrency import run_in_threadpool
 from connector.config.loader import RelayConfig
 from connector.crms import CrmUnit, UnknownCrm, crm_unit
 from connector.crms.intake import WebhookRefused, WebhookRequest
+from connector.pipeline.console import Console
 from connector.pipeline.context import utc_now
 from connector.pipeline.events import EventPump
 from connector.pipeline.intake import EventInbox, InboxUnavailable, Stored
 from connector.web.capture import capture_router
+from connector.web.console.api import API_PREFIX, ApiError, api_router
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     decide: bool = False,
     on_stored: Callable[[], object] | None = None,
+    start_sync: Callable[[str, bool], str] | None = None,
 ) -> FastAPI:
     """The ASGI app of ``relay serve`` for ``config``, storing into ``engine``.
 
@@ -81,6 +84,8 @@ def create_app(
             instead of leaving them to ``relay events`` or the worker's minute.
         on_stored: Called (in a worker thread) once new events are stored, when this process
             does not decide them: ``relay serve --no-decide`` enqueues a job for ``relay worker``.
+        start_sync: How the admin API starts a sync (``connection, full`` in, how out): ``relay serve
+            --no-decide`` enqueues a job; by default a thread of this process runs it.
     """
     pump = EventPump(config, engine) if decide else None
 
@@ -94,8 +99,9 @@ def create_app(
             if pump is not None:
                 pump.stop()
 
-    app = FastAPI(title="Relay", summary="Webhook intake, health and metrics of Relay", docs_url=None,
-                  redoc_url=None, lifespan=lifespan)
+    app = FastAPI(title="Relay", summary="Webhook intake, health, metrics and the admin API of Relay",
+                  version="1", docs_url=f"{API_PREFIX}/docs", redoc_url=None,
+                  openapi_url=f"{API_PREFIX}/openapi.json", lifespan=lifespan)
     app.state.event_pump = pump
     next_handoff = [0.0]
 
@@ -223,6 +229,13 @@ def create_app(
         return await intake(request, kind, connection)
 
     app.include_router(capture_router(config, engine, metrics.registry, clock=clock))  # POST /capture/form/{source}
+    console = Console(config, engine, clock=clock, start_sync=start_sync)
+    app.state.console = console
+    app.include_router(api_router(console))  # /api/v1: the admin API
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> Response:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/healthz", summary="Whether Relay can take events (its store answers)")
     def healthz() -> Response:  # a plain def: FastAPI runs it in a worker thread

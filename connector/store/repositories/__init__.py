@@ -33,6 +33,14 @@ from connector.store.repositories.clocks import (
     ClockUpdate,
     OpenClockConflict,
 )
+from connector.store.repositories.console import (
+    ApiUser,
+    ApiUsers,
+    ConnectionStates,
+    Pause,
+    RulesVersion,
+    RulesVersions,
+)
 from connector.store.repositories.cursors import Cursor, Cursors, id_order_key
 from connector.store.repositories.data_quality import (
     DataQuality,
@@ -97,11 +105,16 @@ class Repositories:
         self.findings = Findings(session)
         self.approvals = Approvals(session)
         self.handoffs = Handoffs(session)
+        self.api_users = ApiUsers(session)
+        self.rules_versions = RulesVersions(session)
+        self.connection_states = ConnectionStates(session)
 
 
 __all__ = [
     "COUNT_KEYS",
     "ApiCalls",
+    "ApiUser",
+    "ApiUsers",
     "ApprovalRecordRow",
     "Approvals",
     "Assignment",
@@ -116,6 +129,7 @@ __all__ = [
     "ClockIn",
     "ClockUpdate",
     "Clocks",
+    "ConnectionStates",
     "CrmRef",
     "Cursor",
     "Cursors",
@@ -141,6 +155,7 @@ __all__ = [
     "Outbox",
     "OutboxMessage",
     "OutboxMessageIn",
+    "Pause",
     "Quarantine",
     "QuarantineIn",
     "QuarantinedRecord",
@@ -148,6 +163,8 @@ __all__ = [
     "Records",
     "Repositories",
     "RoundRobin",
+    "RulesVersion",
+    "RulesVersions",
     "SnapshotIn",
     "SyncRun",
     "SyncRuns",
