@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connector.pipeline.console import ApiRole, Caller, Console, Refused
 from connector.web.console.auth import Operation, bearer_token, may
@@ -56,9 +56,23 @@ class ReviewIn(BaseModel):
 
 
 class UserIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    """A new API user. A rep or marketing user needs the email of their CRM user (their own records)."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"role": {"enum": [ApiRole.REP.value, ApiRole.MARKETING.value]}}},
+        "then": {"required": ["email"], "properties": {"email": {"type": "string"}}},
+    })
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")
     role: ApiRole
-    email: str | None = Field(default=None, max_length=320, description="The CRM user's email (Rep, Marketing).")
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$",
+                              description="The CRM user's email (required for rep and marketing).")
+
+    @model_validator(mode="after")
+    def _email_for_own_records(self) -> UserIn:
+        if self.role in (ApiRole.REP, ApiRole.MARKETING) and self.email is None:
+            raise ValueError(f"a {self.role.value} user needs the email of their CRM user")
+        return self
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -247,6 +261,8 @@ def api_router(console: Console) -> APIRouter:
     @router.post("/users", status_code=201, summary="Create an API user; the answer holds its token, shown once")
     def add_user(who: Who, body: UserIn) -> dict[str, Any]:
         admin(who)
+        if any(u["name"] == body.name.strip() for u in console.users()):
+            raise ApiError(409, "conflict", f"an active user is already called {body.name.strip()!r} (revoke it first)")
         try:
             user, token = console.add_user(body.name, body.role.value, body.email, by=who.name)
         except ValueError as exc:
