@@ -739,6 +739,10 @@ def demo(
     database: Annotated[
         Path, typer.Option(help="SQLite file for the demo's store (recreated on each run).")
     ] = Path(".relay/demo.db"),
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="Then serve the admin API and the dashboard over the demo's store (Ctrl-C stops), with a "
+                        "user of every role whose token is printed.")] = False,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port for --serve (0: one the OS picks).")] = 8000,
 ) -> None:
     """Start the sandbox CRMs, seed them, sync both with the default rules, show what happened."""
     from connector.crms import load_units
@@ -775,11 +779,50 @@ def demo(
         _demo_governance(engine)
         if "hubspot" in config.relay.connections and "hubspot" in group.sandboxes:
             _demo_real_time(config, engine, group)
+        if serve:
+            _demo_serve(config, engine, port)  # the sandboxes keep running: a sync asked through the API works
         engine.dispose()
     failures = sum(len(s.write_failures) for s in summaries)
     console.print(f"\nDone. Audit log, ledger and outbox are in {database} (relay's store).")
     if failures:
         raise typer.Exit(4)
+
+
+DEMO_USERS = (("demo-admin", "admin"), ("demo-manager", "manager"), ("demo-rep", "rep"),
+              ("demo-marketing", "marketing"), ("demo-readonly", "read_only"))
+"""The demo's API users, one per role of seed 002's access table."""
+
+
+def _demo_serve(config: RelayConfig, engine: Engine, port: int) -> None:
+    """Serve the admin API and dashboard over the demo's store until Ctrl-C, with a user of every role."""
+    import time
+    from collections import Counter
+
+    from connector.pipeline.console import Console
+    from connector.pipeline.context import utc_now
+    from connector.web.app import create_app
+    from crm_sandbox.runner import SandboxServer
+
+    relay = Console(config, engine, clock=utc_now)
+    loads = Counter(a["owner_email"] for a in relay.assignments(limit=500))
+    rep = loads.most_common(1)[0][0] if loads else "liam.walsh@northwind.example"
+    table = Table("role", "user", "their records", "token (Authorization: Bearer ...)")
+    for name, role in DEMO_USERS:
+        email = rep if role == "rep" else "marketing@northwind.example" if role == "marketing" else None
+        _, token = relay.add_user(name, role, email)
+        table.add_row(role, name, email or "all", token)
+    server = SandboxServer(create_app(config, engine), port=port, name="relay").start()
+    console.print(f"\n[bold]Relay serve[/bold] on {server.url}: the dashboard at {server.url}/ , the admin API at "
+                  f"{server.url}/api/v1 (documented at {server.url}/api/v1/docs). Users, one per role:", highlight=False)
+    console.print(table)
+    console.print("Ctrl-C stops the server and the sandbox CRMs.", highlight=False)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        server.stop()
 
 
 def _demo_duplicates(config: RelayConfig, engine: Engine) -> None:
