@@ -244,6 +244,56 @@ def config_schema(
         console.print(f"wrote {path}", markup=False, highlight=False)
 
 
+@config_app.command("diff")
+def config_diff(
+    old: Annotated[str, typer.Argument(help="A config directory (holding rules/), a rules directory, or a rules "
+                                            "version the store recorded (hex, or its first characters).")],
+    new: Annotated[str, typer.Argument(help="The same, for the newer rules.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the changes as JSON.")] = False,
+) -> None:
+    """What changed between two rule versions, in words, file by file (exit 2 naming an unknown one)."""
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
+    from sqlalchemy.orm import Session
+
+    from connector.config.diff import RecordedVersions, RuleSourceError, diff_sources, load_sources
+    from connector.config.problems import ConfigError
+    from connector.store.repositories.console import RulesVersions
+
+    @contextmanager
+    def recorded() -> Iterator[RecordedVersions]:
+        engine = _open_store_or_exit()
+        try:
+            with Session(engine) as session:
+                yield RulesVersions(session)
+        finally:
+            engine.dispose()
+
+    try:
+        sources = load_sources([old, new], recorded)
+    except RuleSourceError as exc:
+        _error(exc)
+        raise typer.Exit(2) from None
+    except ConfigError as exc:
+        err_console.print(f"[red]rules are invalid ({len(exc.problems)} problem(s)):[/red]")
+        for problem in exc.problems:
+            err_console.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    diff = diff_sources(*sources)
+    if as_json:
+        _print_json(diff.as_dict())
+        return
+    console.print(f"OLD: {diff.old.described}\nNEW: {diff.new.described}", highlight=False, markup=False)
+    for change in diff.changes:
+        console.print(change.text, highlight=False, markup=False)
+    if diff.empty:
+        console.print(f"no change in {', '.join(f'{p}.yaml' for p in diff.compared) or 'nothing compared'}",
+                      highlight=False, markup=False)
+    for note in diff.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
+
+
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to write config/, mappings/ and .env.example.")] = Path("."),
@@ -1241,6 +1291,63 @@ def report_handoffs_command(
             for code, counts in report.deals.findings.items():
                 codes.add_row(escape(code), f"{counts.get('open', 0):,}", f"{counts.get('resolved', 0):,}")
             console.print(codes)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
+
+
+@app.command("backtest")
+def backtest_command(
+    since: Annotated[datetime, typer.Option(
+        metavar="DATE", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
+        help="Replay the people a sync read on or after DATE (UTC, YYYY-MM-DD).")],
+    rules: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="The candidate rules: a rules directory like config/rules (or a config directory "
+                            "holding one). Default: the current rules against themselves.")] = None,
+    connection: Annotated[str | None, typer.Option(help="Only this connection's people (default: every one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (every owner change).")] = False,
+) -> None:
+    """Replay the stored people of a period under the current rules and a candidate rule set; report what
+    would change: owners, tiers, SLA due times, load per rep, round-robin fairness, nurture and unassigned.
+    Nothing is written (store or CRM)."""
+    from datetime import UTC
+
+    from connector.config.diff import RuleSourceError, load_rules_dir
+    from connector.config.problems import ConfigError
+    from connector.pipeline.backtest import backtest, headline, text_sections
+
+    config = _load_config_or_exit()
+    if connection is not None:
+        _require_connection(config, connection)
+    candidate = None
+    if rules is not None:
+        try:
+            candidate = load_rules_dir(rules)
+        except RuleSourceError as exc:
+            _error(exc)
+            raise typer.Exit(2) from None
+        except ConfigError as exc:
+            err_console.print(f"[red]candidate rules {escape(str(rules))} are invalid ({len(exc.problems)} problem(s)):[/red]")
+            for problem in exc.problems:
+                err_console.print(f"  {problem}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+    engine = _open_store_or_exit()
+    try:
+        report = backtest(engine, config, since=since.replace(tzinfo=UTC), candidate=candidate,
+                          candidate_source=str(rules) if rules is not None else None, connection=connection)
+    finally:
+        engine.dispose()
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    for line in headline(report):
+        console.print(line, highlight=False, markup=False)
+    for section in text_sections(report):
+        table = Table(title=section.title, title_justify="left", box=None, show_header=any(section.columns))
+        for i, column in enumerate(section.columns):
+            table.add_column(column, no_wrap=i < len(section.columns) - 1)  # ids and emails whole; the last wraps
+        for row in section.rows:
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
 

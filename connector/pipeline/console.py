@@ -233,6 +233,19 @@ class Console:
             found = Repositories(session).rules_versions.get(version)
         return {"version": found.version, "rules": found.rules} if found is not None else None
 
+    def rules_diff(self, old: str, new: str) -> dict[str, Any] | None:
+        """What changed between two rules versions, in words (None when either is not recorded)."""
+        from connector.config.diff import diff_parts
+
+        before, after = self.rules_version(old), self.rules_version(new)
+        if before is None or after is None:
+            return None
+        parts = {k: v for k, v in before["rules"].items() if k != "kind"}
+        later = {k: v for k, v in after["rules"].items() if k != "kind"}
+        changes = diff_parts(parts, later)
+        return {"old": old, "new": new, "changes": [c.as_dict() for c in changes],
+                "text": [str(c) for c in changes]}
+
     # ------------------------------------------------------------------ people
 
     def find_people(self, query: str, *, limit: int = 20) -> list[dict[str, Any]]:

@@ -173,3 +173,16 @@ def test_the_openapi_document_is_versioned_and_lists_every_endpoint(api: Api) ->
     assert {"/api/v1/people/{connection}/{object_name}/{crm_id}", "/api/v1/runs", "/api/v1/connections/{name}/pause",
             "/api/v1/users", "/api/v1/rules/{version}"} <= paths
     assert all(p.startswith(("/api/v1/", "/webhooks/", "/capture/", "/healthz", "/metrics")) for p in paths)
+
+
+def test_rules_show_the_versions_in_force_and_a_diff_in_words(api: Api) -> None:
+    rules = api.call("GET", "/api/v1/rules", "read_only").json()
+    people = next(r["version"] for r in rules["current"] if r["kind"] == "people")
+    assert people in {h["version"] for h in rules["history"] if h["in_force"]}  # the sync recorded it
+    said = api.call("GET", f"/api/v1/rules/{people}", "manager").json()
+    assert said["rules"]["kind"] == "people" and "routing" in said["rules"]
+    same = api.call("GET", "/api/v1/rules/diff", "manager", params={"old": people, "new": people}).json()
+    assert same["changes"] == [] and same["text"] == []
+    assert api.call("GET", "/api/v1/rules/diff", "rep", params={"old": people, "new": people}).status_code == 403
+    missing = api.call("GET", "/api/v1/rules/diff", "admin", params={"old": people, "new": "0" * 16})
+    assert missing.status_code == 404 and "0000000000000000" in missing.json()["error"]["message"]

@@ -245,6 +245,15 @@ def api_router(console: Console) -> APIRouter:
         need(who, "read", "rules")
         return console.rules()
 
+    @router.get("/rules/diff", summary="What changed between two rules versions, in words")
+    def rules_diff(who: Who, old: Annotated[str, Query(pattern="^[0-9a-f]{16}$")],
+                   new: Annotated[str, Query(pattern="^[0-9a-f]{16}$")]) -> dict[str, Any]:
+        need(who, "read", "rules")
+        found = console.rules_diff(old, new)
+        if found is None:
+            raise ApiError(404, "not_found", f"rules version {old} or {new} is not recorded (GET /api/v1/rules)")
+        return found
+
     @router.get("/rules/{version}", summary="What one rules version said")
     def rules_version(who: Who, version: Annotated[str, Path(pattern="^[0-9a-f]{16}$")]) -> dict[str, Any]:
         need(who, "read", "rules")
