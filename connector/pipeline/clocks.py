@@ -106,10 +106,18 @@ def _owner_of(ctx: RunContext, item: Observed) -> str | None:
     routing = item.decision.routing
     if item.decision.quarantined or routing is None or not routing.owner_email:
         return None
+    if _no_outreach(item):
+        return None  # consent.yaml allows no outreach: no clock chases the owner to reach out
     if ctx.config.rules.sla.tier(routing.tier) is None:
         return None  # nurture: no sales SLA
     email = routing.owner_email.strip().lower()
     return email if email in ctx.owner_ids_by_email else None
+
+
+def _no_outreach(item: Observed) -> bool:
+    """Whether the person's consent allows no outreach (their clock's reminders and escalations are outreach)."""
+    consent = item.decision.consent
+    return consent is not None and not consent.allows("outreach_tasks")
 
 
 def _touched_at(person: Person, since: datetime, now: datetime) -> datetime:
@@ -161,7 +169,8 @@ def _track_one(ctx: RunContext, plan: PagePlan, item: Observed, clock: Clock | N
         _update_stage(ctx, plan, item, clock, stage, now, saves)
         return
     if clock is not None and is_open:
-        reason = "owner_changed" if owner is not None else ("converted" if item.person.is_converted else "unowned")
+        reason = "owner_changed" if owner is not None else ("converted" if item.person.is_converted else
+                                                           "consent" if _no_outreach(item) else "unowned")
         saves.append(ClockUpdate(clock.id, clock.stage, clock.stage_since, clock.first_touch_at, clock.fired,
                                  None, closed_reason=reason))
         _audit(plan, item, "sla_clock_closed", now, {"reason": reason, "owner_email": clock.owner_email,
@@ -394,21 +403,85 @@ def _fire_connection(config: RelayConfig, sessions: Any, conn: _Connection, now:
             batch = _Batch()
             for clock in claimed:
                 _fire_clock(config.rules, repos, conn, clock, now, batch)
-            repos.clocks.save_many(batch.saves, now=now)  # closes first: a re-queued record opens its next clock
-            if batch.assignments:
-                repos.assignments.record_many(batch.assignments, now=now)
-            if batch.opens:
-                repos.clocks.open_many(batch.opens, now=now)
-            if batch.outbox:
-                repos.outbox.enqueue_many(batch.outbox, run_id=None, now=now)
-            if batch.audit:
-                repos.audit.append_many(batch.audit)
-            for step in batch.fired:  # told at once, in the step's transaction (one alert however often it fires)
-                _alert(config, repos, step, now)
+            _write_batch(config, repos, batch, now)
         summary.claimed += len(claimed)
         summary.fired.extend(batch.fired)
         if len(claimed) < batch_size:
             return
+
+
+def _write_batch(config: RelayConfig, repos: Repositories, batch: _Batch, now: datetime) -> None:
+    """Write what a batch of fired steps planned, in the caller's transaction, and queue their alerts."""
+    repos.clocks.save_many(batch.saves, now=now)  # closes first: a re-queued record opens its next clock
+    if batch.assignments:
+        repos.assignments.record_many(batch.assignments, now=now)
+    if batch.opens:
+        repos.clocks.open_many(batch.opens, now=now)
+    if batch.outbox:
+        repos.outbox.enqueue_many(batch.outbox, run_id=None, now=now)
+    if batch.audit:
+        repos.audit.append_many(batch.audit)
+    for step in batch.fired:  # told at once, in the step's transaction (one alert however often it fires)
+        _alert(config, repos, step, now)
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """What re-routing one person by hand did: the new owner, or why there is none."""
+
+    connection: str
+    object: str
+    crm_id: str
+    previous_owner: str | None
+    new_owner: str | None
+    problem: str | None = None
+
+
+def requeue_now(config: RelayConfig, engine: Engine, connection: str, object_name: str, crm_id: str, *,
+                reason: str, now: datetime | None = None, adapter: CrmAdapter | None = None,
+                clock: Callable[[], datetime] = utc_now) -> Requeued:
+    """Re-route one person now, as the aging re-queue does: the next available rep of the lead's group,
+    never a previous owner of the person, with a new assignment, SLA clock and follow-up task in the CRM.
+
+    The record must have an open SLA clock (its group, tier and region are the clock's); ``reason``
+    (who asked, why) is written into the routing reason and the audit.
+    """
+    at = now or clock()
+    own = adapter is None
+    adapter = adapter or open_adapter(config, connection, engine=engine, priority=Priority.REALTIME)
+    sessions = session_factory(engine)
+    try:
+        conn = _Connection(connection, resolve_connection(config, connection), adapter, {})
+        conn.owner_ids_by_email = _owner_ids(conn)
+        with sessions.begin() as session:
+            serialize_decisions(session, connection)  # a re-queue assigns: never beside a page's decisions
+            repos = Repositories(session)
+            clocks = [c for c in repos.clocks.for_record(connection, object_name, crm_id)
+                      if c.status == ClockStatus.OPEN]
+            if not clocks:
+                return Requeued(connection, object_name, crm_id, None, None,
+                                "it has no open SLA clock (not owned through Relay, or already worked)")
+            open_clock = clocks[-1]
+            batch = _Batch()
+            action = ClockAction("requeue", at, None, reason)
+            moved = _requeue(config.rules, repos, conn, open_clock, action, at, batch)
+            if moved:  # the old clock closes as a re-queue does; a failed one stays as it was
+                fired = {**dict(open_clock.fired), "requeue": at.isoformat()}
+                batch.saves.append(ClockUpdate(open_clock.id, open_clock.stage, open_clock.stage_since,
+                                               open_clock.first_touch_at, fired, None, closed_reason="requeued"))
+            _write_batch(config, repos, batch, at)
+        step = batch.fired[-1] if batch.fired else None
+        if moved and conn.resolved.settings.write_back:
+            OutboxWriter(adapter, sessions, conn.resolved.settings.write_batch_size,
+                         SyncSummary(connection=connection, mode="sla"), clock).drain(final=True)
+        if moved:
+            send_alerts_now(config, engine, now=at)  # the new owner is told, as for an aging re-queue
+        return Requeued(connection, object_name, crm_id, open_clock.owner_email,
+                        step.notify_email if moved and step is not None else None,
+                        None if moved else (step.problem if step is not None else "nobody available"))
+    finally:
+        if own:
+            adapter.close()
 
 
 _STEP_ALERT = {"remind": AlertKind.REMINDER, "escalate_manager": AlertKind.ESCALATION_MANAGER,
@@ -421,7 +494,8 @@ def _alert(config: RelayConfig, repos: Repositories, step: FiredStep, now: datet
     if kind is None or not step.delivered or step.notify_email is None:
         return
     owner = step.notify_email if kind is AlertKind.REQUEUED else step.owner_email
-    enqueue_alerts(repos, kind, config=config, lead=lead_from_store(repos, step.connection, step.object, step.crm_id),
+    enqueue_alerts(repos, kind, config=config,
+                   lead=lead_from_store(repos, step.connection, step.object, step.crm_id, config.rules),
                    owner_email=owner, tier=step.tier, due=step.due_at, source_key=f"clock:{step.clock_id}:{step.step}",
                    now=now, to_email=None if kind is AlertKind.REQUEUED else step.notify_email)
 

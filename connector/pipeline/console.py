@@ -347,6 +347,26 @@ class Console:
         refs = repos.identities.links(relay_id) if relay_id is not None else []
         return refs if ref in refs else [ref, *refs]
 
+    def reroute(self, connection: str, object_name: str, crm_id: str, caller: Caller,
+                reason: str | None = None) -> dict[str, Any]:
+        """Re-route one person now: the next available rep of its group, never a previous owner (the aging
+        re-queue, asked by hand), with a new task and SLA in the CRM; audited with who.
+
+        Raises:
+            Refused: the record has no open SLA clock, or nobody is left to take it (the message says why).
+        """
+        from connector.pipeline.clocks import requeue_now
+
+        why = f"re-routed by {caller.name} ({caller.role.value}) through the console" + (f": {reason}" if reason else "")
+        done = requeue_now(self.config, self.engine, connection, object_name, crm_id, reason=why, clock=self.clock)
+        self.audit_action(connection, "console_rerouted", caller,
+                          {"reason": reason, "previous_owner": done.previous_owner, "new_owner": done.new_owner,
+                           "problem": done.problem}, object_name=object_name, crm_id=crm_id)
+        if done.new_owner is None:
+            raise Refused(f"{connection}/{object_name}/{crm_id} was not re-routed: {done.problem}")
+        return {"connection": connection, "object": object_name, "crm_id": crm_id,
+                "previous_owner": done.previous_owner, "new_owner": done.new_owner}
+
     # ------------------------------------------------------------------ lists
 
     def assignments(self, *, owner: str | None = None, connection: str | None = None,

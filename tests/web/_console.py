@@ -43,6 +43,8 @@ class Api:
     other: tuple[str, str, str]
     """A record assigned to someone else."""
     own_email: str
+    sf: SalesforceSandbox
+    hs: HubSpotSandbox
 
     def call(self, method: str, path: str, role: str | None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role is not None else {}
@@ -82,7 +84,7 @@ def console_api(tmp: Path) -> Iterator[Api]:
     assert own_snapshot is not None
     own_email = next(r["values"].get("email") for r in own_snapshot["records"] if r["values"].get("email"))
     try:
-        yield Api(server.url, engine, config, tokens, rep_email, tuple(own), tuple(other), own_email)
+        yield Api(server.url, engine, config, tokens, rep_email, tuple(own), tuple(other), own_email, sf, hs)
     finally:
         server.stop()
         sf.stop()

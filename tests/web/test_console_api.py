@@ -186,3 +186,39 @@ def test_rules_show_the_versions_in_force_and_a_diff_in_words(api: Api) -> None:
     assert api.call("GET", "/api/v1/rules/diff", "rep", params={"old": people, "new": people}).status_code == 403
     missing = api.call("GET", "/api/v1/rules/diff", "admin", params={"old": people, "new": "0" * 16})
     assert missing.status_code == 404 and "0000000000000000" in missing.json()["error"]["message"]
+
+
+def test_a_person_is_rerouted_by_hand_to_someone_new_and_the_crm_shows_it(api: Api) -> None:
+    from connector.store.models import SlaClockRow
+    from tests.e2e._crm import hubspot_client, salesforce_client
+
+    with session_factory(api.engine).begin() as session:
+        candidates = session.execute(
+            select(SlaClockRow.connection, SlaClockRow.object, SlaClockRow.crm_id)
+            .where(SlaClockRow.owner_email == api.rep_email, SlaClockRow.status == "open")
+            .order_by(SlaClockRow.id)).all()
+    record = next(tuple(c) for c in candidates if tuple(c) != api.own)
+    path = _record_path(record) + "/reroute"
+    for role in ("other_rep", "read_only", "marketing"):  # not theirs to update
+        refused = api.call("POST", path, role, json={"reason": "try"})
+        assert refused.status_code == 403, (role, refused.text)
+    moved = api.call("POST", path, "rep", json={"reason": "on leave next week"})
+    assert moved.status_code == 200, moved.text
+    new_owner = moved.json()["new_owner"]
+    assert moved.json()["previous_owner"] == api.rep_email and new_owner not in (None, api.rep_email)
+    connection, obj, crm_id = record
+    if connection == "salesforce":
+        sf = salesforce_client(api.sf)
+        shown = sf.query(f"SELECT Owner.Email, Relay_Routing_Reason__c FROM {obj} WHERE Id = '{crm_id}'")["records"][0]
+        assert shown["Owner"]["Email"].lower() == new_owner
+        assert "re-routed by rep-user (rep) through the console: on leave next week" in shown["Relay_Routing_Reason__c"]
+    else:
+        hs = hubspot_client(api.hs)
+        owners = {str(o.id): o.email.lower() for o in hs.crm.owners.get_all()}
+        shown = hs.crm.contacts.basic_api.get_by_id(crm_id, properties=["hubspot_owner_id"]).properties
+        assert owners[shown["hubspot_owner_id"]] == new_owner
+    with session_factory(api.engine).begin() as session:
+        audit = session.scalars(select(AuditRow).where(AuditRow.action == "console_rerouted")).all()
+        assert [(a.crm_id, a.detail["by"], a.detail["new_owner"]) for a in audit] == [(crm_id, "rep-user", new_owner)]
+    # the rep no longer owns it: a second try is refused as not theirs
+    assert api.call("POST", path, "rep").status_code == 403

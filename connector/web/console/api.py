@@ -51,6 +51,10 @@ class SyncIn(BaseModel):
     full: bool = Field(default=False, description="Read everything, not only what changed since the last run.")
 
 
+class RerouteIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=2000, description="Why (written to the routing reason).")
+
+
 class ReviewIn(BaseModel):
     same: bool = Field(description="True: the two records are the same person or account; false: they are not.")
 
@@ -197,6 +201,18 @@ def api_router(console: Console) -> APIRouter:
         if found is None:
             raise ApiError(404, "not_found", f"Relay has no record {connection}/{object_name}/{crm_id}")
         return found
+
+    @router.post("/people/{connection}/{object_name}/{crm_id}/reroute",
+                 summary="Re-route a person now: the next available rep of its group, never a previous owner")
+    def reroute(who: Who, connection: NAME, object_name: OBJECT, crm_id: CRM_ID,
+                body: RerouteIn | None = None) -> dict[str, Any]:
+        connection_named(connection)
+        owners = person_owners(connection, object_name, crm_id)
+        need(who, "update", "people", owners)
+        try:
+            return console.reroute(connection, object_name, crm_id, who, body.reason if body else None)
+        except Refused as exc:
+            raise refused(exc) from None
 
     @router.get("/assignments", summary="Active assignments, newest first")
     def assignments(who: Who, owner: Annotated[str | None, Query(max_length=320)] = None,
