@@ -109,6 +109,10 @@ def _configure_logging(verbose: int) -> None:
             root.removeHandler(handler)
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    from connector.privacy.logfilter import install, install_on_uvicorn
+
+    install(handler)  # personal data and secrets masked in every line (connector/privacy/logfilter.py)
+    install_on_uvicorn()  # and in uvicorn's, whatever handlers a server gives its loggers
     handler._relay = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
@@ -792,7 +796,7 @@ def demo(
     serve: Annotated[bool, typer.Option(
         "--serve", help="Then serve the admin API and the dashboard over the demo's store (Ctrl-C stops), with a "
                         "user of every role whose token is printed.")] = False,
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port for --serve (0: one the OS picks).")] = 8000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port for --serve (0: one the OS picks).")] = 8700,
 ) -> None:
     """Start the sandbox CRMs, seed them, sync both with the default rules, show what happened."""
     from connector.crms import load_units
@@ -1585,6 +1589,7 @@ def serve(
     import uvicorn
 
     from connector.config.settings import get_settings
+    from connector.privacy.logfilter import uvicorn_log_config
     from connector.web.app import create_app
 
     config = _load_config_or_exit()
@@ -1607,7 +1612,8 @@ def serve(
     try:
         uvicorn.run(create_app(config, engine, public_url=settings.public_url, decide=decide, on_stored=on_stored,
                                start_sync=start_sync),
-                    host=host, port=port, log_level="info", access_log=False)
+                    host=host, port=port, log_level="info", access_log=False,
+                    log_config=uvicorn_log_config())  # uvicorn's loggers go to Relay's masked handler
     finally:
         engine.dispose()
 
@@ -1684,6 +1690,181 @@ def worker(
     root.setLevel(min(root.level, logging.INFO))  # the worker logs each run it starts and finishes
     console.print(f"Relay worker: {workers} thread(s) on {type(jobs.huey.storage).__name__}; Ctrl-C to stop")
     Consumer(jobs.huey, workers=workers, worker_type="thread").run()
+
+
+def _subject_email_or_exit(email: str) -> str:
+    if "@" not in email or len(email.strip()) < 3:
+        _error(f"{email!r} is not an email address: a person is found by their email")
+        raise typer.Exit(2)
+    return email.strip()
+
+
+def _print_subject(report: Any, *, done: str | None) -> None:
+    """The rows found per table (connector/privacy/subject.py's SubjectReport) and what was done to them."""
+    console.print(f"person {report.email} (pseudonymous key {report.subject}): {report.found} rows in Relay's store"
+                  + (f", records {', '.join(report.records)}" if report.records else ""), highlight=False, markup=False)
+    if report.found:
+        table = Table("table", "found", *((done, "deleted", "cancelled", "note") if done else ()))
+        for name, finding in report.tables.items():
+            if finding.rows:
+                counts = (str(finding.erased), str(finding.deleted), str(finding.cancelled), finding.note)
+                table.add_row(name, str(len(finding.rows)), *(counts if done else ()))
+        console.print(table)
+    console.print("The CRMs are not touched: erasing the person in Salesforce or HubSpot is the CRM's own process "
+                  "(its GDPR delete); Relay reads them again if a CRM still holds them.", highlight=False)
+
+
+@app.command("export-person")
+def export_person(
+    email: Annotated[str, typer.Argument(help="The person's email address.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document with every row, by table.")] = False,
+) -> None:
+    """A data subject's access request: every row of Relay's store that names the person.
+
+    Found by email through the identity graph (their relay id and every record linked to it, in every
+    CRM) and by their email in payloads and texts: snapshots, assignments, SLA clocks, dispositions,
+    audit entries, outbox messages, alerts, quarantined records, webhook and form payloads,
+    enrichment answers. Relay's store only, not the CRMs. Audited (subject_exported) with a
+    pseudonymous key only.
+    """
+    from connector.privacy.subject import export_subject
+
+    address = _subject_email_or_exit(email)
+    engine = _open_store_or_exit()
+    try:
+        report = export_subject(engine, address)
+    finally:
+        engine.dispose()
+    if as_json:
+        _print_json(report.as_json())
+        return
+    _print_subject(report, done=None)
+    for name, finding in report.tables.items():
+        if finding.rows:
+            console.print(f"\n{name} ({len(finding.rows)})", highlight=False, markup=False)
+            for row in finding.rows:
+                console.print("  " + json.dumps(row, ensure_ascii=False, default=str), highlight=False, markup=False)
+
+
+@app.command("forget-person")
+def forget_person(
+    email: Annotated[str, typer.Argument(help="The person's email address.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Erase without asking.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be erased; change nothing.")] = False,
+) -> None:
+    """A data subject's erasure request: their personal data erased from Relay's store, in one transaction.
+
+    Snapshots lose their personal fields and their identity; the identity's email becomes a
+    pseudonymous key; outbox messages, alerts, quarantined records, webhook and form payloads,
+    merges, reviews and audit entries keep their rows with every personal value replaced by
+    [erased] (the audit log through its one erasure UPDATE); unsent writes and alerts about them
+    are cancelled, open SLA clocks closed, enrichment answers about them deleted. The CRMs are not
+    touched (erasure there is the CRM's own process). Audited (subject_forgotten) with the
+    pseudonymous key only. Exit 1 when not confirmed.
+    """
+    from connector.privacy.subject import forget_subject
+
+    address = _subject_email_or_exit(email)
+    engine = _open_store_or_exit()
+    try:
+        if not dry_run and not yes:
+            planned = forget_subject(engine, address, dry_run=True)
+            _print_subject(planned, done="to erase")
+            if not planned.found:
+                console.print("nothing to erase", highlight=False)
+            if not typer.confirm(f"Erase {address}'s personal data from Relay's store?", default=False):
+                _error("nothing erased")
+                raise typer.Exit(1)
+        report = forget_subject(engine, address, dry_run=dry_run)
+    finally:
+        engine.dispose()
+    _print_subject(report, done="would erase" if dry_run else "erased")
+    if dry_run:
+        console.print("dry run: nothing was changed", highlight=False)
+    else:
+        console.print(f"erased; the request is audit entry {report.audit_id} (subject_forgotten, "
+                      f"{report.subject})", highlight=False, markup=False)
+
+
+retention_app = typer.Typer(help="Retention periods (config/rules/retention.yaml): archive, delete, suppress.",
+                             no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(retention_app, name="retention")
+
+
+def _retention_now(value: str | None) -> datetime:
+    from datetime import UTC
+
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _error(f"--now {value!r} is not an ISO 8601 time (e.g. 2031-06-01 or 2031-06-01T09:00:00Z)")
+        raise typer.Exit(2) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@retention_app.command("run")
+def retention_run(
+    connection: Annotated[str | None, typer.Option(help="Only this connection's records (default: every one).")] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="Act: delete in the CRM, archive, suppress (default: "
+                                                        "a dry run that writes nothing).")] = False,
+    now: Annotated[str | None, typer.Option(metavar="ISO", help="Judge ages at this time (UTC when no offset; "
+                                                                "default: now).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Apply the retention periods of retention.yaml (seed 002: customers 7 years then archive, prospects 2 years
+    then delete, unsubscribed 5 years then suppress, employees 7 years after they left then archive) to the people
+    Relay keeps: per class, who is due. A dry run unless --apply. Exit codes: 0 done; 1 configuration, store or CRM
+    error; 4 applied, but the CRM refused some deletions (listed, audited retention_delete_failed)."""
+    from connector.adapters.errors import CrmError
+    from connector.pipeline.retention import run_retention
+
+    when = _retention_now(now)
+    config = _load_config_or_exit()
+    if connection is not None:
+        _require_connection(config, connection)
+    engine = _open_store_or_exit()
+    try:
+        report = run_retention(config, engine, now=when, apply=apply, connection=connection)
+    except CrmError as exc:
+        _error(exc)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        _print_retention(report)
+    if report.failed:
+        raise typer.Exit(4)
+
+
+def _print_retention(report: Any) -> None:
+    mode = "applied" if report.apply else "dry run: nothing is written"
+    console.print(f"retention at {_when(report.now)} UTC ({mode}); connections: {', '.join(report.connections)}",
+                  highlight=False, markup=False)
+    table = Table("class", "people", "records", "due (people)", "due (records)", "action", "done before",
+                  "done now" if report.apply else "would do", "refused", box=None)
+    for name, tally in report.tallies.items():
+        would = tally.acted if report.apply else tally.due_records - tally.done_before
+        table.add_row(name, f"{tally.people:,}", f"{tally.records:,}", f"{tally.due_people:,}", f"{tally.due_records:,}",
+                      escape(report.actions.get(name, "-")), f"{tally.done_before:,}", f"{would:,}", f"{tally.failed:,}")
+    console.print(table)
+    verbs = {"delete": "deleted" if report.apply else "would delete",
+             "archive": "archived" if report.apply else "would archive",
+             "suppress": "suppressed" if report.apply else "would suppress"}
+    for person in report.due:
+        verdict = person.verdict
+        since = verdict.basis_at.date().isoformat() if verdict.basis_at else "-"
+        due = verdict.due_at.date().isoformat() if verdict.due_at else "-"
+        console.print(f" {verbs[verdict.action]}: {', '.join('/'.join(r) for r in person.pending)} "
+                      f"({verdict.retention_class}, last activity {since}, due {due})", highlight=False, markup=False)
+    for record, error in report.failed:
+        _error(f"{record}: the CRM refused the deletion: {error}")
+    if report.unreadable:
+        console.print(f"note: {report.unreadable} stored snapshots no longer fit their mapping and were left alone",
+                      highlight=False, markup=False)
 
 
 def main() -> None:  # pragma: no cover - console-script shim

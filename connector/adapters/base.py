@@ -171,6 +171,27 @@ class Conversion:
 
 
 @dataclass(frozen=True)
+class Deletion:
+    """What deleting one record did (see :meth:`CrmAdapter.delete_records`).
+
+    Attributes:
+        object: The CRM object (``Lead``, ``contacts``).
+        crm_id: The record.
+        deleted: The record is gone from the CRM now: deleted (Salesforce: to the recycle bin) or
+            archived (HubSpot) by this call, or before it (``already_deleted``).
+        already_deleted: The CRM said it was deleted before this call (Salesforce ``ENTITY_IS_DELETED``;
+            HubSpot answers every archive alike, so it never says).
+        error: Why the CRM refused (``deleted`` is False): the CRM's code and message.
+    """
+
+    object: str
+    crm_id: str
+    deleted: bool
+    already_deleted: bool = False
+    error: CrmError | None = None
+
+
+@dataclass(frozen=True)
 class FieldSpec:
     """A field Relay needs in the CRM (created where the unit ``creates_fields``, else only checked).
 
@@ -353,6 +374,21 @@ class CrmAdapter(Protocol):
         """
         ...
 
+    def delete_records(self, object: str, crm_ids: Sequence[str]) -> list[Deletion]:
+        """Delete these records of ``object`` in the CRM (retention, ``relay retention run --apply``); one
+        :class:`Deletion` per id, in order.
+
+        Salesforce: sObject Collections ``DELETE composite/sobjects?ids=...&allOrNone=false``, 200 ids per
+        call (to the recycle bin, like a delete in the UI); a record deleted already answers
+        ``ENTITY_IS_DELETED`` and counts as deleted (Relay retries after a crash). HubSpot:
+        ``POST /crm/v3/objects/{type}/batch/archive``, 100 ids per call (HubSpot answers 204 for every
+        id, archived now, before, or never there).
+
+        Raises:
+            FatalError: auth, permission, configuration or daily-limit errors (nothing is answered).
+        """
+        ...
+
     def ensure_fields(self, object: str, fields: Sequence[FieldSpec]) -> list[str]:
         """Make sure ``fields`` exist on ``object``; returns the names created."""
         ...
@@ -364,6 +400,29 @@ class CrmAdapter(Protocol):
     def close(self) -> None:
         """Release the adapter's connections."""
         ...
+
+
+ALREADY_DELETED_CODES = frozenset({"ENTITY_IS_DELETED"})
+"""CRM error codes that say a record to delete is deleted already (Salesforce)."""
+
+
+def deletions(object: str, crm_ids: Sequence[str], results: Sequence[WriteResult]) -> list[Deletion]:
+    """The :class:`Deletion` of each id from the results of its delete op (``write`` answers in order)."""
+    found: list[Deletion] = []
+    for crm_id, result in zip(crm_ids, results, strict=True):
+        code = getattr(result.error, "code", None)
+        if result.success:
+            found.append(Deletion(object, crm_id, True))
+        elif code in ALREADY_DELETED_CODES:
+            found.append(Deletion(object, crm_id, True, already_deleted=True))
+        else:
+            found.append(Deletion(object, crm_id, False, error=result.error))
+    return found
+
+
+def delete_ops(object: str, crm_ids: Sequence[str]) -> list[WriteOp]:
+    """One delete op per id (keyed ``delete:<object>:<id>``: a delete lands once however often it is sent)."""
+    return [WriteOp(object, "delete", crm_id=crm_id, idempotency_key=f"delete:{object}:{crm_id}") for crm_id in crm_ids]
 
 
 def batch_plan(ops: Sequence[WriteOp], size: int) -> list[list[tuple[int, WriteOp]]]:

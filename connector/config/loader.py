@@ -35,7 +35,9 @@ OPTIONAL_RULE_FILES: dict[str, type[BaseModel]] = {"matching": core_rules.Matchi
                                                      "stages": core_rules.StageRules,
                                                      "approvals": core_rules.ApprovalRules,
                                                      "dispositions": core_rules.DispositionRules,
-                                                     "handoffs": core_rules.HandoffRules}
+                                                     "handoffs": core_rules.HandoffRules,
+                                                     "consent": core_rules.ConsentRules,
+                                                     "retention": core_rules.RetentionRules}
 """Rule files an older configuration may lack: their models' defaults stand in."""
 
 

@@ -31,6 +31,8 @@ def _models() -> dict[str, type[BaseModel]]:
         "approvals": rules.ApprovalRules,
         "dispositions": rules.DispositionRules,
         "handoffs": rules.HandoffRules,
+        "consent": rules.ConsentRules,
+        "retention": rules.RetentionRules,
         "alerts": importlib.import_module("connector.notify.settings").AlertsFile,
         "enrichment": importlib.import_module("connector.enrich.settings").EnrichmentFile,
     }

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from connector.core.accounts import AccountFound, is_generic_mail, manual_research_finding
+from connector.core.governance.consent import ConsentStatus, consent_of
 from connector.core.governance.dispositions import nurture_track
 from connector.core.governance.rules import DispositionRules
 from connector.core.hygiene import clean_person
@@ -230,11 +231,12 @@ def _crm_owner_decision(item: _Prepared, owners: OwnerIndex, tier: str) -> Routi
 _TASK_FIELDS = frozenset({"subject", "description", "due_at", "owner_email", "priority"})
 _DECISION_FIELDS = frozenset({"ref", "identity_id", "person_key", "duplicates", "hygiene", "matched_account",
                               "account_match", "score", "routing", "sla", "task", "field_updates", "findings",
-                              "rules_version", "decided_at"})
+                              "rules_version", "decided_at", "consent"})
 
 
-def _task(item: _Prepared, routing: RoutingDecision, sla: SlaDecision) -> TaskDecision:
-    """The follow-up task, on the record that speaks for the person: its score is cited."""
+def _task(item: _Prepared, routing: RoutingDecision, sla: SlaDecision, consent: ConsentStatus | None = None) -> TaskDecision:
+    """The follow-up task, on the record that speaks for the person: its score is cited (and the
+    channels consent leaves, when it closes one)."""
     p = item.cleaned.person
     name = " ".join(x for x in (p.first_name, p.last_name) if x) or p.email or p.ref.crm_id
     company = f" ({p.company})" if p.company else ""
@@ -249,6 +251,9 @@ def _task(item: _Prepared, routing: RoutingDecision, sla: SlaDecision) -> TaskDe
         f"escalates to {', '.join(sla.escalation_chain) or 'nobody'} at "
         f"{sla.escalate_at.isoformat()}.",
     ]
+    note = consent.note() if consent is not None else None
+    if note is not None:
+        lines.append(f"{note}.")
     # Strings made here, and values of validated decisions: nothing to validate again.
     return trusted(TaskDecision, {
         "subject": f"Follow up: {name}{company}, SLA tier {sla.tier}, "
@@ -375,6 +380,12 @@ def _decide_cluster(
         else None
     if suppressed is not None or recycled is not None:
         existing = None  # a suppressed person keeps no Relay owner; a recycled one is routed afresh
+    # The consent gate (consent.yaml): judged on every record of the person.
+    consent = consent_of([m.cleaned.person for m in members], rules.consent, rules.dispositions,
+                         extra_states=("do_not_contact",) if suppressed is not None else ())
+    unroutable = suppressed is None and not consent.allows("routing")
+    if unroutable:
+        existing = None  # no routing: no owner from Relay, kept or new
 
     def keeps(member: _Prepared) -> bool:  # a recycled person is routed again whoever owns it in the CRM
         return member.keeps_crm_owner and recycled is None
@@ -387,6 +398,11 @@ def _decide_cluster(
         shared = routing_decision(
             None, "Suppressed", "disposition_suppressed",
             _cut(f"Suppressed: {suppressed.note}; never routed, enriched or sent outreach again"))
+    elif unroutable:
+        best = max((m.score.total for m in members), default=0)
+        shared = routing_decision(
+            None, rules.sla.tier_for_score(best).name, "consent_no_routing",
+            _cut(f"Not routed: consent ({consent.because('routing')}); keeps the owner it has, no new one"))
     elif held is not None and existing is None:
         best = max((m.score.total for m in members), default=0)
         shared = routing_decision(
@@ -413,8 +429,12 @@ def _decide_cluster(
             shared = _recycled_routing(shared, recycled, rules, active,
                                        frozenset(m.person.ref.connection for m in candidates), owners)
         if shared.owner_email is not None and not shared.kept_existing:
-            chain = rules.routing.escalation_chain(shared.owner_email)
-            sla = sla_for(shared.tier, now, rules.sla, chain)
+            if consent.allows("outreach_tasks"):
+                chain = rules.routing.escalation_chain(shared.owner_email)
+                sla = sla_for(shared.tier, now, rules.sla, chain)
+            else:  # routed, but no follow-up task (nor the SLA that chases it): the reason says why
+                shared = shared.model_copy(update={"reason": _cut(
+                    f"{shared.reason}; no follow-up task or SLA: consent ({consent.because('outreach_tasks')})")})
 
     decisions: dict[RecordRef, LeadDecision] = {}
     for item in members:
@@ -433,7 +453,7 @@ def _decide_cluster(
         member_sla = sla if routing is shared else None
         task = None
         if item is primary and routing is not None and member_sla is not None:
-            task = _task(item, routing, member_sla)
+            task = _task(item, routing, member_sla, consent)
         ref = item.person.ref
         own = dispositions.get(ref) if dispositions else None
         findings = item.cleaned.findings + item.account_findings if item.account_findings \
@@ -468,6 +488,7 @@ def _decide_cluster(
             "quarantine_reason": None,
             "rules_version": version,
             "decided_at": now,
+            "consent": consent if consent.restricted else None,
         }, _DECISION_FIELDS)
     return decisions, state
 

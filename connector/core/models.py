@@ -21,6 +21,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from connector.core.governance.consent import ConsentStatus
+
 Seniority = Literal["c_level", "vp", "director", "manager", "individual", "unknown"]
 JobFunction = Literal[
     "sales", "marketing", "engineering", "it", "finance", "operations", "hr", "executive", "other"
@@ -95,7 +97,18 @@ class Person(_Frozen):
     created_at: AwareDatetime | None = None
     updated_at: AwareDatetime | None = None
     is_converted: bool | None = None
+    # consent (config/rules/consent.yaml): read from the CRM, captured by the forms
     email_opt_out: bool | None = None
+    do_not_call: bool | None = None
+    legal_basis: str | None = None
+    """The lawful basis of processing the CRM records (HubSpot ``hs_legal_basis``: one or more values joined by ``;``)."""
+    subscription_status: str | None = None
+    """The email subscription status, where the CRM keeps one as a field (``unsubscribed`` per consent.yaml)."""
+    # retention (config/rules/retention.yaml): the person's class and age
+    lifecycle_stage: str | None = None
+    account_id: str | None = None
+    """The CRM account the person belongs to (Salesforce ``Contact.AccountId``)."""
+    last_activity_at: AwareDatetime | None = None
     # behavioural signals
     page_views: int | None = None
     email_clicks: int | None = None
@@ -140,6 +153,8 @@ class Account(_Frozen):
     state: str | None = None
     owner_id: str | None = None
     relay_id: str | None = None
+    lifecycle_stage: str | None = None
+    """HubSpot ``lifecyclestage``, Salesforce ``Type`` (``customer``, ``Customer - Direct``: retention.yaml)."""
     # Tie-breakers of the account match (several accounts match a lead equally well).
     open_opportunities: int | None = None
     last_activity_at: AwareDatetime | None = None
@@ -342,6 +357,8 @@ class LeadDecision(_Frozen):
         quarantine_reason: Set when the record could not be decided; nothing else is.
         rules_version: Version hash of the rules that decided.
         decided_at: The ``now`` the decision was made at.
+        consent: What the person's consent state allows (consent.yaml), when a state restricts
+            anything; ``None``: nothing is restricted.
     """
 
     ref: RecordRef
@@ -360,6 +377,7 @@ class LeadDecision(_Frozen):
     quarantine_reason: str | None = None
     rules_version: str
     decided_at: datetime
+    consent: ConsentStatus | None = None
 
     @property
     def quarantined(self) -> bool:

@@ -26,8 +26,10 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from connector.core._cache import DerivedCache
 from connector.core.governance.rules import (
     ApprovalRules,
+    ConsentRules,
     DispositionRules,
     HandoffRules,
+    RetentionRules,
     StageRules,
     cross_problems,
 )
@@ -1091,6 +1093,10 @@ class Rules(_Schema):
     approvals: ApprovalRules = Field(default_factory=lambda: ApprovalRules())
     dispositions: DispositionRules = Field(default_factory=lambda: DispositionRules())
     handoffs: HandoffRules = Field(default_factory=lambda: HandoffRules())
+    # Consent and retention (issue 12): the consent gate changes lead decisions (part of ``version``);
+    # retention decides no lead (``relay retention run``), so it is not.
+    consent: ConsentRules = Field(default_factory=lambda: ConsentRules())
+    retention: RetentionRules = Field(default_factory=lambda: RetentionRules())
 
     @model_validator(mode="after")
     def _check(self) -> Rules:
@@ -1130,8 +1136,12 @@ class Rules(_Schema):
         return _versions(self)
 
 
+PEOPLE_RULE_PARTS = ("scoring", "routing", "sla", "matching", "dispositions", "consent")
+"""The parts of the rules a person's decision depends on: ``Rules.version`` hashes them (and only them)."""
+
+
 def _rules_version_of(rules: Rules) -> str:
-    return rules_version(rules.scoring, rules.routing, rules.sla, rules.matching, rules.dispositions)
+    return rules_version(*(getattr(rules, part) for part in PEOPLE_RULE_PARTS))
 
 
 _versions = DerivedCache(_rules_version_of)

@@ -22,14 +22,16 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 
 from connector.config.loader import RelayConfig
+from connector.core.governance.consent import ConsentStatus, consent_of
 from connector.core.models import LeadDecision, Person
+from connector.core.rules import Rules
 from connector.notify.alert import (
     Alert,
     AlertKind,
@@ -102,8 +104,29 @@ def _name(first: str | None, last: str | None, email: str | None, crm_id: str) -
     return " ".join(part for part in (first, last) if part) or email or crm_id
 
 
+WITHHELD = "withheld (consent)"
+"""What an alert says instead of a company it may not name."""
+
+
+def withheld(lead: LeadFacts, consent: ConsentStatus | None) -> LeadFacts:
+    """``lead`` as an alert may tell it under the person's consent (consent.yaml ``alerts_with_personal_data``).
+
+    Refused: the alert names the record (object and CRM id) and links to it, but no name, email or
+    company, and the score's reasons without their details (a title, a country).
+    """
+    if consent is None or consent.allows("alerts_with_personal_data"):
+        return lead
+    reasons = tuple(reason.split(":", 1)[0] for reason in lead.reasons)
+    return replace(lead, name=f"{lead.object} {lead.crm_id} (personal data withheld: {consent.because('alerts_with_personal_data')})",
+                   company=WITHHELD, reasons=reasons)
+
+
 def lead_from_decision(person: Person, decision: LeadDecision, relay_id: str | None) -> LeadFacts:
-    """The facts of a lead just decided (its score and why, the routing reason)."""
+    """The facts of a lead just decided (its score and why, the routing reason), as its consent lets an alert tell them."""
+    return withheld(_lead_from_decision(person, decision, relay_id), decision.consent)
+
+
+def _lead_from_decision(person: Person, decision: LeadDecision, relay_id: str | None) -> LeadFacts:
     score = decision.score
     return LeadFacts(
         connection=person.ref.connection, object=person.ref.object, crm_id=person.ref.crm_id,
@@ -114,10 +137,12 @@ def lead_from_decision(person: Person, decision: LeadDecision, relay_id: str | N
     )
 
 
-def lead_from_store(repos: Repositories, connection: str, object_name: str, crm_id: str) -> LeadFacts:
+def lead_from_store(repos: Repositories, connection: str, object_name: str, crm_id: str,
+                    rules: Rules | None = None) -> LeadFacts:
     """The facts of a lead as Relay's store knows them: its snapshot (name, company, score) and the
     score and routing reason of its latest ``assigned`` audit entry. For alerts of a clock's steps
-    (reminder, escalations, re-queue), which fire long after the decision.
+    (reminder, escalations, re-queue), which fire long after the decision. With ``rules``, as the
+    snapshot's consent lets an alert tell them (:func:`withheld`).
     """
     snapshot = repos.records.get(connection, object_name, crm_id)
     canonical: dict[str, Any] = dict(snapshot.canonical) if snapshot is not None else {}
@@ -125,7 +150,8 @@ def lead_from_store(repos: Repositories, connection: str, object_name: str, crm_
     detail: dict[str, Any] = dict(assigned[-1].detail) if assigned else {}
     score = detail.get("score") if isinstance(detail.get("score"), dict) else None
     total = score.get("total") if score else canonical.get("relay_score")
-    return LeadFacts(
+    consent = consent_of(canonical, rules.consent, rules.dispositions) if rules is not None else None
+    return withheld(LeadFacts(
         connection=connection, object=object_name, crm_id=crm_id,
         name=_name(canonical.get("first_name"), canonical.get("last_name"), canonical.get("email"), crm_id),
         company=canonical.get("company"),
@@ -134,7 +160,7 @@ def lead_from_store(repos: Repositories, connection: str, object_name: str, crm_
         reasons=score_reasons((score or {}).get("items")),
         relay_id=snapshot.relay_id if snapshot is not None else None,
         routing_reason=detail.get("reason") or canonical.get("relay_routing_reason"),
-    )
+    ), consent)
 
 
 def _recipient(config: RelayConfig, alerts: AlertsFile, target: Target, owner_email: str, queue: str | None,

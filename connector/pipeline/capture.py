@@ -59,6 +59,7 @@ from connector.pipeline.intake import EventInbox, Stored
 from connector.pipeline.submissions import (
     CAPTURE_PROVIDER,
     PERSON_FIELDS,
+    PREFERENCE_FLAGS,
     UTM_FIELDS,
     Submission,
     submission_of,
@@ -148,6 +149,14 @@ class _Person:
     person: dict[str, str] = field(default_factory=dict)
     utm: dict[str, str] = field(default_factory=dict)
     consent: Any = None
+    preferences: dict[str, bool | str] = field(default_factory=dict)
+
+    def prefer(self, given: Mapping[str, bool | str]) -> None:
+        """Take a submission's preferences: an opt-out given once stands (a later "no" does not lift it)."""
+        for name, value in given.items():
+            if name in PREFERENCE_FLAGS and self.preferences.get(name) is True:
+                continue
+            self.preferences[name] = value
 
 
 def capture_changes(
@@ -193,6 +202,7 @@ def capture_changes(
         person.utm.update(sub.utm)
         if sub.consent is not None:
             person.consent = sub.consent
+        person.prefer(sub.preferences)
     if not people:
         return result
     sources = config.relay.capture.sources
@@ -357,6 +367,33 @@ def _extras(person: _Person, target: Mapping[str, str], lead_source: str,
     return values
 
 
+def _preference_values(mapping: ObjectMapping, person: _Person, current: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The CRM fields of the person's opt-outs and lawful basis the form gave (consent.yaml), where the CRM keeps them.
+
+    Written to the field the mapping reads each from (``HasOptedOutOfEmail``, ``hs_email_optout``,
+    ``DoNotCall``, ``hs_legal_basis``); one the object's mapping does not read stays in the inbox only.
+    An opt-out is only ever set, never lifted by a form (re-subscribing is the person's own act where
+    the CRM keeps their preferences); the lawful basis fills an empty field. ``current``: the record's
+    canonical values (None: a record to create).
+    """
+    if not person.preferences:
+        return {}
+    text_only = crm_unit(mapping.crm).values.text_only
+    values: dict[str, Any] = {}
+    for name, value in person.preferences.items():
+        crm = next((fm.crm for fm in mapping.read_fields() if fm.canonical == name), None)
+        if crm is None:
+            continue
+        have = current.get(name) if current is not None else None
+        if name in PREFERENCE_FLAGS:
+            if value is not True or have is True:
+                continue
+            values[crm] = "true" if text_only else True
+        elif have in (None, "") and isinstance(value, str) and value.strip():
+            values[crm] = value.strip()
+    return values
+
+
 def _keys(person: _Person) -> tuple[str, ...]:
     return tuple(event.event_key for event, _ in person.events)
 
@@ -369,6 +406,7 @@ def _update_plan(mapping: ObjectMapping, record: dict[str, Any], person: _Person
     desired = {name: value for name, value in person.person.items() if value and name in writable}
     changes = to_crm(mapping, changed_fields(mapping, current, desired)) if desired else {}
     changes.update(_extras(person, targets.get(person.source, {}), person.lead_source, record))
+    changes.update(_preference_values(mapping, person, current))
     crm_id = str(record.get(mapping.id_field))
     return CapturePlan(person.email, mapping.name, "update" if changes else "unchanged", crm_id, changes, _keys(person))
 
@@ -387,6 +425,7 @@ def _create_plan(mapping: ObjectMapping, person: _Person, source: CaptureSource,
             desired[name] = value
     fields = to_crm(mapping, desired)
     fields.update(_extras(person, targets.get(person.source, {}), person.lead_source, None))
+    fields.update(_preference_values(mapping, person, None))
     return CapturePlan(person.email, mapping.name, "create", None, fields, _keys(person))
 
 

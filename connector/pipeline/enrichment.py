@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from connector.config.loader import RelayConfig
-from connector.core.governance.rules import DispositionRules
+from connector.core.governance.consent import consent_of
+from connector.core.governance.rules import ConsentRules, DispositionRules
 from connector.core.models import Person, RecordRef
 from connector.enrich.cache import SqlEnrichmentCache
 from connector.enrich.providers import HttpJsonProvider, open_providers
@@ -31,12 +32,14 @@ from connector.store.db import session_factory
 class PageEnricher:
     """The providers and cache of one run, and what each page's people got."""
 
-    def __init__(self, settings: EnrichmentFile, engine: Engine, dispositions: DispositionRules | None = None) -> None:
+    def __init__(self, settings: EnrichmentFile, engine: Engine, dispositions: DispositionRules | None = None,
+                 consent: ConsentRules | None = None) -> None:
         self.settings = settings
         self._providers: dict[str, HttpJsonProvider] = open_providers(settings)
         self._sessions = session_factory(engine)
         self._cache = SqlEnrichmentCache(self._sessions)
         self._dispositions = dispositions or DispositionRules()
+        self._consent = consent or ConsentRules()
 
     @classmethod
     def for_run(cls, config: RelayConfig, engine: Engine | None, *, dry_run: bool) -> PageEnricher | None:
@@ -44,7 +47,7 @@ class PageEnricher:
         settings = config.enrichment
         if settings is None or not settings.enabled or not settings.providers or dry_run or engine is None:
             return None
-        return cls(settings, engine, config.rules.dispositions)
+        return cls(settings, engine, config.rules.dispositions, config.rules.consent)
 
     def enrich_page(self, records: Sequence[MappedRecord], now: datetime) -> dict[RecordRef, Enrichment]:
         """Enrich the page's readable, live people in place (their models carry the appended values).
@@ -64,6 +67,14 @@ class PageEnricher:
         for person_ref, reason in suppressed.items():  # Do Not Contact: never enriched (a consent refusal)
             found[person_ref] = Enrichment(person_ref, skipped=(Skip("no_consent", reason),))
         people = [(record, person) for record, person in people if person.ref not in suppressed]
+        refused: dict[RecordRef, str] = {}  # the consent gate (consent.yaml): a state that allows no enrichment
+        for _, person in people:
+            consent = consent_of(person, self._consent, self._dispositions)
+            if not consent.allows("enrichment"):
+                refused[person.ref] = f"no consent: {consent.because('enrichment')} (consent.yaml allows no enrichment)"
+        for person_ref, reason in refused.items():
+            found[person_ref] = Enrichment(person_ref, skipped=(Skip("no_consent", reason),))
+        people = [(record, person) for record, person in people if person.ref not in refused]
         results = enrich([person for _, person in people], self.settings, self._providers, self._cache, now)
         for (record, person), result in zip(people, results, strict=True):
             found[person.ref] = result

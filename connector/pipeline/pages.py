@@ -428,6 +428,8 @@ def _assign(ctx: RunContext, plan: PagePlan, item: Decided, repos: Repositories)
             "matched_account": str(decision.matched_account) if decision.matched_account else None,
             "account_match": match_summary(decision.account_match) if decision.account_match else None,
             "duplicates": [str(r) for r in decision.duplicates],
+            # seed 001 item 47.3: the consent status goes into the audit trail with the assignment
+            "consent": decision.consent.as_json() if decision.consent is not None else None,
         },
         at=decision.decided_at,
     )

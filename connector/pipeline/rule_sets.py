@@ -1,6 +1,6 @@
 """The rule sets decisions are stamped with, as the console keeps them (``rules_versions``).
 
-People decisions carry ``Rules.version`` (scoring, routing, SLA, matching, dispositions); deal
+People decisions carry ``Rules.version`` (scoring, routing, SLA, matching, dispositions, consent); deal
 decisions carry :func:`~connector.pipeline.deals.governance_version` (stages, approvals, handoffs
 and the team). Each run records both with what they say, so the console can show the history and
 the difference between two versions long after the YAML changed.
@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from connector.core.rules import Rules
+from connector.core.rules import PEOPLE_RULE_PARTS, Rules
 from connector.pipeline.deals import governance_version
 from connector.store.repositories import Repositories
 
-PEOPLE_PARTS = ("scoring", "routing", "sla", "matching", "dispositions")
+PEOPLE_PARTS = PEOPLE_RULE_PARTS
 DEAL_PARTS = ("stages", "approvals", "handoffs", "routing")
 
 

@@ -27,12 +27,17 @@ CAPTURE_PROVIDER = "capture"
 PERSON_FIELDS: tuple[str, ...] = ("first_name", "last_name", "company", "title", "phone", "country")
 """The person's own fields besides the email (canonical names, written through the mapping)."""
 UTM_FIELDS: tuple[str, ...] = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+PREFERENCE_FLAGS: tuple[str, ...] = ("email_opt_out", "do_not_call")
+"""The person's own opt-outs (yes/no): canonical consent fields, written where the CRM keeps them (consent.yaml)."""
+PREFERENCE_FIELDS: tuple[str, ...] = (*PREFERENCE_FLAGS, "legal_basis")
+"""Consent fields of the person the CRM keeps: the opt-outs and the lawful basis (HubSpot ``hs_legal_basis``)."""
 FIELDS: tuple[str, ...] = ("email", *PERSON_FIELDS, *UTM_FIELDS, "consent", "consent_text", "consent_version",
-                           "submission_id", "submitted_at")
+                           *PREFERENCE_FIELDS, "submission_id", "submitted_at")
 """Every field a submission may carry, by its canonical name."""
 
 _MAX_LENGTH = {"first_name": 80, "last_name": 80, "company": 255, "title": 128, "phone": 40, "country": 80,
-               **{name: 255 for name in UTM_FIELDS}, "consent_text": 2_000, "consent_version": 50}
+               **{name: 255 for name in UTM_FIELDS}, "consent_text": 2_000, "consent_version": 50,
+               "legal_basis": 255}
 _ALIASES: dict[str, str] = {
     **{alias: "email" for alias in ("email", "emailaddress", "mail", "workemail", "businessemail")},
     **{alias: "first_name" for alias in ("firstname", "first", "givenname", "forename")},
@@ -46,6 +51,10 @@ _ALIASES: dict[str, str] = {
     **{name.replace("_", ""): name for name in UTM_FIELDS},
     **{alias: "consent" for alias in ("consent", "consentpurposes", "purposes", "consentgiven")},
     "consenttext": "consent_text", "consentversion": "consent_version",
+    **{alias: "email_opt_out" for alias in ("emailoptout", "optout", "optedout", "hasoptedoutofemail",
+                                            "hsemailoptout", "unsubscribe", "unsubscribed")},
+    **{alias: "do_not_call" for alias in ("donotcall", "nocalls", "dnc")},
+    **{alias: "legal_basis" for alias in ("legalbasis", "lawfulbasis", "hslegalbasis")},
     "submissionid": "submission_id",
     **{alias: "submitted_at" for alias in ("submittedat", "timestamp", "submittedon", "submissiondate")},
 }
@@ -109,6 +118,8 @@ class Submission:
         person: The other person fields given (``first_name``... ``country``), non-empty only.
         utm: The UTM parameters given, non-empty only.
         consent: The consent given, when the submission says.
+        preferences: The person's opt-outs (``email_opt_out``, ``do_not_call``: True or False) and lawful
+            basis (``legal_basis``) given; written to the CRM fields the mapping reads them from.
         submission_id: The client's id of the submission, when it sent one.
         submitted_at: When the client says it was submitted.
         received_at: When Relay received it.
@@ -125,6 +136,7 @@ class Submission:
     submission_id: str | None = None
     submitted_at: datetime | None = None
     received_at: datetime | None = None
+    preferences: Mapping[str, bool | str] = field(default_factory=dict, hash=False)
     ip: str | None = None
     channel: Channel = "form"
     origin: str | None = None
@@ -137,6 +149,8 @@ class Submission:
         content = {"email": self.email, "person": dict(self.person), "utm": dict(self.utm),
                    "consent": self.consent.as_json() if self.consent else None,
                    "submitted_at": _iso(self.submitted_at)}
+        if self.preferences:  # only when given: the keys of submissions without them stay what they were
+            content["preferences"] = dict(self.preferences)
         digest = hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
         return f"{self.source}:sha256:{digest[:40]}"
 
@@ -145,7 +159,7 @@ class Submission:
         return {"source": self.source, "email": self.email, "person": dict(self.person), "utm": dict(self.utm),
                 "consent": self.consent.as_json() if self.consent else None, "submission_id": self.submission_id,
                 "submitted_at": _iso(self.submitted_at), "received_at": _iso(self.received_at), "ip": self.ip,
-                "channel": self.channel, "origin": self.origin}
+                "channel": self.channel, "origin": self.origin, "preferences": dict(self.preferences)}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -177,7 +191,21 @@ def submission_of(data: Any) -> Submission:
         submission_id=data.get("submission_id") or None,
         submitted_at=_parse_time(data.get("submitted_at")), received_at=_parse_time(data.get("received_at")),
         ip=data.get("ip") or None, channel=channel, origin=data.get("origin") or None,
+        preferences=_preferences(data.get("preferences")),
     )
+
+
+def _preferences(value: Any) -> dict[str, bool | str]:
+    """The preferences a stored submission holds (flags as booleans, the lawful basis as text)."""
+    if not isinstance(value, Mapping):
+        return {}
+    found: dict[str, bool | str] = {}
+    for name in PREFERENCE_FLAGS:
+        if isinstance(value.get(name), bool):
+            found[name] = value[name]
+    if isinstance(value.get("legal_basis"), str) and value["legal_basis"]:
+        found["legal_basis"] = value["legal_basis"]
+    return found
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -222,6 +250,17 @@ def read_fields(
         sent_as.setdefault(name, str(raw_name))
         if name == "consent" and (value is None or (isinstance(value, str) and not value.strip())):
             continue  # not stated: no consent recorded either way
+        if name in PREFERENCE_FLAGS:
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue  # not stated
+            flag_value = value if isinstance(value, bool) else str(value).strip().lower()
+            if flag_value in _YES or flag_value is True:
+                fields[name] = True
+            elif flag_value in _NO or flag_value is False:
+                fields[name] = False
+            else:
+                problems.append(FieldProblem(str(raw_name), value, "must be yes or no (true/false)"))
+            continue
         if name == "consent":
             flag, found, problem = _consent_value(value)
             if problem is not None:
@@ -343,4 +382,5 @@ def submission(
         utm={name: str(fields[name]) for name in UTM_FIELDS if fields.get(name)},
         consent=fields.get("consent"), submission_id=fields.get("submission_id"),
         submitted_at=fields.get("submitted_at"), received_at=received_at, ip=ip, channel=channel, origin=origin,
+        preferences={name: fields[name] for name in PREFERENCE_FIELDS if fields.get(name) is not None},
     )

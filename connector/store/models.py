@@ -216,6 +216,7 @@ class RecordRow(Base):
     __table_args__ = (
         Index("ix_records_relay_id", "relay_id"),
         Index("ix_records_connection_kind_relay_id", "connection", "kind", "relay_id"),
+        Index("ix_records_kind", "kind"),  # the dashboard: the deal snapshots (pipeline per owner)
     )
 
     connection: Mapped[str] = mapped_column(String(CONNECTION_LEN), primary_key=True)
@@ -254,6 +255,9 @@ class AssignmentRow(Base):
             sqlite_where=text("status = 'active'"),
             postgresql_where=text("status = 'active'"),
         ),
+        # the dashboard: leads of a period per rep and tier (covering), a deal owner's email by CRM user id
+        Index("ix_assignments_assigned_at", "assigned_at", "owner_email", "tier"),
+        Index("ix_assignments_owner_crm_id", "connection", "owner_crm_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -318,6 +322,29 @@ class SlaClockRow(Base):
             postgresql_where=text("status = 'open'"),
         ),
         Index("ix_sla_clocks_relay_id", "relay_id"),
+        # the dashboard (connector/pipeline/dashboard.py): clocks of a period, an owner's, the open ones about to
+        # breach (by tier and start) and by owner and age (covering)
+        Index("ix_sla_clocks_started_at", "started_at"),
+        Index("ix_sla_clocks_owner_started_at", "owner_email", "started_at"),
+        Index(
+            "ix_sla_clocks_open_tier_started_at",
+            "tier",
+            "started_at",
+            "first_touch_at",
+            "owner_email",
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index(
+            "ix_sla_clocks_open_owner_stage",
+            "owner_email",
+            "stage",
+            "stage_since",
+            "started_at",
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_sla_clocks_owner_crm_id", "connection", "owner_crm_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -439,6 +466,7 @@ class AuditRow(Base):
         Index("ix_audit_log_record", "connection", "object", "crm_id"),
         Index("ix_audit_log_run_id", "run_id"),
         Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_action_at", "action", "at"),  # the dashboard: SLA steps, re-queues, recycles
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -451,6 +479,11 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     rules_version: Mapped[str | None] = mapped_column(String(128))
     detail: Mapped[dict[str, Any]]
+    erased_at: Mapped[datetime | None]
+    """When a data subject's personal data was erased from ``detail`` (``relay forget-person``); the
+    only UPDATE the table takes moves it forward (migration 0017_privacy)."""
+    erasure: Mapped[str | None] = mapped_column(String(100))
+    """The erasure that rewrote ``detail`` last: ``forget-person sha256:<first 16 hex of the subject's key>``."""
 
 
 class QuarantineRow(Base):
@@ -483,6 +516,7 @@ class ApiCallRow(Base):
         CheckConstraint("count >= 0", name="count_not_negative"),
         Index("ix_api_calls_connection_run_id", "connection", "run_id"),
         Index("ix_api_calls_run_id", "run_id"),
+        Index("ix_api_calls_at", "at"),  # the dashboard: calls of a period per day
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -605,6 +639,7 @@ class DataQualityRow(Base):
     __table_args__ = (
         CheckConstraint("records > 0", name="records_positive"),
         Index("ix_data_quality_connection_measured_at", "connection", "measured_at"),
+        Index("ix_data_quality_measured_at", "measured_at"),  # the dashboard: every connection's runs of a period
     )
 
     run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id"), primary_key=True)

@@ -22,7 +22,8 @@ from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
@@ -37,6 +38,8 @@ from connector.pipeline.events import EventPump
 from connector.pipeline.intake import EventInbox, InboxUnavailable, Stored
 from connector.web.capture import capture_router
 from connector.web.console.api import API_PREFIX, ApiError, api_router
+from connector.web.console.dashboard import PREFIX as DASHBOARD
+from connector.web.console.dashboard import STATIC, STATIC_PREFIX, dashboard_router
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +235,12 @@ def create_app(
     console = Console(config, engine, clock=clock, start_sync=start_sync)
     app.state.console = console
     app.include_router(api_router(console))  # /api/v1: the admin API
+    app.include_router(dashboard_router(console, public_url=public_url))  # /dashboard: pages for people
+    app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC), name="dashboard-static")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> Response:
+        return RedirectResponse(f"{DASHBOARD}/", status_code=307)
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> Response:

@@ -110,6 +110,11 @@ _LIFECYCLE_LABELS = (
     "Subscriber", "Lead", "Marketing Qualified Lead", "Sales Qualified Lead", "Opportunity", "Customer",
     "Evangelist", "Other",
 )
+LEGAL_BASES = (
+    "Legitimate interest \u2013 prospect/lead", "Legitimate interest \u2013 existing customer", "Legitimate interest - other",
+    "Performance of a contract", "Freely given consent from contact", "Not applicable",
+)
+"""The options of ``hs_legal_basis`` ("Legal basis for processing contact's data"): HubSpot stores the labels."""
 DEAL_STAGES = (
     "appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
     "contractsent", "closedwon", "closedlost",
@@ -157,6 +162,10 @@ def _builtin() -> dict[str, list[PropertyDefinition]]:
         _p("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", ci,
            options=_opts(*LIFECYCLE_STAGES, labels=_LIFECYCLE_LABELS)),
         _p("hs_email_optout", "Unsubscribed from all email", "bool", "booleancheckbox", "emailinformation", options=_BOOL),
+        # GDPR: the lawful basis of processing the contact's data; a checkbox (values joined by ";").
+        _p("hs_legal_basis", "Legal basis for processing contact's data", "enumeration", "checkbox", ci,
+           options=[(basis, basis) for basis in LEGAL_BASES]),
+        _p("notes_last_updated", "Last Activity Date", "datetime", "date", ci, read_only_value=True),
         _p("hs_analytics_num_page_views", "Number of Pageviews", "number", "number", "analyticsinformation"),
         _p("hs_email_click", "Marketing emails clicked", "number", "number", "emailinformation"),
         _p("num_conversion_events", "Number of Form Submissions", "number", "number", "conversioninformation"),

@@ -93,12 +93,13 @@ def test_committed_schemas_are_up_to_date() -> None:
     assert stale == [], f"regenerate with: python -m connector.config.schema config/schema (stale: {stale})"
 
 
-def test_export_writes_all_thirteen_schemas(tmp_path: Path) -> None:
+def test_export_writes_all_fifteen_schemas(tmp_path: Path) -> None:
     written = export_schemas(tmp_path / "out")
     assert sorted(p.name for p in written) == sorted(
         ["relay.schema.json", "mappings.schema.json", "scoring.schema.json", "routing.schema.json", "sla.schema.json",
          "alerts.schema.json", "enrichment.schema.json", "matching.schema.json", "quality.schema.json",
-         "stages.schema.json", "approvals.schema.json", "dispositions.schema.json", "handoffs.schema.json"]
+         "stages.schema.json", "approvals.schema.json", "dispositions.schema.json", "handoffs.schema.json",
+         "consent.schema.json", "retention.schema.json"]
     )
 
 
@@ -115,7 +116,9 @@ def test_export_writes_all_thirteen_schemas(tmp_path: Path) -> None:
      ("config/rules/stages.yaml", "../schema/stages.schema.json"),
      ("config/rules/approvals.yaml", "../schema/approvals.schema.json"),
      ("config/rules/dispositions.yaml", "../schema/dispositions.schema.json"),
-     ("config/rules/handoffs.yaml", "../schema/handoffs.schema.json")],
+     ("config/rules/handoffs.yaml", "../schema/handoffs.schema.json"),
+     ("config/rules/consent.yaml", "../schema/consent.schema.json"),
+     ("config/rules/retention.yaml", "../schema/retention.schema.json")],
 )
 def test_yaml_files_point_editors_at_their_schema(path: str, schema: str) -> None:
     first_line = (REPO / path).read_text(encoding="utf-8").splitlines()[0]

@@ -159,11 +159,13 @@ def test_readding_an_account_replaces_its_domains() -> None:
 
 
 def test_rules_version_is_computed_once_and_follows_copies(rules: Rules) -> None:
-    assert rules.version == rules_version(rules.scoring, rules.routing, rules.sla, rules.matching, rules.dispositions)
+    assert rules.version == rules_version(rules.scoring, rules.routing, rules.sla, rules.matching, rules.dispositions,
+                                          rules.consent)
     assert rules.version is rules.version  # the same string object: computed once
     routing = rules.routing.model_copy(update={"reroute_owned_contacts": True})
     changed = rules.model_copy(update={"routing": routing})
-    assert changed.version == rules_version(rules.scoring, routing, rules.sla, rules.matching, rules.dispositions) != rules.version
+    assert changed.version == rules_version(rules.scoring, routing, rules.sla, rules.matching, rules.dispositions,
+                                            rules.consent) != rules.version
 
 
 def test_roster_lookups_follow_a_copied_roster(rules: Rules) -> None:

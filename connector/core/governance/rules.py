@@ -11,7 +11,7 @@ against ``routing.yaml``'s team (``connector.core.rules.Rules`` calls it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -726,3 +726,171 @@ def cross_problems(
                           f"'{framework}' is not a framework of stages.yaml (known: {_known(stages.frameworks)})",
                           framework))
     return found
+
+
+# --------------------------------------------------------------------------- consent.yaml
+
+ConsentStateName = Literal["email_opt_out", "do_not_call", "no_lawful_basis", "unsubscribed", "do_not_contact"]
+ConsentAction = Literal["outreach_tasks", "enrichment", "alerts_with_personal_data", "routing"]
+OutreachChannel = Literal["email", "phone"]
+CONSENT_STATES: tuple[str, ...] = get_args(ConsentStateName)
+"""A person's consent states, in the order messages name them."""
+CONSENT_ACTIONS: tuple[str, ...] = get_args(ConsentAction)
+"""What the consent gate allows or refuses: follow-up tasks to reps, enrichment, alerts naming the person,
+routing to an owner."""
+OUTREACH_CHANNELS: tuple[str, ...] = get_args(OutreachChannel)
+_CHANNELS: tuple[OutreachChannel, ...] = ("email", "phone")
+
+HUBSPOT_LEGAL_BASES: tuple[str, ...] = (
+    "Legitimate interest \u2013 prospect/lead", "Legitimate interest \u2013 existing customer", "Legitimate interest - other",
+    "Performance of a contract", "Freely given consent from contact", "Not applicable",
+)
+"""The options of HubSpot's ``hs_legal_basis`` ("Legal basis for processing contact's data"), as the portal keeps
+them (the values are the labels; several are joined by ``;``). "Not applicable": the contact is not subject to GDPR."""
+
+
+class ConsentState(_Schema):
+    """What one consent state allows: ``allows`` lists the actions still done for a person in this state,
+    ``closes`` the outreach channels it shuts (an outreach task needs a channel left open)."""
+
+    allows: list[ConsentAction] = Field(default_factory=list)
+    closes: list[OutreachChannel] = Field(default_factory=list)
+    description: str | None = None
+
+
+class LawfulBasis(_Schema):
+    """When a person without a recorded lawful basis is in state ``no_lawful_basis``.
+
+    ``required_in``: ISO 3166 alpha-2 countries whose people need one (``"*"``: everyone); empty: nobody (the
+    state never applies). ``accepted``: the ``legal_basis`` values that are a lawful basis (compared without case,
+    dash style or spacing; a ``;``-joined value is accepted when one of its parts is).
+    """
+
+    required_in: list[str] = Field(default_factory=list)
+    accepted: list[str] = Field(default_factory=lambda: list(HUBSPOT_LEGAL_BASES))
+
+
+def _sop_consent_states() -> dict[ConsentStateName, ConsentState]:
+    return {
+        "email_opt_out": ConsentState(allows=["outreach_tasks", "alerts_with_personal_data", "routing"],
+                                      closes=["email"]),
+        "do_not_call": ConsentState(allows=["outreach_tasks", "enrichment", "alerts_with_personal_data", "routing"],
+                                    closes=["phone"]),
+        "no_lawful_basis": ConsentState(allows=["routing"]),
+        "unsubscribed": ConsentState(allows=["outreach_tasks", "alerts_with_personal_data", "routing"],
+                                     closes=["email"]),
+        "do_not_contact": ConsentState(allows=[]),
+    }
+
+
+class ConsentRules(_Schema):
+    """The consent gate (``consent.yaml``): per consent state, the actions it allows.
+
+    A person in several states gets only what every one of them allows, and an outreach task only while an
+    outreach channel is left open that the person can be reached on (``outreach_channels`` the states do not
+    close; email needs an address, phone a number). ``unsubscribed_values``: the ``subscription_status``
+    values that mean unsubscribed (without case). Every state must be listed; ``do_not_contact`` (a
+    suppressing disposition of dispositions.yaml) allows nothing: Do Not Contact suppresses everywhere.
+    """
+
+    states: dict[ConsentStateName, ConsentState] = Field(default_factory=_sop_consent_states)
+    outreach_channels: list[OutreachChannel] = Field(default_factory=lambda: list(_CHANNELS), min_length=1)
+    lawful_basis: LawfulBasis = Field(default_factory=LawfulBasis)
+    unsubscribed_values: list[str] = Field(default_factory=lambda: ["unsubscribed", "not_subscribed"])
+
+    @model_validator(mode="after")
+    def _check(self) -> ConsentRules:
+        problems = _Problems("ConsentRules")
+        for name in CONSENT_STATES:
+            if name not in self.states:
+                problems.add(("states", name), "missing_state",
+                             f"consent state '{name}' is not listed: say which actions it allows "
+                             f"(allows: [] for none; actions: {', '.join(CONSENT_ACTIONS)})", name)
+        for name, state in self.states.items():
+            problems.extend(_duplicates(state.allows, ("states", name, "allows"), "action"))
+            problems.extend(_duplicates(state.closes, ("states", name, "closes"), "channel"))
+            for i, channel in enumerate(state.closes):
+                if channel not in self.outreach_channels:
+                    problems.add(("states", name, "closes", i), "unknown_channel",
+                                 f"'{channel}' is not an outreach channel (outreach_channels: "
+                                 f"{_known(self.outreach_channels)})", channel)
+        contact = self.states.get("do_not_contact")
+        if contact is not None and contact.allows:
+            problems.add(("states", "do_not_contact", "allows"), "do_not_contact_allows",
+                         "a Do Not Contact disposition suppresses everywhere (seed 002 'Do Not Contact -> "
+                         "Suppress'): it allows no action", list(contact.allows))
+        problems.extend(_duplicates(self.outreach_channels, ("outreach_channels",), "channel"))
+        for i, country in enumerate(self.lawful_basis.required_in):
+            if country != "*" and not (len(country) == 2 and country.isascii() and country.isalpha()
+                                       and country.isupper()):
+                problems.add(("lawful_basis", "required_in", i), "invalid_country",
+                             f"'{country}' is not an ISO 3166 alpha-2 country code (e.g. DE) or '*'", country)
+        if self.lawful_basis.required_in and not self.lawful_basis.accepted:
+            problems.add(("lawful_basis", "accepted"), "empty",
+                         "a lawful basis is required: list the legal_basis values that are one", [])
+        problems.raise_if_any()
+        return self
+
+    def state(self, name: str) -> ConsentState:
+        """The rule of consent state ``name`` (every state is listed: the model checks it).
+
+        Raises:
+            KeyError: ``name`` is no consent state.
+        """
+        for key, value in self.states.items():
+            if key == name:
+                return value
+        raise KeyError(f"no consent state {name!r} (known: {', '.join(CONSENT_STATES)})")
+
+
+# --------------------------------------------------------------------------- retention.yaml
+
+RetentionClass = Literal["customer", "prospect", "unsubscribed", "employee"]
+RetentionAction = Literal["archive", "delete", "suppress"]
+RETENTION_CLASSES: tuple[str, ...] = get_args(RetentionClass)
+
+
+class RetentionPeriod(_Schema):
+    """How long a class of data is kept, and what is done then: ``archive`` (marked in Relay's store, nothing
+    changes in the CRM), ``delete`` (deleted in the CRM and purged from Relay's store), ``suppress`` (never
+    contacted again: kept as a suppression only)."""
+
+    years: int = Field(ge=1, le=100)
+    action: RetentionAction
+
+
+def _sop_retention() -> dict[RetentionClass, RetentionPeriod]:
+    return {
+        "customer": RetentionPeriod(years=7, action="archive"),
+        "prospect": RetentionPeriod(years=2, action="delete"),
+        "unsubscribed": RetentionPeriod(years=5, action="suppress"),
+        "employee": RetentionPeriod(years=7, action="archive"),
+    }
+
+
+class RetentionRules(_Schema):
+    """Retention periods per class of data (``retention.yaml``; seed 002 "Data Retention Policy").
+
+    ``customer_values``: the lifecycle stages (HubSpot ``lifecyclestage``) and account types (Salesforce
+    ``Account.Type``) that make a person or an account a customer (compared without case); a person is also
+    a customer when their account has a won deal. Every class must be listed; employees (CRM users) are only
+    ever archived.
+    """
+
+    classes: dict[RetentionClass, RetentionPeriod] = Field(default_factory=_sop_retention)
+    customer_values: list[str] = Field(default_factory=lambda: ["customer", "Customer - Direct", "Customer - Channel"])
+
+    @model_validator(mode="after")
+    def _check(self) -> RetentionRules:
+        problems = _Problems("RetentionRules")
+        for name in RETENTION_CLASSES:
+            if name not in self.classes:
+                problems.add(("classes", name), "missing_class",
+                             f"retention class '{name}' is not listed: give its years and action", name)
+        employee = self.classes.get("employee")
+        if employee is not None and employee.action != "archive":
+            problems.add(("classes", "employee", "action"), "employee_action",
+                         "employee data are CRM users: Relay only archives them (action: archive)", employee.action)
+        problems.extend(_duplicates(self.customer_values, ("customer_values",), "value"))
+        problems.raise_if_any()
+        return self

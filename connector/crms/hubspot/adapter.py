@@ -48,12 +48,15 @@ from connector.adapters._writing import write_in_batches
 from connector.adapters.base import (
     Conversion,
     Cursor,
+    Deletion,
     FieldSpec,
     HistoryValue,
     MergeOutcome,
     Page,
     WriteOp,
     WriteResult,
+    delete_ops,
+    deletions,
 )
 from connector.adapters.budget import Governor
 from connector.adapters.cache import PROCESS_CACHES, CacheKey, SharedCaches
@@ -925,6 +928,12 @@ class HubSpotAdapter:
         """
         existing = self._property_names(object_type(object))
         return [name for name in dict.fromkeys(names) if name not in existing and name not in RECORD_FIELDS]
+
+    def delete_records(self, object: str, crm_ids: Sequence[str]) -> list[Deletion]:
+        """Archive records of ``object`` (``POST /crm/v3/objects/{type}/batch/archive``, 100 ids a call; HubSpot
+        answers 204 for every id, so an id archived before, or never there, counts as archived)."""
+        ids = [str(crm_id) for crm_id in crm_ids]
+        return deletions(object, ids, self.write(delete_ops(object, ids))) if ids else []
 
     def ensure_fields(self, object: str, fields: Sequence[FieldSpec | str]) -> list[str]:
         """Create the properties of ``fields`` that ``object`` lacks (in group ``relay``); returns their names."""

@@ -47,12 +47,15 @@ from connector.adapters._writing import write_in_batches
 from connector.adapters.base import (
     Conversion,
     Cursor,
+    Deletion,
     FieldSpec,
     HistoryValue,
     MergeOutcome,
     Page,
     WriteOp,
     WriteResult,
+    delete_ops,
+    deletions,
 )
 from connector.adapters.budget import Governor
 from connector.adapters.cache import PROCESS_CACHES, CacheKey, SharedCaches
@@ -901,6 +904,12 @@ class SalesforceAdapter:
             if not known:
                 missing.append(name)
         return missing
+
+    def delete_records(self, object: str, crm_ids: Sequence[str]) -> list[Deletion]:
+        """Delete records of ``object`` through sObject Collections (``DELETE composite/sobjects``, 200 ids a call,
+        ``allOrNone=false``); a record in the recycle bin already (``ENTITY_IS_DELETED``) counts as deleted."""
+        ids = [str(crm_id) for crm_id in crm_ids]
+        return deletions(object, ids, self.write(delete_ops(object, ids))) if ids else []
 
     def ensure_fields(self, object: str, fields: Sequence[FieldSpec | str]) -> list[str]:
         """Check that ``fields`` exist on ``object``; Relay cannot create Salesforce fields through REST.
