@@ -150,6 +150,7 @@ class SyncRunRow(Base):
             postgresql_where=text(ONE_RUNNING_WHERE),
         ),
         Index("ix_sync_runs_connection_started_at", "connection", "started_at"),
+        Index("ix_sync_runs_connection_id", "connection", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -257,6 +258,10 @@ class AssignmentRow(Base):
         ),
         # the dashboard: leads of a period per rep and tier (covering), a deal owner's email by CRM user id
         Index("ix_assignments_assigned_at", "assigned_at", "owner_email", "tier"),
+        Index("ix_assignments_active_owner_assigned", "owner_email", "assigned_at", "id",
+              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
+        Index("ix_assignments_active_assigned", "assigned_at", "id",
+              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
         Index("ix_assignments_owner_crm_id", "connection", "owner_crm_id"),
     )
 
