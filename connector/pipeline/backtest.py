@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any, Literal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -56,6 +55,7 @@ from connector.core.models import (
 )
 from connector.core.rules import GLOBAL_REGION, Rules
 from connector.pipeline.records import account_from_snapshot, person_from_snapshot
+from connector.store.db import read_snapshot
 from connector.store.models import AssignmentRow, RecordRow
 from connector.store.repositories._common import chunked, table_of
 
@@ -663,7 +663,7 @@ def backtest(engine: Engine, config: RelayConfig, *, since: datetime, candidate:
         raise ValueError(f"backtest: since must be an aware datetime, got {since.isoformat()}")
     current = config.rules
     other = candidate if candidate is not None else current
-    with _read_only(engine) as conn, Session(bind=conn) as session:
+    with read_snapshot(engine) as conn, Session(bind=conn) as session:
         data = read_replay(session, config, since=since.astimezone(UTC), connection=connection,
                            rosters=(current, other))
     report = backtest_replays(data, current, other)
@@ -672,18 +672,6 @@ def backtest(engine: Engine, config: RelayConfig, *, since: datetime, candidate:
     if candidate is not None and report.same_rules:
         report.notes.insert(0, "the candidate rules are the current rules (same version): nothing can change")
     return report
-
-
-@contextmanager
-def _read_only(engine: Engine) -> Iterator[Connection]:
-    """One read transaction, rolled back; REPEATABLE READ on PostgreSQL, so every table is read at one moment."""
-    with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        try:
-            yield conn
-        finally:
-            conn.rollback()
 
 
 def read_replay(session: Session, config: RelayConfig, *, since: datetime, connection: str | None = None,

@@ -43,8 +43,7 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -68,6 +67,7 @@ from connector.config.loader import RelayConfig
 from connector.core.rules import GLOBAL_REGION, RoutingRules, TeamMember
 from connector.pipeline.budget import connection_status
 from connector.pipeline.handoff_report import Target, deal_outcome, handoff_report
+from connector.store.db import read_snapshot
 from connector.store.models import (
     ApiCallRow,
     AssignmentRow,
@@ -108,19 +108,6 @@ def since_of(period: str, now: datetime) -> datetime | None:
 
 
 # --------------------------------------------------------------------------- SQL helpers
-
-
-@contextmanager
-def _read(engine: Engine) -> Iterator[Connection]:
-    """One read transaction (rolled back); REPEATABLE READ on PostgreSQL so every figure sees one moment."""
-    with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin() as transaction:
-            try:
-                yield conn
-            finally:
-                transaction.rollback()
 
 
 def _epoch(conn: Connection, column: Any) -> ColumnElement[Any]:
@@ -260,7 +247,7 @@ def sla_figures(engine: Engine, config: RelayConfig, *, now: datetime, since: da
     tiers = _tier_seconds(config)
     roster = _roster(config.rules.routing)
     c = SlaClockRow.__table__.c
-    with _read(engine) as conn:
+    with read_snapshot(engine) as conn:
         threshold = case(tiers, value=c.tier, else_=None) if tiers else literal(None)
         took = _seconds(conn, c.first_touch_at, c.started_at)
         touched = and_(c.first_touch_at.is_not(None), c.first_touch_at > c.started_at)
@@ -421,7 +408,7 @@ def aging_figures(engine: Engine, config: RelayConfig, *, now: datetime, since: 
     owner = owner.strip().lower() if owner else None
     aging = config.rules.sla.aging
     c = SlaClockRow.__table__.c
-    with _read(engine) as conn:
+    with read_snapshot(engine) as conn:
         age = _age(conn, now, c.stage_since)
         whens = [(age < bound, literal(label)) for label, bound in AGE_BUCKETS if bound is not None]
         bucket = case(*whens, else_=literal(AGE_BUCKETS[-1][0]))
@@ -529,7 +516,7 @@ def fairness_figures(engine: Engine, config: RelayConfig, *, now: datetime,
     roster = _roster(routing)
     a = AssignmentRow.__table__.c
     k = SlaClockRow.__table__.c
-    with _read(engine) as conn:
+    with read_snapshot(engine) as conn:
         where: list[ColumnElement[bool]] = [a.assigned_at >= since] if since is not None else []
         assigned = conn.execute(select(a.owner_email, func.count(), func.sum(case((a.tier == "Hot", 1), else_=0)))
                                 .where(*where).group_by(a.owner_email)).all()
@@ -667,7 +654,7 @@ def quality_figures(engine: Engine, config: RelayConfig, *, now: datetime,
     rules = config.rules.quality
     required = list(rules.required_fields)
     q = DataQualityRow.__table__.c
-    with _read(engine) as conn:
+    with read_snapshot(engine) as conn:
         sums = [func.sum(q.records), func.sum(q.duplicates), func.sum(q.emails), func.sum(q.invalid_emails),
                 func.sum(q.phones), func.sum(q.invalid_phones), func.sum(q.enriched),
                 func.sum(case((q.enriched.is_not(None), q.records), else_=0)), func.count()]
@@ -752,7 +739,7 @@ def api_usage_figures(engine: Engine, config: RelayConfig, *, now: datetime,
                          "started_at": _iso(status.last_run.started_at)} if status.last_run else None,
         })
     c = ApiCallRow.__table__.c
-    with _read(engine) as conn:
+    with read_snapshot(engine) as conn:
         day = _day(conn, c.at)
         where = [c.at >= since] if since is not None else []
         rows = conn.execute(select(c.connection, day.label("day"), c.kind, func.sum(c.count)).where(*where)

@@ -48,8 +48,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -64,6 +63,7 @@ from connector.core.governance.models import filled
 from connector.core.governance.rules import StageOutcome, StageRules
 from connector.core.rules import Rules
 from connector.pipeline.deals import as_moment
+from connector.store.db import read_snapshot
 from connector.store.models import (
     ApprovalRow,
     ApprovalStatus,
@@ -490,7 +490,7 @@ def handoff_report(engine: Engine, *, config: RelayConfig, now: datetime, connec
     since = since.astimezone(UTC) if since is not None else None
     rules = config.rules
     report = HandoffReport(now, since, connection, FunnelDefinition.from_rules(rules))
-    with _read_only(engine) as conn:
+    with read_snapshot(engine) as conn:
         _lead_owner(conn, report, rules)
         _people(conn, report, config)
         handoffs = _handoffs(conn, report)
@@ -501,19 +501,6 @@ def handoff_report(engine: Engine, *, config: RelayConfig, now: datetime, connec
         _findings(conn, report)
         _approvals(conn, report)
     return report
-
-
-@contextmanager
-def _read_only(engine: Engine) -> Iterator[Connection]:
-    """One read transaction (rolled back); REPEATABLE READ on PostgreSQL, so every figure sees the same moment."""
-    with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin() as transaction:
-            try:
-                yield conn
-            finally:
-                transaction.rollback()
 
 
 def _where_connection(query: Any, column: Any, connection: str | None) -> Any:

@@ -135,6 +135,20 @@ def serialize_decisions(session: Session, connection: str) -> None:
 
 
 @contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Connection]:
+    """One read transaction, always rolled back: REPEATABLE READ on PostgreSQL, so every query of a
+    report or a dashboard page sees the same moment (SQLite's transactions are serialised anyway)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin() as transaction:
+            try:
+                yield conn
+            finally:
+                transaction.rollback()
+
+
+@contextmanager
 def held_alone(engine: Engine, name: str) -> Iterator[bool]:
     """Hold the store-wide lock ``name`` for the block if nobody else holds it; yields whether it is held.
 
