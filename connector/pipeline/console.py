@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.config.loader import RelayConfig
 from connector.core.identity import person_key
 from connector.pipeline.rule_sets import rule_sets
-from connector.store.db import session_factory
+from connector.store.db import READ_ONLY, session_factory
 from connector.store.models import (
     ApiRole,
     AssignmentRow,
@@ -71,6 +71,8 @@ class Console:
         self.config = config
         self.engine = engine
         self.sessions: sessionmaker[Session] = session_factory(engine)
+        self.reads: sessionmaker[Session] = session_factory(engine.execution_options(**{READ_ONLY: True}))
+        """Sessions that only read (SQLite: a deferred BEGIN, no write lock)."""
         self.clock = clock
         self._start_sync = start_sync or self._sync_in_thread
 
@@ -129,7 +131,7 @@ class Console:
 
     def users(self, *, include_revoked: bool = False) -> list[dict[str, Any]]:
         """Every API user (never a token)."""
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             return [_user_dict(u) for u in Repositories(session).api_users.all(include_revoked=include_revoked)]
 
     def revoke_user(self, name: str, *, by: str | None = None) -> dict[str, Any] | None:
@@ -147,7 +149,7 @@ class Console:
     def runs(self, *, connection: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """The latest sync runs, newest first."""
         names = [connection] if connection else list(self.config.relay.connections)
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             runs = [r for name in names for r in Repositories(session).sync_runs.recent(name, limit=limit)]
         runs.sort(key=lambda r: r.started_at, reverse=True)
         return [_run_dict(r) for r in runs[:limit]]
@@ -156,7 +158,7 @@ class Console:
         """One run with its counts, None when there is no such run."""
         from connector.store.errors import RunNotFound
 
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             try:
                 return _run_dict(Repositories(session).sync_runs.get(run_id))
             except RunNotFound:
@@ -165,7 +167,7 @@ class Console:
     def connections(self) -> list[dict[str, Any]]:
         """Each connection: its CRM, whether it is paused, its API budget and its last run."""
         found = []
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             repos = Repositories(session)
             paused = repos.connection_states.all_paused()
             for name, settings in self.config.relay.connections.items():
@@ -216,7 +218,7 @@ class Console:
     def rules(self) -> dict[str, Any]:
         """The rule sets in force (people and deals) and every version recorded, newest first."""
         current = rule_sets(self.config.rules)
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             history = Repositories(session).rules_versions.history()
         return {
             "current": [{"version": v, "kind": content["kind"]} for v, content in current.items()],
@@ -229,7 +231,7 @@ class Console:
         current = rule_sets(self.config.rules)
         if version in current:
             return {"version": version, "rules": current[version]}
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             found = Repositories(session).rules_versions.get(version)
         return {"version": found.version, "rules": found.rules} if found is not None else None
 
@@ -254,7 +256,7 @@ class Console:
         if not text:
             return []
         limit = max(1, min(limit, MAX_LIMIT))
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             repos = Repositories(session)
             refs: list[CrmRef] = []
             key = person_key(text) if "@" in text else None
@@ -295,7 +297,7 @@ class Console:
         Owners: the active assignment and the open SLA clock of every record of the person's
         cluster (a kept CRM owner has a clock too).
         """
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             repos = Repositories(session)
             if repos.records.get(connection, object_name, crm_id) is None:
                 return None
@@ -317,7 +319,7 @@ class Console:
         audit trail of every record, oldest first: scores with their breakdown, routing, writes to
         the CRMs, tasks, dispositions, findings. None when Relay has no such record.
         """
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             repos = Repositories(session)
             if repos.records.get(connection, object_name, crm_id) is None:
                 return None
@@ -384,7 +386,7 @@ class Console:
         if connection is not None:
             query = query.where(AssignmentRow.connection == connection)
         query = query.order_by(AssignmentRow.assigned_at.desc(), AssignmentRow.id.desc()).limit(_limit(limit))
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             return [{"connection": r.connection, "object": r.object, "crm_id": r.crm_id, "relay_id": r.relay_id,
                      "owner_email": r.owner_email, "tier": r.tier, "rule": r.rule, "reason": r.reason,
                      "assigned_at": _iso(r.assigned_at), "sla_due": _iso(r.sla_due), "score": r.score,
@@ -401,7 +403,7 @@ class Console:
         if connection is not None:
             query = query.where(SlaClockRow.connection == connection)
         query = query.order_by(SlaClockRow.next_due_at, SlaClockRow.id).limit(_limit(limit))
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             return [_clock_row(r) for r in session.scalars(query)]
 
     def findings(self, *, status: str | None = "open", connection: str | None = None,
@@ -415,7 +417,7 @@ class Console:
         if connection is not None:
             query = query.where(Row.connection == connection)
         query = query.order_by(Row.last_seen.desc(), Row.id.desc()).limit(_limit(limit))
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             return [{"id": r.id, "connection": r.connection, "object": r.object, "crm_id": r.crm_id, "code": r.code,
                      "message": r.message, "status": r.status, "occurrence": r.occurrence,
                      "first_seen": _iso(r.first_seen), "last_seen": _iso(r.last_seen),
@@ -431,13 +433,13 @@ class Console:
         elif status == "approved":
             query = query.where(Row.approved_at.is_not(None))
         query = query.order_by(Row.requested_at.desc(), Row.id.desc()).limit(_limit(limit))
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             return [{c.name: _plain_value(getattr(r, c.name)) for c in Row.__table__.columns}
                     for r in session.scalars(query)]
 
     def reviews(self, *, status: str | None = "open", limit: int = 100) -> list[dict[str, Any]]:
         """The steward's review queue (borderline matches), oldest first."""
-        with self.sessions.begin() as session:
+        with self.reads.begin() as session:
             items = Reviews(session).list(status=status)
         return [_plain(vars(i)) for i in items[:_limit(limit)]]
 

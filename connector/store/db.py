@@ -25,6 +25,10 @@ def _is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
+READ_ONLY = "relay_read_only"
+"""Execution option of a connection (or engine) that only reads: on SQLite its transactions begin deferred."""
+
+
 def _configure_sqlite(engine: Engine, *, memory: bool, immediate: bool) -> None:
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
@@ -44,7 +48,10 @@ def _configure_sqlite(engine: Engine, *, memory: bool, immediate: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql(begin)
+        # A read (READ_ONLY set on the connection or engine) begins deferred: under WAL it reads its
+        # snapshot beside a writer instead of queueing for, and holding, the write lock.
+        deferred = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if deferred else begin)
 
 
 def _parse(database_url: str | URL) -> URL:
@@ -136,11 +143,14 @@ def serialize_decisions(session: Session, connection: str) -> None:
 
 @contextmanager
 def read_snapshot(engine: Engine) -> Iterator[Connection]:
-    """One read transaction, always rolled back: REPEATABLE READ on PostgreSQL, so every query of a
-    report or a dashboard page sees the same moment (SQLite's transactions are serialised anyway)."""
+    """One read transaction, always rolled back: REPEATABLE READ on PostgreSQL, a deferred BEGIN on SQLite
+    (its WAL snapshot), so every query of a report or a dashboard page sees the same moment and takes
+    no write lock."""
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        else:
+            conn = conn.execution_options(**{READ_ONLY: True})  # SQLite: no write lock for a read
         with conn.begin() as transaction:
             try:
                 yield conn

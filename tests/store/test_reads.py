@@ -1,0 +1,37 @@
+"""A read (a report, a dashboard page, the admin API) never holds SQLite's write lock.
+
+Every write transaction on SQLite begins IMMEDIATE (writers queue instead of failing halfway);
+a read that did the same held the lock for as long as it read, so a long dashboard refresh made
+a sync or a webhook wait, then fail with 'database is locked' (bench/api.py found it).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from connector.store.db import READ_ONLY, read_snapshot, session_factory
+from connector.store.migrate import open_store
+from connector.store.models import ConnectionStateRow
+from connector.store.repositories import Repositories
+
+
+def test_a_write_goes_through_while_a_read_snapshot_is_open_and_the_read_keeps_its_moment(tmp_path: Path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+    writes = session_factory(engine)
+    reads = session_factory(engine.execution_options(**{READ_ONLY: True}))
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    with read_snapshot(engine) as conn, reads.begin() as session:
+        before = conn.execute(select(func.count()).select_from(ConnectionStateRow)).scalar_one()
+        session.execute(select(func.count()).select_from(ConnectionStateRow)).scalar_one()
+        started = time.monotonic()
+        with writes.begin() as writing:  # would wait for the busy timeout, then fail, under an IMMEDIATE read
+            Repositories(writing).connection_states.pause("hubspot", by="test", reason=None, now=now)
+        assert time.monotonic() - started < 5
+        assert conn.execute(select(func.count()).select_from(ConnectionStateRow)).scalar_one() == before
+    with read_snapshot(engine) as conn:
+        assert conn.execute(select(func.count()).select_from(ConnectionStateRow)).scalar_one() == before + 1
+    engine.dispose()
