@@ -152,7 +152,7 @@ class Console:
         with self.reads.begin() as session:
             runs = [r for name in names for r in Repositories(session).sync_runs.recent(name, limit=limit)]
         runs.sort(key=lambda r: r.started_at, reverse=True)
-        return [_run_dict(r) for r in runs[:limit]]
+        return [_plain(vars(r)) for r in runs[:limit]]
 
     def run(self, run_id: int) -> dict[str, Any] | None:
         """One run with its counts, None when there is no such run."""
@@ -160,7 +160,7 @@ class Console:
 
         with self.reads.begin() as session:
             try:
-                return _run_dict(Repositories(session).sync_runs.get(run_id))
+                return _plain(vars(Repositories(session).sync_runs.get(run_id)))
             except RunNotFound:
                 return None
 
@@ -180,7 +180,7 @@ class Console:
                     "paused_at": _iso(pause.paused_at) if pause else None,
                     "paused_by": pause.paused_by if pause else None, "pause_reason": pause.reason if pause else None,
                     "budget": {key: _plain(vars(record)) for key, record in budget.items()},
-                    "last_run": _run_dict(recent[0]) if recent else None,
+                    "last_run": _plain(vars(recent[0])) if recent else None,
                 })
         return found
 
@@ -336,9 +336,9 @@ class Console:
                     "last_seen": _iso(snapshot.last_seen) if snapshot is not None else None,
                     "deleted": bool(snapshot.deleted) if snapshot is not None else None,
                     "merged_into": snapshot.merged_into if snapshot is not None else None,
-                    "assignments": [_assignment_dict(a) for a in
+                    "assignments": [_plain(vars(a)) for a in
                                     repos.assignments.history(ref.connection, ref.object, ref.crm_id)],
-                    "clocks": [_clock_dict(c) for c in repos.clocks.for_record(ref.connection, ref.object,
+                    "clocks": [_plain(vars(c)) for c in repos.clocks.for_record(ref.connection, ref.object,
                                                                                  ref.crm_id)],
                 })
                 for entry in repos.audit.for_record(ref.connection, ref.object, ref.crm_id):
@@ -486,16 +486,7 @@ def _user_dict(user: ApiUser) -> dict[str, Any]:
             "last_used_at": _iso(user.last_used_at), "revoked_at": _iso(user.revoked_at)}
 
 
-def _run_dict(run: Any) -> dict[str, Any]:
-    return _plain(vars(run))
 
-
-def _assignment_dict(assignment: Any) -> dict[str, Any]:
-    return _plain(vars(assignment))
-
-
-def _clock_dict(clock: Any) -> dict[str, Any]:
-    return _plain(vars(clock))
 
 
 def _clock_row(row: SlaClockRow) -> dict[str, Any]:

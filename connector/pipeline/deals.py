@@ -61,9 +61,13 @@ from connector.store.repositories import (
 History = list[StageChange | FieldChange]
 
 
+DEAL_RULE_PARTS = ("stages", "approvals", "handoffs", "routing")
+"""The parts of the rules a deal decision depends on (:func:`governance_version` hashes them)."""
+
+
 def governance_version(rules: Rules) -> str:
     """The version of the rules a deal decision uses (stages, approvals, handoffs and the team)."""
-    return rules_version(rules.stages, rules.approvals, rules.handoffs, rules.routing)
+    return rules_version(*(getattr(rules, part) for part in DEAL_RULE_PARTS))
 
 
 def read_histories(ctx: RunContext, mapping: ObjectMapping, records: Sequence[MappedRecord]) -> dict[str, History]:

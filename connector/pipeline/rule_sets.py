@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from connector.core.rules import PEOPLE_RULE_PARTS, Rules
-from connector.pipeline.deals import governance_version
+from connector.pipeline.deals import DEAL_RULE_PARTS, governance_version
 from connector.store.repositories import Repositories
 
 PEOPLE_PARTS = PEOPLE_RULE_PARTS
-DEAL_PARTS = ("stages", "approvals", "handoffs", "routing")
+DEAL_PARTS = DEAL_RULE_PARTS
 
 
 def rule_sets(rules: Rules) -> dict[str, dict[str, Any]]:
