@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -55,6 +55,10 @@ class Caller:
     name: str
     role: ApiRole
     email: str | None
+
+
+LAST_USED_EVERY = timedelta(minutes=1)
+"""How fresh an API user's ``last_used_at`` is kept (``relay users list``)."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -114,10 +118,20 @@ class Console:
     # ------------------------------------------------------------------ users
 
     def authenticate(self, token: str) -> Caller | None:
-        """The caller holding ``token``, None for an unknown or revoked one."""
-        with self.sessions.begin() as session:
-            user = Repositories(session).api_users.authenticate(token, now=self.clock())
-        return Caller(user.name, user.role, user.email) if user is not None else None
+        """The caller holding ``token``, None for an unknown or revoked one.
+
+        A read; the token's ``last_used_at`` is written at most once per :data:`LAST_USED_EVERY`
+        (a write per request would queue every API call behind the store's writers).
+        """
+        with self.reads.begin() as session:
+            user = Repositories(session).api_users.authenticate(token)
+        if user is None:
+            return None
+        now = self.clock()
+        if user.last_used_at is None or now - user.last_used_at >= LAST_USED_EVERY:
+            with self.sessions.begin() as session:
+                Repositories(session).api_users.note_use(user.id, now=now, every=LAST_USED_EVERY)
+        return Caller(user.name, user.role, user.email)
 
     def add_user(self, name: str, role: str, email: str | None, *, by: str | None = None) -> tuple[dict[str, Any], str]:
         """Create an API user; returns it and its token (shown once). Raises ValueError naming the field."""
@@ -484,10 +498,6 @@ def _user_dict(user: ApiUser) -> dict[str, Any]:
     return {"name": user.name, "role": user.role.value, "email": user.email, "token_prefix": user.token_prefix,
             "created_at": _iso(user.created_at), "created_by": user.created_by,
             "last_used_at": _iso(user.last_used_at), "revoked_at": _iso(user.revoked_at)}
-
-
-
-
 
 def _clock_row(row: SlaClockRow) -> dict[str, Any]:
     return {c.name: _plain_value(getattr(row, c.name)) for c in SlaClockRow.__table__.columns}

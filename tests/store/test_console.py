@@ -29,12 +29,22 @@ def test_a_token_is_shown_once_and_stored_only_as_its_hash(db: Database) -> None
         dumped = " ".join(str(v) for v in session.execute(text("SELECT * FROM api_users")).one())
         assert token not in dumped and token[len(TOKEN_PREFIX):] not in dumped
     with db.sessions.begin() as session:
-        found = Repositories(session).api_users.authenticate(token, now=NOW + timedelta(minutes=5))
+        found = Repositories(session).api_users.authenticate(token)
         assert found is not None and found.name == "Dana"
-        assert Repositories(session).api_users.authenticate(token + "x", now=NOW) is None
-        assert Repositories(session).api_users.authenticate("Bearer " + token, now=NOW) is None
+        assert Repositories(session).api_users.authenticate(token + "x") is None
+        assert Repositories(session).api_users.authenticate("Bearer " + token) is None
+
+
+def test_last_use_is_written_at_most_once_per_period(db: Database) -> None:
     with db.sessions.begin() as session:
-        assert Repositories(session).api_users.all()[0].last_used_at == NOW + timedelta(minutes=5)
+        user, _ = Repositories(session).api_users.add("Dana", "Admin", email=None, now=NOW)
+    every = timedelta(minutes=1)
+    for at, written in ((NOW, True), (NOW + timedelta(seconds=30), False), (NOW + timedelta(seconds=59), False),
+                        (NOW + timedelta(seconds=60), True), (NOW + timedelta(seconds=61), False)):
+        with db.sessions.begin() as session:
+            assert Repositories(session).api_users.note_use(user.id, now=at, every=every) is written, at
+    with db.sessions.begin() as session:
+        assert Repositories(session).api_users.all()[0].last_used_at == NOW + timedelta(seconds=60)
 
 
 def test_a_revoked_token_stops_working_and_the_name_is_free_again(db: Database) -> None:
@@ -46,7 +56,7 @@ def test_a_revoked_token_stops_working_and_the_name_is_free_again(db: Database) 
         assert Repositories(session).api_users.revoke("liam", now=NOW) is None
     with db.sessions.begin() as session:
         repos = Repositories(session)
-        assert repos.api_users.authenticate(token, now=NOW) is None
+        assert repos.api_users.authenticate(token) is None
         again, _ = repos.api_users.add("liam", "rep", email="liam.walsh@northwind.example", now=NOW)
         assert again.email == "liam.walsh@northwind.example"
         assert [u.active for u in repos.api_users.all(include_revoked=True)] == [False, True]  # by name, then age

@@ -35,3 +35,29 @@ def test_a_write_goes_through_while_a_read_snapshot_is_open_and_the_read_keeps_i
     with read_snapshot(engine) as conn:
         assert conn.execute(select(func.count()).select_from(ConnectionStateRow)).scalar_one() == before + 1
     engine.dispose()
+
+
+def test_an_api_token_is_checked_while_a_writer_holds_the_lock_and_its_last_use_written_once_a_minute(
+        tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from connector.config.loader import load_config
+    from connector.pipeline.console import Console
+
+    engine = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+    now = [datetime(2026, 12, 7, 9, 0, tzinfo=UTC)]
+    console = Console(load_config(Path(__file__).parents[2] / "config"), engine, clock=lambda: now[0])
+    _, token = console.add_user("dana", "admin", None)
+    assert console.authenticate(token) is not None  # first use: written
+    writes = session_factory(engine)
+    with writes.begin() as writing:  # a sync's page holds SQLite's write lock
+        Repositories(writing).connection_states.pause("hubspot", by="test", reason=None, now=now[0])
+        started = time.monotonic()
+        for seconds in (10, 30, 59):  # within the minute: a read, nothing to write
+            now[0] = datetime(2026, 12, 7, 9, 0, seconds, tzinfo=UTC)
+            assert console.authenticate(token) is not None
+        assert time.monotonic() - started < 5
+    now[0] += timedelta(seconds=1)
+    assert console.authenticate(token) is not None
+    assert console.users()[0]["last_used_at"] == "2026-12-07T09:01:00+00:00"
+    engine.dispose()

@@ -6,10 +6,10 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.store.models import ApiRole, ApiUserRow, ConnectionStateRow, RulesVersionRow
@@ -95,15 +95,28 @@ class ApiUsers:
                                                              ApiUserRow.revoked_at.is_(None))).first()
         return _user(row) if row is not None else None
 
-    def authenticate(self, token: str, *, now: datetime) -> ApiUser | None:
-        """The active user holding ``token`` (its last use noted), None for an unknown or revoked token."""
+    def authenticate(self, token: str) -> ApiUser | None:
+        """The active user holding ``token``, None for an unknown or revoked token (nothing is written)."""
         if not token.startswith(TOKEN_PREFIX):
             return None
         row = self._session.scalars(select(ApiUserRow).where(ApiUserRow.token_hash == hash_token(token))).first()
         if row is None or row.revoked_at is not None:
             return None
-        row.last_used_at = when(now, "api_users.last_used_at")
         return _user(row)
+
+    def note_use(self, user_id: int, *, now: datetime, every: timedelta) -> bool:
+        """Set the user's ``last_used_at`` to ``now`` unless it was noted less than ``every`` ago.
+
+        Returns whether the row was written. The condition is in the UPDATE, so concurrent requests
+        of one token write it once per period.
+        """
+        at = when(now, "api_users.last_used_at")
+        result = self._session.execute(
+            update(ApiUserRow)
+            .where(ApiUserRow.id == user_id,
+                   or_(ApiUserRow.last_used_at.is_(None), ApiUserRow.last_used_at <= at - every))
+            .values(last_used_at=at))
+        return bool(getattr(result, "rowcount", 0))
 
     def all(self, *, include_revoked: bool = False) -> list[ApiUser]:
         """Every user, by name."""
