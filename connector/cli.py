@@ -1309,10 +1309,13 @@ def backtest_command(
                             "holding one). Default: the current rules against themselves.")] = None,
     connection: Annotated[str | None, typer.Option(help="Only this connection's people (default: every one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (every owner change).")] = False,
+    save: Annotated[bool, typer.Option("--save", help="Also keep the report in the store, for the dashboard "
+                                                      "(/dashboard/backtest) and the admin API.")] = False,
 ) -> None:
     """Replay the stored people of a period under the current rules and a candidate rule set; report what
     would change: owners, tiers, SLA due times, load per rep, round-robin fairness, nurture and unassigned.
-    Nothing is written (store or CRM)."""
+    Nothing is written to a CRM, nor to the store unless --save keeps the report (records named by CRM id,
+    without the people's emails or names)."""
     from datetime import UTC
 
     from connector.config.diff import RuleSourceError, load_rules_dir
@@ -1335,13 +1338,26 @@ def backtest_command(
                 err_console.print(f"  {problem}", markup=False, highlight=False)
             raise typer.Exit(1) from None
     engine = _open_store_or_exit()
+    saved: dict[str, Any] | None = None
     try:
         report = backtest(engine, config, since=since.replace(tzinfo=UTC), candidate=candidate,
                           candidate_source=str(rules) if rules is not None else None, connection=connection)
+        if save:
+            import getpass
+
+            from connector.pipeline.backtest_reports import save_report
+
+            try:
+                user = getpass.getuser() or "cli"
+            except (KeyError, OSError):  # no login name and no passwd entry (a container's bare uid)
+                user = "cli"
+            saved_id = save_report(engine, report, created_by=user, now=datetime.now(UTC))
+            saved = {"id": saved_id, "dashboard": f"/dashboard/backtest/{saved_id}",
+                     "api": f"/api/v1/backtests/{saved_id}"}
     finally:
         engine.dispose()
     if as_json:
-        _print_json(report.as_dict())
+        _print_json({**report.as_dict(), **({"saved": saved} if saved else {})})
         return
     for line in headline(report):
         console.print(line, highlight=False, markup=False)
@@ -1354,6 +1370,9 @@ def backtest_command(
         console.print(table)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
+    if saved:
+        console.print(f"saved as backtest {saved['id']}: {saved['dashboard']} on relay serve's dashboard "
+                      f"(GET {saved['api']})", highlight=False, markup=False)
 
 
 @app.command()

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.config.loader import RelayConfig
 from connector.core.identity import person_key
+from connector.pipeline.backtest_reports import saved_backtest, saved_backtests
 from connector.pipeline.rule_sets import rule_sets
 from connector.store.db import READ_ONLY, session_factory
 from connector.store.models import (
@@ -261,6 +262,16 @@ class Console:
         changes = diff_parts(parts, later)
         return {"old": old, "new": new, "changes": [c.as_dict() for c in changes],
                 "text": [str(c) for c in changes]}
+
+    def backtests(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        """The saved backtests (``relay backtest --save``), newest first, without their reports."""
+        with self.reads.begin() as session:
+            return saved_backtests(session, limit=_limit(limit))
+
+    def backtest(self, report_id: int) -> dict[str, Any] | None:
+        """One saved backtest with its headline and whole report (None when there is none)."""
+        with self.reads.begin() as session:
+            return saved_backtest(session, report_id)
 
     # ------------------------------------------------------------------ people
 

@@ -20,6 +20,8 @@ in one transaction:
 * open SLA clocks on their records closed (``erased``), recycles and conversions waiting cancelled;
 * enrichment answers about their email deleted, and about their email's domain when no one else
   in the store has an address there (a personal domain);
+* saved backtests (``relay backtest --save``) that name their records: their CRM ids stay (pseudonymous),
+  any email, phone or full name of theirs goes;
 * audit entries: the personal values in ``detail`` replaced through the one UPDATE the audit log
   takes (``erased_at``, ``erasure``: migration 0017_privacy); the entry, its record and relay id
   (pseudonymous) stay.
@@ -49,6 +51,7 @@ from connector.store.models import (
     ApprovalRow,
     AssignmentRow,
     AuditRow,
+    BacktestReportRow,
     ClockStatus,
     DispositionFindingRow,
     DispositionRow,
@@ -480,6 +483,11 @@ def _collect(session: Session, subject: Subject) -> dict[str, _Found]:
            ApprovalRow.id)
     gather("handoffs", HandoffRow, None, _mentions([HandoffRow.detail], emails), HandoffRow.id)
     gather("sync_runs", SyncRunRow, None, _mentions([SyncRunRow.error], emails), SyncRunRow.id)
+    # A saved backtest names records by CRM id and owners by email: found by the subject's records (never as
+    # "linked": the report is about everyone replayed, so only the subject's own values in it may go).
+    gather("backtest_reports", BacktestReportRow, None,
+           _mentions([BacktestReportRow.report], [f'"{c}/{o}/{i}"' for c, o, i in sorted(refs)] + emails),
+           BacktestReportRow.id)
     return {name: rows for name, rows in found.items()}
 
 
@@ -719,6 +727,24 @@ def _delete_enrichment(session: Session, subject: Subject, row: EnrichmentCacheR
         session.delete(row)
 
 
+def _erase_backtest_report(session: Session, subject: Subject, row: BacktestReportRow, scrub: _Scrubber,
+                           finding: TableFinding, at: datetime, dry_run: bool) -> None:
+    """A saved backtest keeps the subject's CRM ids (pseudonymous); their emails, phones and full names go, and
+    the label of their owner changes (none is saved: ``relay backtest --save`` leaves labels out)."""
+    finding.note = "kept: the records' CRM ids (pseudonymous) in saved backtests"
+    mine = {f"{c}/{o}/{i}" for c, o, i in subject.refs}
+    report = scrub.document(row.report)
+    changes = report.get("owner_changes") if isinstance(report, dict) else None
+    for change in changes if isinstance(changes, list) else []:
+        if isinstance(change, dict) and change.get("ref") in mine and change.get("label") is not None:
+            change["label"] = None
+    if report == row.report:
+        return
+    finding.erased += 1
+    if not dry_run:
+        session.execute(update(BacktestReportRow).where(BacktestReportRow.id == row.id).values(report=report))
+
+
 def _scrub_only(*columns: str) -> Eraser:
     def erase(session: Session, subject: Subject, row: Any, scrub: _Scrubber, finding: TableFinding, at: datetime,
               dry_run: bool) -> None:
@@ -754,6 +780,7 @@ _ERASERS: dict[str, Eraser] = {
     "approvals": _scrub_only("approver_email", "approved_by"),
     "handoffs": _scrub_only("detail"),
     "sync_runs": _scrub_only("error"),
+    "backtest_reports": _erase_backtest_report,
 }
 
 

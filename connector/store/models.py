@@ -995,3 +995,27 @@ class ConnectionStateRow(Base):
     paused_by: Mapped[str | None] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class BacktestReportRow(Base):
+    """A backtest saved by ``relay backtest --save`` for the console (``/dashboard/backtest``, ``/api/v1/backtests``).
+
+    ``report``: the report as ``BacktestReport.as_dict()`` gives it, without the people's labels (their
+    email or name): records are named by CRM id only, owners by their email. ``records`` and
+    ``owners_changed`` repeat two of its figures for listings that do not read the report.
+    """
+
+    __tablename__ = "backtest_reports"
+    __table_args__ = (Index("ix_backtest_reports_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    since: Mapped[datetime | None]
+    connection: Mapped[str | None] = mapped_column(String(CONNECTION_LEN))
+    current_version: Mapped[str] = mapped_column(String(128))
+    candidate_version: Mapped[str] = mapped_column(String(128))
+    candidate_source: Mapped[str | None] = mapped_column(String(1000))
+    records: Mapped[int] = mapped_column(Integer)
+    owners_changed: Mapped[int] = mapped_column(Integer)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)

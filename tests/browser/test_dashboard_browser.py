@@ -7,6 +7,7 @@ drawn from the run's real figures; saves the README's screenshots into ``docs/sc
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from connector.pipeline import dashboard
 from tests.browser.conftest import SCREENSHOTS
 from tests.support.dashboard_world import ROLES, DashboardWorld
+from tests.support.saved_backtest import save_warm_at_70
 
 
 def _sign_in(page: Any, world: DashboardWorld, role: str, start: str = "/") -> None:
@@ -83,7 +85,7 @@ def test_each_roles_view(page: Any, world: DashboardWorld, role: str) -> None:
         assert "may not see the Fairness page" in page.locator(".refusal").inner_text()
         _shot(page, "rep-forbidden")
         return
-    assert nav == ["SLA", "Aging", "Funnel & handoffs", "Fairness", "Data quality", "API usage", "Why"]
+    assert nav == ["SLA", "Aging", "Funnel & handoffs", "Fairness", "Data quality", "API usage", "Why", "Backtests"]
     reps = set(page.locator("#t-reps tbody td[title]").evaluate_all("cells => cells.map(c => c.title)"))
     assert {world.rep_email, world.other_email} <= reps
     for key, title in (("funnel", "Funnel & handoffs"), ("quality", "Data quality"), ("api", "API usage")):
@@ -117,6 +119,27 @@ def test_charts_draw_the_seeded_runs_real_figures(page: Any, world: DashboardWor
                                       since=dashboard.since_of("30d", datetime.now(UTC)))
     page.goto(world.url + "/dashboard/funnel?period=30d")
     assert _charted(page, "chart-funnel")["datasets"][0]["data"] == [s["count"] or 0 for s in funnel["stages"]]
+
+
+def test_a_saved_backtest_draws_the_load_per_rep_before_and_after(
+        page: Any, world: DashboardWorld, tmp_path: Path) -> None:
+    saved = save_warm_at_70(world.engine, world.config, tmp_path)
+    _sign_in(page, world, "manager", f"/dashboard/backtest/{saved.id}")
+    page.wait_for_url(f"**/dashboard/backtest/{saved.id}")
+    drawn = _charted(page, "chart-backtest-load")
+    shown = [r for r in saved.report.load if r.before or r.after]
+    assert drawn["labels"] == [r.owner for r in shown]
+    assert drawn["datasets"] == [{"label": "current rules", "data": [r.before for r in shown]},
+                                 {"label": "candidate rules", "data": [r.after for r in shown]}]
+    assert drawn["painted"] > 500
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    _shot(page, "backtest")
+    page.click("#t-bt-load-per-rep thead th:nth-child(4)")   # delta, as a number
+    deltas = [int(v.replace(",", "")) for v in page.locator("#t-bt-load-per-rep tbody td:nth-child(4)").all_inner_texts()]
+    assert deltas == sorted(r.delta for r in saved.report.load) and deltas[0] < 0 < deltas[-1]
+    moved = saved.report.owner_changes[0].ref
+    page.fill("input[data-filter='t-bt-owner-changes']", moved)
+    assert page.locator("#t-bt-owner-changes tbody tr:not([hidden]) a").all_inner_texts() == [moved]
 
 
 def test_tables_sort_and_filter_in_the_browser(page: Any, world: DashboardWorld) -> None:

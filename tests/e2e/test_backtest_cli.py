@@ -9,6 +9,7 @@ store apart from the backtest: the people the syncs routed to the sales reps wit
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import shutil
@@ -22,7 +23,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from connector import cli
-from connector.store.models import AssignmentRow, Base, RulesVersionRow
+from connector.config.loader import RelayConfig
+from connector.pipeline.console import Console
+from connector.pipeline.context import utc_now
+from connector.store.models import AssignmentRow, BacktestReportRow, Base, RulesVersionRow
 
 from ._cli import relay, sync_summary
 from ._store import rows
@@ -115,6 +119,47 @@ def test_a_backtest_shows_what_a_candidate_changes_and_writes_nothing(
 
     assert _everything(synced) == before, "the backtest wrote to the store"
     assert _file_digest(relay_env) == digest
+
+
+def test_save_keeps_the_report_for_the_console_without_the_peoples_emails(
+        synced: Engine, config: RelayConfig, tmp_path: Path) -> None:
+    candidate = _candidate(tmp_path, "min_score: 60, group: sales_reps", "min_score: 70, group: sales_reps")
+    before = _everything(synced)
+    shown = relay("backtest", "--since", SINCE, "--rules", str(candidate), "--json")
+    assert shown.exit_code == 0, shown.output
+    data: dict[str, Any] = json.loads(shown.stdout)
+    assert "saved" not in data and _everything(synced) == before   # without --save nothing is kept
+    labels = {c["label"] for c in data["owner_changes"] if "@" in c["label"]}
+    assert labels, "no owner change names a person by email: the test would prove nothing"
+
+    result = relay("backtest", "--since", SINCE, "--rules", str(candidate), "--save")
+    assert result.exit_code == 0, result.output
+    lines = _lines(result.stdout)
+    assert lines[-1] == "saved as backtest 1: /dashboard/backtest/1 on relay serve's dashboard " \
+                        "(GET /api/v1/backtests/1)"
+    with Session(synced) as session:
+        saved = session.scalars(select(BacktestReportRow)).all()
+    assert len(saved) == 1
+    row = saved[0]
+    assert (row.id, row.created_by, row.candidate_source, row.connection) == (1, getpass.getuser(), str(candidate), None)
+    assert row.since == datetime.fromisoformat(data["since"]) and row.since.strftime("%Y-%m-%d") == SINCE
+    assert (row.current_version, row.candidate_version) == (data["current_version"], data["candidate_version"])
+    assert (row.records, row.owners_changed) == (data["records"], data["owners_changed"])
+    assert row.report == {**data, "owner_changes": [{**c, "label": None} for c in data["owner_changes"]]}
+    kept = json.dumps(row.report).lower()
+    assert [label for label in labels if label.lower() in kept] == []
+
+    console = Console(config, synced, clock=utc_now)
+    one = console.backtest(1)
+    assert one is not None
+    assert one["headline"] == [line for line in lines if line.startswith(("backtest: ", "rules: ", "owners: "))]
+    assert one["report"] == row.report
+
+    itself = relay("backtest", "--since", SINCE, "--save", "--json")
+    assert itself.exit_code == 0, itself.output
+    assert json.loads(itself.stdout)["saved"] == {"id": 2, "dashboard": "/dashboard/backtest/2",
+                                                  "api": "/api/v1/backtests/2"}
+    assert [(b["id"], b["candidate_source"]) for b in console.backtests()] == [(2, None), (1, str(candidate))]
 
 
 def test_a_candidate_that_does_not_load_is_refused_with_the_loaders_problems(

@@ -43,6 +43,8 @@ MATRIX: list[tuple[str, str, set[str], dict[str, Any] | None]] = [
     ("GET", "/api/v1/approvals", EVERYONE_BUT_REP, None),
     ("GET", "/api/v1/reviews", EVERYONE_BUT_REP, None),
     ("GET", "/api/v1/rules", EVERYONE_BUT_REP, None),
+    ("GET", "/api/v1/backtests", EVERYONE_BUT_REP, None),
+    ("GET", "/api/v1/backtests/1", EVERYONE_BUT_REP, None),
     ("GET", "/api/v1/assignments", set(ROLES), None),
     ("GET", "/api/v1/clocks", set(ROLES), None),
     ("GET", "/api/v1/people?q=nobody@nowhere.example", set(ROLES), None),
@@ -171,7 +173,7 @@ def test_the_openapi_document_is_versioned_and_lists_every_endpoint(api: Api) ->
     document = httpx.get(api.url + "/api/v1/openapi.json").json()
     paths = set(document["paths"])
     assert {"/api/v1/people/{connection}/{object_name}/{crm_id}", "/api/v1/runs", "/api/v1/connections/{name}/pause",
-            "/api/v1/users", "/api/v1/rules/{version}"} <= paths
+            "/api/v1/users", "/api/v1/rules/{version}", "/api/v1/backtests", "/api/v1/backtests/{backtest_id}"} <= paths
     assert all(p.startswith(("/api/v1/", "/webhooks/", "/capture/", "/healthz", "/metrics")) for p in paths)
 
 

@@ -22,8 +22,8 @@ from connector.web.app import create_app
 from connector.web.console.dashboard import SESSION_COOKIE, csrf_for
 from tests.support.dashboard_world import ROLES, DashboardWorld, dashboard_world
 
-PAGES = ("sla", "aging", "funnel", "fairness", "quality", "api", "why")
-TEAM_PAGES = ("funnel", "fairness", "quality", "api")
+PAGES = ("sla", "aging", "funnel", "fairness", "quality", "api", "why", "backtest")
+TEAM_PAGES = ("funnel", "fairness", "quality", "api", "backtest")
 
 
 @pytest.fixture(scope="module")

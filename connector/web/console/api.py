@@ -278,6 +278,20 @@ def api_router(console: Console) -> APIRouter:
             raise ApiError(404, "not_found", f"no rules version {version} is recorded")
         return found
 
+    @router.get("/backtests", summary="Saved backtests (relay backtest --save), newest first, without their reports")
+    def backtests(who: Who, limit: LIMIT = 50) -> list[dict[str, Any]]:
+        need(who, "read", "backtests")
+        return console.backtests(limit=limit)
+
+    @router.get("/backtests/{backtest_id}",
+                summary="One saved backtest: what was replayed, its headline and the whole report")
+    def backtest(who: Who, backtest_id: Annotated[int, Path(ge=1, le=2**62)]) -> dict[str, Any]:
+        need(who, "read", "backtests")
+        found = console.backtest(backtest_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"no saved backtest {backtest_id} (relay backtest --save keeps one)")
+        return found
+
     @router.get("/users", summary="API users (never their tokens)")
     def users(who: Who, include_revoked: bool = False) -> list[dict[str, Any]]:
         admin(who)

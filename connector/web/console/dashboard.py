@@ -17,14 +17,19 @@ The admin API's ``Authorization: Bearer`` path is untouched: the cookie opens th
 
 Roles (``auth.may``): every page needs ``read``. Roles that read all see everything; a Rep sees
 the SLA and Aging pages limited to their own clocks, and on "Why" only the people assigned to them;
-the Funnel, Fairness, Data quality and API usage pages are team-wide figures and answer a Rep 403
-with a readable page.
+the Funnel, Fairness, Data quality and API usage pages are team-wide figures, and the Backtests pages
+(reports ``relay backtest --save`` kept: every rep's leads), so they answer a Rep 403 with a readable page.
+
+The six figure pages are one table (:data:`FIGURE_PAGES`: page, figures function, charts function;
+owner-scoped when a Rep may see them) registered by one loop; a backtest is never run here (it takes
+seconds to minutes): the Backtests pages read the saved ones through the console.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from collections.abc import Callable
@@ -38,11 +43,16 @@ from urllib.parse import parse_qs, quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from connector.config.loader import RelayConfig
 from connector.pipeline import dashboard as figures
+from connector.pipeline.backtest_reports import text_view as backtest_text
 from connector.pipeline.console import ApiRole, Caller, Console
 from connector.web.console.auth import may
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/dashboard"
 STATIC_PREFIX = f"{PREFIX}/static"
@@ -56,6 +66,8 @@ STATIC = _HERE / "static"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _OBJECT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _CRM_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_REPORT_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+_NUMBER = re.compile(r"^(-|[+-]?[0-9][0-9,]*(\.[0-9]+)?( %)?)$")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -75,18 +87,8 @@ class Page:
     title: str
     own: bool
     """A Rep sees it, limited to their own records; False: only roles that read all."""
-
-
-PAGES: tuple[Page, ...] = (
-    Page("sla", "SLA", True),
-    Page("aging", "Aging", True),
-    Page("funnel", "Funnel & handoffs", False),
-    Page("fairness", "Fairness", False),
-    Page("quality", "Data quality", False),
-    Page("api", "API usage", False),
-    Page("why", "Why", True),
-)
-PAGE_BY_KEY = {p.key: p for p in PAGES}
+    by_period: bool = True
+    """Figures of a period (``?period=``), cached per period and owner; False: read on every request."""
 
 
 def csrf_for(token: str) -> str:
@@ -147,14 +149,16 @@ CACHE_SECONDS = 60.0
 
 
 def dashboard_router(console: Console, *, public_url: str | None = None,
-                     cache_seconds: float = CACHE_SECONDS) -> APIRouter:
+                     cache: figures.FigureCache | None = None) -> APIRouter:
     """The ``/dashboard`` pages over ``console`` (not in the OpenAPI document).
 
-    ``cache_seconds``: a page's figures (per period and owner) are computed at most this often;
-    0 computes them on every request. The "why" pages are never cached.
+    ``cache``: a page's figures (per period and owner) are computed at most once per its ``ttl``
+    (default :data:`CACHE_SECONDS`); ``ttl`` 0 computes them on every request. The "why" and
+    backtest pages are never cached.
     """
     router = APIRouter(include_in_schema=False)
-    cache = figures.FigureCache(cache_seconds)
+    cache = cache if cache is not None else figures.FigureCache(CACHE_SECONDS)
+    cache_seconds = cache.ttl
     env = _environment()
     https_everywhere = bool(public_url and public_url.lower().startswith("https://"))
 
@@ -207,7 +211,7 @@ def dashboard_router(console: Console, *, public_url: str | None = None,
             return build(who, now, figures.since_of(period, now), owner)
 
         try:
-            if page.key == "why":
+            if not page.by_period:
                 data = await run_in_threadpool(compute)
             else:
                 data = await run_in_threadpool(cache.get, (page.key, period, owner), compute)
@@ -270,56 +274,20 @@ def dashboard_router(console: Console, *, public_url: str | None = None,
 
     # ------------------------------------------------------------------ the pages
 
-    config, engine = console.config, console.engine
+    def figure_page(spec: FigurePage) -> None:
+        """Register one figure page: its figures (a Rep's own when it is owner-scoped), charted, rendered."""
+        page = spec.page
 
-    @router.get(f"{PREFIX}/sla", response_model=None)
-    async def sla(request: Request) -> Response:
         def build(_who: Caller, now: datetime, since: datetime | None, owner: str | None) -> dict[str, Any]:
-            data = figures.sla_figures(engine, config, now=now, since=since, owner=owner)
-            data["charts"] = sla_charts(data)
-            return data
-        return await render_page(request, PAGE_BY_KEY["sla"], build, "sla.html")
+            return spec.compute(console, now, since, owner)
 
-    @router.get(f"{PREFIX}/aging", response_model=None)
-    async def aging(request: Request) -> Response:
-        def build(_who: Caller, now: datetime, since: datetime | None, owner: str | None) -> dict[str, Any]:
-            data = figures.aging_figures(engine, config, now=now, since=since, owner=owner)
-            data["days"] = figures.day_range(since, now)
-            data["charts"] = aging_charts(data)
-            return data
-        return await render_page(request, PAGE_BY_KEY["aging"], build, "aging.html")
+        async def show(request: Request) -> Response:
+            return await render_page(request, page, build, f"{page.key}.html")
 
-    @router.get(f"{PREFIX}/funnel", response_model=None)
-    async def funnel(request: Request) -> Response:
-        def build(_who: Caller, now: datetime, since: datetime | None, _owner: str | None) -> dict[str, Any]:
-            data = figures.funnel_figures(engine, config, now=now, since=since)
-            data["charts"] = funnel_charts(data)
-            return data
-        return await render_page(request, PAGE_BY_KEY["funnel"], build, "funnel.html")
+        router.add_api_route(f"{PREFIX}/{page.key}", show, methods=["GET"], response_model=None, name=page.key)
 
-    @router.get(f"{PREFIX}/fairness", response_model=None)
-    async def fairness(request: Request) -> Response:
-        def build(_who: Caller, now: datetime, since: datetime | None, _owner: str | None) -> dict[str, Any]:
-            data = figures.fairness_figures(engine, config, now=now, since=since)
-            data["charts"] = fairness_charts(data)
-            return data
-        return await render_page(request, PAGE_BY_KEY["fairness"], build, "fairness.html")
-
-    @router.get(f"{PREFIX}/quality", response_model=None)
-    async def quality(request: Request) -> Response:
-        def build(_who: Caller, now: datetime, since: datetime | None, _owner: str | None) -> dict[str, Any]:
-            data = figures.quality_figures(engine, config, now=now, since=since)
-            data["charts"] = quality_charts(data)
-            return data
-        return await render_page(request, PAGE_BY_KEY["quality"], build, "quality.html")
-
-    @router.get(f"{PREFIX}/api", response_model=None)
-    async def api_usage(request: Request) -> Response:
-        def build(_who: Caller, now: datetime, since: datetime | None, _owner: str | None) -> dict[str, Any]:
-            data = figures.api_usage_figures(engine, config, now=now, since=since)
-            data["charts"] = api_charts(data)
-            return data
-        return await render_page(request, PAGE_BY_KEY["api"], build, "api.html")
+    for spec in FIGURE_PAGES:
+        figure_page(spec)
 
     @router.get(f"{PREFIX}/why", response_model=None)
     async def why(request: Request) -> Response:
@@ -353,10 +321,60 @@ def dashboard_router(console: Console, *, public_url: str | None = None,
             return {"record": f"{connection}/{object_name}/{crm_id}", "person": person, "trail": trail}
         return await render_page(request, PAGE_BY_KEY["why"], build, "person.html")
 
+    @router.get(f"{PREFIX}/backtest", response_model=None)
+    async def backtests(request: Request) -> Response:
+        def build(_who: Caller, _now: datetime, _since: datetime | None, _owner: str | None) -> dict[str, Any]:
+            return {"reports": console.backtests(limit=200)}
+        return await render_page(request, PAGE_BY_KEY["backtest"], build, "backtests.html")
+
+    @router.get(f"{PREFIX}/backtest/{{report_id}}", response_model=None)
+    async def backtest(request: Request, report_id: str) -> Response:
+        def build(_who: Caller, _now: datetime, _since: datetime | None, _owner: str | None) -> dict[str, Any]:
+            found = console.backtest(int(report_id)) if _REPORT_ID.match(report_id) else None
+            if found is None:
+                raise _Refused(404, "No such backtest", f"No backtest {report_id!r} is saved: the Backtests page "
+                                                        "lists those that are.")
+            view = backtest_text(found["report"], every_one=f"GET /api/v1/backtests/{found['id']} lists every one")
+            sections = [_section(s) for s in view["sections"]]
+            return {"saved": found, "report": found["report"], "headline": view["headline"], "sections": sections,
+                    "notes": view["notes"], "charts": backtest_charts(found["report"])}
+        return await render_page(request, PAGE_BY_KEY["backtest"], build, "backtest.html")
+
     return router
 
 
+def _section(section: dict[str, Any]) -> dict[str, Any]:
+    """A backtest's text table for its page: an id, which columns hold numbers, each cell's lines; a record
+    (the owner changes' first column: ``connection/object/crm_id``) links to its "why" page."""
+    title: str = section["title"]
+    columns: list[str] = section["columns"]
+    rows: list[list[str]] = section["rows"]
+    numeric = [any(row[i] != "-" for row in rows) and all(_NUMBER.match(row[i]) for row in rows)
+               for i in range(len(columns))]
+    records = title.startswith("owner changes")
+
+    def cell(i: int, text: str) -> dict[str, Any]:
+        lines = text.split("\n")
+        return {"lines": lines, "link": f"{PREFIX}/why/{quote(lines[0], safe='/')}" if records and i == 0 else None}
+
+    return {"id": "t-bt-" + re.sub(r"[^a-z0-9]+", "-", title.split(" (")[0].lower()).strip("-"), "title": title,
+            "columns": columns, "headed": any(columns), "numeric": numeric,
+            "rows": [[cell(i, text) for i, text in enumerate(row)] for row in rows]}
+
+
 # --------------------------------------------------------------------------- charts (Chart.js specs; static/dashboard.js draws them)
+
+
+def backtest_charts(report: dict[str, Any]) -> dict[str, Any]:
+    """Records per owner under the current rules and the candidate (a saved backtest's load per rep)."""
+    load = [r for r in report.get("load") or [] if r.get("before") or r.get("after")]
+    return {
+        "load": {"labels": [r["owner"] for r in load], "unit": "records", "horizontal": True,
+                 "height": max(200, 26 * len(load) + 70),
+                 "datasets": [{"label": "current rules", "data": [r["before"] for r in load]},
+                              {"label": "candidate rules", "data": [r["after"] for r in load]}],
+                 "empty": "No record has an owner under either rule set."},
+    }
 
 
 def _target_line(label: str, value: float, n: int) -> dict[str, Any]:
@@ -471,6 +489,69 @@ def api_charts(data: dict[str, Any]) -> dict[str, Any]:
                               for c in connections],
                  "empty": "No API call counted in this period."},
     }
+
+
+# --------------------------------------------------------------------------- the figure pages, one table
+
+
+def _aging_figures(engine: Engine, config: RelayConfig, *, now: datetime, since: datetime | None,
+                   owner: str | None) -> dict[str, Any]:
+    """The aging figures and every day of the period (the events chart has a bar for each)."""
+    data = figures.aging_figures(engine, config, now=now, since=since, owner=owner)
+    data["days"] = figures.day_range(since, now)
+    return data
+
+
+@dataclass(frozen=True)
+class FigurePage:
+    """A page of a period's figures: ``GET /dashboard/<key>``, rendered by ``<key>.html``, cached per period and owner.
+
+    ``figures(engine, config, now=, since=[, owner=])`` computes them and ``charts(figures)`` gives
+    the Chart.js specs. Owner-scoped (``page.own``): a Rep sees it, the figures of their own
+    (``owner=`` their email); otherwise only the roles that read all do.
+    """
+
+    page: Page
+    figures: Callable[..., dict[str, Any]]
+    charts: Callable[[dict[str, Any]], dict[str, Any]]
+
+    def compute(self, console: Console, now: datetime, since: datetime | None, owner: str | None) -> dict[str, Any]:
+        """The page's figures (``owner``'s own on an owner-scoped page) with their charts."""
+        scope: dict[str, Any] = {"owner": owner} if self.page.own else {}
+        data = self.figures(console.engine, console.config, now=now, since=since, **scope)
+        data["charts"] = self.charts(data)
+        return data
+
+
+FIGURE_PAGES: tuple[FigurePage, ...] = (
+    FigurePage(Page("sla", "SLA", True), figures.sla_figures, sla_charts),
+    FigurePage(Page("aging", "Aging", True), _aging_figures, aging_charts),
+    FigurePage(Page("funnel", "Funnel & handoffs", False), figures.funnel_figures, funnel_charts),
+    FigurePage(Page("fairness", "Fairness", False), figures.fairness_figures, fairness_charts),
+    FigurePage(Page("quality", "Data quality", False), figures.quality_figures, quality_charts),
+    FigurePage(Page("api", "API usage", False), figures.api_usage_figures, api_charts),
+)
+"""The figure pages: :func:`dashboard_router` registers each from this table."""
+
+
+def warm_figures(console: Console, cache: figures.FigureCache, *, period: str = figures.DEFAULT_PERIOD) -> None:
+    """Compute the team's figures of every page for ``period`` into ``cache`` (``relay serve`` starts this in
+    a thread), so the first person to open a page after a start does not wait for them: on a store of a
+    million decisions the funnel takes seconds. A page that fails is logged and left to its first request.
+    """
+    for spec in FIGURE_PAGES:
+        def compute(spec: FigurePage = spec) -> dict[str, Any]:
+            now = console.clock()
+            return spec.compute(console, now, figures.since_of(period, now), None)
+        try:
+            cache.get((spec.page.key, period, None), compute)
+        except Exception as exc:  # the page computes it on its first request instead
+            log.warning("dashboard: the %s figures could not be computed ahead: %s: %s", spec.page.key,
+                        type(exc).__name__, exc)
+PAGES: tuple[Page, ...] = (*(f.page for f in FIGURE_PAGES), Page("why", "Why", True, by_period=False),
+                           Page("backtest", "Backtests", False, by_period=False))
+"""Every page, in the navigation's order."""
+PAGE_BY_KEY = {p.key: p for p in PAGES}
 
 
 def _local(target: str | None) -> str:
