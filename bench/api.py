@@ -91,7 +91,7 @@ from crm_sandbox.runner import SandboxServer
 
 SCRATCH = Path(tempfile.gettempdir()) / "apibench"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-BUILD_VERSION = 4
+BUILD_VERSION = 5
 """Bumped whenever the generated store changes: ``--reuse`` rebuilds a store of another version."""
 GOAL_MS = 100.0
 WINDOW_DAYS = 180

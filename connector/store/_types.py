@@ -11,11 +11,18 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime
+from sqlalchemy import JSON, DateTime
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 JsonDict = dict[str, Any]
+
+QueriedJson = JSON().with_variant(JSONB(), "postgresql")
+"""A JSON column the store reads *inside* (the report's and the dashboard's fields of a snapshot or an
+audit entry): ``jsonb`` on PostgreSQL, parsed once when written, not again for every field read (the
+funnel's six fields of 62,500 snapshots: 3.2 s from ``json``, 0.15 s from ``jsonb``). ``jsonb`` has no
+NUL character: :func:`json_text` writes U+FFFD instead, on every backend."""
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT_CHARACTER = "\ufffd"
@@ -147,17 +154,25 @@ _ORJSON_EXACT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLAS
 def json_text(value: object) -> str:
     """Serialise ``value`` for a JSON column (the engines' ``json_serializer``).
 
-    Like :func:`json.dumps` (without its spaces), but lone surrogates become U+FFFD, so no
-    JSON value can make the database refuse the row. Plain JSON data is written by orjson
+    Like :func:`json.dumps` (without its spaces), but lone surrogates and NUL characters become
+    U+FFFD, so no JSON value can make the database refuse the row (PostgreSQL's ``jsonb`` has no NUL). Plain JSON data is written by orjson
     (five times faster than :mod:`json` on the store's documents); what orjson
     refuses (a lone surrogate, an integer beyond 64 bits, a subclass, a datetime) takes
     :mod:`json`. The repositories hand only documents checked by :func:`to_json_document`,
     which refuses NaN and infinity (orjson would write ``null``).
     """
     try:
-        return orjson.dumps(value, option=_ORJSON_EXACT).decode()
+        text = orjson.dumps(value, option=_ORJSON_EXACT).decode()
     except TypeError:  # orjson.JSONEncodeError is one
-        return scrub_text(_PLAIN.encode(value))
+        text = scrub_text(_PLAIN.encode(value))
+    return _NUL_ESCAPE.sub(_NUL_REPLACED, text) if _NUL_TEXT in text else text
+
+
+_NUL_TEXT = "\\u0000"
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+"""``\\u0000`` in JSON text that escapes a NUL: preceded by an even run of backslashes (an odd run
+means the backslash itself is escaped, and ``u0000`` is plain text)."""
+_NUL_REPLACED = r"\1\\ufffd"
 
 
 class _Fallback(Exception):

@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from connector.store._types import UtcDateTime
+from connector.store._types import QueriedJson, UtcDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -224,7 +224,7 @@ class RecordRow(Base):
     object: Mapped[str] = mapped_column(String(OBJECT_LEN), primary_key=True)
     crm_id: Mapped[str] = mapped_column(String(CRM_ID_LEN), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
-    canonical: Mapped[dict[str, Any]]
+    canonical: Mapped[dict[str, Any]] = mapped_column(QueriedJson)
     content_hash: Mapped[str] = mapped_column(String(64))
     relay_id: Mapped[str | None] = mapped_column(ForeignKey("identities.relay_id"))
     deleted: Mapped[bool] = mapped_column(Boolean)
@@ -483,7 +483,7 @@ class AuditRow(Base):
     relay_id: Mapped[str | None] = mapped_column(String(RELAY_ID_LEN))
     action: Mapped[str] = mapped_column(String(64))
     rules_version: Mapped[str | None] = mapped_column(String(128))
-    detail: Mapped[dict[str, Any]]
+    detail: Mapped[dict[str, Any]] = mapped_column(QueriedJson)
     erased_at: Mapped[datetime | None]
     """When a data subject's personal data was erased from ``detail`` (``relay forget-person``); the
     only UPDATE the table takes moves it forward (migration 0017_privacy)."""

@@ -92,15 +92,25 @@ def test_keys_that_are_not_text_go_the_old_way(value: dict[Any, Any]) -> None:
     assert new == old
 
 
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value
+
+
 @PURE
 @given(value=documents)
 def test_a_column_reads_back_what_the_json_module_would(value: Any) -> None:
-    """orjson writes the columns; the data read back is what json wrote before."""
+    """orjson writes the columns; the data read back is what json wrote before, NULs as U+FFFD (``jsonb``)."""
     try:
         document = to_json_document(value, "where")
     except TypeError:
         return
-    old = json.loads(json.dumps(document, ensure_ascii=False))
+    old = _without_nul(json.loads(json.dumps(document, ensure_ascii=False)))
     back = json.loads(json_text(document))
     assert back == old
     assert json.dumps(back, ensure_ascii=False) == json.dumps(old, ensure_ascii=False)  # order and types
@@ -169,4 +179,7 @@ def test_decimals_sets_and_enums_are_stored_as_before(db: Database) -> None:
         stored = Records(session).get("sf-prod", "Lead", "00Q1")
     assert stored is not None
     assert stored.canonical == {"rank": 1, "revenue": "1250000.50", "tags": ["a", "b"], "tier": "Hot"}
-    assert list(stored.canonical) == ["rank", "revenue", "tags", "tier"]
+    # SQLite gives the keys back as written (sorted); PostgreSQL's jsonb in its own order (shorter keys
+    # first): nothing in Relay depends on the order of a snapshot's keys.
+    order = ["rank", "tags", "tier", "revenue"] if db.backend == "postgresql" else ["rank", "revenue", "tags", "tier"]
+    assert list(stored.canonical) == order

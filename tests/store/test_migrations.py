@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, inspect, text
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.exc import IntegrityError
 
 from connector.store import migrate
 from connector.store.db import create_engine_for
 from connector.store.errors import UnsupportedDatabase
-from connector.store.models import Base
+from connector.store.models import AuditRow, Base, RecordRow
 
 from .conftest import Database
 
@@ -172,3 +185,42 @@ def test_the_database_refuses_unknown_states(
     at = "2026-03-02 09:00:00.000000"
     with pytest.raises(IntegrityError), db.engine.begin() as connection:
         connection.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), {"at": at})
+
+
+def test_json_documents_become_jsonb_on_postgresql_and_nul_characters_u_fffd_everywhere(empty_url: str) -> None:
+    """0019: the snapshot and audit columns are ``jsonb`` on PostgreSQL (read inside by the dashboard);
+    ``jsonb`` has no NUL, so what a PostgreSQL store held with one comes back with U+FFFD (SQLite's is
+    left as it was), and new writes store U+FFFD on both."""
+    from alembic import command
+
+    engine = create_engine_for(empty_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(migrate.alembic_config(connection), "0018_backtests")
+        held = '{"first_name":"A\\u0000na","note":"C:\\\\u0000dir","tags":["\\u0000"]}'
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO records (connection, object, crm_id, kind, canonical, content_hash, deleted, "
+                "first_seen, last_seen) VALUES ('hubspot', 'contacts', '1', 'person', :doc, 'h', false, "
+                "'2026-12-07 09:00:00+00', '2026-12-07 09:00:00+00')"), {"doc": held})
+            connection.execute(text(
+                "INSERT INTO audit_log (at, connection, action, detail) VALUES "
+                "('2026-12-07 09:00:00+00', 'hubspot', 'scored', :doc)"), {"doc": held})
+        migrate.upgrade(engine)
+        assert migrate.is_up_to_date(engine)
+        types = {(c["name"]): str(c["type"]).lower() for c in inspect(engine).get_columns("records")}
+        assert types["canonical"] == ("jsonb" if engine.dialect.name == "postgresql" else "json")
+        nul = "\ufffd" if engine.dialect.name == "postgresql" else "\x00"
+        expected = {"first_name": f"A{nul}na", "note": "C:\\u0000dir", "tags": [nul]}
+        with engine.connect() as connection:
+            assert connection.execute(select(RecordRow.canonical)).scalar_one() == expected
+            assert connection.execute(select(AuditRow.detail)).scalar_one() == expected
+        with engine.begin() as connection:  # a new write with a NUL: stored, not refused
+            connection.execute(insert(AuditRow).values(at=datetime(2026, 12, 7, tzinfo=UTC), connection="hubspot",
+                                                        action="scored", detail={"city": "Os\x00lo"}))
+            found = connection.execute(select(AuditRow.detail).where(AuditRow.action == "scored")
+                                       .order_by(AuditRow.id.desc())).scalars().first()
+        assert found == {"city": "Os\ufffdlo"}
+        assert _diff(engine, Base.metadata) == []
+    finally:
+        engine.dispose()
