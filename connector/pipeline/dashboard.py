@@ -39,7 +39,6 @@ The pages and what each figure means:
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import defaultdict
@@ -51,10 +50,8 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Numeric,
     and_,
     case,
-    cast,
     func,
     literal,
     not_,
@@ -68,6 +65,7 @@ from connector.core.rules import GLOBAL_REGION, RoutingRules, TeamMember
 from connector.pipeline.budget import connection_status
 from connector.pipeline.handoff_report import Target, deal_outcome, handoff_report
 from connector.store.db import read_snapshot
+from connector.store.expressions import age, epoch, percentiles, seconds_between, utc_day
 from connector.store.models import (
     ApiCallRow,
     AssignmentRow,
@@ -110,37 +108,6 @@ def since_of(period: str, now: datetime) -> datetime | None:
 # --------------------------------------------------------------------------- SQL helpers
 
 
-def _epoch(conn: Connection, column: Any) -> ColumnElement[Any]:
-    """Seconds since 1970 of a timestamp column, computed by the database."""
-    if conn.dialect.name == "postgresql":
-        return func.extract("epoch", column)
-    return (func.julianday(column) - 2440587.5) * 86400.0
-
-
-def _seconds(conn: Connection, later: Any, earlier: Any) -> ColumnElement[Any]:
-    """``later - earlier`` in seconds, to the millisecond (so 60 minutes is exactly 3600)."""
-    return _millis(conn, _epoch(conn, later) - _epoch(conn, earlier))
-
-
-def _age(conn: Connection, now: datetime, column: Any) -> ColumnElement[Any]:
-    """``now - column`` in seconds, to the millisecond."""
-    return _millis(conn, literal(now.timestamp()) - _epoch(conn, column))
-
-
-def _millis(conn: Connection, seconds: ColumnElement[Any]) -> ColumnElement[Any]:
-    """Seconds rounded to the millisecond (PostgreSQL rounds numerics to a number of places, not doubles)."""
-    if conn.dialect.name == "postgresql":
-        return func.round(cast(seconds, Numeric), 3)
-    return func.round(seconds, 3)
-
-
-def _day(conn: Connection, column: Any) -> ColumnElement[Any]:
-    """The UTC day of a timestamp column as ``YYYY-MM-DD`` text."""
-    if conn.dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
-    return func.substr(column, 1, 10)
-
-
 def _as_int(value: Any) -> int:
     return int(value or 0)
 
@@ -175,30 +142,6 @@ def _check_moments(now: datetime, since: datetime | None) -> None:
     for name, value in (("now", now), ("since", since)):
         if value is not None and (value.tzinfo is None or value.utcoffset() is None):
             raise ValueError(f"dashboard: {name} must be an aware datetime, got {value.isoformat()}")
-
-
-def _percentiles(conn: Connection, value: ColumnElement[Any], where: Sequence[ColumnElement[bool]],
-                 table: Any) -> tuple[int, float | None, float | None]:
-    """How many values, their median (the mean of the two middle ones for an even count) and p90
-    (nearest rank: the ceil(0.9 n)-th smallest), computed by the database.
-
-    PostgreSQL: ``percentile_cont(0.5)`` and ``percentile_disc(0.9)``; SQLite: the count, then
-    the rows at those ranks (``ORDER BY ... LIMIT ... OFFSET``).
-    """
-    if conn.dialect.name == "postgresql":
-        row = conn.execute(select(func.count(), func.percentile_cont(0.5).within_group(value),
-                                  func.percentile_disc(0.9).within_group(value))
-                           .select_from(table).where(*where)).one()
-        n = _as_int(row[0])
-        return n, (float(row[1]) if row[1] is not None else None), (float(row[2]) if row[2] is not None else None)
-    n = _as_int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar())
-    if not n:
-        return 0, None, None
-    ordered = select(value.label("v")).select_from(table).where(*where).order_by(value)
-    middle = [float(v) for v in conn.execute(ordered.limit(1 if n % 2 else 2).offset((n - 1) // 2)).scalars()]
-    rank = math.ceil(0.9 * n) - 1
-    p90 = conn.execute(ordered.limit(1).offset(rank)).scalar()
-    return n, sum(middle) / len(middle), float(p90) if p90 is not None else None
 
 
 # --------------------------------------------------------------------------- the roster
@@ -249,13 +192,13 @@ def sla_figures(engine: Engine, config: RelayConfig, *, now: datetime, since: da
     c = SlaClockRow.__table__.c
     with read_snapshot(engine) as conn:
         threshold = case(tiers, value=c.tier, else_=None) if tiers else literal(None)
-        took = _seconds(conn, c.first_touch_at, c.started_at)
+        took = seconds_between(conn, c.first_touch_at, c.started_at)
         touched = and_(c.first_touch_at.is_not(None), c.first_touch_at > c.started_at)
         closed_before_due = and_(c.status == "closed", c.closed_at.is_not(None),
-                                 _seconds(conn, c.closed_at, c.started_at) < threshold)
+                                 seconds_between(conn, c.closed_at, c.started_at) < threshold)
         met = and_(touched, took <= threshold)
         missed = or_(and_(touched, took > threshold),
-                     and_(c.first_touch_at.is_(None), _age(conn, now, c.started_at) >= threshold,
+                     and_(c.first_touch_at.is_(None), age(conn, now, c.started_at) >= threshold,
                           not_(closed_before_due)))
         scope: list[ColumnElement[bool]] = []
         if since is not None:
@@ -272,7 +215,7 @@ def sla_figures(engine: Engine, config: RelayConfig, *, now: datetime, since: da
                    func.sum(case((and_(touched, took <= 3600), 1), else_=0)).label("within_hour"),
                    func.sum(case((c.status == "open", 1), else_=0)).label("open"))
             .where(*scope).group_by(c.tier, c.owner_email, c.region)).all()
-        n, median_s, p90_s = _percentiles(conn, took, [*scope, touched], SlaClockRow.__table__)
+        n, median_s, p90_s = percentiles(conn, took, [*scope, touched], SlaClockRow.__table__)
         breaching = _about_to_breach(conn, tiers, now, owner, horizon_minutes)
         steps = _steps(conn, since, owner)
     by_tier: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
@@ -348,7 +291,7 @@ def _about_to_breach(conn: Connection, tiers: Mapping[str, float], now: datetime
                                  .where(*base, or_(*soon))).scalar())
     breached = _as_int(conn.execute(select(func.count()).select_from(SlaClockRow.__table__)
                                     .where(*base, or_(*past))).scalar())
-    breach_epoch = _epoch(conn, c.started_at) + case(dict(tiers), value=c.tier, else_=None)
+    breach_epoch = epoch(conn, c.started_at) + case(dict(tiers), value=c.tier, else_=None)
     rows = conn.execute(select(c.connection, c.object, c.crm_id, c.owner_email, c.tier, c.started_at,
                                breach_epoch.label("breach"))
                         .where(*base, or_(*soon)).order_by(breach_epoch, c.id).limit(LIST_LIMIT)).all()
@@ -409,11 +352,11 @@ def aging_figures(engine: Engine, config: RelayConfig, *, now: datetime, since: 
     aging = config.rules.sla.aging
     c = SlaClockRow.__table__.c
     with read_snapshot(engine) as conn:
-        age = _age(conn, now, c.stage_since)
-        whens = [(age < bound, literal(label)) for label, bound in AGE_BUCKETS if bound is not None]
+        in_status = age(conn, now, c.stage_since)
+        whens = [(in_status < bound, literal(label)) for label, bound in AGE_BUCKETS if bound is not None]
         bucket = case(*whens, else_=literal(AGE_BUCKETS[-1][0]))
         limits = {"new": aging.new_minutes, "contacted": aging.contacted_minutes}
-        clock_age = _age(conn, now, case((c.stage == "new", c.started_at), else_=c.stage_since))
+        clock_age = age(conn, now, case((c.stage == "new", c.started_at), else_=c.stage_since))
         overdue = or_(*[and_(c.stage == stage, clock_age >= minutes * 60)
                         for stage, minutes in limits.items() if minutes is not None]) \
             if any(v is not None for v in limits.values()) else literal(False)
@@ -460,7 +403,7 @@ def _aging_events(conn: Connection, since: datetime | None, owner: str | None) -
         where.append(or_(and_(a.action != "recycled", a.detail["owner_email"].as_string() == owner),
                          and_(a.action == "recycled", or_(a.detail["returned_by"].as_string() == owner,
                                                           a.detail["new_owner_email"].as_string() == owner))))
-    day = _day(conn, a.at)
+    day = utc_day(conn, a.at)
     rows = conn.execute(select(day.label("day"), a.action, func.count()).where(*where)
                         .group_by(day, a.action).order_by(day)).all()
     totals = dict.fromkeys(_AGING_ACTIONS.values(), 0)
@@ -662,7 +605,7 @@ def quality_figures(engine: Engine, config: RelayConfig, *, now: datetime,
             sums.append(func.sum(func.coalesce(q.fields[(name, "filled")].as_integer(), 0)))
             sums.append(func.sum(func.coalesce(q.fields[(name, "measured")].as_integer(), 0)))
         where = [q.measured_at >= since] if since is not None else []
-        day = _day(conn, q.measured_at)
+        day = utc_day(conn, q.measured_at)
         by_source = conn.execute(select(q.connection, q.source, *sums).where(*where)
                                  .group_by(q.connection, q.source)).all()
         by_day = conn.execute(select(day.label("day"), *sums).where(*where).group_by(day).order_by(day)).all()
@@ -740,7 +683,7 @@ def api_usage_figures(engine: Engine, config: RelayConfig, *, now: datetime,
         })
     c = ApiCallRow.__table__.c
     with read_snapshot(engine) as conn:
-        day = _day(conn, c.at)
+        day = utc_day(conn, c.at)
         where = [c.at >= since] if since is not None else []
         rows = conn.execute(select(c.connection, day.label("day"), c.kind, func.sum(c.count)).where(*where)
                             .group_by(c.connection, day, c.kind).order_by(day)).all()

@@ -45,16 +45,17 @@ else the close date).
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, not_, or_, select
 from sqlalchemy.engine import Engine
 
 from connector.config.loader import RelayConfig
@@ -64,6 +65,14 @@ from connector.core.governance.rules import StageOutcome, StageRules
 from connector.core.rules import Rules
 from connector.pipeline.deals import as_moment
 from connector.store.db import read_snapshot
+from connector.store.expressions import (
+    JsonFields,
+    age,
+    iso_date_prefix,
+    percentiles,
+    seconds_between,
+    stripped,
+)
 from connector.store.models import (
     ApprovalRow,
     ApprovalStatus,
@@ -262,6 +271,35 @@ class FunnelDefinition:
             return "mql"
         return "lead"
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The snapshot fields :meth:`stage` reads."""
+        return tuple(dict.fromkeys(("status", self.disposition_field, "is_converted", "relay_score",
+                                    "relay_score_category")))
+
+    def stage_sql(self, conn: Connection, fields: JsonFields) -> ColumnElement[Any]:
+        """:meth:`stage` as a SQL expression over a snapshot's :attr:`fields` (the report groups by it).
+
+        The same tests in the same order, on the JSON kinds :meth:`stage` checks (a text status, a
+        numeric score that is no boolean, ``is_converted`` true or 1); ``tests/pipeline/
+        test_handoff_report.py`` holds the two to the same answers over a table of snapshots.
+        """
+        def text(key: str) -> ColumnElement[Any]:
+            return stripped(conn, fields.text(key))
+
+        converted = or_(fields.is_("is_converted", "true"),
+                        and_(fields.is_("is_converted", "number"), fields.number("is_converted") == 1))
+        return case(
+            (and_(fields.is_("status", "string"), func.lower(text("status")).in_(sorted(self.sql_statuses))), "sql"),
+            (and_(fields.is_(self.disposition_field, "string"),
+                  text(self.disposition_field).in_(sorted(self.sql_dispositions))), "sql"),
+            (converted, "sql"),
+            (fields.is_("relay_score", "number"),
+             case((fields.number("relay_score") >= self.mql_min_score, "mql"), else_="lead")),
+            (and_(fields.is_("relay_score_category", "string"),
+                  func.lower(text("relay_score_category")).in_(sorted(self.mql_categories))), "mql"),
+            else_="lead")
+
 
 def deal_outcome(stages: StageRules, pipeline: Any, stage: Any) -> tuple[str | None, StageOutcome | None]:
     """The stages.yaml pipeline key of a deal and its stage's outcome (None: a pipeline or stage it does not know)."""
@@ -281,23 +319,33 @@ class LeadOwnerFigures:
     """Lead -> owner: time to first touch and lead acceptance (one SLA clock is one owner given one lead)."""
 
     clocks: int = 0
-    touch_minutes: list[float] = field(default_factory=list)
+    measured: int = 0
+    """Clocks whose lead was touched after the clock started (their time to first touch is measured)."""
+    touch_median: float | None = None
+    touch_p90: float | None = None
+    within_hour: int = 0
     already_touched: int = 0
     accepted: int = 0
     judged: int = 0
     within_sla_still: int = 0
     closed_before_due: int = 0
     unknown_tier: int = 0
+    unknown_tiers: list[str] = field(default_factory=list)
+    """The tiers sla.yaml does not define that clocks have (sorted)."""
+
+    def measure(self, touch_minutes: Sequence[float]) -> None:
+        """The time-to-first-touch figures of these minutes."""
+        self.measured = len(touch_minutes)
+        self.touch_median, self.touch_p90 = median(touch_minutes), p90(touch_minutes)
+        self.within_hour = sum(1 for m in touch_minutes if m <= 60)
 
     def metrics(self) -> list[Metric]:
-        measured = self.touch_minutes
-        within = sum(1 for m in measured if m <= 60)
         return [
             Metric("clocks", "owners given a lead (SLA clocks)", self.clocks, "count"),
-            Metric("lead_response", "time to first touch, median", median(measured), "minutes",
+            Metric("lead_response", "time to first touch, median", self.touch_median, "minutes",
                    target=TARGETS["lead_response"]),
-            Metric("lead_response_p90", "time to first touch, p90", p90(measured), "minutes"),
-            _rate("first_touch_within_hour", "first touch within 1 hour", within, len(measured)),
+            Metric("lead_response_p90", "time to first touch, p90", self.touch_p90, "minutes"),
+            _rate("first_touch_within_hour", "first touch within 1 hour", self.within_hour, self.measured),
             _rate("lead_acceptance", "lead acceptance (touched before the SLA breach)", self.accepted, self.judged),
             Metric("still_within_sla", "untouched, still within their SLA", self.within_sla_still, "count"),
             Metric("already_touched", "already touched when the clock started (not measured)",
@@ -540,15 +588,83 @@ def _moment(value: Any, where: str, what: str, unreadable: _Unreadable) -> datet
 
 
 def _lead_owner(conn: Connection, report: HandoffReport, rules: Rules) -> None:
-    table = SlaClockRow.__table__
-    query = select(table.c.connection, table.c.object, table.c.crm_id, table.c.owner_email, table.c.tier,
-                   table.c.started_at, table.c.first_touch_at, table.c.status, table.c.closed_at)
-    query = _where_connection(query, table.c.connection, report.connection)
+    """Time to first touch and lead acceptance of the SLA clocks.
+
+    In calendar time (business hours off, as shipped) the database counts (one aggregate and the
+    percentiles); with business hours each clock's breach follows its owner's calendar, one clock at
+    a time in Python.
+    """
+    if rules.sla.business_hours.enabled:
+        _lead_owner_by_calendar(conn, report, rules)
+    else:
+        _lead_owner_in_sql(conn, report, rules)
+    figures = report.lead_owner
+    if figures.unknown_tier:
+        report.notes.append(f"{figures.unknown_tier} SLA clock(s) of tier(s) sla.yaml does not define "
+                            f"({', '.join(figures.unknown_tiers)}): their acceptance is not judged")
+    if figures.closed_before_due:
+        report.notes.append(f"{figures.closed_before_due} SLA clock(s) closed untouched before their SLA came due "
+                            "(owner changed, converted): their acceptance is not judged")
+
+
+def _clock_scope(report: HandoffReport) -> list[ColumnElement[bool]]:
+    c = SlaClockRow.__table__.c
+    scope: list[ColumnElement[bool]] = []
+    if report.connection is not None:
+        scope.append(c.connection == report.connection)
     if report.since is not None:
-        query = query.where(table.c.started_at >= report.since)
+        scope.append(c.started_at >= report.since)
+    return scope
+
+
+def _lead_owner_in_sql(conn: Connection, report: HandoffReport, rules: Rules) -> None:
+    """:func:`_lead_owner_by_calendar`'s figures counted by the database (calendar time: a clock's breach is
+    its start plus the tier's seconds); times compared to the millisecond."""
+    table = SlaClockRow.__table__
+    c = table.c
+    scope = _clock_scope(report)
+    breach = {t.name: t.response_minutes * 60 * t.escalation_percent // 100 for t in rules.sla.tiers}
+    after = case(breach, value=c.tier, else_=None) if breach else literal(None)
+    known = c.tier.in_(list(breach))
+    touched = c.first_touch_at.is_not(None)
+    already = and_(touched, c.first_touch_at <= c.started_at)
+    measured = and_(touched, c.first_touch_at > c.started_at)
+    took = seconds_between(conn, c.first_touch_at, c.started_at)
+    untouched_known = and_(c.first_touch_at.is_(None), known)
+    within = and_(untouched_known, age(conn, report.now, c.started_at) < after)
+    closed_before = and_(untouched_known, not_(within), c.status == ClockStatus.CLOSED.value,
+                         c.closed_at.is_not(None), seconds_between(conn, c.closed_at, c.started_at) < after)
+
+    def count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    row = conn.execute(select(
+        func.count(), count(already), count(and_(measured, known)), count(and_(measured, known, took <= after)),
+        count(within), count(closed_before), count(and_(not_(already), not_(known))),
+        count(and_(measured, took <= 3600)), count(and_(untouched_known, not_(within), not_(closed_before))),
+    ).select_from(table).where(*scope)).one()
+    figures = report.lead_owner
+    figures.clocks, figures.already_touched = int(row[0]), int(row[1])
+    figures.judged, figures.accepted = int(row[2]) + int(row[8]), int(row[3])
+    figures.within_sla_still, figures.closed_before_due, figures.unknown_tier = int(row[4]), int(row[5]), int(row[6])
+    n, middle, high = percentiles(conn, took, [*scope, measured], table)
+    figures.measured, figures.within_hour = n, int(row[7])
+    figures.touch_median = middle / 60 if middle is not None else None
+    figures.touch_p90 = high / 60 if high is not None else None
+    if figures.unknown_tier:
+        figures.unknown_tiers = sorted(str(t) for t in conn.execute(
+            select(c.tier).where(*scope, not_(already), not_(known)).distinct()).scalars())
+
+
+def _lead_owner_by_calendar(conn: Connection, report: HandoffReport, rules: Rules) -> None:
+    """The lead -> owner figures, each clock's breach by its owner's calendar."""
+    table = SlaClockRow.__table__
+    query = select(table.c.tier, table.c.owner_email, table.c.started_at, table.c.first_touch_at, table.c.status,
+                   table.c.closed_at).where(*_clock_scope(report))
     figures, now = report.lead_owner, report.now
     policy, routing = rules.sla, rules.routing
     unknown_tiers: set[str] = set()
+    touch_minutes: list[float] = []
     for row in conn.execute(query.order_by(table.c.id)):
         figures.clocks += 1
         started = _aware(row.started_at)
@@ -557,7 +673,7 @@ def _lead_owner(conn: Connection, report: HandoffReport, rules: Rules) -> None:
             figures.already_touched += 1
             continue
         if touched is not None:
-            figures.touch_minutes.append((touched - started).total_seconds() / 60)
+            touch_minutes.append((touched - started).total_seconds() / 60)
         breach = _breach_at(row.tier, row.owner_email, started, policy, routing)
         if breach is None:
             figures.unknown_tier += 1
@@ -572,12 +688,8 @@ def _lead_owner(conn: Connection, report: HandoffReport, rules: Rules) -> None:
             figures.closed_before_due += 1
         else:
             figures.judged += 1
-    if unknown_tiers:
-        report.notes.append(f"{figures.unknown_tier} SLA clock(s) of tier(s) sla.yaml does not define "
-                            f"({', '.join(sorted(unknown_tiers))}): their acceptance is not judged")
-    if figures.closed_before_due:
-        report.notes.append(f"{figures.closed_before_due} SLA clock(s) closed untouched before their SLA came due "
-                            "(owner changed, converted): their acceptance is not judged")
+    figures.measure(touch_minutes)
+    figures.unknown_tiers = sorted(unknown_tiers)
 
 
 def _breach_at(tier_name: str, owner: str, started: datetime, policy: Any, routing: Any) -> datetime | None:
@@ -587,6 +699,16 @@ def _breach_at(tier_name: str, owner: str, started: datetime, policy: Any, routi
         return None
     seconds = tier.response_minutes * 60 * tier.escalation_percent // 100
     return add_working_time(started, seconds, calendar_for(owner, policy, routing))
+
+
+def _json_number(text: Any) -> Any:
+    """A JSON value that is no string, from its text (a number, true, a list...), as :func:`_moment` is given it."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _lead_objects(config: RelayConfig) -> frozenset[tuple[str, str]]:
@@ -609,33 +731,69 @@ def _lead_objects(config: RelayConfig) -> frozenset[tuple[str, str]]:
 
 
 def _people(conn: Connection, report: HandoffReport, config: RelayConfig) -> None:
-    """The funnel's people: live person snapshots of lead objects, by their furthest stage."""
+    """The funnel's people: live person snapshots of lead objects, by their furthest stage.
+
+    The database groups them by connection, object, stage (:meth:`FunnelDefinition.stage_sql`) and,
+    with ``since``, by where their ``created_at`` falls: an ISO date two days or more from ``since``'s
+    is clearly in or out whatever its time and offset; a missing or empty one falls back on when
+    Relay first saw the record. The rest (a date next to ``since``'s, anything that is not an ISO date)
+    is read here one record at a time, as before, and what cannot be read is named in a note.
+    """
     table = RecordRow.__table__
-    canonical = table.c.canonical
-    definition = report.definition
-    fields = ("status", "relay_score", "relay_score_category", "is_converted", "created_at",
-              definition.disposition_field)
-    extracted = {name: canonical[name] for name in dict.fromkeys(fields)}
-    query = select(table.c.connection, table.c.object, table.c.crm_id, table.c.first_seen,
-                   *(value.label(f"f_{i}") for i, value in enumerate(extracted.values())))
-    query = query.where(table.c.kind == "person", table.c.deleted.is_(False), table.c.merged_into.is_(None))
-    query = _where_connection(query, table.c.connection, report.connection)
+    c = table.c
+    scope: list[ColumnElement[bool]] = [c.kind == "person", c.deleted.is_(False), c.merged_into.is_(None)]
+    if report.connection is not None:
+        scope.append(c.connection == report.connection)
+    keys = (*report.definition.fields, "created_at")
+    people = select(c.connection, c.object, c.crm_id, c.first_seen,
+                    JsonFields.pack(conn, c.canonical, keys).label("doc")).where(*scope).cte("people")
+    if conn.dialect.name == "sqlite":  # one parse of each snapshot, not one per field read
+        people = people.prefix_with("MATERIALIZED")
+    fields = JsonFields(conn, people.c.doc, keys)
+    since = report.since
+    if since is None:
+        place: ColumnElement[Any] = literal("in")
+    else:
+        created = stripped(conn, fields.text("created_at"))
+        day = func.substr(created, 1, 10)
+        missing = or_(fields.is_("created_at", "null"), func.coalesce(fields.text("created_at"), "") == "")
+        dated = and_(fields.is_("created_at", "string"), iso_date_prefix(conn, created))
+        place = case(
+            (missing, case((people.c.first_seen >= since, "in"), else_="out")),
+            (not_(dated), "check"),
+            (day >= (since.date() + timedelta(days=2)).isoformat(), "in"),
+            (day <= (since.date() - timedelta(days=2)).isoformat(), "out"),
+            else_="check")
+    placed = select(people.c.connection, people.c.object, people.c.crm_id, people.c.first_seen,
+                    report.definition.stage_sql(conn, fields).label("stage"), place.label("place"),
+                    fields.text("created_at").label("created_at"), fields.kind("created_at").label("kind")).cte("placed")
+    placed = placed.prefix_with("MATERIALIZED")  # each snapshot's stage and place computed once, then grouped
+    p = placed.c
+    check = p.place == "check"
+    one = case((check, p.crm_id), else_=None).label("one")
+    """The records to place here, one group each; the rest are counted in groups."""
     leads = _lead_objects(config)
-    names = list(extracted)
-    unreadable = _Unreadable()
-    skipped: Counter[str] = Counter()
     stages: Counter[str] = Counter()
-    for row in conn.execute(query.order_by(table.c.connection, table.c.object, table.c.crm_id)):
+    skipped: Counter[str] = Counter()
+    unreadable = _Unreadable()
+    query = select(p.connection, p.object, p.stage, p.place, one, func.count().label("n"),
+                   func.min(p.first_seen).label("first_seen"),
+                   func.min(case((check, p.created_at), else_=None)).label("created_at"),
+                   func.min(case((check, p.kind), else_=None)).label("kind")) \
+        .group_by(p.connection, p.object, p.stage, p.place, one).order_by(p.connection, p.object, one)
+    for row in conn.execute(query):
         if (row.connection, row.object) not in leads:
             if row.connection not in config.relay.connections:
-                skipped[row.connection] += 1
+                skipped[row.connection] += row.n
             continue
-        values = {name: row[4 + i] for i, name in enumerate(names)}
-        where = f"records[{row.connection}/{row.object}/{row.crm_id}].created_at"
-        created = _moment(values.get("created_at"), where, "person created_at", unreadable)
-        if report.since is not None and (created or _aware(row.first_seen)) < report.since:
-            continue
-        stages[definition.stage(values)] += 1
+        if row.place == "in":
+            stages[row.stage] += row.n
+        elif row.place == "check" and since is not None:
+            value = row.created_at if row.kind == "string" else _json_number(row.created_at)
+            where = f"records[{row.connection}/{row.object}/{row.one}].created_at"
+            moment = _moment(value, where, "person created_at", unreadable)
+            if (moment or _aware(row.first_seen)) >= since:
+                stages[row.stage] += 1
     funnel = report.funnel
     funnel.leads = sum(stages.values())
     funnel.sql = stages["sql"]

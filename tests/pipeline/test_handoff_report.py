@@ -232,7 +232,7 @@ def test_every_transition_of_one_connection(store: Engine, config: RelayConfig) 
     lead = report.lead_owner
     assert (lead.clocks, lead.already_touched, lead.within_sla_still, lead.closed_before_due, lead.unknown_tier) \
         == (9, 1, 1, 1, 1)
-    assert sorted(lead.touch_minutes) == [10, 30, 60, 61, 120]
+    assert (lead.measured, lead.touch_median, lead.touch_p90, lead.within_hour) == (5, 60, 120, 3)
     assert m["lead_response"].value == 60 and m["lead_response"].status == "miss"  # < 1 hour: 60 is not
     assert m["lead_response_p90"].value == 120
     assert (m["first_touch_within_hour"].numerator, m["first_touch_within_hour"].denominator) == (3, 5)
@@ -287,7 +287,7 @@ def test_since_keeps_what_started_from_it(store: Engine, config: RelayConfig) ->
     report = handoff_report(store, config=config, now=NOW, connection=SF, since=SINCE)
     m = _metrics(report)
     # Clocks started 03-05: L4-L9; measured L4 (120) and L9 (10); judged L4 (accepted), L5 (not).
-    assert report.lead_owner.clocks == 6 and sorted(report.lead_owner.touch_minutes) == [10, 120]
+    assert (report.lead_owner.clocks, report.lead_owner.measured) == (6, 2)
     assert m["lead_response"].value == 65
     assert (m["lead_acceptance"].numerator, m["lead_acceptance"].denominator) == (1, 2)
     # People created from 03-04: P5, P6 (SQL), P7 (MQL); P8 has no date and was first seen 03-05.
@@ -314,7 +314,7 @@ def test_since_keeps_what_started_from_it(store: Engine, config: RelayConfig) ->
 def test_connections_are_kept_apart(store: Engine, config: RelayConfig) -> None:
     hubspot = handoff_report(store, config=config, now=NOW, connection=HS)
     m = _metrics(hubspot)
-    assert hubspot.lead_owner.touch_minutes == [5] and m["lead_acceptance"].status == "pass"
+    assert (hubspot.lead_owner.measured, hubspot.lead_owner.touch_median) == (1, 5) and m["lead_acceptance"].status == "pass"
     assert (hubspot.funnel.leads, hubspot.funnel.mql, hubspot.funnel.sql) == (1, 1, 0)
     # HubSpot's stage id closedwon of pipeline "default" is the SOP's Closed Won; nobody handed it over.
     assert (hubspot.funnel.opportunities, hubspot.funnel.won) == (1, 1)
@@ -390,3 +390,79 @@ def test_rates_are_judged_exactly(config: RelayConfig) -> None:
     kickoff = Metric("kickoff_on_time", "x", 95.0, "percent", 19, 20, TARGETS["kickoff_on_time"])
     assert (at_target.status, above.status, kickoff.status) == ("miss", "pass", "pass")
     assert at_target.shown() == "80.0 % (4/5)"
+
+
+# --------------------------------------------------------------------------- the database counts as Python does
+
+_ODD_SNAPSHOTS: list[dict[str, Any]] = [
+    {"status": "Qualified"}, {"status": "\tclosed - converted\n"}, {"status": "open_deal "}, {"status": 7},
+    {"status": ["Qualified"]}, {"status": None, "relay_score": 40}, {"disposition": " Qualified"},
+    {"disposition": "qualified"}, {"disposition": 1}, {"is_converted": True}, {"is_converted": 1},
+    {"is_converted": 1.0}, {"is_converted": False}, {"is_converted": "true"}, {"is_converted": 2},
+    {"relay_score": 40.0}, {"relay_score": 39.999}, {"relay_score": True, "relay_score_category": "Hot"},
+    {"relay_score": "55"}, {"relay_score": -3}, {"relay_score": 10 ** 12}, {"relay_score": None},
+    {"relay_score_category": " WARM "}, {"relay_score_category": "Cold"}, {"relay_score_category": 40},
+    {"relay_score_category": "Hot", "status": "Working"}, {"relay_score": 45, "disposition": "Bad Fit"}, {},
+]
+"""Snapshots of every JSON kind each tested field can hold (text with whitespace and case, numbers,
+booleans, lists, nulls)."""
+
+
+def test_the_database_gives_each_snapshot_the_stage_python_gives_it(engine: Engine, config: RelayConfig) -> None:
+    from sqlalchemy import select
+
+    from connector.store.db import read_snapshot
+    from connector.store.expressions import JsonFields
+    from connector.store.models import RecordRow
+
+    definition = FunnelDefinition.from_rules(config.rules)
+    _write(engine, lambda repos: repos.records.upsert_snapshots(
+        SF, "Lead", [SnapshotIn(f"S{i}", "person", values) for i, values in enumerate(_ODD_SNAPSHOTS)], seen_at=T0))
+    with read_snapshot(engine) as conn:
+        c = RecordRow.__table__.c
+        direct = JsonFields(conn, c.canonical)
+        rows = conn.execute(select(c.crm_id, definition.stage_sql(conn, direct)).where(c.connection == SF)).all()
+        packed = select(c.crm_id, JsonFields.pack(conn, c.canonical, definition.fields).label("doc")).subquery()
+        from_packed = conn.execute(select(packed.c.crm_id, definition.stage_sql(
+            conn, JsonFields(conn, packed.c.doc, definition.fields)))).all()
+    in_sql = {crm_id: stage for crm_id, stage in rows}
+    assert {crm_id: stage for crm_id, stage in from_packed} == in_sql
+    assert in_sql == {f"S{i}": definition.stage(values) for i, values in enumerate(_ODD_SNAPSHOTS)}
+    assert set(in_sql.values()) == {"lead", "mql", "sql"}
+
+
+@pytest.mark.parametrize("since", [None, SINCE, datetime(2026, 3, 5, 14, 30, tzinfo=UTC)], ids=str)
+def test_the_database_counts_the_lead_owner_figures_python_counts(store: Engine, config: RelayConfig,
+                                                                 since: datetime | None) -> None:
+    from connector.pipeline.handoff_report import (
+        HandoffReport,
+        _lead_owner_by_calendar,
+        _lead_owner_in_sql,
+    )
+    from connector.store.db import read_snapshot
+
+    definition = FunnelDefinition.from_rules(config.rules)
+    in_sql, in_python = (HandoffReport(NOW, since, None, definition) for _ in range(2))
+    with read_snapshot(store) as conn:
+        _lead_owner_in_sql(conn, in_sql, config.rules)
+        _lead_owner_by_calendar(conn, in_python, config.rules)  # business hours off: calendar time
+    assert in_sql.lead_owner == in_python.lead_owner
+    assert in_sql.lead_owner.clocks > 0
+
+
+@pytest.mark.parametrize("created_at", [
+    "2026-03-04", "2026-03-05", "2026-03-06", "2026-03-07", "2026-03-02", "2026-03-03T23:59:59-14:00",
+    "2026-03-05T00:00:00+00:00", "2026-03-04T23:59:59.999Z", "2026-03-07T01:00:00+14:00",
+    "2026-03-05 10:00:00", " 2026-03-09T10:00:00Z ", "2026-03-01T10:00:00.000+0000", "20260309", "last tuesday",
+    "", None, 1772668800000, "2026-02-30"])
+def test_since_places_a_created_at_as_python_reads_it(engine: Engine, config: RelayConfig,
+                                                      created_at: Any) -> None:
+    from connector.pipeline.deals import as_moment
+
+    _write(engine, lambda repos: repos.records.upsert_snapshots(
+        SF, "Lead", [SnapshotIn("P1", "person", {"relay_score": 50, "created_at": created_at})], seen_at=T0))
+    report = handoff_report(engine, config=config, now=NOW, since=SINCE)
+    moment = as_moment(created_at) if created_at not in (None, "") else None
+    assert report.funnel.leads == int((moment or T0) >= SINCE), (created_at, moment)
+    unreadable = created_at not in (None, "") and moment is None
+    assert any("unreadable person created_at" in note for note in report.notes) == unreadable
