@@ -865,7 +865,8 @@ def _demo_serve(config: RelayConfig, engine: Engine, port: int) -> None:
         email = rep if role == "rep" else "marketing@northwind.example" if role == "marketing" else None
         _, token = relay.add_user(name, role, email)
         table.add_row(role, name, email or "all", token)
-    server = SandboxServer(create_app(config, engine), port=port, name="relay").start()
+    server = SandboxServer(create_app(config, engine, warm_dashboard=True), port=port, name="relay",
+                           lifespan=True).start()
     console.print(f"\n[bold]Relay serve[/bold] on {server.url}: the dashboard at {server.url}/ , the admin API at "
                   f"{server.url}/api/v1 (documented at {server.url}/api/v1/docs). Users, one per role:", highlight=False)
     console.print(table)
@@ -1630,7 +1631,7 @@ def serve(
             return "queued for relay worker"
     try:
         uvicorn.run(create_app(config, engine, public_url=settings.public_url, decide=decide, on_stored=on_stored,
-                               start_sync=start_sync),
+                               start_sync=start_sync, warm_dashboard=True),
                     host=host, port=port, log_level="info", access_log=False,
                     log_config=uvicorn_log_config())  # uvicorn's loggers go to Relay's masked handler
     finally:

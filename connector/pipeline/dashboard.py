@@ -792,6 +792,11 @@ class FigureCache:
         self._entries: dict[Hashable, tuple[float, dict[str, Any]]] = {}
         self._refreshing: set[Hashable] = set()
 
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether figures of ``key`` are held (fresh or stale)."""
+        with self._lock:
+            return key in self._entries
+
     def get(self, key: Hashable, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """The figures of ``key``: cached, or computed by ``compute`` (see the class)."""
         if self.ttl <= 0:

@@ -14,6 +14,7 @@ again later.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,12 +35,19 @@ from connector.crms import CrmUnit, UnknownCrm, crm_unit
 from connector.crms.intake import WebhookRefused, WebhookRequest
 from connector.pipeline.console import Console
 from connector.pipeline.context import utc_now
+from connector.pipeline.dashboard import FigureCache
 from connector.pipeline.events import EventPump
 from connector.pipeline.intake import EventInbox, InboxUnavailable, Stored
 from connector.web.capture import capture_router
 from connector.web.console.api import API_PREFIX, ApiError, api_router
+from connector.web.console.dashboard import (
+    CACHE_SECONDS,
+    STATIC,
+    STATIC_PREFIX,
+    dashboard_router,
+    warm_figures,
+)
 from connector.web.console.dashboard import PREFIX as DASHBOARD
-from connector.web.console.dashboard import STATIC, STATIC_PREFIX, dashboard_router
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +81,7 @@ def create_app(
     decide: bool = False,
     on_stored: Callable[[], object] | None = None,
     start_sync: Callable[[str, bool], str] | None = None,
+    warm_dashboard: bool = False,
 ) -> FastAPI:
     """The ASGI app of ``relay serve`` for ``config``, storing into ``engine``.
 
@@ -89,13 +98,19 @@ def create_app(
             does not decide them: ``relay serve --no-decide`` enqueues a job for ``relay worker``.
         start_sync: How the admin API starts a sync (``connection, full`` in, how out): ``relay serve
             --no-decide`` enqueues a job; by default a thread of this process runs it.
+        warm_dashboard: At start, compute the dashboard's team figures in a thread (``relay serve``),
+            so the first visitor does not wait for them.
     """
     pump = EventPump(config, engine) if decide else None
+    figure_cache = FigureCache(CACHE_SECONDS)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if pump is not None:
             pump.start()
+        if warm_dashboard:
+            threading.Thread(target=warm_figures, args=(console, figure_cache), name="relay-dashboard-warm",
+                             daemon=True).start()
         try:
             yield
         finally:
@@ -234,8 +249,9 @@ def create_app(
     app.include_router(capture_router(config, engine, metrics.registry, clock=clock))  # POST /capture/form/{source}
     console = Console(config, engine, clock=clock, start_sync=start_sync)
     app.state.console = console
+    app.state.figure_cache = figure_cache
     app.include_router(api_router(console))  # /api/v1: the admin API
-    app.include_router(dashboard_router(console, public_url=public_url))  # /dashboard: pages for people
+    app.include_router(dashboard_router(console, public_url=public_url, cache=figure_cache))  # /dashboard: pages for people
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC), name="dashboard-static")
 
     @app.get("/", include_in_schema=False)

@@ -146,6 +146,31 @@ def test_over_https_the_cookie_is_secure(world: DashboardWorld) -> None:
     assert answer.status_code == 303 and "Secure" in cookie and "HttpOnly" in cookie
 
 
+def test_relay_serve_computes_the_team_figures_at_start_and_a_page_serves_them(world: DashboardWorld) -> None:
+    """``relay serve`` warms the figure cache, so the first visitor of a page does not wait for its figures."""
+    import time
+
+    from connector.pipeline.dashboard import DEFAULT_PERIOD
+    from connector.web.console.dashboard import FIGURE_PAGES
+
+    app = create_app(world.config, world.engine, warm_dashboard=True)
+    keys = [(spec.page.key, DEFAULT_PERIOD, None) for spec in FIGURE_PAGES]
+    with TestClient(app) as client:  # runs the app's startup, as uvicorn does
+        deadline = time.monotonic() + 60
+        while not all(key in app.state.figure_cache for key in keys) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [key for key in keys if key not in app.state.figure_cache] == []
+        warmed = app.state.figure_cache.get(("funnel", DEFAULT_PERIOD, None), lambda: pytest.fail("computed again"))
+        form = client.get("/dashboard/login")
+        client.post("/dashboard/login", data={"csrf": _csrf(form.text), "token": world.tokens["admin"]})
+        page = client.get("/dashboard/funnel")
+    assert page.status_code == 200 and warmed["charts"]
+    cold = create_app(world.config, world.engine)  # without: nothing is computed before the first request
+    with TestClient(cold):
+        time.sleep(0.2)
+        assert not any(key in cold.state.figure_cache for key in keys)
+
+
 # --------------------------------------------------------------------------- every page, every role
 
 
