@@ -350,6 +350,14 @@ class SlaClockRow(Base):
             postgresql_where=text("status = 'open'"),
         ),
         Index("ix_sla_clocks_owner_crm_id", "connection", "owner_crm_id"),
+        Index(  # the admin API: an owner's open clocks, soonest due first
+            "ix_sla_clocks_open_owner_due",
+            "owner_email",
+            "next_due_at",
+            "id",
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
