@@ -22,8 +22,9 @@ The transitions and how each is measured:
   and one of a tier sla.yaml no longer knows are not judged.
 * **Funnel** (Lead -> MQL -> SQL -> Opportunity -> Closed Won): see :class:`FunnelDefinition`,
   the one place the stages are defined. Each rate is the later stage's count over the
-  earlier one's; people and deals are separate populations (the store does not link a
-  deal to the lead it came from), so SQL -> Opportunity compares counts.
+  earlier one's, except SQL -> Opportunity: the share of the SQLs that became an opportunity
+  (converted by Relay, whose dispositions ledger holds the CRM's opportunity id, or converted in
+  the CRM: Salesforce ``IsConverted``). Opportunity -> Closed Won compares the deals' counts.
 * **Opportunity -> Closed** (seed 003 "AE -> Opportunity": stage gates, forecast hygiene):
   governance findings by code (open, resolved), approvals requested, approved, pending, and
   the time from request to approval (median).
@@ -77,6 +78,8 @@ from connector.store.models import (
     ApprovalRow,
     ApprovalStatus,
     ClockStatus,
+    DispositionRow,
+    DispositionStatus,
     FindingStatus,
     GovernanceFindingRow,
     HandoffRow,
@@ -360,6 +363,9 @@ class FunnelFigures:
     leads: int = 0
     mql: int = 0
     sql: int = 0
+    sql_with_opportunity: int = 0
+    """SQLs that became an opportunity: converted by Relay (the dispositions ledger holds the CRM's
+    opportunity id) or converted in the CRM (Salesforce ``IsConverted``)."""
     opportunities: int = 0
     won: int = 0
     lost: int = 0
@@ -374,7 +380,7 @@ class FunnelFigures:
             Metric("closed_won", "Closed Won", self.won, "count"),
             _rate("lead_to_mql", "Lead -> MQL", self.mql, self.leads),
             _rate("mql_to_sql", "MQL -> SQL", self.sql, self.mql),
-            _rate("sql_to_opportunity", "SQL -> Opportunity", self.opportunities, self.sql),
+            _rate("sql_to_opportunity", "SQL -> Opportunity", self.sql_with_opportunity, self.sql),
             _rate("opportunity_to_won", "Opportunity -> Closed Won", self.won, self.opportunities),
         ]
 
@@ -764,9 +770,15 @@ def _people(conn: Connection, report: HandoffReport, config: RelayConfig) -> Non
             (day >= (since.date() + timedelta(days=2)).isoformat(), "in"),
             (day <= (since.date() - timedelta(days=2)).isoformat(), "out"),
             else_="check")
+    d = DispositionRow.__table__.c
+    converted_by_relay = select(d.id).where(
+        d.connection == people.c.connection, d.object == people.c.object, d.crm_id == people.c.crm_id,
+        d.status == DispositionStatus.CONVERTED.value, d.opportunity_id.is_not(None)).exists()
+    opportunity = case((or_(converted_by_relay, fields.is_("is_converted", "true")), 1), else_=0)
     placed = select(people.c.connection, people.c.object, people.c.crm_id, people.c.first_seen,
                     report.definition.stage_sql(conn, fields).label("stage"), place.label("place"),
-                    fields.text("created_at").label("created_at"), fields.kind("created_at").label("kind")).cte("placed")
+                    opportunity.label("opportunity"), fields.text("created_at").label("created_at"),
+                    fields.kind("created_at").label("kind")).cte("placed")
     placed = placed.prefix_with("MATERIALIZED")  # each snapshot's stage and place computed once, then grouped
     p = placed.c
     check = p.place == "check"
@@ -774,29 +786,35 @@ def _people(conn: Connection, report: HandoffReport, config: RelayConfig) -> Non
     """The records to place here, one group each; the rest are counted in groups."""
     leads = _lead_objects(config)
     stages: Counter[str] = Counter()
+    converted = 0
     skipped: Counter[str] = Counter()
     unreadable = _Unreadable()
-    query = select(p.connection, p.object, p.stage, p.place, one, func.count().label("n"),
+    query = select(p.connection, p.object, p.stage, p.place, p.opportunity, one, func.count().label("n"),
                    func.min(p.first_seen).label("first_seen"),
                    func.min(case((check, p.created_at), else_=None)).label("created_at"),
                    func.min(case((check, p.kind), else_=None)).label("kind")) \
-        .group_by(p.connection, p.object, p.stage, p.place, one).order_by(p.connection, p.object, one)
+        .group_by(p.connection, p.object, p.stage, p.place, p.opportunity, one) \
+        .order_by(p.connection, p.object, one)
     for row in conn.execute(query):
         if (row.connection, row.object) not in leads:
             if row.connection not in config.relay.connections:
                 skipped[row.connection] += row.n
             continue
+        counted = 0
         if row.place == "in":
-            stages[row.stage] += row.n
+            counted = row.n
         elif row.place == "check" and since is not None:
             value = row.created_at if row.kind == "string" else _json_number(row.created_at)
             where = f"records[{row.connection}/{row.object}/{row.one}].created_at"
             moment = _moment(value, where, "person created_at", unreadable)
-            if (moment or _aware(row.first_seen)) >= since:
-                stages[row.stage] += 1
+            counted = int((moment or _aware(row.first_seen)) >= since)
+        stages[row.stage] += counted
+        if row.stage == "sql" and row.opportunity:
+            converted += counted
     funnel = report.funnel
     funnel.leads = sum(stages.values())
     funnel.sql = stages["sql"]
+    funnel.sql_with_opportunity = converted
     funnel.mql = stages["mql"] + stages["sql"]
     report.notes.extend(unreadable.notes())
     for name, n in sorted(skipped.items()):

@@ -36,6 +36,7 @@ from connector.store.repositories import (
     Repositories,
     SnapshotIn,
 )
+from connector.store.repositories.dispositions import DispositionIn
 from tests.support.databases import fresh_postgres_schema
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -130,6 +131,13 @@ def _people(repos: Repositories) -> None:
     repos.records.mark_deleted(SF, "Lead", "P9", seen_at=T0)
     repos.records.upsert_snapshots(SF, "Contact", [lead("C1", after, relay_score=90, status="Qualified")], seen_at=T0)
     repos.records.upsert_snapshots(HS, "contacts", [lead("HP1", after, relay_score=45, status="OPEN")], seen_at=T0)
+    ledger = repos.dispositions.record_many([
+        DispositionIn(SF, object_name, crm_id, "Qualified", "2026-03-05", T0, T0, "create_opportunity", "pending")
+        for object_name, crm_id in (("Lead", "P5"), ("Lead", "P4"), ("Contact", "C1"))])
+    by_record = {d.crm_id: d.id for d in ledger}
+    for crm_id in ("P5", "C1"):  # converted by Relay
+        repos.dispositions.finish_conversion(by_record[crm_id], opportunity_id=f"006{crm_id}", now=T0)
+    repos.dispositions.finish_conversion(by_record["P4"], error="REQUIRED_FIELD_MISSING", now=T0)  # refused
 
 
 def _deal(crm_id: str, stage: str, created: str, pipeline: str | None = None, **values: Any) -> SnapshotIn:
@@ -246,7 +254,10 @@ def test_every_transition_of_one_connection(store: Engine, config: RelayConfig) 
     assert (funnel.opportunities, funnel.won, funnel.lost, funnel.unknown_stage) == (12, 6, 3, 1)
     assert (m["lead_to_mql"].numerator, m["lead_to_mql"].denominator, m["lead_to_mql"].status) == (7, 9, "pass")
     assert (m["mql_to_sql"].numerator, m["mql_to_sql"].denominator, m["mql_to_sql"].status) == (3, 7, "pass")
-    assert (m["sql_to_opportunity"].numerator, m["sql_to_opportunity"].denominator) == (12, 3)
+    # SQL -> Opportunity: P6 converted in Salesforce, P5 converted by Relay (its ledger holds the opportunity);
+    # P4 (Qualified, not converted) did not become one; C1's conversion is not a lead's.
+    assert funnel.sql_with_opportunity == 2
+    assert (m["sql_to_opportunity"].numerator, m["sql_to_opportunity"].denominator) == (2, 3)
     assert m["opportunity_to_won"].target is None and m["opportunity_to_won"].status is None
 
     # Opportunity -> Closed.
