@@ -1838,7 +1838,7 @@ def retention_run(
     Relay keeps: per class, who is due. A dry run unless --apply. Exit codes: 0 done; 1 configuration, store or CRM
     error; 4 applied, but the CRM refused some deletions (listed, audited retention_delete_failed)."""
     from connector.adapters.errors import CrmError
-    from connector.pipeline.retention import run_retention
+    from connector.pipeline.retention import last_scheduled_run, run_retention
 
     when = _retention_now(now)
     config = _load_config_or_exit()
@@ -1847,17 +1847,39 @@ def retention_run(
     engine = _open_store_or_exit()
     try:
         report = run_retention(config, engine, now=when, apply=apply, connection=connection)
+        last = last_scheduled_run(engine)
     except CrmError as exc:
         _error(exc)
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
+    schedule = config.rules.retention.schedule
     if as_json:
-        _print_json(report.as_json())
+        _print_json({**report.as_json(), "schedule": schedule.model_dump(), "last_scheduled_run": None if last is None
+                     else {"slot": last.slot.isoformat(), "action": last.action, "detail": last.detail}})
     else:
         _print_retention(report)
+        _print_retention_schedule(schedule, last)
     if report.failed:
         raise typer.Exit(4)
+
+
+def _print_retention_schedule(schedule: Any, last: Any) -> None:
+    """retention.yaml's schedule and what the worker's last scheduled run found (the audit log's entry)."""
+    if not schedule.enabled:
+        said = "schedule: off (retention.yaml schedule.enabled: false)"
+    else:
+        said = f"schedule: cron '{schedule.cron}' UTC, {'applied' if schedule.apply else 'a dry run'} (relay worker)"
+    if last is None:
+        said += "; no scheduled run yet"
+    elif "error" in last.detail:
+        said += f"; last scheduled run {_when(last.at)} UTC failed ({last.detail['error']}; see the worker's log)"
+    else:
+        counts = last.detail.get("done" if last.detail.get("apply") else "would_do", {})
+        verb = "done:" if last.detail.get("apply") else "would"
+        said += f"; last scheduled run {_when(last.at)} UTC: {verb} " + ", ".join(
+            f"{action} {counts[action]}" for action in ("delete", "archive", "suppress") if action in counts)
+    console.print(said, highlight=False, markup=False)
 
 
 def _print_retention(report: Any) -> None:

@@ -8,7 +8,9 @@ every worker that takes one claims its own share of the events (many workers, on
 ``process_pushed_events`` runs every minute as the reconciler: events whose claim ran out (a
 worker died) are decided, and outbox messages a dead writer left are sent.
 ``fire_sla_clocks`` fires the SLA clock steps that are due and ``send_notifications`` sends
-the alerts that are due, every minute. They are registered on a Huey instance by
+the alerts that are due, every minute. ``retention`` checks every minute whether ``retention.yaml``'s
+``schedule`` (cron) is due and runs retention once for that minute (a dry run unless ``schedule.apply``).
+They are registered on a Huey instance by
 :func:`register`, so tests can bind them to their own (Redis, memory) instance.
 """
 
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 
 DEDUPE_MINUTE = "30"
 """The minute of every hour the dedupe pass runs (``relay dedupe run``: links, review queue, merges)."""
+RETENTION_CATCH_UP = timedelta(minutes=60)
+"""How long after its cron minute a scheduled retention run still starts when no worker could take it then
+(all busy, or none running); a minute is run once (``connector.pipeline.retention.run_scheduled_retention``)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class RelayJobs:
     send_notifications: Callable[..., Any]
     fire_sla_clocks: Callable[..., Any]
     dedupe: Callable[..., Any]
+    retention: Callable[..., Any]
 
 
 def run_connection_sync(connection: str, full: bool = False) -> dict[str, Any]:
@@ -175,6 +181,40 @@ def run_dedupe_pass() -> dict[str, Any]:
             "reviews_queued": run.reviews_queued, "failures": run.failures, "stopped": run.stopped}
 
 
+def retention_slot(fields: dict[str, str], now: datetime, *, catch_up: timedelta = RETENTION_CATCH_UP) -> datetime | None:
+    """The latest minute in ``(now - catch_up, now]`` that a cron expression (``huey.crontab`` fields) matches."""
+    due = crontab(**fields)
+    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
+    for back in range(max(1, int(catch_up / timedelta(minutes=1)))):
+        at = minute - timedelta(minutes=back)
+        if due(at.replace(tzinfo=None)):
+            return at
+    return None
+
+
+def run_retention_schedule(now: datetime) -> dict[str, Any] | None:
+    """The scheduled retention run (``retention.yaml``'s ``schedule``) when its cron minute is due at ``now``.
+
+    ``None`` when the schedule is off or no cron minute fell in the last ``RETENTION_CATCH_UP``; otherwise what
+    :func:`connector.pipeline.retention.run_scheduled_retention` did (``ran``, ``done`` by another worker,
+    ``busy``, ``failed``). Never raises: an error is logged and returned.
+    """
+    from connector.pipeline.retention import run_scheduled_retention
+
+    try:
+        config, engine = _worker_context()
+        schedule = config.rules.retention.schedule
+        if not schedule.enabled:
+            return None
+        slot = retention_slot(schedule.crontab_fields(), now)
+        if slot is None:
+            return None
+        return run_scheduled_retention(config, engine, slot=slot, now=now).as_json()
+    except Exception as exc:  # the configuration or the store: logged, the worker goes on
+        log.error("retention job failed: %s: %s", type(exc).__name__, exc)
+        return {"status": "error", "error": type(exc).__name__}
+
+
 def run_reconciler() -> dict[str, Any]:
     """Re-drive what workers that died left: inbox events whose claim ran out, outbox messages nobody sends."""
     from connector.pipeline.events import send_left_messages
@@ -266,9 +306,14 @@ def register(huey: Huey) -> RelayJobs:
             log.info("dedupe: a pass is already running elsewhere")
             return None
 
+    @huey.periodic_task(crontab(minute="*"), name="relay.retention")
+    def retention(now: datetime | None = None) -> dict[str, Any] | None:
+        return run_retention_schedule(now or datetime.now(UTC))
+
     return RelayJobs(huey=huey, sync_connection=sync_connection, enqueue_due_syncs=enqueue_due_syncs,
                      process_pushed_events=process_pushed_events, process_events_now=process_events_now,
-                     send_notifications=send_notifications, fire_sla_clocks=fire_sla_clocks, dedupe=dedupe)
+                     send_notifications=send_notifications, fire_sla_clocks=fire_sla_clocks, dedupe=dedupe,
+                     retention=retention)
 
 
 def _default() -> RelayJobs:
@@ -280,5 +325,5 @@ def _default() -> RelayJobs:
 jobs = _default()
 """Relay's jobs on the Huey instance chosen by ``RELAY_HUEY_URL`` (``relay worker`` consumes them)."""
 
-__all__ = ["RelayJobs", "Task", "due_connections", "jobs", "register", "run_connection_sync", "run_events_pass",
-           "run_notifications_pass"]
+__all__ = ["RelayJobs", "Task", "due_connections", "jobs", "register", "retention_slot", "run_connection_sync",
+           "run_events_pass", "run_notifications_pass", "run_retention_schedule"]

@@ -1,9 +1,10 @@
-"""What the adapters of one process share between runs: owners lists and access tokens, for a while.
+"""What the adapters of one process share between runs: owners lists, access tokens and subscription types.
 
-A worker builds a new adapter for every run, so anything an adapter learns dies with it. Two
+A worker builds a new adapter for every run, so anything an adapter learns dies with it. Some
 things are worth keeping across runs because every run asks for them and they rarely change:
-the CRM's user list (``owners()``, one or two calls a run) and the Salesforce access token (one
-call a run). :data:`PROCESS_CACHES` keeps them, each entry for a time to live the adapter gives.
+the CRM's user list (``owners()``, one or two calls a run), the Salesforce access token (one
+call a run) and the list of email subscription types a HubSpot run looks consent.yaml's names up
+in (one call). :data:`PROCESS_CACHES` keeps them, each entry for a time to live the adapter gives.
 
 Entries are keyed by :class:`CacheKey`: the CRM, its base URL and a keyed digest of the
 credentials, so two connections to the same org with different users or apps never share an
@@ -163,11 +164,14 @@ class SharedCaches:
         """``owners()`` answers, by connection."""
         self.tokens: TtlCache[dict[str, Any]] = TtlCache("tokens", clock=clock)
         """OAuth token answers (``access_token``, ``instance_url``...), by connection."""
+        self.subscription_types: TtlCache[dict[str, Any]] = TtlCache("subscription types", clock=clock)
+        """The CRM's email subscription types (or why they cannot be read), by connection; kept as long as owners."""
 
     def clear(self) -> None:
         """Forget everything (tests that start sandboxes on reused ports, a credentials change)."""
         self.owners.clear()
         self.tokens.clear()
+        self.subscription_types.clear()
 
 
 PROCESS_CACHES = SharedCaches()

@@ -14,42 +14,12 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from connector.config._base import ConfigModel
+from connector.core.cron import check_cron, crontab_fields
 
 CONNECTION_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 """Connection names appear in commands and in Relay's database: keep them simple."""
 
-_CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
-_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-_CRON_NAMES = ("minute", "hour", "day of month", "month", "day of week")
-
-
-def check_cron(expression: str) -> str:
-    """Check a five-field cron expression (minute hour day-of-month month day-of-week).
-
-    Args:
-        expression: e.g. ``"*/15 * * * *"``.
-
-    Returns:
-        The expression with surrounding whitespace removed.
-
-    Raises:
-        ValueError: naming the field that is wrong.
-    """
-    fields = expression.split()
-    if len(fields) != len(_CRON_RANGES):
-        raise ValueError(
-            f"cron expression {expression!r} must have 5 fields "
-            "(minute hour day-of-month month day-of-week), e.g. '*/15 * * * *'"
-        )
-    for text, (low, high), name in zip(fields, _CRON_RANGES, _CRON_NAMES, strict=True):
-        if not _CRON_FIELD.match(text):
-            raise ValueError(f"cron {name} field {text!r} is not valid (use *, N, N-M, */N or lists)")
-        if any(int(step) == 0 for step in re.findall(r"/(\d+)", text)):
-            raise ValueError(f"cron {name} field {text!r}: a step (/N) must be at least 1")
-        for number in re.findall(r"\d+", re.sub(r"/\d+", "", text)):
-            if not low <= int(number) <= high:
-                raise ValueError(f"cron {name} field {text!r}: {number} is outside {low}-{high}")
-    return " ".join(fields)
+__all__ = ["CONNECTION_NAME_PATTERN", "ConnectionSettings", "SyncSchedule", "check_cron"]
 
 
 class SyncSchedule(ConfigModel):
@@ -71,10 +41,7 @@ class SyncSchedule(ConfigModel):
         Returns:
             ``{"minute", "hour", "day", "month", "day_of_week"}`` -> field text.
         """
-        if self.cron is None:
-            return None
-        names = ("minute", "hour", "day", "month", "day_of_week")
-        return dict(zip(names, self.cron.split(), strict=True))
+        return None if self.cron is None else crontab_fields(self.cron)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SyncSchedule:

@@ -22,6 +22,7 @@ from connector.config.problems import ConfigError, ConfigProblem
 from connector.config.relay import RelayFile
 from connector.config.settings import config_location
 from connector.core import rules as core_rules
+from connector.crms import load_units
 from connector.enrich.settings import SUBSTITUTED_SECTIONS as ENRICHMENT_SUBSTITUTED
 from connector.enrich.settings import EnrichmentFile
 from connector.notify.settings import SUBSTITUTED_SECTIONS, AlertsFile, tier_problems
@@ -181,6 +182,8 @@ def _load(config_dir: Path, mappings_dir: Path, env: Mapping[str, str]) -> tuple
         _check_connections(relay, mappings, config_dir / "relay.yaml", mappings_dir, problems)
         if rules is not None:
             _check_governed_fields(relay, mappings, rules, config_dir / "rules", mappings_dir, problems)
+    if rules is not None:
+        _check_subscription_types(rules, config_dir / "rules" / "consent.yaml", problems)
     problems = _in_file_order(problems, config_dir / "relay.yaml", mappings_dir)
     if problems or relay is None or rules is None:
         return None, problems
@@ -443,6 +446,29 @@ def _check_governed_fields(relay: RelayFile, mappings: dict[str, MappingFile], r
             report(stem, where, field_name,
                    f"{entity} field '{field_name}' is used here but no field maps it in {gaps}: "
                    f"add {{canonical: {field_name}, crm: <the CRM field>}} to that object's fields")
+
+
+def _check_subscription_types(rules: core_rules.Rules, path: Path, problems: list[ConfigProblem]) -> None:
+    """consent.yaml ``subscription_types`` names CRMs (unit kinds) whose units read subscription types."""
+    units = load_units()
+    readers = sorted(kind for kind, unit in units.items() if unit.reads_subscription_types)
+    document: YamlDocument | None = None
+    for kind in rules.consent.subscription_types:
+        unit = units.get(kind)
+        if unit is not None and unit.reads_subscription_types:
+            continue
+        if document is None:
+            document = read_yaml(path, str(path)) if path.is_file() else YamlDocument(None)
+        where = ("subscription_types", kind)
+        line, column = document.position(where)
+        if unit is None:
+            close = difflib.get_close_matches(kind, list(units), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            message = f"'{kind}' is no CRM Relay knows{hint} (known: {', '.join(sorted(units))})"
+        else:
+            message = (f"Relay reads no email subscription types from {unit.label} (it does from: "
+                       f"{', '.join(readers) or 'none'}); map subscription_status to a field of yours instead")
+        problems.append(ConfigProblem(str(path), format_path(where), kind, message, line, column))
 
 
 def _check_connections(

@@ -83,6 +83,9 @@ class AdapterOptions:
     governor: Governor | None = None
     """The connection's API budget (``connector/adapters/budget.py``): every counted call takes a token
     first (None: calls are not held)."""
+    subscription_types: tuple[str, ...] = ()
+    """The email subscription types, by name, whose opt-out makes a person unsubscribed (consent.yaml
+    ``subscription_types.<kind>``; for a unit that ``reads_subscription_types``)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ class CrmUnit:
             pushes (``POST /webhooks/<kind>``), or raises ``WebhookRefused``; None when it pushes nothing.
         webhook_reply: ``(status, code or None, message) -> (media type, body)``: the answer the
             CRM expects (None: JSON, ``{"error": {code, message}}`` for a refusal).
+        reads_subscription_types: Its adapter reads opt-outs of the email subscription types consent.yaml
+            names for it (``subscription_types.<kind>``, handed over as ``AdapterOptions.subscription_types``)
+            into the canonical ``subscription_status``.
     """
 
     kind: str
@@ -119,6 +125,7 @@ class CrmUnit:
     sandbox: str | None = None
     read_webhook: Callable[[WebhookRequest, Any, int], list[WebhookEvent]] | None = None
     webhook_reply: Callable[[int, str | None, str | None], tuple[str, bytes]] | None = None
+    reads_subscription_types: bool = False
 
     def field_noun(self, count: int) -> str:
         """``field``/``fields`` in the CRM's own word."""

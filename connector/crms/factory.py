@@ -62,6 +62,7 @@ def build_adapter(
     timeout: float | tuple[float, float] | None = None,
     deadline: Deadline | None = None,
     governor: Governor | None = None,
+    subscription_types: tuple[str, ...] = (),
 ) -> CrmAdapter:
     """The adapter for connection ``name``, opened by the CRM unit its ``kind`` names (``connector.crms``).
 
@@ -75,6 +76,8 @@ def build_adapter(
         deadline: The run's deadline, bounding every call and retry wait of the adapter.
         governor: The connection's API budget (see ``connector.pipeline.budget.open_governor``): every
             counted call takes a token first.
+        subscription_types: The email subscription types (by name) whose opt-out makes a person
+            unsubscribed (consent.yaml ``subscription_types`` of the connection's kind).
 
     Raises:
         ConfigurationError: the connection's kind is not a CRM Relay knows.
@@ -94,6 +97,7 @@ def build_adapter(
         retry=retry, calls=calls, timeout=timeout if timeout is not None else connection_timeout(connection),
         read_lag_seconds=float(getattr(connection, "read_lag_seconds", DEFAULT_READ_LAG_SECONDS)),
         owners_cache_seconds=float(getattr(connection, "owners_cache_seconds", 0.0)), governor=governor,
+        subscription_types=tuple(subscription_types),
     )
     return unit.open_adapter(name, connection, options)
 

@@ -26,7 +26,7 @@ def open_adapter(
 
     The connection's ``write_batch_size`` reaches the adapter, so every write call carries
     at most that many records (admins lower it when CRM-side triggers or locks need smaller
-    batches).
+    batches); so do the email subscription types consent.yaml names for its kind.
 
     Args:
         config: The validated configuration.
@@ -44,7 +44,8 @@ def open_adapter(
     """
     settings = config.connection(name)
     governor = open_governor(name, settings, engine, priority) if engine is not None else None
-    return build_adapter(name, settings, retry=retry, deadline=deadline, governor=governor)
+    return build_adapter(name, settings, retry=retry, deadline=deadline, governor=governor,
+                         subscription_types=tuple(config.rules.consent.subscription_types.get(settings.kind, ())))
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,11 @@ age at ``now`` (the controllable clock) and reports per class what is due. With 
 A dry run writes nothing anywhere (no CRM call but reading the CRM users, no audit entry). Already
 done (an archive audited, a suppression recorded, a record deleted) is reported as done, never
 done twice.
+
+``relay worker`` runs it on ``retention.yaml``'s ``schedule`` (:func:`run_scheduled_retention`, called by
+``jobs/tasks.py``): once per due cron minute however many workers run, a dry run unless ``schedule.apply``;
+each scheduled run is audited ``retention_dry_run`` or ``retention_applied`` with counts per class and action
+only (:func:`scheduled_summary`), and :func:`last_scheduled_run` reads the latest back.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.orm import Session
 
 from connector.adapters.base import CrmAdapter, Deletion
 from connector.adapters.budget import Priority
@@ -55,8 +61,8 @@ from connector.core.models import Account, Owner, Person
 from connector.pipeline.connections import open_adapter, resolve_connection
 from connector.pipeline.records import account_from_snapshot, map_record, person_from_snapshot
 from connector.privacy.subject import PERSONAL_FIELDS, forget_subject, subject_key
-from connector.store.db import session_factory
-from connector.store.models import DispositionStatus
+from connector.store.db import held_alone, read_snapshot, session_factory
+from connector.store.models import AuditRow, DispositionStatus
 from connector.store.repositories import Audit, AuditEntryIn, Records
 from connector.store.repositories.dispositions import DispositionIn, Dispositions
 from connector.store.repositories.records import RecordSnapshot
@@ -460,3 +466,149 @@ def run_retention(config: RelayConfig, engine: Engine, *, now: datetime, apply: 
     finally:
         for adapter in opened.values():
             adapter.close()
+
+
+# --------------------------------------------------------------------------- the scheduled run (relay worker)
+
+STARTED = "retention_job_started"
+"""Audit action of a scheduled run's claim of its cron minute (``slot``), written before it runs: a minute is
+claimed once, however many workers see it due."""
+DRY_RUN = "retention_dry_run"
+"""Audit action of a scheduled dry run: what it would do, as counts per class and action."""
+APPLIED = "retention_applied"
+"""Audit action of a scheduled applied run (the records it acted on have their own entries)."""
+JOB_FAILED = "retention_job_failed"
+"""Audit action of a scheduled run that failed (the error's type only; the worker's log has the rest)."""
+FINISHED = (DRY_RUN, APPLIED, JOB_FAILED)
+JOB_CONNECTION = "retention"
+"""The audit entries of the scheduled runs concern every connection: they name this instead of one."""
+JOB_LOCK = "relay.retention"
+"""The store-wide lock a scheduled run holds (:func:`connector.store.db.held_alone`)."""
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    """A scheduled run as the audit log keeps it.
+
+    Attributes:
+        slot: The cron minute it ran for.
+        at: When it ran (the clock it judged by).
+        action: ``retention_dry_run``, ``retention_applied`` or ``retention_job_failed``.
+        detail: The audit entry's detail (counts per class and action; the error's type when it failed).
+    """
+
+    slot: datetime
+    at: datetime
+    action: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ScheduledOutcome:
+    """What one call of :func:`run_scheduled_retention` did.
+
+    ``status``: ``ran`` (``run`` is what it audited), ``failed`` (audited, logged), ``done`` (a run of this slot or
+    a later one is in the audit log already), ``busy`` (another process holds the lock).
+    """
+
+    status: str
+    slot: datetime
+    run: ScheduledRun | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": self.status, "slot": self.slot.isoformat(),
+                "action": self.run.action if self.run else None, "detail": self.run.detail if self.run else None}
+
+
+def scheduled_summary(report: RetentionReport) -> dict[str, Any]:
+    """Counts only (no record, key or person): per class its action and figures, per action the records
+    acted on (``apply``) or that a run would act on (a dry run)."""
+    classes: dict[str, dict[str, Any]] = {}
+    by_action: Counter[str] = Counter()
+    for name, tally in report.tallies.items():
+        action = report.actions.get(name, "-")
+        acting = tally.acted if report.apply else tally.due_records - tally.done_before
+        classes[name] = {"action": action, "people": tally.people, "records": tally.records,
+                         "due_people": tally.due_people, "due_records": tally.due_records,
+                         "done_before": tally.done_before, "done_now" if report.apply else "would_do": acting,
+                         "refused": tally.failed}
+        by_action[action] += acting
+    verb = "done" if report.apply else "would_do"
+    return {"apply": report.apply, "connections": list(report.connections), "classes": classes,
+            verb: {action: by_action[action] for action in ("delete", "archive", "suppress")},
+            "refused": len(report.failed), "purged": len(report.purged), "unreadable": report.unreadable}
+
+
+def _latest(reader: Connection | Session, actions: Sequence[str]) -> ScheduledRun | None:
+    row = reader.execute(select(AuditRow.at, AuditRow.action, AuditRow.detail).where(AuditRow.action.in_(actions))
+                         .order_by(AuditRow.at.desc(), AuditRow.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    detail = dict(row.detail)
+    slot = detail.get("slot")
+    return ScheduledRun(datetime.fromisoformat(slot) if isinstance(slot, str) else row.at, row.at, row.action, detail)
+
+
+def last_scheduled_run(engine: Engine) -> ScheduledRun | None:
+    """The latest scheduled run that finished (dry run, applied or failed) as the audit log keeps it, or ``None``."""
+    with read_snapshot(engine) as reader:
+        return _latest(reader, FINISHED)
+
+
+def _claim(engine: Engine, slot: datetime, now: datetime, apply: bool) -> ScheduledRun | None:
+    """Claim cron minute ``slot`` (audited ``retention_job_started``); the claim of this slot or a later one
+    when there is one already. One write transaction: SQLite's write lock (``BEGIN IMMEDIATE``) serialises it;
+    on PostgreSQL the caller holds the store-wide lock."""
+    with session_factory(engine).begin() as session:
+        claimed = _latest(session, (STARTED,))
+        if claimed is not None and claimed.slot >= slot:
+            return claimed
+        Audit(session).append(JOB_CONNECTION, STARTED, detail={"slot": slot.isoformat(), "now": now.isoformat(),
+                                                               "apply": apply}, at=now)
+        return None
+
+
+def run_scheduled_retention(config: RelayConfig, engine: Engine, *, slot: datetime, now: datetime,
+                            adapters: Mapping[str, CrmAdapter] | None = None) -> ScheduledOutcome:
+    """The scheduled run of cron minute ``slot``: once, however many workers call it.
+
+    The minute is claimed first (audited ``retention_job_started`` in one write transaction); a minute claimed
+    already, or one older than the last claimed, is not run. On PostgreSQL the whole run holds the store-wide
+    lock ``relay.retention`` (:func:`~connector.store.db.held_alone`: workers on other machines find it busy);
+    on SQLite the claim's write transaction serialises the workers. Then :func:`run_retention` judges at
+    ``now``, applying when ``retention.yaml``'s ``schedule.apply`` says so, and the run is audited
+    ``retention_dry_run`` or ``retention_applied`` with :func:`scheduled_summary`'s counts. An error is logged
+    and audited ``retention_job_failed`` (its type only), never raised: the minute is not tried again.
+    """
+    apply = config.rules.retention.schedule.apply
+    with read_snapshot(engine) as reader:  # a read first (no write lock): the minutes after a run find it claimed
+        claimed = _latest(reader, (STARTED,))
+    if claimed is not None and claimed.slot >= slot:
+        return ScheduledOutcome("done", slot, claimed)
+    with held_alone(engine, JOB_LOCK) as held:
+        if not held:
+            log.info("retention (scheduled %s): another process is running it", slot.isoformat())
+            return ScheduledOutcome("busy", slot)
+        claimed = _claim(engine, slot, now, apply)
+        if claimed is not None:
+            log.info("retention (scheduled %s): claimed already (for %s, at %s)", slot.isoformat(),
+                     claimed.slot.isoformat(), claimed.at.isoformat())
+            return ScheduledOutcome("done", slot, claimed)
+        base = {"slot": slot.isoformat(), "now": now.isoformat(), "scheduled": True}
+        try:
+            report = run_retention(config, engine, now=now, apply=apply, adapters=adapters)
+        except Exception as exc:  # logged and audited; the worker goes on
+            log.error("retention (scheduled %s, %s) failed: %s: %s", slot.isoformat(),
+                      "apply" if apply else "dry run", type(exc).__name__, exc)
+            detail = {**base, "apply": apply, "error": type(exc).__name__}
+            _audit(engine, [AuditEntryIn(connection=JOB_CONNECTION, action=JOB_FAILED, detail=detail, at=now)])
+            return ScheduledOutcome("failed", slot, ScheduledRun(slot, now, JOB_FAILED, detail))
+        action = APPLIED if apply else DRY_RUN
+        summary = scheduled_summary(report)
+        detail = {**base, **summary}
+        _audit(engine, [AuditEntryIn(connection=JOB_CONNECTION, action=action, detail=detail, at=now)])
+        counts: dict[str, int] = summary["done" if apply else "would_do"]
+        log.info("retention (scheduled %s, %s): %s %s; %s", slot.isoformat(), "applied" if apply else "dry run",
+                 "done:" if apply else "would", ", ".join(f"{a} {n}" for a, n in counts.items()),
+                 ", ".join(f"{c} {t.due_people}/{t.people} people due" for c, t in report.tallies.items()))
+        return ScheduledOutcome("ran", slot, ScheduledRun(slot, now, action, detail))

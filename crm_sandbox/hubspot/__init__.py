@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import shlex
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,11 @@ from crm_sandbox.common import (
     Send,
 )
 from crm_sandbox.hubspot.app import build_app
+from crm_sandbox.hubspot.communication_preferences_api import required_scope
 from crm_sandbox.hubspot.errors import (
     CURRENT_CORRELATION_ID,
     correlation_id,
+    missing_scopes,
     rate_limit_body,
     unauthenticated,
 )
@@ -145,6 +147,10 @@ class HubSpotSandbox(ServedSandbox):
         clock: ms since the epoch for record timestamps (injectable for tests).
         webhook_settings: subscriptions, duplicates, retries of webhook deliveries.
         search_lag_ms: how long a write stays invisible to search (HubSpot's index trails writes).
+        denied_scopes: scopes the private app lacks (a list, or one comma-separated text): a call that needs
+            one answers 403 ``MISSING_SCOPES``, as HubSpot does. The sandbox checks the communication
+            preferences API's (``communication_preferences.read``, ``.write``); ``denied_scopes`` may be
+            changed while it runs.
     """
 
     name = "hubspot"
@@ -166,10 +172,13 @@ class HubSpotSandbox(ServedSandbox):
         clock: Callable[[], int] | None = None,
         webhook_settings: WebhookSettings | None = None,
         search_lag_ms: int = 0,
+        denied_scopes: Iterable[str] | str = (),
     ) -> None:
         super().__init__()
         self.access_token = access_token
         self.client_secret = client_secret
+        names = denied_scopes.split(",") if isinstance(denied_scopes, str) else denied_scopes
+        self.denied_scopes: set[str] = {name.strip() for name in names if name.strip()}
         self.state_file = Path(state_file) if state_file else None
         self.state = HubSpotState(portal_id=portal_id, clock=clock, app_id=app_id)
         if self.state_file is not None and self.state_file.exists():
@@ -213,6 +222,10 @@ class HubSpotSandbox(ServedSandbox):
         if refused is not None:
             return refused
         scope[HEADERS_KEY] = limit_headers
+        needed = required_scope(scope["method"], scope["path"])
+        if needed is not None and needed in self.denied_scopes:
+            error = missing_scopes([needed])
+            return error.status, dict(limit_headers), error.body()
         return None
 
     def _injected_rate_limit(self, retry_after: float) -> ErrorAnswer:
@@ -270,7 +283,8 @@ SANDBOX = SandboxKind(
     label="HubSpot",
     factory=HubSpotSandbox,
     default_port=8702,
-    description="CRM v3 objects, batch, search, associations v4, owners, properties, schemas, signed webhooks",
+    description="CRM v3 objects, batch, search, associations v4, owners, properties, schemas, communication "
+                "preferences, signed webhooks",
     options=(
         SandboxOption("webhook_url", "deliver signed v3 webhooks to this URL", metavar="URL"),
         SandboxOption("client_secret", "the app secret that signs webhooks", str, "sandbox-secret"),
@@ -278,6 +292,8 @@ SANDBOX = SandboxKind(
         SandboxOption("ten_second_limit", "requests allowed per rolling 10 seconds", int, 190),
         SandboxOption("daily_limit", "requests allowed per day", int, 1_000_000),
         SandboxOption("search_per_second", "search requests allowed per second", int, 5),
+        SandboxOption("denied_scopes", "scopes the private app lacks, comma-separated (their calls answer 403 "
+                      "MISSING_SCOPES), e.g. communication_preferences.read", metavar="SCOPES"),
     ),
 )
 """The HubSpot sandbox in :mod:`crm_sandbox.registry`."""

@@ -1,4 +1,5 @@
-"""The Starlette app speaking HubSpot's CRM API (objects, batch, search, associations, owners, properties).
+"""The Starlette app speaking HubSpot's CRM API (objects, batch, search, associations, owners, properties)
+and its communication preferences API (email subscription types and statuses).
 
 Each family of endpoints has its own module; this one assembles them. Every
 handler answers HubSpot's JSON shapes; anything a client can send that is wrong
@@ -19,6 +20,7 @@ from crm_sandbox.hubspot._http import json_response
 from crm_sandbox.hubspot.associations_api import AssociationsApi
 from crm_sandbox.hubspot.associations_v3_api import AssociationsV3Api
 from crm_sandbox.hubspot.batch_api import BatchApi
+from crm_sandbox.hubspot.communication_preferences_api import CommunicationPreferencesApi
 from crm_sandbox.hubspot.objects_api import ObjectsApi
 from crm_sandbox.hubspot.owners_api import OwnersApi
 from crm_sandbox.hubspot.pipelines_api import PipelinesApi
@@ -57,6 +59,7 @@ def build_app(state: HubSpotState, faults: FaultInjector, search_lag_ms: int = 0
         *AssociationsApi(state).routes(),
         *AssociationsV3Api(state).routes(),
         *OwnersApi(state).routes(),
+        *CommunicationPreferencesApi(state).routes(),
         *PipelinesApi().routes(),
         *PropertiesApi(state).routes(),
         *BatchApi(state, faults, objects).routes(),

@@ -118,6 +118,21 @@ def property_errors(problems: list[dict[str, Any]], portal_id: int) -> HubSpotEr
     return validation_error(message, errors=errors)
 
 
+SCOPES_MESSAGE = (
+    "This app hasn't been granted all required scopes to make this call. Read more about required scopes "
+    "here: https://developers.hubspot.com/scopes."
+)
+
+
+def missing_scopes(scopes: list[str]) -> HubSpotError:
+    """The 403 HubSpot answers a token whose app lacks a scope the call needs (``category: MISSING_SCOPES``)."""
+    return HubSpotError(HTTPStatus.FORBIDDEN, SCOPES_MESSAGE, "MISSING_SCOPES", {
+        "errors": [{"message": "One or more of the following scopes are required.",
+                    "context": {"requiredGranularScopes": list(scopes)}}],
+        "links": {"scopes": "https://developers.hubspot.com/scopes"},
+    })
+
+
 def rate_limit_body(policy: str) -> dict[str, Any]:
     """The JSON body of a 429 for a rate-limit policy (TEN_SECONDLY_ROLLING, DAILY, SECONDLY)."""
     names = {"TEN_SECONDLY_ROLLING": "ten_secondly_rolling", "DAILY": "daily", "SECONDLY": "secondly"}

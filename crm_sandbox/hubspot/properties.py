@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from crm_sandbox.hubspot.pipelines import pipeline_options, stage_options
+from crm_sandbox.hubspot.subscriptions import opt_out_properties
 from crm_sandbox.schema import HUBSPOT_CUSTOM_PROPERTIES
 
 PROPERTY_TYPES = ("string", "number", "date", "datetime", "enumeration", "bool")
@@ -162,6 +163,10 @@ def _builtin() -> dict[str, list[PropertyDefinition]]:
         _p("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", ci,
            options=_opts(*LIFECYCLE_STAGES, labels=_LIFECYCLE_LABELS)),
         _p("hs_email_optout", "Unsubscribed from all email", "bool", "booleancheckbox", "emailinformation", options=_BOOL),
+        # One per email subscription type (subscriptions.py): "true" once the contact opted out of it; set
+        # through the communication preferences API only.
+        *[_p(name, label, "bool", "booleancheckbox", "emailinformation", options=_BOOL, read_only_value=True)
+          for name, label in opt_out_properties()],
         # GDPR: the lawful basis of processing the contact's data; a checkbox (values joined by ";").
         _p("hs_legal_basis", "Legal basis for processing contact's data", "enumeration", "checkbox", ci,
            options=[(basis, basis) for basis in LEGAL_BASES]),

@@ -33,6 +33,13 @@ from crm_sandbox.hubspot.properties import (
     normalise_value,
     to_text,
 )
+from crm_sandbox.hubspot.subscriptions import (
+    NOT_SUBSCRIBED,
+    SUBSCRIBED,
+    SUBSCRIPTION_TYPES,
+    SubscriptionType,
+    status_json,
+)
 
 #: object type -> (object type id, singular name)
 OBJECT_TYPES: dict[str, tuple[str, str]] = {
@@ -120,6 +127,9 @@ class HubSpotState:
         self.merged_into: dict[str, dict[str, str]] = {t: {} for t in OBJECT_TYPES}
         #: object type -> record id -> property -> history entries, newest first (see :meth:`property_history`).
         self.history: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {t: {} for t in OBJECT_TYPES}
+        #: email address -> subscription type id -> {status, legalBasis?, legalBasisExplanation?} (see
+        #: :meth:`set_subscription`); a contact shows each NOT_SUBSCRIBED as ``hs_email_optout_<id>``.
+        self.subscriptions: dict[str, dict[str, dict[str, Any]]] = {}
         self.next_id = 1
         self.version = 0
         self.listeners: list[Callable[[Change], None]] = []
@@ -168,6 +178,17 @@ class HubSpotState:
                 from_type, from_id, to_type, to_id, type_id = item
                 self.associations.add(resolve_type(from_type), int(from_id), resolve_type(to_type), int(to_id), int(type_id))
             self._reindex()
+            self._statuses_of_contacts()
+
+    def _statuses_of_contacts(self) -> None:
+        """The NOT_SUBSCRIBED statuses the live contacts' ``hs_email_optout_<id>`` properties show."""
+        for record in self.records["contacts"].values():
+            email = record["properties"].get("email")
+            if record["archived"] or not email:
+                continue
+            for kind in SUBSCRIPTION_TYPES:
+                if record["properties"].get(kind.property_name) == "true":
+                    self.subscriptions.setdefault(email.lower(), {}).setdefault(kind.id, {"status": NOT_SUBSCRIBED})
 
     def _store_loaded(self, object_type: str, record: dict[str, Any]) -> None:
         rid = str(record["id"])
@@ -261,6 +282,7 @@ class HubSpotState:
                 "groups": {t: list(groups.values()) for t, groups in self.groups.items()},
                 "merged_into": self.merged_into,
                 "history": self.history,
+                "subscriptions": self.subscriptions,
             }
 
     @staticmethod
@@ -299,6 +321,9 @@ class HubSpotState:
             saved_history = data.get("history", {})
             self.history = {t: {rid: dict(props) for rid, props in saved_history.get(t, {}).items()} for t in OBJECT_TYPES}
             self._reindex()
+            self.subscriptions = {email: {k: dict(v) for k, v in kinds.items()}
+                                  for email, kinds in data.get("subscriptions", {}).items()}
+            self._statuses_of_contacts()  # a state file saved before statuses were kept
 
     def save(self, path: Path) -> None:
         """Write the portal to a JSON file."""
@@ -448,6 +473,10 @@ class HubSpotState:
             if definition is None:
                 problems.append({"name": name, "error": "PROPERTY_DOESNT_EXIST", "message": f'Property "{name}" does not exist'})
                 continue
+            if definition.read_only_value:
+                problems.append({"name": name, "error": "READ_ONLY_VALUE",
+                                 "message": f'"{name}" is a read only property; its value cannot be set.'})
+                continue
             try:
                 text = to_text(value)
             except TypeError:
@@ -490,6 +519,58 @@ class HubSpotState:
                 raise errors.conflict(
                     f"A {singular} with the unique value {value!r} for property {name!r} already exists. Existing ID: {holder}"
                 )
+
+    # -- email subscriptions ----------------------------------------------------------------
+
+    def _contact_of(self, email: str) -> dict[str, Any] | None:
+        rid = self.unique["contacts"].get("email", {}).get(email.lower())
+        return self.find("contacts", rid) if rid is not None else None
+
+    def subscription_statuses(self, email: str) -> list[dict[str, Any]]:
+        """The address's status per subscription type it has one for (``PublicSubscriptionStatus`` shapes).
+
+        A contact opted out of all email (``hs_email_optout``) is ``NOT_SUBSCRIBED`` to every type, from
+        ``PORTAL_WIDE_STATUS``.
+        """
+        with self.lock:
+            known = {k: dict(v) for k, v in self.subscriptions.get(email.lower(), {}).items()}
+            contact = self._contact_of(email)
+            everywhere = contact is not None and contact["properties"].get("hs_email_optout") == "true"
+        found = []
+        for kind in SUBSCRIPTION_TYPES:
+            if everywhere:
+                found.append(status_json(kind, NOT_SUBSCRIBED, "PORTAL_WIDE_STATUS"))
+            elif kind.id in known:
+                entry = known[kind.id]
+                found.append(status_json(kind, entry["status"], legal_basis=entry.get("legalBasis"),
+                                         explanation=entry.get("legalBasisExplanation")))
+        return found
+
+    def set_subscription(self, email: str, kind: SubscriptionType, status: str, legal_basis: str | None = None,
+                         explanation: str | None = None) -> dict[str, Any]:
+        """Subscribe or unsubscribe an address from one type; its contact's ``hs_email_optout_<id>`` follows.
+
+        Raises:
+            HubSpotError: 400 when the address already has that status.
+        """
+        if status not in (SUBSCRIBED, NOT_SUBSCRIBED):
+            raise ValueError(f"status must be {SUBSCRIBED} or {NOT_SUBSCRIBED}, got {status!r}")
+        email = email.lower()
+        with self.lock:
+            current = self.subscriptions.get(email, {}).get(kind.id)
+            if current is not None and current["status"] == status:
+                word = "unsubscribed from" if status == NOT_SUBSCRIBED else "subscribed to"
+                raise errors.validation_error(f"{email} is already {word} subscription {kind.id}")
+            entry: dict[str, Any] = {"status": status}
+            if legal_basis:
+                entry["legalBasis"] = legal_basis
+            if explanation:
+                entry["legalBasisExplanation"] = explanation
+            self.subscriptions.setdefault(email, {})[kind.id] = entry
+            contact = self._contact_of(email)
+            if contact is not None:
+                self.update("contacts", contact, {kind.property_name: "true" if status == NOT_SUBSCRIBED else None})
+        return status_json(kind, status, legal_basis=legal_basis, explanation=explanation)
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from crm_sandbox.hubspot.subscriptions import ONE_TO_ONE
 from crm_sandbox.seed import messiness as mess
 from crm_sandbox.seed._names import NICKNAMES
 from crm_sandbox.seed._people import Person, PersonFactory
@@ -228,8 +230,23 @@ def hubspot_contact(
         "hs_object_id": contact_id,
     }
     props.update(dict.fromkeys(_DISPOSITION_PROPERTIES))
+    if opted_out_of_sales_email(shown, person):
+        props[ONE_TO_ONE.property_name] = "true"
     return {"id": contact_id, "properties": props, "createdAt": created, "updatedAt": modified,
             "archived": False}
+
+
+def opted_out_of_sales_email(shown: Shown, person: Person) -> bool:
+    """Whether a HubSpot contact opted out of the "One to One" (sales) email subscription type.
+
+    About one contact in twenty (mess.SALES_EMAIL_OPT_OUT_RATE) of those still subscribed to email at
+    all and with a phone on file, so a rep is left the phone ("reach by phone only"). Chosen by a hash
+    of the address, not a draw from the seed's random stream, which would change every record after it.
+    """
+    if person.opt_out or not shown.email or not (shown.phone or "").strip():
+        return False
+    roll = zlib.crc32(f"one-to-one:{shown.email.lower()}".encode()) % 10_000
+    return roll < mess.SALES_EMAIL_OPT_OUT_RATE * 10_000
 
 
 def hubspot_record(

@@ -67,6 +67,8 @@ TITLE_VARIANT_RATE = 0.25
 WHITESPACE_JUNK_RATE = 0.04
 #: The person unsubscribed from email.
 EMAIL_OPT_OUT_RATE = 0.06
+#: HubSpot contacts (not opted out of all email, with a phone) opted out of the "One to One" sales email type.
+SALES_EMAIL_OPT_OUT_RATE = 0.05
 
 FREE_MAIL_DOMAINS: tuple[str, ...] = ("gmail.com", "yahoo.com", "hotmail.com", "outlook.com")
 #: What Salesforce web-to-lead writes into required fields the form did not fill.

@@ -89,3 +89,33 @@ def test_the_files_are_optional(shipped: ConfigCopy) -> None:
     shipped.path("config/rules/retention.yaml").unlink()
     rules = load_config(shipped.config_dir, shipped.mappings_dir, env={}).rules
     assert rules.consent == ConsentRules() and rules.retention == RetentionRules()
+
+
+def test_subscription_type_mistakes_are_named(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("config/rules/consent.yaml", "  hubspot: [One to One]", '  hubspot: [One to One, " one  to one ", ""]')
+    assert problems_of() == [
+        "config/rules/consent.yaml:78: subscription_types.hubspot[1]: subscription type ' one  to one ' is already "
+        "listed at hubspot[0] (names compare without case)",
+        "config/rules/consent.yaml:78: subscription_types.hubspot[2]: name a subscription type as the CRM shows it "
+        "(e.g. One to One), not blank (got '')",
+    ]
+
+
+def test_subscription_types_name_crms_that_keep_them(shipped: ConfigCopy, problems_of: Problems) -> None:
+    shipped.edit("config/rules/consent.yaml", "  hubspot: [One to One]",
+                 "  hubspot: [One to One]\n  hubsopt: [Sales]\n  salesforce: [Newsletter]")
+    assert problems_of() == [
+        "config/rules/consent.yaml:79: subscription_types.hubsopt: 'hubsopt' is no CRM Relay knows; did you mean "
+        "'hubspot'? (known: hubspot, salesforce)",
+        "config/rules/consent.yaml:80: subscription_types.salesforce: Relay reads no email subscription types from "
+        "Salesforce (it does from: hubspot); map subscription_status to a field of yours instead",
+    ]
+
+
+def test_subscription_types_ship_as_hubspots_one_to_one_and_an_empty_list_turns_them_off(
+        shipped: ConfigCopy) -> None:
+    assert load_config(shipped.config_dir, shipped.mappings_dir, env={}).rules.consent.subscription_types == {
+        "hubspot": ["One to One"]}
+    shipped.edit("config/rules/consent.yaml", "  hubspot: [One to One]", "  hubspot: []")
+    assert load_config(shipped.config_dir, shipped.mappings_dir, env={}).rules.consent.subscription_types == {
+        "hubspot": []}

@@ -15,7 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.core.decide import decide_people
-from connector.core.governance.consent import UNRESTRICTED, consent_of, record_states
+from connector.core.governance.consent import (
+    UNRESTRICTED,
+    consent_of,
+    record_states,
+    unsubscribed_from,
+)
 from connector.core.governance.rules import (
     CONSENT_ACTIONS,
     CONSENT_STATES,
@@ -93,6 +98,30 @@ def test_each_state_is_read_from_its_field() -> None:
     assert record_states(person(legal_basis="Not a basis;legitimate interest - PROSPECT/lead"), rules) == set()
     assert record_states(person(disposition="No Response"), rules, DispositionRules()) == set()
     assert record_states(person(disposition="Do Not Contact"), rules) == set()  # without dispositions.yaml
+
+
+def test_a_subscription_status_may_name_what_the_person_unsubscribed_from() -> None:
+    assert unsubscribed_from("unsubscribed: One to One", SHIPPED) == "One to One"
+    assert unsubscribed_from(" Not_Subscribed :  Sales Email ", SHIPPED) == "Sales Email"
+    assert unsubscribed_from("unsubscribed", SHIPPED) == ""
+    assert unsubscribed_from("subscribed: One to One", SHIPPED) is None  # the part before ":" decides
+    assert unsubscribed_from(None, SHIPPED) is None and unsubscribed_from("  ", SHIPPED) is None
+    # A value of unsubscribed_values that holds a ":" itself still matches whole.
+    own = SHIPPED.model_copy(update={"unsubscribed_values": ["status: opted out"]})
+    assert unsubscribed_from("Status: Opted Out", own) == "" and unsubscribed_from("status: in", own) is None
+    assert record_states(person(subscription_status="unsubscribed: One to One"), SHIPPED) == {"unsubscribed"}
+
+
+def test_the_reason_names_the_subscription_types_a_person_left() -> None:
+    hubspot = person(subscription_status="unsubscribed: One to One", phone=None, connection="hubspot",
+                     object="contacts")
+    status = consent_of([hubspot, person(phone=None, email_opt_out=True)], SHIPPED)
+    assert status.states == ("email_opt_out", "unsubscribed") and status.unsubscribed_from == ("One to One",)
+    assert status.because("outreach_tasks") == ("opted out of email, unsubscribed from One to One; no open channel "
+                                                "to reach them (email closed)")
+    assert status.as_json()["unsubscribed_from"] == ["One to One"]
+    plain = consent_of(person(subscription_status="unsubscribed"), SHIPPED)
+    assert plain.words() == "unsubscribed" and "unsubscribed_from" not in plain.as_json()
 
 
 def test_a_lawful_basis_is_required_only_where_the_rules_say() -> None:
@@ -238,5 +267,16 @@ def test_the_opt_out_of_one_record_holds_for_the_person_in_both_crms(rules: Rule
     assert all(d.task is None and d.consent is not None for d in decisions)
 
 
+def test_unsubscribed_from_one_to_one_without_a_phone_gets_no_task_and_the_reason_names_the_type(
+        rules: Rules) -> None:
+    (d,) = _decide(rules, person(subscription_status="unsubscribed: One to One", phone=None,
+                                 connection="hubspot", object="contacts", **HOT))
+    assert d.routing is not None and d.routing.owner_email is not None and d.task is None and d.sla is None
+    assert d.routing.reason.endswith("; no follow-up task or SLA: consent (unsubscribed from One to One; no open "
+                                     "channel to reach them (email closed))")
+
+
 def test_consent_changes_the_rules_version(rules: Rules) -> None:
     assert rules.model_copy(update={"consent": EVERYWHERE}).version != rules.version
+    off = SHIPPED.model_copy(update={"subscription_types": {"hubspot": []}})
+    assert rules.model_copy(update={"consent": off}).version != rules.version

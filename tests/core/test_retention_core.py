@@ -48,6 +48,8 @@ def test_classes() -> None:
         "unsubscribed", "salesforce/Lead/1 opted out of email")
     assert person_class([lead(1, subscription_status="NOT_SUBSCRIBED")], rules=RULES, consent=CONSENT)[0] == \
         "unsubscribed"
+    assert person_class([lead(1, subscription_status="unsubscribed: One to One")], rules=RULES, consent=CONSENT) == (
+        "unsubscribed", "salesforce/Lead/1 subscription status unsubscribed: One to One")
     # A customer who unsubscribed from email stays a customer (7 years, archive).
     assert person_class([lead(1, email_opt_out=True, lifecycle_stage="customer")], rules=RULES,
                         consent=CONSENT)[0] == "customer"

@@ -2,13 +2,17 @@
 
 As a rep sees it in the CRM (owner, task, routing reason, read back through the official SDKs), in the
 audit log (not_enriched with the consent reason, the consent status on the assignment) and in the alerts
-queued (no name, email or company for a person whose consent forbids it, only the link). Also the form
-intake: opt-outs and the lawful basis a form gives land in the CRM fields Relay reads them from.
+queued (no name, email or company for a person whose consent forbids it, only the link). A HubSpot contact
+unsubscribed from the "One to One" email subscription type (through the communication preferences API, as
+HubSpot records it) is gated like an email opt-out; a type the portal lacks and a token without the scope
+are warnings, not failed syncs. Also the form intake: opt-outs and the lawful basis a form gives land in the
+CRM fields Relay reads them from.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +58,7 @@ class World:
     engine: Engine
     sf: Salesforce
     hs: HubSpot
+    hs_box: HubSpotSandbox
 
 
 @pytest.fixture
@@ -76,7 +81,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     try:
         yield World(config, engine, Salesforce(instance_url="https://sandbox", session_id=sf_box.access_token(),
                                                session=sandbox_session(sf_url), version="59.0"),
-                    HubSpot(access_token="sandbox-token", host=hs_url))
+                    HubSpot(access_token="sandbox-token", host=hs_url), hs_box)
     finally:
         engine.dispose()
         enrich_box.stop()
@@ -169,6 +174,103 @@ def test_an_opt_out_after_routing_closes_the_clock_that_chases_the_owner(world: 
 def _clocks(world: World, crm_id: str) -> list[SlaClockRow]:
     with session_factory(world.engine)() as session:
         return list(session.scalars(select(SlaClockRow).where(SlaClockRow.crm_id == crm_id).order_by(SlaClockRow.id)))
+
+
+ONE_TO_ONE = "7880017"
+"""The sandbox portal's "One to One" email subscription type (consent.yaml ships subscription_types.hubspot: [One to One])."""
+
+
+def _unsubscribe(world: World, email: str, subscription_id: str = ONE_TO_ONE) -> None:
+    from hubspot.communication_preferences import PublicUpdateSubscriptionStatusRequest
+
+    world.hs.communication_preferences.status_api.unsubscribe(PublicUpdateSubscriptionStatusRequest(
+        email_address=email, subscription_id=subscription_id, legal_basis="LEGITIMATE_INTEREST_PQL"))
+
+
+def _opt_out_of_one_to_one(world: World, contact: str) -> str | None:
+    found = world.hs.crm.contacts.basic_api.get_by_id(contact, properties=[f"hs_email_optout_{ONE_TO_ONE}"])
+    value: str | None = found.properties.get(f"hs_email_optout_{ONE_TO_ONE}")
+    return value
+
+
+def test_a_contact_opted_out_of_one_to_one_sales_email_gets_an_owner_but_no_task_and_no_clock(world: World) -> None:
+    no_phone = _contact(world, email="ray.sales@acme-widgets.example", firstname="Ray", lastname="Sales",
+                        country="US", **QUALIFIED_HS)
+    with_phone = _contact(world, email="una.sales@acme-widgets.example", firstname="Una", lastname="Sales",
+                          country="US", phone="+1 212 555 0102", **QUALIFIED_HS)
+    marketing_only = _contact(world, email="max.news@acme-widgets.example", firstname="Max", lastname="News",
+                              country="US", **QUALIFIED_HS)
+    _unsubscribe(world, "ray.sales@acme-widgets.example")
+    _unsubscribe(world, "una.sales@acme-widgets.example")
+    _unsubscribe(world, "max.news@acme-widgets.example", "7880016")  # Marketing Information: not the rep's concern
+
+    _sync(world, "hubspot")  # no write failure: Relay never writes the read-only opt-out properties
+
+    shown = _hs(world, no_phone)
+    assert shown["hubspot_owner_id"]  # routed
+    assert _hs_tasks(world, no_phone) == [] and not shown["relay_sla_due"] and _clocks(world, no_phone) == []
+    assert shown["relay_routing_reason"].endswith(
+        "; no follow-up task or SLA: consent (unsubscribed from One to One; no open channel to reach them "
+        "(email closed))")
+    assert _opt_out_of_one_to_one(world, no_phone) == "true"
+    (assigned,) = _audit(world, "assigned", no_phone)
+    assert assigned.detail["consent"]["states"] == ["unsubscribed"]
+    assert assigned.detail["consent"]["unsubscribed_from"] == ["One to One"]
+    (skipped,) = _audit(world, "not_enriched", no_phone)
+    assert skipped.detail["skipped"] == ["no consent: unsubscribed from One to One (consent.yaml allows no enrichment)"]
+    # With a number on file the rep may call; an opt-out of marketing email leaves sales email open.
+    (task,) = _hs_tasks(world, with_phone)
+    assert task["hs_task_body"].endswith("Consent: unsubscribed from One to One: reach by phone only.")
+    assert [c.status for c in _clocks(world, with_phone)] == ["open"]
+    assert len(_hs_tasks(world, marketing_only)) == 1 and _hs(world, marketing_only)["relay_sla_due"]
+    assert _audit(world, "assigned", marketing_only)[0].detail["consent"] is None
+
+
+def test_an_opt_out_of_one_to_one_after_routing_closes_the_clock(world: World) -> None:
+    contact = _contact(world, email="ola.later@acme-widgets.example", firstname="Ola", lastname="Later",
+                       country="US", **QUALIFIED_HS)
+    _sync(world, "hubspot")
+    assert [(c.status, c.closed_reason) for c in _clocks(world, contact)] == [("open", None)]
+
+    _unsubscribe(world, "ola.later@acme-widgets.example")  # moves the contact's last modification: read again
+    _sync(world, "hubspot")
+
+    assert [(c.status, c.closed_reason) for c in _clocks(world, contact)] == [("closed", "consent")]
+
+
+def test_a_type_the_portal_lacks_is_named_in_a_warning_and_the_sync_goes_on(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    consent = world.config.rules.consent.model_copy(
+        update={"subscription_types": {"hubspot": ["Sales Email", "One to One"]}})
+    world.config = dataclasses.replace(world.config, rules=world.config.rules.model_copy(update={"consent": consent}))
+    contact = _contact(world, email="ivy.sales@acme-widgets.example", firstname="Ivy", lastname="Sales",
+                       country="US", **QUALIFIED_HS)
+    _unsubscribe(world, "ivy.sales@acme-widgets.example")
+
+    with caplog.at_level(logging.WARNING, logger="connector.crms.hubspot.adapter"):
+        _sync(world, "hubspot")
+
+    named = [r.getMessage() for r in caplog.records if "Sales Email" in r.getMessage()]
+    assert named == ["connection 'hubspot': consent.yaml subscription_types.hubspot names 'Sales Email', but the "
+                     "HubSpot portal has no email subscription type of that name (its types: Marketing Information, "
+                     "One to One, Customer Service Communication): opt-outs of it are not read"]
+    assert _hs(world, contact)["hubspot_owner_id"] and _hs_tasks(world, contact) == []  # One to One still counts
+
+
+def test_without_the_communication_preferences_scope_the_sync_warns_and_goes_on(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    contact = _contact(world, email="zed.scope@acme-widgets.example", firstname="Zed", lastname="Scope",
+                       country="US", **QUALIFIED_HS)
+    _unsubscribe(world, "zed.scope@acme-widgets.example")
+    world.hs_box.denied_scopes.add("communication_preferences.read")
+
+    with caplog.at_level(logging.WARNING, logger="connector.crms.hubspot.adapter"):
+        _sync(world, "hubspot")
+
+    refused = [r.getMessage() for r in caplog.records if "communication_preferences.read" in r.getMessage()]
+    assert len(refused) == 1 and "HubSpot refused the list of email subscription types (MISSING_SCOPES" in refused[0]
+    # Relay cannot see the opt-out: the contact is routed and followed up as before (hs_email_optout still counts).
+    assert _hs(world, contact)["hubspot_owner_id"] and len(_hs_tasks(world, contact)) == 1
 
 
 def test_a_salesforce_lead_that_may_neither_be_emailed_nor_called_gets_no_task(world: World) -> None:

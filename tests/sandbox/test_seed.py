@@ -757,3 +757,14 @@ def test_company_variants_keep_the_name(seed: int, suffix: str) -> None:
     variant = mess.company_variant(random.Random(seed), "Blue Harbor", suffix)
     assert "blue harbor" in variant.lower()
     assert ", ," not in variant and not variant.endswith(",")
+
+
+def test_a_few_hubspot_contacts_opted_out_of_one_to_one_sales_email(data: SeedData) -> None:
+    """About 5 % of the contacts still subscribed to email and with a phone (a rep may call them)."""
+    contacts = [c["properties"] for c in data.hubspot["contacts"]]
+    out = [p for p in contacts if p.get("hs_email_optout_7880017") == "true"]
+    eligible = [p for p in contacts if p["hs_email_optout"] == "false" and (p.get("phone") or "").strip()
+                and p.get("email")]
+    assert 0.02 < len(out) / len(eligible) < 0.09, (len(out), len(eligible))
+    assert all(p["hs_email_optout"] == "false" and (p.get("phone") or "").strip() for p in out)
+    assert all(key != "hs_email_optout_7880017" or value == "true" for p in contacts for key, value in p.items())

@@ -8,7 +8,8 @@ Suppress". A person is in zero or more consent states, read from what the CRMs r
 * ``do_not_call``: Salesforce ``DoNotCall``;
 * ``no_lawful_basis``: the person needs a lawful basis (``lawful_basis.required_in``) and none of the
   values the CRM records (HubSpot ``hs_legal_basis``) is one;
-* ``unsubscribed``: a subscription status that means unsubscribed (``unsubscribed_values``);
+* ``unsubscribed``: a subscription status that means unsubscribed (``unsubscribed_values``; HubSpot's unit
+  reads ``unsubscribed: One to One`` when the contact opted out of a type ``subscription_types`` names);
 * ``do_not_contact``: a suppressing disposition (dispositions.yaml ``Do Not Contact``) on the record.
 
 The person gets the actions every one of their states allows (``outreach_tasks``, ``enrichment``,
@@ -59,6 +60,8 @@ class ConsentStatus:
         channels: The outreach channels left open that the person can be reached on.
         closed: The outreach channels a state closes.
         no_channel: Outreach is refused only because no channel is left (the states themselves allow it).
+        unsubscribed_from: What the person unsubscribed from, where their subscription status names it
+            (``unsubscribed: One to One``): the ``unsubscribed`` state's words say it.
     """
 
     states: tuple[str, ...] = ()
@@ -66,6 +69,7 @@ class ConsentStatus:
     channels: tuple[str, ...] = ()
     closed: tuple[str, ...] = ()
     no_channel: bool = False
+    unsubscribed_from: tuple[str, ...] = ()
 
     def allows(self, action: str) -> bool:
         """Whether ``action`` (one of ``CONSENT_ACTIONS``) may be done for this person."""
@@ -79,8 +83,13 @@ class ConsentStatus:
         return bool(self.states)
 
     def words(self) -> str:
-        """The states in words: ``opted out of email, do not call``."""
-        return ", ".join(STATE_WORDS[s] for s in self.states) or "no consent restriction"
+        """The states in words: ``opted out of email, do not call``, ``unsubscribed from One to One``."""
+        return ", ".join(self._word(s) for s in self.states) or "no consent restriction"
+
+    def _word(self, state: str) -> str:
+        if state == "unsubscribed" and self.unsubscribed_from:
+            return f"unsubscribed from {', '.join(self.unsubscribed_from)}"
+        return STATE_WORDS[state]
 
     def because(self, action: str) -> str:
         """Why ``action`` is refused, in words (empty when it is allowed)."""
@@ -98,8 +107,12 @@ class ConsentStatus:
 
     def as_json(self) -> dict[str, Any]:
         """The status as the audit log keeps it."""
-        return {"states": list(self.states), "allowed": list(self.allowed), "channels": list(self.channels),
-                "closed": list(self.closed), "no_channel": self.no_channel}
+        found: dict[str, Any] = {"states": list(self.states), "allowed": list(self.allowed),
+                                 "channels": list(self.channels), "closed": list(self.closed),
+                                 "no_channel": self.no_channel}
+        if self.unsubscribed_from:
+            found["unsubscribed_from"] = list(self.unsubscribed_from)
+        return found
 
 
 UNRESTRICTED = ConsentStatus()
@@ -135,6 +148,32 @@ def _needs_basis(record: Any, rules: ConsentRules) -> bool:
     return isinstance(country, str) and country.strip().upper() in required
 
 
+def unsubscribed_from(value: Any, rules: ConsentRules) -> str | None:
+    """What a ``subscription_status`` value says the person unsubscribed from; None when it is no unsubscription.
+
+    A value among ``unsubscribed_values`` (without case) is an unsubscription from nothing named (``""``);
+    so is one whose part before its first ``:`` is, and the rest names what from (``unsubscribed: One to
+    One`` -> ``One to One``, as HubSpot's unit reads a contact's subscription types).
+
+    Example:
+        >>> rules = ConsentRules()
+        >>> unsubscribed_from("Unsubscribed: One to One", rules), unsubscribed_from("NOT_SUBSCRIBED", rules)
+        ('One to One', '')
+        >>> unsubscribed_from("subscribed", rules) is None
+        True
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    wanted = {v.strip().casefold() for v in rules.unsubscribed_values}
+    text = value.strip()
+    if text.casefold() in wanted:
+        return ""
+    head, colon, rest = text.partition(":")
+    if colon and head.strip().casefold() in wanted:
+        return rest.strip()
+    return None
+
+
 def record_states(record: Any, rules: ConsentRules, dispositions: DispositionRules | None = None) -> set[str]:
     """The consent states one record shows (a ``Person`` or a snapshot's canonical values)."""
     states: set[str] = set()
@@ -142,8 +181,7 @@ def record_states(record: Any, rules: ConsentRules, dispositions: DispositionRul
         states.add("email_opt_out")
     if _get(record, "do_not_call") is True:
         states.add("do_not_call")
-    status = _get(record, "subscription_status")
-    if isinstance(status, str) and status.strip().casefold() in {v.casefold() for v in rules.unsubscribed_values}:
+    if unsubscribed_from(_get(record, "subscription_status"), rules) is not None:
         states.add("unsubscribed")
     if _needs_basis(record, rules):
         accepted = frozenset(_norm(v) for v in rules.lawful_basis.accepted)
@@ -192,5 +230,7 @@ def consent_of(records: Sequence[Any] | Any, rules: ConsentRules, dispositions: 
     no_channel = "outreach_tasks" in allowed and bool(closed) and not channels
     if no_channel:
         allowed.remove("outreach_tasks")  # nothing left to reach them on
+    named = (unsubscribed_from(_get(r, "subscription_status"), rules) for r in many)
+    whence = tuple(dict.fromkeys(text for text in named if text))
     return ConsentStatus(states=ordered, allowed=tuple(allowed), channels=channels, closed=closed,
-                         no_channel=no_channel)
+                         no_channel=no_channel, unsubscribed_from=whence)

@@ -27,6 +27,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from connector.core.governance.consent import unsubscribed_from
 from connector.core.governance.rules import ConsentRules, RetentionRules
 from connector.core.models import Account, Person
 
@@ -115,12 +116,10 @@ def person_class(records: Sequence[Person], *, rules: RetentionRules, consent: C
         for key in _accounts_of(person):
             if key in customers:
                 return "customer", f"{person.ref} belongs to customer account {key}"
-    unsubscribed = {v.casefold() for v in consent.unsubscribed_values}
     for person in records:
         if person.email_opt_out is True:
             return "unsubscribed", f"{person.ref} opted out of email"
-        status = _norm(person.subscription_status)
-        if status is not None and status in unsubscribed:
+        if unsubscribed_from(person.subscription_status, consent) is not None:
             return "unsubscribed", f"{person.ref} subscription status {person.subscription_status}"
     return "prospect", "no customer stage, customer account or opt-out"
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from connector.core.cron import check_cron, crontab_fields
 
 if TYPE_CHECKING:
     from connector.core.rules import RoutingRules
@@ -749,6 +751,12 @@ HUBSPOT_LEGAL_BASES: tuple[str, ...] = (
 them (the values are the labels; several are joined by ``;``). "Not applicable": the contact is not subject to GDPR."""
 
 
+SALES_SUBSCRIPTION_TYPES: tuple[str, ...] = ("One to One",)
+"""HubSpot's email subscription type of a rep's one-to-one sales email (every portal has it): the shipped
+``subscription_types.hubspot``, so a contact who opted out of it gets no follow-up task by email (seed 001
+item 47.2 "Enforce consent flags before SDR outreach")."""
+
+
 class ConsentState(_Schema):
     """What one consent state allows: ``allows`` lists the actions still done for a person in this state,
     ``closes`` the outreach channels it shuts (an outreach task needs a channel left open)."""
@@ -789,14 +797,18 @@ class ConsentRules(_Schema):
     A person in several states gets only what every one of them allows, and an outreach task only while an
     outreach channel is left open that the person can be reached on (``outreach_channels`` the states do not
     close; email needs an address, phone a number). ``unsubscribed_values``: the ``subscription_status``
-    values that mean unsubscribed (without case). Every state must be listed; ``do_not_contact`` (a
-    suppressing disposition of dispositions.yaml) allows nothing: Do Not Contact suppresses everywhere.
+    values that mean unsubscribed (without case; ``unsubscribed: One to One`` is ``unsubscribed``, from
+    One to One). ``subscription_types``: per CRM (its unit's kind), the email subscription types, by the
+    names the CRM shows, whose opt-out makes a person unsubscribed (the CRM's unit reads them; a CRM left
+    out or given an empty list: none; no ``subscription_types`` at all: HubSpot's One to One). Every state must be listed; ``do_not_contact`` (a suppressing disposition of
+    dispositions.yaml) allows nothing: Do Not Contact suppresses everywhere.
     """
 
     states: dict[ConsentStateName, ConsentState] = Field(default_factory=_sop_consent_states)
     outreach_channels: list[OutreachChannel] = Field(default_factory=lambda: list(_CHANNELS), min_length=1)
     lawful_basis: LawfulBasis = Field(default_factory=LawfulBasis)
     unsubscribed_values: list[str] = Field(default_factory=lambda: ["unsubscribed", "not_subscribed"])
+    subscription_types: dict[str, list[str]] = Field(default_factory=lambda: {"hubspot": list(SALES_SUBSCRIPTION_TYPES)})
 
     @model_validator(mode="after")
     def _check(self) -> ConsentRules:
@@ -828,6 +840,18 @@ class ConsentRules(_Schema):
         if self.lawful_basis.required_in and not self.lawful_basis.accepted:
             problems.add(("lawful_basis", "accepted"), "empty",
                          "a lawful basis is required: list the legal_basis values that are one", [])
+        for crm, names in self.subscription_types.items():
+            seen: dict[str, int] = {}
+            for i, name in enumerate(names):
+                key = " ".join(name.split()).casefold()
+                if not key:
+                    problems.add(("subscription_types", crm, i), "empty_name",
+                                 "name a subscription type as the CRM shows it (e.g. One to One), not blank", name)
+                elif key in seen:
+                    problems.add(("subscription_types", crm, i), "duplicate",
+                                 f"subscription type '{name}' is already listed at {crm}[{seen[key]}] "
+                                 "(names compare without case)", name)
+                seen.setdefault(key, i)
         problems.raise_if_any()
         return self
 
@@ -868,17 +892,39 @@ def _sop_retention() -> dict[RetentionClass, RetentionPeriod]:
     }
 
 
+class RetentionSchedule(_Schema):
+    """When ``relay worker`` runs retention by itself: a five-field cron expression in UTC (daily, off-peak as
+    shipped). ``apply: false`` (shipped: dry run first) only audits what a run would do (``retention_dry_run``,
+    counts per class and action); ``apply: true`` does what ``relay retention run --apply`` does. ``enabled:
+    false``: no scheduled run (the command still works)."""
+
+    enabled: bool = Field(default=True, description="false: the worker never runs retention by itself.")
+    cron: str = Field(default="30 3 * * *", description="Five-field cron expression in UTC, e.g. '30 3 * * *'.")
+    apply: bool = Field(default=False, description="false: a dry run audited as retention_dry_run (counts only); "
+                                                   "true: archive, delete and suppress as relay retention run --apply.")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_is_valid(cls, value: str) -> str:
+        return check_cron(value)
+
+    def crontab_fields(self) -> dict[str, str]:
+        """The cron expression as ``huey.crontab`` keyword arguments."""
+        return crontab_fields(self.cron)
+
+
 class RetentionRules(_Schema):
     """Retention periods per class of data (``retention.yaml``; seed 002 "Data Retention Policy").
 
     ``customer_values``: the lifecycle stages (HubSpot ``lifecyclestage``) and account types (Salesforce
     ``Account.Type``) that make a person or an account a customer (compared without case); a person is also
     a customer when their account has a won deal. Every class must be listed; employees (CRM users) are only
-    ever archived.
+    ever archived. ``schedule``: when the job worker runs it (:class:`RetentionSchedule`).
     """
 
     classes: dict[RetentionClass, RetentionPeriod] = Field(default_factory=_sop_retention)
     customer_values: list[str] = Field(default_factory=lambda: ["customer", "Customer - Direct", "Customer - Channel"])
+    schedule: RetentionSchedule = Field(default_factory=RetentionSchedule)
 
     @model_validator(mode="after")
     def _check(self) -> RetentionRules:

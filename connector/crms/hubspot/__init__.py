@@ -2,7 +2,8 @@
 
 Everything Relay knows about HubSpot lives in this package: the connection settings
 (:mod:`.settings`), the adapter (:mod:`.adapter`, batch answers in :mod:`.results`), the
-error dialect and SDK translation (:mod:`.errors`) and its signed webhooks (:mod:`.webhooks`).
+error dialect and SDK translation (:mod:`.errors`), its signed webhooks (:mod:`.webhooks`) and its
+email subscription types (:mod:`.subscriptions`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def open_adapter(name: str, settings: HubSpotConnection, options: AdapterOptions
         name, settings.base_url, secret_text(settings.credentials.access_token), timeout=options.timeout,
         retry=options.retry, calls=options.calls, write_batch_size=settings.write_batch_size,
         read_lag=timedelta(seconds=options.read_lag_seconds), owners_cache_seconds=options.owners_cache_seconds,
-        governor=options.governor,
+        governor=options.governor, subscription_types=options.subscription_types,
     )
 
 
@@ -51,4 +52,5 @@ UNIT = CrmUnit(
     limits=CrmLimits(max_write_batch=HUBSPOT_MAX_WRITE_BATCH, max_page_size=HUBSPOT_MAX_PAGE_SIZE),
     sandbox="hubspot",
     read_webhook=read_webhook,  # v3-signed batches of events (webhooks.py)
+    reads_subscription_types=True,  # hs_email_optout_<id> of consent.yaml's types (subscriptions.py)
 )

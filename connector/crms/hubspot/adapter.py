@@ -16,6 +16,9 @@
   call); a qualified contact becomes a deal (see :meth:`HubSpotAdapter.convert_lead`).
 * Records travel flat: ``id``, ``archived``, ``createdAt``, ``updatedAt`` and the
   properties (all strings), as ``mappings/hubspot.yaml`` expects.
+* Email subscription types: where a contacts mapping reads ``hs_email_optout_*``, the opt-out
+  properties of consent.yaml's subscription types are asked too and summed up under that name
+  (``unsubscribed: One to One``; see :mod:`~connector.crms.hubspot.subscriptions`).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ from connector.adapters.calls import ApiCallCounter
 from connector.adapters.errors import (
     ConfigurationError,
     FatalError,
+    PermissionError_,
     RecordError,
     RetriableError,
     parse_error_body,
@@ -97,6 +101,13 @@ from connector.crms.hubspot.paging import (
 )
 from connector.crms.hubspot.records import RECORD_FIELDS, flatten
 from connector.crms.hubspot.results import match_results, trace_id
+from connector.crms.hubspot.subscriptions import (
+    OPT_OUTS,
+    SCOPE,
+    definitions_of,
+    opt_out_status,
+    resolve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +208,11 @@ class HubSpotAdapter:
             base URL and a digest of the access token.
         governor: The connection's API budget: every call takes a token first, and every answer's
             ``X-HubSpot-RateLimit-*`` headers correct it (None: calls are not held).
+        subscription_types: The email subscription types, by name, whose opt-out a contact's
+            ``hs_email_optout_*`` reads (consent.yaml ``subscription_types.hubspot``): looked up once
+            per adapter (one run) in the portal's list, kept in ``caches`` for ``owners_cache_seconds``.
+            A name the portal lacks, or a token without scope ``communication_preferences.read``, is
+            logged as a warning once per adapter; the read goes on without it.
     """
 
     crm = "hubspot"
@@ -220,6 +236,7 @@ class HubSpotAdapter:
         owners_cache_seconds: float = 0.0,
         caches: SharedCaches | None = None,
         governor: Governor | None = None,
+        subscription_types: Sequence[str] = (),
     ) -> None:
         parts = urlsplit(base_url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -272,6 +289,10 @@ class HubSpotAdapter:
         self._properties_of: dict[str, dict[str, dict[str, Any]]] = {}
         self._pipelines = self.client.crm.pipelines.pipelines_api
         self._deal_pipelines: list[dict[str, Any]] | None = None
+        self.subscription_types = tuple(subscription_types)
+        self._definitions = self.client.communication_preferences.definition_api
+        self._opt_outs: dict[str, str] | None = None
+        self._unmapped_warned = False
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -395,11 +416,21 @@ class HubSpotAdapter:
         if kind == "owners":  # not a CRM object: a small list, read whole every time
             yield Page(object=kind, records=self.owners())
             return
-        properties = list(dict.fromkeys([*fields, MODIFIED, MERGED]))
+        if kind == "contacts" and self.subscription_types and OPT_OUTS not in fields and not self._unmapped_warned:
+            self._unmapped_warned = True
+            log.warning("connection %r: consent.yaml subscription_types.hubspot names %s, but the contacts mapping "
+                        "reads no subscription_status from %r: opt-outs of those types are not read (map it, or set "
+                        "subscription_types.hubspot: [])", self.connection, ", ".join(self.subscription_types),
+                        OPT_OUTS)
+        names, opt_outs = self._with_opt_outs(fields)
+        properties = list(dict.fromkeys([*names, MODIFIED, MERGED]))
         if cursor is None:
-            yield from self._full_read(kind, properties, size)
+            pages = self._full_read(kind, properties, size)
         else:
-            yield from self._incremental_read(kind, properties, cursor, size)
+            pages = self._incremental_read(kind, properties, cursor, size)
+        for page in pages:
+            _sum_up_opt_outs(page.records, opt_outs)
+            yield page
 
     def _listing(self, kind: str, context: str, get_page: Callable[..., Any],
                  **params: Any) -> LinkPaginator[dict[str, Any]]:
@@ -504,7 +535,8 @@ class HubSpotAdapter:
         if kind == "owners":
             page.records.extend(o for o in self.owners() if str(o.get("id")) in set(wanted))
             return page
-        properties = list(dict.fromkeys([*fields, MODIFIED, MERGED]))
+        names, opt_outs = self._with_opt_outs(fields)
+        properties = list(dict.fromkeys([*names, MODIFIED, MERGED]))
         for start in range(0, len(wanted), PAGE_LIMIT):
             chunk = wanted[start:start + PAGE_LIMIT]
             context = f"batch read {len(chunk)} {kind}"
@@ -514,6 +546,7 @@ class HubSpotAdapter:
             for row in answer["results"]:
                 page.records.append(flatten(row))
                 page.merged.extend(merged_pairs(row))
+        _sum_up_opt_outs(page.records, opt_outs)
         return page
 
     def read_by_email(self, object: str, fields: Sequence[str], emails: Sequence[str]) -> Page:
@@ -528,7 +561,8 @@ class HubSpotAdapter:
             raise ConfigurationError(f"connection {self.connection!r}: HubSpot finds people by email among contacts "
                                      f"only, not {object!r}", crm="hubspot", code="INVALID_OBJECT")
         wanted = list(dict.fromkeys(str(e).strip().lower() for e in emails if str(e or "").strip()))
-        properties = list(dict.fromkeys([*fields, "email", MODIFIED, MERGED]))
+        names, opt_outs = self._with_opt_outs(fields)
+        properties = list(dict.fromkeys([*names, "email", MODIFIED, MERGED]))
         page = Page(object=kind)
         seen: set[str] = set()
         for start in range(0, len(wanted), PAGE_LIMIT):
@@ -542,7 +576,63 @@ class HubSpotAdapter:
                     continue
                 seen.add(str(row.get("id")))
                 page.records.append(flatten(row))
+        _sum_up_opt_outs(page.records, opt_outs)
         return page
+
+    # --- email subscription types ------------------------------------------------------------
+
+    def _with_opt_outs(self, fields: Sequence[str]) -> tuple[list[str], dict[str, str] | None]:
+        """``fields`` with :data:`OPT_OUTS` replaced by the opt-out properties it stands for, and those
+        properties (property -> type name; empty when none resolves; None when ``fields`` does not ask it)."""
+        if OPT_OUTS not in fields:
+            return list(fields), None
+        opt_outs = self.opt_out_properties()
+        return [*(f for f in fields if f != OPT_OUTS), *opt_outs], opt_outs
+
+    def opt_out_properties(self) -> dict[str, str]:
+        """``hs_email_optout_<id>`` -> type name for consent.yaml's subscription types, looked up once per adapter.
+
+        A name the portal has no type of, and a token HubSpot refuses the list to (403: the private
+        app lacks scope ``communication_preferences.read``), are logged as warnings; what resolves is read.
+        """
+        if self._opt_outs is None:
+            self._opt_outs = self._resolve_opt_outs() if self.subscription_types else {}
+        return dict(self._opt_outs)
+
+    def _resolve_opt_outs(self) -> dict[str, str]:
+        listed = self.caches.subscription_types.fetch(self._owners_key, self.owners_cache_seconds,
+                                                      self._read_subscription_types)
+        names = ", ".join(self.subscription_types)
+        if listed.get("refused"):
+            log.warning("connection %r: HubSpot refused the list of email subscription types (%s): give the private "
+                        "app scope %s. Until then opt-outs of %s (consent.yaml subscription_types.hubspot) are not "
+                        "read; hs_email_optout (opted out of all email) still is", self.connection, listed["refused"],
+                        SCOPE, names)
+            return {}
+        found = resolve(self.subscription_types, listed["definitions"])
+        for name in found.unknown:
+            log.warning("connection %r: consent.yaml subscription_types.hubspot names %r, but the HubSpot portal has "
+                        "no email subscription type of that name (its types: %s): opt-outs of it are not read",
+                        self.connection, name, ", ".join(found.known) or "none")
+        if found.properties:
+            log.info("connection %r: subscription_status reads %s", self.connection,
+                     ", ".join(f"{prop} ({name})" for prop, name in found.properties.items()))
+        return dict(found.properties)
+
+    def _read_subscription_types(self) -> dict[str, Any]:
+        """The portal's subscription definitions (``{"definitions": [...], "refused": None}``), or why HubSpot
+        refused them (``refused``: its message) when the token lacks the scope."""
+        context = "subscription definitions"
+        try:
+            answer = self._call("schema", context, self._checked(
+                context, partial(self._definitions.get_page, **self._raw()), results=False))
+        except PermissionError_ as error:
+            return {"definitions": [], "refused": f"{error.code or error.status}: {error.message}"}
+        try:
+            return {"definitions": definitions_of(answer), "refused": None}
+        except ValueError as exc:
+            raise FatalError(f"HubSpot answered the subscription definitions without their list: {exc}",
+                             crm="hubspot", code=UNEXPECTED_ANSWER, context=context) from None
 
     def prepare_reads(
         self, reads: Sequence[tuple[str, Sequence[str], Cursor | None]], *, page_size: int | None = None
@@ -924,10 +1014,13 @@ class HubSpotAdapter:
 
         HubSpot answers an unknown property with no value rather than an error, so a typo in
         ``mappings/hubspot.yaml`` only shows here. The record fields every answer carries
-        (``id``, ``createdAt``, ``updatedAt``, ``archived``, ``archivedAt``) are not properties and always exist.
+        (``id``, ``createdAt``, ``updatedAt``, ``archived``, ``archivedAt``) are not properties and always exist;
+        nor is ``hs_email_optout_*``, which stands for the opt-out properties of consent.yaml's subscription
+        types (the adapter finds those by name in the portal's list, warning of a name it lacks).
         """
         existing = self._property_names(object_type(object))
-        return [name for name in dict.fromkeys(names) if name not in existing and name not in RECORD_FIELDS]
+        return [name for name in dict.fromkeys(names)
+                if name not in existing and name not in RECORD_FIELDS and name != OPT_OUTS]
 
     def delete_records(self, object: str, crm_ids: Sequence[str]) -> list[Deletion]:
         """Archive records of ``object`` (``POST /crm/v3/objects/{type}/batch/archive``, 100 ids a call; HubSpot
@@ -986,6 +1079,15 @@ def _normalize(op: WriteOp) -> WriteOp:
         crm_id=op.crm_id, idempotency_key=op.idempotency_key, external_id_field=op.external_id_field,
         associations=op.associations,
     )
+
+
+def _sum_up_opt_outs(records: list[dict[str, Any]], opt_outs: dict[str, str] | None) -> None:
+    """Give each flat record its :data:`OPT_OUTS` value when it was asked for (None: no type named, none
+    resolved, or the token may not list them; the contact's own value otherwise)."""
+    if opt_outs is None:
+        return
+    for record in records:
+        record[OPT_OUTS] = opt_out_status(record, opt_outs) if opt_outs else None
 
 
 def _answer_problem(context: str, data: Any, *, results: bool) -> FatalError | RetriableError | None:
