@@ -865,8 +865,7 @@ def _demo_serve(config: RelayConfig, engine: Engine, port: int) -> None:
         email = rep if role == "rep" else "marketing@northwind.example" if role == "marketing" else None
         _, token = relay.add_user(name, role, email)
         table.add_row(role, name, email or "all", token)
-    server = SandboxServer(create_app(config, engine, warm_dashboard=True), port=port, name="relay",
-                           lifespan=True).start()
+    server = SandboxServer(create_app(config, engine), port=port, name="relay").start()  # a small store: no warm-up
     console.print(f"\n[bold]Relay serve[/bold] on {server.url}: the dashboard at {server.url}/ , the admin API at "
                   f"{server.url}/api/v1 (documented at {server.url}/api/v1/docs). Users, one per role:", highlight=False)
     console.print(table)

@@ -42,12 +42,9 @@ class SandboxServer:
     """
 
     def __init__(
-        self, app: Any, host: str = "127.0.0.1", port: int = 0, name: str = "sandbox", tls: SandboxTLS | None = None,
-        *, lifespan: bool = False,
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, name: str = "sandbox", tls: SandboxTLS | None = None
     ) -> None:
-        """``lifespan``: run the app's startup and shutdown (off by default: the sandboxes have none)."""
         self.app = app
-        self.lifespan = lifespan
         self.host = host
         self.requested_port = port
         self.name = name
@@ -77,7 +74,7 @@ class SandboxServer:
             port=self.requested_port,
             log_level="warning",
             access_log=False,
-            lifespan="on" if self.lifespan else "off",
+            lifespan="off",
             timeout_keep_alive=30,
             # A backstop: requests still running this long after stop() are cancelled.
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,

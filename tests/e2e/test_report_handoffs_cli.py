@@ -85,7 +85,7 @@ def test_the_tables_show_each_figure_with_its_target(store: Engine) -> None:
         "leads 5",
         "Lead -> MQL 80.0 % (4/5) > 35 % pass",
         "MQL -> SQL 25.0 % (1/4) > 40 % miss",
-        "SQL -> Opportunity 300.0 % (3/1) > 70 % pass",
+        "SQL -> Opportunity 0.0 % (0/1) > 70 % miss",  # P4 is Qualified, not converted: no opportunity yet
         "Opportunity -> Closed Won 66.7 % (2/3)",
         "gate_flagged 1 0",
         "handoff completeness (won deals handed over) 100.0 % (2/2) >= 100 % pass",
