@@ -849,6 +849,7 @@ DEMO_USERS = (("demo-admin", "admin"), ("demo-manager", "manager"), ("demo-rep",
 
 def _demo_serve(config: RelayConfig, engine: Engine, port: int) -> None:
     """Serve the admin API and dashboard over the demo's store until Ctrl-C, with a user of every role."""
+    import signal
     import time
     from collections import Counter
 
@@ -870,6 +871,10 @@ def _demo_serve(config: RelayConfig, engine: Engine, port: int) -> None:
                   f"{server.url}/api/v1 (documented at {server.url}/api/v1/docs). Users, one per role:", highlight=False)
     console.print(table)
     console.print("Ctrl-C stops the server and the sandbox CRMs.", highlight=False)
+    # Ctrl-C and a plain kill both stop it, even when started with SIGINT ignored (a shell's background job,
+    # a parent that ignores it: Python then installs no KeyboardInterrupt handler and Ctrl-C did nothing).
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, signal.default_int_handler)
     try:
         while True:
             time.sleep(1)
